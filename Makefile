@@ -1,0 +1,74 @@
+# Chat analytics: the CDK app, the code it ships and the local stack.
+# `make demo` and `make test` work on a fresh clone: they install what is missing first.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAGE ?= dev
+
+# Node 20 is past jsii's support window; the CDK still runs on it (see README).
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install test test-python test-edge lint format synth ci demo local bench clean deploy
+
+install: $(VENV)/.installed node_modules/.installed $(if $(wildcard edge/package.json),edge/node_modules/.installed)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(wildcard analytics_producer/pyproject.toml) $(wildcard ops/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	if [ -f analytics_producer/pyproject.toml ]; then $(BIN)/python -m pip install --quiet -e ./analytics_producer; fi
+	if [ -f ops/pyproject.toml ]; then $(BIN)/python -m pip install --quiet -e ./ops; fi
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+edge/node_modules/.installed: edge/package.json edge/package-lock.json
+	cd edge && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: install test-python $(if $(wildcard edge/package.json),test-edge)
+
+test-python: install
+	$(BIN)/python -m pytest
+
+test-edge: install
+	cd edge && npm test
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	if [ -f edge/package.json ]; then cd edge && npm run --silent typecheck; fi
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+synth: install
+	cdk synth --quiet -c stage=$(STAGE)
+	@test -s cdk.out/ChatAnalytics-$(STAGE).template.json && echo "wrote cdk.out/ChatAnalytics-$(STAGE).template.json"
+
+deploy: install
+	cdk deploy -c stage=$(STAGE)
+
+ci: lint test synth
+
+demo: install
+	$(BIN)/python -m local.demo
+
+local: install
+	$(BIN)/python -m local.serve
+
+bench: install
+	$(BIN)/python bench/processor_bench.py
+	$(BIN)/python bench/producer_bench.py
+	$(BIN)/python bench/e2e_bench.py
+
+clean:
+	rm -rf cdk.out .pytest_cache

@@ -1,0 +1,48 @@
+"""The DynamoDB table that holds one merged item per chatbot request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+PARTITION_KEY = "requestId"
+DAY_INDEX = "byDay"
+DAY_ATTRIBUTE = "day"
+TTL_ATTRIBUTE = "expiresAt"
+
+
+@dataclass(frozen=True)
+class EventTableProps:
+    protect_data: bool
+
+
+class EventTable(Construct):
+    """``events_table``: on-demand, point-in-time recovery, TTL on ``expiresAt``.
+
+    The ``byDay`` index (``day`` = UTC date, sorted by ``requestId``) lets a report read one
+    day's requests without a scan. ``AWS::DynamoDB::Table`` rather than TableV2's GlobalTable:
+    the pipeline is single-region and the local stack can deploy it.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: EventTableProps) -> None:
+        super().__init__(scope, construct_id)
+        self.events_table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            deletion_protection=props.protect_data,
+            removal_policy=RemovalPolicy.RETAIN if props.protect_data else RemovalPolicy.DESTROY,
+        )
+        self.events_table.add_global_secondary_index(
+            index_name=DAY_INDEX,
+            partition_key=dynamodb.Attribute(name=DAY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )

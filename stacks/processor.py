@@ -1,0 +1,109 @@
+"""The processor Lambda: reads FIFO batches from the events queue and merges them into the table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from stacks.settings import LOG_RETENTION_DAYS
+
+ASSET_DIR = Path(__file__).resolve().parent.parent / "lambda_src" / "processor"
+BATCH_SIZE = 10
+SERVICE_NAME = "chat-analytics-processor"
+ARCHITECTURE = lambda_.Architecture.ARM_64
+
+
+def powertools_layer_parameter(python_runtime: str) -> str:
+    """The public SSM parameter AWS keeps pointing at the newest Powertools layer for a runtime."""
+    return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{python_runtime}/latest"
+
+
+@dataclass(frozen=True)
+class ProcessorProps:
+    events_queue: sqs.IQueue
+    events_table: dynamodb.ITable
+    python_runtime: str
+    timeout_s: int
+    memory_mb: int
+    max_concurrency: int
+    log_retention_days: int
+    event_retention_days: int
+    metrics_namespace: str
+    retain_logs: bool
+
+
+class Processor(Construct):
+    """``function`` with its own log group, a role limited to its queue, table and log group,
+    and an SQS event source that reports partial batch failures."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: ProcessorProps) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            retention=log_retention(props.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if props.retain_logs else RemovalPolicy.DESTROY,
+        )
+        # A role of our own instead of AWSLambdaBasicExecutionRole: that managed policy lets the
+        # function write to any log group in the account.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Processor: read the events queue, update the events table, write its own logs",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        # UpdateItem is the only write the processor makes: it merges events into one item.
+        self.role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[props.events_table.table_arn]))
+
+        layer_arn = ssm.StringParameter.value_for_string_parameter(self, powertools_layer_parameter(props.python_runtime))
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="Validates analytics events from the events queue and merges them into the events table",
+            runtime=lambda_.Runtime(props.python_runtime, lambda_.RuntimeFamily.PYTHON),
+            architecture=ARCHITECTURE,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(ASSET_DIR), exclude=["__pycache__", "*.pyc"]),
+            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", layer_arn)],
+            timeout=Duration.seconds(props.timeout_s),
+            memory_size=props.memory_mb,
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={
+                "TABLE_NAME": props.events_table.table_name,
+                "EVENT_RETENTION_DAYS": str(props.event_retention_days),
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": props.metrics_namespace,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+        self.event_source = event_sources.SqsEventSource(
+            props.events_queue,
+            batch_size=BATCH_SIZE,
+            report_batch_item_failures=True,
+            max_concurrency=props.max_concurrency,
+        )
+        self.function.add_event_source(self.event_source)
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    """The ``RetentionDays`` member for a day count that settings already validated."""
+    finite = [member for member in logs.RetentionDays if member is not logs.RetentionDays.INFINITE]
+    return dict(zip(LOG_RETENTION_DAYS, finite, strict=True))[days]

@@ -1,0 +1,150 @@
+"""Typed settings for the analytics stack, read from CDK context and validated at synth.
+
+Every value a deployer can set lives here, so a typo stops ``cdk synth`` with one line
+naming the key instead of producing a template that fails half-way through a deploy.
+Context values arrive as JSON types from ``cdk.json`` and as strings from ``-c key=value``;
+both are accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+STAGES = ("dev", "prod")
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+# Defaults that differ by stage; any of them can be overridden by a context key.
+_STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dev": {"logRetentionDays": 14, "eventRetentionDays": 30, "processorMaxConcurrency": 2},
+    "prod": {"logRetentionDays": 90, "eventRetentionDays": 400, "processorMaxConcurrency": 10},
+}
+
+
+class SettingsError(ValueError):
+    """A context value is missing or malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the stack needs to know about one deployment."""
+
+    stage: str = "dev"
+    alarm_email: str | None = None
+    oldest_message_age_threshold_s: int = 300
+    processor_timeout_s: int = 30
+    processor_memory_mb: int = 256
+    processor_max_concurrency: int = 2
+    log_retention_days: int = 14
+    event_retention_days: int = 30
+    producer_source_cidrs: tuple[str, ...] = field(default_factory=tuple)
+    producer_key_serial: int = 1
+    metrics_namespace: str = "ChatAnalytics"
+    python_runtime: str = "python3.14"
+
+    @property
+    def stack_name(self) -> str:
+        return f"ChatAnalytics-{self.stage}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.stage == "prod"
+
+    @property
+    def events_queue_visibility_timeout_s(self) -> int:
+        """AWS recommends six times the function timeout so a retried batch is not redelivered mid-run."""
+        return 6 * self.processor_timeout_s
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any] | Mapping[str, Any]) -> Settings:
+        """Build settings from a context getter (``node.try_get_context``) or a plain mapping."""
+        lookup = get.get if isinstance(get, Mapping) else get
+        stage = _choice(lookup, "stage", STAGES, "dev")
+        defaults = _STAGE_DEFAULTS[stage]
+
+        def value(key: str, fallback: Any = None) -> Any:
+            raw = lookup(key)
+            return defaults.get(key, fallback) if raw is None or raw == "" else raw
+
+        return cls(
+            stage=stage,
+            alarm_email=_email(value("alarmEmail")),
+            oldest_message_age_threshold_s=_int(value("oldestMessageAgeThresholdSeconds", 300), "oldestMessageAgeThresholdSeconds", 60, 1_209_600),
+            processor_timeout_s=_int(value("processorTimeoutSeconds", 30), "processorTimeoutSeconds", 3, 150),
+            processor_memory_mb=_int(value("processorMemoryMb", 256), "processorMemoryMb", 128, 10_240),
+            processor_max_concurrency=_int(value("processorMaxConcurrency"), "processorMaxConcurrency", 2, 1000),
+            log_retention_days=_log_retention(value("logRetentionDays")),
+            event_retention_days=_int(value("eventRetentionDays"), "eventRetentionDays", 1, 3650),
+            producer_source_cidrs=_cidrs(value("producerSourceCidrs", [])),
+            producer_key_serial=_int(value("producerKeySerial", 1), "producerKeySerial", 1, 1_000_000),
+            metrics_namespace=_namespace(value("metricsNamespace", "ChatAnalytics")),
+        )
+
+
+def _choice(lookup: Callable[[str], Any], key: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = lookup(key)
+    text = default if raw is None or raw == "" else str(raw)
+    if text not in allowed:
+        raise SettingsError(f"context key '{key}': {text!r} is not one of {', '.join(allowed)}")
+    return text
+
+
+def _int(raw: Any, key: str, low: int, high: int) -> int:
+    if isinstance(raw, bool):
+        raise SettingsError(f"context key '{key}': expected a whole number, got {raw!r}")
+    try:
+        number = int(str(raw).strip()) if not isinstance(raw, int) else raw
+    except ValueError:
+        raise SettingsError(f"context key '{key}': expected a whole number, got {raw!r}") from None
+    if not low <= number <= high:
+        raise SettingsError(f"context key '{key}': {number} is outside {low}..{high}")
+    return number
+
+
+def _log_retention(raw: Any) -> int:
+    days = _int(raw, "logRetentionDays", 1, 3653)
+    if days not in LOG_RETENTION_DAYS:
+        raise SettingsError(f"context key 'logRetentionDays': {days} is not a CloudWatch Logs retention period ({', '.join(map(str, LOG_RETENTION_DAYS))})")
+    return days
+
+
+def _email(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if not _EMAIL.match(text):
+        raise SettingsError(f"context key 'alarmEmail': {text!r} is not an e-mail address")
+    return text
+
+
+def _cidrs(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            raw = json.loads(text) if text.startswith("[") else [part for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise SettingsError(f"context key 'producerSourceCidrs': {text!r} is neither a JSON list nor comma-separated CIDR blocks") from None
+    if not isinstance(raw, list | tuple):
+        raise SettingsError(f"context key 'producerSourceCidrs': expected a list of CIDR blocks, got {raw!r}")
+    cidrs = []
+    for item in raw:
+        try:
+            cidrs.append(str(ipaddress.ip_network(str(item).strip(), strict=True)))
+        except ValueError:
+            raise SettingsError(f"context key 'producerSourceCidrs': {item!r} is not a CIDR block") from None
+    return tuple(cidrs)
+
+
+def _namespace(raw: Any) -> str:
+    text = str(raw)
+    if not re.fullmatch(r"[A-Za-z0-9._/#:\- ]{1,255}", text) or text.startswith("AWS/"):
+        raise SettingsError(f"context key 'metricsNamespace': {text!r} is not a valid custom CloudWatch namespace")
+    return text
