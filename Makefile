@@ -12,6 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
 
 .PHONY: install test test-python test-edge lint format synth ci demo local bench clean deploy
 
@@ -51,11 +52,11 @@ format: install
 	$(BIN)/ruff check --fix .
 
 synth: install
-	cdk synth --quiet -c stage=$(STAGE)
+	cdk synth --quiet --no-notices -c stage=$(STAGE)
 	@test -s cdk.out/ChatAnalytics-$(STAGE).template.json && echo "wrote cdk.out/ChatAnalytics-$(STAGE).template.json"
 
 deploy: install
-	cdk deploy -c stage=$(STAGE)
+	cdk deploy --no-notices -c stage=$(STAGE)
 
 ci: lint test synth
 

@@ -12,9 +12,9 @@ from stacks.analytics_stack import ChatAnalyticsStack
 from stacks.settings import Settings, SettingsError
 
 
-def build_app(context: dict | None = None) -> tuple[cdk.App, ChatAnalyticsStack]:
+def build_app(context: dict | None = None, outdir: str | None = None) -> tuple[cdk.App, ChatAnalyticsStack]:
     """Build the app; ``context`` overrides cdk.json (tests pass it, the CLI uses -c)."""
-    app = cdk.App(context=context or {})
+    app = cdk.App(context=context or {}, outdir=outdir)
     settings = Settings.from_context(app.node.try_get_context)
     stack = ChatAnalyticsStack(
         app,

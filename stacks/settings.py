@@ -77,7 +77,9 @@ class Settings:
         return cls(
             stage=stage,
             alarm_email=_email(value("alarmEmail")),
-            oldest_message_age_threshold_s=_int(value("oldestMessageAgeThresholdSeconds", 300), "oldestMessageAgeThresholdSeconds", 60, 1_209_600),
+            oldest_message_age_threshold_s=_int(
+                value("oldestMessageAgeThresholdSeconds", 300), "oldestMessageAgeThresholdSeconds", 60, 1_209_600
+            ),
             processor_timeout_s=_int(value("processorTimeoutSeconds", 30), "processorTimeoutSeconds", 3, 150),
             processor_memory_mb=_int(value("processorMemoryMb", 256), "processorMemoryMb", 128, 10_240),
             processor_max_concurrency=_int(value("processorMaxConcurrency"), "processorMaxConcurrency", 2, 1000),
@@ -112,7 +114,9 @@ def _int(raw: Any, key: str, low: int, high: int) -> int:
 def _log_retention(raw: Any) -> int:
     days = _int(raw, "logRetentionDays", 1, 3653)
     if days not in LOG_RETENTION_DAYS:
-        raise SettingsError(f"context key 'logRetentionDays': {days} is not a CloudWatch Logs retention period ({', '.join(map(str, LOG_RETENTION_DAYS))})")
+        raise SettingsError(
+            f"context key 'logRetentionDays': {days} is not a CloudWatch Logs retention period ({', '.join(map(str, LOG_RETENTION_DAYS))})"
+        )
     return days
 
 
@@ -131,7 +135,9 @@ def _cidrs(raw: Any) -> tuple[str, ...]:
         try:
             raw = json.loads(text) if text.startswith("[") else [part for part in text.split(",") if part.strip()]
         except ValueError:
-            raise SettingsError(f"context key 'producerSourceCidrs': {text!r} is neither a JSON list nor comma-separated CIDR blocks") from None
+            raise SettingsError(
+                f"context key 'producerSourceCidrs': {text!r} is neither a JSON list nor comma-separated CIDR blocks"
+            ) from None
     if not isinstance(raw, list | tuple):
         raise SettingsError(f"context key 'producerSourceCidrs': expected a list of CIDR blocks, got {raw!r}")
     cidrs = []

@@ -1,0 +1,87 @@
+"""Every context value is validated at synth; a bad one stops with one line naming the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from stacks.settings import Settings, SettingsError
+from tests.cdk.conftest import REPO
+
+
+def test_defaults_follow_the_stage() -> None:
+    dev = Settings.from_context({})
+    prod = Settings.from_context({"stage": "prod"})
+    assert (dev.stack_name, dev.is_production, dev.log_retention_days) == ("ChatAnalytics-dev", False, 14)
+    assert (prod.stack_name, prod.is_production, prod.log_retention_days) == ("ChatAnalytics-prod", True, 90)
+    assert dev.events_queue_visibility_timeout_s == 6 * dev.processor_timeout_s
+
+
+def test_command_line_strings_are_accepted() -> None:
+    settings = Settings.from_context(
+        {
+            "stage": "prod",
+            "oldestMessageAgeThresholdSeconds": "900",
+            "producerSourceCidrs": "203.0.113.0/24, 2001:db8::/48",
+            "producerKeySerial": "7",
+            "alarmEmail": "ops@example.org",
+        }
+    )
+    assert settings.oldest_message_age_threshold_s == 900
+    assert settings.producer_source_cidrs == ("203.0.113.0/24", "2001:db8::/48")
+    assert settings.producer_key_serial == 7
+    assert settings.alarm_email == "ops@example.org"
+    assert Settings.from_context({"producerSourceCidrs": '["10.0.0.0/8"]'}).producer_source_cidrs == ("10.0.0.0/8",)
+
+
+@pytest.mark.parametrize(
+    ("context", "key"),
+    [
+        ({"stage": "staging"}, "stage"),
+        ({"alarmEmail": "not-an-address"}, "alarmEmail"),
+        ({"alarmEmail": "a@b"}, "alarmEmail"),
+        ({"oldestMessageAgeThresholdSeconds": -5}, "oldestMessageAgeThresholdSeconds"),
+        ({"oldestMessageAgeThresholdSeconds": "soon"}, "oldestMessageAgeThresholdSeconds"),
+        ({"processorTimeoutSeconds": 0}, "processorTimeoutSeconds"),
+        ({"processorTimeoutSeconds": 900}, "processorTimeoutSeconds"),
+        ({"processorMemoryMb": 64}, "processorMemoryMb"),
+        ({"processorMaxConcurrency": 1}, "processorMaxConcurrency"),
+        ({"producerSourceCidrs": ["10.0.0.0/33"]}, "producerSourceCidrs"),
+        ({"producerSourceCidrs": ["10.0.0.1/8"]}, "producerSourceCidrs"),
+        ({"producerSourceCidrs": "[not json"}, "producerSourceCidrs"),
+        ({"producerSourceCidrs": {"a": 1}}, "producerSourceCidrs"),
+        ({"producerKeySerial": True}, "producerKeySerial"),
+        ({"producerKeySerial": 0}, "producerKeySerial"),
+        ({"logRetentionDays": 10}, "logRetentionDays"),
+        ({"eventRetentionDays": -1}, "eventRetentionDays"),
+        ({"metricsNamespace": "AWS/SQS"}, "metricsNamespace"),
+    ],
+)
+def test_bad_context_names_the_key(context: dict, key: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_context(context)
+    message = str(error.value)
+    assert message.startswith(f"context key '{key}':") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        ({"stage": "qa"}, "error: context key 'stage': 'qa' is not one of dev, prod"),
+        ({"producerSourceCidrs": ["300.1.1.0/24"]}, "error: context key 'producerSourceCidrs': '300.1.1.0/24' is not a CIDR block"),
+        ({"oldestMessageAgeThresholdSeconds": -1}, "error: context key 'oldestMessageAgeThresholdSeconds': -1 is outside 60..1209600"),
+        ({"alarmEmail": "oncall"}, "error: context key 'alarmEmail': 'oncall' is not an e-mail address"),
+    ],
+)
+def test_app_stops_with_one_line_and_no_traceback(context: dict, expected: str, tmp_path) -> None:
+    """Run app.py the way the CDK CLI does (context in CDK_CONTEXT_JSON)."""
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("!!", "b'!!"))]
+    assert lines == [expected]
+    assert "Traceback" not in result.stderr and result.stdout == ""
