@@ -1,0 +1,1 @@
+"""The embedded default: the synthesized stack running on a local moto server, end to end."""

@@ -1,0 +1,347 @@
+"""Start a moto server on 127.0.0.1 and deploy the synthesized stack into it.
+
+What runs locally is what ``cdk deploy`` would create: the template in ``cdk.out`` goes through
+moto's CloudFormation; :mod:`local.template` and :mod:`local.standins` cover the types moto does
+not implement. Then moto's IAM enforcement is switched on, so the producer's access key from the
+template can do exactly what its policy allows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+from moto import settings as moto_settings
+from moto.cloudformation.parsing import get_model_map
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.server import ThreadedMotoServer
+from moto.ssm.models import Parameter, ssm_backends
+
+from local.standins import create_stand_ins
+from local.template import STAND_INS, adapt
+
+REPO = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+ACCOUNT_ID = DEFAULT_ACCOUNT_ID
+BOOTSTRAP_QUALIFIER = "hnb659fds"
+
+# moto authorizes SendMessageBatch as the action sqs:SendMessageBatch; AWS authorizes it with
+# sqs:SendMessage. The shipped policy stays sqs:SendMessage only; this local-only policy, attached
+# after deployment, is the one place that bridges moto's difference.
+MOTO_BATCH_BRIDGE_POLICY = "local-moto-bridge-SendMessageBatch"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def session(self, region: str = REGION) -> boto3.Session:
+        return boto3.Session(
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token,
+            region_name=region,
+        )
+
+
+@dataclass
+class StackInfo:
+    """Everything a client of the local stack needs."""
+
+    endpoint_url: str
+    region: str
+    stack_name: str
+    outputs: dict[str, str]
+    admin: Credentials
+    producer: Credentials
+    processor: Credentials
+    event_source: dict
+    processor_environment: dict[str, str]
+    report: list[str] = field(default_factory=list)
+
+    @property
+    def events_queue_url(self) -> str:
+        return self.outputs["EventsQueueUrl"]
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        return self.outputs["DeadLetterQueueUrl"]
+
+    @property
+    def table_name(self) -> str:
+        return self.outputs["EventsTableName"]
+
+    def client(self, service: str, credentials: Credentials | None = None):
+        return (credentials or self.admin).session(self.region).client(service, endpoint_url=self.endpoint_url)
+
+    @property
+    def local_events_queue_url(self) -> str:
+        """The events queue's URL on the local endpoint (moto reports AWS's host name)."""
+        return f"{self.endpoint_url}/{'/'.join(self.events_queue_url.rsplit('/', 2)[-2:])}"
+
+    def worker_env(self) -> dict[str, str]:
+        """The four values the edge Worker (and ``AnalyticsLogger.from_env``) reads."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.producer.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.producer.secret_access_key,
+            "AWS_SQS_URL": self.local_events_queue_url,
+            "AWS_REGION": self.region,
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def template_path(stage: str = "dev") -> Path:
+    return REPO / "cdk.out" / f"ChatAnalytics-{stage}.template.json"
+
+
+class LocalStack:
+    """The deployed stack on an in-process moto server; ``stop()``/``start()`` keep its state."""
+
+    def __init__(self, template: Path | None = None, *, port: int | None = None, enforce_iam: bool = True) -> None:
+        self.template_file = template or template_path()
+        if not self.template_file.exists():
+            raise FileNotFoundError(f"{self.template_file} not found: run `make synth` first")
+        self.port = port or free_port()
+        self.enforce_iam = enforce_iam
+        self.server: ThreadedMotoServer | None = None
+        self.info: StackInfo | None = None
+        self._saved_auth_count = moto_settings.INITIAL_NO_AUTH_ACTION_COUNT
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_server(self) -> None:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        _wait_for_port(self.port)
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def deploy(self) -> StackInfo:
+        """Start the server (if needed) and deploy the template; idempotent per process."""
+        if self.server is None:
+            self.start_server()
+        moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+        setup = Credentials("AKIALOCALSETUP000000", "local-setup-secret-key-not-checked-yet")
+        template = json.loads(self.template_file.read_text())
+        stack_name = self.template_file.name.removesuffix(".template.json")
+        report = []
+        report += _seed_public_parameters(template)
+        report += _upload_assets(setup.session(), self.endpoint_url, self.template_file.parent, template)
+        local = adapt(template, set(get_model_map()))
+        report += [f"patched: {line}" for line in local.patches]
+        cfn = setup.session().client("cloudformation", endpoint_url=self.endpoint_url)
+        cfn.create_stack(
+            StackName=stack_name,
+            TemplateBody=json.dumps(local.body),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise RuntimeError(f"local deployment of {stack_name} ended {stack['StackStatus']}: {stack.get('StackStatusReason')}")
+        all_outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        deployed = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]}
+        missing = set(local.body["Resources"]) - set(deployed)
+        if missing:
+            raise RuntimeError(f"moto did not create {sorted(missing)}")
+        report.append(f"deployed by moto's CloudFormation: {len(deployed)} resources")
+        report += [f"stand-in: {line}" for line in create_stand_ins(setup.session(), self.endpoint_url, stack_name, local.resolved(all_outputs))]
+        outputs = {k: v for k, v in all_outputs.items() if k not in local.resolve_outputs}
+
+        iam = setup.session().client("iam", endpoint_url=self.endpoint_url)
+        admin = _create_admin(iam)
+        producer = _producer_credentials(setup.session(), self.endpoint_url, template, deployed, outputs)
+        _bridge_send_message_batch(iam, template, deployed, outputs)
+        report.append(f"IAM: {MOTO_BATCH_BRIDGE_POLICY} added to the producer user (moto authorizes SendMessageBatch separately)")
+        processor = _processor_credentials(admin.session(), self.endpoint_url, template, deployed)
+        event_source = _event_source(template)
+        function = _single(template, "AWS::Lambda::Function")
+        env = {k: v for k, v in function["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
+        env["TABLE_NAME"] = outputs["EventsTableName"]
+        if self.enforce_iam:
+            moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+            report.append("IAM enforcement on: every request is authenticated and authorized by moto")
+        self.info = StackInfo(
+            endpoint_url=self.endpoint_url,
+            region=REGION,
+            stack_name=stack_name,
+            outputs=outputs,
+            admin=admin,
+            producer=producer,
+            processor=processor,
+            event_source=event_source,
+            processor_environment=env,
+            report=report,
+        )
+        return self.info
+
+    def close(self) -> None:
+        self.stop_server()
+        moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = self._saved_auth_count
+
+    def __enter__(self) -> StackInfo:
+        return self.deploy()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"moto server did not listen on 127.0.0.1:{port}")
+
+
+def _single(template: dict, resource_type: str) -> dict:
+    [resource] = [r for r in template["Resources"].values() if r["Type"] == resource_type]
+    return resource
+
+
+def _seed_public_parameters(template: dict) -> list[str]:
+    """AWS's public SSM parameters the template reads (CDK bootstrap version, Powertools layer).
+
+    moto refuses PutParameter under /aws/, as AWS does; like moto's own AMI parameters, these
+    are written into its SSM backend directly.
+    """
+    backend = ssm_backends[ACCOUNT_ID][REGION]
+    lines = []
+    for name, parameter in template.get("Parameters", {}).items():
+        path = parameter.get("Default", "")
+        if not parameter.get("Type", "").startswith("AWS::SSM::Parameter::Value") or backend._parameters.get(path):
+            continue
+        if path.startswith("/aws/service/powertools/"):
+            runtime, arch = path.split("/")[6], path.split("/")[5]
+            value = f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-{runtime.replace('.', '')}-{arch}:1"
+        elif path.startswith("/cdk-bootstrap/"):
+            value = "30"
+        else:
+            raise ValueError(f"template parameter {name} reads {path}, which the local stack does not know")
+        backend._parameters[path].append(
+            Parameter(
+                account_id=ACCOUNT_ID,
+                name=path,
+                value=value,
+                parameter_type="String",
+                description="local stand-in for a public parameter",
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=datetime.now(UTC),
+                version=1,
+                data_type="text",
+                tier="Standard",
+                policies=None,
+            )
+        )
+        lines.append(f"SSM parameter {path} = {value}")
+    return lines
+
+
+def _upload_assets(session: boto3.Session, endpoint_url: str, assembly_dir: Path, template: dict) -> list[str]:
+    """Put each Lambda asset where ``cdk deploy`` would: the bootstrap bucket, zipped."""
+    s3 = session.client("s3", endpoint_url=endpoint_url)
+    bucket = f"cdk-{BOOTSTRAP_QUALIFIER}-assets-{ACCOUNT_ID}-{REGION}"
+    s3.create_bucket(Bucket=bucket)
+    lines = []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        key = resource["Properties"]["Code"]["S3Key"]
+        folder = assembly_dir / f"asset.{key.removesuffix('.zip')}"
+        if not folder.is_dir():
+            raise FileNotFoundError(f"asset folder {folder} missing: run `make synth`")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(folder).as_posix())
+        s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        lines.append(f"asset s3://{bucket}/{key} ({len(buffer.getvalue())} bytes)")
+    return lines
+
+
+def _create_admin(iam) -> Credentials:
+    """An administrator for setup, tests and the operations tool (local only)."""
+    iam.create_user(UserName="local-admin")
+    iam.put_user_policy(
+        UserName="local-admin",
+        PolicyName="local-admin",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+    )
+    key = iam.create_access_key(UserName="local-admin")["AccessKey"]
+    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def _logical_id(template: dict, resource_type: str) -> str:
+    [logical_id] = [k for k, r in template["Resources"].items() if r["Type"] == resource_type]
+    return logical_id
+
+
+def _producer_credentials(session: boto3.Session, endpoint_url: str, template: dict, deployed: dict, outputs: dict) -> Credentials:
+    """Read the producer's key the way a deployer does: from the stack's secret."""
+    secrets = session.client("secretsmanager", endpoint_url=endpoint_url)
+    value = json.loads(secrets.get_secret_value(SecretId=outputs["ProducerSecretName"])["SecretString"])
+    return Credentials(value["AWS_ACCESS_KEY_ID"], value["AWS_SECRET_ACCESS_KEY"])
+
+
+def _bridge_send_message_batch(iam, template: dict, deployed: dict, outputs: dict) -> None:
+    user = deployed[_logical_id(template, "AWS::IAM::User")]["PhysicalResourceId"]
+    queue_url = outputs["EventsQueueUrl"]
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue_url.rsplit('/', 1)[-1]}"
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName=MOTO_BATCH_BRIDGE_POLICY,
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessageBatch", "Resource": queue_arn}]}),
+    )
+
+
+def _processor_credentials(admin: boto3.Session, endpoint_url: str, template: dict, deployed: dict) -> Credentials:
+    """The processor runs with its own role's credentials, as in Lambda, so its policy is enforced too."""
+    function = _single(template, "AWS::Lambda::Function")
+    role_logical_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    role_name = deployed[role_logical_id]["PhysicalResourceId"]
+    iam = admin.client("iam", endpoint_url=endpoint_url)
+    role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+    sts = admin.client("sts", endpoint_url=endpoint_url)
+    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="processor", DurationSeconds=43200)["Credentials"]
+    return Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+
+
+def _event_source(template: dict) -> dict:
+    mapping = _single(template, "AWS::Lambda::EventSourceMapping")["Properties"]
+    return {
+        "batch_size": int(mapping.get("BatchSize", 10)),
+        "max_concurrency": int(mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 2)),
+        "report_batch_item_failures": "ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", []),
+    }
+
+
+def stand_in_summary() -> list[str]:
+    return [f"{t}: {how}" for t, how in STAND_INS.items()]
+
+
+if __name__ == "__main__":  # a quick manual check: deploy and print what happened
+    with LocalStack() as info:
+        print("\n".join(info.report))
+        print(json.dumps(info.outputs, indent=2))

@@ -1,0 +1,80 @@
+"""Explicit steps that create, through the service APIs, what moto's CloudFormation cannot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+
+
+def create_stand_ins(session: boto3.Session, endpoint_url: str, stack_name: str, resolved: dict[str, dict]) -> list[str]:
+    """Create each removed resource; returns one line per resource saying what stood in for it."""
+    done = []
+    for logical_id, resource in sorted(resolved.items(), key=lambda item: _ORDER.get(item[1]["Type"], 9)):
+        creator = _CREATORS.get(resource["Type"])
+        if creator is None:
+            done.append(f"{logical_id} ({resource['Type']}): not created ({_SKIP_REASON.get(resource['Type'], 'no stand-in')})")
+            continue
+        done.append(f"{logical_id} ({resource['Type']}): {creator(session, endpoint_url, stack_name, logical_id, resource['Properties'])}")
+    return done
+
+
+def _client(session: boto3.Session, service: str, endpoint_url: str) -> Any:
+    return session.client(service, endpoint_url=endpoint_url)
+
+
+def _queue_policy(session, endpoint_url, stack_name, logical_id, props) -> str:
+    sqs = _client(session, "sqs", endpoint_url)
+    for queue_url in props["Queues"]:
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+    return f"policy set on {', '.join(url.rsplit('/', 1)[-1] for url in props['Queues'])}"
+
+
+def _topic_policy(session, endpoint_url, stack_name, logical_id, props) -> str:
+    sns = _client(session, "sns", endpoint_url)
+    for topic_arn in props["Topics"]:
+        sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(props["PolicyDocument"]))
+    return "policy set on the alarm topic"
+
+
+def _secret(session, endpoint_url, stack_name, logical_id, props) -> str:
+    secrets = _client(session, "secretsmanager", endpoint_url)
+    secrets.create_secret(Name=props["Name"], Description=props.get("Description", ""), SecretString=props["SecretString"])
+    return f"secret {props['Name']} created"
+
+
+def _alarm(session, endpoint_url, stack_name, logical_id, props) -> str:
+    cloudwatch = _client(session, "cloudwatch", endpoint_url)
+    name = props.get("AlarmName", f"{stack_name}-{logical_id}")
+    arguments = {
+        "AlarmName": name,
+        "MetricName": props["MetricName"],
+        "Namespace": props["Namespace"],
+        "Dimensions": props.get("Dimensions", []),
+        "Period": int(props["Period"]),
+        "EvaluationPeriods": int(props["EvaluationPeriods"]),
+        "Threshold": float(props["Threshold"]),
+        "ComparisonOperator": props["ComparisonOperator"],
+        "AlarmActions": props.get("AlarmActions", []),
+        "OKActions": props.get("OKActions", []),
+    }
+    for key in ("Statistic", "ExtendedStatistic", "TreatMissingData", "AlarmDescription", "DatapointsToAlarm"):
+        if key in props:
+            arguments[key] = props[key]
+    cloudwatch.put_metric_alarm(**arguments)
+    return f"alarm {name} created"
+
+
+_CREATORS: dict[str, Callable[..., str]] = {
+    "AWS::SQS::QueuePolicy": _queue_policy,
+    "AWS::SNS::TopicPolicy": _topic_policy,
+    "AWS::SecretsManager::Secret": _secret,
+    "AWS::CloudWatch::Alarm": _alarm,
+}
+_SKIP_REASON = {
+    "AWS::Lambda::EventSourceMapping": "the event-source-mapping emulator polls the queue instead",
+    "AWS::CDK::Metadata": "CDK's version report, not an AWS resource",
+}
+_ORDER = {"AWS::SecretsManager::Secret": 0, "AWS::SQS::QueuePolicy": 1, "AWS::SNS::TopicPolicy": 2, "AWS::CloudWatch::Alarm": 3}

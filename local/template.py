@@ -1,0 +1,107 @@
+"""Turn the synthesized CloudFormation template into what moto's CloudFormation can deploy.
+
+The template that ``cdk deploy`` would ship is deployed as is, except for resource types that
+moto's CloudFormation does not implement. Each of those is taken out and stood in for by an
+explicit step (``local.standins``), or replaced by the event-source-mapping emulator; none is
+dropped silently: :data:`STAND_INS` lists every type that is handled, and an unknown
+unsupported type stops the deployment.
+
+Intrinsic functions inside a removed resource (a queue policy's ``Ref`` to its queue, the
+secret's ``GetAtt`` of the access key) are resolved by moto itself: each becomes a local-only
+stack output, read back after the deployment and substituted into the stand-in's properties.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+INTRINSICS = {"Ref", "Fn::GetAtt", "Fn::Join", "Fn::Sub", "Fn::Select", "Fn::Split", "Fn::If", "Fn::ImportValue", "Fn::FindInMap"}
+
+# Types moto's CloudFormation cannot create, and what happens to each instead.
+STAND_INS: dict[str, str] = {
+    "AWS::SQS::QueuePolicy": "SetQueueAttributes(Policy) on each queue",
+    "AWS::SNS::TopicPolicy": "SetTopicAttributes(Policy) on each topic",
+    "AWS::SecretsManager::Secret": "CreateSecret with the resolved SecretString",
+    "AWS::CloudWatch::Alarm": "PutMetricAlarm with the resolved properties",
+    "AWS::Lambda::EventSourceMapping": "replaced by local.esm (moto would need Docker to run the function)",
+    "AWS::CDK::Metadata": "not an AWS resource (CDK's version report): nothing to create",
+}
+
+PLACEHOLDER = "__local_resolve_{}__"
+
+
+@dataclass
+class LocalTemplate:
+    """The deployable template, the resources taken out of it, and how to resolve their intrinsics."""
+
+    body: dict
+    removed: dict[str, dict]
+    resolve_outputs: dict[str, str] = field(default_factory=dict)  # output name -> placeholder
+    patches: list[str] = field(default_factory=list)
+
+    def resolved(self, outputs: dict[str, str]) -> dict[str, dict]:
+        """The removed resources with every intrinsic replaced by its value from the deployed stack."""
+        text = json.dumps(self.removed)
+        for name, placeholder in self.resolve_outputs.items():
+            text = text.replace(json.dumps(placeholder)[1:-1], json.dumps(outputs[name])[1:-1])
+        return json.loads(text)
+
+
+def adapt(template: dict, supported_types: set[str]) -> LocalTemplate:
+    """Split ``template`` into what moto deploys and what :mod:`local.standins` creates."""
+    body = copy.deepcopy(template)
+    removed: dict[str, dict] = {}
+    for logical_id, resource in list(body["Resources"].items()):
+        resource_type = resource["Type"]
+        if resource_type in supported_types and resource_type not in STAND_INS:
+            continue
+        if resource_type not in STAND_INS:
+            raise ValueError(f"{logical_id}: moto's CloudFormation cannot create {resource_type} and there is no local stand-in for it")
+        removed[logical_id] = body["Resources"].pop(logical_id)
+    local = LocalTemplate(body=body, removed=removed)
+    counter = iter(range(10_000))
+    for resource in removed.values():
+        resource["Properties"] = _extract(resource.get("Properties", {}), local, counter)
+    for resource in body["Resources"].values():
+        _drop_dependencies_on(resource, removed)
+    local.patches.extend(_patch_moto_gaps(body))
+    return local
+
+
+def _extract(node: Any, local: LocalTemplate, counter) -> Any:
+    if isinstance(node, dict):
+        if len(node) == 1 and next(iter(node)) in INTRINSICS:
+            index = next(counter)
+            name = f"LocalResolve{index}"
+            local.body.setdefault("Outputs", {})[name] = {"Value": node}
+            local.resolve_outputs[name] = PLACEHOLDER.format(index)
+            return PLACEHOLDER.format(index)
+        return {key: _extract(value, local, counter) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_extract(value, local, counter) for value in node]
+    return node
+
+
+def _drop_dependencies_on(resource: dict, removed: dict[str, dict]) -> None:
+    depends = resource.get("DependsOn", [])
+    depends = [depends] if isinstance(depends, str) else depends
+    kept = [d for d in depends if d not in removed]
+    if kept:
+        resource["DependsOn"] = kept
+    else:
+        resource.pop("DependsOn", None)
+
+
+def _patch_moto_gaps(body: dict) -> list[str]:
+    """Work around moto bugs without changing what is deployed; each patch is reported."""
+    patches = []
+    for logical_id, resource in body["Resources"].items():
+        props = resource.get("Properties", {})
+        # moto 5.2's KMS CloudFormation model reads tags as TagKey/TagValue (the API's shape).
+        if resource["Type"] == "AWS::KMS::Key" and props.get("Tags"):
+            props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props["Tags"]]
+            patches.append(f"{logical_id}: KMS key tags passed as TagKey/TagValue (moto 5.2 reads the API's shape)")
+    return patches
