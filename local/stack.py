@@ -163,7 +163,9 @@ class LocalStack:
         if missing:
             raise RuntimeError(f"moto did not create {sorted(missing)}")
         report.append(f"deployed by moto's CloudFormation: {len(deployed)} resources")
-        report += [f"stand-in: {line}" for line in create_stand_ins(setup.session(), self.endpoint_url, stack_name, local.resolved(all_outputs))]
+        report += [
+            f"stand-in: {line}" for line in create_stand_ins(setup.session(), self.endpoint_url, stack_name, local.resolved(all_outputs))
+        ]
         outputs = {k: v for k, v in all_outputs.items() if k not in local.resolve_outputs}
 
         iam = setup.session().client("iam", endpoint_url=self.endpoint_url)
@@ -312,7 +314,9 @@ def _bridge_send_message_batch(iam, template: dict, deployed: dict, outputs: dic
     iam.put_user_policy(
         UserName=user,
         PolicyName=MOTO_BATCH_BRIDGE_POLICY,
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessageBatch", "Resource": queue_arn}]}),
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessageBatch", "Resource": queue_arn}]}
+        ),
     )
 
 
