@@ -1,0 +1,190 @@
+"""``make demo``: the whole pipeline on this machine, a run of sample questions, and a printout.
+
+1. deploys ``cdk.out/ChatAnalytics-dev.template.json`` into an in-process moto server (IAM enforced),
+2. starts the event-source-mapping emulator with the real processor handler,
+3. starts the chatbot twice (analytics on, with the producer key the template created; and off),
+4. sends the sample questions to both, interleaved, from a separate process, plus one malformed
+   event straight to the queue to show the dead-letter path,
+5. waits until the queue is drained and prints latencies, events sent and stored, requests by
+   match type, the top unmatched questions and the DLQ depth. Exits 0 and stops what it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from local.answers import CvSkillMatcher
+from local.pipeline import LocalPipeline
+from local.stack import REPO, StackInfo, template_path
+
+say = print  # rebound in main() to the real console
+
+
+def start_chatbot(env: dict[str, str] | None, *, analytics: bool) -> tuple[subprocess.Popen, str]:
+    command = [sys.executable, "-m", "local.chatbot", "--port", "0"] + ([] if analytics else ["--no-analytics"])
+    child_env = {**_clean_env(), **(env or {})}
+    process = subprocess.Popen(command, cwd=REPO, env=child_env, stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError("the chatbot did not start")
+    return process, json.loads(line)["listening"]
+
+
+def stop_chatbot(process: subprocess.Popen, timeout: float = 15) -> dict:
+    """SIGTERM, then the chatbot flushes its analytics and prints the producer's counters."""
+    process.terminate()
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    for line in reversed(out.splitlines()):
+        if line.startswith('{"analytics"'):
+            return json.loads(line)["analytics"]
+    return {}
+
+
+def run_load(urls: list[str], requests: int) -> dict[str, dict]:
+    result = subprocess.run(
+        [sys.executable, "-m", "local.loadgen", *[arg for url in urls for arg in ("--url", url)], "--requests", str(requests)],
+        cwd=REPO,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def send_poison(info: StackInfo) -> None:
+    """A body that fails validation, sent with the producer's key like any event."""
+    sqs = info.client("sqs", info.producer)
+    sqs.send_message(
+        QueueUrl=info.events_queue_url,
+        MessageBody=json.dumps({"eventType": "response", "requestId": "demo-poison", "matchScore": 250}),
+        MessageGroupId="demo-poison",
+        MessageDeduplicationId="demo-poison:response",
+    )
+
+
+def scan_items(info: StackInfo) -> list[dict]:
+    dynamodb = info.client("dynamodb")
+    items, kwargs = [], {"TableName": info.table_name}
+    while True:
+        page = dynamodb.scan(**kwargs)
+        items += [{k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def queue_depth(info: StackInfo, url: str) -> int:
+    attributes = info.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def wait_for_dlq(info: StackInfo, expected: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        depth = queue_depth(info, info.dead_letter_queue_url)
+        if depth >= expected:
+            return depth
+        time.sleep(0.25)
+    return queue_depth(info, info.dead_letter_queue_url)
+
+
+def report(info: StackInfo, latencies: dict[str, dict], on_url: str, off_url: str, producer: dict, esm: dict, dlq: int) -> str:
+    items = scan_items(info)
+    complete = [i for i in items if "query" in i and "matchType" in i]
+    by_type = collections.Counter(i.get("matchType", "(no response yet)") for i in items)
+    unmatched = collections.Counter(i["query"] for i in complete if i["matchType"] == "none")
+    matcher = CvSkillMatcher()
+    asked_missing = collections.Counter(s for i in complete for s in matcher.skills_in(i["query"]) if s not in matcher.cv_skills)
+    on, off = latencies[on_url], latencies[off_url]
+    stored_events = sum(("query" in i) + ("matchType" in i) for i in items)
+    lines = [
+        "",
+        "Chatbot request latency over HTTP (same questions, interleaved)",
+        f"  {'':14}{'median':>10}{'p95':>10}{'p99':>10}   n",
+        f"  {'analytics off':14}{off['median_ms']:>8.3f}ms{off['p95_ms']:>8.3f}ms{off['p99_ms']:>8.3f}ms   {off['n']}",
+        f"  {'analytics on':14}{on['median_ms']:>8.3f}ms{on['p95_ms']:>8.3f}ms{on['p99_ms']:>8.3f}ms   {on['n']}",
+        f"  ratio on/off: median {on['median_ms'] / off['median_ms']:.3f}, p95 {on['p95_ms'] / off['p95_ms']:.3f}",
+        "",
+        "Events",
+        f"  producer: accepted {producer.get('accepted')}, sent {producer.get('sent')}, retried {producer.get('retried')}, "
+        f"failed {producer.get('failed')}, dropped {producer.get('dropped_full', 0) + producer.get('dropped_invalid', 0)}",
+        f"  processor: {esm['invocations']} invocations, {esm['records']} records, {esm['succeeded']} ok, {esm['failed']} failed attempts",
+        f"  stored: {len(items)} requests ({len(complete)} complete with query and response), {stored_events} events",
+        "",
+        "Stored requests by match type",
+        *[f"  {kind:10} {count:5}" for kind, count in sorted(by_type.items())],
+        "",
+        "Top unmatched questions",
+        *[f"  {count:4}x  {question}" for question, count in unmatched.most_common(5)],
+        "  skills asked for that the CV lacks: " + ", ".join(f"{s} ({n})" for s, n in asked_missing.most_common(6)),
+        "",
+        f"Dead-letter queue depth: {dlq} (the malformed event sent on purpose, after 3 failed receives)",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    global say
+    parser = argparse.ArgumentParser(description="Run the analytics pipeline locally on moto, end to end.")
+    parser.add_argument("--requests", type=int, default=200, help="questions per chatbot variant (default 200)")
+    parser.add_argument("--template", type=Path, default=template_path("dev"))
+    args = parser.parse_args(argv)
+    if not args.template.exists():
+        print(f"error: {args.template} not found; run `make synth` first", file=sys.stderr)
+        return 2
+    console = sys.stdout
+    say = lambda *a: print(*a, file=console, flush=True)  # noqa: E731
+    log_path = REPO / "cdk.out" / "local-processor.log"
+    log_path.unlink(missing_ok=True)
+    processes = []
+    started = time.monotonic()
+    with LocalPipeline(template=args.template, processor_log=log_path) as pipeline:
+        info = pipeline.info
+        say(f"local stack {info.stack_name} on {info.endpoint_url}")
+        for line in info.report:
+            say(f"  {line}")
+        try:
+            on, on_url = start_chatbot(info.worker_env(), analytics=True)
+            processes.append(on)
+            off, off_url = start_chatbot(None, analytics=False)
+            processes.append(off)
+            say(f"chatbot with analytics on {on_url}, without on {off_url}; {args.requests} questions each ...")
+            send_poison(info)
+            latencies = run_load([on_url, off_url], args.requests)
+            producer = stop_chatbot(on)
+            stop_chatbot(off)
+            processes.clear()
+            say("waiting for the processor to drain the queue ...")
+            drained = pipeline.esm.wait_until_drained(timeout=120)
+            dlq = wait_for_dlq(info, 1, timeout=20)
+            say(report(info, latencies, on_url, off_url, producer, pipeline.esm.stats.snapshot(), dlq))
+            say(f"\nprocessor logs and EMF metrics: {log_path.relative_to(REPO)}; done in {time.monotonic() - started:.1f} s")
+            if not drained:
+                say("error: the events queue did not drain within 120 s")
+                return 1
+        finally:
+            for process in processes:
+                process.kill()
+    return 0
+
+
+def _clean_env() -> dict[str, str]:
+    """The parent's environment without the processor's AWS settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "TABLE_NAME", "EVENT_RETENTION"))}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The whole local pipeline in one object: the deployed stack, the processor and its poller.
+
+Used by ``make demo``, ``make local``, the end-to-end tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from local.esm import EventSourceMappingEmulator
+from local.stack import REPO, LocalStack, StackInfo
+
+PROCESSOR_DIR = REPO / "lambda_src" / "processor"
+
+
+class _ThreadRoutedStdout(io.TextIOBase):
+    """Sends what the processor prints (EMF metrics, JSON logs) to a file, the rest to the console.
+
+    Lambda sends a function's stdout to CloudWatch Logs; locally it would drown the demo's output.
+    Only threads registered with :meth:`route` are redirected.
+    """
+
+    def __init__(self, console: IO[str]) -> None:
+        self.console = console
+        self.routes: dict[int, IO[str]] = {}
+
+    def route(self, sink: IO[str]) -> None:
+        self.routes[threading.get_ident()] = sink
+
+    def write(self, text: str) -> int:
+        return self.routes.get(threading.get_ident(), self.console).write(text)
+
+    def flush(self) -> None:
+        self.console.flush()
+        for sink in list(self.routes.values()):
+            sink.flush()
+
+
+def load_processor(info: StackInfo, *, retention_days: str | None = None) -> Any:
+    """Import ``lambda_src/processor/handler.py`` as Lambda would, configured for the local stack.
+
+    The environment is the function's (from the template) plus what the Lambda service adds: the
+    region and the credentials of the function's role (assumed through moto's STS, so moto
+    enforces the role's policy), and the local endpoint.
+    """
+    env = dict(info.processor_environment)
+    if retention_days:
+        env["EVENT_RETENTION_DAYS"] = retention_days
+    env.update(
+        AWS_ENDPOINT_URL=info.endpoint_url,
+        AWS_REGION=info.region,
+        AWS_DEFAULT_REGION=info.region,
+        AWS_ACCESS_KEY_ID=info.processor.access_key_id,
+        AWS_SECRET_ACCESS_KEY=info.processor.secret_access_key,
+        AWS_SESSION_TOKEN=info.processor.session_token or "",
+        AWS_LAMBDA_FUNCTION_NAME=info.outputs.get("ProcessorFunctionName", "processor"),
+    )
+    os.environ.update(env)
+    if str(PROCESSOR_DIR) not in sys.path:
+        sys.path.insert(0, str(PROCESSOR_DIR))
+    module = importlib.import_module("handler")
+    return module.handler
+
+
+class LocalPipeline:
+    """Deploy the stack, load the processor and start the emulator; ``close()`` stops everything."""
+
+    def __init__(
+        self,
+        *,
+        template: Path | None = None,
+        enforce_iam: bool = True,
+        failure_visibility_s: int | None = 1,
+        processor_log: Path | None = None,
+    ) -> None:
+        self.stack = LocalStack(template, enforce_iam=enforce_iam)
+        self.failure_visibility_s = failure_visibility_s
+        self.processor_log = processor_log
+        self.info: StackInfo | None = None
+        self.esm: EventSourceMappingEmulator | None = None
+        self._log_file: IO[str] | None = None
+        self._saved_stdout = sys.stdout
+        self._saved_env = dict(os.environ)
+
+    def start(self) -> LocalPipeline:
+        self.info = self.stack.deploy()
+        handler = load_processor(self.info)
+        if self.processor_log is not None:
+            self._log_file = self.processor_log.open("a", encoding="utf-8")
+            router = _ThreadRoutedStdout(sys.stdout)
+            sys.stdout = router
+            sink = self._log_file
+
+            def routed(event: dict, context: Any) -> Any:
+                router.route(sink)
+                return handler(event, context)
+
+            target = routed
+        else:
+            target = handler
+        self.esm = EventSourceMappingEmulator(
+            self.info.client("sqs", self.info.processor),
+            self.info.events_queue_url,
+            target,
+            batch_size=self.info.event_source["batch_size"],
+            max_concurrency=self.info.event_source["max_concurrency"],
+            report_batch_item_failures=self.info.event_source["report_batch_item_failures"],
+            function_name=self.info.outputs.get("ProcessorFunctionName", "processor"),
+            failure_visibility_s=self.failure_visibility_s,
+            region=self.info.region,
+        ).start()
+        return self
+
+    def close(self) -> None:
+        if self.esm is not None:
+            self.esm.stop()
+        self.stack.close()
+        sys.stdout = self._saved_stdout
+        if self._log_file is not None:
+            self._log_file.close()
+        with contextlib.suppress(Exception):
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+
+    def __enter__(self) -> LocalPipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
