@@ -1,0 +1,89 @@
+"""The producer's key, as the template creates it, can send to the events queue and nothing else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from local.stack import MOTO_BATCH_BRIDGE_POLICY, LocalStack, StackInfo
+
+
+@pytest.fixture(scope="module")
+def stack(local_template) -> StackInfo:
+    local = LocalStack(local_template, enforce_iam=True)
+    try:
+        yield local.deploy()
+    finally:
+        local.close()
+
+
+def denied(call, **kwargs) -> None:
+    """AccessDenied (moto answers SQS's JSON protocol with an XML 403, which botocore reports as code "403")."""
+    with pytest.raises(ClientError) as error:
+        call(**kwargs)
+    response = error.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert response["Error"]["Code"] in {"AccessDenied", "AccessDeniedException", "403"}
+    assert "not authorized" in str(error.value) or "AccessDenied" in str(error.value)
+
+
+def test_every_resource_type_is_deployed_or_stood_in_for(stack: StackInfo) -> None:
+    report = "\n".join(stack.report)
+    for resource_type in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm"):
+        assert f"({resource_type})" in report
+    assert "AWS::Lambda::EventSourceMapping): not created (the event-source-mapping emulator" in report
+    alarms = stack.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    assert len(alarms) == 5 and all(a["TreatMissingData"] == "notBreaching" for a in alarms)
+    policy = json.loads(
+        stack.client("sqs").get_queue_attributes(QueueUrl=stack.events_queue_url, AttributeNames=["Policy"])["Attributes"]["Policy"]
+    )
+    assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_producer_key_sends_to_the_events_queue(stack: StackInfo) -> None:
+    sqs = stack.client("sqs", stack.producer)
+    sent = sqs.send_message(
+        QueueUrl=stack.events_queue_url,
+        MessageBody=json.dumps({"eventType": "query", "requestId": "iam-1", "timestamp": 1, "query": "python?"}),
+        MessageGroupId="iam-1",
+        MessageDeduplicationId="iam-1:query",
+    )
+    assert sent["MessageId"]
+    batch = sqs.send_message_batch(
+        QueueUrl=stack.events_queue_url,
+        Entries=[{"Id": "0", "MessageBody": "{}", "MessageGroupId": "iam-2", "MessageDeduplicationId": "iam-2:query"}],
+    )
+    assert len(batch["Successful"]) == 1
+    stack.client("sqs").purge_queue(QueueUrl=stack.events_queue_url)
+
+
+def test_producer_key_is_denied_everything_else(stack: StackInfo) -> None:
+    sqs = stack.client("sqs", stack.producer)
+    denied(sqs.receive_message, QueueUrl=stack.events_queue_url)
+    denied(sqs.delete_message, QueueUrl=stack.events_queue_url, ReceiptHandle="x")
+    denied(sqs.purge_queue, QueueUrl=stack.events_queue_url)
+    denied(sqs.send_message, QueueUrl=stack.dead_letter_queue_url, MessageBody="{}", MessageGroupId="g", MessageDeduplicationId="d")
+    denied(sqs.get_queue_attributes, QueueUrl=stack.events_queue_url, AttributeNames=["All"])
+    dynamodb = stack.client("dynamodb", stack.producer)
+    denied(dynamodb.list_tables)
+    denied(dynamodb.scan, TableName=stack.table_name)
+    denied(dynamodb.put_item, TableName=stack.table_name, Item={"requestId": {"S": "x"}})
+    denied(stack.client("secretsmanager", stack.producer).get_secret_value, SecretId=stack.outputs["ProducerSecretName"])
+    denied(stack.client("iam", stack.producer).list_users)
+
+
+def test_the_only_local_addition_is_the_documented_batch_bridge(stack: StackInfo) -> None:
+    iam = stack.client("iam")
+    [user] = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] != "local-admin"]
+    names = iam.list_user_policies(UserName=user)["PolicyNames"]
+    assert len(names) == 2 and MOTO_BATCH_BRIDGE_POLICY in names
+    actions = {}
+    for name in names:
+        document = iam.get_user_policy(UserName=user, PolicyName=name)["PolicyDocument"]
+        document = json.loads(document) if isinstance(document, str) else document
+        actions[name == MOTO_BATCH_BRIDGE_POLICY] = [s["Action"] for s in document["Statement"]]
+    assert actions == {True: ["sqs:SendMessageBatch"], False: ["sqs:SendMessage"]}
+    attached = iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]
+    assert attached == []
