@@ -1,0 +1,82 @@
+"""Faults for the local stack: a TCP proxy that delays traffic, and a port where nothing listens."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+
+def closed_port() -> int:
+    """A loopback port with no listener (bound then released), so connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DelayProxy:
+    """Forwards 127.0.0.1:<port> to ``target``, holding each client-to-server chunk ``delay_s``.
+
+    An HTTP request usually arrives as one chunk, so each request is answered ``delay_s`` later:
+    a slow SQS endpoint as seen from the producer.
+    """
+
+    def __init__(self, target_port: int, delay_s: float, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.delay_s = delay_s
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="delay-proxy", daemon=True)
+
+    def start(self) -> DelayProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self.listener.close()
+
+    def __enter__(self) -> DelayProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pump, args=(client, upstream, self.delay_s), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, 0.0), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, delay_s: float) -> None:
+        try:
+            while not self._stop.is_set():
+                data = source.recv(65536)
+                if not data:
+                    break
+                if delay_s:
+                    time.sleep(delay_s)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
