@@ -17,17 +17,16 @@ import json
 import platform
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from local.demo import run_load, scan_items, start_chatbot, stop_chatbot  # noqa: E402
-from local.faults import DelayProxy, closed_port  # noqa: E402
-from local.pipeline import LocalPipeline  # noqa: E402
-from local.stack import REPO, StackInfo  # noqa: E402
+from local.demo import run_load, scan_items, start_chatbot, stop_chatbot
+from local.faults import DelayProxy, closed_port
+from local.pipeline import LocalPipeline
+from local.stack import REPO, StackInfo
 
 
 def env_with_endpoint(info: StackInfo, port: int) -> dict[str, str]:
@@ -121,5 +120,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    threading.excepthook = lambda args: None if args.exc_type is SystemExit else sys.__excepthook__(args.exc_type, args.exc_value, args.exc_traceback)
     sys.exit(main())
