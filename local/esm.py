@@ -15,6 +15,7 @@ seen within a demo or a test. Set it to ``None`` to keep AWS's timing.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -142,6 +143,7 @@ class EventSourceMappingEmulator:
         self.region = region
         self.queue_arn = f"arn:aws:sqs:{region}:{queue_url.rsplit('/', 2)[-2]}:{queue_url.rsplit('/', 1)[-1]}"
         self.stats = EsmStats()
+        self.deliveries: collections.Counter[str] = collections.Counter()  # messageId -> times handed to the handler
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._handler_lock = threading.Lock()
@@ -192,6 +194,7 @@ class EventSourceMappingEmulator:
         event = {"Records": [to_lambda_record(m, self.queue_arn, self.region) for m in messages]}
         context = LambdaContext(function_name=self.function_name, timeout_s=self.function_timeout_s)
         by_id = {m["MessageId"]: m for m in messages}
+        self.deliveries.update(by_id)
         try:
             # Powertools' Metrics and Logger keep per-invocation state in module globals, as one
             # Lambda execution environment runs one invocation at a time; so does the emulator.

@@ -1,0 +1,136 @@
+"""The whole pipeline on the local stack: producer -> SQS FIFO -> emulated event source -> processor -> DynamoDB."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from local.pipeline import LocalPipeline
+
+pytest.importorskip("analytics_producer")
+from analytics_producer import AnalyticsLogger  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pipeline(local_template: Path, tmp_path_factory: pytest.TempPathFactory) -> LocalPipeline:
+    log = tmp_path_factory.mktemp("local") / "processor.log"
+    with LocalPipeline(template=local_template, failure_visibility_s=1, processor_log=log) as running:
+        yield running
+
+
+def items_with_prefix(pipeline: LocalPipeline, prefix: str) -> dict[str, dict]:
+    dynamodb = pipeline.info.client("dynamodb")
+    found, kwargs = {}, {"TableName": pipeline.info.table_name}
+    while True:
+        page = dynamodb.scan(**kwargs)
+        for item in page["Items"]:
+            if item["requestId"]["S"].startswith(prefix):
+                found[item["requestId"]["S"]] = item
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def producer(pipeline: LocalPipeline, **kwargs) -> AnalyticsLogger:
+    info = pipeline.info
+    return AnalyticsLogger(info.events_queue_url, client=info.client("sqs", info.producer), **kwargs)
+
+
+def test_1000_events_from_concurrent_threads_become_500_complete_items(pipeline: LocalPipeline) -> None:
+    prefix = f"load-{uuid.uuid4().hex[:6]}-"
+    before = pipeline.esm.stats.snapshot()
+    with producer(pipeline) as logger:
+
+        def work(thread: int) -> None:
+            for index in range(125):
+                request_id = f"{prefix}{thread}-{index}"
+                assert logger.log_query(request_id, f"Does the candidate know Python? ({index})")
+                assert logger.log_response(request_id, "partial", 50, "matched 1 of 2 skills", latency_ms=1.5)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert logger.flush(timeout=120)
+        stats = logger.stats()
+    assert stats["sent"] == 1000 and stats["failed"] == 0 and stats["dropped_full"] == 0
+    assert pipeline.esm.wait_until_drained(timeout=180)
+    items = items_with_prefix(pipeline, prefix)
+    assert len(items) == 500
+    assert all("query" in item and item["matchType"]["S"] == "partial" and "responseLatencyMs" in item for item in items.values())
+    after = pipeline.esm.stats.snapshot()
+    assert after["succeeded"] - before["succeeded"] == 1000, "each event processed exactly once"
+
+
+def test_poison_message_reaches_the_dlq_after_exactly_3_receives_while_other_groups_flow(pipeline: LocalPipeline) -> None:
+    info = pipeline.info
+    sqs = info.client("sqs", info.producer)
+    poison_group = f"poison-{uuid.uuid4().hex[:6]}"
+    poison = sqs.send_message(
+        QueueUrl=info.events_queue_url,
+        MessageBody=json.dumps({"eventType": "query", "requestId": poison_group, "timestamp": "yesterday"}),
+        MessageGroupId=poison_group,
+        MessageDeduplicationId=f"{poison_group}:query",
+    )["MessageId"]
+    prefix = f"flow-{uuid.uuid4().hex[:6]}-"
+    with producer(pipeline) as logger:
+        for index in range(20):
+            logger.log_query(f"{prefix}{index}", "Any Rust?")
+        assert logger.flush(timeout=60)
+    admin = info.client("sqs")
+    deadline = time.monotonic() + 60
+    moved = []
+    while time.monotonic() < deadline and not moved:
+        response = admin.receive_message(QueueUrl=info.dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0)
+        moved = [m for m in response.get("Messages", []) if m["MessageId"] == poison]
+    assert moved, "the poison message is in the DLQ"
+    assert pipeline.esm.deliveries[poison] == 3
+    assert len(items_with_prefix(pipeline, prefix)) == 20, "the other groups kept flowing"
+    admin.purge_queue(QueueUrl=info.dead_letter_queue_url)
+
+
+def test_the_same_event_twice_leaves_one_unchanged_item(pipeline: LocalPipeline) -> None:
+    info = pipeline.info
+    sqs = info.client("sqs", info.producer)
+    request_id = f"dup-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"eventType": "query", "requestId": request_id, "timestamp": int(time.time() * 1000), "query": "Python?"})
+    for dedup in (f"{request_id}:query", f"{request_id}:query"):  # inside SQS's deduplication window
+        sqs.send_message(QueueUrl=info.events_queue_url, MessageBody=body, MessageGroupId=request_id, MessageDeduplicationId=dedup)
+    assert pipeline.esm.wait_until_drained(timeout=30)
+    first = items_with_prefix(pipeline, request_id)[request_id]
+    # A replay past the window (a new deduplication id, as after a redrive) changes nothing either.
+    sqs.send_message(QueueUrl=info.events_queue_url, MessageBody=body, MessageGroupId=request_id, MessageDeduplicationId=f"{request_id}:replay")
+    assert pipeline.esm.wait_until_drained(timeout=30)
+    assert items_with_prefix(pipeline, request_id) == {request_id: first}
+
+
+def test_moto_restart_mid_run_blocks_no_caller_and_buffered_events_arrive(pipeline: LocalPipeline) -> None:
+    prefix = f"restart-{uuid.uuid4().hex[:6]}-"
+    with producer(pipeline, max_retries=50) as logger:
+        for index in range(10):
+            logger.log_query(f"{prefix}{index}", "Kotlin?")
+        assert logger.flush(timeout=60)
+        pipeline.stack.stop_server()
+        slowest = 0.0
+        try:
+            for index in range(10, 60):
+                started = time.perf_counter()
+                accepted = logger.log_query(f"{prefix}{index}", "Kotlin?")
+                slowest = max(slowest, time.perf_counter() - started)
+                assert accepted
+            time.sleep(1.0)
+        finally:
+            pipeline.stack.start_server()
+        assert slowest < 0.05, f"log() blocked for {slowest * 1000:.1f} ms while SQS was down"
+        assert logger.flush(timeout=60)
+        stats = logger.stats()
+    assert stats["sent"] == 60 and stats["failed"] == 0
+    assert stats["retried"] > 0
+    assert pipeline.esm.wait_until_drained(timeout=60)
+    assert len(items_with_prefix(pipeline, prefix)) == 60
