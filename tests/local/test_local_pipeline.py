@@ -13,7 +13,7 @@ import pytest
 from local.pipeline import LocalPipeline
 
 pytest.importorskip("analytics_producer")
-from analytics_producer import AnalyticsLogger  # noqa: E402
+from analytics_producer import AnalyticsLogger
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,9 @@ def test_poison_message_reaches_the_dlq_after_exactly_3_receives_while_other_gro
     deadline = time.monotonic() + 60
     moved = []
     while time.monotonic() < deadline and not moved:
-        response = admin.receive_message(QueueUrl=info.dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0)
+        response = admin.receive_message(
+            QueueUrl=info.dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0
+        )
         moved = [m for m in response.get("Messages", []) if m["MessageId"] == poison]
     assert moved, "the poison message is in the DLQ"
     assert pipeline.esm.deliveries[poison] == 3
@@ -105,7 +107,9 @@ def test_the_same_event_twice_leaves_one_unchanged_item(pipeline: LocalPipeline)
     assert pipeline.esm.wait_until_drained(timeout=30)
     first = items_with_prefix(pipeline, request_id)[request_id]
     # A replay past the window (a new deduplication id, as after a redrive) changes nothing either.
-    sqs.send_message(QueueUrl=info.events_queue_url, MessageBody=body, MessageGroupId=request_id, MessageDeduplicationId=f"{request_id}:replay")
+    sqs.send_message(
+        QueueUrl=info.events_queue_url, MessageBody=body, MessageGroupId=request_id, MessageDeduplicationId=f"{request_id}:replay"
+    )
     assert pipeline.esm.wait_until_drained(timeout=30)
     assert items_with_prefix(pipeline, request_id) == {request_id: first}
 
