@@ -60,16 +60,17 @@ deploy: install
 
 ci: lint test synth
 
-demo: install
+demo: synth
 	$(BIN)/python -m local.demo
 
-local: install
+local: synth
 	$(BIN)/python -m local.serve
 
-bench: install
+bench: synth
 	$(BIN)/python bench/processor_bench.py
 	$(BIN)/python bench/producer_bench.py
 	$(BIN)/python bench/e2e_bench.py
+	if [ -f edge/package.json ]; then cd edge && npm run --silent bench; fi
 
 clean:
 	rm -rf cdk.out .pytest_cache
