@@ -1,0 +1,134 @@
+"""Fixtures for the processor Lambda: its modules imported as Lambda imports them, and moto's DynamoDB.
+
+The processor's modules are top-level (``handler``, ``models``, ``store``, ``invalid``), as in the
+Lambda asset. They are imported fresh for this package, with this package's environment, and the
+previous ones (e.g. the local stack's) are put back afterwards, so test packages do not leak into each other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.processor.lambda_events import BASE_TS, REGION
+
+PROCESSOR_DIR = Path(__file__).resolve().parents[2] / "lambda_src" / "processor"
+MODULES = ("handler", "models", "store", "invalid")
+TABLE = "chat-analytics-test-events"
+NAMESPACE = "ChatAnalyticsTest"
+SERVICE = "chat-analytics-processor"
+ENV = {
+    "TABLE_NAME": TABLE,
+    "EVENT_RETENTION_DAYS": "30",
+    "POWERTOOLS_SERVICE_NAME": SERVICE,
+    "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_SESSION_TOKEN", "AWS_PROFILE", "POWERTOOLS_METRICS_DISABLED")
+
+
+@dataclass
+class Processor:
+    handler: ModuleType
+    store: ModuleType
+    models: ModuleType
+    invalid: ModuleType
+
+
+@pytest.fixture(scope="package")
+def processor() -> Iterator[Processor]:
+    patch = pytest.MonkeyPatch()
+    for name, value in ENV.items():
+        patch.setenv(name, value)
+    for name in UNSET:
+        patch.delenv(name, raising=False)
+    saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
+    inserted = str(PROCESSOR_DIR) not in sys.path
+    if inserted:
+        sys.path.insert(0, str(PROCESSOR_DIR))
+    try:
+        handler = importlib.import_module("handler")
+        yield Processor(handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"])
+    finally:
+        for name in MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+        if inserted:
+            sys.path.remove(str(PROCESSOR_DIR))
+        patch.undo()
+
+
+class FakeClock:
+    """Processing time under the test's control, so whole items can be compared."""
+
+    def __init__(self, now_ms: int = BASE_TS + 250) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+@pytest.fixture
+def clock(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(processor.handler, "clock", fake)
+    return fake
+
+
+@dataclass
+class Table:
+    client: Any
+    name: str
+
+    def item(self, request_id: str) -> dict | None:
+        return self.client.get_item(TableName=self.name, Key={"requestId": {"S": request_id}}, ConsistentRead=True).get("Item")
+
+    def delete(self, request_id: str) -> None:
+        self.client.delete_item(TableName=self.name, Key={"requestId": {"S": request_id}})
+
+    def count(self) -> int:
+        return self.client.scan(TableName=self.name, Select="COUNT")["Count"]
+
+
+def create_table(client: Any, name: str = TABLE) -> None:
+    """The table as ``stacks/event_table.py`` defines it (key, ``byDay`` index, TTL)."""
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "requestId", "AttributeType": "S"}, {"AttributeName": "day", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "requestId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byDay",
+                "KeySchema": [{"AttributeName": "day", "KeyType": "HASH"}, {"AttributeName": "requestId", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
+
+
+@pytest.fixture
+def table(processor: Processor) -> Iterator[Table]:
+    """An empty events table in moto; the handler builds its store from the environment, as in Lambda."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_table(client)
+        processor.handler.stores.reset()
+        try:
+            yield Table(client, TABLE)
+        finally:
+            processor.handler.stores.reset()

@@ -1,0 +1,115 @@
+"""The merge into one item per requestId: either order, replays, derived fields."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.processor.conftest import FakeClock, Processor, Table
+from tests.processor.lambda_events import BASE_TS, query_body, response_body
+
+DAY_MS = 86_400_000
+
+
+def merge(processor: Processor, table: Table, body: dict, now_ms: int = BASE_TS + 250, retention_days: int = 30):
+    store = processor.store.EventStore(table.client, table.name, retention_days)
+    return store.merge(processor.models.parse_event(json.dumps(body)), now_ms)
+
+
+def test_number_is_canonical_and_never_exponent(processor: Processor) -> None:
+    number = processor.store.number
+    assert [number(50), number(50.0), number(87.5), number(1e-7), number(0.1), number(1e20)] == [
+        "50",
+        "50",
+        "87.5",
+        "0.0000001",
+        "0.1",
+        "100000000000000000000",
+    ]
+
+
+def test_utc_day_is_the_utc_date_of_the_timestamp(processor: Processor) -> None:
+    assert processor.store.utc_day(BASE_TS) == "2026-01-01"
+    assert processor.store.utc_day(BASE_TS - 1) == "2025-12-31"
+    assert processor.store.utc_day(0) == "1970-01-01"
+    assert processor.store.utc_day(processor.models.MAX_TIMESTAMP_MS) == "9999-12-31"
+
+
+def test_query_then_response_builds_the_whole_item(processor: Processor, table: Table) -> None:
+    first = merge(processor, table, query_body("r-1", source="cv-worker", sessionId="s-1"))
+    second = merge(processor, table, response_body("r-1", match_type="partial", match_score=50.0, latencyMs=1.5), now_ms=BASE_TS + 300)
+    assert (first.first_delivery, first.response_latency_ms) == (True, None)
+    assert (second.first_delivery, second.response_latency_ms) == (True, 12)
+    assert table.item("r-1") == {
+        "requestId": {"S": "r-1"},
+        "day": {"S": "2026-01-01"},
+        "schemaVersion": {"N": "1"},
+        "source": {"S": "cv-worker"},
+        "sessionId": {"S": "s-1"},
+        "query": {"S": "Does the candidate know Python?"},
+        "queryTimestamp": {"N": str(BASE_TS)},
+        "queryIngestedAt": {"N": str(BASE_TS + 250)},
+        "matchType": {"S": "partial"},
+        "matchScore": {"N": "50"},
+        "reasoning": {"S": "matched 1 of 1 skills"},
+        "responseTimestamp": {"N": str(BASE_TS + 12)},
+        "responseIngestedAt": {"N": str(BASE_TS + 300)},
+        "latencyMs": {"N": "1.5"},
+        "responseLatencyMs": {"N": "12"},
+        "expiresAt": {"N": str(BASE_TS // 1000 + 30 * 86_400)},
+    }
+
+
+def test_either_order_ends_in_the_same_item(processor: Processor, table: Table) -> None:
+    # The response straddles midnight: until the query arrives, the item's day is the response's.
+    query = query_body("r-1", timestamp=BASE_TS - 5, source="cv-worker")
+    response = response_body("r-1", timestamp=BASE_TS + 5, source="other", sessionId="s-9")
+    merge(processor, table, query)
+    merge(processor, table, response)
+    in_order = table.item("r-1")
+    table.delete("r-1")
+    merge(processor, table, response)
+    assert table.item("r-1")["day"] == {"S": "2026-01-01"} and "responseLatencyMs" not in table.item("r-1")
+    merge(processor, table, query)
+    assert table.item("r-1") == in_order
+    assert in_order["day"] == {"S": "2025-12-31"} and in_order["source"] == {"S": "cv-worker"} and in_order["sessionId"] == {"S": "s-9"}
+    assert in_order["responseLatencyMs"] == {"N": "10"}
+
+
+@pytest.mark.parametrize("order", ["QR", "RQ"])
+def test_replays_leave_the_item_exactly_as_one_delivery(processor: Processor, table: Table, order: str) -> None:
+    bodies = {"Q": query_body("r-1"), "R": response_body("r-1", latencyMs=3)}
+    for step, key in enumerate(order):
+        merge(processor, table, bodies[key], now_ms=BASE_TS + 100 + step)
+    once = table.item("r-1")
+    for step, key in enumerate(order + order[::-1]):
+        result = merge(processor, table, bodies[key], now_ms=BASE_TS + 10_000 + step)
+        assert result.first_delivery is False
+        assert table.item("r-1") == once
+
+
+def test_expires_at_follows_the_retention_days(processor: Processor, table: Table) -> None:
+    merge(processor, table, response_body("r-1"), retention_days=400)
+    assert table.item("r-1")["expiresAt"] == {"N": str((BASE_TS + 12) // 1000 + 400 * 86_400)}
+    merge(processor, table, query_body("r-1"), retention_days=400)  # the query's timestamp wins
+    assert table.item("r-1")["expiresAt"] == {"N": str(BASE_TS // 1000 + 400 * 86_400)}
+
+
+def test_a_changed_query_timestamp_recomputes_the_latency(processor: Processor, table: Table) -> None:
+    merge(processor, table, query_body("r-1"))
+    merge(processor, table, response_body("r-1", timestamp=BASE_TS + 40))
+    merge(processor, table, query_body("r-1", timestamp=BASE_TS + 10))
+    assert table.item("r-1")["responseLatencyMs"] == {"N": "30"}
+
+
+def test_the_byday_index_finds_the_item(processor: Processor, table: Table, clock: FakeClock) -> None:
+    merge(processor, table, query_body("r-1", timestamp=BASE_TS + DAY_MS))
+    found = table.client.query(
+        TableName=table.name,
+        IndexName="byDay",
+        KeyConditionExpression="#day = :day",
+        ExpressionAttributeNames={"#day": "day"},
+        ExpressionAttributeValues={":day": {"S": "2026-01-02"}},
+    )["Items"]
+    assert [item["requestId"]["S"] for item in found] == ["r-1"]
