@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -92,25 +93,30 @@ def record_handler(record: SQSRecord) -> None:
         raise InvalidEventError(f"invalid event in message {record.message_id}") from None
     logger.set_correlation_id(event.requestId)
     now = clock()
-    try:
-        result = _current.store.merge(event, now)
-    except Exception as error:
-        log = logger.warning if is_transient(error) else logger.error
-        log(
-            "Event not stored",
-            extra={
-                "messageId": record.message_id,
-                "eventType": event.eventType,
-                "errorCode": error_code(error),
-                "transient": is_transient(error),
-            },
-        )
-        raise
+    store = _current.store
+    with _store_errors(record, event):
+        result = store.merge(event, now)
     if result.first_delivery:
         _add_event_metrics(event, now)
+    with _store_errors(record, event):
+        store.complete(result)
     logger.debug(
         "Event stored", extra={"messageId": record.message_id, "eventType": event.eventType, "firstDelivery": result.first_delivery}
     )
+
+
+@contextmanager
+def _store_errors(record: SQSRecord, event: QueryEvent | ResponseEvent) -> Iterator[None]:
+    """Log a failed write (a warning when a retry may succeed) and let it fail the record."""
+    try:
+        yield
+    except Exception as error:
+        transient = is_transient(error)
+        (logger.warning if transient else logger.error)(
+            "Event not stored",
+            extra={"messageId": record.message_id, "eventType": event.eventType, "errorCode": error_code(error), "transient": transient},
+        )
+        raise
 
 
 def _add_event_metrics(event: QueryEvent | ResponseEvent, now_ms: int) -> None:
@@ -124,7 +130,6 @@ def _add_event_metrics(event: QueryEvent | ResponseEvent, now_ms: int) -> None:
     metrics.add_metric(name="IngestLagMs", unit=MetricUnit.Milliseconds, value=now_ms - event.timestamp)
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict, context: Any) -> dict:
     """Lambda entry point (``handler.handler``): returns ``{"batchItemFailures": [...]}``."""
@@ -135,6 +140,10 @@ def handler(event: dict, context: Any) -> dict:
     finally:
         _current.context = None
         logger.set_correlation_id(None)
+        # One EMF document per invocation. Flushed by hand rather than with ``log_metrics``, which
+        # warns on every invocation without metrics (a batch of replays, or of store failures).
+        if metrics.metric_set:
+            metrics.flush_metrics()
     failures = response.get("batchItemFailures", [])
     records = len(event.get("Records", []))
     logger.info("Batch processed", extra={"records": records, "failed": len(failures)})

@@ -1,8 +1,8 @@
 """What the error log says about a record that is not a valid event, without the question text.
 
 The log must let an operator see why a message is headed for the DLQ, but the question a user
-typed never goes to logs: the ``query`` field is dropped from the excerpt (or masked when the body
-is not parseable JSON), and pydantic's errors are reported without their input values.
+typed never goes to logs: the excerpt leaves out ``query`` values (see ``excerpt``), and pydantic's
+errors are reported without their input values.
 """
 
 from __future__ import annotations
@@ -19,17 +19,32 @@ MAX_ERRORS = 5
 _QUERY_MEMBER = re.compile(r'("query"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)', re.DOTALL)
 
 
+def _without_query(value: Any) -> Any:
+    """``value`` with every ``query`` member removed, at any depth."""
+    if isinstance(value, dict):
+        return {key: _without_query(item) for key, item in value.items() if key != "query"}
+    if isinstance(value, list):
+        return [_without_query(item) for item in value]
+    return value
+
+
 def excerpt(body: str) -> str:
-    """At most ``EXCERPT_CHARS`` characters of the body, with any ``query`` value removed."""
+    """At most ``EXCERPT_CHARS`` characters of the body, without the question text.
+
+    Parseable JSON loses its ``query`` members; broken JSON gets its ``query`` value masked; a body
+    that is not JSON at all, or a bare JSON string, may be the question itself and is not shown
+    (the DLQ keeps the message for whoever needs to read it).
+    """
     try:
         parsed = json.loads(body)
     except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        parsed.pop("query", None)
-        text = json.dumps(parsed, ensure_ascii=False, separators=(",", ":"))
-    else:
+        if not body.lstrip().startswith(("{", "[")):
+            return f"<not JSON, {len(body)} characters>"
         text = _QUERY_MEMBER.sub(r'\1"<omitted>"', body)
+    else:
+        if isinstance(parsed, str):
+            return f"<a JSON string, {len(parsed)} characters>"
+        text = json.dumps(_without_query(parsed), ensure_ascii=False, separators=(",", ":"))
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
 

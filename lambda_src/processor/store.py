@@ -74,10 +74,16 @@ class ConfigurationError(RuntimeError):
 
 @dataclass(frozen=True)
 class MergeResult:
-    """What one merge did: ``first_delivery`` is False for a replay (metrics count an event once)."""
+    """What the first write of a merge did.
 
+    ``first_delivery`` is False for a replay (metrics count an event once). ``latency_update`` holds
+    the ``(queryTimestamp, responseTimestamp)`` that ``complete`` must still write a latency for.
+    """
+
+    request_id: str
     first_delivery: bool
     response_latency_ms: int | None
+    latency_update: tuple[int, int] | None = None
 
 
 def number(value: int | float) -> str:
@@ -139,28 +145,37 @@ class EventStore:
         self.retention_days = retention_days
 
     def merge(self, event: QueryEvent | ResponseEvent, now_ms: int) -> MergeResult:
-        """Write ``event`` into its item; raises the client's error (the caller fails the record)."""
-        key = {"requestId": {"S": event.requestId}}
+        """Write ``event`` into its item; raises the client's error (the caller fails the record).
+
+        The caller then calls ``complete``: the split lets it count the event between the two
+        writes, so a failure of the second still leaves the event counted exactly once.
+        """
         old = self.client.update_item(
-            TableName=self.table_name, Key=key, ReturnValues="ALL_OLD", **build_update(event, now_ms, self.retention_days)
+            TableName=self.table_name,
+            Key={"requestId": {"S": event.requestId}},
+            ReturnValues="ALL_OLD",
+            **build_update(event, now_ms, self.retention_days),
         ).get("Attributes", {})
         if isinstance(event, QueryEvent):
             first, query_ts, response_ts = "queryIngestedAt" not in old, event.timestamp, _int(old, "responseTimestamp")
         else:
             first, query_ts, response_ts = "responseIngestedAt" not in old, _int(old, "queryTimestamp"), event.timestamp
         if query_ts is None or response_ts is None:
-            return MergeResult(first, None)
+            return MergeResult(event.requestId, first, None)
         latency = response_ts - query_ts
-        if _int(old, "responseLatencyMs") != latency:
-            self._set_latency(key, query_ts, response_ts, latency)
-        return MergeResult(first, latency)
+        pending = (query_ts, response_ts) if _int(old, "responseLatencyMs") != latency else None
+        return MergeResult(event.requestId, first, latency, pending)
 
-    def _set_latency(self, key: dict, query_ts: int, response_ts: int, latency: int) -> None:
-        """Set ``responseLatencyMs`` only if the item still has the timestamps it was computed from."""
+    def complete(self, result: MergeResult) -> None:
+        """Set ``responseLatencyMs`` if ``merge`` found it missing or stale, and only if the item still
+        has the timestamps it was computed from."""
+        if result.latency_update is None or result.response_latency_ms is None:
+            return
+        query_ts, response_ts = result.latency_update
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=key,
+                Key={"requestId": {"S": result.request_id}},
                 UpdateExpression="SET #latency = :latency",
                 ConditionExpression="#queryTs = :queryTs AND #responseTs = :responseTs",
                 ExpressionAttributeNames={
@@ -169,7 +184,7 @@ class EventStore:
                     "#responseTs": "responseTimestamp",
                 },
                 ExpressionAttributeValues={
-                    ":latency": {"N": str(latency)},
+                    ":latency": {"N": str(result.response_latency_ms)},
                     ":queryTs": {"N": str(query_ts)},
                     ":responseTs": {"N": str(response_ts)},
                 },
@@ -178,6 +193,12 @@ class EventStore:
             # The item changed (or expired) since: whichever write changed it computes the latency itself.
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
+
+    def merge_and_complete(self, event: QueryEvent | ResponseEvent, now_ms: int) -> MergeResult:
+        """Both writes, for callers that do not count events in between."""
+        result = self.merge(event, now_ms)
+        self.complete(result)
+        return result
 
 
 def _int(item: dict, name: str) -> int | None:
@@ -248,5 +269,5 @@ class StoreProvider:
         self._store, self._key, self._pinned = None, None, None
 
     def pin(self, store: Any) -> None:
-        """Use ``store`` (anything with ``merge(event, now_ms)``) until ``pin(None)``."""
+        """Use ``store`` (anything with ``merge`` and ``complete`` like ``EventStore``) until ``pin(None)``."""
         self._pinned = store

@@ -14,7 +14,7 @@ DAY_MS = 86_400_000
 
 def merge(processor: Processor, table: Table, body: dict, now_ms: int = BASE_TS + 250, retention_days: int = 30):
     store = processor.store.EventStore(table.client, table.name, retention_days)
-    return store.merge(processor.models.parse_event(json.dumps(body)), now_ms)
+    return store.merge_and_complete(processor.models.parse_event(json.dumps(body)), now_ms)
 
 
 def test_number_is_canonical_and_never_exponent(processor: Processor) -> None:
