@@ -1,0 +1,106 @@
+"""The report as a picture: answers per day by match type, and how match scores are spread.
+
+matplotlib is imported here, and only when ``--chart`` is given: it is slow to import and the other
+commands do not need it. The Agg backend renders to a file with no display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chat_analytics_ops.errors import OpsError
+from chat_analytics_ops.report import MATCH_TYPES, Report
+
+# Green, amber, red: the reading everyone already has for good, so-so and missing.
+COLORS = {"full": "#2e9d5b", "partial": "#f0a431", "none": "#d9534f"}
+LABELS = {"full": "full match", "partial": "partial match", "none": "no match"}
+SCORE_BINS = list(range(0, 105, 5))
+
+
+def check_chart_path(path: Path) -> None:
+    """Fail before reading the table, not after, when the chart could not be written."""
+    if path.suffix.lower() != ".png":
+        raise OpsError(f"--chart writes PNG: give a file name ending in .png, not {path.name!r}")
+    if not path.parent.is_dir():
+        raise OpsError(f"cannot write the chart: folder {path.parent} does not exist")
+
+
+def write_chart(report: Report, path: Path) -> Path:
+    """Render ``report`` to a PNG at ``path``; returns the path."""
+    check_chart_path(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    figure, (days_axis, score_axis) = plt.subplots(
+        1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [1.6, 1]}, layout="constrained", dpi=110
+    )
+    shares = report.shares
+    summary = ", ".join(f"{LABELS[k]} {shares[k] * 100:.0f}%" for k in MATCH_TYPES if shares[k] is not None)
+    figure.suptitle(
+        f"Chatbot answers {report.start} to {report.end}: {report.queries} questions" + (f" ({summary})" if summary else ""),
+        fontsize=13,
+        fontweight="bold",
+    )
+
+    labels = [day.day[5:] for day in report.per_day]  # MM-DD keeps the axis readable
+    positions = range(len(labels))
+    bottom = [0] * len(labels)
+    for kind in MATCH_TYPES:
+        counts = [day.matches[kind] for day in report.per_day]
+        days_axis.bar(positions, counts, bottom=bottom, color=COLORS[kind], label=LABELS[kind], width=0.75, edgecolor="white")
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    for x, total in zip(positions, bottom, strict=True):
+        if total:
+            days_axis.annotate(str(total), (x, total), ha="center", va="bottom", fontsize=8, color="#444444")
+    days_axis.set_title("Answers per day by match type")
+    days_axis.set_xlabel(f"day (UTC, {report.start[:4]})")
+    days_axis.set_ylabel("answers")
+    days_axis.set_xticks(list(positions), labels, rotation=45 if len(labels) > 10 else 0, ha="right" if len(labels) > 10 else "center")
+    days_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+    days_axis.set_ylim(0, max([*bottom, 1]) * 1.12)
+    days_axis.legend(loc="upper left", frameon=False)
+    days_axis.grid(axis="y", alpha=0.3)
+    days_axis.spines[["top", "right"]].set_visible(False)
+
+    stacks = [report.by_type_scores[kind] for kind in MATCH_TYPES]
+    if any(stacks):
+        score_axis.hist(
+            stacks,
+            bins=SCORE_BINS,
+            stacked=True,
+            color=[COLORS[k] for k in MATCH_TYPES],
+            label=[LABELS[k] for k in MATCH_TYPES],
+            edgecolor="white",
+        )
+        average = report.average_score
+        if average is not None:
+            score_axis.axvline(average, color="#333333", linestyle="--", linewidth=1)
+            score_axis.annotate(
+                f"average {average:.0f}",
+                (average, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, -14),
+                textcoords="offset points",
+                fontsize=9,
+            )
+        score_axis.legend(loc="upper left", frameon=False)
+    else:
+        score_axis.text(0.5, 0.5, "no answers in this range", ha="center", va="center", transform=score_axis.transAxes, color="#777777")
+    score_axis.set_title("Match score distribution")
+    score_axis.set_xlabel("match score (0-100)")
+    score_axis.set_ylabel("answers")
+    score_axis.set_xlim(0, 100)
+    score_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+    score_axis.grid(axis="y", alpha=0.3)
+    score_axis.spines[["top", "right"]].set_visible(False)
+
+    try:
+        figure.savefig(path, format="png")
+    except OSError as error:
+        raise OpsError(f"cannot write the chart to {path}: {error.strerror or error}") from None
+    finally:
+        plt.close(figure)
+    return path

@@ -1,0 +1,349 @@
+"""Look at and move the dead-letter queue's messages without losing or duplicating any.
+
+Both queues are FIFO. Receiving from a FIFO queue locks the message's group until the message is
+deleted or becomes visible again, so ``inspect`` receives with a short visibility timeout and,
+whatever happens (an error, Ctrl-C), sets every received message visible again at once: the look
+leaves the queue as it found it, except that SQS counts one more receive.
+
+``redrive`` sends each message to the events queue with its ``MessageGroupId`` and
+``MessageDeduplicationId`` and only then deletes it from the DLQ. SQS replaced the original
+deduplication id with the original message id when it moved the message to the DLQ, so the resend
+is not dropped as a duplicate of the first send; and if the delete fails and the command is run
+again, the second send carries the same id and is dropped inside the 5-minute window. The processor
+merges idempotently, so even a late duplicate only rewrites the same item.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chat_analytics_ops.errors import EmptyQueueError, OpsError, error_code
+from chat_analytics_ops.validation import validate_body
+
+HOLD_SECONDS = 60  # how long a received message stays locked while we work on it
+RECEIVE_WAIT_SECONDS = 1  # long poll: short polls of a FIFO queue may miss messages; tests set 0
+EXCERPT_CHARS = 80
+FIELD_EXCERPT_CHARS = 24  # a question or reasoning is cut to this inside the excerpt
+MOVE_TASK_UNSUPPORTED = frozenset(
+    {
+        "UnsupportedOperation",
+        "AWS.SimpleQueueService.UnsupportedOperation",
+        "InvalidAction",
+        "NotImplemented",
+        "UnknownOperationException",
+        "InvalidParameterValue",
+    }
+)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One DLQ message as an operator needs to see it: ids, history and why it failed, no full text."""
+
+    message_id: str
+    group_id: str | None
+    deduplication_id: str | None
+    receive_count: int
+    sent_at_ms: int | None
+    age_s: float | None
+    event_type: str | None
+    request_id: str | None
+    excerpt: str
+    error: str | None
+    body: str = field(repr=False)
+    receipt_handle: str = field(repr=False)
+    attributes: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The printable view (``--json``): no body and no receipt handle."""
+        return {
+            "messageId": self.message_id,
+            "messageGroupId": self.group_id,
+            "messageDeduplicationId": self.deduplication_id,
+            "receiveCount": self.receive_count,
+            "sentTimestamp": self.sent_at_ms,
+            "ageSeconds": None if self.age_s is None else round(self.age_s, 1),
+            "eventType": self.event_type,
+            "requestId": self.request_id,
+            "excerpt": self.excerpt,
+            "validationError": self.error,
+        }
+
+
+def excerpt(body: str, limit: int = EXCERPT_CHARS) -> str:
+    """A short, single-line view of a body; free-text fields are cut first so a question never shows whole."""
+    try:
+        event = json.loads(body)
+    except ValueError:
+        event = None
+    if isinstance(event, dict):
+        shortened = {key: _shorten(value) for key, value in event.items()}
+        text = json.dumps(shortened, ensure_ascii=False, separators=(",", ":"))
+    else:
+        text = " ".join(body.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shorten(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > FIELD_EXCERPT_CHARS:
+        return value[: FIELD_EXCERPT_CHARS - 1] + "…"
+    if isinstance(value, dict | list):
+        return "…"
+    return value
+
+
+def to_dead_letter(message: dict[str, Any], now_ms: int) -> DeadLetter:
+    """Build the operator's view of a received message."""
+    attributes = message.get("Attributes", {})
+    body = message.get("Body", "")
+    sent = int(attributes["SentTimestamp"]) if "SentTimestamp" in attributes else None
+    # SQS counts the receive that returned the message: the receives before this look are one fewer.
+    count = max(int(attributes.get("ApproximateReceiveCount", "1")) - 1, 0)
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    event = parsed if isinstance(parsed, dict) else {}
+    event_type = event.get("eventType") if isinstance(event.get("eventType"), str) else None
+    request_id = event.get("requestId") if isinstance(event.get("requestId"), str) else None
+    return DeadLetter(
+        message_id=message["MessageId"],
+        group_id=attributes.get("MessageGroupId"),
+        deduplication_id=attributes.get("MessageDeduplicationId"),
+        receive_count=count,
+        sent_at_ms=sent,
+        age_s=None if sent is None else max(now_ms - sent, 0) / 1000,
+        event_type=event_type,
+        request_id=request_id[:64] if request_id else None,
+        excerpt=excerpt(body),
+        error=validate_body(body),
+        body=body,
+        receipt_handle=message["ReceiptHandle"],
+        attributes=message.get("MessageAttributes", {}),
+    )
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """What GetQueueAttributes says about a queue."""
+
+    url: str
+    arn: str
+    visible: int
+    in_flight: int
+    fifo: bool
+
+
+def queue_state(sqs: Any, url: str) -> QueueState:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["QueueArn", "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "FifoQueue"]
+    )["Attributes"]
+    return QueueState(
+        url=url,
+        arn=attributes.get("QueueArn", ""),
+        visible=int(attributes.get("ApproximateNumberOfMessages", "0")),
+        in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
+        fifo=attributes.get("FifoQueue") == "true",
+    )
+
+
+def ensure_not_empty(state: QueueState) -> None:
+    """An empty DLQ is reported as such, with a hint when someone else holds its messages."""
+    if state.visible == 0 and state.in_flight == 0:
+        raise EmptyQueueError(f"the dead-letter queue is empty: {state.url}")
+
+
+def _receive(sqs: Any, url: str, count: int) -> list[dict[str, Any]]:
+    return sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=max(1, min(10, count)),
+        VisibilityTimeout=HOLD_SECONDS,
+        WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
+        MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    ).get("Messages", [])
+
+
+def release(sqs: Any, url: str, receipts: list[str]) -> None:
+    """Make received messages visible again at once (visibility 0), ten per request."""
+    for start in range(0, len(receipts), 10):
+        chunk = receipts[start : start + 10]
+        entries = [{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0} for i, handle in enumerate(chunk)]
+        sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+
+
+@contextmanager
+def held_messages(sqs: Any, url: str, limit: int) -> Iterator[list[DeadLetter]]:
+    """Receive up to ``limit`` messages and hold them; on exit release the ones still in ``held``.
+
+    The caller removes from the list the messages it deleted; everything left is released, even
+    when the body of the ``with`` raises.
+    """
+    held: list[DeadLetter] = []
+    seen: set[str] = set()
+    try:
+        while len(held) < limit:
+            messages = _receive(sqs, url, limit - len(held))
+            now_ms = time.time_ns() // 1_000_000
+            fresh = [m for m in messages if m["MessageId"] not in seen]
+            held.extend(to_dead_letter(m, now_ms) for m in fresh)
+            seen.update(m["MessageId"] for m in fresh)
+            if not fresh:
+                break
+        yield held
+    finally:
+        if held:
+            # On failure they become visible by themselves after HOLD_SECONDS.
+            with contextlib.suppress(ClientError):
+                release(sqs, url, [letter.receipt_handle for letter in held])
+
+
+def inspect(sqs: Any, dlq_url: str, limit: int) -> list[DeadLetter]:
+    """Up to ``limit`` DLQ messages, left in the queue (visible again when this returns)."""
+    state = queue_state(sqs, dlq_url)
+    ensure_not_empty(state)
+    with held_messages(sqs, dlq_url, limit) as letters:
+        result = list(letters)
+    if not result:
+        _nothing_received(state)
+    return result
+
+
+def _nothing_received(state: QueueState) -> None:
+    if state.in_flight:
+        raise OpsError(
+            f"the dead-letter queue's {state.in_flight} message(s) are in flight (another inspect or redrive holds them); try again in a minute"
+        )
+    raise EmptyQueueError(f"the dead-letter queue is empty: {state.url}")
+
+
+@dataclass
+class RedriveResult:
+    """What a redrive did (or, with ``dry_run``, would do)."""
+
+    method: str
+    dry_run: bool
+    moved: list[DeadLetter] = field(default_factory=list)
+    failed: list[tuple[DeadLetter, str]] = field(default_factory=list)
+    task_handle: str | None = None
+    approximate_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "dryRun": self.dry_run,
+            "moved": [letter.to_json() for letter in self.moved],
+            "failed": [{**letter.to_json(), "reason": reason} for letter, reason in self.failed],
+            "taskHandle": self.task_handle,
+            "approximateCount": self.approximate_count,
+        }
+
+
+def redrive(sqs: Any, dlq_url: str, events_url: str, *, limit: int | None, dry_run: bool, method: str = "auto") -> RedriveResult:
+    """Move DLQ messages back to the events queue.
+
+    ``auto`` asks SQS for a message-move task (it supports FIFO DLQs now, runs server side and
+    keeps order) when the whole queue is to move; ``--max``, ``--dry-run`` and endpoints without
+    the API (moto) use receive, send, delete.
+    """
+    dlq = queue_state(sqs, dlq_url)
+    ensure_not_empty(dlq)
+    events = queue_state(sqs, events_url)
+    if dlq.fifo != events.fifo:
+        raise OpsError("the dead-letter queue and the events queue must both be FIFO (or both standard) to redrive")
+    if method == "move-task" and (limit is not None or dry_run):
+        raise OpsError("--method move-task moves the whole queue: it cannot be combined with --max or --dry-run")
+    if method in {"auto", "move-task"} and limit is None and not dry_run:
+        started = _start_move_task(sqs, dlq, events, required=method == "move-task")
+        if started is not None:
+            return started
+    return _copy_messages(sqs, dlq, events_url, limit=limit if limit is not None else 1_000_000, dry_run=dry_run)
+
+
+def _start_move_task(sqs: Any, dlq: QueueState, events: QueueState, *, required: bool) -> RedriveResult | None:
+    """Start SQS's own message move; None when the endpoint does not offer it (and it was not required)."""
+    try:
+        response = sqs.start_message_move_task(SourceArn=dlq.arn, DestinationArn=events.arn)
+    except NotImplementedError:  # moto in-process
+        if required:
+            raise OpsError("this endpoint does not implement StartMessageMoveTask; use --method manual") from None
+        return None
+    except ClientError as error:
+        if error_code(error) in MOVE_TASK_UNSUPPORTED or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 501:
+            if required:
+                raise
+            return None
+        raise
+    return RedriveResult(method="move-task", dry_run=False, task_handle=response.get("TaskHandle"), approximate_count=dlq.visible)
+
+
+def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dry_run: bool) -> RedriveResult:
+    """Receive, send with the same group and deduplication ids, delete; in chunks of ten.
+
+    A dry run holds everything it looked at until it is done (so each receive returns new
+    messages), then releases it all: the queue ends as it started.
+    """
+    result = RedriveResult(method="manual", dry_run=dry_run)
+    if dry_run:
+        with held_messages(sqs, dlq.url, limit) as held:
+            result.moved.extend(held)
+    else:
+        attempted: set[str] = set()
+        while len(attempted) < limit:
+            with held_messages(sqs, dlq.url, min(10, limit - len(attempted))) as held:
+                batch = [letter for letter in held if letter.message_id not in attempted]
+                if not batch:
+                    break
+                attempted.update(letter.message_id for letter in batch)
+                sent, failed = _send(sqs, events_url, batch)
+                result.failed.extend(failed)
+                deleted = _delete(sqs, dlq.url, sent, result)
+                result.moved.extend(deleted)
+                done = {letter.message_id for letter in deleted}
+                held[:] = [letter for letter in held if letter.message_id not in done]
+            if result.failed:
+                break  # the events queue refuses or the DLQ will not delete: stop pulling messages we cannot move
+    if not result.moved and not result.failed:
+        _nothing_received(queue_state(sqs, dlq.url))
+    return result
+
+
+def _send(sqs: Any, events_url: str, batch: list[DeadLetter]) -> tuple[list[DeadLetter], list[tuple[DeadLetter, str]]]:
+    """SendMessageBatch with each message's own ids and attributes; returns (sent, failed with reason)."""
+    entries = []
+    for index, letter in enumerate(batch):
+        entry: dict[str, Any] = {"Id": str(index), "MessageBody": letter.body}
+        if letter.group_id:
+            entry["MessageGroupId"] = letter.group_id
+        if letter.deduplication_id:
+            entry["MessageDeduplicationId"] = letter.deduplication_id
+        if letter.attributes:
+            entry["MessageAttributes"] = letter.attributes
+        entries.append(entry)
+    response = sqs.send_message_batch(QueueUrl=events_url, Entries=entries)
+    ok = {item["Id"] for item in response.get("Successful", [])}
+    reasons = {item["Id"]: f"{item.get('Code', 'Error')}: {item.get('Message', '')}".strip() for item in response.get("Failed", [])}
+    sent = [letter for index, letter in enumerate(batch) if str(index) in ok]
+    failed = [(letter, reasons.get(str(index), "not acknowledged")) for index, letter in enumerate(batch) if str(index) not in ok]
+    return sent, failed
+
+
+def _delete(sqs: Any, dlq_url: str, sent: list[DeadLetter], result: RedriveResult) -> list[DeadLetter]:
+    """Delete what was sent; a message whose delete fails stays in the DLQ and is reported (a rerun is safe)."""
+    if not sent:
+        return []
+    entries = [{"Id": str(i), "ReceiptHandle": letter.receipt_handle} for i, letter in enumerate(sent)]
+    response = sqs.delete_message_batch(QueueUrl=dlq_url, Entries=entries)
+    ok = {item["Id"] for item in response.get("Successful", [])}
+    for item in response.get("Failed", []):
+        letter = sent[int(item["Id"])]
+        result.failed.append((letter, f"sent but not deleted from the DLQ ({item.get('Code', 'Error')}); rerunning is safe"))
+    return [letter for i, letter in enumerate(sent) if str(i) in ok]

@@ -1,0 +1,97 @@
+"""One place that turns every expected failure into one line on stderr and an exit code.
+
+An operator runs these commands during an incident; a traceback there hides the one fact they
+need (which stack, which permission, which date), so each failure the tool can foresee becomes an
+``OpsError`` with a sentence, and AWS SDK errors are translated here rather than in every command.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_EMPTY = 3  # nothing to do (an empty DLQ): distinct so scripts can tell it from a failure
+
+ACCESS_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthorizationError",
+        "AWS.SimpleQueueService.AccessDenied",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+    }
+)
+NOT_FOUND_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "NonExistentQueue",
+    }
+)
+
+
+class OpsError(Exception):
+    """An expected failure: ``str(error)`` is the one line shown, ``exit_code`` the process status."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class EmptyQueueError(OpsError):
+    """The queue has nothing to show or move: not a fault, but the caller asked for something that is not there."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_EMPTY)
+
+
+def error_code(error: ClientError) -> str:
+    """The service's error code (``AccessDenied``, ``ValidationError`` ...)."""
+    return str(error.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def operation_of(error: ClientError) -> str:
+    """The API call that failed, e.g. ``DescribeStacks``."""
+    return str(getattr(error, "operation_name", "") or "the request")
+
+
+def describe_client_error(error: ClientError) -> str:
+    """One line for a service error: permission problems and missing resources get their own wording."""
+    code = error_code(error)
+    message = str(error.response.get("Error", {}).get("Message", "")).strip() or code
+    operation = operation_of(error)
+    if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
+        return f"permission denied: {operation} was refused ({code}): {message}"
+    if code in NOT_FOUND_CODES:
+        return f"not found: {operation}: {message}"
+    return f"{operation} failed ({code}): {message}"
+
+
+def describe(error: BaseException) -> str:
+    """One line for any error the AWS SDK can raise; other exceptions are not expected here."""
+    if isinstance(error, ClientError):
+        return describe_client_error(error)
+    if isinstance(error, EndpointConnectionError):
+        return f"cannot reach the endpoint {error.kwargs.get('endpoint_url', '')}: is the stack (or the local moto server) up?"
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (the local stack prints its own)"
+    if isinstance(error, NoRegionError):
+        return "no AWS region: pass --region or set AWS_REGION"
+    if isinstance(error, BotoCoreError):
+        return f"AWS SDK error: {error}"
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,405 @@
+"""What the chatbot was asked and how well it answered, read from the table's ``byDay`` index.
+
+One ``Query`` per UTC day on the GSI ``byDay`` (partition key ``day``) reads exactly the requests of
+the range without a table scan; pages are followed to the end. Only the attributes the report uses
+are projected, so the reasoning text never travels. The figures follow the table contract in
+``docs/contracts.md``: an item is one request, with its query fields, its response fields, or both.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import sys
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, TextIO
+
+from chat_analytics_ops.errors import OpsError
+
+DAY_INDEX = "byDay"
+MATCH_TYPES = ("full", "partial", "none")
+MAX_DAYS = 366
+PROGRESS_AFTER_PAGES = 3  # below this a report is instant and a progress line is noise
+QUESTION_CHARS = 120  # a top question is shown up to this length
+PROJECTED = (
+    "requestId",
+    "day",
+    "query",
+    "matchType",
+    "matchScore",
+    "latencyMs",
+    "responseLatencyMs",
+    "queryTimestamp",
+    "queryIngestedAt",
+    "responseTimestamp",
+    "responseIngestedAt",
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_day(text: str, option: str) -> date:
+    """A ``YYYY-MM-DD`` date, or one line saying which option is wrong."""
+    if not _DATE.match(text or ""):
+        raise OpsError(f"bad date for {option}: {text!r} (expected YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise OpsError(f"bad date for {option}: {text!r} is not a calendar day") from None
+
+
+def day_range(start: date, end: date) -> list[str]:
+    """Every UTC day from ``start`` to ``end`` inclusive, as the index's partition keys."""
+    if end < start:
+        raise OpsError(f"bad date range: --from {start} is after --to {end}")
+    count = (end - start).days + 1
+    if count > MAX_DAYS:
+        raise OpsError(f"bad date range: {count} days; at most {MAX_DAYS} per report (one query per day)")
+    return [(start + timedelta(days=offset)).isoformat() for offset in range(count)]
+
+
+@dataclass(frozen=True)
+class Item:
+    """The report's view of one table item (one request)."""
+
+    request_id: str
+    day: str
+    query: str | None = None
+    match_type: str | None = None
+    match_score: float | None = None
+    latency_ms: float | None = None
+    response_latency_ms: float | None = None
+    query_timestamp: float | None = None
+    query_ingested_at: float | None = None
+    response_timestamp: float | None = None
+    response_ingested_at: float | None = None
+
+
+def item_from_dynamodb(raw: dict[str, dict[str, str]]) -> Item:
+    """Convert a low-level ``{"attr": {"S"|"N": ...}}`` item."""
+
+    def text(name: str) -> str | None:
+        value = raw.get(name)
+        return value.get("S") if value else None
+
+    def num(name: str) -> float | None:
+        value = raw.get(name)
+        if not value or "N" not in value:
+            return None
+        try:
+            return float(value["N"])
+        except ValueError:
+            return None
+
+    return Item(
+        request_id=text("requestId") or "",
+        day=text("day") or "",
+        query=text("query"),
+        match_type=text("matchType"),
+        match_score=num("matchScore"),
+        latency_ms=num("latencyMs"),
+        response_latency_ms=num("responseLatencyMs"),
+        query_timestamp=num("queryTimestamp"),
+        query_ingested_at=num("queryIngestedAt"),
+        response_timestamp=num("responseTimestamp"),
+        response_ingested_at=num("responseIngestedAt"),
+    )
+
+
+class Progress:
+    """A one-line counter on stderr, shown once a report needs more than a few pages.
+
+    ``mode`` is ``auto`` (only on a terminal), ``always`` or ``never``.
+    """
+
+    def __init__(self, mode: str = "auto", stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = mode == "always" or (mode == "auto" and self.stream.isatty())
+        self.shown = False
+        self._last = 0.0
+
+    def update(self, day: str, day_index: int, days: int, pages: int, items: int) -> None:
+        if not self.enabled or pages < PROGRESS_AFTER_PAGES:
+            return
+        now = time.monotonic()
+        if self.shown and now - self._last < 0.1:
+            return
+        self._last = now
+        self.shown = True
+        self.stream.write(f"\rreading {DAY_INDEX}: day {day_index}/{days} ({day}), {pages} pages, {items} items ")
+        self.stream.flush()
+
+    def finish(self, pages: int, items: int) -> None:
+        if self.shown:
+            self.stream.write(f"\rread {pages} pages, {items} items{' ' * 30}\n")
+            self.stream.flush()
+
+
+def read_items(
+    dynamodb: Any, table_name: str, days: list[str], *, page_size: int | None = None, progress: Progress | None = None
+) -> Iterator[Item]:
+    """Every item of ``days`` from the ``byDay`` index, following ``LastEvaluatedKey`` to the end."""
+    progress = progress or Progress("never")
+    paginator = dynamodb.get_paginator("query")
+    names = {f"#a{i}": name for i, name in enumerate(PROJECTED)}
+    pages = items = 0
+    for index, day in enumerate(days, start=1):
+        arguments: dict[str, Any] = {
+            "TableName": table_name,
+            "IndexName": DAY_INDEX,
+            "KeyConditionExpression": "#day = :day",
+            "ExpressionAttributeNames": {"#day": "day", **names},
+            "ExpressionAttributeValues": {":day": {"S": day}},
+            "ProjectionExpression": ", ".join(names),
+        }
+        if page_size:
+            arguments["PaginationConfig"] = {"PageSize": page_size}
+        for page in paginator.paginate(**arguments):
+            pages += 1
+            for raw in page.get("Items", []):
+                items += 1
+                yield item_from_dynamodb(raw)
+            progress.update(day, index, len(days), pages, items)
+    progress.finish(pages, items)
+
+
+def normalize_question(text: str) -> str:
+    """One key for questions that differ only in case, spacing, quotes or closing punctuation."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    collapsed = " ".join(folded.split())
+    return collapsed.strip(" \"'`“”‘’?!.,;:…")
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (``fraction`` 0..1); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Median, p95 and max of a list of non-negative numbers (milliseconds here)."""
+
+    count: int
+    median: float | None
+    p95: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Distribution:
+        present = [v for v in values if v is not None]
+        if not present:
+            return cls(0, None, None, None)
+        return cls(len(present), float(statistics.median(present)), percentile(present, 0.95), max(present))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "median": _round(self.median), "p95": _round(self.p95), "max": _round(self.max)}
+
+
+@dataclass
+class DayFigures:
+    day: str
+    requests: int = 0
+    queries: int = 0
+    matches: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MATCH_TYPES, 0))
+    scores: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day,
+            "requests": self.requests,
+            "queries": self.queries,
+            "responses": sum(self.matches.values()),
+            "matches": dict(self.matches),
+            "averageMatchScore": _round(statistics.fmean(self.scores) if self.scores else None),
+        }
+
+
+@dataclass
+class Report:
+    """Every figure of the report; ``to_json`` is the ``--json`` output."""
+
+    stack_name: str
+    start: str
+    end: str
+    per_day: list[DayFigures]
+    scores: list[float]
+    by_type_scores: dict[str, list[float]]
+    answer_latency: Distribution
+    response_latency: Distribution
+    query_ingest_lag: Distribution
+    response_ingest_lag: Distribution
+    unanswered: int
+    without_query: int
+    top_unmatched: list[tuple[str, int]]
+
+    @property
+    def requests(self) -> int:
+        return sum(day.requests for day in self.per_day)
+
+    @property
+    def queries(self) -> int:
+        return sum(day.queries for day in self.per_day)
+
+    @property
+    def matches(self) -> dict[str, int]:
+        return {kind: sum(day.matches[kind] for day in self.per_day) for kind in MATCH_TYPES}
+
+    @property
+    def responses(self) -> int:
+        return sum(self.matches.values())
+
+    @property
+    def shares(self) -> dict[str, float | None]:
+        """Share of answers per match type (of the responses, not of the queries)."""
+        total = self.responses
+        return {kind: (count / total if total else None) for kind, count in self.matches.items()}
+
+    @property
+    def average_score(self) -> float | None:
+        return statistics.fmean(self.scores) if self.scores else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack_name,
+            "from": self.start,
+            "to": self.end,
+            "requests": self.requests,
+            "queries": self.queries,
+            "responses": self.responses,
+            "unanswered": self.unanswered,
+            "responsesWithoutQuery": self.without_query,
+            "matches": self.matches,
+            "shares": {kind: _round(share, 4) for kind, share in self.shares.items()},
+            "averageMatchScore": _round(self.average_score),
+            "answerLatencyMs": self.answer_latency.to_json(),
+            "responseLatencyMs": self.response_latency.to_json(),
+            "ingestLagMs": {"query": self.query_ingest_lag.to_json(), "response": self.response_ingest_lag.to_json()},
+            "topUnmatched": [{"question": question, "count": count} for question, count in self.top_unmatched],
+            "perDay": [day.to_json() for day in self.per_day],
+        }
+
+
+def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name: str = "") -> Report:
+    """Aggregate the items of ``days`` in one pass."""
+    per_day = {day: DayFigures(day) for day in days}
+    scores: list[float] = []
+    by_type_scores: dict[str, list[float]] = {kind: [] for kind in MATCH_TYPES}
+    answer, response, query_lag, response_lag = [], [], [], []
+    unmatched: Counter[str] = Counter()
+    unanswered = without_query = 0
+    for item in items:
+        figures = per_day.setdefault(item.day, DayFigures(item.day))
+        figures.requests += 1
+        if item.query is not None:
+            figures.queries += 1
+        if item.match_type in figures.matches:
+            figures.matches[item.match_type] += 1
+        elif item.query is not None:
+            unanswered += 1
+        if item.query is None and item.match_type is not None:
+            without_query += 1
+        if item.match_score is not None:
+            scores.append(item.match_score)
+            figures.scores.append(item.match_score)
+            if item.match_type in by_type_scores:
+                by_type_scores[item.match_type].append(item.match_score)
+        answer.append(item.latency_ms)
+        response.append(item.response_latency_ms)
+        query_lag.append(_difference(item.query_ingested_at, item.query_timestamp))
+        response_lag.append(_difference(item.response_ingested_at, item.response_timestamp))
+        if item.match_type == "none" and item.query:
+            key = normalize_question(item.query)
+            if key:
+                unmatched[key] += 1
+    top_unmatched = [(_cut(question), count) for question, count in sorted(unmatched.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+    return Report(
+        stack_name=stack_name,
+        start=days[0],
+        end=days[-1],
+        per_day=[per_day[day] for day in sorted(per_day)],
+        scores=scores,
+        by_type_scores=by_type_scores,
+        answer_latency=Distribution.of(answer),
+        response_latency=Distribution.of(response),
+        query_ingest_lag=Distribution.of(query_lag),
+        response_ingest_lag=Distribution.of(response_lag),
+        unanswered=unanswered,
+        without_query=without_query,
+        top_unmatched=top_unmatched,
+    )
+
+
+def _difference(later: float | None, earlier: float | None) -> float | None:
+    return None if later is None or earlier is None else max(later - earlier, 0.0)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= QUESTION_CHARS else text[: QUESTION_CHARS - 1] + "…"
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def format_ms(value: float | None) -> str:
+    """``850 ms``, ``12.3 s``, ``4.1 min``: the unit a person reads at a glance."""
+    if value is None:
+        return "-"
+    if value < 1000:
+        return f"{value:.0f} ms"
+    if value < 60_000:
+        return f"{value / 1000:.1f} s"
+    return f"{value / 60_000:.1f} min"
+
+
+def _share(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:5.1f}%"
+
+
+def _distribution_line(label: str, dist: Distribution) -> str:
+    if not dist.count:
+        return f"  {label:<28} -"
+    return (
+        f"  {label:<28} median {format_ms(dist.median):>9}   p95 {format_ms(dist.p95):>9}   max {format_ms(dist.max):>9}   (n={dist.count})"
+    )
+
+
+def render_text(report: Report) -> str:
+    """The default output: a summary, a per-day table and the unmatched questions."""
+    lines = [
+        f"Chat analytics {report.stack_name}: {report.start} .. {report.end} ({len(report.per_day)} days, UTC)",
+        "",
+        f"  {'requests':<28} {report.requests:>8}",
+        f"  {'queries':<28} {report.queries:>8}",
+        f"  {'answers':<28} {report.responses:>8}   ({report.unanswered} queries without answer, {report.without_query} answers without query)",
+    ]
+    shares = report.shares
+    for kind, count in report.matches.items():
+        lines.append(f"  {'  match ' + kind:<28} {count:>8}   {_share(shares[kind])}")
+    average = report.average_score
+    lines.append(f"  {'average match score':<28} {'-' if average is None else f'{average:8.1f}'}")
+    lines.append("")
+    lines.append(_distribution_line("answer latency (latencyMs)", report.answer_latency))
+    lines.append(_distribution_line("query -> response", report.response_latency))
+    lines.append(_distribution_line("ingest lag, queries", report.query_ingest_lag))
+    lines.append(_distribution_line("ingest lag, answers", report.response_ingest_lag))
+    lines += ["", f"  {'day':<10}  {'queries':>7}  {'full':>6}  {'partial':>7}  {'none':>6}  {'avg score':>9}"]
+    for day in report.per_day:
+        avg = f"{statistics.fmean(day.scores):9.1f}" if day.scores else f"{'-':>9}"
+        m = day.matches
+        lines.append(f"  {day.day:<10}  {day.queries:>7}  {m['full']:>6}  {m['partial']:>7}  {m['none']:>6}  {avg}")
+    lines += ["", f"  top {len(report.top_unmatched)} unmatched questions (matchType none)"]
+    if not report.top_unmatched:
+        lines.append("    (none)")
+    for question, count in report.top_unmatched:
+        lines.append(f"  {count:>6}  {question}")
+    return "\n".join(lines)
