@@ -188,13 +188,17 @@ class EventSourceMappingEmulator:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.poll_once()
+            try:
+                self.poll_once()
+            except Exception:  # a poller never dies: like Lambda's, it logs and polls again
+                log.exception("event source mapping poller error")
+                self._stop.wait(0.5)
 
     def _invoke(self, messages: list[dict]) -> None:
         event = {"Records": [to_lambda_record(m, self.queue_arn, self.region) for m in messages]}
         context = LambdaContext(function_name=self.function_name, timeout_s=self.function_timeout_s)
         by_id = {m["MessageId"]: m for m in messages}
-        self.deliveries.update(by_id)
+        self.deliveries.update(by_id.keys())
         try:
             # Powertools' Metrics and Logger keep per-invocation state in module globals, as one
             # Lambda execution environment runs one invocation at a time; so does the emulator.

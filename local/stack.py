@@ -33,10 +33,14 @@ REGION = "us-east-1"
 ACCOUNT_ID = DEFAULT_ACCOUNT_ID
 BOOTSTRAP_QUALIFIER = "hnb659fds"
 
-# moto authorizes SendMessageBatch as the action sqs:SendMessageBatch; AWS authorizes it with
-# sqs:SendMessage. The shipped policy stays sqs:SendMessage only; this local-only policy, attached
-# after deployment, is the one place that bridges moto's difference.
+# Where moto's IAM authorization differs from AWS's, the shipped policies stay as they are and
+# these local-only policies, attached after deployment, bridge the difference. This is the one place.
+# - moto authorizes the SQS batch calls as their own actions (sqs:SendMessageBatch, ...); AWS
+#   authorizes them with the single-message action (sqs:SendMessage, ...).
+# - moto authorizes DynamoDB calls against the resource "*", not the table's ARN, so a policy
+#   scoped to the table (as ours is) never matches there.
 MOTO_BATCH_BRIDGE_POLICY = "local-moto-bridge-SendMessageBatch"
+MOTO_PROCESSOR_BRIDGE_POLICY = "local-moto-bridge-processor"
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,11 @@ class LocalStack:
         producer = _producer_credentials(setup.session(), self.endpoint_url, template, deployed, outputs)
         _bridge_send_message_batch(iam, template, deployed, outputs)
         report.append(f"IAM: {MOTO_BATCH_BRIDGE_POLICY} added to the producer user (moto authorizes SendMessageBatch separately)")
+        _bridge_processor_role(iam, template, deployed, outputs)
+        report.append(
+            f"IAM: {MOTO_PROCESSOR_BRIDGE_POLICY} added to the processor role (moto authorizes the SQS batch calls separately"
+            " and DynamoDB calls against resource *)"
+        )
         processor = _processor_credentials(admin.session(), self.endpoint_url, template, deployed)
         event_source = _event_source(template)
         function = _single(template, "AWS::Lambda::Function")
@@ -310,15 +319,33 @@ def _producer_credentials(session: boto3.Session, endpoint_url: str, template: d
     return Credentials(value["AWS_ACCESS_KEY_ID"], value["AWS_SECRET_ACCESS_KEY"])
 
 
+def _queue_arn(queue_url: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue_url.rsplit('/', 1)[-1]}"
+
+
+def _policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
 def _bridge_send_message_batch(iam, template: dict, deployed: dict, outputs: dict) -> None:
     user = deployed[_logical_id(template, "AWS::IAM::User")]["PhysicalResourceId"]
-    queue_url = outputs["EventsQueueUrl"]
-    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue_url.rsplit('/', 1)[-1]}"
-    iam.put_user_policy(
-        UserName=user,
-        PolicyName=MOTO_BATCH_BRIDGE_POLICY,
-        PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessageBatch", "Resource": queue_arn}]}
+    statement = {"Effect": "Allow", "Action": "sqs:SendMessageBatch", "Resource": _queue_arn(outputs["EventsQueueUrl"])}
+    iam.put_user_policy(UserName=user, PolicyName=MOTO_BATCH_BRIDGE_POLICY, PolicyDocument=_policy(statement))
+
+
+def _bridge_processor_role(iam, template: dict, deployed: dict, outputs: dict) -> None:
+    function = _single(template, "AWS::Lambda::Function")
+    role = deployed[function["Properties"]["Role"]["Fn::GetAtt"][0]]["PhysicalResourceId"]
+    iam.put_role_policy(
+        RoleName=role,
+        PolicyName=MOTO_PROCESSOR_BRIDGE_POLICY,
+        PolicyDocument=_policy(
+            {
+                "Effect": "Allow",
+                "Action": ["sqs:DeleteMessageBatch", "sqs:ChangeMessageVisibilityBatch"],
+                "Resource": _queue_arn(outputs["EventsQueueUrl"]),
+            },
+            {"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": "*"},
         ),
     )
 
