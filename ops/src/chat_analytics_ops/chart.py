@@ -60,8 +60,8 @@ def write_chart(report: Report, path: Path) -> Path:
     days_axis.set_ylabel("answers")
     days_axis.set_xticks(list(positions), labels, rotation=45 if len(labels) > 10 else 0, ha="right" if len(labels) > 10 else "center")
     days_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
-    days_axis.set_ylim(0, max([*bottom, 1]) * 1.12)
-    days_axis.legend(loc="upper left", frameon=False)
+    days_axis.set_ylim(0, max([*bottom, 1]) * 1.22)  # room for the legend row
+    days_axis.legend(loc="upper left", frameon=False, ncols=3)
     days_axis.grid(axis="y", alpha=0.3)
     days_axis.spines[["top", "right"]].set_visible(False)
 
@@ -77,16 +77,17 @@ def write_chart(report: Report, path: Path) -> Path:
         )
         average = report.average_score
         if average is not None:
-            score_axis.axvline(average, color="#333333", linestyle="--", linewidth=1)
+            score_axis.axvline(average, ymax=0.84, color="#333333", linestyle="--", linewidth=1)
             score_axis.annotate(
                 f"average {average:.0f}",
-                (average, 1),
+                (average, 0.8),
                 xycoords=("data", "axes fraction"),
-                xytext=(4, -14),
+                xytext=(4, 0),
                 textcoords="offset points",
                 fontsize=9,
             )
-        score_axis.legend(loc="upper left", frameon=False)
+        score_axis.legend(loc="upper left", frameon=False, ncols=3, fontsize=9)
+        score_axis.set_ylim(0, score_axis.get_ylim()[1] * 1.2)
     else:
         score_axis.text(0.5, 0.5, "no answers in this range", ha="center", va="center", transform=score_axis.transAxes, color="#777777")
     score_axis.set_title("Match score distribution")

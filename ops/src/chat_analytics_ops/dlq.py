@@ -30,8 +30,9 @@ from chat_analytics_ops.validation import validate_body
 
 HOLD_SECONDS = 60  # how long a received message stays locked while we work on it
 RECEIVE_WAIT_SECONDS = 1  # long poll: short polls of a FIFO queue may miss messages; tests set 0
-EXCERPT_CHARS = 80
-FIELD_EXCERPT_CHARS = 24  # a question or reasoning is cut to this inside the excerpt
+EXCERPT_CHARS = 100
+FIELD_EXCERPT_CHARS = 32  # a question or reasoning is cut to this inside the excerpt
+EXCERPT_FIRST = ("eventType", "query", "matchType", "matchScore", "reasoning")
 MOVE_TASK_UNSUPPORTED = frozenset(
     {
         "UnsupportedOperation",
@@ -85,7 +86,9 @@ def excerpt(body: str, limit: int = EXCERPT_CHARS) -> str:
     except ValueError:
         event = None
     if isinstance(event, dict):
-        shortened = {key: _shorten(value) for key, value in event.items()}
+        # What tells events apart first; ids and timestamps are shown elsewhere.
+        keys = [key for key in EXCERPT_FIRST if key in event] + [key for key in event if key not in EXCERPT_FIRST]
+        shortened = {key: _shorten(event[key]) for key in keys}
         text = json.dumps(shortened, ensure_ascii=False, separators=(",", ":"))
     else:
         text = " ".join(body.split())

@@ -1,0 +1,144 @@
+"""dlq inspect and dlq redrive against a moto stack, including the round trip back into the table."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from chat_analytics_ops.errors import EXIT_EMPTY
+from tests.ops.conftest import FakeProcessor, dead_letter, query_event, response_event
+
+NOW_MS = time.time_ns() // 1_000_000
+LONG_QUESTION = "Does the candidate have production experience with Kubernetes operators " + "and more " * 60
+
+
+def test_inspect_shows_ids_counts_and_a_short_excerpt_without_consuming(stack, cli) -> None:
+    dead_letter(stack, query_event("req-1", NOW_MS, LONG_QUESTION))
+    result = cli("dlq", "inspect")
+    assert result.code == 0, result.err
+    assert "1 message(s)" in result.out
+    assert "group req-1" in result.out
+    assert "dedup req-1:query" in result.out
+    assert "receives 3" in result.out  # the three failed deliveries, not this look
+    assert "Does the candidate have" in result.out
+    assert LONG_QUESTION.strip() not in result.out
+    assert "and more and more and more" not in result.out  # the question is cut to a short excerpt
+    # still there, and visible again at once (a FIFO group is not left locked)
+    assert stack.depth(stack.dlq_url) == 1
+    again = cli("dlq", "inspect", "--json")
+    assert again.code == 0, again.err
+    assert json.loads(again.out)["count"] == 1
+
+
+def test_inspect_json_names_the_schema_violation(stack, cli) -> None:
+    bad = response_event("req-2", NOW_MS, "maybe", 140)
+    stack.send("this is not json {", group="req-3", dedup="req-3:query")
+    dead_letter(stack, bad)
+    result = cli("dlq", "inspect", "--json")
+    assert result.code == 0, result.err
+    payload = json.loads(result.out)
+    by_group = {m["messageGroupId"]: m for m in payload["messages"]}
+    assert set(by_group) == {"req-2", "req-3"}
+    error = by_group["req-2"]["validationError"]
+    assert "matchType" in error and "matchScore" in error
+    assert by_group["req-2"]["eventType"] == "response"
+    assert by_group["req-2"]["messageDeduplicationId"] == "req-2:response"
+    assert by_group["req-2"]["receiveCount"] == 3
+    assert by_group["req-2"]["ageSeconds"] >= 0
+    assert by_group["req-3"]["validationError"].startswith("not JSON")
+    assert "Body" not in json.dumps(payload) and "receipt" not in json.dumps(payload).lower()
+    assert stack.depth(stack.dlq_url) == 2
+
+
+def test_inspect_max_limits_and_text_flags_invalid_events(stack, cli) -> None:
+    dead_letter(stack, *(query_event(f"req-{i}", NOW_MS, "", source="cv-worker") for i in range(4)))
+    result = cli("dlq", "inspect", "--max", "2")
+    assert result.code == 0, result.err
+    assert "2 message(s)" in result.out
+    assert "query: shorter than 1 characters" in result.out
+    assert "fail the event schema" in result.out
+    assert stack.depth(stack.dlq_url) == 4
+
+
+def test_inspect_empty_dlq_is_one_line_and_exit_3(stack, cli) -> None:
+    result = cli("dlq", "inspect")
+    assert result.code == EXIT_EMPTY
+    assert result.out == ""
+    assert result.err.strip().count("\n") == 0
+    assert "dead-letter queue is empty" in result.err
+
+
+def test_redrive_dry_run_moves_nothing(stack, cli) -> None:
+    dead_letter(stack, query_event("req-1", NOW_MS, "Python?"), query_event("req-2", NOW_MS, "Go?"))
+    result = cli("dlq", "redrive", "--dry-run")
+    assert result.code == 0, result.err
+    assert "would move 2 message(s)" in result.out
+    assert stack.depth(stack.dlq_url) == 2
+    assert stack.depth(stack.events_url) == 0
+    assert cli("dlq", "inspect").code == 0  # nothing left locked
+
+
+def test_poisoned_event_fixed_and_redriven_ends_as_one_item(stack, cli) -> None:
+    """The processor was broken when the response came; after the fix, a redrive completes the item."""
+    fixed = FakeProcessor(stack)
+    stack.send(query_event("req-42", NOW_MS - 900, "Does she know Rust?"))
+    assert fixed.drain() == 1
+    dead_letter(stack, response_event("req-42", NOW_MS, "partial", 55.5, latencyMs=12))
+    inspected = json.loads(cli("dlq", "inspect", "--json").out)
+    assert inspected["messages"][0]["validationError"] is None  # a valid event: redrive is the fix
+
+    result = cli("dlq", "redrive", "--json")
+    assert result.code == 0, result.err
+    moved = json.loads(result.out)
+    assert moved["method"] == "manual"  # moto has no StartMessageMoveTask: the fallback ran
+    assert [m["messageGroupId"] for m in moved["moved"]] == ["req-42"]
+    assert moved["moved"][0]["messageDeduplicationId"] == "req-42:response"
+    assert stack.depth(stack.dlq_url) == 0
+
+    assert fixed.drain() == 1
+    items = stack.items()
+    assert len(items) == 1
+    item = items[0]
+    assert item["requestId"] == {"S": "req-42"}
+    assert item["query"] == {"S": "Does she know Rust?"}
+    assert item["matchType"] == {"S": "partial"}
+    assert item["responseLatencyMs"] == {"N": "900"}
+
+    # safe to repeat: nothing left to move is reported, not an error
+    again = cli("dlq", "redrive")
+    assert again.code == EXIT_EMPTY
+    assert "empty" in again.err
+    assert len(stack.items()) == 1
+
+
+def test_redrive_keeps_order_of_a_group_and_honours_max(stack, cli) -> None:
+    dead_letter(
+        stack,
+        query_event("req-7", NOW_MS, "Kotlin?"),
+        response_event("req-7", NOW_MS + 5, "none", 3),
+        query_event("req-8", NOW_MS, "Java?"),
+    )
+    result = cli("dlq", "redrive", "--max", "2")
+    assert result.code == 0, result.err
+    assert "moved 2 message(s)" in result.out
+    assert stack.depth(stack.dlq_url) == 1
+    assert stack.depth(stack.events_url) == 2
+    fixed = FakeProcessor(stack)
+    fixed.drain()
+    assert cli("dlq", "redrive").code == 0
+    fixed.drain()
+    items = {item["requestId"]["S"]: item for item in stack.items()}
+    assert set(items) == {"req-7", "req-8"}
+    assert items["req-7"]["matchType"] == {"S": "none"}
+    assert stack.depth(stack.dlq_url) == 0
+
+
+def test_redrive_move_task_method_reports_unsupported_endpoint(stack, cli) -> None:
+    dead_letter(stack, query_event("req-1", NOW_MS, "Python?"))
+    result = cli("dlq", "redrive", "--method", "move-task")
+    assert result.code == 1
+    assert "StartMessageMoveTask" in result.err
+    assert "Traceback" not in result.err
+    assert stack.depth(stack.dlq_url) == 1
+    conflict = cli("dlq", "redrive", "--method", "move-task", "--max", "1")
+    assert conflict.code == 1 and "cannot be combined" in conflict.err

@@ -1,0 +1,170 @@
+"""report: figures from the byDay index as text, JSON and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chat_analytics_ops.report import Item, build_report, normalize_question, percentile
+from tests.ops.conftest import put_item
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def ms(day: str, seconds: int = 0) -> int:
+    return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000) + seconds * 1000
+
+
+def request(index: int, day: str, question: str | None, match: str | None, score: float | None, **extra) -> dict:
+    """One item as the processor leaves it (docs/contracts.md)."""
+    q_ts = ms(day, 3600 + index)
+    item = {"requestId": f"req-{day}-{index:04d}", "day": day, "schemaVersion": 1}
+    if question is not None:
+        item.update(query=question, queryTimestamp=q_ts, queryIngestedAt=q_ts + 200)
+    if match is not None:
+        r_ts = q_ts + 15
+        item.update(
+            matchType=match,
+            matchScore=score,
+            reasoning="the CV says so",
+            responseTimestamp=r_ts,
+            responseIngestedAt=r_ts + 400,
+            latencyMs=12,
+        )
+        if question is not None:
+            item["responseLatencyMs"] = 15
+    item.update(extra)
+    return item
+
+
+@pytest.fixture
+def seeded(stack):
+    """Three days: 2026-03-01 (4 requests), 2026-03-02 (5), 2026-03-03 (none), plus one day outside the range."""
+    items = [
+        request(1, "2026-03-01", "Python?", "full", 92),
+        request(2, "2026-03-01", "Does she know Kubernetes?", "none", 5),
+        request(3, "2026-03-01", "AWS CDK?", "partial", 60),
+        request(4, "2026-03-01", "Unanswered question", None, None),
+        request(1, "2026-03-02", "do you know   KUBERNETES", "none", 10),
+        request(2, "2026-03-02", "Rust experience?", "none", 0),
+        request(3, "2026-03-02", "Java?", "full", 88),
+        request(4, "2026-03-02", "Go?", "partial", 45),
+        request(5, "2026-03-02", None, "full", 95),  # the response arrived, its query not yet
+        request(1, "2026-03-05", "outside the range", "none", 1),
+    ]
+    for item in items:
+        put_item(stack.dynamodb, stack.table, item)
+    return stack
+
+
+def test_report_json_has_every_figure(seeded, cli) -> None:
+    result = cli("report", "--from", "2026-03-01", "--to", "2026-03-03", "--json", "--top", "2")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["requests"] == 9
+    assert data["queries"] == 8
+    assert data["responses"] == 8
+    assert data["unanswered"] == 1
+    assert data["responsesWithoutQuery"] == 1
+    assert data["matches"] == {"full": 3, "partial": 2, "none": 3}
+    assert data["shares"] == {"full": 0.375, "partial": 0.25, "none": 0.375}
+    assert data["averageMatchScore"] == pytest.approx((92 + 5 + 60 + 10 + 0 + 88 + 45 + 95) / 8, abs=0.05)
+    assert data["answerLatencyMs"]["median"] == 12
+    assert data["responseLatencyMs"] == {"count": 7, "median": 15, "p95": 15, "max": 15}
+    assert data["ingestLagMs"]["query"]["median"] == 200
+    assert data["ingestLagMs"]["response"]["median"] == 400
+    # equal counts sort by text
+    assert data["topUnmatched"] == [
+        {"question": "do you know kubernetes", "count": 1},
+        {"question": "does she know kubernetes", "count": 1},
+    ]
+    assert [day["day"] for day in data["perDay"]] == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    assert data["perDay"][2]["requests"] == 0
+    assert "outside the range" not in result.out
+
+
+def test_report_text_is_a_readable_table(seeded, cli) -> None:
+    result = cli("report", "--from", "2026-03-01", "--to", "2026-03-02")
+    assert result.code == 0, result.err
+    out = result.out
+    assert "2026-03-01 .. 2026-03-02" in out
+    assert "match full" in out and "37.5%" in out
+    assert "answer latency (latencyMs)" in out and "12 ms" in out
+    assert "ingest lag, queries" in out and "200 ms" in out
+    assert "top 3 unmatched questions" in out
+    assert "rust experience" in out
+    assert "the CV says so" not in out  # reasoning is not read
+
+
+def test_unmatched_questions_are_normalized_and_counted(stack, cli) -> None:
+    for index, text in enumerate(["Do you know Kubernetes?", "do you know  kubernetes", "DO YOU KNOW KUBERNETES!", "Haskell?"]):
+        put_item(stack.dynamodb, stack.table, request(index, "2026-03-01", text, "none", 2))
+    data = json.loads(cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--json").out)
+    assert data["topUnmatched"] == [{"question": "do you know kubernetes", "count": 3}, {"question": "haskell", "count": 1}]
+
+
+def test_chart_is_a_valid_png(seeded, cli, tmp_path: Path) -> None:
+    chart = tmp_path / "report.png"
+    result = cli("report", "--from", "2026-03-01", "--to", "2026-03-03", "--chart", str(chart))
+    assert result.code == 0, result.err
+    data = chart.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > 20_000  # two labelled panels, not an empty canvas
+    assert f"chart: {chart}" in result.out
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > 1000 and height > 500
+
+
+def test_chart_path_is_checked_before_reading(stack, cli, tmp_path: Path) -> None:
+    wrong = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--chart", str(tmp_path / "report.jpg"))
+    assert wrong.code == 1 and "PNG" in wrong.err
+    missing = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--chart", str(tmp_path / "no" / "r.png"))
+    assert missing.code == 1 and "does not exist" in missing.err
+
+
+def test_many_pages_are_all_read_with_progress_on_stderr(stack, cli) -> None:
+    for index in range(25):
+        put_item(stack.dynamodb, stack.table, request(index, "2026-03-01", f"question {index % 5}", "none", 1))
+    result = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--json", "--page-size", "2", "--progress", "always")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["requests"] == 25
+    assert "reading byDay" in result.err
+    assert "items" in result.err.splitlines()[-1]
+    quiet = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--json", "--page-size", "2")
+    assert quiet.err == ""  # not a terminal: no progress
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        ("2026-3-1", "2026-03-02", "bad date for --from"),
+        ("2026-03-01", "yesterday", "bad date for --to"),
+        ("2026-02-30", "2026-03-02", "not a calendar day"),
+        ("2026-03-05", "2026-03-01", "is after --to"),
+        ("2024-01-01", "2026-01-01", "at most 366"),
+    ],
+)
+def test_bad_dates_are_one_line(stack, cli, start: str, end: str, message: str) -> None:
+    result = cli("report", "--from", start, "--to", end)
+    assert result.code == 1
+    assert result.out == ""
+    assert len(result.err.strip().splitlines()) == 1
+    assert message in result.err
+
+
+def test_empty_range_reports_zeros(stack, cli) -> None:
+    result = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--json")
+    assert result.code == 0
+    data = json.loads(result.out)
+    assert data["requests"] == 0 and data["averageMatchScore"] is None and data["shares"]["full"] is None
+
+
+def test_helpers() -> None:
+    assert normalize_question("  “Do you know\tRust?!”  ") == "do you know rust"
+    assert percentile([5, 1, 3, 2, 4], 0.95) == 5
+    assert percentile([], 0.5) is None
+    report = build_report([Item("a", "2026-01-01", query="q", match_type="none", match_score=0.0)], ["2026-01-01"], top=0)
+    assert report.top_unmatched == [] and report.shares["none"] == 1.0
