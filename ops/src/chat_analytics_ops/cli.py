@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from chat_analytics_ops.outputs import (
 
 PROG = "chat-analytics"
 INSPECT_DEFAULT_MAX = 50
+DEBUG_ENV = "CHAT_ANALYTICS_DEBUG"
 
 Handler = Callable[[argparse.Namespace, AwsContext], int]
 
@@ -277,6 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `chat-analytics report | head`
         return 0
+    except Exception as error:  # a bug or an environment nobody foresaw: still one line, unless debugging
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"{PROG}: unexpected error: {describe(error)} (set {DEBUG_ENV}=1 for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ need (which stack, which permission, which date), so each failure the tool can f
 
 from __future__ import annotations
 
+import re
+
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -16,6 +18,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+MAX_MESSAGE_CHARS = 300
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_EMPTY = 3  # nothing to do (an empty DLQ): distinct so scripts can tell it from a failure
@@ -70,12 +73,29 @@ def operation_of(error: ClientError) -> str:
     return str(getattr(error, "operation_name", "") or "the request")
 
 
+def _error_text(error: ClientError) -> tuple[str, str]:
+    """Code and message, on one line. Some endpoints (moto's SQS among them) answer a JSON-protocol
+    client with an XML error body, which botocore hands over as the message: the real code and
+    message are picked out of it."""
+    code = error_code(error)
+    message = str(error.response.get("Error", {}).get("Message", "")).strip()
+    if message.startswith("<"):
+        found_code = re.search(r"<Code>(.*?)</Code>", message, re.S)
+        found_message = re.search(r"<Message>(.*?)</Message>", message, re.S)
+        code = found_code.group(1).strip() if found_code else code
+        message = found_message.group(1).strip() if found_message else ""
+    message = " ".join(message.split())
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+    return code, message or code
+
+
 def describe_client_error(error: ClientError) -> str:
     """One line for a service error: permission problems and missing resources get their own wording."""
-    code = error_code(error)
-    message = str(error.response.get("Error", {}).get("Message", "")).strip() or code
+    code, message = _error_text(error)
     operation = operation_of(error)
-    if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in ACCESS_DENIED_CODES or status == 403 or "not authorized" in message.lower():
         return f"permission denied: {operation} was refused ({code}): {message}"
     if code in NOT_FOUND_CODES:
         return f"not found: {operation}: {message}"
