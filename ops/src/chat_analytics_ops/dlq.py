@@ -272,7 +272,11 @@ def redrive(sqs: Any, dlq_url: str, events_url: str, *, limit: int | None, dry_r
 
 
 def _start_move_task(sqs: Any, dlq: QueueState, events: QueueState, *, required: bool) -> RedriveResult | None:
-    """Start SQS's own message move; None when the endpoint does not offer it (and it was not required)."""
+    """Start SQS's own message move; None when the endpoint does not offer it (and it was not required).
+
+    "Does not offer it" is an unsupported-operation code, or a server error (moto's server answers
+    500 for actions it lacks): the receive, send, delete path that follows is just as safe.
+    """
     try:
         response = sqs.start_message_move_task(SourceArn=dlq.arn, DestinationArn=events.arn)
     except NotImplementedError:  # moto in-process
@@ -280,11 +284,10 @@ def _start_move_task(sqs: Any, dlq: QueueState, events: QueueState, *, required:
             raise OpsError("this endpoint does not implement StartMessageMoveTask; use --method manual") from None
         return None
     except ClientError as error:
-        if error_code(error) in MOVE_TASK_UNSUPPORTED or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 501:
-            if required:
-                raise
-            return None
-        raise
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if required or (error_code(error) not in MOVE_TASK_UNSUPPORTED and status < 500):
+            raise
+        return None
     return RedriveResult(method="move-task", dry_run=False, task_handle=response.get("TaskHandle"), approximate_count=dlq.visible)
 
 

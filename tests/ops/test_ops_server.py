@@ -1,0 +1,72 @@
+"""The CLI end to end against a moto server on 127.0.0.1 through --endpoint-url, as with the local stack."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.ops.conftest import REGION, STAGE, FakeProcessor, Stack, dead_letter, deploy, query_event, response_event
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server_stack() -> Iterator[tuple[str, Stack]]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+
+        def client(service: str):
+            return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+
+        outputs = deploy(client("cloudformation"), client("secretsmanager"))
+        yield endpoint, Stack(client("sqs"), client("dynamodb"), outputs)
+    finally:
+        server.stop()
+
+
+def test_every_command_through_the_endpoint(server_stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint, stack = server_stack
+    monkeypatch.delenv("AWS_REGION")  # --endpoint-url alone falls back to the local stack's region
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    now = time.time_ns() // 1_000_000
+    base = ("--endpoint-url", endpoint, "--stage", STAGE)
+
+    processor = FakeProcessor(stack)
+    stack.send(query_event("req-1", now - 20, "Terraform?"))
+    processor.drain()
+    dead_letter(stack, response_event("req-1", now, "none", 4, latencyMs=11))
+
+    inspected = cli(*base, "dlq", "inspect", "--json", stage=False)
+    assert inspected.code == 0, inspected.err
+    assert json.loads(inspected.out)["messages"][0]["messageGroupId"] == "req-1"
+
+    redriven = cli(*base, "dlq", "redrive", "--json", stage=False)
+    assert redriven.code == 0, redriven.err
+    assert json.loads(redriven.out)["method"] == "manual"  # the server has no StartMessageMoveTask either
+    processor.drain()
+    items = stack.items()
+    assert len(items) == 1 and items[0]["responseLatencyMs"] == {"N": "20"}
+
+    day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))
+    reported = cli(*base, "report", "--from", day, "--to", day, "--json", stage=False)
+    assert reported.code == 0, reported.err
+    data = json.loads(reported.out)
+    assert data["queries"] == 1 and data["matches"]["none"] == 1
+    assert data["topUnmatched"] == [{"question": "terraform", "count": 1}]
+
+    env = cli(*base, "credentials", "worker-env", stage=False)
+    assert env.code == 0, env.err
+    assert f"AWS_SQS_URL={stack.events_url}" in env.out
