@@ -6,6 +6,7 @@ commands do not need it. The Agg backend renders to a file with no display.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from chat_analytics_ops.errors import OpsError
@@ -15,6 +16,8 @@ from chat_analytics_ops.report import MATCH_TYPES, Report
 COLORS = {"full": "#2e9d5b", "partial": "#f0a431", "none": "#d9534f"}
 LABELS = {"full": "full match", "partial": "partial match", "none": "no match"}
 SCORE_BINS = list(range(0, 105, 5))
+ANNOTATE_MAX_DAYS = 31  # totals above the bars; beyond a month they overlap
+MAX_TICK_LABELS = 31
 
 
 def check_chart_path(path: Path) -> None:
@@ -48,17 +51,31 @@ def write_chart(report: Report, path: Path) -> Path:
     labels = [day.day[5:] for day in report.per_day]  # MM-DD keeps the axis readable
     positions = range(len(labels))
     bottom = [0] * len(labels)
+    few = len(labels) <= ANNOTATE_MAX_DAYS  # thin bars read better without white gaps
     for kind in MATCH_TYPES:
         counts = [day.matches[kind] for day in report.per_day]
-        days_axis.bar(positions, counts, bottom=bottom, color=COLORS[kind], label=LABELS[kind], width=0.75, edgecolor="white")
+        days_axis.bar(
+            positions,
+            counts,
+            bottom=bottom,
+            color=COLORS[kind],
+            label=LABELS[kind],
+            width=0.75 if few else 0.9,
+            edgecolor="white" if few else "none",
+        )
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-    for x, total in zip(positions, bottom, strict=True):
-        if total:
-            days_axis.annotate(str(total), (x, total), ha="center", va="bottom", fontsize=8, color="#444444")
+    if few:
+        for x, total in zip(positions, bottom, strict=True):
+            if total:
+                days_axis.annotate(str(total), (x, total), ha="center", va="bottom", fontsize=8, color="#444444")
     days_axis.set_title("Answers per day by match type")
-    days_axis.set_xlabel(f"day (UTC, {report.start[:4]})")
+    years = report.start[:4] if report.start[:4] == report.end[:4] else f"{report.start[:4]}-{report.end[:4]}"
+    days_axis.set_xlabel(f"day (UTC, {years})")
     days_axis.set_ylabel("answers")
-    days_axis.set_xticks(list(positions), labels, rotation=45 if len(labels) > 10 else 0, ha="right" if len(labels) > 10 else "center")
+    step = max(1, math.ceil(len(labels) / MAX_TICK_LABELS))  # a year of days still has readable ticks
+    tick_positions = list(positions)[::step]
+    crowded = len(tick_positions) > 10
+    days_axis.set_xticks(tick_positions, labels[::step], rotation=45 if crowded else 0, ha="right" if crowded else "center")
     days_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     days_axis.set_ylim(0, max([*bottom, 1]) * 1.22)  # room for the legend row
     days_axis.legend(loc="upper left", frameon=False, ncols=3)

@@ -147,13 +147,14 @@ def read_items(
     progress = progress or Progress("never")
     paginator = dynamodb.get_paginator("query")
     names = {f"#a{i}": name for i, name in enumerate(PROJECTED)}
+    day_name = next(alias for alias, name in names.items() if name == "day")
     pages = items = 0
     for index, day in enumerate(days, start=1):
         arguments: dict[str, Any] = {
             "TableName": table_name,
             "IndexName": DAY_INDEX,
-            "KeyConditionExpression": "#day = :day",
-            "ExpressionAttributeNames": {"#day": "day", **names},
+            "KeyConditionExpression": f"{day_name} = :day",
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {":day": {"S": day}},
             "ProjectionExpression": ", ".join(names),
         }
