@@ -142,3 +142,42 @@ def test_redrive_move_task_method_reports_unsupported_endpoint(stack, cli) -> No
     assert stack.depth(stack.dlq_url) == 1
     conflict = cli("dlq", "redrive", "--method", "move-task", "--max", "1")
     assert conflict.code == 1 and "cannot be combined" in conflict.err
+
+
+class MoveTaskSqs:
+    """An SQS endpoint that has StartMessageMoveTask (AWS does; moto does not): records the call."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict:
+        name = QueueUrl.rsplit("/", 1)[-1]
+        visible = "7" if "dlq" in name else "0"
+        return {
+            "Attributes": {
+                "QueueArn": f"arn:aws:sqs:us-east-1:123456789012:{name}",
+                "ApproximateNumberOfMessages": visible,
+                "ApproximateNumberOfMessagesNotVisible": "0",
+                "FifoQueue": "true",
+            }
+        }
+
+    def start_message_move_task(self, **kwargs: str) -> dict:
+        self.calls.append(kwargs)
+        return {"TaskHandle": "handle-1"}
+
+
+def test_auto_uses_the_sqs_move_task_where_the_endpoint_has_it() -> None:
+    from chat_analytics_ops.dlq import redrive
+
+    sqs = MoveTaskSqs()
+    base = "https://sqs.us-east-1.amazonaws.com/123456789012/ChatAnalytics-prod"
+    result = redrive(sqs, f"{base}-dlq.fifo", f"{base}-events.fifo", limit=None, dry_run=False)
+    assert result.method == "move-task"
+    assert result.task_handle == "handle-1" and result.approximate_count == 7
+    assert sqs.calls == [
+        {
+            "SourceArn": "arn:aws:sqs:us-east-1:123456789012:ChatAnalytics-prod-dlq.fifo",
+            "DestinationArn": "arn:aws:sqs:us-east-1:123456789012:ChatAnalytics-prod-events.fifo",
+        }
+    ]
