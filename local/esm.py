@@ -149,6 +149,7 @@ class EventSourceMappingEmulator:
         self._handler_lock = threading.Lock()
 
     def start(self) -> EventSourceMappingEmulator:
+        self._stop.clear()
         for index in range(self.max_concurrency):
             thread = threading.Thread(target=self._run, name=f"esm-poller-{index}", daemon=True)
             thread.start()

@@ -16,7 +16,7 @@ def closed_port() -> int:
 
 
 class DelayProxy:
-    """Forwards 127.0.0.1:<port> to ``target``, holding each client-to-server chunk ``delay_s``.
+    """Forwards 127.0.0.1:<port> to ``target``, holding each client-to-server chunk ``delay_s`` (0: none).
 
     An HTTP request usually arrives as one chunk, so each request is answered ``delay_s`` later:
     a slow SQS endpoint as seen from the producer.
@@ -31,6 +31,8 @@ class DelayProxy:
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.connections = 0
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="delay-proxy", daemon=True)
 
@@ -42,6 +44,16 @@ class DelayProxy:
         self._stop.set()
         with contextlib.suppress(OSError):
             self.listener.close()
+
+    def drop_connections(self) -> int:
+        """Cut every open connection, as a crashed server would; returns how many sockets were closed."""
+        with self._lock:
+            sockets, self._open = list(self._open), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        return len(sockets)
 
     def __enter__(self) -> DelayProxy:
         return self.start()
@@ -61,6 +73,8 @@ class DelayProxy:
             except OSError:
                 client.close()
                 continue
+            with self._lock:
+                self._open.update((client, upstream))
             threading.Thread(target=self._pump, args=(client, upstream, self.delay_s), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, 0.0), daemon=True).start()
 
@@ -80,3 +94,5 @@ class DelayProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+                with self._lock:
+                    self._open.discard(sock)

@@ -22,6 +22,7 @@ import boto3
 from moto import settings as moto_settings
 from moto.cloudformation.parsing import get_model_map
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.utils import unix_time as _unix_time
 from moto.server import ThreadedMotoServer
 from moto.ssm.models import Parameter, ssm_backends
 
@@ -103,6 +104,21 @@ class StackInfo:
         }
 
 
+def speed_up_moto_sqs() -> None:
+    """Make moto's SQS clock cheap: same values, a fraction of the cost.
+
+    moto reads the time through a datetime computation for every message on every visibility check,
+    and its FIFO validation looks at every message in the queue for each one sent, so a send slows
+    down with the queue's length (~0.3 s per 10-message batch with a few hundred waiting). Only the
+    clock is replaced, with ``time.time()``, which gives the same epoch seconds without the datetime
+    arithmetic; moto's behaviour is unchanged.
+    """
+    import moto.sqs.models as sqs_models
+
+    sqs_models.unix_time = lambda dt=None: time.time() if dt is None else _unix_time(dt)
+    sqs_models.unix_time_millis = lambda dt=None: time.time() * 1000.0 if dt is None else _unix_time(dt) * 1000.0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -131,6 +147,7 @@ class LocalStack:
         return f"http://127.0.0.1:{self.port}"
 
     def start_server(self) -> None:
+        speed_up_moto_sqs()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         _wait_for_port(self.port)
