@@ -1,0 +1,87 @@
+"""A moto server on 127.0.0.1 and a fresh FIFO queue per test."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from jsonschema import Draft202012Validator
+from moto.server import ThreadedMotoServer
+
+from local.faults import closed_port
+from local.stack import speed_up_moto_sqs
+
+REPO = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+NO_RETRIES = Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3)
+
+
+def sqs_client(endpoint_url: str):
+    session = boto3.Session(aws_access_key_id="AKIDPRODUCERTEST", aws_secret_access_key="producer-test-secret", region_name=REGION)
+    return session.client("sqs", endpoint_url=endpoint_url, config=NO_RETRIES)
+
+
+@dataclass
+class Queue:
+    url: str
+    endpoint_url: str
+
+    def client(self):
+        return sqs_client(self.endpoint_url)
+
+    def drain(self, expected: int | None = None, timeout: float = 30.0) -> list[dict]:
+        """Every message in the queue (received and deleted), with its FIFO attributes."""
+        import time
+
+        sqs = self.client()
+        messages: list[dict] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageSystemAttributeNames=["All"]
+            )
+            batch = response.get("Messages", [])
+            if batch:
+                messages += batch
+                sqs.delete_message_batch(
+                    QueueUrl=self.url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+                )
+                continue
+            if expected is None or len(messages) >= expected:
+                break
+            time.sleep(0.05)
+        return messages
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> str:
+    speed_up_moto_sqs()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=closed_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def create_queue(endpoint_url: str) -> Queue:
+    name = f"producer-{uuid.uuid4().hex[:10]}.fifo"
+    url = sqs_client(endpoint_url).create_queue(
+        QueueName=name,
+        Attributes={"FifoQueue": "true", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"},
+    )["QueueUrl"]
+    return Queue(url, endpoint_url)
+
+
+@pytest.fixture
+def queue(moto_endpoint: str) -> Queue:
+    return create_queue(moto_endpoint)
+
+
+@pytest.fixture(scope="session")
+def event_schema() -> Draft202012Validator:
+    return Draft202012Validator(json.loads((REPO / "schema" / "analytics-event.schema.json").read_text()))
