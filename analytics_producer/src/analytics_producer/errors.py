@@ -7,6 +7,9 @@ the report and hold the buffer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 RETRYABLE_CODES = frozenset(
@@ -21,12 +24,33 @@ RETRYABLE_CODES = frozenset(
         "InternalFailure",
         "KmsThrottled",
         "AWS.SimpleQueueService.ServiceUnavailable",
+        "AWS.SimpleQueueService.RequestThrottled",
+        "SlowDown",
         "RequestTimeout",
     }
 )
 
 
+class EntryError(Exception):
+    """One entry of a ``SendMessageBatch`` that SQS refused (the request itself succeeded)."""
+
+    def __init__(self, failure: Mapping[str, Any]) -> None:
+        self.code = str(failure.get("Code") or "BatchEntryFailed")
+        self.sender_fault = bool(failure.get("SenderFault"))
+        super().__init__(f"{self.code}: {failure.get('Message', '')}")
+
+
+class LoggerClosedError(Exception):
+    """The logger was closed (or the process exited) before these events could be delivered."""
+
+    code = "LoggerClosed"
+
+
 def error_code(error: BaseException) -> str:
+    """A short, stable name for an error: the AWS error code, else the exception class."""
+    code = getattr(error, "code", None)
+    if isinstance(code, str) and code:
+        return code
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code") or str(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         return code or "ClientError"

@@ -8,6 +8,7 @@ they are plain ``isinstance``/``len`` tests, no schema library.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,7 @@ MAX_REQUEST_ID = 128
 MAX_TEXT = 4096
 MAX_SOURCE = 64
 MAX_SESSION_ID = 128
+MAX_TIMESTAMP = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the schema's bound
 MATCH_TYPES = frozenset({"full", "partial", "none"})
 EVENT_TYPES = frozenset({"query", "response"})
 SCHEMA_VERSION = 1
@@ -30,12 +32,17 @@ def now_ms() -> int:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value  # NaN != NaN
+    """A JSON number: int or float, not bool, finite (NaN and infinity are not valid JSON)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def validate(event: Any) -> None:
-    """Raise :class:`InvalidEventError` naming the first field that breaks the contract."""
-    if not isinstance(event, Mapping):
+    """Raise :class:`InvalidEventError` naming the first field that breaks the contract.
+
+    Extra fields are not checked here (the contract ignores them); the sender rejects an event
+    whose serialized body would not fit in one SQS message or is not JSON.
+    """
+    if type(event) is not dict and not isinstance(event, Mapping):  # the exact-type test skips the ABC check
         raise InvalidEventError("event: expected a dict")
     request_id = event.get("requestId")
     if (
@@ -50,7 +57,7 @@ def validate(event: Any) -> None:
     if event_type not in EVENT_TYPES:
         raise InvalidEventError("eventType: must be 'query' or 'response'")
     timestamp = event.get("timestamp")
-    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 0:
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or not 0 <= timestamp <= MAX_TIMESTAMP:
         raise InvalidEventError("timestamp: epoch milliseconds as a non-negative integer")
     if event_type == "query":
         query = event.get("query")

@@ -1,51 +1,37 @@
-"""``AnalyticsLogger``: the caller only enqueues; one background thread batches, sends and retries.
+"""``AnalyticsLogger``: the caller only validates and enqueues; a background thread does the rest.
 
-The caller's cost of :meth:`AnalyticsLogger.log` is a few cheap checks and a ``deque.append``: no
-lock, no I/O, no JSON. The sender thread owns everything slow: serialization, ``SendMessageBatch``
-(up to 10 entries), backoff with jitter, and the counters that describe what happened to each
-event. An event is either delivered, counted as failed (after its retries, or at once when the
-error cannot succeed), or counted as dropped (buffer full, invalid, logger closed): never lost
-silently.
+The caller's cost of :meth:`AnalyticsLogger.log` is a dict copy, a few ``isinstance``/``len``
+checks and a ``deque.append``: no lock, no I/O, no JSON. The sender thread (:mod:`.sender`) owns
+serialization, ``SendMessageBatch``, backoff and retries. Every event ends up delivered, counted
+as failed (and passed to ``on_error``), or rejected at ``log()`` with a counted reason: never
+lost silently.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import itertools
-import json
-import logging
 import os
-import random
 import threading
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
-
-from analytics_producer.errors import error_code, is_retryable
-from analytics_producer.events import InvalidEventError, deduplication_id, query_event, response_event, validate
-
-log = logging.getLogger("analytics_producer")
-
-MAX_BATCH_ENTRIES = 10
-# SQS's limit for the whole SendMessageBatch payload (bodies plus attributes); kept at the classic
-# 256 KiB so the producer works with every endpoint. Bounded fields keep one event far below it.
-MAX_BATCH_BYTES = 256 * 1024
-WARNING_INTERVAL_S = 60.0
-
-ErrorCallback = Callable[[BaseException, list[dict]], None]
-
-_live: weakref.WeakSet[AnalyticsLogger] = weakref.WeakSet()
+from analytics_producer import lifecycle
+from analytics_producer.batching import MAX_BATCH_ENTRIES, GroupKey
+from analytics_producer.client import client_config, clone_client, new_client
+from analytics_producer.errors import LoggerClosedError
+from analytics_producer.events import InvalidEventError, query_event, response_event, validate
+from analytics_producer.sender import ErrorCallback, Sender
 
 
-def _counter_value(counter: itertools.count) -> int:
-    """The next value of an ``itertools.count`` without advancing it (``count(5)`` -> 5)."""
+def _peek(counter: itertools.count) -> int:
+    """The value an ``itertools.count`` would return next, without advancing it.
+
+    ``next(count)`` is a single C call, so callers on many threads can count without a lock
+    (``self.n += 1`` can lose increments between threads); reading it back goes through its repr.
+    """
     return int(repr(counter)[6:-1])
 
 
@@ -56,6 +42,23 @@ class AnalyticsLogger:
     event is rejected (invalid, buffer full, logger closed) and counts why. ``flush()`` waits for
     what was accepted before it; ``close()`` flushes and stops the sender. One instance per
     process is the intended use: it keeps one boto3 client and its connections for its lifetime.
+
+    Args:
+        queue_url: the FIFO queue's URL.
+        region_name, endpoint_url: for the client this logger builds (ignored when ``client`` is given).
+        client: a boto3 SQS client to use instead (e.g. built with explicit keys). Give it short
+            timeouts and ``retries={"max_attempts": 1}`` (see :func:`client_config`), since the
+            logger retries on its own.
+        max_queue_size: events held in memory; beyond it new events are dropped and counted.
+        batch_size: entries per ``SendMessageBatch`` (1 to 10).
+        flush_interval_s: how long a partial batch waits for more events before it is sent.
+        max_retries: retries of a retryable failure before its events are counted as failed.
+        on_error: ``on_error(error, events)``, called from the sender thread once for every group
+            of events that will not be delivered. Keep it short; it must not call ``flush()``.
+        strict: raise :class:`InvalidEventError` from ``log()`` for an invalid event (for tests).
+        group_id: ``group_id(event) -> str`` choosing the ``MessageGroupId`` (default: the request id).
+        source: a ``source`` added to events that have none.
+        atexit_timeout_s: how long the exit hook waits for queued events (endpoint down: then exits).
     """
 
     def __init__(
@@ -71,7 +74,7 @@ class AnalyticsLogger:
         max_retries: int = 8,
         on_error: ErrorCallback | None = None,
         strict: bool = False,
-        group_id: Callable[[Mapping[str, Any]], str] | None = None,
+        group_id: GroupKey | None = None,
         source: str | None = None,
         backoff_base_s: float = 0.1,
         backoff_max_s: float = 5.0,
@@ -83,6 +86,8 @@ class AnalyticsLogger:
             raise ValueError("batch_size must be 1 to 10 (SendMessageBatch's limit)")
         if max_queue_size < 1 or max_retries < 0 or flush_interval_s <= 0:
             raise ValueError("max_queue_size >= 1, max_retries >= 0 and flush_interval_s > 0 are required")
+        if source is not None and (not isinstance(source, str) or len(source) > 64):
+            raise ValueError("source: a string of at most 64 characters")
         self.queue_url = queue_url
         self.region_name = region_name
         self.endpoint_url = endpoint_url
@@ -97,101 +102,103 @@ class AnalyticsLogger:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.atexit_timeout_s = atexit_timeout_s
-        self._client_config = Config(
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
-            retries={"max_attempts": 1, "mode": "standard"},  # this class owns the retry loop
-            max_pool_connections=2,
-        )
+        self._config = client_config(connect_timeout_s, read_timeout_s)
         self._given_client = client
-        self._reset_state()
-        self._client = client if client is not None else self._new_client()
-        self._start_sender()
-        _live.add(self)
+        client = client if client is not None else self._new_client()  # built now: a bad region fails here, not later
+        self._start(client)
+        lifecycle.register(self)
 
-    # -- construction ------------------------------------------------------------------------
+    # -- construction ----------------------------------------------------------------------------
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AnalyticsLogger:
-        """A logger for ``AWS_SQS_URL`` in ``AWS_REGION``; credentials from ``AWS_ACCESS_KEY_ID`` /
-        ``AWS_SECRET_ACCESS_KEY`` when set, else boto3's standard chain (role, profile, ...).
+        """A logger for ``AWS_SQS_URL`` in ``AWS_REGION``.
 
-        A queue URL whose host is not ``*.amazonaws.com`` (a local stack) is also the endpoint.
+        Credentials come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and
+        ``AWS_SESSION_TOKEN``) when both keys are set, else from boto3's standard chain (an
+        instance or Lambda role, a profile, ...). A queue URL whose host is not AWS's (a local
+        stack) is also used as the endpoint. ``kwargs`` are passed to the constructor.
         """
         env = os.environ if environ is None else environ
         queue_url = env.get("AWS_SQS_URL")
         if not queue_url:
             raise ValueError("AWS_SQS_URL is not set")
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        kwargs.setdefault("region_name", region)
         if "client" not in kwargs:
             parts = urlsplit(queue_url)
-            if "endpoint_url" not in kwargs and parts.hostname and not parts.hostname.endswith("amazonaws.com"):
+            if "endpoint_url" not in kwargs and parts.hostname and not parts.hostname.endswith(("amazonaws.com", "amazonaws.com.cn")):
                 kwargs["endpoint_url"] = f"{parts.scheme}://{parts.netloc}"
             if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-                session = boto3.Session(
-                    aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                    aws_session_token=env.get("AWS_SESSION_TOKEN"),
-                    region_name=region,
+                kwargs["client"] = new_client(
+                    region_name=kwargs["region_name"],
+                    endpoint_url=kwargs.get("endpoint_url"),
+                    config=client_config(kwargs.get("connect_timeout_s", 1.0), kwargs.get("read_timeout_s", 3.0)),
+                    access_key_id=env["AWS_ACCESS_KEY_ID"],
+                    secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                    session_token=env.get("AWS_SESSION_TOKEN") or None,
                 )
-                kwargs["client"] = cls._make_client(session, region, kwargs.get("endpoint_url"), kwargs)
-        return cls(queue_url, region_name=region, **kwargs)
-
-    @staticmethod
-    def _make_client(session: boto3.Session, region: str | None, endpoint_url: str | None, kwargs: Mapping[str, Any]) -> Any:
-        config = Config(
-            connect_timeout=kwargs.get("connect_timeout_s", 1.0),
-            read_timeout=kwargs.get("read_timeout_s", 3.0),
-            retries={"max_attempts": 1, "mode": "standard"},
-            max_pool_connections=2,
-        )
-        return session.client("sqs", region_name=region, endpoint_url=endpoint_url, config=config)
+        return cls(queue_url, **kwargs)
 
     def _new_client(self) -> Any:
-        return boto3.Session().client("sqs", region_name=self.region_name, endpoint_url=self.endpoint_url, config=self._client_config)
+        return new_client(region_name=self.region_name, endpoint_url=self.endpoint_url, config=self._config)
 
-    def _reset_state(self) -> None:
-        """Everything a sender owns; also the state a forked child starts from."""
-        self._buffer: deque[dict] = deque()
+    def _start(self, client: Any) -> None:
+        """Fresh buffer, counters and sender: at construction, and in a forked child."""
+        self._buffer: deque[dict[str, Any]] = deque()
         self._dropped_full = itertools.count()
         self._dropped_invalid = itertools.count()
         self._dropped_closed = itertools.count()
-        self._taken = 0  # events the sender took from the buffer (sender thread only)
-        self._sent = 0
-        self._failed = 0
-        self._retried = 0
-        self._requests = 0
-        self._in_flight = 0
-        self._wake = threading.Event()
-        self._closing = threading.Event()
-        self._abandoned = 0
-        self._progress = threading.Condition()
         self._closed = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._last_warning: dict[str, float] = {}
-        self._reported: set[str] = set()
+        self._close_lock = threading.Lock()
+        self._sender = Sender(
+            buffer=self._buffer,
+            client_factory=self._client_for_child,
+            client=client,
+            queue_url=self.queue_url,
+            batch_size=self.batch_size,
+            flush_interval_s=self.flush_interval_s,
+            max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+            group_key=self.group_id,
+            on_error=self.on_error,
+        )
+        self._wake = self._sender.wake
+        self._sender.start()
 
-    def _start_sender(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="analytics-producer-sender", daemon=True)
-        self._thread.start()
+    @property
+    def _client(self) -> Any:
+        """The sender's boto3 client (None in a forked child until its sender builds one); for tests and debugging."""
+        return self._sender.client
+
+    def _client_for_child(self) -> Any:
+        return clone_client(self._given_client) if self._given_client is not None else self._new_client()
 
     def _after_fork_in_child(self) -> None:
-        """A forked child must not share the parent's buffer, thread or connections."""
-        self._reset_state()
-        if self._given_client is not None:
-            self._client = _clone_client(self._given_client, self._client_config)
-        else:
-            self._client = self._new_client()
-        self._start_sender()
+        """The parent's buffer, thread and pooled sockets are not the child's: start over.
 
-    # -- the caller's side -------------------------------------------------------------------
+        The parent still delivers what it had queued. The child's client is built lazily by its
+        new sender thread, so a fork that never logs pays only for an idle thread.
+        """
+        self._start(None)
+
+    # -- the caller's side --------------------------------------------------------------------------
 
     def log(self, event: Mapping[str, Any]) -> bool:
-        """Enqueue ``event`` for delivery; True when accepted. Never blocks; never raises unless ``strict``."""
+        """Enqueue ``event`` for delivery; True when accepted.
+
+        Never blocks and never raises (unless ``strict``). The event is copied, so the caller may
+        reuse its dict; serialization happens later in the sender thread.
+        """
         try:
+            if type(event) is not dict and not isinstance(event, Mapping):
+                raise InvalidEventError("event: expected a dict")
+            event = dict(event)
+            if self.source is not None and "source" not in event:
+                event["source"] = self.source
             validate(event)
-        except InvalidEventError:
+        except Exception:  # InvalidEventError, or a Mapping whose methods raise: never the caller's problem
             next(self._dropped_invalid)
             if self.strict:
                 raise
@@ -200,230 +207,111 @@ class AnalyticsLogger:
             next(self._dropped_closed)
             return False
         buffer = self._buffer
-        if len(buffer) >= self.max_queue_size:
+        size = len(buffer)
+        if size >= self.max_queue_size:
             next(self._dropped_full)
             return False
-        buffer.append(event if self.source is None or "source" in event else {**event, "source": self.source})
-        if len(buffer) >= self.batch_size and not self._wake.is_set():
+        buffer.append(event)
+        if size + 1 >= self.batch_size and not self._wake.is_set():  # wake the sender only for a full batch
             self._wake.set()
         return True
 
     def log_query(self, request_id: str, query: str, **optional: Any) -> bool:
-        """Log the seed's ``query`` event, timestamped now (``source``, ``session_id``, ``latency_ms`` optional)."""
-        return self._log_built(query_event, request_id, query, **optional)
+        """Log the seed's ``query`` event, timestamped now.
 
-    def log_response(self, request_id: str, match_type: str, match_score: float, reasoning: str, **optional: Any) -> bool:
-        """Log the seed's ``response`` event, timestamped now."""
-        return self._log_built(response_event, request_id, match_type, match_score, reasoning, **optional)
-
-    def _log_built(self, build: Callable[..., dict], *args: Any, **optional: Any) -> bool:
+        Optional: ``source``, ``session_id``, ``latency_ms``, ``timestamp`` (epoch ms).
+        """
         try:
-            event = build(*args, **optional)
-        except InvalidEventError:
+            event = query_event(request_id, query, **optional)
+        except Exception:  # an unknown keyword
             next(self._dropped_invalid)
             if self.strict:
                 raise
             return False
         return self.log(event)
 
-    # -- flushing and lifecycle ---------------------------------------------------------------
+    def log_response(self, request_id: str, match_type: str, match_score: float, reasoning: str, **optional: Any) -> bool:
+        """Log the seed's ``response`` event (``match_type`` full|partial|none, ``match_score`` 0-100), timestamped now."""
+        try:
+            event = response_event(request_id, match_type, match_score, reasoning, **optional)
+        except Exception:
+            next(self._dropped_invalid)
+            if self.strict:
+                raise
+            return False
+        return self.log(event)
+
+    # -- flushing and lifecycle -------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event accepted before this call is delivered or has definitively failed.
 
-        Returns False when ``timeout`` (seconds) ran out first. Safe to call from any thread
-        except inside ``on_error``.
+        Partial batches are sent at once instead of waiting for ``flush_interval_s``. Returns
+        False when ``timeout`` (seconds) ran out first. Do not call it from ``on_error``.
         """
-        with self._progress:
-            target = self._taken + len(self._buffer)
+        sender = self._sender
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._wake.set()
-        with self._progress:
-            while self._sent + self._failed < target:
-                if self._thread is None or not self._thread.is_alive():
+        with sender.progress:
+            target = sender.taken + len(self._buffer)
+            sender.flush_target = max(sender.flush_target, target)
+        sender.wake.set()
+        with sender.progress:
+            while sender.sent + sender.failed < target:
+                if not sender.alive():
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._progress.wait(0.05 if remaining is None else min(remaining, 0.05))
-                self._wake.set()
+                sender.progress.wait(0.1 if remaining is None else min(remaining, 0.1))
         return True
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush (up to ``timeout``), then stop the sender; later ``log()`` calls return False."""
-        flushed = self.flush(timeout)
-        self._closed = True
-        self._stopping = True
-        self._closing.set()
-        self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(0.5 if timeout is None else max(0.05, min(timeout, 0.5)))
-        with self._progress:
-            abandoned = len(self._buffer)
-            self._buffer.clear()
-            self._abandoned += abandoned
-        if abandoned or not flushed:
-            log.warning("analytics: closed with %d event(s) undelivered (counted as dropped_closed / failed)", abandoned + self._in_flight)
-        _live.discard(self)
-        return flushed
+        """Flush (up to ``timeout``), then stop the sender; later ``log()`` calls return False.
+
+        What is still queued after the timeout is counted as failed and passed to ``on_error``.
+        Returns whether everything was delivered or definitively failed in time.
+        """
+        with self._close_lock:
+            if self._closed:
+                return True
+            flushed = self.flush(timeout)
+            self._closed = True
+            sender = self._sender
+            sender.stopping.set()  # cuts a backoff short; an in-flight attempt fails without retry
+            sender.wake.set()
+            if sender.thread is not threading.current_thread():
+                sender.thread.join(0.5 if timeout is None else max(0.05, min(timeout, 0.5)))
+            sender.abandon(LoggerClosedError("logger closed before these events were sent"))
+            lifecycle.unregister(self)
+            return flushed
 
     def __enter__(self) -> AnalyticsLogger:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close(self.atexit_timeout_s if exc[0] is not None else None)
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # On an exception the block is already failing: do not add an unbounded wait to it.
+        self.close(self.atexit_timeout_s if exc_type is not None else None)
 
     def stats(self) -> dict[str, int]:
-        """Counters; at rest ``accepted == sent + failed + queued``."""
-        with self._progress:
-            queued = len(self._buffer) + self._in_flight
+        """Counters. At rest, ``accepted == sent + failed + queued``.
+
+        ``retried`` counts send attempts repeated for an event (one event retried twice counts 2);
+        ``requests`` counts ``SendMessageBatch`` calls; ``dropped_*`` are events ``log()`` refused.
+        """
+        sender = self._sender
+        with sender.progress:
+            queued = len(self._buffer)
             return {
-                "accepted": self._taken + len(self._buffer) + self._abandoned,
-                "sent": self._sent,
-                "retried": self._retried,
-                "failed": self._failed,
-                "dropped_full": _counter_value(self._dropped_full),
-                "dropped_invalid": _counter_value(self._dropped_invalid),
-                "dropped_closed": _counter_value(self._dropped_closed) + self._abandoned,
-                "queued": queued,
-                "requests": self._requests,
+                "accepted": sender.taken + queued,
+                "sent": sender.sent,
+                "retried": sender.retried,
+                "failed": sender.failed,
+                "dropped_full": _peek(self._dropped_full),
+                "dropped_invalid": _peek(self._dropped_invalid),
+                "dropped_closed": _peek(self._dropped_closed),
+                "queued": queued + sender.in_flight,
+                "requests": sender.requests,
             }
 
-    # -- the sender thread ---------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            if not self._buffer:
-                if self._stopping:
-                    return
-                self._wake.wait(self.flush_interval_s)
-                self._wake.clear()
-                continue
-            try:
-                self._send_batch(self._take_batch())
-            except Exception as error:  # the sender never dies: an unexpected error fails its batch
-                log.exception("analytics sender error: %s", error)
-
-    def _take_batch(self) -> list[tuple[dict, dict]]:
-        """Up to ``batch_size`` events as (event, SendMessageBatch entry), within the batch byte limit."""
-        batch: list[tuple[dict, dict]] = []
-        size = 0
-        buffer = self._buffer
-        with self._progress:  # flush() and stats() see each event either in the buffer or taken
-            while buffer and len(batch) < self.batch_size:
-                event = buffer[0]
-                body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-                entry_size = len(body.encode()) + 300  # ids and attributes
-                if batch and size + entry_size > MAX_BATCH_BYTES:
-                    break
-                buffer.popleft()
-                size += entry_size
-                group = self.group_id(event) if self.group_id else event["requestId"]
-                entry = {
-                    "Id": str(len(batch)),
-                    "MessageBody": body,
-                    "MessageGroupId": group,
-                    "MessageDeduplicationId": deduplication_id(event),
-                }
-                batch.append((event, entry))
-            self._taken += len(batch)
-            self._in_flight = len(batch)
-        return batch
-
-    def _send_batch(self, batch: list[tuple[dict, dict]]) -> None:
-        pending = batch
-        attempt = 0
-        while pending:
-            try:
-                self._requests += 1
-                response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=[entry for _, entry in pending])
-            except Exception as error:
-                if not is_retryable(error) or attempt >= self.max_retries or self._stopping:
-                    self._fail(pending, error)
-                    return
-                attempt += 1
-                self._retried += len(pending)
-                self._backoff(attempt)
-                continue
-            by_id = {entry["Id"]: (event, entry) for event, entry in pending}
-            delivered = len(response.get("Successful", []))
-            retry, permanent = [], []
-            for failure in response.get("Failed", []):
-                item = by_id.get(failure["Id"])
-                if item is not None:
-                    (permanent if failure.get("SenderFault") else retry).append((item, failure))
-            self._record(sent=delivered)
-            if permanent:
-                error = _EntryError(permanent[0][1])
-                self._fail([item for item, _ in permanent], error)
-            if retry and (attempt >= self.max_retries or self._stopping):
-                self._fail([item for item, _ in retry], _EntryError(retry[0][1]))
-                retry = []
-            pending = [item for item, _ in retry]
-            if pending:
-                attempt += 1
-                self._retried += len(pending)
-                self._backoff(attempt)
-
-    def _backoff(self, attempt: int) -> None:
-        """Exponential backoff with full jitter; cut short when the logger is closing."""
-        self._closing.wait(random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))))
-
-    def _record(self, *, sent: int = 0, failed: int = 0) -> None:
-        with self._progress:
-            self._sent += sent
-            self._failed += failed
-            self._in_flight = max(0, self._in_flight - sent - failed)
-            self._progress.notify_all()
-
-    def _fail(self, items: list[tuple[dict, dict]], error: BaseException) -> None:
-        self._record(failed=len(items))
-        code = error_code(error)
-        now = time.monotonic()
-        if now - self._last_warning.get(code, -WARNING_INTERVAL_S) >= WARNING_INTERVAL_S:
-            self._last_warning[code] = now
-            log.warning("analytics: %d event(s) not delivered to %s: %s (%s)", len(items), self.queue_url.rsplit("/", 1)[-1], code, error)
-        if self.on_error is not None:
-            try:
-                self.on_error(error, [event for event, _ in items])
-            except Exception:
-                log.exception("analytics on_error callback raised")
-
-
-class _EntryError(Exception):
-    """One entry of a SendMessageBatch that SQS refused."""
-
-    def __init__(self, failure: Mapping[str, Any]) -> None:
-        super().__init__(f"{failure.get('Code')}: {failure.get('Message', '')}")
-        self.code = failure.get("Code", "BatchEntryFailed")
-        self.sender_fault = bool(failure.get("SenderFault"))
-
-
-def _clone_client(client: Any, config: Config) -> Any:
-    """A new client with the same region, endpoint and credentials (after a fork)."""
-    credentials = client._request_signer._credentials
-    frozen = credentials.get_frozen_credentials() if credentials is not None else None
-    session = boto3.Session(
-        aws_access_key_id=frozen.access_key if frozen else None,
-        aws_secret_access_key=frozen.secret_key if frozen else None,
-        aws_session_token=frozen.token if frozen else None,
-        region_name=client.meta.region_name,
-    )
-    return session.client("sqs", endpoint_url=client.meta.endpoint_url, config=client.meta.config)
-
-
-def _flush_all_at_exit() -> None:
-    """Bounded: a dead endpoint costs at most each logger's ``atexit_timeout_s``, then exit goes on."""
-    for logger in list(_live):
-        with contextlib.suppress(Exception):
-            logger.close(logger.atexit_timeout_s)
-
-
-def _after_fork() -> None:
-    for logger in list(_live):
-        logger._after_fork_in_child()
-
-
-atexit.register(_flush_all_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
+    def __repr__(self) -> str:
+        return f"AnalyticsLogger({self.queue_url!r}, {self.stats()})"

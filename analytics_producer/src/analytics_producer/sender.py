@@ -1,0 +1,244 @@
+"""The background sender: one thread per logger that batches, sends, retries and counts.
+
+Everything slow lives here so that the caller's ``log()`` is an ``append``. The thread owns the
+boto3 client, so the client is only ever used from one thread, and it survives any exception:
+an unexpected error fails the batch it was sending (counted, reported), never the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from analytics_producer.batching import MAX_BATCH_ENTRIES, Entry, GroupKey, UnsendableEventError, fits, to_entry
+from analytics_producer.errors import EntryError, error_code, is_retryable
+
+log = logging.getLogger("analytics_producer")
+
+ErrorCallback = Callable[[BaseException, list[dict[str, Any]]], None]
+WARNING_INTERVAL_S = 60.0
+
+
+class Sender:
+    """Drains ``buffer`` into ``SendMessageBatch`` calls from a daemon thread.
+
+    Partial batches wait up to ``flush_interval_s`` for more events (so a steady trickle still
+    goes out ten at a time) unless a ``flush()`` asks for them. Counters are written by this
+    thread only and read under ``progress``; ``taken`` moves an event out of the buffer and into
+    ``sent`` or ``failed`` exactly once.
+    """
+
+    def __init__(
+        self,
+        *,
+        buffer: deque[dict[str, Any]],
+        client_factory: Callable[[], Any],
+        client: Any,
+        queue_url: str,
+        batch_size: int,
+        flush_interval_s: float,
+        max_retries: int,
+        backoff_base_s: float,
+        backoff_max_s: float,
+        group_key: GroupKey | None,
+        on_error: ErrorCallback | None,
+    ) -> None:
+        self.buffer = buffer
+        self.client_factory = client_factory
+        self.client = client
+        self.queue_url = queue_url
+        self.batch_size = min(batch_size, MAX_BATCH_ENTRIES)
+        self.flush_interval_s = flush_interval_s
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.group_key = group_key
+        self.on_error = on_error
+
+        self.wake = threading.Event()  # set by log() when a batch is full, by flush() and close()
+        self.stopping = threading.Event()  # cuts backoff short and ends the thread
+        self.progress = threading.Condition()
+        self.taken = 0
+        self.sent = 0
+        self.failed = 0
+        self.retried = 0
+        self.requests = 0
+        self.in_flight = 0
+        self.flush_target = 0  # send partial batches until `taken` reaches this
+        self._last_warning: dict[str, float] = {}
+        self.thread = threading.Thread(target=self._run, name="analytics-producer-sender", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        anchor = time.monotonic()  # no event in the buffer arrived before this
+        while not self.stopping.is_set():
+            try:
+                self.wake.clear()  # cleared before the state is read: a wake-up is never lost
+                pending = len(self.buffer)
+                now = time.monotonic()
+                if not pending:
+                    anchor = now
+                    self.wake.wait(self.flush_interval_s)
+                    continue
+                due = anchor + self.flush_interval_s
+                if pending < self.batch_size and self.flush_target <= self.taken and now < due:
+                    self.wake.wait(due - now)
+                    continue
+                anchor = now
+                batch = self._take_batch()
+                try:
+                    self._send(batch)
+                except Exception as error:  # a bug, not an SQS failure (those are handled in _send)
+                    with self.progress:
+                        unaccounted = batch[len(batch) - self.in_flight :] if self.in_flight else []
+                    self._fail(unaccounted, error)
+                    raise
+            except Exception as error:  # the thread survives anything: log and go on
+                log.exception("analytics sender error: %s", error)
+                time.sleep(0.05)
+
+    def _take_batch(self) -> list[Entry]:
+        """Up to ``batch_size`` entries within the batch byte limit; unsendable events fail at once."""
+        batch: list[Entry] = []
+        unsendable: list[tuple[UnsendableEventError, dict[str, Any]]] = []
+        buffer = self.buffer
+        with self.progress:  # flush() and stats() see every event either queued or taken
+            while buffer and len(batch) < self.batch_size:
+                try:
+                    entry = to_entry(buffer[0], self.group_key)
+                except UnsendableEventError as error:
+                    unsendable.append((error, buffer.popleft()))
+                    continue
+                if batch and not fits(batch, entry, self.batch_size):
+                    break
+                buffer.popleft()
+                entry.entry_id = str(len(batch))
+                batch.append(entry)
+            self.taken += len(batch) + len(unsendable)
+            self.in_flight = len(batch)
+            if unsendable:
+                self.failed += len(unsendable)
+                self.progress.notify_all()
+        for error, event in unsendable:
+            self._report(error, [event])
+        return batch
+
+    # -- sending and retrying ---------------------------------------------------------------------
+
+    def _send(self, batch: list[Entry]) -> None:
+        pending = batch
+        attempt = 0
+        while pending:
+            retry: list[Entry] = []
+            error: BaseException | None = None
+            try:
+                if self.client is None:
+                    self.client = self.client_factory()  # after a fork, built lazily in this thread
+                self.requests += 1
+                # Each entry keeps the Id of its place in the first batch, so a retry is easy to follow.
+                response = self.client.send_message_batch(
+                    QueueUrl=self.queue_url, Entries=[entry.as_request(entry.entry_id) for entry in pending]
+                )
+            except Exception as raised:
+                if not is_retryable(raised):
+                    self._fail(pending, raised)
+                    return
+                retry, error = pending, raised
+            else:
+                by_id = {entry.entry_id: entry for entry in pending}
+                delivered = 0
+                for success in response.get("Successful", ()):
+                    if by_id.pop(success.get("Id"), None) is not None:
+                        delivered += 1
+                self._record(sent=delivered)
+                refused: list[Entry] = []
+                for failure in response.get("Failed", ()):
+                    entry = by_id.pop(failure.get("Id"), None)
+                    if entry is None:
+                        continue
+                    if failure.get("SenderFault"):
+                        refused.append(entry)
+                        refused_error = EntryError(failure)
+                    else:
+                        retry.append(entry)
+                        error = EntryError(failure)
+                if refused:
+                    self._fail(refused, refused_error)
+                if by_id:  # neither successful nor failed: not confirmed, so send again
+                    retry += by_id.values()
+                    error = error or EntryError({"Code": "MissingFromResponse", "Message": "entry not in the response"})
+            if not retry:
+                return
+            if attempt >= self.max_retries or self.stopping.is_set():
+                self._fail(retry, error or RuntimeError("retries exhausted"))
+                return
+            attempt += 1
+            with self.progress:
+                self.retried += len(retry)
+            self._backoff(attempt)
+            pending = retry  # only what failed is sent again, with the same ids
+
+    def _backoff(self, attempt: int) -> None:
+        """Exponential backoff with full jitter (spreads retries of many producers); cut short by close()."""
+        self.stopping.wait(random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))))
+
+    # -- accounting -----------------------------------------------------------------------------
+
+    def _record(self, *, sent: int = 0, failed: int = 0) -> None:
+        with self.progress:
+            self.sent += sent
+            self.failed += failed
+            self.in_flight = max(0, self.in_flight - sent - failed)
+            self.progress.notify_all()
+
+    def _fail(self, entries: list[Entry], error: BaseException) -> None:
+        self._record(failed=len(entries))
+        self._report(error, [entry.event for entry in entries])
+
+    def _report(self, error: BaseException, events: list[dict[str, Any]]) -> None:
+        """Every undelivered event reaches ``on_error`` exactly once; the warning log is rate-limited per error code."""
+        code = error_code(error)
+        now = time.monotonic()
+        if now - self._last_warning.get(code, -WARNING_INTERVAL_S) >= WARNING_INTERVAL_S:
+            self._last_warning[code] = now
+            log.warning(
+                "analytics: %d event(s) not delivered to %s: %s (%s); further %s failures are logged at most once a minute",
+                len(events),
+                self.queue_url.rsplit("/", 1)[-1],
+                code,
+                error,
+                code,
+            )
+        if self.on_error is not None:
+            try:
+                self.on_error(error, events)
+            except Exception:
+                log.exception("analytics on_error callback raised")
+
+    def abandon(self, error: BaseException) -> int:
+        """Fail whatever is still queued (close() after its timeout); returns how many."""
+        events: list[dict[str, Any]] = []
+        with self.progress:
+            while True:  # popleft, not clear(): an append racing with this is either taken here or stays queued
+                try:
+                    events.append(self.buffer.popleft())
+                except IndexError:
+                    break
+            self.taken += len(events)
+            self.failed += len(events)
+            self.progress.notify_all()
+        if events:
+            self._report(error, events)
+        return len(events)
