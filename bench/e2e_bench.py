@@ -29,6 +29,9 @@ from local.pipeline import LocalPipeline
 from local.stack import REPO, StackInfo
 
 
+ANSWER_MS = 12.0  # the seed's CV assistant answers in ~12 ms
+
+
 def env_with_endpoint(info: StackInfo, port: int) -> dict[str, str]:
     env = info.worker_env()
     path = env["AWS_SQS_URL"].split("/", 3)[3]
@@ -37,8 +40,8 @@ def env_with_endpoint(info: StackInfo, port: int) -> dict[str, str]:
 
 
 def latency_case(info: StackInfo, name: str, port: int, requests: int) -> dict:
-    on, on_url = start_chatbot(env_with_endpoint(info, port), analytics=True)
-    off, off_url = start_chatbot(None, analytics=False)
+    on, on_url = start_chatbot(env_with_endpoint(info, port), analytics=True, answer_ms=ANSWER_MS)
+    off, off_url = start_chatbot(None, analytics=False, answer_ms=ANSWER_MS)
     try:
         result = run_load([on_url, off_url], requests)
     finally:

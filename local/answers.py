@@ -7,6 +7,7 @@ plug in a model-backed generator with the same ``answer(question)`` method.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -77,6 +78,24 @@ class CvSkillMatcher:
             parts.append(f"no experience listed with {', '.join(missing)}")
         reasoning = f"matched {len(found)} of {len(asked)} skills" + (f"; missing: {', '.join(missing)}" if missing else "")
         return Answer("; ".join(parts) + ".", match_type, score, reasoning)
+
+
+class WithLatency:
+    """Wraps a generator and takes ``seconds`` per answer, as a model call would (the seed's CV
+    assistant answers in ~12 ms). The wait is a sleep: like network I/O, it leaves the CPU to
+    other threads, so what the analytics cost shows up against a realistic answer time."""
+
+    def __init__(self, generator: AnswerGenerator, seconds: float) -> None:
+        self.generator = generator
+        self.seconds = seconds
+
+    def answer(self, question: str) -> Answer:
+        deadline = time.perf_counter() + self.seconds
+        answer = self.generator.answer(question)
+        remaining = deadline - time.perf_counter()
+        if remaining > 0:
+            time.sleep(remaining)
+        return answer
 
 
 SAMPLE_QUESTIONS = [

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local.answers import AnswerGenerator, CvSkillMatcher
+from local.answers import AnswerGenerator, CvSkillMatcher, WithLatency
 
 SOURCE = "demo-chatbot"
 
@@ -61,6 +61,9 @@ class Chatbot:
 def make_server(chatbot: Chatbot, port: int = 0) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; without this, Nagle's algorithm and the client's
+        # delayed ACK hold the body back ~40 ms on a keep-alive connection.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
@@ -118,7 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--no-analytics", action="store_true", help="answer without logging analytics")
+    parser.add_argument("--answer-ms", type=float, default=0.0, help="time each answer takes, like a model call (default 0)")
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=1.0,
+        help="the interpreter's thread switch interval (default 1; Python's own is 5): how long a request may wait"
+        " for the GIL while the analytics sender thread serializes a batch",
+    )
     args = parser.parse_args(argv)
+    sys.setswitchinterval(args.switch_interval_ms / 1000)
     analytics = None
     if not args.no_analytics:
         missing = [k for k in ("AWS_SQS_URL", "AWS_REGION") if not os.environ.get(k)]
@@ -126,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: set {', '.join(missing)} or pass --no-analytics", file=sys.stderr)
             return 2
         analytics = analytics_from_env()
-    server = make_server(Chatbot(CvSkillMatcher(), analytics), args.port)
+    generator = CvSkillMatcher() if args.answer_ms <= 0 else WithLatency(CvSkillMatcher(), args.answer_ms / 1000)
+    server = make_server(Chatbot(generator, analytics), args.port)
     stopping = threading.Event()
 
     def shutdown(*_: object) -> None:

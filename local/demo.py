@@ -27,8 +27,10 @@ from local.stack import REPO, StackInfo, template_path
 say = print  # rebound in main() to the real console
 
 
-def start_chatbot(env: dict[str, str] | None, *, analytics: bool) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "local.chatbot", "--port", "0"] + ([] if analytics else ["--no-analytics"])
+def start_chatbot(env: dict[str, str] | None, *, analytics: bool, answer_ms: float = 0.0) -> tuple[subprocess.Popen, str]:
+    command = [sys.executable, "-m", "local.chatbot", "--port", "0", "--answer-ms", str(answer_ms)] + (
+        [] if analytics else ["--no-analytics"]
+    )
     child_env = {**_clean_env(), **(env or {})}
     process = subprocess.Popen(command, cwd=REPO, env=child_env, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
@@ -116,7 +118,8 @@ def report(info: StackInfo, latencies: dict[str, dict], on_url: str, off_url: st
         f"  {'':14}{'median':>10}{'p95':>10}{'p99':>10}   n",
         f"  {'analytics off':14}{off['median_ms']:>8.3f}ms{off['p95_ms']:>8.3f}ms{off['p99_ms']:>8.3f}ms   {off['n']}",
         f"  {'analytics on':14}{on['median_ms']:>8.3f}ms{on['p95_ms']:>8.3f}ms{on['p99_ms']:>8.3f}ms   {on['n']}",
-        f"  ratio on/off: median {on['median_ms'] / off['median_ms']:.3f}, p95 {on['p95_ms'] / off['p95_ms']:.3f}",
+        f"  ratio on/off: median {on['median_ms'] / off['median_ms']:.3f}, p95 {on['p95_ms'] / off['p95_ms']:.3f}"
+        f"  (analytics adds {on['median_ms'] - off['median_ms']:+.3f} ms at the median, {on['p95_ms'] - off['p95_ms']:+.3f} ms at p95)",
         "",
         "Events",
         f"  producer: accepted {producer.get('accepted')}, sent {producer.get('sent')}, retried {producer.get('retried')}, "
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the analytics pipeline locally on moto, end to end.")
     parser.add_argument("--requests", type=int, default=200, help="questions per chatbot variant (default 200)")
     parser.add_argument("--template", type=Path, default=template_path("dev"))
+    parser.add_argument("--answer-ms", type=float, default=12.0, help="answer time of the chatbot, like the seed's model call (default 12)")
     args = parser.parse_args(argv)
     if not args.template.exists():
         print(f"error: {args.template} not found; run `make synth` first", file=sys.stderr)
@@ -157,11 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         for line in info.report:
             say(f"  {line}")
         try:
-            on, on_url = start_chatbot(info.worker_env(), analytics=True)
+            on, on_url = start_chatbot(info.worker_env(), analytics=True, answer_ms=args.answer_ms)
             processes.append(on)
-            off, off_url = start_chatbot(None, analytics=False)
+            off, off_url = start_chatbot(None, analytics=False, answer_ms=args.answer_ms)
             processes.append(off)
-            say(f"chatbot with analytics on {on_url}, without on {off_url}; {args.requests} questions each ...")
+            say(
+                f"chatbot ({args.answer_ms:g} ms per answer) with analytics on {on_url}, without on {off_url}; {args.requests} questions each ..."
+            )
             send_poison(info)
             latencies = run_load([on_url, off_url], args.requests)
             producer = stop_chatbot(on)

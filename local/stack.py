@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
 import time
 import urllib.request
@@ -148,6 +149,7 @@ class LocalStack:
 
     def start_server(self) -> None:
         speed_up_moto_sqs()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the output
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         _wait_for_port(self.port)

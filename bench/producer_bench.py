@@ -1,0 +1,357 @@
+"""The caller's cost of analytics: ``AnalyticsLogger.log()`` against the alternatives, SQS up, down and slow.
+
+    .venv/bin/python bench/producer_bench.py [--calls 100000] [--seed-calls 200]
+
+What is timed is the call a request handler makes, one ``perf_counter_ns`` pair per call:
+
+- ``log()`` of a prepared event dict and ``log_query()`` (which builds it), 100k calls each, with
+  the sender thread running against SQS up (a moto server in its own process, as AWS would be),
+  down (a closed port) and slow (a proxy holding every request 1 s);
+- the seed's pattern: a new boto3 client and an awaited ``send_message`` per event (far fewer
+  calls: each costs milliseconds to seconds);
+- an awaited ``send_message`` on a reused client (the usual fix, still on the caller's path);
+- posthog's ``capture()``, the enqueue call of a well-known analytics client, with ``send=False``
+  (its offline mode: builds and accepts the event, sends nothing) and with sending on but its host
+  a closed port (a real enqueue, a consumer thread failing in the background).
+
+It then counts ``SendMessageBatch`` requests per 1,000 events under load: a burst, and a steady
+rate from four threads. Everything runs in one process run, so the ratios compare like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from analytics_producer import AnalyticsLogger  # noqa: E402
+from local.faults import DelayProxy, closed_port  # noqa: E402
+
+REGION = "us-east-1"
+KEYS = {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret", "region_name": REGION}
+SLOW_DELAY_S = 1.0
+QUESTION = "Does the candidate have production experience with Python and AWS Lambda?"
+
+MOTO_SERVER = textwrap.dedent(
+    """
+    import sys, time
+    from moto.server import ThreadedMotoServer
+    from local.stack import speed_up_moto_sqs
+    speed_up_moto_sqs()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+    server.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def free_port() -> int:
+    return closed_port()
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    """A moto server in its own process: its request handling does not share this process's GIL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", MOTO_SERVER, str(port)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return process, endpoint
+
+
+def sqs(endpoint: str, config: Config | None = None):
+    return boto3.Session(**KEYS).client("sqs", endpoint_url=endpoint, config=config)
+
+
+def fast_client(endpoint: str):
+    """The client a logger should be given: short timeouts, no botocore retries (the logger retries)."""
+    return sqs(endpoint, Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1}, max_pool_connections=2))
+
+
+def create_queue(endpoint: str) -> str:
+    name = f"bench-{uuid.uuid4().hex[:8]}.fifo"
+    attributes = {"FifoQueue": "true", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"}
+    return sqs(endpoint).create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+
+
+def queue_url_at(endpoint: str, queue_url: str) -> str:
+    return f"{endpoint}/{'/'.join(queue_url.rsplit('/', 2)[-2:])}"
+
+
+# -- timing ---------------------------------------------------------------------------------------
+
+
+def time_calls(call: Callable[[int], object], count: int) -> list[int]:
+    """Nanoseconds of each of ``count`` calls (garbage collection left on: a handler has it on too)."""
+    clock = time.perf_counter_ns
+    samples = [0] * count
+    for index in range(count):
+        started = clock()
+        call(index)
+        samples[index] = clock() - started
+    return samples
+
+
+def summary(samples: list[int]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(fraction: float) -> float:
+        return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] / 1000.0
+
+    return {"n": len(ordered), "median": at(0.5), "p99": at(0.99), "p999": at(0.999), "max": ordered[-1] / 1000.0}
+
+
+def fmt_us(value: float) -> str:
+    if value >= 100_000:
+        return f"{value / 1e6:.2f} s"
+    if value >= 1000:
+        return f"{value / 1000:.1f} ms"
+    return f"{value:.1f} µs"
+
+
+# -- the producer -----------------------------------------------------------------------------------
+
+
+def bench_logger(name: str, queue_url: str, client, calls: int, rows: list[tuple[str, dict[str, float], str]]) -> None:
+    request_ids = [f"bench-{name}-{uuid.uuid4().hex[:12]}-{i}" for i in range(calls)]
+    events = [
+        {"eventType": "query", "requestId": rid, "timestamp": 1_767_225_600_000 + i, "query": QUESTION} for i, rid in enumerate(request_ids)
+    ]
+    # Large enough that every call takes the accepting path (a full buffer's drop path is cheaper still).
+    logger = AnalyticsLogger(queue_url, client=client, max_queue_size=2 * calls + 10, max_retries=3, backoff_base_s=0.2)
+    try:
+        log = logger.log
+        gc.collect()
+        samples = time_calls(lambda i: log(events[i]), calls)
+        stats = logger.stats()
+        rows.append((f"`log(event)`, SQS {name}", summary(samples), f"accepted {stats['accepted']}, sent so far {stats['sent']}"))
+        log_query = logger.log_query
+        gc.collect()
+        samples = time_calls(lambda i: log_query(request_ids[i] + "-q", QUESTION, source="bench"), calls)
+        stats = logger.stats()
+        rows.append((f"`log_query(...)`, SQS {name}", summary(samples), f"accepted {stats['accepted']}, sent so far {stats['sent']}"))
+    finally:
+        logger.close(timeout=0.5)  # what is still queued is counted as failed, on purpose: only the caller's cost is measured here
+
+
+# -- the alternatives ---------------------------------------------------------------------------------
+
+
+def seed_send(endpoint: str, queue_url: str) -> Callable[[int], object]:
+    """The seed: a new client per event, MessageGroupId 'analytics', awaited in the handler."""
+
+    def call(index: int) -> None:
+        async def send() -> None:
+            client = boto3.Session(**KEYS).client("sqs", endpoint_url=endpoint)
+            try:
+                rid = f"seed-{uuid.uuid4().hex}"
+                client.send_message(QueueUrl=queue_url, MessageBody=QUESTION, MessageGroupId="analytics", MessageDeduplicationId=rid)
+            except Exception:
+                pass  # "event lost (logged)"
+
+        asyncio.run(send())
+
+    return call
+
+
+def reused_send(client, queue_url: str) -> Callable[[int], object]:
+    def call(index: int) -> None:
+        rid = f"reused-{uuid.uuid4().hex}"
+        with contextlib.suppress(Exception):
+            client.send_message(QueueUrl=queue_url, MessageBody=QUESTION, MessageGroupId=rid, MessageDeduplicationId=f"{rid}:query")
+
+    return call
+
+
+def posthog_rows(calls: int, rows: list) -> None:
+    from posthog import Posthog
+
+    logging.getLogger("posthog").setLevel(logging.CRITICAL)
+    dead = f"http://127.0.0.1:{closed_port()}"
+    for label, kwargs in (
+        ("send=False (offline)", {"send": False}),
+        ("sending to a closed port", {"send": True, "max_retries": 0}),
+    ):
+        client = Posthog("phc_bench", host=dead, max_queue_size=2 * calls + 10, **kwargs)
+        try:
+            capture = client.capture
+            gc.collect()
+            samples = time_calls(
+                lambda i, capture=capture: capture("query", distinct_id=f"user-{i}", properties={"requestId": f"r{i}", "query": QUESTION}),
+                calls,
+            )
+            rows.append((f"posthog `capture()`, {label}", summary(samples), "peer: an analytics client's enqueue call"))
+        finally:
+            with_timeout(client.shutdown, 2.0)
+
+
+def with_timeout(function: Callable[[], object], seconds: float) -> None:
+    thread = threading.Thread(target=function, daemon=True)
+    thread.start()
+    thread.join(seconds)
+
+
+# -- requests per 1,000 events -------------------------------------------------------------------------
+
+
+def requests_per_1000(endpoint: str) -> list[tuple[str, int, int, float]]:
+    results = []
+    # A burst: 3,000 events logged as fast as possible.
+    with AnalyticsLogger(create_queue(endpoint), client=fast_client(endpoint)) as logger:
+        for index in range(3000):
+            logger.log_query(f"burst-{index}", QUESTION)
+        logger.flush(timeout=120)
+        stats = logger.stats()
+    results.append(("burst of 3,000 events", stats["sent"], stats["requests"], 1000 * stats["requests"] / max(1, stats["sent"])))
+    # A steady load: four threads, 250 events/s each (1,000 events/s), for 3 s: query then response per request.
+    with AnalyticsLogger(create_queue(endpoint), client=fast_client(endpoint)) as logger:
+
+        def worker(thread: int) -> None:
+            started = time.monotonic()
+            for index in range(375):
+                rid = f"steady-{thread}-{index}"
+                logger.log_query(rid, QUESTION)
+                logger.log_response(rid, "partial", 50, "matched 1 of 2 skills", latency_ms=12.0)
+                delay = started + (index + 1) * 2 / 250 - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        logger.flush(timeout=120)
+        stats = logger.stats()
+    results.append(
+        ("steady 1,000 events/s, 4 threads, 3 s", stats["sent"], stats["requests"], 1000 * stats["requests"] / max(1, stats["sent"]))
+    )
+    return results
+
+
+# -- main ------------------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        "?",
+    )
+    return f"{os.cpu_count()} CPUs (nproc {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()}), {model}, Python {platform.python_version()}, boto3 {boto3.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--calls", type=int, default=100_000, help="log() calls per scenario")
+    parser.add_argument("--seed-calls", type=int, default=200, help="calls of the seed pattern with SQS up")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("analytics_producer").setLevel(logging.ERROR)  # close() reports what it abandons, on purpose
+
+    moto, endpoint = start_moto()
+    rows: list[tuple[str, dict[str, float], str]] = []
+    try:
+        queue_url = create_queue(endpoint)
+        down = f"http://127.0.0.1:{closed_port()}"
+        with DelayProxy(int(endpoint.rsplit(":", 1)[1]), delay_s=SLOW_DELAY_S) as proxy:
+            slow = f"http://127.0.0.1:{proxy.port}"
+            for name, at in (("up", endpoint), ("down", down), (f"slow ({SLOW_DELAY_S:.0f} s)", slow)):
+                bench_logger(name, queue_url_at(at, queue_url), fast_client(at), args.calls, rows)
+            posthog_rows(args.calls, rows)
+            reused = fast_client(endpoint)
+            reused.get_queue_attributes(QueueUrl=queue_url)  # the connection is open, as in a warm process
+            rows.append(
+                ("awaited `send_message`, reused client, SQS up", summary(time_calls(reused_send(reused, queue_url), 1000)), "1,000 calls")
+            )
+            reused_down = sqs(down)  # the defaults a handler would have: botocore retries and timeouts
+            rows.append(
+                (
+                    "awaited `send_message`, reused client, SQS down",
+                    summary(time_calls(reused_send(reused_down, queue_url_at(down, queue_url)), 10)),
+                    "10 calls, default retries",
+                )
+            )
+            reused_slow = fast_client(slow)
+            rows.append(
+                (
+                    "awaited `send_message`, reused client, SQS slow",
+                    summary(time_calls(reused_send(reused_slow, queue_url_at(slow, queue_url)), 5)),
+                    "5 calls",
+                )
+            )
+            rows.append(
+                (
+                    "seed: new client + awaited send, SQS up",
+                    summary(time_calls(seed_send(endpoint, queue_url), args.seed_calls)),
+                    f"{args.seed_calls} calls",
+                )
+            )
+            rows.append(
+                (
+                    "seed: new client + awaited send, SQS down",
+                    summary(time_calls(seed_send(down, queue_url_at(down, queue_url)), 10)),
+                    "10 calls, default retries",
+                )
+            )
+            rows.append(
+                (
+                    "seed: new client + awaited send, SQS slow",
+                    summary(time_calls(seed_send(slow, queue_url_at(slow, queue_url)), 5)),
+                    "5 calls",
+                )
+            )
+        load = requests_per_1000(endpoint)
+    finally:
+        moto.terminate()
+        moto.wait(10)
+
+    print(f"machine: {machine()}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
+    print("| caller's call | calls | median | p99 | p99.9 | max | note |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for label, stats, note in rows:
+        print(
+            f"| {label} | {stats['n']:,} | {fmt_us(stats['median'])} | {fmt_us(stats['p99'])} | {fmt_us(stats['p999'])} | {fmt_us(stats['max'])} | {note} |"
+        )
+    base = next(stats for label, stats, _ in rows if label == "`log(event)`, SQS up")
+    print("\nmedian relative to `log(event)` with SQS up:")
+    for label, stats, _ in rows:
+        print(f"- {label}: {stats['median'] / base['median']:,.1f}x")
+    print("\n| load | events sent | SendMessageBatch requests | requests per 1,000 events |")
+    print("|---|---:|---:|---:|")
+    for label, sent, requests, per_1000 in load:
+        print(f"| {label} | {sent:,} | {requests:,} | {per_1000:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
