@@ -28,7 +28,6 @@ from local.faults import DelayProxy, closed_port
 from local.pipeline import LocalPipeline
 from local.stack import REPO, StackInfo
 
-
 ANSWER_MS = 12.0  # the seed's CV assistant answers in ~12 ms
 
 
