@@ -73,7 +73,12 @@ def start_moto() -> tuple[subprocess.Popen, str]:
     """A moto server in its own process: its request handling does not share this process's GIL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SERVER, str(port)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", MOTO_SERVER, str(port)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     endpoint = f"http://127.0.0.1:{port}"
@@ -139,7 +144,8 @@ def fmt_us(value: float) -> str:
 
 
 def bench_logger(name: str, queue_url: str, client, calls: int, rows: list[tuple[str, dict[str, float], str]]) -> None:
-    request_ids = [f"bench-{name}-{uuid.uuid4().hex[:12]}-{i}" for i in range(calls)]
+    slug = name.split()[0]  # a request id has no spaces
+    request_ids = [f"bench-{slug}-{uuid.uuid4().hex[:12]}-{i}" for i in range(calls)]
     events = [
         {"eventType": "query", "requestId": rid, "timestamp": 1_767_225_600_000 + i, "query": QUESTION} for i, rid in enumerate(request_ids)
     ]
@@ -199,6 +205,7 @@ def posthog_rows(calls: int, rows: list) -> None:
         ("sending to a closed port", {"send": True, "max_retries": 0}),
     ):
         client = Posthog("phc_bench", host=dead, max_queue_size=2 * calls + 10, **kwargs)
+        logging.getLogger("posthog").setLevel(logging.CRITICAL)  # after the constructor, which sets its own level
         try:
             capture = client.capture
             gc.collect()
