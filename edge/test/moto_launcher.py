@@ -1,0 +1,153 @@
+"""Test fixture for the Worker's tests: a moto server with IAM enforced, fault endpoints, and a control API.
+
+Started by vitest.config.ts (Node side) with the repository's .venv Python; prints one JSON line with
+everything the tests need, then serves until its stdin closes (the test run ended) or SIGTERM.
+
+- moto on 127.0.0.1: the FIFO queue, a producer key allowed only sqs:SendMessage on it (as the CDK
+  stack's producer user), and a key with no permission (403 AccessDenied).
+- slow: a proxy adding 50 ms to every request; failing: an HTTP endpoint answering 500 and counting
+  attempts; down: a closed port.
+- control: GET /drain (every message in the queue, validated against the event schema, then deleted),
+  GET /attempts (and reset the failing endpoint's counter).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import boto3  # noqa: E402
+from jsonschema import Draft202012Validator  # noqa: E402
+from moto import settings as moto_settings  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
+
+from local.faults import DelayProxy, closed_port  # noqa: E402
+
+REGION = "us-east-1"
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+SCHEMA = Draft202012Validator(json.loads((REPO / "schema" / "analytics-event.schema.json").read_text()))
+
+
+def main() -> None:
+    moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+    port = closed_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    setup = boto3.Session(aws_access_key_id="AKIASETUP", aws_secret_access_key="setup", region_name=REGION)
+    sqs = setup.client("sqs", endpoint_url=endpoint)
+    queue_url = sqs.create_queue(
+        QueueName="ChatAnalytics-test-events.fifo",
+        Attributes={"FifoQueue": "true", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"},
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    iam = setup.client("iam", endpoint_url=endpoint)
+
+    def user(name: str, statements: list[dict]) -> dict:
+        iam.create_user(UserName=name)
+        if statements:
+            iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        return iam.create_access_key(UserName=name)["AccessKey"]
+
+    producer = user("edge-producer", [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}])
+    denied = user("edge-denied", [])
+    admin = user("edge-admin", [{"Effect": "Allow", "Action": "*", "Resource": "*"}])
+    moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # from here on moto checks signatures and policies
+
+    admin_sqs = boto3.Session(aws_access_key_id=admin["AccessKeyId"], aws_secret_access_key=admin["SecretAccessKey"], region_name=REGION).client(
+        "sqs", endpoint_url=endpoint
+    )
+    slow = DelayProxy(port, 0.05).start()
+    attempts = {"count": 0}
+    lock = threading.Lock()
+
+    class Failing(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with lock:
+                attempts["count"] += 1
+            body = b'{"__type":"com.amazonaws.sqs#InternalError","message":"injected"}'
+            self.send_response(500)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    failing = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=failing.serve_forever, daemon=True).start()
+
+    class Control(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # workerd reuses connections
+
+        def do_GET(self) -> None:
+            if self.path == "/attempts":
+                with lock:
+                    result, attempts["count"] = attempts["count"], 0
+            elif self.path == "/drain":
+                result = drain()
+            else:
+                self.send_error(404)
+                return
+            body = json.dumps(result).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    def drain() -> list[dict]:
+        found = []
+        while True:
+            batch = admin_sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                body = json.loads(message["Body"])
+                found.append(
+                    {
+                        "body": body,
+                        "groupId": message["Attributes"]["MessageGroupId"],
+                        "dedupId": message["Attributes"]["MessageDeduplicationId"],
+                        "schemaErrors": sorted(e.message for e in SCHEMA.iter_errors(body)),
+                    }
+                )
+            admin_sqs.delete_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+
+    control = ThreadingHTTPServer(("127.0.0.1", 0), Control)
+    threading.Thread(target=control.serve_forever, daemon=True).start()
+
+    path = queue_url.split("/", 3)[3]
+    info = {
+        "queueUrl": f"{endpoint}/{path}",
+        "slowQueueUrl": f"http://127.0.0.1:{slow.port}/{path}",
+        "failingQueueUrl": f"http://127.0.0.1:{failing.server_address[1]}/{path}",
+        "downQueueUrl": f"http://127.0.0.1:{closed_port()}/{path}",
+        "region": REGION,
+        "producerKeyId": producer["AccessKeyId"],
+        "producerSecret": producer["SecretAccessKey"],
+        "deniedKeyId": denied["AccessKeyId"],
+        "deniedSecret": denied["SecretAccessKey"],
+        "control": f"http://127.0.0.1:{control.server_address[1]}",
+    }
+    print(json.dumps(info), flush=True)
+    sys.stdin.read()  # until the test run closes our stdin
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
