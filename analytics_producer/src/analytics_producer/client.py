@@ -14,7 +14,8 @@ import boto3
 from botocore.config import Config
 
 
-def client_config(connect_timeout_s: float, read_timeout_s: float) -> Config:
+def client_config(connect_timeout_s: float = 1.0, read_timeout_s: float = 3.0) -> Config:
+    """The botocore configuration a logger's client should have (also for a client passed as ``client=``)."""
     return Config(
         connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
