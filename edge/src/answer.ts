@@ -88,3 +88,16 @@ export class WorkersAiAnswerer implements AnswerGenerator {
     return { ...match, text: result.response ?? match.text };
   }
 }
+
+/** Takes `delayMs` per answer (a timer, like waiting on a model), then answers with `inner`. */
+export class DelayedAnswerer implements AnswerGenerator {
+  constructor(
+    private readonly inner: AnswerGenerator,
+    private readonly delayMs: number,
+  ) {}
+
+  async answer(question: string): Promise<Answer> {
+    await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    return this.inner.answer(question);
+  }
+}

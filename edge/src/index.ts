@@ -2,20 +2,29 @@
  * The CV chatbot Worker: answers at once; the query and the answer's match quality are logged to
  * SQS in the background through `ctx.waitUntil`, so analytics never delays or breaks an answer.
  */
-import { type AnswerGenerator, CvSkillMatcher, WorkersAiAnswerer } from "./answer";
+import { type AnswerGenerator, CvSkillMatcher, DelayedAnswerer, WorkersAiAnswerer } from "./answer";
 import { type AnalyticsEnv, logAnalyticsEvent } from "./sqs-logger";
 
 export interface Env extends AnalyticsEnv {
   AI?: ConstructorParameters<typeof WorkersAiAnswerer>[0];
   /** "off" disables analytics (benchmarks); "await" awaits it before answering (to show its cost). */
   ANALYTICS_MODE?: string;
+  /** Local runs and benchmarks: make the deterministic matcher take this long, like a model call. */
+  ANSWER_DELAY_MS?: string;
 }
 
 const SOURCE = "cv-worker";
 const matcher = new CvSkillMatcher();
 
 function generatorFor(env: Env): AnswerGenerator {
-  return env.AI ? new WorkersAiAnswerer(env.AI, matcher) : matcher;
+  if (env.AI) return new WorkersAiAnswerer(env.AI, matcher);
+  const delayMs = Number(env.ANSWER_DELAY_MS ?? 0);
+  return delayMs > 0 ? new DelayedAnswerer(matcher, delayMs) : matcher;
+}
+
+/** Resolves on a later macrotask, once the handler has returned its response. */
+function afterResponse(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 function json(status: number, body: unknown): Response {
@@ -44,9 +53,13 @@ export default {
     const pending: Promise<unknown>[] = [];
     const log = (event: Parameters<typeof logAnalyticsEvent>[0]) => {
       if (mode === "off") return;
-      const sending = logAnalyticsEvent(event, env);
-      if (mode === "await") pending.push(sending);
-      else ctx.waitUntil(sending);
+      if (mode === "await") {
+        pending.push(logAnalyticsEvent(event, env));
+        return;
+      }
+      // Start after the response is on its way: signing and serializing would otherwise share the
+      // isolate's event loop with the answer (a few milliseconds at the median).
+      ctx.waitUntil(afterResponse().then(() => logAnalyticsEvent(event, env)));
     };
 
     log({ eventType: "query", requestId, timestamp: started, query: question, source: SOURCE });
