@@ -30,8 +30,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# `npm install`, not `npm ci`: vite (under vitest) names an optional dependency that the registry does not
+# have (napi-windows-process-start-time), which `npm ci` reports as a lock file out of sync. With the lock
+# file present, `npm install` installs exactly the locked versions.
 edge/node_modules/.installed: edge/package.json edge/package-lock.json
-	cd edge && npm ci --no-audit --no-fund --loglevel=error
+	cd edge && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 test: install test-python $(if $(wildcard edge/package.json),test-edge)
