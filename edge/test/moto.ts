@@ -3,19 +3,10 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import type { MotoInfo } from "./moto-info";
 
-export interface MotoInfo {
-  queueUrl: string;
-  slowQueueUrl: string;
-  failingQueueUrl: string;
-  downQueueUrl: string;
-  region: string;
-  producerKeyId: string;
-  producerSecret: string;
-  deniedKeyId: string;
-  deniedSecret: string;
-  control: string;
-}
+export type { MotoInfo };
+
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const python = process.env.PYTHON ?? path.resolve(here, "../../.venv/bin/python");

@@ -2,19 +2,8 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import worker, { type Env } from "../src/index";
 import { deduplicationId, logAnalyticsEvent } from "../src/sqs-logger";
+import type { MotoInfo } from "./moto-info";
 
-interface Moto {
-  queueUrl: string;
-  slowQueueUrl: string;
-  failingQueueUrl: string;
-  downQueueUrl: string;
-  region: string;
-  producerKeyId: string;
-  producerSecret: string;
-  deniedKeyId: string;
-  deniedSecret: string;
-  control: string;
-}
 interface Received {
   body: Record<string, unknown>;
   groupId: string;
@@ -22,7 +11,7 @@ interface Received {
   schemaErrors: string[];
 }
 
-const moto = JSON.parse(env.MOTO) as Moto;
+const moto = JSON.parse(env.MOTO) as MotoInfo;
 const baseEnv: Env = { AWS_ACCESS_KEY_ID: moto.producerKeyId, AWS_SECRET_ACCESS_KEY: moto.producerSecret, AWS_SQS_URL: moto.queueUrl, AWS_REGION: moto.region };
 
 async function control<T>(path: string): Promise<T> {

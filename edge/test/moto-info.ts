@@ -1,0 +1,13 @@
+/** What test/moto_launcher.py prints: the moto endpoints, fault endpoints and keys the tests use. */
+export interface MotoInfo {
+  queueUrl: string;
+  slowQueueUrl: string;
+  failingQueueUrl: string;
+  downQueueUrl: string;
+  region: string;
+  producerKeyId: string;
+  producerSecret: string;
+  deniedKeyId: string;
+  deniedSecret: string;
+  control: string;
+}
