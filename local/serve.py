@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"chatbot: {chatbot_url}/ask?q=Does+the+candidate+know+Python",
                 f"processor logs and EMF metrics: {log_path.relative_to(REPO)}",
                 "",
-                "Worker environment (edge/.dev.vars for `cd edge && npx wrangler dev`):",
+                "Worker environment (edge/.dev.vars for `cd edge && npx wrangler dev --env local`):",
                 *(f'{key}="{value}"' for key, value in env.items()),
                 "",
                 "ops tool: chat-analytics --endpoint-url " + info.endpoint_url + " report --from <YYYY-MM-DD> --to <YYYY-MM-DD>",
