@@ -166,7 +166,7 @@ class LocalStack:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
         # moto's state lives in this process: start from an empty account, as a fresh deploy would.
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=10).close()
-        setup = Credentials("AKIALOCALSETUP000000", "local-setup-secret-key-not-checked-yet")
+        setup = Credentials("AKIDLOCALSETUP", "local-setup-secret-key-not-checked-yet")
         template = json.loads(self.template_file.read_text())
         stack_name = self.template_file.name.removesuffix(".template.json")
         report = []

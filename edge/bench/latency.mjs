@@ -50,7 +50,7 @@ function stats(values) {
 
 async function run(script, answerMs) {
   const sqs = await startSlowSqs();
-  const bindings = { AWS_ACCESS_KEY_ID: "AKIABENCHMARK0000000", AWS_SECRET_ACCESS_KEY: "bench-secret-not-a-credential-000000000", AWS_SQS_URL: sqs.url, AWS_REGION: "us-east-1", ANSWER_DELAY_MS: String(answerMs) };
+  const bindings = { AWS_ACCESS_KEY_ID: "AKIDBENCHMARK", AWS_SECRET_ACCESS_KEY: "bench-secret-not-a-credential-000000000", AWS_SQS_URL: sqs.url, AWS_REGION: "us-east-1", ANSWER_DELAY_MS: String(answerMs) };
   const workers = Object.fromEntries(
     MODES.map((mode) => [mode, new Miniflare({ modules: true, scriptPath: script, modulesRoot: path.dirname(script), compatibilityDate: "2026-04-20", compatibilityFlags: ["nodejs_compat"], bindings: { ...bindings, ANALYTICS_MODE: mode } })]),
   );
