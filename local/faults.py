@@ -96,3 +96,56 @@ class DelayProxy:
                 sock.close()
                 with self._lock:
                     self._open.discard(sock)
+
+
+class SilentServer:
+    """Accepts connections on 127.0.0.1, reads what arrives and never answers: an endpoint that hangs.
+
+    ``requests`` counts the HTTP requests received (request lines seen), so a test can assert how many
+    attempts a client really makes before giving up; ``connections`` counts accepted connections.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silent-server", daemon=True)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        with self._lock:
+            sockets, self._open = self._open, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                self._open.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                with self._lock:
+                    self.requests += chunk.count(b" HTTP/1.1\r\n")

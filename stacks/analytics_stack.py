@@ -61,6 +61,8 @@ class ChatAnalyticsStack(Stack):
             self,
             "Monitoring",
             MonitoringProps(
+                name_prefix=settings.stack_name,
+                retain_topic_key=prod,
                 events_queue=self.queues.events_queue,
                 dead_letter_queue=self.queues.dead_letter_queue,
                 function=self.processor.function,
@@ -93,6 +95,11 @@ class ChatAnalyticsStack(Stack):
                 self.producer.producer_secret,
                 "AwsSolutions::AwsSolutions-SMG4",
                 "The secret holds an IAM access key that Secrets Manager cannot rotate by itself; it is rotated by bumping producerKeySerial and deploying (docs/runbook.md).",
+            ),
+            (
+                self.monitoring.recovery_role,
+                "AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                "Publishing to a KMS-encrypted topic needs GenerateDataKey (and its variants, as CDK's grantPublish grants them); the statement names the one topic key.",
             ),
         ]
         for construct, rule, reason in acknowledgements:

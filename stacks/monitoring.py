@@ -3,15 +3,29 @@
 Hand-written rather than cdk-monitoring-constructs: five alarms with thresholds that are part of
 the contract (each asserted by a test and explained in the runbook) are shorter to state than to
 configure through a facade, and the template carries no alarm nobody asked for.
+
+What AWS requires for a notification to arrive (moto checks none of it):
+
+* A topic policy replaces SNS's default one, so the TLS-only policy must also allow
+  ``cloudwatch.amazonaws.com`` to ``sns:Publish``, and the topic's KMS key must let CloudWatch use it
+  (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
+  Both grants carry ``aws:SourceAccount`` and ``aws:SourceArn`` (this stack's alarms only), so no other
+  account's alarms can use them (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html).
+* Alarms notify on ALARM only. An OK action would also fire on INSUFFICIENT_DATA -> OK, i.e. five
+  "OK" e-mails after every fresh deploy; recoveries (ALARM -> OK, and nothing else) reach the topic
+  through an EventBridge rule instead, which publishes with a role of its own (no service-principal
+  grant on the key, which EventBridge could not condition).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -27,6 +41,12 @@ MATCH_METRICS = ("MatchFull", "MatchPartial", "MatchNone")
 
 @dataclass(frozen=True)
 class MonitoringProps:
+    """``name_prefix`` names the alarms and the recovery rule (the topic's grants match on it);
+    ``retain_topic_key`` keeps the topic's key when the stack is deleted (prod), else it is scheduled
+    for deletion after the 7-day minimum waiting period (a retained key costs $1 a month)."""
+
+    name_prefix: str
+    retain_topic_key: bool
     events_queue: sqs.IQueue
     dead_letter_queue: sqs.IQueue
     function: lambda_.IFunction
@@ -43,6 +63,16 @@ class Monitoring(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: MonitoringProps) -> None:
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.alarm_name_prefix = f"{props.name_prefix}-"
+        self.alarm_arn_prefix = stack.format_arn(
+            service="cloudwatch", resource="alarm", resource_name=self.alarm_name_prefix, arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
+        # This stack's alarms, as CloudWatch names itself when it calls SNS and KMS for them.
+        alarms_of_this_stack = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": self.alarm_arn_prefix + "*"},
+        }
         # CloudWatch cannot publish to a topic encrypted with the AWS-managed aws/sns key,
         # so the topic gets a customer-managed key that lets CloudWatch use it.
         self.topic_key = kms.Key(
@@ -50,16 +80,28 @@ class Monitoring(Construct):
             "TopicKey",
             description="Encrypts the analytics alarm topic",
             enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN if props.retain_topic_key else RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
         )
         self.topic_key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToPublish",
+                sid="AllowCloudWatchAlarmsToUseTheKey",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions=alarms_of_this_stack,
             )
         )
         self.alarm_topic = sns.Topic(self, "AlarmTopic", master_key=self.topic_key, enforce_ssl=True)
+        self.alarm_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.alarm_topic.topic_arn],
+                conditions=alarms_of_this_stack,
+            )
+        )
         if props.alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(props.alarm_email))
 
@@ -96,12 +138,54 @@ class Monitoring(Construct):
                 description="The processor's p99 duration is above 80% of its timeout",
             ),
         }
+        self.recovery_rule = self._recovery_rule(props.name_prefix)
         self.dashboard = self._dashboard(props)
+
+    def _recovery_rule(self, name_prefix: str) -> events.Rule:
+        """ALARM -> OK transitions of this stack's alarms, published to the topic as one readable line."""
+        stack = Stack.of(self)
+        rule_name = f"{name_prefix}-alarm-recovered"
+        rule_arn = stack.format_arn(service="events", resource="rule", resource_name=rule_name)
+        # The rule publishes with this role, which only this rule of this account can assume.
+        self.recovery_role = iam.Role(
+            self,
+            "RecoveryPublishRole",
+            description="Lets the alarm-recovered rule publish to the alarm topic",
+            assumed_by=iam.ServicePrincipal(
+                "events.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account, "aws:SourceArn": rule_arn}},
+            ),
+        )
+        rule = events.Rule(
+            self,
+            "AlarmRecoveredRule",
+            rule_name=rule_name,
+            description="An alarm of this stack went from ALARM back to OK",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                # By name prefix, as the topic's grants match: no reference to the alarms themselves.
+                resources=events.Match.prefix(self.alarm_arn_prefix),
+                detail={"state": {"value": ["OK"]}, "previousState": {"value": ["ALARM"]}},
+            ),
+        )
+        rule.add_target(
+            targets.SnsTopic(
+                self.alarm_topic,
+                role=self.recovery_role,
+                message=events.RuleTargetInput.from_text(
+                    f"OK: {events.EventField.from_path('$.detail.alarmName')} recovered at {events.EventField.time}"
+                    f" ({events.EventField.from_path('$.detail.state.reason')})"
+                ),
+            )
+        )
+        return rule
 
     def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, *, threshold: float, description: str) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
+            alarm_name=self.alarm_name_prefix + construct_id.removesuffix("Alarm"),
             metric=metric,
             threshold=threshold,
             evaluation_periods=1,
@@ -111,9 +195,8 @@ class Monitoring(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=description,
         )
-        action = cw_actions.SnsAction(self.alarm_topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
+        # ALARM only: an OK action would also fire on a new alarm's INSUFFICIENT_DATA -> OK (see above).
+        alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
         return alarm
 
     def _dashboard(self, props: MonitoringProps) -> cloudwatch.Dashboard:

@@ -37,6 +37,8 @@ def excerpt(body: str) -> str:
     """
     try:
         parsed = json.loads(body)
+    except RecursionError:  # deeper than the parser goes: the shape is all an operator needs
+        return f"<JSON nested past the parser's recursion limit, {len(body)} characters>"
     except ValueError:
         if not body.lstrip().startswith(("{", "[")):
             return f"<not JSON, {len(body)} characters>"
@@ -44,7 +46,10 @@ def excerpt(body: str) -> str:
     else:
         if isinstance(parsed, str):
             return f"<a JSON string, {len(parsed)} characters>"
-        text = json.dumps(_without_query(parsed), ensure_ascii=False, separators=(",", ":"))
+        try:
+            text = json.dumps(_without_query(parsed), ensure_ascii=False, separators=(",", ":"))
+        except RecursionError:  # parseable, yet too deep to walk from here
+            return f"<JSON nested past the recursion limit, {len(body)} characters>"
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
 

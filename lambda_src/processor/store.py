@@ -53,9 +53,10 @@ _ENV_KEYS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SESSION_TOKEN",
 )
-# Short timeouts and few retries: a batch must finish well inside the function's timeout, and a record
-# that still fails is simply retried by SQS.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=4)
+# Short timeouts and three attempts in all (``total_max_attempts`` counts the first; botocore's
+# ``max_attempts`` would count retries only): a batch must finish well inside the function's timeout,
+# and a record that still fails is simply retried by SQS.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4)
 
 _QUERY_SET = (
     "SET #day = :day, #expiresAt = :expiresAt, #schemaVersion = :schemaVersion, #query = :query,"

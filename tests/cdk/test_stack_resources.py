@@ -392,7 +392,8 @@ def test_alarms_thresholds_and_notifications(stage: str, age_threshold: int, req
         assert props["ComparisonOperator"] == "GreaterThanThreshold"
         assert props["Period"] == 60 and props["EvaluationPeriods"] == 1
         assert props["TreatMissingData"] == "notBreaching"
-        assert props["AlarmActions"] == [{"Ref": topic_id}] and props["OKActions"] == [{"Ref": topic_id}]
+        assert props["AlarmActions"] == [{"Ref": topic_id}]
+        assert "OKActions" not in props, "recoveries go through the ALARM -> OK rule (tests/cdk/test_aws_rules.py)"
 
 
 def test_dashboard_shows_queue_dlq_lambda_and_processor_metrics(dev: Synthesized) -> None:

@@ -158,6 +158,14 @@ INVALID_BODIES = {
     "missing requestId": json.dumps({k: v for k, v in query_body("r-1", query=SECRET_QUESTION).items() if k != "requestId"}),
     "oversize field": json.dumps(query_body("r-1", query=SECRET_QUESTION + " " * 5000)),
     "not an object": json.dumps([query_body("r-1", query=SECRET_QUESTION)]),
+    # Past the JSON parser's recursion limit: the excerpt must not raise RecursionError out of the invalid path.
+    "nested 5,000 deep": "[" * 5000 + "]" * 5000,
+    "extra field nested 5,000 deep": json.dumps(query_body("r-1", query=SECRET_QUESTION))[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}",
+    "extra field nested 5 deep": json.dumps(query_body("r-1", query=SECRET_QUESTION, x=[[[[[1]]]]])),
+    # SQS accepts the escape (plain ASCII) but DynamoDB cannot store a lone surrogate: refused as invalid, not retried.
+    "lone surrogate escape": json.dumps(query_body("r-1", query=SECRET_QUESTION + "\ud800")),
+    "number DynamoDB cannot store": json.dumps(response_body("r-1", match_score=5e-324)),
+    "latency over a day": json.dumps(response_body("r-1", latencyMs=1e200)),
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ReadTimeoutError
 
 from tests.processor.conftest import FakeClock, Processor, Table
 from tests.processor.lambda_events import BASE_TS, query_body, response_body
@@ -113,3 +115,22 @@ def test_the_byday_index_finds_the_item(processor: Processor, table: Table, cloc
         ExpressionAttributeValues={":day": {"S": "2026-01-02"}},
     )["Items"]
     assert [item["requestId"]["S"] for item in found] == ["r-1"]
+
+
+def test_the_store_client_makes_exactly_three_attempts(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's ``retries={"max_attempts": N}`` means N *retries*; ``total_max_attempts`` counts attempts
+    including the first (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html,
+    botocore ``Config``: "total_max_attempts ... including the initial request"). The processor's client
+    makes three attempts per write, then the record fails and SQS redelivers it. Counted on the wire
+    against an endpoint that never answers (the read timeout shortened; the retry settings are the real ones)."""
+    from local.faults import SilentServer
+
+    assert processor.store.CLIENT_CONFIG.retries == {"mode": "standard", "total_max_attempts": 3}
+    with SilentServer() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+        quick = processor.store.CLIENT_CONFIG.merge(Config(read_timeout=0.3, connect_timeout=0.3))
+        monkeypatch.setattr(processor.store, "CLIENT_CONFIG", quick)
+        store = processor.store.store_from_environment()
+        with pytest.raises(ReadTimeoutError):
+            store.merge(processor.models.parse_event(json.dumps(query_body("r-1"))), 1)
+        assert server.requests == 3

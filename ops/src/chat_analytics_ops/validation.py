@@ -45,12 +45,20 @@ def load_schema() -> dict[str, Any] | None:
     return _load(path) if path else None
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def validate_body(body: str) -> str | None:
     """None when the body is a valid event, else one line saying which field breaks which rule."""
     try:
-        event = json.loads(body)
+        event = json.loads(body, parse_constant=_refuse_constant)  # NaN and Infinity are Python's, not JSON's
+    except json.JSONDecodeError as error:
+        return f"not JSON ({type(error).__name__} at character {error.pos})"
     except ValueError as error:
-        return f"not JSON ({type(error).__name__} at character {getattr(error, 'pos', '?')})"
+        return f"not JSON ({error})"
+    except RecursionError:
+        return "nested deeper than the JSON parser's recursion limit"
     if not isinstance(event, dict):
         return f"not a JSON object (a {type(event).__name__})"
     event_type = event.get("eventType")
@@ -66,8 +74,21 @@ def validate_body(body: str) -> str | None:
     definition = _definition_for(schema, event_type)
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(definition)
-    errors = sorted(validator.iter_errors(event), key=lambda e: (list(e.absolute_path), e.validator))
-    return "; ".join(_describe(error) for error in errors[:3]) or None
+    try:
+        errors = list(validator.iter_errors(event))
+    except RecursionError:
+        return "nested deeper than the validator's recursion limit"
+    return "; ".join(_describe(error) for error in _one_per_field(errors)[:3]) or None
+
+
+def _one_per_field(errors: list[Any]) -> list[Any]:
+    """The most telling error of each field: a wrong type says more than the rules that assume the type."""
+    best: dict[tuple[str, ...], Any] = {}
+    for error in errors:
+        key = tuple(str(part) for part in error.absolute_path)
+        if key not in best or (error.validator == "type" and best[key].validator != "type"):
+            best[key] = error
+    return [best[key] for key in sorted(best)]
 
 
 def _definition_for(schema: dict[str, Any], event_type: str) -> dict[str, Any]:
@@ -84,12 +105,24 @@ def _definition_for(schema: dict[str, Any], event_type: str) -> dict[str, Any]:
 def _describe(error: Any) -> str:
     """``field: rule`` without the instance (which may be the user's question)."""
     path = ".".join(str(part) for part in error.absolute_path) or "(event)"
+    if "propertyNames" in error.relative_schema_path:
+        return f"{path}: a field name contains a character SQS refuses in a message"
+    if "additionalProperties" in error.relative_schema_path:
+        return f"{path}: an extra field must be null, a boolean, a finite number, text SQS accepts, or arrays and objects of those nested at most 4 levels deep"
     if error.validator == "anyOf" and error.context:
-        # e.g. ``source`` is "a string of at most 64 characters, or null": the string branch says why.
-        specific = [sub for sub in error.context if sub.validator != "type"]
-        if specific:
-            error = specific[0]
+        # e.g. ``source`` is "a string of at most 64 characters, or null": the branch of the right type says why.
+        branches: dict[Any, list[Any]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        typed = [subs for subs in branches.values() if all(sub.validator != "type" for sub in subs)]
+        if typed:
+            error = typed[0][0]
+        else:
+            kinds = [sub.validator_value for subs in branches.values() for sub in subs if sub.validator == "type"]
+            return f"{path}: must be of type {' or '.join(map(str, kinds))}"
     rule, limit = error.validator, error.validator_value
+    if rule == "not":
+        return f"{path}: {_describe_not(limit)}"
     if rule == "required":
         return error.message.replace("'", "") if len(error.message) < 80 else f"{path}: a required field is missing"
     text = {
@@ -104,3 +137,14 @@ def _describe(error: Any) -> str:
         "anyOf": "matches none of the allowed forms",
     }.get(rule, f"fails {rule}")
     return f"{path}: {text}"
+
+
+def _describe_not(forbidden: dict[str, Any]) -> str:
+    """The contract's ``not`` rules: a forbidden character class, or DynamoDB's unstorable magnitudes."""
+    if "pattern" in forbidden:
+        if forbidden["pattern"].startswith("[^"):
+            return f"does not match: holds a character outside {forbidden['pattern'][2:-1]}"
+        return "contains a character SQS refuses in a message"
+    if "exclusiveMaximum" in forbidden:
+        return f"a non-zero magnitude below {forbidden['exclusiveMaximum']} (DynamoDB cannot store it)"
+    return "matches a form the contract forbids"
