@@ -45,6 +45,7 @@ class ChatAnalyticsStack(Stack):
                 event_retention_days=settings.event_retention_days,
                 metrics_namespace=settings.metrics_namespace,
                 retain_logs=prod,
+                powertools_layer=settings.powertools_layer,
             ),
         )
         self.producer = ProducerAccess(

@@ -23,9 +23,13 @@ SERVICE_NAME = "chat-analytics-processor"
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 
-def powertools_layer_parameter(python_runtime: str) -> str:
-    """The public SSM parameter AWS keeps pointing at the newest Powertools layer for a runtime."""
-    return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{python_runtime}/latest"
+def powertools_layer_parameter(python_runtime: str, release: str = "latest") -> str:
+    """The public SSM parameter pointing at a Powertools release's layer (``latest``: the newest) for a runtime.
+
+    Published in the commercial regions that have the layer; not in aws-cn or GovCloud, where the
+    ``powertoolsLayer`` context key takes the layer's ARN instead.
+    """
+    return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{python_runtime}/{release}"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class ProcessorProps:
     event_retention_days: int
     metrics_namespace: str
     retain_logs: bool
+    powertools_layer: str | None = None  # a layer version ARN, a Powertools release (3.x.y), or None for the latest
 
 
 class Processor(Construct):
@@ -71,7 +76,11 @@ class Processor(Construct):
         # UpdateItem is the only write the processor makes: it merges events into one item.
         self.role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[props.events_table.table_arn]))
 
-        layer_arn = ssm.StringParameter.value_for_string_parameter(self, powertools_layer_parameter(props.python_runtime))
+        if props.powertools_layer and props.powertools_layer.startswith("arn:"):
+            layer_arn = props.powertools_layer
+        else:
+            release = props.powertools_layer or "latest"
+            layer_arn = ssm.StringParameter.value_for_string_parameter(self, powertools_layer_parameter(props.python_runtime, release))
         self.function = lambda_.Function(
             self,
             "Function",

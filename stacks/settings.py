@@ -20,6 +20,20 @@ STAGES = ("dev", "prod")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
+# A Powertools layer pinned by context: a layer version ARN (any partition: aws-cn and GovCloud have no
+# public SSM parameter), or a Powertools release whose versioned public SSM parameter resolves it.
+_LAYER_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:layer:[A-Za-z0-9_-]{1,140}:\d{1,8}$")
+_POWERTOOLS_VERSION = re.compile(r"^3\.\d{1,3}\.\d{1,3}$")
+
+# aws:SourceIp only ever sees public addresses: a private, loopback, link-local or shared (CGNAT)
+# block in producerSourceCidrs would lock the producer out (VPC traffic through an endpoint carries
+# aws:VpcSourceIp instead; see the README).
+NON_PUBLIC_NETWORKS = tuple(
+    ipaddress.ip_network(block)
+    for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")
+    + ("fc00::/7", "fe80::/10", "::1/128", "::/128")
+)
+
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 # Defaults that differ by stage; any of them can be overridden by a context key.
@@ -49,6 +63,7 @@ class Settings:
     producer_key_serial: int = 1
     metrics_namespace: str = "ChatAnalytics"
     python_runtime: str = "python3.14"
+    powertools_layer: str | None = None
 
     @property
     def stack_name(self) -> str:
@@ -88,6 +103,7 @@ class Settings:
             producer_source_cidrs=_cidrs(value("producerSourceCidrs", [])),
             producer_key_serial=_int(value("producerKeySerial", 1), "producerKeySerial", 1, 1_000_000),
             metrics_namespace=_namespace(value("metricsNamespace", "ChatAnalytics")),
+            powertools_layer=_powertools_layer(value("powertoolsLayer")),
         )
 
 
@@ -143,10 +159,29 @@ def _cidrs(raw: Any) -> tuple[str, ...]:
     cidrs = []
     for item in raw:
         try:
-            cidrs.append(str(ipaddress.ip_network(str(item).strip(), strict=True)))
+            network = ipaddress.ip_network(str(item).strip(), strict=True)
         except ValueError:
             raise SettingsError(f"context key 'producerSourceCidrs': {item!r} is not a CIDR block") from None
+        for block in NON_PUBLIC_NETWORKS:
+            if block.version == network.version and network.subnet_of(block):  # type: ignore[arg-type]
+                raise SettingsError(
+                    f"context key 'producerSourceCidrs': {network} is inside {block}, which aws:SourceIp never sees "
+                    "(only public addresses reach SQS's public endpoint)"
+                )
+        cidrs.append(str(network))
     return tuple(cidrs)
+
+
+def _powertools_layer(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if not (_LAYER_ARN.match(text) or _POWERTOOLS_VERSION.match(text)):
+        raise SettingsError(
+            f"context key 'powertoolsLayer': {text!r} is neither a Lambda layer version ARN "
+            "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>) nor a Powertools 3 release such as 3.24.0"
+        )
+    return text
 
 
 def _namespace(raw: Any) -> str:

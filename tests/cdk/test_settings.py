@@ -35,7 +35,7 @@ def test_command_line_strings_are_accepted() -> None:
     assert settings.producer_source_cidrs == ("203.0.113.0/24", "2001:db8::/48")
     assert settings.producer_key_serial == 7
     assert settings.alarm_email == "ops@example.org"
-    assert Settings.from_context({"producerSourceCidrs": '["10.0.0.0/8"]'}).producer_source_cidrs == ("10.0.0.0/8",)
+    assert Settings.from_context({"producerSourceCidrs": '["192.0.2.0/24"]'}).producer_source_cidrs == ("192.0.2.0/24",)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +59,10 @@ def test_command_line_strings_are_accepted() -> None:
         ({"logRetentionDays": 10}, "logRetentionDays"),
         ({"eventRetentionDays": -1}, "eventRetentionDays"),
         ({"metricsNamespace": "AWS/SQS"}, "metricsNamespace"),
+        ({"powertoolsLayer": "latest-please"}, "powertoolsLayer"),
+        ({"powertoolsLayer": "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64"}, "powertoolsLayer"),
+        ({"powertoolsLayer": "arn:aws:s3:::bucket"}, "powertoolsLayer"),
+        ({"powertoolsLayer": "2.43.1"}, "powertoolsLayer"),
     ],
 )
 def test_bad_context_names_the_key(context: dict, key: str) -> None:
@@ -85,3 +89,38 @@ def test_app_stops_with_one_line_and_no_traceback(context: dict, expected: str, 
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("!!", "b'!!"))]
     assert lines == [expected]
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "cidr", ["10.1.0.0/16", "172.16.0.0/12", "192.168.1.0/24", "100.64.0.0/10", "127.0.0.1/32", "169.254.0.0/16", "fd00::/8", "fe80::/64"]
+)
+def test_private_source_cidrs_are_refused(cidr: str) -> None:
+    """``aws:SourceIp`` holds the public address a request came from; from a VPC endpoint it is absent
+    (``aws:VpcSourceIp`` is set instead), so a private block would lock the producer out for good
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceip)."""
+    with pytest.raises(SettingsError, match=r"^context key 'producerSourceCidrs': .* aws:SourceIp never sees"):
+        Settings.from_context({"producerSourceCidrs": [cidr]})
+
+
+def test_public_source_cidrs_and_supernets_are_kept() -> None:
+    settings = Settings.from_context({"producerSourceCidrs": ["203.0.113.0/24", "2001:db8::/32", "8.0.0.0/7"]})
+    assert settings.producer_source_cidrs == ("203.0.113.0/24", "2001:db8::/32", "8.0.0.0/7")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("3.24.0", "3.24.0"),
+        (
+            "arn:aws-cn:lambda:cn-north-1:498634801083:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27",
+            "arn:aws-cn:lambda:cn-north-1:498634801083:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27",
+        ),
+        (
+            "arn:aws-us-gov:lambda:us-gov-west-1:165087284144:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27",
+            "arn:aws-us-gov:lambda:us-gov-west-1:165087284144:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27",
+        ),
+    ],
+)
+def test_powertools_layer_takes_an_arn_or_a_release(value: str | None, expected: str | None) -> None:
+    assert Settings.from_context({"powertoolsLayer": value}).powertools_layer == expected

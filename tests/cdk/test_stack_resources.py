@@ -420,3 +420,19 @@ def _strings(node: object) -> list[str]:
 
 def _as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def test_an_explicit_powertools_layer_replaces_the_ssm_lookup(tmp_path) -> None:
+    """Regions without the public SSM parameter (aws-cn, GovCloud, me-south-1, me-central-1) take the
+    layer's ARN from context; a release number pins the versioned public parameter instead of ``latest``
+    (https://docs.aws.amazon.com/powertools/python/latest/#lambda-layer)."""
+    from tests.cdk.conftest import synthesize
+
+    arn = "arn:aws-cn:lambda:cn-north-1:498634801083:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:27"
+    pinned = synthesize({"stage": "dev", "powertoolsLayer": arn}, tmp_path / "arn")
+    _, fn = function(pinned)
+    assert fn["Properties"]["Layers"] == [arn]
+    assert not [p for p in pinned.raw.get("Parameters", {}).values() if "powertools" in str(p.get("Default", ""))]
+    release = synthesize({"stage": "dev", "powertoolsLayer": "3.24.0"}, tmp_path / "release")
+    defaults = [p["Default"] for p in release.raw["Parameters"].values() if "powertools" in str(p.get("Default", ""))]
+    assert defaults == ["/aws/service/powertools/python/arm64/python3.14/3.24.0"]
