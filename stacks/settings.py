@@ -28,11 +28,8 @@ _POWERTOOLS_VERSION = re.compile(r"^3\.\d{1,3}\.\d{1,3}$")
 # aws:SourceIp only ever sees public addresses: a private, loopback, link-local or shared (CGNAT)
 # block in producerSourceCidrs would lock the producer out (VPC traffic through an endpoint carries
 # aws:VpcSourceIp instead; see the README).
-NON_PUBLIC_NETWORKS = tuple(
-    ipaddress.ip_network(block)
-    for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")
-    + ("fc00::/7", "fe80::/10", "::1/128", "::/128")
-)
+_NON_PUBLIC_BLOCKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")
+NON_PUBLIC_NETWORKS = tuple(ipaddress.ip_network(block) for block in (*_NON_PUBLIC_BLOCKS, "fc00::/7", "fe80::/10", "::1/128", "::/128"))
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
