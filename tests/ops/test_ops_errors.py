@@ -7,10 +7,12 @@ import socket
 
 import boto3
 import pytest
+from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError
 from moto import settings as moto_settings
 
 from chat_analytics_ops.cli import main
-from chat_analytics_ops.errors import EXIT_EMPTY, EXIT_USAGE
+from chat_analytics_ops.errors import EXIT_EMPTY, EXIT_USAGE, describe
+from chat_analytics_ops.timeouts import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, TOTAL_MAX_ATTEMPTS
 from tests.ops.conftest import REGION
 
 
@@ -124,3 +126,16 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dlq", "inspect", "--max", "0"]) == EXIT_USAGE
     assert "at least 1" in capsys.readouterr().err
     assert main([]) == EXIT_USAGE
+
+
+def test_timeouts_name_the_endpoint_the_timeout_and_the_attempts() -> None:
+    """What the operator reads when an endpoint is silent, slow to accept, or hangs up (timeouts.py)."""
+    url = "https://sqs.us-east-1.amazonaws.com/"
+    assert describe(ReadTimeoutError(endpoint_url=url)) == (
+        f"no answer from the endpoint {url} within the {READ_TIMEOUT_S} s read timeout ({TOTAL_MAX_ATTEMPTS} attempts): is it up and answering?"
+    )
+    assert describe(ConnectTimeoutError(endpoint_url=url)) == (
+        f"cannot connect to the endpoint {url} within the {CONNECT_TIMEOUT_S} s connect timeout"
+        f" ({TOTAL_MAX_ATTEMPTS} attempts): is it up and reachable?"
+    )
+    assert describe(ConnectionClosedError(endpoint_url=url)).startswith(f"the endpoint {url} closed the connection")

@@ -3,7 +3,8 @@
 Both queues are FIFO. Receiving from a FIFO queue locks the message's group until the message is
 deleted or becomes visible again, so ``inspect`` receives with a short visibility timeout and,
 whatever happens (an error, Ctrl-C), sets every received message visible again at once: the look
-leaves the queue as it found it, except that SQS counts one more receive.
+leaves the queue as it found it, except that SQS counts one more receive. (If the endpoint itself
+stops answering, the messages come back by themselves when the visibility timeout ends.)
 
 ``redrive`` sends each message to the events queue with its ``MessageGroupId`` and
 ``MessageDeduplicationId`` and only then deletes it from the DLQ. SQS replaced the original
@@ -23,13 +24,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops.errors import EmptyQueueError, OpsError, error_code
+from chat_analytics_ops.errors import UNREACHABLE_ERRORS, EmptyQueueError, OpsError, error_code
 from chat_analytics_ops.validation import validate_body
 
 HOLD_SECONDS = 60  # how long a received message stays locked while we work on it
-RECEIVE_WAIT_SECONDS = 1  # long poll: short polls of a FIFO queue may miss messages; tests set 0
+# Long poll: short polls of a FIFO queue may miss messages; tests set 0. SQS holds the answer up to this
+# long, so it must stay well below timeouts.READ_TIMEOUT_S (a test holds them apart).
+RECEIVE_WAIT_SECONDS = 1
 EXCERPT_CHARS = 100
 FIELD_EXCERPT_CHARS = 32  # a question or reasoning is cut to this inside the excerpt
 EXCERPT_FIRST = ("eventType", "query", "matchType", "matchScore", "reasoning")
@@ -188,10 +191,12 @@ def held_messages(sqs: Any, url: str, limit: int) -> Iterator[list[DeadLetter]]:
     """Receive up to ``limit`` messages and hold them; on exit release the ones still in ``held``.
 
     The caller removes from the list the messages it deleted; everything left is released, even
-    when the body of the ``with`` raises.
+    when the body of the ``with`` raises, except when the endpoint stopped answering (a release would
+    wait out the timeouts again): then they come back by themselves after ``HOLD_SECONDS``.
     """
     held: list[DeadLetter] = []
     seen: set[str] = set()
+    answering = True
     try:
         while len(held) < limit:
             messages = _receive(sqs, url, limit - len(held))
@@ -202,10 +207,15 @@ def held_messages(sqs: Any, url: str, limit: int) -> Iterator[list[DeadLetter]]:
             if not fresh:
                 break
         yield held
+    except UNREACHABLE_ERRORS:
+        # The endpoint stopped answering: a release would only wait out the timeouts once more.
+        answering = False
+        raise
     finally:
-        if held:
-            # On failure they become visible by themselves after HOLD_SECONDS.
-            with contextlib.suppress(ClientError):
+        if held and answering:
+            # If the release fails they become visible by themselves after HOLD_SECONDS; the
+            # command's own result (or error) is what the operator needs to see.
+            with contextlib.suppress(ClientError, BotoCoreError):
                 release(sqs, url, [letter.receipt_handle for letter in held])
 
 

@@ -12,11 +12,17 @@ import re
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as SdkConnectionError
+
+from chat_analytics_ops.timeouts import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, TOTAL_MAX_ATTEMPTS
 
 MAX_MESSAGE_CHARS = 300
 EXIT_ERROR = 1
@@ -46,6 +52,8 @@ NOT_FOUND_CODES = frozenset(
         "NonExistentQueue",
     }
 )
+# The endpoint did not answer at all (refused, silent, cut off): a further call to it would only wait again.
+UNREACHABLE_ERRORS = (SdkConnectionError, ReadTimeoutError, ConnectionClosedError)
 
 
 class OpsError(Exception):
@@ -106,8 +114,20 @@ def describe(error: BaseException) -> str:
     """One line for any error the AWS SDK can raise; other exceptions are not expected here."""
     if isinstance(error, ClientError):
         return describe_client_error(error)
+    if isinstance(error, ReadTimeoutError):
+        return (
+            f"no answer from the endpoint {_endpoint(error)} within the {READ_TIMEOUT_S} s read timeout"
+            f" ({TOTAL_MAX_ATTEMPTS} attempts): is it up and answering?"
+        )
+    if isinstance(error, ConnectTimeoutError):
+        return (
+            f"cannot connect to the endpoint {_endpoint(error)} within the {CONNECT_TIMEOUT_S} s connect timeout"
+            f" ({TOTAL_MAX_ATTEMPTS} attempts): is it up and reachable?"
+        )
+    if isinstance(error, ConnectionClosedError):
+        return f"the endpoint {_endpoint(error)} closed the connection without answering ({TOTAL_MAX_ATTEMPTS} attempts)"
     if isinstance(error, EndpointConnectionError):
-        return f"cannot reach the endpoint {error.kwargs.get('endpoint_url', '')}: is the stack (or the local moto server) up?"
+        return f"cannot reach the endpoint {_endpoint(error)}: is the stack (or the local moto server) up?"
     if isinstance(error, NoCredentialsError | PartialCredentialsError):
         return "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (the local stack prints its own)"
     if isinstance(error, NoRegionError):
@@ -115,3 +135,7 @@ def describe(error: BaseException) -> str:
     if isinstance(error, BotoCoreError):
         return f"AWS SDK error: {error}"
     return f"{type(error).__name__}: {error}"
+
+
+def _endpoint(error: BotoCoreError) -> str:
+    return str(getattr(error, "kwargs", {}).get("endpoint_url", "") or "(unknown)")

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from chat_analytics_ops.errors import OpsError, error_code
+from chat_analytics_ops.timeouts import CLIENT_CONFIG
 
 DEFAULT_STAGE = "dev"
 LOCAL_DEFAULT_REGION = "us-east-1"  # the local moto stack's region
@@ -32,9 +32,6 @@ OVERRIDE_OPTIONS = {
     EVENTS_TABLE_NAME: "--table-name",
     PRODUCER_SECRET_NAME: "--secret-name",
 }
-
-# Few, quick retries: an operator wants "cannot reach" in seconds, not after a minute of backoff.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
 
 
 def stack_name_for(stage: str) -> str:
@@ -64,7 +61,8 @@ class AwsContext:
         return self._session
 
     def client(self, service: str) -> Any:
-        """One client per service for the whole command (connections are reused)."""
+        """One client per service for the whole command (connections are reused); every call is bounded by
+        ``CLIENT_CONFIG``'s timeouts and attempts (``timeouts.py``)."""
         if service not in self._clients:
             self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG)
         return self._clients[service]

@@ -86,6 +86,8 @@ def _one_per_field(errors: list[Any]) -> list[Any]:
     best: dict[tuple[str, ...], Any] = {}
     for error in errors:
         key = tuple(str(part) for part in error.absolute_path)
+        if error.validator == "required":  # each missing field is its own finding
+            key += ("required", error.message)
         if key not in best or (error.validator == "type" and best[key].validator != "type"):
             best[key] = error
     return [best[key] for key in sorted(best)]

@@ -1,0 +1,248 @@
+"""Every command ends within 20 s with one line when the endpoint accepts connections and never answers.
+
+Each command runs as a real process (``python -m chat_analytics_ops``, the CLI's own defaults, no
+test overrides) against its own ``SilentEndpoint``; all of them run at once, so the module takes
+about as long as the slowest command. The scenarios are run once by a module fixture and the tests
+below assert on what each one saw: the exit status, stderr, the time taken and every request the
+endpoint received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chat_analytics_ops import dlq
+from chat_analytics_ops.cli import build_parser
+from chat_analytics_ops.outputs import CLIENT_CONFIG, AwsContext
+from tests.ops.silent_endpoint import Answer, SilentEndpoint
+
+DEADLINE_S = 20
+PROCESS_TIMEOUT_S = 60  # the code as found took about 125 s: stop it and fail rather than wait
+# The value the CLI really uses; conftest's autouse fixture sets it to 0 for the moto tests.
+RECEIVE_WAIT_SECONDS = dlq.RECEIVE_WAIT_SECONDS
+
+QUEUE = "{endpoint}/123456789012/ChatAnalytics-dev-dlq.fifo"
+EVENTS = "{endpoint}/123456789012/ChatAnalytics-dev-events.fifo"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    argv: tuple[str, ...]
+    silent_action: str  # the call the command is stuck on
+    answers: tuple[tuple[str, Answer], ...] = ()
+
+
+# Every command against an endpoint that answers nothing: through the stack's outputs
+# (CloudFormation first) and with each service's override (that service first).
+SILENT: dict[str, Scenario] = {
+    "dlq-inspect": Scenario(("dlq", "inspect"), "DescribeStacks"),
+    "dlq-inspect-dlq-url": Scenario(("--dlq-url", QUEUE, "dlq", "inspect"), "GetQueueAttributes"),
+    "dlq-redrive": Scenario(("dlq", "redrive"), "DescribeStacks"),
+    "dlq-redrive-manual-urls": Scenario(
+        ("--dlq-url", QUEUE, "--queue-url", EVENTS, "dlq", "redrive", "--method", "manual", "--max", "3"), "GetQueueAttributes"
+    ),
+    "report": Scenario(("report", "--from", "2026-01-01", "--to", "2026-01-31"), "DescribeStacks"),
+    "report-table-name": Scenario(("--table-name", "events", "report", "--from", "2026-01-01", "--to", "2026-01-31"), "Query"),
+    "worker-env": Scenario(("credentials", "worker-env"), "DescribeStacks"),
+    "worker-env-secret-name": Scenario(("--secret-name", "s", "credentials", "worker-env", "--json"), "GetSecretValue"),
+    "push-to-wrangler": Scenario(("credentials", "push-to-wrangler"), "DescribeStacks"),
+}
+
+BODY = '{"eventType":"query"}'
+DLQ_ATTRIBUTES = {
+    "QueueArn": "arn:aws:sqs:us-east-1:123456789012:ChatAnalytics-dev-dlq.fifo",
+    "ApproximateNumberOfMessages": "1",
+    "ApproximateNumberOfMessagesNotVisible": "0",
+    "FifoQueue": "true",
+}
+MESSAGE = {
+    "MessageId": "m-1",
+    "ReceiptHandle": "rh-1",
+    "Body": BODY,
+    "MD5OfBody": hashlib.md5(BODY.encode()).hexdigest(),
+    "Attributes": {"MessageGroupId": "g-1", "MessageDeduplicationId": "d-1", "ApproximateReceiveCount": "4", "SentTimestamp": "1"},
+}
+URLS = ("--dlq-url", QUEUE, "--queue-url", EVENTS)
+# An endpoint that answers at first and then goes silent, inside the DLQ commands' receive loop.
+HALF_SILENT: dict[str, Scenario] = {
+    "dlq-inspect-receive-silent": Scenario(
+        (*URLS, "dlq", "inspect"),
+        "ReceiveMessage",
+        (("GetQueueAttributes", Answer({"Attributes": DLQ_ATTRIBUTES})),),
+    ),
+    "dlq-redrive-send-silent": Scenario(
+        (*URLS, "dlq", "redrive", "--max", "1"),
+        "SendMessageBatch",
+        (
+            ("GetQueueAttributes", Answer({"Attributes": DLQ_ATTRIBUTES})),
+            ("ReceiveMessage", Answer({"Messages": [MESSAGE]})),
+        ),
+    ),
+}
+# SQS holds an empty long poll for its WaitTimeSeconds, then answers: that must not be a timeout.
+LONG_POLL = Scenario(
+    (*URLS, "dlq", "inspect"),
+    "",
+    (
+        (
+            "GetQueueAttributes",
+            Answer({"Attributes": {**DLQ_ATTRIBUTES, "ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "1"}}),
+        ),
+        ("ReceiveMessage", Answer({}, long_poll=True)),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    endpoint: str
+    code: int | None  # None: still running after PROCESS_TIMEOUT_S
+    err: str
+    elapsed_s: float
+    actions: list[str]
+
+
+def attempts() -> int:
+    return CLIENT_CONFIG.retries["total_max_attempts"]
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """Fake credentials, and nothing of the developer's AWS configuration."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+        AWS_CONFIG_FILE=str(home / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def run(scenario: Scenario, env: dict[str, str], cwd: Path) -> Run:
+    with SilentEndpoint(dict(scenario.answers)) as endpoint:
+        argv = [arg.format(endpoint=endpoint.url) for arg in scenario.argv]
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "chat_analytics_ops", "--endpoint-url", endpoint.url, *argv],
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=PROCESS_TIMEOUT_S,
+                check=False,
+            )
+            code, err = done.returncode, done.stderr
+        except subprocess.TimeoutExpired as expired:
+            code, err = None, str(expired.stderr or "")
+        return Run(endpoint.url, code, err, time.monotonic() - started, endpoint.actions)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
+    """Every scenario at once, each in its own process against its own endpoint."""
+    home = tmp_path_factory.mktemp("home")
+    env = clean_env(home)
+    scenarios = {**SILENT, **HALF_SILENT, "long-poll": LONG_POLL}
+    with ThreadPoolExecutor(max_workers=len(scenarios)) as pool:
+        futures = {name: pool.submit(run, scenario, env, home) for name, scenario in scenarios.items()}
+        yield {name: future.result() for name, future in futures.items()}
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def test_a_silent_endpoint_receives_exactly_the_configured_attempts(runs: dict[str, Run]) -> None:
+    """The client config counts attempts, and the endpoint sees exactly that many requests per call.
+
+    botocore reads ``Config(retries={"max_attempts": N})`` as N *retries*, N + 1 requests, while
+    ``total_max_attempts`` (and ``max_attempts`` in the shared config file or ``AWS_MAX_ATTEMPTS``)
+    counts attempts including the first: botocore's ``Config`` documentation and the AWS SDKs and
+    Tools Reference Guide, "Retry behavior",
+    https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html. The config as found
+    said ``max_attempts: 3`` and the silent endpoint received 4 requests of up to 30 s each.
+    """
+    retries = CLIENT_CONFIG.retries
+    assert "max_attempts" not in retries, f"{retries}: a client Config's max_attempts counts retries; say total_max_attempts"
+    assert retries == {"mode": "standard", "total_max_attempts": attempts()}
+    for name, scenario in SILENT.items():
+        assert runs[name].actions == [scenario.silent_action] * attempts(), name
+
+
+def test_the_shells_retry_settings_do_not_change_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE`` set for other tools must not turn a dead endpoint into a long wait."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "10")
+    monkeypatch.setenv("AWS_RETRY_MODE", "legacy")
+    config = AwsContext(endpoint_url="http://127.0.0.1:9").client("sqs").meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": attempts()}
+    assert (config.connect_timeout, config.read_timeout) == (CLIENT_CONFIG.connect_timeout, CLIENT_CONFIG.read_timeout)
+
+
+@pytest.mark.parametrize("name", [*SILENT, *HALF_SILENT])
+def test_every_command_ends_within_20_s_with_one_line(runs: dict[str, Run], name: str) -> None:
+    result = runs[name]
+    assert result.code is not None, f"{name} still ran after {PROCESS_TIMEOUT_S} s"
+    assert result.elapsed_s < DEADLINE_S, f"{name} took {result.elapsed_s:.1f} s"
+    assert result.code == 1
+    line = one_line(result.err)
+    assert line == (
+        f"chat-analytics: no answer from the endpoint {result.endpoint}/ within the {CLIENT_CONFIG.read_timeout} s read timeout"
+        f" ({attempts()} attempts): is it up and answering?"
+    )
+
+
+def test_every_command_is_in_the_table() -> None:
+    """A new subcommand must be added to SILENT, so that it is held to the same bound."""
+
+    def handlers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, object]]:
+        children = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        if not children:
+            yield parser.prog, parser.get_default("handler")
+        for action in children:
+            for child in action.choices.values():
+                yield from handlers(child)
+
+    parser = build_parser()
+    tested = {parser.parse_args(list(scenario.argv)).handler for scenario in SILENT.values()}
+    missing = [prog for prog, handler in handlers(parser) if handler not in tested]
+    assert not missing
+
+
+def test_a_receive_that_never_answers_is_one_timeout(runs: dict[str, Run]) -> None:
+    """The endpoint answers GetQueueAttributes, then goes silent in the receive loop: still bounded."""
+    assert runs["dlq-inspect-receive-silent"].actions == ["GetQueueAttributes", *["ReceiveMessage"] * attempts()]
+
+
+def test_a_redrive_cut_off_mid_way_does_not_wait_again_to_release(runs: dict[str, Run]) -> None:
+    """The send never answers: the held message is not released through the same silent endpoint (that
+    would wait out the timeouts a second time); it becomes visible again by itself after HOLD_SECONDS."""
+    actions = runs["dlq-redrive-send-silent"].actions
+    assert actions == ["GetQueueAttributes", "GetQueueAttributes", "ReceiveMessage", *["SendMessageBatch"] * attempts()]
+
+
+def test_a_long_poll_fits_in_the_read_timeout(runs: dict[str, Run]) -> None:
+    """SQS answers an empty long poll after WaitTimeSeconds: the read timeout leaves it room to, with a margin."""
+    assert RECEIVE_WAIT_SECONDS >= 1  # short polls of a FIFO queue may miss messages
+    assert CLIENT_CONFIG.read_timeout >= RECEIVE_WAIT_SECONDS + 3
+    result = runs["long-poll"]
+    assert result.actions == ["GetQueueAttributes", "ReceiveMessage"]  # answered, not timed out and retried
+    assert result.code == 1 and "in flight" in one_line(result.err)
+    assert RECEIVE_WAIT_SECONDS <= result.elapsed_s < DEADLINE_S
