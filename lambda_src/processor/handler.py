@@ -1,28 +1,31 @@
 """The processor Lambda: validates SQS FIFO batches of analytics events and merges them into DynamoDB.
 
-``handler`` runs each batch through Powertools' ``SqsFifoPartialProcessor`` with
-``skip_group_on_error=True``: a record that fails (invalid, or the table refused it) fails its own
-message group only, i.e. itself and the later records of its ``requestId``, so order within a
-request is kept while other requests go on. The response lists exactly the failed message IDs;
-SQS redelivers them and moves them to the DLQ after ``maxReceiveCount`` receives.
+A batch is split by message group. Groups are written concurrently (at most
+``MAX_CONCURRENT_GROUPS`` at a time, so DynamoDB's latency is paid about once per batch rather than
+once per record); the records of one group are handled in order, and consecutive records of the same
+request are stored by one write (a query and its response arriving together: one ``UpdateItem``).
 
-When every record of a batch fails, the failures are reported like any others instead of raising
-(Powertools' default): the effect on the queue is the same, and a poison message alone in a batch
-does not count as a function error (the DLQ alarm covers it).
+FIFO skip-on-error, as Powertools' ``SqsFifoPartialProcessor(skip_group_on_error=True)`` does it: a
+record that fails (invalid, or the table refused it) fails itself and every later record of its
+message group, so order within a group is kept while other groups go on. The response lists exactly
+the failed message IDs; SQS redelivers them and moves them to the DLQ after ``maxReceiveCount`` receives.
+
+When every record of a batch fails, the failures are reported like any others instead of raising:
+the effect on the queue is the same, and a poison message alone in a batch does not count as a
+function error (the DLQ alarm covers it).
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from invalid import describe_invalid
 from models import QueryEvent, ResponseEvent, parse_event
 from pydantic import ValidationError
@@ -31,6 +34,8 @@ from store import StoreProvider, error_code, is_transient
 # A record is not started when less than this is left of the invocation: failing it fast keeps the
 # records already done (a timeout would return the whole batch to the queue).
 DEADLINE_SLACK_MS = 3_000
+# Message groups written at the same time: a batch holds at most 10 records, so at most 10 groups.
+MAX_CONCURRENT_GROUPS = 10
 MATCH_METRICS = {"full": "MatchFull", "partial": "MatchPartial", "none": "MatchNone"}
 
 
@@ -48,8 +53,11 @@ class _CurrentStdout:
 logger = Logger(stream=_CurrentStdout())  # type: ignore[arg-type]
 metrics = Metrics()
 stores = StoreProvider()
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-processor.raise_on_entire_batch_failure = False
+# Reused across invocations (Lambda freezes its threads in between); created on first concurrent use.
+_pool: ThreadPoolExecutor | None = None
+
+Event = QueryEvent | ResponseEvent
+Metric = tuple[str, str, str, float]  # the record's message ID, name, unit, value
 
 
 def epoch_ms() -> int:
@@ -60,91 +68,154 @@ def epoch_ms() -> int:
 clock: Callable[[], int] = epoch_ms  # replaced in tests to make items comparable
 
 
-class InvalidEventError(Exception):
-    """The record's body is not a valid event; it will reach the DLQ after its last receive."""
+@dataclass
+class _GroupOutcome:
+    """What handling one message group produced: failed message IDs and the metrics to emit."""
+
+    failed: list[str] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
 
 
-class DeadlineError(Exception):
-    """Too little time is left in the invocation to start this record."""
+@dataclass(frozen=True)
+class _Parsed:
+    record: dict[str, Any]
+    event: Event | None  # None: invalid
 
 
-class _Invocation:
-    """What the record handler needs from the current invocation."""
-
-    store: Any = None
-    context: Any = None
-
-
-_current = _Invocation()
-
-
-def record_handler(record: SQSRecord) -> None:
-    """Validate one record and merge it; raising fails the record (and the rest of its group)."""
-    logger.set_correlation_id(None)
-    context = _current.context
-    if context is not None and context.get_remaining_time_in_millis() < DEADLINE_SLACK_MS:
-        logger.warning("Not enough time left to start the record", extra={"messageId": record.message_id})
-        raise DeadlineError("invocation deadline near")
+def _parse(record: dict[str, Any], outcome: _GroupOutcome) -> _Parsed:
+    body = record.get("body", "")
     try:
-        event = parse_event(record.body)
+        return _Parsed(record, parse_event(body))
     except ValidationError as error:
-        logger.error("Invalid event", extra={"messageId": record.message_id, **describe_invalid(record.body, error)})
-        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
-        raise InvalidEventError(f"invalid event in message {record.message_id}") from None
-    logger.set_correlation_id(event.requestId)
-    now = clock()
-    store = _current.store
-    with _store_errors(record, event):
-        result = store.merge(event, now)
-    if result.first_delivery:
-        _add_event_metrics(event, now)
-    with _store_errors(record, event):
-        store.complete(result)
-    logger.debug(
-        "Event stored", extra={"messageId": record.message_id, "eventType": event.eventType, "firstDelivery": result.first_delivery}
-    )
+        logger.error("Invalid event", extra={"messageId": record["messageId"], **describe_invalid(body, error)})
+        outcome.metrics.append((record["messageId"], "InvalidEvents", MetricUnit.Count, 1))
+        return _Parsed(record, None)
 
 
-@contextmanager
-def _store_errors(record: SQSRecord, event: QueryEvent | ResponseEvent) -> Iterator[None]:
-    """Log a failed write (a warning when a retry may succeed) and let it fail the record."""
+def _handle_group(records: list[dict[str, Any]], store: Any, context: Any) -> _GroupOutcome:
+    """The records of one message group, in order; the first failure fails it and everything after it."""
+    outcome = _GroupOutcome()
+    parsed: dict[int, _Parsed] = {}
+
+    def at(index: int) -> _Parsed:  # each record is parsed (and, if invalid, logged) once
+        if index not in parsed:
+            parsed[index] = _parse(records[index], outcome)
+        return parsed[index]
+
+    position = 0
     try:
-        yield
+        while position < len(records):
+            if context is not None and context.get_remaining_time_in_millis() < DEADLINE_SLACK_MS:
+                logger.warning("Not enough time left to start the record", extra={"messageId": records[position]["messageId"]})
+                break
+            head = at(position)
+            if head.event is None:
+                break
+            end = position + 1  # consecutive valid records of the same request join the write
+            while end < len(records) and (following := at(end).event) is not None and following.requestId == head.event.requestId:
+                end += 1
+            if not _store_run([at(index) for index in range(position, end)], store, outcome):
+                break
+            position = end
+    finally:
+        logger.thread_safe_clear_keys()
+    outcome.failed.extend(record["messageId"] for record in records[position:])
+    return outcome
+
+
+def _store_run(run: list[_Parsed], store: Any, outcome: _GroupOutcome) -> bool:
+    """One write for the run's events; True when stored. A failure leaves the run's records failed."""
+    events = [item.event for item in run if item.event is not None]
+    request_id = events[0].requestId
+    logger.thread_safe_append_keys(correlation_id=request_id)
+    now = clock()
+    try:
+        result = store.write(events, now)
     except Exception as error:
         transient = is_transient(error)
         (logger.warning if transient else logger.error)(
             "Event not stored",
-            extra={"messageId": record.message_id, "eventType": event.eventType, "errorCode": error_code(error), "transient": transient},
+            extra={
+                "messageIds": [item.record["messageId"] for item in run],
+                "eventTypes": [event.eventType for event in events],
+                "errorCode": error_code(error),
+                "transient": transient,
+            },
         )
-        raise
+        return False
+    counted: set[str] = set()
+    for item in run:
+        event = item.event
+        assert event is not None
+        if event.eventType in result.first and event.eventType not in counted:
+            counted.add(event.eventType)
+            outcome.metrics.extend(_event_metrics(item.record["messageId"], event, now))
+    for item in run:
+        assert item.event is not None
+        logger.debug(
+            "Event stored",
+            extra={
+                "messageId": item.record["messageId"],
+                "eventType": item.event.eventType,
+                "firstDelivery": item.event.eventType in counted,
+            },
+        )
+    return True
 
 
-def _add_event_metrics(event: QueryEvent | ResponseEvent, now_ms: int) -> None:
-    """Counted once per event: replays (``first_delivery`` False) add nothing."""
+def _event_metrics(message_id: str, event: Event, now_ms: int) -> list[Metric]:
+    """Counted once per event: replays add nothing."""
     if isinstance(event, QueryEvent):
-        metrics.add_metric(name="QueryEvents", unit=MetricUnit.Count, value=1)
+        found: list[Metric] = [(message_id, "QueryEvents", MetricUnit.Count, 1)]
     else:
-        metrics.add_metric(name="ResponseEvents", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name=MATCH_METRICS[event.matchType], unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="MatchScore", unit=MetricUnit.NoUnit, value=event.matchScore)
-    metrics.add_metric(name="IngestLagMs", unit=MetricUnit.Milliseconds, value=now_ms - event.timestamp)
+        found = [
+            (message_id, "ResponseEvents", MetricUnit.Count, 1),
+            (message_id, MATCH_METRICS[event.matchType], MetricUnit.Count, 1),
+            (message_id, "MatchScore", MetricUnit.NoUnit, event.matchScore),
+        ]
+    found.append((message_id, "IngestLagMs", MetricUnit.Milliseconds, now_ms - event.timestamp))
+    return found
+
+
+def _groups(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Records by message group, each group in batch order (Lambda delivers a FIFO batch in queue order)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        group = record.get("attributes", {}).get("MessageGroupId") or record["messageId"]
+        groups.setdefault(group, []).append(record)
+    return list(groups.values())
+
+
+def process_batch(records: list[dict[str, Any]], store: Any, context: Any) -> list[str]:
+    """Handle a batch; the failed message IDs in batch order. Metrics are added here, in the caller's
+    thread (Powertools' metric set is not shared between threads)."""
+    global _pool
+    groups = _groups(records)
+    if len(groups) == 1:
+        outcomes = [_handle_group(groups[0], store, context)]
+    else:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_GROUPS, thread_name_prefix="group")
+        outcomes = list(_pool.map(lambda group: _handle_group(group, store, context), groups))
+    failed = {message_id for outcome in outcomes for message_id in outcome.failed}
+    position = {record["messageId"]: index for index, record in enumerate(records)}
+    emitted = sorted((metric for outcome in outcomes for metric in outcome.metrics), key=lambda metric: position[metric[0]])
+    for _, name, unit, value in emitted:  # in batch order, whatever order the groups finished in
+        metrics.add_metric(name=name, unit=unit, value=value)
+    return [record["messageId"] for record in records if record["messageId"] in failed]
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict, context: Any) -> dict:
     """Lambda entry point (``handler.handler``): returns ``{"batchItemFailures": [...]}``."""
-    _current.store = stores.get()
-    _current.context = context
+    records = event.get("Records", [])
     try:
-        response = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        failed = process_batch(records, stores.get(), context)
     finally:
-        _current.context = None
         logger.set_correlation_id(None)
         # One EMF document per invocation. Flushed by hand rather than with ``log_metrics``, which
         # warns on every invocation without metrics (a batch of replays, or of store failures).
         if metrics.metric_set:
             metrics.flush_metrics()
-    failures = response.get("batchItemFailures", [])
-    records = len(event.get("Records", []))
-    logger.info("Batch processed", extra={"records": records, "failed": len(failures)})
-    return response
+    logger.info("Batch processed", extra={"records": len(records), "failed": len(failed)})
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

@@ -1,26 +1,34 @@
-"""The idempotent merge of events into one DynamoDB item per ``requestId``.
+"""The idempotent merge of events into one DynamoDB item per ``requestId``, in as few writes as possible.
 
-Every event is one ``UpdateItem`` whose result does not depend on arrival order or on how often
-the event is delivered:
+The events of one request that arrive together (the Worker sends both in one request, so one batch
+usually holds both) are stored by **one** ``UpdateItem`` that writes the complete item,
+``responseLatencyMs`` included. Apart, each event is one ``UpdateItem`` in the usual order (query,
+then response): the response computes the latency in the same write from the stored
+``queryTimestamp`` (``SET #latency = :responseTs - #queryTimestamp``, on condition the query is
+there). Only a response that overtakes its query costs more: each of the two then makes one
+conditional write that fails (ReturnValuesOnConditionCheckFailure tells what the item holds) and one
+that stores.
 
-* the query event owns the fields both events carry (``day``, ``expiresAt``, ``schemaVersion``,
+The result never depends on arrival order or on how often an event is delivered:
+
+* the query owns the fields both events carry (``day``, ``expiresAt``, ``schemaVersion``,
   ``source``, ``sessionId``) and sets them unconditionally; the response sets them only with
   ``if_not_exists``, so it fills them in until the query arrives and never overwrites the query's;
 * each event sets its own fields unconditionally (a replay writes the same values again);
 * ``*IngestedAt`` uses ``if_not_exists``: the first delivery's processing time is kept;
-* ``responseLatencyMs`` needs both timestamps: the first write returns the old item
-  (``ALL_OLD``), from which the new item's timestamps are known, and a second, conditional
-  ``UpdateItem`` sets it only when it is missing or stale. A replay finds it already right and
-  writes nothing more, so the item stays exactly as one delivery left it.
+* ``responseLatencyMs`` is written by whichever write finds both timestamps, from those timestamps.
 
-Only ``UpdateItem`` is used: it is the only DynamoDB permission the function's role has.
+Every write returns the old item (``ALL_OLD``): an event whose ``*IngestedAt`` was already there is
+a replay, and metrics count it no more. Only ``UpdateItem`` is used: it is the only DynamoDB
+permission the function's role has.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -56,17 +64,11 @@ _ENV_KEYS = (
 # Short timeouts and three attempts in all (``total_max_attempts`` counts the first; botocore's
 # ``max_attempts`` would count retries only): a batch must finish well inside the function's timeout,
 # and a record that still fails is simply retried by SQS.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4)
+# One pooled connection per concurrently written message group (handler.MAX_CONCURRENT_GROUPS).
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4, max_pool_connections=10)
 
-_QUERY_SET = (
-    "SET #day = :day, #expiresAt = :expiresAt, #schemaVersion = :schemaVersion, #query = :query,"
-    " #queryTimestamp = :timestamp, #queryIngestedAt = if_not_exists(#queryIngestedAt, :now)"
-)
-_RESPONSE_SET = (
-    "SET #day = if_not_exists(#day, :day), #expiresAt = if_not_exists(#expiresAt, :expiresAt),"
-    " #schemaVersion = if_not_exists(#schemaVersion, :schemaVersion), #matchType = :matchType, #matchScore = :matchScore,"
-    " #reasoning = :reasoning, #responseTimestamp = :timestamp, #responseIngestedAt = if_not_exists(#responseIngestedAt, :now)"
-)
+_SHARED_FIELDS = ("source", "sessionId")
+CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class ConfigurationError(RuntimeError):
@@ -74,17 +76,20 @@ class ConfigurationError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class MergeResult:
-    """What the first write of a merge did.
+class WriteResult:
+    """What storing one request's events did.
 
-    ``first_delivery`` is False for a replay (metrics count an event once). ``latency_update`` holds
-    the ``(queryTimestamp, responseTimestamp)`` that ``complete`` must still write a latency for.
+    ``first`` holds the event types stored for the first time (metrics count those); ``writes`` is how
+    many ``UpdateItem`` requests it took (conditional ones that failed included: they cost a write too).
     """
 
     request_id: str
-    first_delivery: bool
-    response_latency_ms: int | None
-    latency_update: tuple[int, int] | None = None
+    first: frozenset[str] = field(default_factory=frozenset)
+    writes: int = 0
+
+    @property
+    def first_delivery(self) -> bool:
+        return bool(self.first)
 
 
 def number(value: int | float) -> str:
@@ -99,112 +104,144 @@ def utc_day(timestamp_ms: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(timestamp_ms // 1000))
 
 
-def build_update(event: QueryEvent | ResponseEvent, now_ms: int, retention_days: int) -> dict[str, Any]:
-    """The ``UpdateItem`` arguments (without table and key) that merge ``event`` into its item."""
-    values: dict[str, dict[str, str]] = {
-        ":day": {"S": utc_day(event.timestamp)},
-        ":expiresAt": {"N": str(event.timestamp // 1000 + retention_days * SECONDS_PER_DAY)},
-        ":schemaVersion": {"N": str(event.schemaVersion)},
-        ":timestamp": {"N": str(event.timestamp)},
-        ":now": {"N": str(now_ms)},
-    }
-    if isinstance(event, QueryEvent):
-        expression = _QUERY_SET
-        names = ["day", "expiresAt", "schemaVersion", "query", "queryTimestamp", "queryIngestedAt"]
-        values[":query"] = {"S": event.query}
-        shared = "#{0} = :{0}"
+class _Update:
+    """An ``UpdateItem``'s SET clauses, names and values, built one field at a time."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, dict[str, str]] = {}
+
+    def name(self, field_name: str) -> str:
+        self.names[f"#{field_name}"] = field_name
+        return f"#{field_name}"
+
+    def set(self, field_name: str, value: dict[str, str], *, keep_existing: bool = False) -> None:
+        path, placeholder = self.name(field_name), f":{field_name}"
+        self.values[placeholder] = value
+        self.clauses.append(f"{path} = if_not_exists({path}, {placeholder})" if keep_existing else f"{path} = {placeholder}")
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "UpdateExpression": "SET " + ", ".join(self.clauses),
+            "ExpressionAttributeNames": dict(self.names),
+            "ExpressionAttributeValues": dict(self.values),
+        }
+
+
+LatencyFrom = str  # "events" (both timestamps known) | "stored query" | "stored response" | "none"
+
+
+def build_update(
+    query: QueryEvent | None, response: ResponseEvent | None, now_ms: int, retention_days: int, *, latency: LatencyFrom = "none"
+) -> dict[str, Any]:
+    """The ``UpdateItem`` arguments (without table, key and return options) that merge the events.
+
+    ``latency`` says where ``responseLatencyMs`` comes from: both events (``events``), the response and
+    the item's ``queryTimestamp`` (``stored query``), the query and the item's ``responseTimestamp``
+    (``stored response``), or nowhere yet (``none``).
+    """
+    owner = query or response
+    if owner is None:
+        raise ValueError("no event to store")
+    update = _Update()
+    keep = query is None  # only the query owns the shared fields; a response alone fills them in
+    update.set("day", {"S": utc_day(owner.timestamp)}, keep_existing=keep)
+    update.set("expiresAt", {"N": str(owner.timestamp // 1000 + retention_days * SECONDS_PER_DAY)}, keep_existing=keep)
+    update.set("schemaVersion", {"N": str(owner.schemaVersion)}, keep_existing=keep)
+    for name in _SHARED_FIELDS:
+        if query is not None and getattr(query, name) is not None:
+            update.set(name, {"S": getattr(query, name)})
+        elif response is not None and getattr(response, name) is not None:
+            update.set(name, {"S": getattr(response, name)}, keep_existing=True)
+    if query is not None:
+        update.set("query", {"S": query.query})
+        update.set("queryTimestamp", {"N": str(query.timestamp)})
+        update.set("queryIngestedAt", {"N": str(now_ms)}, keep_existing=True)
+    if response is not None:
+        update.set("matchType", {"S": response.matchType})
+        update.set("matchScore", {"N": number(response.matchScore)})
+        update.set("reasoning", {"S": response.reasoning})
+        update.set("responseTimestamp", {"N": str(response.timestamp)})
+        update.set("responseIngestedAt", {"N": str(now_ms)}, keep_existing=True)
+        if response.latencyMs is not None:  # the answer time belongs to the response (see the table contract)
+            update.set("latencyMs", {"N": number(response.latencyMs)})
+    latency_path = update.name("responseLatencyMs")
+    if latency == "events" and query is not None and response is not None:
+        update.values[":responseLatencyMs"] = {"N": str(response.timestamp - query.timestamp)}
+        update.clauses.append(f"{latency_path} = :responseLatencyMs")
+    elif latency == "stored query" and response is not None:
+        update.clauses.append(f"{latency_path} = :responseTimestamp - {update.name('queryTimestamp')}")
+    elif latency == "stored response" and query is not None:
+        update.clauses.append(f"{latency_path} = {update.name('responseTimestamp')} - :queryTimestamp")
     else:
-        expression = _RESPONSE_SET
-        names = ["day", "expiresAt", "schemaVersion", "matchType", "matchScore", "reasoning", "responseTimestamp", "responseIngestedAt"]
-        values[":matchType"] = {"S": event.matchType}
-        values[":matchScore"] = {"N": number(event.matchScore)}
-        values[":reasoning"] = {"S": event.reasoning}
-        shared = "#{0} = if_not_exists(#{0}, :{0})"
-        if event.latencyMs is not None:  # the answer time belongs to the response (see the table contract)
-            expression += ", #latencyMs = :latencyMs"
-            names.append("latencyMs")
-            values[":latencyMs"] = {"N": number(event.latencyMs)}
-    for field in ("source", "sessionId"):
-        value = getattr(event, field)
-        if value is not None:
-            expression += ", " + shared.format(field)
-            names.append(field)
-            values[f":{field}"] = {"S": value}
-    return {
-        "UpdateExpression": expression,
-        "ExpressionAttributeNames": {f"#{name}": name for name in names},
-        "ExpressionAttributeValues": values,
-    }
+        del update.names[latency_path]
+    return update.arguments()
 
 
 class EventStore:
-    """Merges validated events into the table through one DynamoDB client (reused across invocations)."""
+    """Merges validated events into the table through one DynamoDB client (reused across invocations;
+    boto3 clients are thread-safe, so concurrently written message groups share it)."""
 
     def __init__(self, client: Any, table_name: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
         self.client = client
         self.table_name = table_name
         self.retention_days = retention_days
 
-    def merge(self, event: QueryEvent | ResponseEvent, now_ms: int) -> MergeResult:
-        """Write ``event`` into its item; raises the client's error (the caller fails the record).
+    def write(self, events: Sequence[QueryEvent | ResponseEvent], now_ms: int) -> WriteResult:
+        """Store the events of one request (one or both types; a repeated type: the last one wins).
 
-        The caller then calls ``complete``: the split lets it count the event between the two
-        writes, so a failure of the second still leaves the event counted exactly once.
+        Raises the client's error, and the caller fails the records. The first attempt is one write
+        for whatever order the events come in; see the module docstring for the one order that needs two.
         """
-        old = self.client.update_item(
-            TableName=self.table_name,
-            Key={"requestId": {"S": event.requestId}},
-            ReturnValues="ALL_OLD",
-            **build_update(event, now_ms, self.retention_days),
-        ).get("Attributes", {})
-        if isinstance(event, QueryEvent):
-            first, query_ts, response_ts = "queryIngestedAt" not in old, event.timestamp, _int(old, "responseTimestamp")
+        if not events:
+            raise ValueError("no event to store")
+        request_id = events[0].requestId
+        if any(event.requestId != request_id for event in events):
+            raise ValueError("events of different requests cannot share a write")
+        query = next((e for e in reversed(events) if isinstance(e, QueryEvent)), None)
+        response = next((e for e in reversed(events) if isinstance(e, ResponseEvent)), None)
+        if query is not None and response is not None:
+            old = self._update(request_id, build_update(query, response, now_ms, self.retention_days, latency="events"))
+            return WriteResult(request_id, self._first(old, query, response), 1)
+        # Alone: expect the usual order, and learn from a failed condition what the item already holds.
+        if response is not None:
+            expected, condition = "stored query", "attribute_exists(#queryTimestamp)"
+            fallback: LatencyFrom = "none"
         else:
-            first, query_ts, response_ts = "responseIngestedAt" not in old, _int(old, "queryTimestamp"), event.timestamp
-        if query_ts is None or response_ts is None:
-            return MergeResult(event.requestId, first, None)
-        latency = response_ts - query_ts
-        pending = (query_ts, response_ts) if _int(old, "responseLatencyMs") != latency else None
-        return MergeResult(event.requestId, first, latency, pending)
-
-    def complete(self, result: MergeResult) -> None:
-        """Set ``responseLatencyMs`` if ``merge`` found it missing or stale, and only if the item still
-        has the timestamps it was computed from."""
-        if result.latency_update is None or result.response_latency_ms is None:
-            return
-        query_ts, response_ts = result.latency_update
+            expected, condition = "none", "attribute_not_exists(#responseTimestamp)"
+            fallback = "stored response"
+        arguments = build_update(query, response, now_ms, self.retention_days, latency=expected)
+        arguments["ExpressionAttributeNames"].setdefault("#queryTimestamp", "queryTimestamp")
+        arguments["ExpressionAttributeNames"].setdefault("#responseTimestamp", "responseTimestamp")
         try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"requestId": {"S": result.request_id}},
-                UpdateExpression="SET #latency = :latency",
-                ConditionExpression="#queryTs = :queryTs AND #responseTs = :responseTs",
-                ExpressionAttributeNames={
-                    "#latency": "responseLatencyMs",
-                    "#queryTs": "queryTimestamp",
-                    "#responseTs": "responseTimestamp",
-                },
-                ExpressionAttributeValues={
-                    ":latency": {"N": str(result.response_latency_ms)},
-                    ":queryTs": {"N": str(query_ts)},
-                    ":responseTs": {"N": str(response_ts)},
-                },
-            )
+            old = self._update(request_id, arguments, condition=condition)
+            return WriteResult(request_id, self._first(old, query, response), 1)
         except ClientError as error:
-            # The item changed (or expired) since: whichever write changed it computes the latency itself.
-            if error_code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != CONDITION_FAILED:
                 raise
+            before = error.response.get("Item", {})
+        old = self._update(request_id, build_update(query, response, now_ms, self.retention_days, latency=fallback))
+        # The failed write changed nothing; ``before`` and ``old`` agree unless a concurrent writer came in between.
+        return WriteResult(request_id, self._first({**before, **old}, query, response), 2)
 
-    def merge_and_complete(self, event: QueryEvent | ResponseEvent, now_ms: int) -> MergeResult:
-        """Both writes, for callers that do not count events in between."""
-        result = self.merge(event, now_ms)
-        self.complete(result)
-        return result
+    def _update(self, request_id: str, arguments: dict[str, Any], *, condition: str | None = None) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if condition:
+            extra = {"ConditionExpression": condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        response = self.client.update_item(
+            TableName=self.table_name, Key={"requestId": {"S": request_id}}, ReturnValues="ALL_OLD", **arguments, **extra
+        )
+        return response.get("Attributes", {})
 
-
-def _int(item: dict, name: str) -> int | None:
-    attribute = item.get(name)
-    return int(Decimal(attribute["N"])) if attribute and "N" in attribute else None
+    @staticmethod
+    def _first(old: dict[str, Any], query: QueryEvent | None, response: ResponseEvent | None) -> frozenset[str]:
+        first = set()
+        if query is not None and "queryIngestedAt" not in old:
+            first.add("query")
+        if response is not None and "responseIngestedAt" not in old:
+            first.add("response")
+        return frozenset(first)
 
 
 def error_code(error: BaseException) -> str:
@@ -270,5 +307,5 @@ class StoreProvider:
         self._store, self._key, self._pinned = None, None, None
 
     def pin(self, store: Any) -> None:
-        """Use ``store`` (anything with ``merge`` and ``complete`` like ``EventStore``) until ``pin(None)``."""
+        """Use ``store`` (anything with ``write`` like ``EventStore``) until ``pin(None)``."""
         self._pinned = store

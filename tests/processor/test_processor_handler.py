@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -46,8 +47,8 @@ class FlakyClient:
         return getattr(self.client, name)
 
     def update_item(self, **kwargs: Any) -> dict:
-        is_latency = "ConditionExpression" in kwargs
-        wanted = self.call == "any" or (self.call == "latency") == is_latency
+        conditional = "ConditionExpression" in kwargs
+        wanted = self.call == "any" or (self.call == "conditional") == conditional
         if wanted and kwargs["Key"]["requestId"]["S"] in self.request_ids and self.failures > 0:
             self.failures -= 1
             error = {"Error": {"Code": self.code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": self.status}}
@@ -274,16 +275,82 @@ def test_a_transient_dynamodb_error_fails_only_the_records_it_touched(
     assert table.item("r-2")["responseLatencyMs"] == {"N": "12"}
 
 
-def test_a_throttled_latency_update_is_completed_by_the_retry_and_counted_once(
+def test_a_throttled_second_write_is_completed_by_the_retry_and_counted_once(
     processor: Processor, table: Table, clock: FakeClock, flaky, capsys: pytest.CaptureFixture
 ) -> None:
-    flaky(request_ids={"r-1"}, call="latency")
-    query, response = sqs_record(query_body("r-1")), sqs_record(response_body("r-1"))
-    assert run(processor, query, response) == ids(response)
-    assert "responseLatencyMs" not in table.item("r-1")
-    assert run(processor, redelivered(response)) == []
+    """A response that overtakes its query: its conditional write fails, the plain one is throttled."""
+    flaky(request_ids={"r-1"}, call="unconditional")
+    response = sqs_record(response_body("r-1"))
+    assert run(processor, response) == ids(response)
+    assert table.item("r-1") is None
+    assert run(processor, redelivered(response), sqs_record(query_body("r-1"))) == []
     assert table.item("r-1")["responseLatencyMs"] == {"N": "12"}
     assert metric_values(capsys.readouterr().out)["ResponseEvents"] == [1.0]
+
+
+class RecordingClient:
+    """The real (moto) client; records each ``UpdateItem``'s request id, and can hold calls at a barrier."""
+
+    def __init__(self, client: Any, barrier: threading.Barrier | None = None) -> None:
+        self.client, self.barrier = client, barrier
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def update_item(self, **kwargs: Any) -> dict:
+        with self.lock:
+            self.calls.append(kwargs["Key"]["requestId"]["S"])
+        if self.barrier is not None:
+            self.barrier.wait()  # BrokenBarrierError unless every group's write is in flight at once
+        with self.lock:  # moto's backend is not built for concurrent writers
+            return self.client.update_item(**kwargs)
+
+
+@pytest.fixture
+def recording(processor: Processor, table: Table):
+    def pin(barrier: threading.Barrier | None = None) -> RecordingClient:
+        client = RecordingClient(table.client, barrier)
+        processor.handler.stores.pin(processor.store.EventStore(client, table.name, 30))
+        return client
+
+    yield pin
+    processor.handler.stores.pin(None)
+
+
+def test_a_query_and_its_response_in_one_batch_are_one_write(processor: Processor, table: Table, clock: FakeClock, recording) -> None:
+    client = recording()
+    assert run(processor, sqs_record(query_body("r-1")), sqs_record(response_body("r-1"))) == []
+    assert client.calls == ["r-1"]
+    assert table.item("r-1")["responseLatencyMs"] == {"N": "12"}
+
+
+def test_message_groups_are_written_concurrently(processor: Processor, table: Table, clock: FakeClock, recording) -> None:
+    """Ten single-event groups: every write is in flight at once (the barrier needs all ten), so a batch
+    waits for DynamoDB's latency about once, not ten times."""
+    client = recording(threading.Barrier(10, timeout=10))
+    records = [sqs_record(query_body(f"r-{n}")) for n in range(10)]
+    assert run(processor, *records) == []
+    assert sorted(client.calls) == sorted(f"r-{n}" for n in range(10)) and table.count() == 10
+
+
+def test_the_records_of_one_group_are_written_in_order_and_a_failure_skips_the_rest(
+    processor: Processor, table: Table, clock: FakeClock, flaky
+) -> None:
+    """One message group holding three requests (a producer's custom group key): written in order, and
+    after a failure its later records fail (FIFO skip-on-error) while other groups go on."""
+    client = flaky("ProvisionedThroughputExceededException", 400, request_ids={"r-2"})
+    group = [
+        sqs_record(query_body("r-1"), group="session-1"),
+        sqs_record(query_body("r-2"), group="session-1"),
+        sqs_record(response_body("r-1"), group="session-1"),
+    ]
+    other = [sqs_record(query_body("r-9"), group="session-9"), sqs_record(response_body("r-9"), group="session-9")]
+    assert run(processor, group[0], other[0], group[1], other[1], group[2]) == ids(group[1], group[2])
+    assert "responseTimestamp" not in table.item("r-1") and table.item("r-2") is None
+    assert table.item("r-9")["responseLatencyMs"] == {"N": "12"}
+    assert client.failures == 0
 
 
 def test_a_non_transient_dynamodb_error_is_logged_as_an_error(

@@ -14,9 +14,10 @@ from tests.processor.lambda_events import BASE_TS, query_body, response_body
 DAY_MS = 86_400_000
 
 
-def merge(processor: Processor, table: Table, body: dict, now_ms: int = BASE_TS + 250, retention_days: int = 30):
+def merge(processor: Processor, table: Table, *bodies: dict, now_ms: int = BASE_TS + 250, retention_days: int = 30):
+    """Store ``bodies`` (the events of one request) as the processor does: one ``write``."""
     store = processor.store.EventStore(table.client, table.name, retention_days)
-    return store.merge_and_complete(processor.models.parse_event(json.dumps(body)), now_ms)
+    return store.write([processor.models.parse_event(json.dumps(body)) for body in bodies], now_ms)
 
 
 def test_number_is_canonical_and_never_exponent(processor: Processor) -> None:
@@ -41,8 +42,8 @@ def test_utc_day_is_the_utc_date_of_the_timestamp(processor: Processor) -> None:
 def test_query_then_response_builds_the_whole_item(processor: Processor, table: Table) -> None:
     first = merge(processor, table, query_body("r-1", source="cv-worker", sessionId="s-1"))
     second = merge(processor, table, response_body("r-1", match_type="partial", match_score=50.0, latencyMs=1.5), now_ms=BASE_TS + 300)
-    assert (first.first_delivery, first.response_latency_ms) == (True, None)
-    assert (second.first_delivery, second.response_latency_ms) == (True, 12)
+    assert (first.first_delivery, first.writes) == (True, 1)
+    assert (second.first_delivery, second.writes) == (True, 1)
     assert table.item("r-1") == {
         "requestId": {"S": "r-1"},
         "day": {"S": "2026-01-01"},
@@ -132,5 +133,77 @@ def test_the_store_client_makes_exactly_three_attempts(processor: Processor, mon
         monkeypatch.setattr(processor.store, "CLIENT_CONFIG", quick)
         store = processor.store.store_from_environment()
         with pytest.raises(ReadTimeoutError):
-            store.merge(processor.models.parse_event(json.dumps(query_body("r-1"))), 1)
+            store.write([processor.models.parse_event(json.dumps(query_body("r-1")))], 1)
         assert server.requests == 3
+
+
+class CountingClient:
+    """The real (moto) client, counting ``UpdateItem`` requests."""
+
+    def __init__(self, client) -> None:
+        self.client, self.updates = client, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.client, name)
+
+    def update_item(self, **kwargs):
+        self.updates += 1
+        return self.client.update_item(**kwargs)
+
+
+def write_counted(processor: Processor, table: Table, *bodies: dict, now_ms: int = BASE_TS + 250):
+    client = CountingClient(table.client)
+    store = processor.store.EventStore(client, table.name, 30)
+    result = store.write([processor.models.parse_event(json.dumps(body)) for body in bodies], now_ms)
+    assert result.writes == client.updates
+    return result
+
+
+def test_both_events_together_are_one_write_of_the_whole_item(processor: Processor, table: Table) -> None:
+    query, response = query_body("r-1", source="cv-worker"), response_body("r-1", latencyMs=1.5)
+    result = write_counted(processor, table, query, response)
+    assert result.writes == 1 and result.first == {"query", "response"}
+    together = table.item("r-1")
+    assert together["responseLatencyMs"] == {"N": "12"} and together["query"] == {"S": query["query"]}
+    table.delete("r-1")
+    write_counted(processor, table, query)
+    write_counted(processor, table, response)
+    assert table.item("r-1") == together, "together or apart, the same item"
+
+
+def test_apart_in_the_usual_order_each_event_is_one_write(processor: Processor, table: Table) -> None:
+    assert write_counted(processor, table, query_body("r-1")).writes == 1
+    assert "responseLatencyMs" not in table.item("r-1")
+    result = write_counted(processor, table, response_body("r-1"))
+    assert result.writes == 1 and result.first == {"response"}
+    assert table.item("r-1")["responseLatencyMs"] == {"N": "12"}
+
+
+def test_a_response_that_overtakes_its_query_costs_one_failed_condition_each(processor: Processor, table: Table) -> None:
+    """Documented price of the rare order: a conditional write that fails (it still costs a write) and the real one."""
+    first = write_counted(processor, table, response_body("r-1"))
+    assert (first.writes, first.first) == (2, {"response"})
+    assert "responseLatencyMs" not in table.item("r-1")
+    second = write_counted(processor, table, query_body("r-1"))
+    assert (second.writes, second.first) == (2, {"query"})
+    assert table.item("r-1")["responseLatencyMs"] == {"N": "12"}
+
+
+@pytest.mark.parametrize("first", ["together", "Q", "R"])
+def test_replays_are_never_first_deliveries(processor: Processor, table: Table, first: str) -> None:
+    query, response = query_body("r-1"), response_body("r-1")
+    bodies = {"together": (query, response), "Q": (query,), "R": (response,)}[first]
+    merge(processor, table, *bodies)
+    merge(processor, table, query, response)
+    once = table.item("r-1")
+    for replay in ((query,), (response,), (query, response), (response, query)):
+        result = merge(processor, table, *replay, now_ms=BASE_TS + 99_999)
+        assert result.first == set() and result.first_delivery is False
+        assert table.item("r-1") == once
+
+
+def test_a_repeated_event_type_in_one_write_keeps_the_last(processor: Processor, table: Table) -> None:
+    merge(processor, table, query_body("r-1", query="first"), query_body("r-1", query="second"))
+    assert table.item("r-1")["query"] == {"S": "second"}
+    with pytest.raises(ValueError, match="different requests"):
+        merge(processor, table, query_body("r-1"), response_body("r-2"))
