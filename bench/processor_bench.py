@@ -1,6 +1,6 @@
-"""Processor Lambda CPU time per event, in 10-record SQS FIFO batches.
+"""Processor Lambda CPU time per event, in 10-record SQS FIFO batches, and its ceiling with DynamoDB latency.
 
-Three modes: ``stub`` (the store replaced by an in-memory stand-in: validation, the FIFO batch
+Three CPU modes: ``stub`` (the store replaced by an in-memory stand-in: validation, the FIFO batch
 processor, logs and EMF metrics, i.e. the handler's own cost), ``boto3`` (the real store and client,
 HTTP replaced by a canned response) and ``moto`` (the real store and client against moto's in-process
 DynamoDB, so the figure includes moto's emulation, which runs in the same process). Target: median <= 200 us/event with ``stub``.
@@ -9,6 +9,11 @@ DynamoDB, so the figure includes moto's emulation, which runs in the same proces
 
 Each batch is 5 requests (a query and a response each). CPU time is ``time.process_time`` around
 one handler call, divided by the records in the batch. Output (logs, EMF) goes to /dev/null.
+
+Latency mode: every write of a stand-in store sleeps ``--dynamodb-ms`` (default 5 ms, DynamoDB's
+typical single-digit latency); the wall time of a batch of 10 single-event groups and of a batch of
+5 requests (query + response each) gives the time spent waiting for DynamoDB and the events per
+second one concurrent execution sustains, hence the maximum concurrency a rate needs.
 """
 
 from __future__ import annotations
@@ -52,13 +57,23 @@ TARGET_US = 200.0
 
 
 class StubStore:
-    """Stands in for ``EventStore``: every event is a first delivery, the latency is known."""
+    """Stands in for ``EventStore``: every event is a first delivery; ``delay_s`` per write (DynamoDB's latency)."""
 
-    def merge(self, event: Any, now_ms: int) -> store.MergeResult:
-        return store.MergeResult(event.requestId, True, 12 if event.eventType == "response" else None)
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.writes = 0
 
-    def complete(self, result: store.MergeResult) -> None:
-        return None
+    def write(self, events: list[Any], now_ms: int) -> store.WriteResult:
+        self.writes += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return store.WriteResult(events[0].requestId, frozenset(event.eventType for event in events), 1)
+
+
+def single_event_batches(count: int, prefix: str) -> Iterator[dict]:
+    """10 queries of 10 requests: 10 message groups, 10 writes."""
+    for b in range(count):
+        yield sqs_event(*(sqs_record(query_body(f"{prefix}-{b}-{r}", timestamp=BASE_TS + b * 1000 + r)) for r in range(BATCH)))
 
 
 def batches(count: int, prefix: str) -> Iterator[dict]:
@@ -152,6 +167,30 @@ def run_moto(count: int) -> dict[str, float]:
             handler.stores.reset()
 
 
+def run_latency(count: int, delay_ms: float) -> dict[str, dict[str, float]]:
+    """Wall milliseconds per batch with every write taking ``delay_ms``, for both batch shapes."""
+    results = {}
+    for shape, make in (("10 single-event groups", single_event_batches), ("5 requests, query + response", batches)):
+        stub = StubStore(delay_ms / 1000)
+        handler.stores.pin(stub)
+        walls = []
+        try:
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                for index, event in enumerate(make(count + 5, f"lat{len(shape)}")):
+                    started = time.perf_counter()
+                    response = handler.handler(event, LambdaContext())
+                    wall = (time.perf_counter() - started) * 1000
+                    assert not response["batchItemFailures"], response
+                    if index >= 5:
+                        walls.append(wall)
+        finally:
+            handler.stores.pin(None)
+        summary_ms = summary(walls)
+        summary_ms["writes_per_batch"] = stub.writes / (count + 5)
+        results[shape] = summary_ms
+    return results
+
+
 def machine() -> str:
     def sh(command: list[str]) -> str:
         try:
@@ -165,7 +204,48 @@ def machine() -> str:
     )
 
 
-def report(results: dict[str, tuple[int, dict[str, float]]], command: str) -> str:
+# Lambda gives a function CPU in proportion to its memory: one vCPU at 1,769 MB
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+LAMBDA_MB_PER_VCPU = 1769
+PROCESSOR_MB = 256
+
+
+def latency_section(latency: dict[str, dict[str, float]], delay_ms: float, count: int, boto3_cpu_us: float) -> str:
+    rows = []
+    for shape, figures in latency.items():
+        waiting = figures["median"]
+        events_per_s = BATCH / (waiting / 1000)
+        rows.append(
+            f"| {shape} | {figures['writes_per_batch']:.0f} | {figures['median']:.1f} | {figures['p99']:.1f} | {events_per_s:,.0f} |"
+        )
+    pairs = latency["5 requests, query + response"]
+    per_execution = BATCH / (pairs["median"] / 1000)
+    needed = 2 * 1000 / per_execution
+    # At 256 MB the function has a fraction of a vCPU: the batch's CPU (boto3 mode) stretches accordingly.
+    cpu_ms = boto3_cpu_us * BATCH / 1000 * LAMBDA_MB_PER_VCPU / PROCESSOR_MB
+    per_execution_cpu = BATCH / ((cpu_ms + pairs["median"]) / 1000)
+    needed_cpu = 2 * 1000 / per_execution_cpu
+    return f"""## Ceiling with DynamoDB latency
+
+Every write of a stand-in store sleeps {delay_ms:g} ms; wall time of one invocation ({count} batches each).
+Message groups are written concurrently (at most 10 at a time), a request's query and response in one write.
+
+| batch | writes | median ms | p99 ms | events/s per concurrent execution |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Target: a batch of 10 single-event groups waits <= 15 ms for DynamoDB at 5 ms per call (sequential
+writes waited ~59 ms). On this machine's CPU, 1,000 questions/s (2,000 events/s, both events of a
+question in one batch) at {per_execution:,.0f} events/s per concurrent execution would need a maximum
+concurrency of {needed:.1f}. But at {PROCESSOR_MB} MB Lambda gives the function {PROCESSOR_MB / LAMBDA_MB_PER_VCPU:.2f} vCPU, so the
+batch's CPU (boto3 mode, {boto3_cpu_us:.0f} µs per event here) takes about {cpu_ms:.0f} ms there, on top of the
+wait: about {per_execution_cpu:,.0f} events/s per execution, and a maximum concurrency of about **{needed_cpu:.1f}**
+for 1,000 questions/s: prod's default of 10 leaves {10 / needed_cpu:.1f}x headroom for DynamoDB latency spikes and
+Lambda's polling (raise `processorMaxConcurrency`, or `processorMemoryMb` for more CPU, when it runs short).
+"""
+
+
+def report(results: dict[str, tuple[int, dict[str, float]]], command: str, latency: str = "") -> str:
     rows = "\n".join(
         f"| {mode} | {count} x {BATCH} | {s['median']:.0f} | {s['p90']:.0f} | {s['p99']:.0f} | {s['mean']:.0f} |"
         for mode, (count, s) in results.items()
@@ -182,14 +262,15 @@ Handler CPU time per event (`time.process_time` around one invocation, divided b
 {rows}
 
 - `stub`: the store replaced by an in-memory stand-in: the handler's own cost (pydantic validation,
-  Powertools' `SqsFifoPartialProcessor`, Logger, EMF metrics). Target ≤ {TARGET_US:.0f} µs median: **{verdict}** it.
+  grouping by message group, Logger, EMF metrics). Target ≤ {TARGET_US:.0f} µs median: **{verdict}** it.
 - `boto3`: the real `EventStore` and boto3 client with the HTTP exchange replaced by a canned empty
   response: adds boto3's request building, SigV4 signing and response parsing (one UpdateItem per
-  event, as for first deliveries without the latency write): the CPU a real invocation spends, minus network waits.
+  request: its query and response in one write): the CPU a real invocation spends, minus network waits.
 - `moto`: the real `EventStore` and boto3 client against moto's in-process DynamoDB; this includes
   boto3's request serialization and moto's emulation of UpdateItem (same process), so it is an upper
   bound on the client-side cost, not a prediction of Lambda's duration (which is dominated by network time).
 
+{latency}
 Command:
 
 ```
@@ -208,14 +289,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=500, help="measured batches with the stubbed store")
     parser.add_argument("--moto-batches", type=int, default=100, help="measured batches with moto (0 to skip)")
+    parser.add_argument("--latency-batches", type=int, default=200, help="batches per shape in the latency mode (0 to skip)")
+    parser.add_argument("--dynamodb-ms", type=float, default=5.0, help="simulated DynamoDB latency per write")
     parser.add_argument("--write", type=Path, help="write the markdown report to this file")
     args = parser.parse_args(argv)
     results: dict[str, tuple[int, dict[str, float]]] = {"stub": (args.batches, run_stub(args.batches))}
     results["boto3"] = (args.batches, run_boto3(args.batches))
     if args.moto_batches:
         results["moto"] = (args.moto_batches, run_moto(args.moto_batches))
+    latency = ""
+    if args.latency_batches:
+        latency = latency_section(
+            run_latency(args.latency_batches, args.dynamodb_ms), args.dynamodb_ms, args.latency_batches, results["boto3"][1]["median"]
+        )
     command = ".venv/bin/python bench/processor_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(results, command.strip())
+    text = report(results, command.strip(), latency)
     print(text)
     if args.write:
         args.write.write_text(text, encoding="utf-8")

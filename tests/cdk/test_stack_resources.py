@@ -8,7 +8,7 @@ import re
 import pytest
 from aws_cdk.assertions import Match
 
-from stacks.event_table import DAY_INDEX
+from stacks.event_table import DAY_INDEX, DAY_INDEX_ATTRIBUTES
 from stacks.processor import ASSET_DIR, powertools_layer_parameter
 from tests.cdk.conftest import Synthesized, only_resource, resources_of
 
@@ -119,13 +119,26 @@ def test_table_is_on_demand_with_pitr_ttl_request_key_and_day_index(dev: Synthes
                     {
                         "IndexName": DAY_INDEX,
                         "KeySchema": [{"AttributeName": "day", "KeyType": "HASH"}, {"AttributeName": "requestId", "KeyType": "RANGE"}],
-                        "Projection": {"ProjectionType": "ALL"},
+                        "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(DAY_INDEX_ATTRIBUTES)},
                     }
                 )
             ],
         },
     )
     assert len(resources_of(dev.raw, "AWS::DynamoDB::GlobalTable")) == 0
+
+
+def test_the_day_index_projects_what_the_report_reads_and_not_the_reasoning(dev: Synthesized) -> None:
+    """A Query on a GSI returns only projected attributes; one the report asks for and the index lacks
+    would silently read as missing (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Projections)."""
+    from chat_analytics_ops.report import PROJECTED
+
+    [table] = resources_of(dev.raw, "AWS::DynamoDB::Table").values()
+    [index] = table["Properties"]["GlobalSecondaryIndexes"]
+    keys = {key["AttributeName"] for key in index["KeySchema"]} | {"requestId"}
+    available = keys | set(index["Projection"]["NonKeyAttributes"])
+    assert set(PROJECTED) <= available
+    assert "reasoning" not in available and "sessionId" not in available
 
 
 def test_table_is_protected_and_retained_in_prod_only(dev: Synthesized, prod: Synthesized) -> None:
