@@ -95,8 +95,8 @@ def sqs(endpoint: str, config: Config | None = None):
 
 
 def fast_client(endpoint: str):
-    """The client a logger should be given: short timeouts, no botocore retries (the logger retries)."""
-    return sqs(endpoint, Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1}, max_pool_connections=2))
+    """The client a logger should be given: short timeouts, one attempt per call (the logger retries)."""
+    return sqs(endpoint, Config(connect_timeout=1, read_timeout=3, retries={"total_max_attempts": 1}, max_pool_connections=2))
 
 
 def create_queue(endpoint: str) -> str:

@@ -36,6 +36,7 @@ from store import StoreProvider, error_code, is_transient
 DEADLINE_SLACK_MS = 3_000
 # Message groups written at the same time: a batch holds at most 10 records, so at most 10 groups.
 MAX_CONCURRENT_GROUPS = 10
+GROUP_THREAD_PREFIX = "processor-group"  # the threads that write message groups (the local stack routes their output)
 MATCH_METRICS = {"full": "MatchFull", "partial": "MatchPartial", "none": "MatchNone"}
 
 
@@ -195,7 +196,7 @@ def process_batch(records: list[dict[str, Any]], store: Any, context: Any) -> li
         outcomes = [_handle_group(groups[0], store, context)]
     else:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_GROUPS, thread_name_prefix="group")
+            _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_GROUPS, thread_name_prefix=GROUP_THREAD_PREFIX)
         outcomes = list(_pool.map(lambda group: _handle_group(group, store, context), groups))
     failed = {message_id for outcome in outcomes for message_id in outcome.failed}
     position = {record["messageId"]: index for index, record in enumerate(records)}

@@ -123,7 +123,7 @@ def test_moto_restart_mid_run_blocks_no_caller_and_buffered_events_arrive(pipeli
     prefix = f"restart-{uuid.uuid4().hex[:6]}-"
     with DelayProxy(moto_port, 0) as proxy:
         # Retries are the logger's: the given client must not retry on its own (as from_env builds it).
-        no_retries = Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3)
+        no_retries = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=3)
         client = info.producer.session(info.region).client("sqs", endpoint_url=f"http://127.0.0.1:{proxy.port}", config=no_retries)
         with AnalyticsLogger(info.events_queue_url, client=client, max_retries=60, backoff_max_s=0.5) as logger:
             for index in range(10):
