@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         info = pipeline.info
         chatbot, chatbot_url = start_chatbot(info.worker_env(), analytics=True)
         try:
-            env = info.worker_env()
+            # The Worker sends only to SQS's own hosts unless ANALYTICS_LOCAL_ENDPOINT names the local one.
+            env = {**info.worker_env(), "ANALYTICS_LOCAL_ENDPOINT": info.endpoint_url}
             lines = [
                 f"local stack {info.stack_name} (moto, IAM enforced) on {info.endpoint_url}",
                 *(f"  {key}: {value}" for key, value in info.outputs.items()),

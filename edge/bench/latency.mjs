@@ -4,9 +4,14 @@
 // Each request is timed in Node around dispatchFetch (workerd's own clock only moves on I/O), modes
 // interleaved request by request so all see the same machine noise. Writes docs/benchmarks/edge.md.
 //
-// "SQS" is a stand-in that answers each signed SendMessage after 50 ms and costs no CPU: moto checks
-// every SigV4 signature in Python, and on a 2-core machine its CPU would be charged to whichever mode
-// sends. The tests check the real exchange against moto.
+// "SQS" is a stand-in that answers each signed SendMessageBatch after 50 ms with a proper
+// {"Successful": [...], "Failed": []} body and costs no CPU: moto checks every SigV4 signature in
+// Python, and on a 2-core machine its CPU would be charged to whichever mode sends. The tests check
+// the real exchange against moto. It counts requests per mode (each mode has its own queue name), so
+// the last line reports SQS requests per question in waitUntil mode (target 1: one SendMessageBatch).
+// The output ENDS with exactly one line:
+//   edge bench: sqs requests per question R; waitUntil/off median 12ms A, instant B
+// (targets R = 1, A <= 1.05, B <= 1.25).
 //   cd edge && npm run bench
 import { execSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -24,22 +29,31 @@ const DELAY_MS = 50;
 const MODES = ["off", "waitUntil", "await"];
 const QUESTIONS = ["Does the candidate know Python?", "Any Rust?", "TypeScript and Cloudflare Workers?", "Kubernetes?", "DynamoDB and SQS?"];
 
-/** An SQS endpoint that answers every SendMessage after DELAY_MS, as a slowed SQS would. */
+/** An SQS endpoint that answers every SendMessageBatch after DELAY_MS, as a slowed SQS would; counts per queue. */
 async function startSlowSqs() {
-  const state = { received: 0 };
+  const state = { requests: {}, messages: {}, sequence: 0 };
   const server = createServer((request, response) => {
-    request.resume();
+    const chunks = [];
+    request.on("data", (chunk) => chunks.push(chunk));
     request.on("end", () =>
       setTimeout(() => {
-        state.received += 1;
+        const { QueueUrl, Entries = [] } = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        const queue = QueueUrl.split("/").pop();
+        state.requests[queue] = (state.requests[queue] ?? 0) + 1;
+        state.messages[queue] = (state.messages[queue] ?? 0) + Entries.length;
+        const target = request.headers["x-amz-target"];
+        const body =
+          target === "AmazonSQS.SendMessageBatch"
+            ? { Successful: Entries.map(({ Id }) => ({ Id, MessageId: randomUUID(), MD5OfMessageBody: "0".repeat(32), SequenceNumber: String((state.sequence += 1)) })), Failed: [] }
+            : { MessageId: randomUUID(), MD5OfMessageBody: "0".repeat(32), SequenceNumber: String((state.sequence += 1)) };
         response.writeHead(200, { "Content-Type": "application/x-amz-json-1.0" });
-        response.end(JSON.stringify({ MessageId: randomUUID(), MD5OfMessageBody: "0".repeat(32), SequenceNumber: String(state.received) }));
+        response.end(JSON.stringify(body));
       }, DELAY_MS),
     );
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${server.address().port}/123456789012/ChatAnalytics-bench-events.fifo`;
-  return { url, state, stop: () => server.close() };
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  return { origin, queueUrl: (mode) => `${origin}/123456789012/bench-${mode}.fifo`, state, stop: () => server.close() };
 }
 
 function stats(values) {
@@ -50,9 +64,13 @@ function stats(values) {
 
 async function run(script, answerMs) {
   const sqs = await startSlowSqs();
-  const bindings = { AWS_ACCESS_KEY_ID: "AKIDBENCHMARK", AWS_SECRET_ACCESS_KEY: "bench-secret-not-a-credential-000000000", AWS_SQS_URL: sqs.url, AWS_REGION: "us-east-1", ANSWER_DELAY_MS: String(answerMs) };
+  // ANALYTICS_LOCAL_ENDPOINT: the Worker sends only to SQS endpoints, or to this explicitly named loopback origin.
+  const bindings = { AWS_ACCESS_KEY_ID: "AKIDBENCHMARK", AWS_SECRET_ACCESS_KEY: "bench-secret-not-a-credential-000000000", AWS_REGION: "us-east-1", ANALYTICS_LOCAL_ENDPOINT: sqs.origin, ANSWER_DELAY_MS: String(answerMs) };
   const workers = Object.fromEntries(
-    MODES.map((mode) => [mode, new Miniflare({ modules: true, scriptPath: script, modulesRoot: path.dirname(script), compatibilityDate: "2026-04-20", compatibilityFlags: ["nodejs_compat"], bindings: { ...bindings, ANALYTICS_MODE: mode } })]),
+    MODES.map((mode) => [
+      mode,
+      new Miniflare({ modules: true, scriptPath: script, modulesRoot: path.dirname(script), compatibilityDate: "2026-04-20", compatibilityFlags: ["nodejs_compat"], bindings: { ...bindings, AWS_SQS_URL: sqs.queueUrl(mode), ANALYTICS_MODE: mode } }),
+    ]),
   );
   const latencies = Object.fromEntries(MODES.map((m) => [m, []]));
   try {
@@ -71,7 +89,18 @@ async function run(script, answerMs) {
     sqs.stop();
   }
   const result = Object.fromEntries(MODES.map((m) => [m, stats(latencies[m])]));
-  return { answerMs, result, received: sqs.state.received, expected: 2 * 2 * (REQUESTS + 5) };
+  const questions = REQUESTS + 5; // per mode, warm-up included
+  const requests = (mode) => sqs.state.requests[`bench-${mode}.fifo`] ?? 0;
+  const messages = (mode) => sqs.state.messages[`bench-${mode}.fifo`] ?? 0;
+  return {
+    answerMs,
+    result,
+    questions,
+    waitUntilRequests: requests("waitUntil"),
+    offRequests: requests("off"),
+    received: messages("waitUntil") + messages("await"),
+    expected: 2 * 2 * questions,
+  };
 }
 
 function table({ result }) {
@@ -93,15 +122,17 @@ const cpu = (() => {
   }
 })();
 const ratio = (r) => (r.result.waitUntil.median / r.result.off.median).toFixed(3);
+const perQuestion = Number(((runs[0].waitUntilRequests + runs[1].waitUntilRequests) / (runs[0].questions + runs[1].questions)).toFixed(3));
 const doc = `# Edge benchmark (workerd)
 
 The CV chatbot Worker (\`edge/src/index.ts\`) in workerd through Miniflare, ${REQUESTS} requests per mode after 5 warm-up
 requests, SQS slowed by 50 ms. Modes: **off** (no logging), **waitUntil** (the design: both events sent in
-\`ctx.waitUntil\`, started after the response), **await** (the sends awaited before answering). Each request is
-timed in Node around \`dispatchFetch\` (workerd's own clock only advances on I/O), modes interleaved request by
-request. "SQS" is a stand-in that answers each signed SendMessage after 50 ms and costs no CPU: moto checks
-every SigV4 signature in Python, and on two cores its CPU would be charged to whichever mode sends (the
-tests use moto).
+one \`SendMessageBatch\` in \`ctx.waitUntil\`, started 2 ms after the response is returned, once the runtime has
+written it), **await** (the send awaited before
+answering). Each request is timed in Node around \`dispatchFetch\` (workerd's own clock only advances on I/O),
+modes interleaved request by request. "SQS" is a stand-in that answers each signed SendMessageBatch after 50 ms
+with a proper \`{"Successful": [...], "Failed": []}\` body and costs no CPU: moto checks every SigV4 signature in
+Python, and on two cores its CPU would be charged to whichever mode sends (the tests use moto).
 
 ## Answer from the deterministic matcher (~0 ms)
 
@@ -111,15 +142,23 @@ ${table(runs[0])}
 
 ${table(runs[1])}
 
-- **waitUntil** median ratio to no logging: ${ratio(runs[1])} with a 12 ms answer (target <= 1.2: ${Number(ratio(runs[1])) <= 1.2 ? "met" : "missed"}),
-  ${ratio(runs[0])} with an instant answer (${Number(ratio(runs[0])) <= 1.2 ? "met" : "missed"}). The absolute cost, ~${(runs[1].result.waitUntil.median - runs[1].result.off.median).toFixed(1)} ms at the median, is the isolate's CPU
-  for signing (aws4fetch, Web Crypto) and serializing two events, shared with the next request on the same
-  isolate; the sends themselves are off the critical path.
-- **await** shows the round trip the design avoids: each answer waits for the slower of two 50 ms sends.
-- The stand-in received ${runs[0].received + runs[1].received} of the ${runs[0].expected + runs[1].expected} sends the waitUntil and await modes made: none was lost.
+- **SQS requests per question** (waitUntil mode): ${perQuestion} (${runs[0].waitUntilRequests + runs[1].waitUntilRequests} SendMessageBatch requests for
+  ${runs[0].questions + runs[1].questions} questions; target 1: ${perQuestion === 1 ? "met" : "missed"}). One request, one signature, query then response.
+- **waitUntil** median ratio to no logging: ${ratio(runs[1])} with a 12 ms answer (target <= 1.05: ${Number(ratio(runs[1])) <= 1.05 ? "met" : "missed"}),
+  ${ratio(runs[0])} with an instant answer (target <= 1.25: ${Number(ratio(runs[0])) <= 1.25 ? "met" : "missed"}). The absolute cost, ~${(runs[1].result.waitUntil.median - runs[1].result.off.median).toFixed(1)} ms at the median, is the isolate's CPU
+  for validating, serializing and signing (aws4fetch, Web Crypto) one batch, shared with the next request on the
+  same isolate; the send itself is off the critical path.
+  Noise floor: with no logging in either mode (the same bundle twice), this machine measured median ratios of 1.06
+  and 1.15, so a ratio within ~0.15 of 1 is indistinguishable from no cost. Starting the send with a zero-delay
+  timer instead of 2 ms measured 1.31 to 1.40 with an instant answer: the signing then ran before the response
+  was flushed.
+- **await** shows the round trip the design avoids: each answer waits for one 50 ms SendMessageBatch.
+- The stand-in received ${runs[0].received + runs[1].received} of the ${runs[0].expected + runs[1].expected} events the waitUntil and await modes sent: none was lost;
+  the off mode sent ${runs[0].offRequests + runs[1].offRequests} requests.
 
 Command: \`cd edge && npm run bench\` (after \`make install\`). Machine: ${cpus().length} cores (${cpu}), Node ${process.version},
 workerd from miniflare 4.20260426.0, ${new Date().toISOString().slice(0, 10)}.
 `;
 writeFileSync(path.resolve(root, "../docs/benchmarks/edge.md"), doc);
 console.log(doc);
+console.log(`edge bench: sqs requests per question ${perQuestion}; waitUntil/off median 12ms ${ratio(runs[1])}, instant ${ratio(runs[0])}`);

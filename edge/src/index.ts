@@ -1,9 +1,15 @@
 /**
  * The CV chatbot Worker: answers at once; the query and the answer's match quality are logged to
  * SQS in the background through `ctx.waitUntil`, so analytics never delays or breaks an answer.
+ *
+ * Per question: ONE SendMessageBatch request holding the query event, then the response event, sent
+ * after the answer is returned (src/sqs-logger.ts). When the answer generator throws, the Worker answers
+ * 500 with a JSON error and the query event is still logged (there is no response event). A question
+ * is 1 to 4096 code points; the logged copy is made SQS-safe (refused code points become U+FFFD).
  */
-import { type AnswerGenerator, CvSkillMatcher, DelayedAnswerer, WorkersAiAnswerer } from "./answer";
-import { type AnalyticsEnv, logAnalyticsEvent } from "./sqs-logger";
+import { type Answer, type AnswerGenerator, CvSkillMatcher, DelayedAnswerer, WorkersAiAnswerer } from "./answer";
+import { toSqsSafe } from "./event-contract";
+import { type AnalyticsEnv, type AnalyticsEvent, logAnalyticsEvents } from "./sqs-logger";
 
 export interface Env extends AnalyticsEnv {
   AI?: ConstructorParameters<typeof WorkersAiAnswerer>[0];
@@ -22,9 +28,22 @@ function generatorFor(env: Env): AnswerGenerator {
   return delayMs > 0 ? new DelayedAnswerer(matcher, delayMs) : matcher;
 }
 
-/** Resolves on a later macrotask, once the handler has returned its response. */
+/**
+ * Resolves once the runtime has had the chance to write the response out: 2 ms later. A zero-delay
+ * timer ran before the response was flushed, and the logger's CPU (validating, serializing, signing:
+ * well under a millisecond) then delayed the answer itself (+0.8 ms at the median in bench/latency.mjs);
+ * 1 to 3 ms all measure at the noise floor. waitUntil leaves 30 s, so the delay costs nothing.
+ */
+const LOG_START_DELAY_MS = 2;
 function afterResponse(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+  return new Promise((resolve) => setTimeout(resolve, LOG_START_DELAY_MS));
+}
+
+function codePointCount(text: string): number {
+  if (text.length <= 4096) return text.length; // at most as many code points as UTF-16 units
+  let n = 0;
+  for (const _ of text) n += 1;
+  return n;
 }
 
 function json(status: number, body: unknown): Response {
@@ -45,37 +64,44 @@ export default {
     const url = new URL(request.url);
     if (url.pathname !== "/ask") return json(404, { error: `no route ${url.pathname}` });
     const question = (await readQuestion(request, url))?.trim();
-    if (!question || question.length > 4096) return json(400, { error: "ask with ?q=... or POST {\"question\": \"...\"} (1 to 4096 characters)" });
+    if (!question || codePointCount(question) > 4096) return json(400, { error: "ask with ?q=... or POST {\"question\": \"...\"} (1 to 4096 characters)" });
 
     const started = Date.now();
     const requestId = crypto.randomUUID();
     const mode = env.ANALYTICS_MODE ?? "waitUntil";
-    const pending: Promise<unknown>[] = [];
-    const log = (event: Parameters<typeof logAnalyticsEvent>[0]) => {
+    // The question is logged as SQS-safe text: each code point SQS refuses becomes U+FFFD (see event-contract.ts).
+    const events: AnalyticsEvent[] = [{ eventType: "query", requestId, timestamp: started, query: toSqsSafe(question), source: SOURCE }];
+    const send = async () => {
       if (mode === "off") return;
       if (mode === "await") {
-        pending.push(logAnalyticsEvent(event, env));
+        await logAnalyticsEvents(events, env);
         return;
       }
-      // Start after the response is on its way: signing and serializing would otherwise share the
-      // isolate's event loop with the answer (a few milliseconds at the median).
-      ctx.waitUntil(afterResponse().then(() => logAnalyticsEvent(event, env)));
+      // One SendMessageBatch (query, then response), started after the response is on its way: signing and
+      // serializing would otherwise share the isolate's event loop with the answer.
+      ctx.waitUntil(afterResponse().then(() => logAnalyticsEvents(events, env)));
     };
 
-    log({ eventType: "query", requestId, timestamp: started, query: question, source: SOURCE });
-    const answer = await generatorFor(env).answer(question);
-    const latencyMs = Date.now() - started;
-    log({
+    let answer: Answer;
+    try {
+      answer = await generatorFor(env).answer(question);
+    } catch (error) {
+      // No answer, so no response event; the question is still logged.
+      console.error(`answer failed for request ${requestId}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+      await send();
+      return json(500, { error: "the answer could not be generated; try again", requestId });
+    }
+    events.push({
       eventType: "response",
       requestId,
       timestamp: Date.now(),
       matchType: answer.matchType,
       matchScore: answer.matchScore,
-      reasoning: answer.reasoning,
-      latencyMs,
+      reasoning: toSqsSafe(answer.reasoning),
+      latencyMs: Date.now() - started,
       source: SOURCE,
     });
-    await Promise.all(pending);
+    await send();
     return json(200, { requestId, answer: answer.text, matchType: answer.matchType, matchScore: answer.matchScore });
   },
 } satisfies ExportedHandler<Env>;

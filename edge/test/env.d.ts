@@ -5,5 +5,7 @@ declare namespace Cloudflare {
     AWS_SQS_URL: string;
     AWS_REGION: string;
     MOTO: string;
+    CONTRACT_SCHEMA: string;
+    CONTRACT_EXAMPLES: string;
   }
 }

@@ -4,6 +4,8 @@ export interface MotoInfo {
   slowQueueUrl: string;
   failingQueueUrl: string;
   downQueueUrl: string;
+  /** Stand-in endpoint; the queue name in the URL picks its behaviour (see moto_launcher.py). */
+  stub: string;
   region: string;
   producerKeyId: string;
   producerSecret: string;

@@ -7,8 +7,19 @@ everything the tests need, then serves until its stdin closes (the test run ende
   stack's producer user), and a key with no permission (403 AccessDenied).
 - slow: a proxy adding 50 ms to every request; failing: an HTTP endpoint answering 500 and counting
   attempts; down: a closed port.
+- stub: an HTTP endpoint whose behaviour is the queue name in the request's QueueUrl
+  (<stub>/123456789012/<behaviour>.fifo): html, truncated, stall and stall-500 (a 200 or a 500: headers,
+  then a body that never ends), hangup (the connection closes without an answer), retry-once (the second entry fails once, retryable), sender-fault (the second entry fails
+  with SenderFault: true); it records each request's X-Amz-Target and entry Ids.
 - control: GET /drain (every message in the queue, validated against the event schema, then deleted),
-  GET /attempts (and reset the failing endpoint's counter).
+  GET /attempts (and reset the failing endpoint's counter), GET /sqs-requests (the SendMessage and
+  SendMessageBatch requests moto served, by action, then reset), GET /stub-log (the stub's requests, then reset).
+
+IAM bridge: on AWS, `sqs:SendMessage` also authorizes SendMessageBatch (and DeleteMessage /
+ChangeMessageVisibility their batch forms): batch actions are authorized as their single-message
+action. moto checks the action name literally, so it would deny SendMessageBatch to the producer
+policy (`sqs:SendMessage` only, as the CDK stack grants). `bridge_batch_actions()` makes moto
+authorize the batch actions as AWS does; the policy itself stays `sqs:SendMessage` only.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -31,12 +43,53 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 from local.faults import DelayProxy, closed_port  # noqa: E402
 
 REGION = "us-east-1"
+# What AWS authorizes each SQS batch action as (SQS API reference, "Permissions" of each batch action).
+BATCH_ACTIONS = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+
+
+def bridge_batch_actions() -> None:
+    """Authorize SQS batch actions as their single-message action, as AWS does (moto compares names literally)."""
+    from moto.iam import access_control
+
+    original = access_control.IAMRequestBase.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        self._action = BATCH_ACTIONS.get(self._action, self._action)
+
+    access_control.IAMRequestBase.__init__ = init
+
+
+def count_sqs_sends(counts: dict[str, int], lock: threading.Lock) -> None:
+    """Count the send requests moto serves (after authorization), by action."""
+    from moto.sqs.responses import SQSResponse
+
+    for action in ("send_message", "send_message_batch"):
+        original = getattr(SQSResponse, action)
+
+        def counted(self, _original=original, _action=action):
+            result = _original(self)
+            with lock:
+                counts[_action] = counts.get(_action, 0) + 1
+            return result
+
+        setattr(SQSResponse, action, counted)
+
+
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 SCHEMA = Draft202012Validator(json.loads((REPO / "schema" / "analytics-event.schema.json").read_text()))
 
 
 def main() -> None:
     moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+    bridge_batch_actions()
+    sqs_requests: dict[str, int] = {}
+    sqs_requests_lock = threading.Lock()
+    count_sqs_sends(sqs_requests, sqs_requests_lock)
     port = closed_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -88,6 +141,58 @@ def main() -> None:
     failing = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
     threading.Thread(target=failing.serve_forever, daemon=True).start()
 
+    stub_log: list[dict] = []
+    retried: set[str] = set()
+
+    class Stub(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def answer(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            behaviour = request.get("QueueUrl", "").rsplit("/", 1)[-1].removesuffix(".fifo")
+            ids = [entry["Id"] for entry in request.get("Entries", [])]
+            with lock:
+                stub_log.append({"behaviour": behaviour, "target": self.headers.get("X-Amz-Target"), "ids": ids})
+            if behaviour == "hangup":
+                self.close_connection = True  # no answer at all: the connection closes
+                self.connection.shutdown(2)
+            elif behaviour == "html":
+                self.answer(200, "text/html", b"<html><body>Sign in to continue</body></html>")
+            elif behaviour == "truncated":
+                self.answer(200, "application/x-amz-json-1.0", b'{"Successful":[{"Id":"0","MessageId":"m-')
+            elif behaviour in ("stall", "stall-500"):
+                self.send_response(200 if behaviour == "stall" else 500)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b'{"Successful":[')
+                self.wfile.flush()
+                time.sleep(30)  # the body never ends (daemon thread; the run ends first)
+            else:
+                failed = []
+                if behaviour == "sender-fault" and len(ids) > 1:
+                    failed = [{"Id": ids[1], "SenderFault": True, "Code": "InvalidParameterValue", "Message": "injected"}]
+                elif behaviour == "retry-once" and len(ids) > 1 and request["QueueUrl"] + ids[1] not in retried:
+                    retried.add(request["QueueUrl"] + ids[1])
+                    failed = [{"Id": ids[1], "SenderFault": False, "Code": "InternalError", "Message": "injected"}]
+                failed_ids = {f["Id"] for f in failed}
+                successful = [{"Id": i, "MessageId": f"m-{i}", "MD5OfMessageBody": "0" * 32} for i in ids if i not in failed_ids]
+                self.answer(200, "application/x-amz-json-1.0", json.dumps({"Successful": successful, "Failed": failed}).encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    stub.daemon_threads = True
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+
     class Control(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # workerd reuses connections
 
@@ -97,6 +202,15 @@ def main() -> None:
                     result, attempts["count"] = attempts["count"], 0
             elif self.path == "/drain":
                 result = drain()
+            elif self.path == "/sqs-requests":
+                with sqs_requests_lock:
+                    result = dict(sqs_requests)
+                    sqs_requests.clear()
+            elif self.path == "/stub-log":
+                with lock:
+                    result = list(stub_log)
+                    stub_log.clear()
+                    retried.clear()
             else:
                 self.send_error(404)
                 return
@@ -137,6 +251,7 @@ def main() -> None:
         "slowQueueUrl": f"http://127.0.0.1:{slow.port}/{path}",
         "failingQueueUrl": f"http://127.0.0.1:{failing.server_address[1]}/{path}",
         "downQueueUrl": f"http://127.0.0.1:{closed_port()}/{path}",
+        "stub": f"http://127.0.0.1:{stub.server_address[1]}",
         "region": REGION,
         "producerKeyId": producer["AccessKeyId"],
         "producerSecret": producer["SecretAccessKey"],

@@ -1,0 +1,86 @@
+// The event contract: the hand-written validator (src/event-contract.ts) and ajv with the JSON Schema
+// must agree with every shared example in schema/analytics-event.examples.json.
+import { env } from "cloudflare:test";
+import Ajv2020 from "ajv/dist/2020";
+import { describe, expect, it } from "vitest";
+import { toSqsSafe, validateEvent } from "../src/event-contract";
+
+interface Examples {
+  valid: { name: string; event: unknown }[];
+  invalid: ({ name: string; reason: string; event: unknown } | { name: string; reason: string; body: string })[];
+}
+
+const examples: Examples | null = env.CONTRACT_EXAMPLES ? JSON.parse(env.CONTRACT_EXAMPLES) : null;
+const schema: object | null = env.CONTRACT_SCHEMA ? JSON.parse(env.CONTRACT_SCHEMA) : null;
+const ajvValidate = schema ? new Ajv2020({ allErrors: false, strict: false }).compile(schema) : null;
+
+/** ajv's verdict on a raw SQS body: it must parse as JSON and pass the schema. */
+function ajvAcceptsBody(body: string): boolean {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return false;
+  }
+  return ajvValidate!(parsed) as boolean;
+}
+
+describe("the shared contract examples", () => {
+  it("are there (schema/analytics-event.examples.json and the schema)", () => {
+    expect(examples, "schema/analytics-event.examples.json is missing").not.toBeNull();
+    expect(schema, "schema/analytics-event.schema.json is missing").not.toBeNull();
+    expect(examples!.valid.length).toBeGreaterThan(0);
+    expect(examples!.invalid.length).toBeGreaterThan(0);
+  });
+
+  it("valid events pass validateEvent and ajv", () => {
+    const rejected = examples!.valid.flatMap(({ name, event }) => {
+      const ts = validateEvent(event);
+      const ajv = ajvValidate!(event) ? null : JSON.stringify(ajvValidate!.errors?.[0]);
+      return ts || ajv ? [{ name, ts, ajv }] : [];
+    });
+    expect(rejected).toEqual([]);
+  });
+
+  it("invalid events fail validateEvent and ajv", () => {
+    const accepted = examples!.invalid.flatMap((example) => {
+      if (!("event" in example)) return [];
+      const ts = validateEvent(example.event) !== null;
+      const ajv = !ajvValidate!(example.event);
+      return ts && ajv ? [] : [{ name: example.name, rejectedByValidateEvent: ts, rejectedByAjv: ajv }];
+    });
+    expect(accepted).toEqual([]);
+  });
+
+  it("invalid bodies fail JSON.parse + ajv", () => {
+    const bodies = examples!.invalid.filter((example) => "body" in example) as { name: string; body: string }[];
+    expect(bodies.length).toBeGreaterThan(0);
+    expect(bodies.filter(({ body }) => ajvAcceptsBody(body)).map(({ name }) => name)).toEqual([]);
+  });
+});
+
+describe("validateEvent", () => {
+  const query = { eventType: "query", requestId: "req-1", timestamp: 1767225600000, query: "Python?" };
+  const response = { eventType: "response", requestId: "req-1", timestamp: 1767225600000, matchType: "full", matchScore: 100, reasoning: "" };
+
+  it("accepts the events the Worker builds and names the first problem otherwise", () => {
+    expect(validateEvent(query)).toBeNull();
+    expect(validateEvent({ ...response, source: "cv-worker", latencyMs: 12, sessionId: null })).toBeNull();
+    expect(validateEvent({ ...query, query: "\ud800" })).toMatch(/^query: a character SQS refuses/);
+    expect(validateEvent({ ...query, query: "😀".repeat(4096) })).toBeNull(); // 4096 code points, 8192 UTF-16 units
+    expect(validateEvent({ ...query, query: "😀".repeat(4097) })).toBe("query: over 4096 characters");
+    expect(validateEvent({ ...query, schemaVersion: null })).toBe("schemaVersion: not an integer");
+    expect(validateEvent({ ...query, timestamp: true })).toBe("timestamp: not an integer");
+    expect(validateEvent({ ...response, matchScore: Number.NaN })).toBe("matchScore: not a finite number");
+    expect(validateEvent({ ...query, extra: [[[[1]]]] })).toBeNull();
+    expect(validateEvent({ ...query, extra: [[[[[1]]]]] })).toBe("extra[][][][]: nested deeper than 4 levels");
+    expect(validateEvent({ ...query, extra: { a: undefined }, other: undefined })).toBeNull(); // undefined is left out by JSON.stringify
+    expect(validateEvent([query])).toBe("not a JSON object");
+  });
+
+  it("toSqsSafe replaces each refused code point with U+FFFD and keeps surrogate pairs", () => {
+    expect(toSqsSafe("a\ud800b\udc00c\uFFFE\uFFFF\u0000\u0008\u000B\u000C\u001F")).toBe("a\uFFFDb\uFFFDc" + "\uFFFD".repeat(7));
+    expect(toSqsSafe("tab\tlf\ncr\r 😀 \uE000 \uFFFD")).toBe("tab\tlf\ncr\r 😀 \uE000 \uFFFD");
+    expect(validateEvent({ ...query, query: toSqsSafe("Rust\ud83d?\u0001") })).toBeNull();
+  });
+});
