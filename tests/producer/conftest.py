@@ -18,12 +18,14 @@ from local.stack import speed_up_moto_sqs
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
-NO_RETRIES = Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3)
+# One attempt per call: botocore's "max_attempts" counts retries (max_attempts=1 is two attempts),
+# "total_max_attempts" counts attempts including the first (see test_producer_attempts.py).
+ONE_ATTEMPT = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=3)
 
 
 def sqs_client(endpoint_url: str):
     session = boto3.Session(aws_access_key_id="AKIDPRODUCERTEST", aws_secret_access_key="producer-test-secret", region_name=REGION)
-    return session.client("sqs", endpoint_url=endpoint_url, config=NO_RETRIES)
+    return session.client("sqs", endpoint_url=endpoint_url, config=ONE_ATTEMPT)
 
 
 @dataclass

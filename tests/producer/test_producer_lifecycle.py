@@ -21,7 +21,7 @@ CHILD = textwrap.dedent(
 
     endpoint, queue_url, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     client = boto3.Session(aws_access_key_id="AKIDCHILD", aws_secret_access_key="child-secret", region_name="us-east-1").client(
-        "sqs", endpoint_url=endpoint, config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2)
+        "sqs", endpoint_url=endpoint, config=Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
     )
     logger = AnalyticsLogger(queue_url, client=client)
     for index in range(count):

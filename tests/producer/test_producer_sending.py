@@ -39,11 +39,16 @@ def test_batches_stay_within_the_byte_limit_and_large_events_still_arrive(queue:
 
 
 def test_an_event_that_cannot_become_a_message_fails_alone_and_is_reported(queue: Queue) -> None:
+    """log() copies the event but not its nested values: one changed after log() can make it unsendable."""
     reports: list[tuple[BaseException, list[dict]]] = []
-    with AnalyticsLogger(queue.url, client=queue.client(), on_error=lambda error, events: reports.append((error, events))) as logger:
+    tags: list = ["ok"]
+    with AnalyticsLogger(
+        queue.url, client=queue.client(), flush_interval_s=30, on_error=lambda error, events: reports.append((error, events))
+    ) as logger:
         assert logger.log(query("good-1"))
-        assert logger.log(query("not-json", tags={"a", "set"}))  # cheap checks pass; json.dumps fails later
-        assert logger.log(query("too-big", notes="x" * MAX_MESSAGE_BYTES))
+        assert logger.log(query("not-json", tags=tags))
+        tags.append({"a", "set"})  # after validate(): json.dumps fails in the sender
+        assert logger.log(query("too-big", notes="x" * MAX_MESSAGE_BYTES))  # an extra string has no length bound of its own
         assert logger.log(query("good-2"))
         assert logger.flush(timeout=10)
         stats = logger.stats()
@@ -171,7 +176,7 @@ def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(m
 
     reports: list[tuple[str, int]] = []
     client = keys["producer"].client(
-        "sqs", endpoint_url=endpoint, config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3)
+        "sqs", endpoint_url=endpoint, config=Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=3)
     )
     with AnalyticsLogger(queue_url, client=client, on_error=lambda error, events: reports.append((str(error), len(events)))) as logger:
         slowest = 0.0

@@ -7,11 +7,12 @@ the expensive part of an event, so ``log()`` defers them here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from analytics_producer.events import deduplication_id
+from analytics_producer.events import SQS_SAFE_RULE, deduplication_id, not_sqs_safe
 
 MAX_BATCH_ENTRIES = 10
 # SQS's limit for a whole SendMessageBatch payload is 1 MiB; a single message is kept within the
@@ -20,6 +21,8 @@ MAX_BATCH_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 256 * 1024
 # MessageGroupId and MessageDeduplicationId (at most 128 bytes each) count towards the payload.
 ENTRY_OVERHEAD_BYTES = 256
+
+_GROUP_ID = re.compile(r"[!-~]+").fullmatch  # what SQS accepts in a MessageGroupId
 
 GroupKey = Callable[[Mapping[str, Any]], str]
 
@@ -40,6 +43,7 @@ class Entry:
     deduplication_id: str
     size: int
     entry_id: str = "0"
+    settled: bool = False  # counted as sent or failed; set once, by the sender thread only
 
     def as_request(self, entry_id: str) -> dict[str, str]:
         """The ``SendMessageBatch`` entry; ``entry_id`` is unique within one request."""
@@ -47,20 +51,31 @@ class Entry:
 
 
 def to_entry(event: dict[str, Any], group_key: GroupKey | None) -> Entry:
-    """Serialize ``event``; raise :class:`UnsendableEventError` when SQS could never accept it."""
+    """Serialize ``event``; raise :class:`UnsendableEventError` when SQS could never accept it.
+
+    Any exception on the way (``json.dumps``, UTF-8 encoding, the ``group_id`` callable, the
+    deduplication id) becomes an :class:`UnsendableEventError`: it concerns this event alone.
+    """
     try:
         body = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(body.encode()) + ENTRY_OVERHEAD_BYTES  # a lone surrogate fails here, not in botocore
+    except Exception as error:  # a datetime, a set, NaN or a lone surrogate in an extra field, nesting too deep, ...
+        raise UnsendableEventError(f"event is not JSON that SQS accepts: {type(error).__name__}: {error}") from error
+    try:
         group_id = group_key(event) if group_key is not None else event["requestId"]
-    except (TypeError, ValueError) as error:  # a datetime, a set, NaN in an extra field, ...
-        raise UnsendableEventError(f"event is not JSON-serializable: {error}") from error
     except Exception as error:  # a group_id callable that raised
         raise UnsendableEventError(f"group_id callable failed: {error!r}") from error
-    if not isinstance(group_id, str) or not 0 < len(group_id) <= 128:
-        raise UnsendableEventError("group_id callable must return 1 to 128 characters")
-    size = len(body.encode()) + ENTRY_OVERHEAD_BYTES
+    if not isinstance(group_id, str) or not 0 < len(group_id) <= 128 or not _GROUP_ID(group_id):
+        raise UnsendableEventError("group_id callable must return 1 to 128 characters from '!' to '~'")
+    if not_sqs_safe(body):  # U+FFFE/U+FFFF (json.dumps escapes control characters): SQS would refuse the body
+        raise UnsendableEventError(f"event body is not SQS-safe text: {SQS_SAFE_RULE}")
     if size > MAX_MESSAGE_BYTES:
         raise UnsendableEventError(f"event body is {size} bytes, over the {MAX_MESSAGE_BYTES}-byte message limit")
-    return Entry(event, body, group_id, deduplication_id(event), size)
+    try:
+        dedup = deduplication_id(event)
+    except Exception as error:
+        raise UnsendableEventError(f"no deduplication id: {type(error).__name__}") from error
+    return Entry(event, body, group_id, dedup, size)
 
 
 def fits(batch: list[Entry], entry: Entry, max_entries: int) -> bool:

@@ -1,8 +1,11 @@
 """The one boto3 SQS client a logger keeps for its lifetime.
 
-Short connect and read timeouts bound how long one attempt can hold the sender, and botocore's
-own retries are off (``max_attempts=1``): the sender's retry loop owns backoff, so a failure is
-counted and reported once, with the same deduplication ids, instead of being retried twice over.
+Short connect and read timeouts bound how long one attempt can hold the sender, and botocore makes
+exactly one attempt per call (``total_max_attempts=1``): the sender's retry loop owns backoff, so
+a failure is counted and reported once, with the same deduplication ids, instead of being retried
+twice over. botocore's ``max_attempts`` counts *retries* (``max_attempts=1`` is two attempts);
+``total_max_attempts`` counts attempts including the first
+(https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from botocore.config import Config
 
 
 def client_config(connect_timeout_s: float = 1.0, read_timeout_s: float = 3.0) -> Config:
-    """The botocore configuration a logger's client should have (also for a client passed as ``client=``)."""
+    """The botocore configuration a logger's client should have (also for a client passed as ``client=``).
+
+    One attempt per call: one ``send_message_batch`` is one request on the wire.
+    """
     return Config(
         connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
-        retries={"max_attempts": 1, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=2,  # one sender thread: one connection, one spare
     )
 

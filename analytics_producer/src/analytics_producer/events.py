@@ -1,14 +1,17 @@
 """The event contract as the producer checks it, and the FIFO ids derived from an event.
 
-The checks are the cheap ones that keep a malformed event from ever being sent (types, required
-fields, size bounds of ``schema/analytics-event.schema.json``); they run in the caller's thread, so
-they are plain ``isinstance``/``len`` tests, no schema library.
+:func:`validate` implements the contract (schemaVersion 1, tightened to what AWS accepts) exactly,
+so an event that passes it is one SQS, the processor and DynamoDB accept. It runs in the caller's
+thread, so it is plain ``isinstance``/``len`` tests and one scan per string for SQS-safe text (a
+precompiled regular expression, or ``bytes.translate`` for long ASCII text); extra fields are
+walked only when the event has some.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
+import re
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,33 +21,103 @@ MAX_TEXT = 4096
 MAX_SOURCE = 64
 MAX_SESSION_ID = 128
 MAX_TIMESTAMP = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the schema's bound
+MAX_SCHEMA_VERSION = 999
+MAX_LATENCY_MS = 86_400_000  # one day
+# DynamoDB cannot store a non-zero number of magnitude below 1E-130 (e.g. 5e-324).
+MIN_NONZERO = 1e-130
+MAX_EXTRA_DEPTH = 4  # arrays/objects nested inside one extra field's value
 MATCH_TYPES = frozenset({"full", "partial", "none"})
 EVENT_TYPES = frozenset({"query", "response"})
 SCHEMA_VERSION = 1
+_MAX_FLOAT = sys.float_info.max
+
+# Code points SQS refuses in a message body (it accepts #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+# #x10000-#x10FFFF). A Python str holds surrogates only unpaired (a pair is one code point), and
+# those cannot even be encoded as UTF-8.
+find_unsafe_char = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]").search
+_CONTROL_BYTES = bytes(code for code in range(0x20) if code not in (0x09, 0x0A, 0x0D))
+SQS_SAFE_RULE = "SQS-safe text (no control characters but tab, LF and CR, no lone surrogates, no U+FFFE/U+FFFF)"
+
+_COMMON_FIELDS = ("eventType", "requestId", "timestamp", "schemaVersion", "source", "sessionId", "latencyMs")
+_KNOWN_FIELDS = {
+    "query": frozenset((*_COMMON_FIELDS, "query")),
+    "response": frozenset((*_COMMON_FIELDS, "matchType", "matchScore", "reasoning")),
+}
+_ABSENT = object()
 
 
 class InvalidEventError(ValueError):
-    """The event does not satisfy the contract; the message names the field."""
+    """The event does not satisfy the contract; the message names the field and the rule, never the value."""
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _number(value: Any) -> bool:
-    """A JSON number: int or float, not bool, finite (NaN and infinity are not valid JSON)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _is_integer(value: Any) -> bool:
+    """JSON Schema's integer: a number with no fractional part (1, 1.0 and 1e3; not 1.5, never a bool)."""
+    kind = type(value)
+    if kind is int:
+        return True
+    if kind is float:
+        return value.is_integer()  # False for NaN and infinities
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number: int or float, never a bool, never NaN or infinity (nor an int too big for a double)."""
+    kind = type(value)
+    if kind is float or kind is int:
+        return -_MAX_FLOAT <= value <= _MAX_FLOAT  # False for NaN
+    return isinstance(value, int | float) and not isinstance(value, bool) and -_MAX_FLOAT <= value <= _MAX_FLOAT
+
+
+def not_sqs_safe(text: str) -> bool:
+    """Whether ``text`` holds a code point SQS refuses.
+
+    Long ASCII text (the common case) is checked by deleting its control bytes in C, 2.5 to 5 times
+    faster than the regular expression (4096 characters: about 2.6 µs instead of 13 µs); short or
+    non-ASCII text by the regular expression.
+    """
+    if len(text) > 64 and text.isascii():  # isascii() is O(1); ASCII holds no surrogate, U+FFFE or U+FFFF
+        return len(text.encode().translate(None, _CONTROL_BYTES)) != len(text)
+    return find_unsafe_char(text) is not None
+
+
+def _text_error(field: str, min_len: int, max_len: int, value: Any, optional: bool) -> InvalidEventError:
+    """The error for a text field, once it is known to be invalid (never called on the fast path)."""
+    if isinstance(value, str) and min_len <= len(value) <= max_len:
+        return InvalidEventError(f"{field}: must be {SQS_SAFE_RULE}")
+    qualifier = f"{min_len} to {max_len}" if min_len else f"at most {max_len}"
+    return InvalidEventError(f"{field}: {'optional; ' if optional else ''}a string of {qualifier} characters")
 
 
 def validate(event: Any) -> None:
     """Raise :class:`InvalidEventError` naming the first field that breaks the contract.
 
-    Extra fields are not checked here (the contract ignores them); the sender rejects an event
-    whose serialized body would not fit in one SQS message or is not JSON.
+    The rules (``docs/contracts.md``): ``eventType`` "query" or "response"; ``requestId`` 1 to 128
+    characters from "!" to "~"; ``timestamp`` an integer 0 to 253402300799999; ``schemaVersion``
+    absent or an integer 1 to 999. A query has ``query``, 1 to 4096 characters; a response has
+    ``matchType`` full|partial|none, ``matchScore`` 0 to 100 and ``reasoning``, 0 to 4096
+    characters. Optional, absent or null: ``source`` (at most 64 characters), ``sessionId`` (at
+    most 128), ``latencyMs`` (0 to 86400000). Integers are JSON Schema integers (1.0 is one, a
+    bool never is); numbers are finite, and a non-zero ``matchScore`` or ``latencyMs`` is at
+    least 1e-130 (DynamoDB's smallest magnitude). Every string is SQS-safe text (lengths count
+    code points). Extra fields are allowed: an SQS-safe key and a JSON value (null, bool, finite
+    number, SQS-safe string, or arrays/objects of those nested at most 4 deep, keys SQS-safe).
+
+    It runs in the caller's thread: type and length tests, and one scan per string; extra fields
+    are walked only when the event has some.
     """
     if type(event) is not dict and not isinstance(event, Mapping):  # the exact-type test skips the ABC check
         raise InvalidEventError("event: expected a dict")
-    request_id = event.get("requestId")
+    get = event.get
+    event_type = get("eventType")
+    if type(event_type) is not str or event_type not in EVENT_TYPES:
+        raise InvalidEventError("eventType: must be 'query' or 'response'")
+    request_id = get("requestId")
     if (
         not isinstance(request_id, str)
         or not 0 < len(request_id) <= MAX_REQUEST_ID
@@ -52,38 +125,94 @@ def validate(event: Any) -> None:
         or not request_id.isprintable()
         or " " in request_id
     ):
-        raise InvalidEventError("requestId: 1 to 128 printable ASCII characters without spaces")
-    event_type = event.get("eventType")
-    if event_type not in EVENT_TYPES:
-        raise InvalidEventError("eventType: must be 'query' or 'response'")
-    timestamp = event.get("timestamp")
-    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or not 0 <= timestamp <= MAX_TIMESTAMP:
-        raise InvalidEventError("timestamp: epoch milliseconds as a non-negative integer")
+        raise InvalidEventError("requestId: 1 to 128 characters, each from '!' to '~' (printable ASCII, no spaces)")
+    timestamp = get("timestamp")
+    if (type(timestamp) is not int and not _is_integer(timestamp)) or not 0 <= timestamp <= MAX_TIMESTAMP:
+        raise InvalidEventError("timestamp: epoch milliseconds, an integer from 0 to 253402300799999")
     if event_type == "query":
-        query = event.get("query")
-        if not isinstance(query, str) or not 0 < len(query) <= MAX_TEXT:
-            raise InvalidEventError("query: 1 to 4096 characters")
+        text = get("query")
+        if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT or not_sqs_safe(text):
+            raise _text_error("query", 1, MAX_TEXT, text, False)
+        present = 4  # eventType, requestId, timestamp, query
     else:
-        if event.get("matchType") not in MATCH_TYPES:
+        match_type = get("matchType")
+        if type(match_type) is not str or match_type not in MATCH_TYPES:
             raise InvalidEventError("matchType: must be 'full', 'partial' or 'none'")
-        score = event.get("matchScore")
-        if not _number(score) or not 0 <= score <= 100:
-            raise InvalidEventError("matchScore: a number from 0 to 100")
-        reasoning = event.get("reasoning")
-        if not isinstance(reasoning, str) or len(reasoning) > MAX_TEXT:
-            raise InvalidEventError("reasoning: a string of at most 4096 characters")
-    version = event.get("schemaVersion", SCHEMA_VERSION)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise InvalidEventError("schemaVersion: a positive integer")
-    source = event.get("source")
-    if source is not None and (not isinstance(source, str) or len(source) > MAX_SOURCE):
-        raise InvalidEventError("source: a string of at most 64 characters")
-    session_id = event.get("sessionId")
-    if session_id is not None and (not isinstance(session_id, str) or len(session_id) > MAX_SESSION_ID):
-        raise InvalidEventError("sessionId: a string of at most 128 characters")
-    latency = event.get("latencyMs")
-    if latency is not None and (not _number(latency) or latency < 0):
-        raise InvalidEventError("latencyMs: a non-negative number")
+        score = get("matchScore")
+        if not _is_number(score) or not 0 <= score <= 100 or (score < MIN_NONZERO and score != 0):
+            raise InvalidEventError("matchScore: a finite number from 0 to 100, either 0 or at least 1e-130")
+        text = get("reasoning")
+        if not isinstance(text, str) or len(text) > MAX_TEXT or not_sqs_safe(text):
+            raise _text_error("reasoning", 0, MAX_TEXT, text, False)
+        present = 6  # eventType, requestId, timestamp, matchType, matchScore, reasoning
+    version = get("schemaVersion", _ABSENT)
+    if version is not _ABSENT:
+        present += 1
+        if (type(version) is not int and not _is_integer(version)) or not 1 <= version <= MAX_SCHEMA_VERSION:
+            raise InvalidEventError("schemaVersion: absent or an integer from 1 to 999")
+    source = get("source", _ABSENT)
+    if source is not _ABSENT:
+        present += 1
+        if source is not None and (not isinstance(source, str) or len(source) > MAX_SOURCE or find_unsafe_char(source)):
+            raise _text_error("source", 0, MAX_SOURCE, source, True)
+    session_id = get("sessionId", _ABSENT)
+    if session_id is not _ABSENT:
+        present += 1
+        if session_id is not None and (not isinstance(session_id, str) or len(session_id) > MAX_SESSION_ID or find_unsafe_char(session_id)):
+            raise _text_error("sessionId", 0, MAX_SESSION_ID, session_id, True)
+    latency = get("latencyMs", _ABSENT)
+    if latency is not _ABSENT:
+        present += 1
+        if latency is not None and (
+            not _is_number(latency) or not 0 <= latency <= MAX_LATENCY_MS or (latency < MIN_NONZERO and latency != 0)
+        ):
+            raise InvalidEventError("latencyMs: optional; a finite number from 0 to 86400000, either 0 or at least 1e-130")
+    if len(event) > present:  # extra fields: the only case that walks the event
+        _validate_extra_fields(event, _KNOWN_FIELDS[event_type])
+
+
+def _validate_extra_fields(event: Mapping[Any, Any], known: frozenset[str]) -> None:
+    for key, value in event.items():
+        if type(key) is str and key in known:
+            continue
+        if not isinstance(key, str):
+            raise InvalidEventError("extra field: its key must be a string")
+        if not_sqs_safe(key):
+            raise InvalidEventError(f"extra field: its key must be {SQS_SAFE_RULE}")
+        problem = _json_value_problem(value, 0)
+        if problem is not None:
+            raise InvalidEventError(f"extra field {key[:64]!r}: {problem}")
+
+
+def _json_value_problem(value: Any, depth: int) -> str | None:
+    """Why ``value`` is not an allowed extra-field value (None when it is); ``depth`` counts enclosing arrays/objects."""
+    kind = type(value)
+    if kind is str or (kind is not bool and isinstance(value, str)):
+        return f"strings must be {SQS_SAFE_RULE}" if not_sqs_safe(value) else None
+    if value is None or kind is bool:
+        return None
+    if kind is int or kind is float or isinstance(value, int | float):
+        return None if _is_number(value) else "numbers must be finite"
+    if kind is list or kind is tuple or kind is dict or isinstance(value, dict | list | tuple):
+        if depth >= MAX_EXTRA_DEPTH:
+            return f"arrays and objects nest at most {MAX_EXTRA_DEPTH} levels deep"
+        depth += 1
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return "object keys must be strings"
+                if not_sqs_safe(key):
+                    return f"object keys must be {SQS_SAFE_RULE}"
+                problem = _json_value_problem(item, depth)
+                if problem is not None:
+                    return problem
+        else:
+            for item in value:
+                problem = _json_value_problem(item, depth)
+                if problem is not None:
+                    return problem
+        return None
+    return "values must be JSON: null, a boolean, a number, a string, an array or an object"
 
 
 def deduplication_id(event: Mapping[str, Any]) -> str:

@@ -22,8 +22,10 @@ from analytics_producer import lifecycle
 from analytics_producer.batching import MAX_BATCH_ENTRIES, GroupKey
 from analytics_producer.client import client_config, clone_client, new_client
 from analytics_producer.errors import LoggerClosedError
-from analytics_producer.events import InvalidEventError, query_event, response_event, validate
+from analytics_producer.events import MAX_SOURCE, InvalidEventError, find_unsafe_char, query_event, response_event, validate
 from analytics_producer.sender import ErrorCallback, Sender
+
+DEFAULT_CLOSE_TIMEOUT_S = 5.0  # close() and leaving a with block: bounded even when SQS never answers
 
 
 def _peek(counter: itertools.count) -> int:
@@ -47,18 +49,21 @@ class AnalyticsLogger:
         queue_url: the FIFO queue's URL.
         region_name, endpoint_url: for the client this logger builds (ignored when ``client`` is given).
         client: a boto3 SQS client to use instead (e.g. built with explicit keys). Give it short
-            timeouts and ``retries={"max_attempts": 1}`` (see :func:`client_config`), since the
-            logger retries on its own.
+            timeouts and one attempt per call, ``retries={"total_max_attempts": 1}`` (see
+            :func:`client_config`), since the logger retries on its own.
         max_queue_size: events held in memory; beyond it new events are dropped and counted.
         batch_size: entries per ``SendMessageBatch`` (1 to 10).
         flush_interval_s: how long a partial batch waits for more events before it is sent.
-        max_retries: retries of a retryable failure before its events are counted as failed.
+        max_retries: retries of a retryable failure before its events are counted as failed: an
+            event is sent in at most ``max_retries + 1`` attempts (one request each).
         on_error: ``on_error(error, events)``, called from the sender thread once for every group
             of events that will not be delivered. Keep it short; it must not call ``flush()``.
         strict: raise :class:`InvalidEventError` from ``log()`` for an invalid event (for tests).
         group_id: ``group_id(event) -> str`` choosing the ``MessageGroupId`` (default: the request id).
         source: a ``source`` added to events that have none.
         atexit_timeout_s: how long the exit hook waits for queued events (endpoint down: then exits).
+        close_timeout_s: how long ``close()`` without a timeout, and leaving a ``with`` block, wait
+            for queued events before counting them as failed (5 s).
     """
 
     def __init__(
@@ -79,15 +84,16 @@ class AnalyticsLogger:
         backoff_base_s: float = 0.1,
         backoff_max_s: float = 5.0,
         atexit_timeout_s: float = 2.0,
+        close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S,
         connect_timeout_s: float = 1.0,
         read_timeout_s: float = 3.0,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_ENTRIES:
             raise ValueError("batch_size must be 1 to 10 (SendMessageBatch's limit)")
-        if max_queue_size < 1 or max_retries < 0 or flush_interval_s <= 0:
-            raise ValueError("max_queue_size >= 1, max_retries >= 0 and flush_interval_s > 0 are required")
-        if source is not None and (not isinstance(source, str) or len(source) > 64):
-            raise ValueError("source: a string of at most 64 characters")
+        if max_queue_size < 1 or max_retries < 0 or flush_interval_s <= 0 or not close_timeout_s >= 0:
+            raise ValueError("max_queue_size >= 1, max_retries >= 0, flush_interval_s > 0 and close_timeout_s >= 0 are required")
+        if source is not None and (not isinstance(source, str) or len(source) > MAX_SOURCE or find_unsafe_char(source)):
+            raise ValueError("source: a string of at most 64 characters of SQS-safe text")
         self.queue_url = queue_url
         self.region_name = region_name
         self.endpoint_url = endpoint_url
@@ -102,6 +108,7 @@ class AnalyticsLogger:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.atexit_timeout_s = atexit_timeout_s
+        self.close_timeout_s = close_timeout_s
         self._config = client_config(connect_timeout_s, read_timeout_s)
         self._given_client = client
         client = client if client is not None else self._new_client()  # built now: a bad region fails here, not later
@@ -266,11 +273,16 @@ class AnalyticsLogger:
         return True
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush (up to ``timeout``), then stop the sender; later ``log()`` calls return False.
+        """Flush (up to ``timeout`` seconds), then stop the sender; later ``log()`` calls return False.
 
-        What is still queued after the timeout is counted as failed and passed to ``on_error``.
-        Returns whether everything was delivered or definitively failed in time.
+        Without ``timeout``, waits at most ``close_timeout_s`` (5 s by default): closing never
+        hangs on an SQS that does not answer (``math.inf`` waits without bound). What is still
+        queued then is counted as failed and passed to ``on_error``; a request already on the
+        wire ends within the client's read timeout and is counted then. Returns within about
+        ``timeout + 0.5`` s, and whether everything was delivered or definitively failed in time.
         """
+        if timeout is None:
+            timeout = self.close_timeout_s
         with self._close_lock:
             if self._closed:
                 return True
@@ -280,7 +292,7 @@ class AnalyticsLogger:
             sender.stopping.set()  # cuts a backoff short; an in-flight attempt fails without retry
             sender.wake.set()
             if sender.thread is not threading.current_thread():
-                sender.thread.join(0.5 if timeout is None else max(0.05, min(timeout, 0.5)))
+                sender.thread.join(max(0.05, min(timeout, 0.5)))
             sender.abandon(LoggerClosedError("logger closed before these events were sent"))
             lifecycle.unregister(self)
             return flushed
@@ -289,8 +301,8 @@ class AnalyticsLogger:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        # On an exception the block is already failing: do not add an unbounded wait to it.
-        self.close(self.atexit_timeout_s if exc_type is not None else None)
+        # Bounded either way (close_timeout_s); on an exception the block is already failing: wait less.
+        self.close(min(self.atexit_timeout_s, self.close_timeout_s) if exc_type is not None else None)
 
     def stats(self) -> dict[str, int]:
         """Counters. At rest, ``accepted == sent + failed + queued``.

@@ -7,12 +7,13 @@ an unexpected error fails the batch it was sending (counted, reported), never th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from analytics_producer.batching import MAX_BATCH_ENTRIES, Entry, GroupKey, UnsendableEventError, fits, to_entry
@@ -22,6 +23,12 @@ log = logging.getLogger("analytics_producer")
 
 ErrorCallback = Callable[[BaseException, list[dict[str, Any]]], None]
 WARNING_INTERVAL_S = 60.0
+
+
+def _entry_id(item: Any) -> str | None:
+    """The ``Id`` of one ``Successful``/``Failed`` item of a response, None when the item is malformed."""
+    entry_id = item.get("Id") if isinstance(item, Mapping) else None
+    return entry_id if isinstance(entry_id, str) else None
 
 
 class Sender:
@@ -100,17 +107,20 @@ class Sender:
                 batch = self._take_batch()
                 try:
                     self._send(batch)
-                except Exception as error:  # a bug, not an SQS failure (those are handled in _send)
-                    with self.progress:
-                        unaccounted = batch[len(batch) - self.in_flight :] if self.in_flight else []
-                    self._fail(unaccounted, error)
+                except Exception as error:  # a bug or a broken client, not an SQS failure (those are handled in _send)
+                    self._fail([entry for entry in batch if not entry.settled], error)
                     raise
             except Exception as error:  # the thread survives anything: log and go on
-                log.exception("analytics sender error: %s", error)
+                with contextlib.suppress(Exception):
+                    log.exception("analytics sender error: %s", error)
                 time.sleep(0.05)
 
     def _take_batch(self) -> list[Entry]:
-        """Up to ``batch_size`` entries within the batch byte limit; unsendable events fail at once."""
+        """Up to ``batch_size`` entries within the batch byte limit; an event that cannot become one fails alone.
+
+        An event leaves the buffer and is counted (``taken`` and ``in_flight``) under one lock, so
+        stats() always adds up; an unsendable one is reported, then counted as failed.
+        """
         batch: list[Entry] = []
         unsendable: list[tuple[UnsendableEventError, dict[str, Any]]] = []
         buffer = self.buffer
@@ -118,8 +128,9 @@ class Sender:
             while buffer and len(batch) < self.batch_size:
                 try:
                     entry = to_entry(buffer[0], self.group_key)
-                except UnsendableEventError as error:
-                    unsendable.append((error, buffer.popleft()))
+                except Exception as error:  # to_entry turns everything into UnsendableEventError; this is a second net
+                    reason = error if isinstance(error, UnsendableEventError) else UnsendableEventError(f"{type(error).__name__}: {error}")
+                    unsendable.append((reason, buffer.popleft()))
                     continue
                 if batch and not fits(batch, entry, self.batch_size):
                     break
@@ -127,12 +138,13 @@ class Sender:
                 entry.entry_id = str(len(batch))
                 batch.append(entry)
             self.taken += len(batch) + len(unsendable)
-            self.in_flight = len(batch)
-            if unsendable:
-                self.failed += len(unsendable)
-                self.progress.notify_all()
+            self.in_flight = len(batch) + len(unsendable)  # the unsendable ones until reported
         for error, event in unsendable:
             self._report(error, [event])
+            with self.progress:
+                self.failed += 1
+                self.in_flight -= 1
+                self.progress.notify_all()
         return batch
 
     # -- sending and retrying ---------------------------------------------------------------------
@@ -157,28 +169,15 @@ class Sender:
                     return
                 retry, error = pending, raised
             else:
-                by_id = {entry.entry_id: entry for entry in pending}
-                delivered = 0
-                for success in response.get("Successful", ()):
-                    if by_id.pop(success.get("Id"), None) is not None:
-                        delivered += 1
-                self._record(sent=delivered)
-                refused: list[Entry] = []
-                for failure in response.get("Failed", ()):
-                    entry = by_id.pop(failure.get("Id"), None)
-                    if entry is None:
-                        continue
-                    if failure.get("SenderFault"):
-                        refused.append(entry)
-                        refused_error = EntryError(failure)
-                    else:
-                        retry.append(entry)
-                        error = EntryError(failure)
-                if refused:
-                    self._fail(refused, refused_error)
-                if by_id:  # neither successful nor failed: not confirmed, so send again
-                    retry += by_id.values()
-                    error = error or EntryError({"Code": "MissingFromResponse", "Message": "entry not in the response"})
+                try:
+                    delivered, refused, retry, error = self._read_response(response, pending)
+                except Exception as unreadable:  # not SendMessageBatch's response shape: nothing is confirmed
+                    self._fail(pending, unreadable)
+                    return
+                self._record(delivered)
+                for code in dict.fromkeys(failure.code for _, failure in refused):  # one report per error code
+                    group = [(entry, failure) for entry, failure in refused if failure.code == code]
+                    self._fail([entry for entry, _ in group], group[0][1])
             if not retry:
                 return
             if attempt >= self.max_retries or self.stopping.is_set():
@@ -190,42 +189,97 @@ class Sender:
             self._backoff(attempt)
             pending = retry  # only what failed is sent again, with the same ids
 
+    @staticmethod
+    def _read_response(
+        response: Any, pending: list[Entry]
+    ) -> tuple[list[Entry], list[tuple[Entry, EntryError]], list[Entry], BaseException | None]:
+        """Split ``pending`` into delivered, refused for the sender's fault (with why) and to retry (with the last error).
+
+        A malformed item is skipped, so its entry counts as missing from the response and is sent
+        again (same ids: never a duplicate); a response that is not a mapping of lists raises.
+        """
+        by_id = {entry.entry_id: entry for entry in pending}
+        successful, failed = response.get("Successful") or (), response.get("Failed") or ()
+        delivered: list[Entry] = []
+        for success in successful:
+            entry = by_id.pop(_entry_id(success), None)
+            if entry is not None:
+                delivered.append(entry)
+        refused: list[tuple[Entry, EntryError]] = []
+        retry: list[Entry] = []
+        error: BaseException | None = None
+        for failure in failed:
+            entry = by_id.pop(_entry_id(failure), None)
+            if entry is None:
+                continue
+            if failure.get("SenderFault"):
+                refused.append((entry, EntryError(failure)))
+            else:
+                retry.append(entry)
+                error = EntryError(failure)
+        if by_id:  # neither successful nor failed: not confirmed, so send again
+            retry += by_id.values()
+            error = error or EntryError({"Code": "MissingFromResponse", "Message": "entry not in the response"})
+        return delivered, refused, retry, error
+
     def _backoff(self, attempt: int) -> None:
         """Exponential backoff with full jitter (spreads retries of many producers); cut short by close()."""
         self.stopping.wait(random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))))
 
     # -- accounting -----------------------------------------------------------------------------
 
-    def _record(self, *, sent: int = 0, failed: int = 0) -> None:
-        with self.progress:
-            self.sent += sent
-            self.failed += failed
-            self.in_flight = max(0, self.in_flight - sent - failed)
-            self.progress.notify_all()
+    def _record(self, delivered: list[Entry]) -> None:
+        self._settle(delivered, sent=True)
 
     def _fail(self, entries: list[Entry], error: BaseException) -> None:
-        self._record(failed=len(entries))
-        self._report(error, [entry.event for entry in entries])
+        """Report, then count as failed, the entries not counted yet: once ``flush()`` sees them counted, ``on_error`` has run."""
+        fresh = [entry for entry in entries if not entry.settled]  # only this thread settles entries
+        if fresh:
+            self._report(error, [entry.event for entry in fresh])
+            self._settle(fresh, sent=False)
+
+    def _settle(self, entries: list[Entry], *, sent: bool) -> None:
+        """Count each entry once, as sent or failed."""
+        fresh = [entry for entry in entries if not entry.settled]
+        if not fresh:
+            return
+        with self.progress:
+            for entry in fresh:
+                entry.settled = True
+            if sent:
+                self.sent += len(fresh)
+            else:
+                self.failed += len(fresh)
+            self.in_flight -= len(fresh)
+            self.progress.notify_all()
 
     def _report(self, error: BaseException, events: list[dict[str, Any]]) -> None:
-        """Every undelivered event reaches ``on_error`` exactly once; the warning log is rate-limited per error code."""
-        code = error_code(error)
-        now = time.monotonic()
-        if now - self._last_warning.get(code, -WARNING_INTERVAL_S) >= WARNING_INTERVAL_S:
-            self._last_warning[code] = now
-            log.warning(
-                "analytics: %d event(s) not delivered to %s: %s (%s); further %s failures are logged at most once a minute",
-                len(events),
-                self.queue_url.rsplit("/", 1)[-1],
-                code,
-                error,
-                code,
-            )
+        """Every undelivered event reaches ``on_error`` exactly once; the warning log is rate-limited per error code.
+
+        Never raises: a failing log handler or an ``on_error`` that raises (even ``SystemExit``)
+        cannot stop the sender thread.
+        """
+        try:
+            code = error_code(error)
+            now = time.monotonic()
+            if now - self._last_warning.get(code, -WARNING_INTERVAL_S) >= WARNING_INTERVAL_S:
+                self._last_warning[code] = now
+                log.warning(
+                    "analytics: %d event(s) not delivered to %s: %s (%s); further %s failures are logged at most once a minute",
+                    len(events),
+                    self.queue_url.rsplit("/", 1)[-1],
+                    code,
+                    error,
+                    code,
+                )
+        except Exception:  # reporting must not stop the sender
+            pass
         if self.on_error is not None:
             try:
                 self.on_error(error, events)
-            except Exception:
-                log.exception("analytics on_error callback raised")
+            except BaseException:  # a callback's sys.exit() must not end the sender thread either
+                with contextlib.suppress(Exception):
+                    log.exception("analytics on_error callback raised")
 
     def abandon(self, error: BaseException) -> int:
         """Fail whatever is still queued (close() after its timeout); returns how many."""
