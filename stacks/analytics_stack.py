@@ -26,7 +26,7 @@ class ChatAnalyticsStack(Stack):
             "Queues",
             EventQueuesProps(
                 name_prefix=settings.stack_name,
-                visibility_timeout_s=settings.events_queue_visibility_timeout_s,
+                processor_timeout_s=settings.processor_timeout_s,
                 retain_dead_letters=prod,
             ),
         )
@@ -80,8 +80,8 @@ class ChatAnalyticsStack(Stack):
             "EventsQueueUrl": self.queues.events_queue.queue_url,
             "DeadLetterQueueUrl": self.queues.dead_letter_queue.queue_url,
             "EventsTableName": self.table.events_table.table_name,
-            "ProducerSecretName": settings.stack_name + "/producer-credentials",
-            "DashboardName": settings.stack_name,
+            "ProducerSecretName": self.producer.secret_name,
+            "DashboardName": self.monitoring.dashboard.dashboard_name,
             "AlarmTopicArn": self.monitoring.alarm_topic.topic_arn,
             "ProcessorFunctionName": self.processor.function.function_name,
         }

@@ -33,6 +33,8 @@ class ProducerAccess(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: ProducerAccessProps) -> None:
         super().__init__(scope, construct_id)
+        # The plain name, as given: the secret's own secretName attribute is derived from its ARN.
+        self.secret_name = props.secret_name
         conditions = {"IpAddress": {"aws:SourceIp": list(props.source_cidrs)}} if props.source_cidrs else None
         self.producer_user = iam.User(self, "User")
         self.send_policy = iam.Policy(

@@ -70,11 +70,6 @@ class Settings:
     def is_production(self) -> bool:
         return self.stage == "prod"
 
-    @property
-    def events_queue_visibility_timeout_s(self) -> int:
-        """AWS recommends six times the function timeout so a retried batch is not redelivered mid-run."""
-        return 6 * self.processor_timeout_s
-
     @classmethod
     def from_context(cls, get: Callable[[str], Any] | Mapping[str, Any]) -> Settings:
         """Build settings from a context getter (``node.try_get_context``) or a plain mapping."""

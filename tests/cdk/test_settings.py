@@ -18,7 +18,6 @@ def test_defaults_follow_the_stage() -> None:
     prod = Settings.from_context({"stage": "prod"})
     assert (dev.stack_name, dev.is_production, dev.log_retention_days) == ("ChatAnalytics-dev", False, 14)
     assert (prod.stack_name, prod.is_production, prod.log_retention_days) == ("ChatAnalytics-prod", True, 90)
-    assert dev.events_queue_visibility_timeout_s == 6 * dev.processor_timeout_s
 
 
 def test_command_line_strings_are_accepted() -> None:

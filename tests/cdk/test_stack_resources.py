@@ -62,6 +62,16 @@ def test_events_queue_enforces_tls(dev: Synthesized) -> None:
     assert_denies_insecure_transport(tls_only_policy_for(dev, events_id), events_id)
 
 
+def test_the_queue_props_derive_and_check_the_six_times_visibility_rule() -> None:
+    from stacks.queues import EventQueuesProps
+
+    props = EventQueuesProps(name_prefix="x", processor_timeout_s=30, retain_dead_letters=False)
+    assert props.events_visibility_timeout_s == 6 * 30
+    assert EventQueuesProps("x", 30, False, visibility_timeout_s=200).events_visibility_timeout_s == 200
+    with pytest.raises(ValueError, match="under 6 x the processor's timeout"):
+        EventQueuesProps("x", 30, False, visibility_timeout_s=179)
+
+
 def test_events_queue_visibility_timeout_is_at_least_six_processor_timeouts(dev: Synthesized) -> None:
     _, events = queue(dev, "dev", EVENTS_QUEUE)
     _, fn = function(dev)
