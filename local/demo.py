@@ -33,6 +33,7 @@ def start_chatbot(env: dict[str, str] | None, *, analytics: bool, answer_ms: flo
     )
     child_env = {**_clean_env(), **(env or {})}
     process = subprocess.Popen(command, cwd=REPO, env=child_env, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None  # stdout=PIPE
     line = process.stdout.readline()
     if not line:
         raise RuntimeError("the chatbot did not start")
@@ -150,13 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.template} not found; run `make synth` first", file=sys.stderr)
         return 2
     console = sys.stdout
-    say = lambda *a: print(*a, file=console, flush=True)  # noqa: E731
+
+    def say(*parts: object) -> None:
+        print(*parts, file=console, flush=True)
+
     log_path = REPO / "cdk.out" / "local-processor.log"
     log_path.unlink(missing_ok=True)
     processes = []
     started = time.monotonic()
     with LocalPipeline(template=args.template, processor_log=log_path) as pipeline:
-        info = pipeline.info
+        info, esm = pipeline.info, pipeline.esm
+        assert info is not None and esm is not None  # set by start()
         say(f"local stack {info.stack_name} on {info.endpoint_url}")
         for line in info.report:
             say(f"  {line}")
@@ -174,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             stop_chatbot(off)
             processes.clear()
             say("waiting for the processor to drain the queue ...")
-            drained = pipeline.esm.wait_until_drained(timeout=120)
+            drained = esm.wait_until_drained(timeout=120)
             dlq = wait_for_dlq(info, 1, timeout=20)
-            say(report(info, latencies, on_url, off_url, producer, pipeline.esm.stats.snapshot(), dlq))
+            say(report(info, latencies, on_url, off_url, producer, esm.stats.snapshot(), dlq))
             say(f"\nprocessor logs and EMF metrics: {log_path.relative_to(REPO)}; done in {time.monotonic() - started:.1f} s")
             if not drained:
                 say("error: the events queue did not drain within 120 s")

@@ -42,7 +42,7 @@ def run(urls: list[str], requests: int, questions: list[str] | None = None, warm
     connections = {}
     for url in urls:
         parts = urlsplit(url)
-        connections[url] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connections[url] = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     latencies: dict[str, list[float]] = {url: [] for url in urls}
     statuses: dict[str, dict[int, int]] = {url: {} for url in urls}
     match_types: dict[str, dict[str, int]] = {url: {} for url in urls}

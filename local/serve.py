@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalPipeline(template=args.template, processor_log=log_path) as pipeline:
         info = pipeline.info
+        assert info is not None  # set by start()
         chatbot, chatbot_url = start_chatbot(info.worker_env(), analytics=True)
         try:
             # The Worker sends only to SQS's own hosts unless ANALYTICS_LOCAL_ENDPOINT names the local one.

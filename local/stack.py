@@ -272,7 +272,7 @@ def _seed_public_parameters(template: dict) -> list[str]:
         else:
             raise ValueError(f"template parameter {name} reads {path}, which the local stack does not know")
         backend._parameters[path].append(
-            Parameter(
+            Parameter(  # type: ignore[abstract]  # moto's own model, created as its SSM backend does
                 account_id=ACCOUNT_ID,
                 name=path,
                 value=value,

@@ -58,7 +58,7 @@ stores = StoreProvider()
 _pool: ThreadPoolExecutor | None = None
 
 Event = QueryEvent | ResponseEvent
-Metric = tuple[str, str, str, float]  # the record's message ID, name, unit, value
+Metric = tuple[str, str, MetricUnit, float]  # the record's message ID, name, unit, value
 
 
 def epoch_ms() -> int:

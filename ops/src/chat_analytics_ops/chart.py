@@ -41,7 +41,7 @@ def write_chart(report: Report, path: Path) -> Path:
         1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [1.6, 1]}, layout="constrained", dpi=110
     )
     shares = report.shares
-    summary = ", ".join(f"{LABELS[k]} {shares[k] * 100:.0f}%" for k in MATCH_TYPES if shares[k] is not None)
+    summary = ", ".join(f"{LABELS[k]} {share * 100:.0f}%" for k in MATCH_TYPES if (share := shares[k]) is not None)
     figure.suptitle(
         f"Chatbot answers {report.start} to {report.end}: {report.queries} questions" + (f" ({summary})" if summary else ""),
         fontsize=13,
