@@ -78,6 +78,9 @@ def load_processor(info: StackInfo, *, retention_days: str | None = None) -> Any
     if str(PROCESSOR_DIR) not in sys.path:
         sys.path.insert(0, str(PROCESSOR_DIR))
     module = importlib.import_module("handler")
+    # The environment changed under an already imported handler (a second deployment in this process):
+    # its store must be built again from it, as a new Lambda execution environment would.
+    module.stores.reset()
     return module.handler
 
 
@@ -100,6 +103,7 @@ class LocalPipeline:
         self._log_file: IO[str] | None = None
         self._saved_stdout = sys.stdout
         self._saved_env = dict(os.environ)
+        self._logger_handler: Any = None
 
     def start(self) -> LocalPipeline:
         self.info = self.stack.deploy()
@@ -109,7 +113,11 @@ class LocalPipeline:
             router = _ThreadRoutedStdout(sys.stdout)
             sys.stdout = router
             sink = self._log_file
-            router.route_threads_named(sys.modules[handler.__module__].GROUP_THREAD_PREFIX, sink)
+            module = sys.modules[handler.__module__]
+            router.route_threads_named(module.GROUP_THREAD_PREFIX, sink)
+            # The handler's Logger bound the stdout of import time; Lambda's stdout is the router now.
+            module.logger.registered_handler.setStream(router)
+            self._logger_handler = module.logger.registered_handler
 
             def routed(event: dict, context: Any) -> Any:
                 router.route(sink)
@@ -136,6 +144,8 @@ class LocalPipeline:
             self.esm.stop()
         self.stack.close()
         sys.stdout = self._saved_stdout
+        if self._logger_handler is not None:
+            self._logger_handler.setStream(self._saved_stdout)
         if self._log_file is not None:
             self._log_file.close()
         with contextlib.suppress(Exception):

@@ -17,7 +17,6 @@ function error (the DLQ alarm covers it).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,18 +39,7 @@ GROUP_THREAD_PREFIX = "processor-group"  # the threads that write message groups
 MATCH_METRICS = {"full": "MatchFull", "partial": "MatchPartial", "none": "MatchNone"}
 
 
-class _CurrentStdout:
-    """Writes to whatever ``sys.stdout`` is at the time: Lambda's stdout in AWS, and the local stack's
-    or pytest's replacement locally (a Logger binds its stream once, at import)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
-logger = Logger(stream=_CurrentStdout())  # type: ignore[arg-type]
+logger = Logger()  # JSON lines on stdout, which Lambda sends to the function's log group
 metrics = Metrics()
 stores = StoreProvider()
 # Reused across invocations (Lambda freezes its threads in between); created on first concurrent use.

@@ -50,17 +50,6 @@ TRANSIENT_ERROR_CODES = frozenset(
         "TransactionConflictException",
     }
 )
-# The environment a store is built from; a change (the local stack redeploying, a test) builds a new one.
-_ENV_KEYS = (
-    "TABLE_NAME",
-    "EVENT_RETENTION_DAYS",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_DYNAMODB",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SESSION_TOKEN",
-)
 # Short timeouts and three attempts in all (``total_max_attempts`` counts the first; botocore's
 # ``max_attempts`` would count retries only): a batch must finish well inside the function's timeout,
 # and a record that still fails is simply retried by SQS.
@@ -259,11 +248,6 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, BotoCoreError)
 
 
-def environment_key() -> tuple[str | None, ...]:
-    """The environment values a store depends on (cheap enough to compare on every invocation)."""
-    return tuple(os.environ.get(name) for name in _ENV_KEYS)
-
-
 def store_from_environment() -> EventStore:
     """A store for ``TABLE_NAME`` with a fresh boto3 session, so it sees the current credentials and
     endpoint (boto3 honours ``AWS_ENDPOINT_URL``, which the local stack sets)."""
@@ -282,29 +266,28 @@ def store_from_environment() -> EventStore:
 
 
 class StoreProvider:
-    """Builds the store on first use and reuses it while the environment stays the same.
+    """Builds the store on first use and keeps it: in Lambda the environment never changes, so one
+    client (and its connections) serves every invocation of the execution environment.
 
-    Lazily, so that tests and the local emulator can set the environment after importing the
-    handler; keyed on the environment, so that a changed endpoint or table gets a new client.
-    ``pin`` replaces it outright (tests, benchmarks).
+    Lazily, so that importing the handler needs no environment. Whoever changes the environment inside
+    one process (the local stack deploying again, a test) calls ``reset``; ``pin`` replaces the store
+    outright (tests, benchmarks).
     """
 
     def __init__(self) -> None:
         self._store: EventStore | None = None
-        self._key: tuple[str | None, ...] | None = None
         self._pinned: Any = None
 
     def get(self) -> Any:
         if self._pinned is not None:
             return self._pinned
-        key = environment_key()
-        if self._store is None or key != self._key:
-            self._store, self._key = store_from_environment(), key
+        if self._store is None:
+            self._store = store_from_environment()
         return self._store
 
     def reset(self) -> None:
-        """Forget the cached store: the next ``get`` builds one from the environment."""
-        self._store, self._key, self._pinned = None, None, None
+        """Forget the store: the next ``get`` builds one from the environment as it is then."""
+        self._store, self._pinned = None, None
 
     def pin(self, store: Any) -> None:
         """Use ``store`` (anything with ``write`` like ``EventStore``) until ``pin(None)``."""

@@ -40,6 +40,16 @@ ENV = {
 UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_SESSION_TOKEN", "AWS_PROFILE", "POWERTOOLS_METRICS_DISABLED")
 
 
+class CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is at the time of the write (pytest's capture of the running test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 @dataclass
 class Processor:
     handler: ModuleType
@@ -61,6 +71,8 @@ def processor() -> Iterator[Processor]:
         sys.path.insert(0, str(PROCESSOR_DIR))
     try:
         handler = importlib.import_module("handler")
+        # The Logger writes to the stdout of import time; each test captures a stdout of its own.
+        handler.logger.registered_handler.stream = CurrentStdout()
         yield Processor(handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"])
     finally:
         for name in MODULES:

@@ -369,16 +369,24 @@ def test_records_are_not_started_when_the_invocation_is_about_to_time_out(proces
     assert table.count() == 0
 
 
-def test_the_store_follows_the_environment(processor: Processor, table: Table, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_store_per_execution_environment_until_reset(
+    processor: Processor, table: Table, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda's environment never changes: the store (and its client) is built once. A process that
+    changes the environment itself (the local stack, a test) says so with ``reset``."""
     assert run(processor, sqs_record(query_body("r-1"))) == []
     first = processor.handler.stores.get()
     assert processor.handler.stores.get() is first, "one client per execution environment"
     monkeypatch.setenv("EVENT_RETENTION_DAYS", "400")
+    assert processor.handler.stores.get() is first, "the environment is read once"
+    processor.handler.stores.reset()
     assert processor.handler.stores.get() is not first and processor.handler.stores.get().retention_days == 400
     monkeypatch.delenv("TABLE_NAME")
+    processor.handler.stores.reset()
     with pytest.raises(processor.store.ConfigurationError):
         run(processor, sqs_record(query_body("r-2")))
     monkeypatch.setenv("TABLE_NAME", "x")
     monkeypatch.setenv("EVENT_RETENTION_DAYS", "thirty")
+    processor.handler.stores.reset()
     with pytest.raises(processor.store.ConfigurationError):
         processor.handler.stores.get()
