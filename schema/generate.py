@@ -12,6 +12,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = REPO / "schema" / "analytics-event.schema.json"
+# The operations CLI ships a copy as package data, so an installed `chat-analytics` judges bodies by it.
+OPS_COPY = REPO / "ops" / "src" / "chat_analytics_ops" / "analytics-event.schema.json"
+TARGETS = (SCHEMA_FILE, OPS_COPY)
 PROCESSOR_DIR = REPO / "lambda_src" / "processor"
 
 
@@ -27,13 +30,13 @@ def render() -> str:
 def main(argv: list[str]) -> int:
     text = render()
     if "--check" in argv:
-        current = SCHEMA_FILE.read_text(encoding="utf-8") if SCHEMA_FILE.exists() else ""
-        if current != text:
-            print(f"{SCHEMA_FILE.relative_to(REPO)} is out of date: run schema/generate.py", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA_FILE.write_text(text, encoding="utf-8")
-    print(f"wrote {SCHEMA_FILE.relative_to(REPO)}")
+        stale = [path for path in TARGETS if not path.exists() or path.read_text(encoding="utf-8") != text]
+        for path in stale:
+            print(f"{path.relative_to(REPO)} is out of date: run schema/generate.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path in TARGETS:
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path.relative_to(REPO)}")
     return 0
 
 

@@ -10,14 +10,39 @@ import pytest
 from chat_analytics_ops import validation
 from chat_analytics_ops.chart import write_chart
 from chat_analytics_ops.dlq import excerpt
+from chat_analytics_ops.errors import OpsError
 from chat_analytics_ops.report import Item, build_report, day_range, parse_day
 
 SECRET_QUESTION = "my private question about salary expectations " * 100
 
 
-def test_schema_is_found_in_the_repository() -> None:
-    assert validation.schema_path() is not None
-    assert validation.load_schema()["title"] == "AnalyticsEvent"
+def test_the_schema_ships_in_the_package_as_the_contract() -> None:
+    """A non-editable install judges bodies by the same contract: the packaged copy equals schema/'s."""
+    repo_schema = Path(__file__).resolve().parents[2] / "schema" / "analytics-event.schema.json"
+    assert validation.schema_path() is None
+    assert validation.load_schema() == json.loads(repo_schema.read_text(encoding="utf-8"))
+
+
+def test_the_wheel_carries_the_schema(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    # Built from a copy: setuptools writes build/ and *.egg-info next to the sources.
+    source = tmp_path / "ops"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "ops", source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    [wheel] = tmp_path.glob("chat_analytics_ops-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "chat_analytics_ops/analytics-event.schema.json" in names
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "Requires-Dist: jsonschema" in metadata and 'Requires-Dist: matplotlib>=3.8; extra == "chart"' in metadata
 
 
 def test_findings_name_field_and_rule_but_never_the_value() -> None:
@@ -55,16 +80,18 @@ def test_valid_events_and_unknown_fields_pass() -> None:
     assert validation.validate_body(json.dumps(body)) is None
 
 
-def test_without_the_schema_only_json_checks_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(validation, "REPO_SCHEMA", tmp_path / "missing.json")
-    monkeypatch.delenv(validation.SCHEMA_ENV, raising=False)
-    assert validation.load_schema() is None
-    assert validation.validate_body('{"eventType": "response", "matchScore": 500}') is None
-    assert validation.validate_body("nope").startswith("not JSON")
-    monkeypatch.setenv(
-        validation.SCHEMA_ENV, str(validation.Path(__file__).resolve().parents[2] / "schema" / "analytics-event.schema.json")
-    )
-    assert validation.validate_body('{"eventType": "response", "matchScore": 500}') is not None
+def test_a_schema_override_is_used_and_a_missing_one_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No silent downgrade to JSON-only checks: the contract is always applied, or the command says why not."""
+    strict = json.loads(json.dumps(validation.load_schema()))
+    strict["$defs"]["ResponseEvent"]["properties"]["matchScore"]["maximum"] = 50
+    override = tmp_path / "schema.json"
+    override.write_text(json.dumps(strict))
+    monkeypatch.setenv(validation.SCHEMA_ENV, str(override))
+    body = {"eventType": "response", "requestId": "r", "timestamp": 1, "matchType": "full", "matchScore": 60, "reasoning": ""}
+    assert "matchScore: above the maximum 50" in validation.validate_body(json.dumps(body))
+    monkeypatch.setenv(validation.SCHEMA_ENV, str(tmp_path / "missing.json"))
+    with pytest.raises(OpsError, match=r"cannot read the event schema from .*missing\.json"):
+        validation.validate_body(json.dumps(body))
 
 
 def test_excerpt_is_short_and_cuts_free_text_first() -> None:
@@ -86,3 +113,15 @@ def test_a_long_range_still_draws_a_readable_chart(tmp_path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = write_chart(build_report([], days[:3], top=5), tmp_path / "empty.png")
     assert empty.stat().st_size > 10_000
+
+
+def test_a_chart_without_matplotlib_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """matplotlib is the optional ``chart`` extra: without it ``--chart`` says how to get it, before any AWS call."""
+    import importlib.util
+
+    from chat_analytics_ops import chart
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
+    with pytest.raises(OpsError, match=r"--chart needs matplotlib: pip install 'chat-analytics-ops\[chart\]'"):
+        chart.check_chart_path(tmp_path / "report.png")

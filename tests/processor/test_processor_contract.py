@@ -71,7 +71,9 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def test_schema_file_is_in_sync_with_the_models(processor: Processor) -> None:
-    assert SCHEMA_FILE.read_text(encoding="utf-8") == load_generator().render(), "run: .venv/bin/python schema/generate.py"
+    generator = load_generator()
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == generator.render(), "run: .venv/bin/python schema/generate.py"
+    assert generator.main(["--check"]) == 0, "the operations CLI's packaged copy is stale: run schema/generate.py"
 
 
 def test_schema_is_draft_2020_12_with_a_discriminator_on_event_type(validator: jsonschema.Draft202012Validator) -> None:

@@ -6,6 +6,7 @@ commands do not need it. The Agg backend renders to a file with no display.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -22,6 +23,8 @@ MAX_TICK_LABELS = 31
 
 def check_chart_path(path: Path) -> None:
     """Fail before reading the table, not after, when the chart could not be written."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise OpsError("--chart needs matplotlib: pip install 'chat-analytics-ops[chart]'")
     if path.suffix.lower() != ".png":
         raise OpsError(f"--chart writes PNG: give a file name ending in .png, not {path.name!r}")
     if not path.parent.is_dir():

@@ -5,10 +5,11 @@ is generated from those models; validating the DLQ body against the same file te
 "the producer sent a bad event" (fix the producer, then purge) apart from "a valid event the
 processor could not store" (fix the processor or the table, then redrive).
 
-The schema is read from the repository the package is installed from (editable install:
-``<repo>/ops/src/chat_analytics_ops`` -> ``<repo>/schema``), or from ``$CHAT_ANALYTICS_SCHEMA``.
-Without the file, or without ``jsonschema``, only the JSON and ``eventType`` checks run. Messages
-name the field and the rule, never the offending value: a question must not end up in a terminal.
+The schema ships inside the package (``analytics-event.schema.json``, the copy ``schema/generate.py``
+writes beside the original), read through ``importlib.resources``, so an installed ``chat-analytics``
+judges bodies exactly as the processor does; ``$CHAT_ANALYTICS_SCHEMA`` names another file (a newer
+contract). Messages name the field and the rule, never the offending value: a question must not end
+up in a terminal.
 """
 
 from __future__ import annotations
@@ -16,33 +17,42 @@ from __future__ import annotations
 import functools
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
+from chat_analytics_ops.errors import OpsError
+
 SCHEMA_ENV = "CHAT_ANALYTICS_SCHEMA"
-REPO_SCHEMA = Path(__file__).resolve().parents[3] / "schema" / "analytics-event.schema.json"
+PACKAGED_SCHEMA = "analytics-event.schema.json"
 EVENT_TYPES = ("query", "response")
 
 
 def schema_path() -> Path | None:
-    """The schema file to use, if one can be found."""
-    candidates = [Path(os.environ[SCHEMA_ENV])] if os.environ.get(SCHEMA_ENV) else []
-    candidates.append(REPO_SCHEMA)
-    return next((path for path in candidates if path.is_file()), None)
+    """``$CHAT_ANALYTICS_SCHEMA`` when set, else None (the packaged schema is used)."""
+    override = os.environ.get(SCHEMA_ENV)
+    return Path(override) if override else None
 
 
 @functools.cache
-def _load(path: Path) -> dict[str, Any] | None:
+def _load(path: Path | None) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        if path is None:
+            text = resources.files("chat_analytics_ops").joinpath(PACKAGED_SCHEMA).read_text(encoding="utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+        schema: dict[str, Any] = json.loads(text)
+    except (OSError, ValueError) as error:
+        where = path or f"the package's {PACKAGED_SCHEMA}"
+        raise OpsError(f"cannot read the event schema from {where}: {error}") from None
+    return schema
 
 
-def load_schema() -> dict[str, Any] | None:
-    """The parsed schema, or None when it is missing or unreadable (checks degrade, never fail)."""
-    path = schema_path()
-    return _load(path) if path else None
+def load_schema() -> dict[str, Any]:
+    """The parsed contract; a missing or unreadable file is an error, never a silent downgrade."""
+    return _load(schema_path())
 
 
 def _refuse_constant(name: str) -> Any:
@@ -65,12 +75,6 @@ def validate_body(body: str) -> str | None:
     if event_type not in EVENT_TYPES:
         return "eventType: missing or not one of query, response"
     schema = load_schema()
-    if schema is None:
-        return None
-    try:
-        import jsonschema
-    except ImportError:  # optional dependency: the JSON checks above still ran
-        return None
     definition = _definition_for(schema, event_type)
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(definition)
