@@ -20,9 +20,12 @@ def test_inspect_shows_ids_counts_and_a_short_excerpt_without_consuming(stack, c
     assert "group req-1" in result.out
     assert "dedup req-1:query" in result.out
     assert "receives 3" in result.out  # the three failed deliveries, not this look
-    assert "Does the candidate have" in result.out
-    assert LONG_QUESTION.strip() not in result.out
-    assert "and more and more and more" not in result.out  # the question is cut to a short excerpt
+    assert "Does the candidate have" not in result.out  # the question is shown as its length only
+    assert f"<question, {len(LONG_QUESTION)} characters>" in result.out
+    shown = cli("dlq", "inspect", "--show-text")
+    assert "Does the candidate have" in shown.out
+    assert LONG_QUESTION.strip() not in shown.out
+    assert "and more and more and more" not in shown.out  # even shown, the question is cut to a short excerpt
     # still there, and visible again at once (a FIFO group is not left locked)
     assert stack.depth(stack.dlq_url) == 1
     again = cli("dlq", "inspect", "--json")

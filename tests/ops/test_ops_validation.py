@@ -94,13 +94,20 @@ def test_a_schema_override_is_used_and_a_missing_one_is_an_error(monkeypatch: py
         validation.validate_body(json.dumps(body))
 
 
-def test_excerpt_is_short_and_cuts_free_text_first() -> None:
-    text = excerpt(json.dumps({"schemaVersion": 1, "requestId": "r", "eventType": "query", "query": SECRET_QUESTION}))
-    assert len(text) <= 100
-    assert text.startswith('{"eventType":"query","query":"my private question')
-    assert text.count("salary") <= 1
-    assert excerpt("plain\ntext   body") == "plain text body"
-    assert len(excerpt("x" * 500)) == 100
+def test_excerpt_shows_a_question_as_its_length_unless_asked() -> None:
+    """The privacy rule (docs/architecture.md): the user's question is shown only where it is the product
+    (the report's unanswered questions), or on an operator's explicit ``--show-text``."""
+    body = json.dumps({"schemaVersion": 1, "requestId": "r", "eventType": "query", "query": SECRET_QUESTION})
+    text = excerpt(body)
+    assert len(text) <= 100 and "salary" not in text
+    assert text.startswith(f'{{"eventType":"query","query":"<question, {len(SECRET_QUESTION)} characters>"')
+    shown = excerpt(body, show_text=True)
+    assert len(shown) <= 100 and shown.startswith('{"eventType":"query","query":"my private question')
+    assert shown.count("salary") <= 1
+    assert excerpt(SECRET_QUESTION) == f"<not JSON, {len(SECRET_QUESTION)} characters>", "a bare body may be the question"
+    assert "salary" not in excerpt(body[:80]), "a truncated body has its question masked too"
+    assert excerpt("plain\ntext   body", show_text=True) == "plain text body"
+    assert len(excerpt("x" * 500, show_text=True)) == 100
 
 
 def test_a_long_range_still_draws_a_readable_chart(tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_commands = dlq_parser.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
     inspect = dlq_commands.add_parser("inspect", parents=[common], help="show DLQ messages without removing them")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--show-text", action="store_true", help="show the users' questions in the excerpts (hidden by default)")
     inspect.add_argument("--max", type=_positive, default=INSPECT_DEFAULT_MAX, help=f"at most N messages (default {INSPECT_DEFAULT_MAX})")
     inspect.set_defaults(handler=cmd_dlq_inspect)
     redrive = dlq_commands.add_parser("redrive", parents=[common], help="move DLQ messages back to the events queue")
@@ -171,12 +172,13 @@ def format_age(seconds: float | None) -> str:
     return f"{seconds / 86_400:.1f} d"
 
 
-def _letter_lines(index: int, letter: dlq.DeadLetter) -> list[str]:
+def _letter_lines(index: int, letter: dlq.DeadLetter, *, show_text: bool = False) -> list[str]:
     kind = letter.event_type or "?"
+    body = dlq.excerpt(letter.body, show_text=True) if show_text else letter.excerpt
     return [
         f"#{index} {letter.message_id}  {kind}  receives {letter.receive_count}  age {format_age(letter.age_s)}",
         f"    group {letter.group_id or '-'}  dedup {letter.deduplication_id or '-'}",
-        f"    body  {letter.excerpt}",
+        f"    body  {body}",
         f"    error {letter.error or 'none found: valid against the schema (a store or processor failure: see the processor logs)'}",
     ]
 
@@ -185,11 +187,15 @@ def cmd_dlq_inspect(args: argparse.Namespace, ctx: AwsContext) -> int:
     url = ctx.output(DEAD_LETTER_QUEUE_URL)
     letters = dlq.inspect(ctx.client("sqs"), url, args.max)
     if args.json:
-        _print_json({"queueUrl": url, "count": len(letters), "messages": [letter.to_json() for letter in letters]})
+        messages = [letter.to_json() for letter in letters]
+        if args.show_text:
+            for message, letter in zip(messages, letters, strict=True):
+                message["excerpt"] = dlq.excerpt(letter.body, show_text=True)
+        _print_json({"queueUrl": url, "count": len(letters), "messages": messages})
         return 0
     print(f"{len(letters)} message(s) in {url.rsplit('/', 1)[-1]} (left in the queue; this look counts one receive):")
     for index, letter in enumerate(letters, start=1):
-        print("\n".join(_letter_lines(index, letter)))
+        print("\n".join(_letter_lines(index, letter, show_text=args.show_text)))
     invalid = sum(1 for letter in letters if letter.error)
     if invalid:
         print(f"{invalid} of {len(letters)} fail the event schema: fix the producer; redriving them would dead-letter them again.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,20 +83,34 @@ class DeadLetter:
         }
 
 
-def excerpt(body: str, limit: int = EXCERPT_CHARS) -> str:
-    """A short, single-line view of a body; free-text fields are cut first so a question never shows whole."""
+# A "query" member in text that is not parseable JSON (e.g. a truncated body): its value is masked.
+_QUERY_MEMBER = re.compile(r'("query"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)', re.DOTALL)
+
+
+def excerpt(body: str, limit: int = EXCERPT_CHARS, *, show_text: bool = False) -> str:
+    """A short, single-line view of a body, within the project's privacy rule (docs/architecture.md):
+    the user's question is shown as its length only, unless ``show_text`` (``dlq inspect --show-text``);
+    other free text is cut first. A body that is not JSON may be the question itself: its length only."""
     try:
         event = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         event = None
     if isinstance(event, dict):
         # What tells events apart first; ids and timestamps are shown elsewhere.
         keys = [key for key in EXCERPT_FIRST if key in event] + [key for key in event if key not in EXCERPT_FIRST]
-        shortened = {key: _shorten(event[key]) for key in keys}
+        shortened = {key: _question(event[key]) if key == "query" and not show_text else _shorten(event[key]) for key in keys}
         text = json.dumps(shortened, ensure_ascii=False, separators=(",", ":"))
-    else:
+    elif show_text:
         text = " ".join(body.split())
+    elif body.lstrip().startswith(("{", "[")):
+        text = " ".join(_QUERY_MEMBER.sub(r'\1"<question omitted>"', body).split())
+    else:
+        return f"<not JSON, {len(body)} characters>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _question(value: Any) -> Any:
+    return f"<question, {len(value)} characters>" if isinstance(value, str) else _shorten(value)
 
 
 def _shorten(value: Any) -> Any:
