@@ -73,6 +73,7 @@ bench: synth
 	$(BIN)/python bench/processor_bench.py
 	$(BIN)/python bench/producer_bench.py
 	$(BIN)/python bench/e2e_bench.py
+	$(BIN)/python bench/cost_bench.py
 	if [ -f edge/package.json ]; then cd edge && npm run --silent bench; fi
 
 clean:
