@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import statistics
@@ -157,10 +158,12 @@ def run_moto(count: int) -> dict[str, float]:
     import boto3
     from moto import mock_aws
 
+    from local.stack import template_path
     from tests.processor.conftest import create_table
 
+    template = json.loads(template_path("dev").read_text())  # `make bench` synthesizes first
     with mock_aws():
-        create_table(boto3.client("dynamodb", region_name="us-east-1"), "bench-events")
+        create_table(boto3.client("dynamodb", region_name="us-east-1"), template, "bench-events")
         handler.stores.reset()
         try:
             return summary(measure(count, "moto"))

@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any
 
 from local.esm import EventSourceMappingEmulator
@@ -55,6 +56,16 @@ class _ThreadRoutedStdout(io.TextIOBase):
             sink.flush()
 
 
+def import_processor() -> ModuleType:
+    """``lambda_src/processor/handler.py`` imported as Lambda imports it (top-level modules), its store
+    reset: the environment may have changed since an earlier import in this process."""
+    if str(PROCESSOR_DIR) not in sys.path:
+        sys.path.insert(0, str(PROCESSOR_DIR))
+    module = importlib.import_module("handler")
+    module.stores.reset()
+    return module
+
+
 def load_processor(info: StackInfo, *, retention_days: str | None = None) -> Any:
     """Import ``lambda_src/processor/handler.py`` as Lambda would, configured for the local stack.
 
@@ -75,13 +86,7 @@ def load_processor(info: StackInfo, *, retention_days: str | None = None) -> Any
         AWS_LAMBDA_FUNCTION_NAME=info.outputs.get("ProcessorFunctionName", "processor"),
     )
     os.environ.update(env)
-    if str(PROCESSOR_DIR) not in sys.path:
-        sys.path.insert(0, str(PROCESSOR_DIR))
-    module = importlib.import_module("handler")
-    # The environment changed under an already imported handler (a second deployment in this process):
-    # its store must be built again from it, as a new Lambda execution environment would.
-    module.stores.reset()
-    return module.handler
+    return import_processor().handler
 
 
 class LocalPipeline:

@@ -130,6 +130,56 @@ def template_path(stage: str = "dev") -> Path:
     return REPO / "cdk.out" / f"ChatAnalytics-{stage}.template.json"
 
 
+def processor_environment(template: dict, outputs: dict[str, str]) -> dict[str, str]:
+    """The processor function's environment as the template sets it, with the deployed table's name."""
+    function = _single(template, "AWS::Lambda::Function")
+    env = {k: v for k, v in function["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
+    env["TABLE_NAME"] = outputs["EventsTableName"]
+    return env
+
+
+@dataclass
+class Deployment:
+    """What :func:`deploy_template` created: the stack's outputs and resources, and what it did."""
+
+    stack_name: str
+    template: dict
+    outputs: dict[str, str]
+    deployed: dict[str, dict]
+    report: list[str]
+
+
+def deploy_template(session: boto3.Session, endpoint_url: str | None, template_file: Path) -> Deployment:
+    """Deploy a synthesized template into moto (a server at ``endpoint_url``, or in-process under
+    ``mock_aws`` with ``None``) the way ``cdk deploy`` would: public parameters, assets, moto's
+    CloudFormation for what it implements, and the stand-ins for what it does not."""
+    template = json.loads(template_file.read_text())
+    stack_name = template_file.name.removesuffix(".template.json")
+    report: list[str] = []
+    report += _seed_public_parameters(template, session.region_name or REGION)
+    report += _upload_assets(session, endpoint_url, template_file.parent, template)
+    local = adapt(template, set(get_model_map()))
+    report += [f"patched: {line}" for line in local.patches]
+    cfn = session.client("cloudformation", endpoint_url=endpoint_url)
+    cfn.create_stack(
+        StackName=stack_name,
+        TemplateBody=json.dumps(local.body),
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(f"local deployment of {stack_name} ended {stack['StackStatus']}: {stack.get('StackStatusReason')}")
+    all_outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    deployed = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]}
+    missing = set(local.body["Resources"]) - set(deployed)
+    if missing:
+        raise RuntimeError(f"moto did not create {sorted(missing)}")
+    report.append(f"deployed by moto's CloudFormation: {len(deployed)} resources")
+    report += [f"stand-in: {line}" for line in create_stand_ins(session, endpoint_url, stack_name, local.resolved(all_outputs))]
+    outputs = {k: v for k, v in all_outputs.items() if k not in local.resolve_outputs}
+    return Deployment(stack_name, template, outputs, deployed, report)
+
+
 class LocalStack:
     """The deployed stack on an in-process moto server; ``stop()``/``start()`` keep its state."""
 
@@ -167,32 +217,9 @@ class LocalStack:
         # moto's state lives in this process: start from an empty account, as a fresh deploy would.
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=10).close()
         setup = Credentials("AKIDLOCALSETUP", "local-setup-secret-key-not-checked-yet")
-        template = json.loads(self.template_file.read_text())
-        stack_name = self.template_file.name.removesuffix(".template.json")
-        report = []
-        report += _seed_public_parameters(template)
-        report += _upload_assets(setup.session(), self.endpoint_url, self.template_file.parent, template)
-        local = adapt(template, set(get_model_map()))
-        report += [f"patched: {line}" for line in local.patches]
-        cfn = setup.session().client("cloudformation", endpoint_url=self.endpoint_url)
-        cfn.create_stack(
-            StackName=stack_name,
-            TemplateBody=json.dumps(local.body),
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-        )
-        stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-        if stack["StackStatus"] != "CREATE_COMPLETE":
-            raise RuntimeError(f"local deployment of {stack_name} ended {stack['StackStatus']}: {stack.get('StackStatusReason')}")
-        all_outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        deployed = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]}
-        missing = set(local.body["Resources"]) - set(deployed)
-        if missing:
-            raise RuntimeError(f"moto did not create {sorted(missing)}")
-        report.append(f"deployed by moto's CloudFormation: {len(deployed)} resources")
-        report += [
-            f"stand-in: {line}" for line in create_stand_ins(setup.session(), self.endpoint_url, stack_name, local.resolved(all_outputs))
-        ]
-        outputs = {k: v for k, v in all_outputs.items() if k not in local.resolve_outputs}
+        deployment = deploy_template(setup.session(), self.endpoint_url, self.template_file)
+        template, stack_name, outputs, deployed = deployment.template, deployment.stack_name, deployment.outputs, deployment.deployed
+        report = list(deployment.report)
 
         iam = setup.session().client("iam", endpoint_url=self.endpoint_url)
         admin = _create_admin(iam)
@@ -206,9 +233,7 @@ class LocalStack:
         )
         processor = _processor_credentials(admin.session(), self.endpoint_url, template, deployed)
         event_source = _event_source(template)
-        function = _single(template, "AWS::Lambda::Function")
-        env = {k: v for k, v in function["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
-        env["TABLE_NAME"] = outputs["EventsTableName"]
+        env = processor_environment(template, outputs)
         if self.enforce_iam:
             moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
             report.append("IAM enforcement on: every request is authenticated and authorized by moto")
@@ -252,13 +277,13 @@ def _single(template: dict, resource_type: str) -> dict:
     return resource
 
 
-def _seed_public_parameters(template: dict) -> list[str]:
+def _seed_public_parameters(template: dict, region: str = REGION) -> list[str]:
     """AWS's public SSM parameters the template reads (CDK bootstrap version, Powertools layer).
 
     moto refuses PutParameter under /aws/, as AWS does; like moto's own AMI parameters, these
     are written into its SSM backend directly.
     """
-    backend = ssm_backends[ACCOUNT_ID][REGION]
+    backend = ssm_backends[ACCOUNT_ID][region]
     lines = []
     for name, parameter in template.get("Parameters", {}).items():
         path = parameter.get("Default", "")
@@ -266,7 +291,7 @@ def _seed_public_parameters(template: dict) -> list[str]:
             continue
         if path.startswith("/aws/service/powertools/"):
             runtime, arch = path.split("/")[6], path.split("/")[5]
-            value = f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-{runtime.replace('.', '')}-{arch}:1"
+            value = f"arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-{runtime.replace('.', '')}-{arch}:1"
         elif path.startswith("/cdk-bootstrap/"):
             value = "30"
         else:
@@ -291,7 +316,7 @@ def _seed_public_parameters(template: dict) -> list[str]:
     return lines
 
 
-def _upload_assets(session: boto3.Session, endpoint_url: str, assembly_dir: Path, template: dict) -> list[str]:
+def _upload_assets(session: boto3.Session, endpoint_url: str | None, assembly_dir: Path, template: dict) -> list[str]:
     """Put each Lambda asset where ``cdk deploy`` would: the bootstrap bucket, zipped."""
     s3 = session.client("s3", endpoint_url=endpoint_url)
     bucket = f"cdk-{BOOTSTRAP_QUALIFIER}-assets-{ACCOUNT_ID}-{REGION}"

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 
 
-def create_stand_ins(session: boto3.Session, endpoint_url: str, stack_name: str, resolved: dict[str, dict]) -> list[str]:
+def create_stand_ins(session: boto3.Session, endpoint_url: str | None, stack_name: str, resolved: dict[str, dict]) -> list[str]:
     """Create each removed resource; returns one line per resource saying what stood in for it."""
     done = []
     for logical_id, resource in sorted(resolved.items(), key=lambda item: _ORDER.get(item[1]["Type"], 9)):
@@ -21,7 +21,7 @@ def create_stand_ins(session: boto3.Session, endpoint_url: str, stack_name: str,
     return done
 
 
-def _client(session: boto3.Session, service: str, endpoint_url: str) -> Any:
+def _client(session: boto3.Session, service: str, endpoint_url: str | None) -> Any:
     return session.client(service, endpoint_url=endpoint_url)
 
 

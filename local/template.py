@@ -105,3 +105,22 @@ def _patch_moto_gaps(body: dict) -> list[str]:
             props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props["Tags"]]
             patches.append(f"{logical_id}: KMS key tags passed as TagKey/TagValue (moto 5.2 reads the API's shape)")
     return patches
+
+
+def table_arguments(template: dict, table_name: str) -> tuple[dict[str, Any], str | None]:
+    """``CreateTable`` arguments for the template's one ``AWS::DynamoDB::Table`` (and its TTL attribute),
+    for tests that need the table without the rest of the stack. Only API-shaped properties are
+    copied; CloudFormation-only ones (tags, retention, PITR) do not change how items are stored or read."""
+    [table] = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
+    arguments: dict[str, Any] = {
+        "TableName": table_name,
+        "BillingMode": table["BillingMode"],
+        "AttributeDefinitions": table["AttributeDefinitions"],
+        "KeySchema": table["KeySchema"],
+    }
+    if table.get("GlobalSecondaryIndexes"):
+        arguments["GlobalSecondaryIndexes"] = [
+            {key: index[key] for key in ("IndexName", "KeySchema", "Projection")} for index in table["GlobalSecondaryIndexes"]
+        ]
+    ttl = table.get("TimeToLiveSpecification", {})
+    return arguments, ttl.get("AttributeName") if ttl.get("Enabled") else None

@@ -2,42 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+from tests.conftest import REPO, Synthesized, synthesize
 
-from aws_cdk.assertions import Template
-
-from app import build_app
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Synthesized:
-    template: Template
-    raw: dict
-    path: Path
-    assembly_dir: Path
-
-
-def synthesize(context: dict, outdir: Path) -> Synthesized:
-    app, stack = build_app(context, outdir=str(outdir))
-    assembly = app.synth()
-    path = Path(assembly.directory) / f"{stack.stack_name}.template.json"
-    raw = json.loads(path.read_text())
-    return Synthesized(Template.from_json(raw), raw, path, Path(assembly.directory))
-
-
-@pytest.fixture(scope="session")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize({"stage": "dev"}, tmp_path_factory.mktemp("cdk-dev"))
+__all__ = ["REPO", "Synthesized", "only_resource", "resources_of", "synthesize"]
 
 
 @pytest.fixture(scope="session")

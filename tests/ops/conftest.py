@@ -1,15 +1,16 @@
-"""A stack like ChatAnalytics-<stage> in moto, built from a small CloudFormation template.
+"""The real stack for the CLI's tests: the synthesized dev template deployed into moto, and the real processor.
 
-The template has what the CLI reads (docs/contracts.md): two FIFO queues with the redrive policy,
-the table with its ``byDay`` index, and the four outputs; the producer secret is created beside it. ``FakeProcessor``
-stands in for the processor Lambda: it receives from the events queue and merges each event into
-the table with the contract's attributes (or, when told to be broken, fails every record so SQS
-dead-letters it after three receives).
+The template is the one ``cdk deploy`` would ship (synthesized once per test session), deployed the way
+the local stack deploys it (``local.stack.deploy_template``: moto's CloudFormation plus the explicit
+stand-ins), so the CLI reads the outputs, queues, table, index and secret it will meet in AWS.
+``Processor`` runs the real handler through the event-source-mapping emulator; ``broken=True`` models a
+processor that fails every record (a bad deploy), so SQS dead-letters them after three receives.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,63 +22,19 @@ from moto import mock_aws
 
 from chat_analytics_ops import dlq
 from chat_analytics_ops.cli import main
+from local.esm import EventSourceMappingEmulator
+from local.stack import Deployment, deploy_template, processor_environment
+from tests.conftest import Synthesized
+from tests.processor_modules import processor_modules
 
-STAGE = "test"
+STAGE = "dev"
 STACK_NAME = f"ChatAnalytics-{STAGE}"
 REGION = "us-east-1"
-SECRET_NAME = f"{STACK_NAME}/producer-credentials"
-ACCESS_KEY_ID = "AKIDEXAMPLEPRODUCER"
-SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
-def stack_template() -> dict[str, Any]:
-    """The part of the real stack the CLI depends on, with the contract's output names."""
-    return {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Resources": {
-            "DeadLetterQueue": {
-                "Type": "AWS::SQS::Queue",
-                "Properties": {"QueueName": f"{STACK_NAME}-dlq.fifo", "FifoQueue": True, "ContentBasedDeduplication": False},
-            },
-            "EventsQueue": {
-                "Type": "AWS::SQS::Queue",
-                "Properties": {
-                    "QueueName": f"{STACK_NAME}-events.fifo",
-                    "FifoQueue": True,
-                    "ContentBasedDeduplication": False,
-                    "VisibilityTimeout": 30,
-                    "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, "maxReceiveCount": 3},
-                },
-            },
-            "Table": {
-                "Type": "AWS::DynamoDB::Table",
-                "Properties": {
-                    "BillingMode": "PAY_PER_REQUEST",
-                    "AttributeDefinitions": [
-                        {"AttributeName": "requestId", "AttributeType": "S"},
-                        {"AttributeName": "day", "AttributeType": "S"},
-                    ],
-                    "KeySchema": [{"AttributeName": "requestId", "KeyType": "HASH"}],
-                    "GlobalSecondaryIndexes": [
-                        {
-                            "IndexName": "byDay",
-                            "KeySchema": [
-                                {"AttributeName": "day", "KeyType": "HASH"},
-                                {"AttributeName": "requestId", "KeyType": "RANGE"},
-                            ],
-                            "Projection": {"ProjectionType": "ALL"},
-                        }
-                    ],
-                },
-            },
-        },
-        "Outputs": {
-            "EventsQueueUrl": {"Value": {"Ref": "EventsQueue"}},
-            "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
-            "EventsTableName": {"Value": {"Ref": "Table"}},
-            "ProducerSecretName": {"Value": SECRET_NAME},
-        },
-    }
+def deploy(dev: Synthesized, endpoint_url: str | None = None) -> Deployment:
+    """The synthesized dev stack in moto: in-process (under ``mock_aws``) or on a server at ``endpoint_url``."""
+    return deploy_template(boto3.Session(region_name=REGION), endpoint_url, dev.path)
 
 
 @dataclass
@@ -87,6 +44,8 @@ class Stack:
     sqs: Any
     dynamodb: Any
     outputs: dict[str, str]
+    template: dict
+    secret: dict[str, str]
 
     @property
     def events_url(self) -> str:
@@ -118,21 +77,6 @@ class Stack:
         return self.dynamodb.scan(TableName=self.table)["Items"]
 
 
-def deploy(cloudformation: Any, secretsmanager: Any) -> dict[str, str]:
-    """Create the stack; the secret is made directly (moto's CloudFormation has no Secrets Manager type)."""
-    cloudformation.create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(stack_template()))
-    stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-    secret = {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-        "AWS_SQS_URL": outputs["EventsQueueUrl"],
-        "AWS_REGION": REGION,
-    }
-    secretsmanager.create_secret(Name=SECRET_NAME, SecretString=json.dumps(secret))
-    return outputs
-
-
 @pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and a region; no real AWS is ever reached. Long polls shortened for moto."""
@@ -145,12 +89,18 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dlq, "RECEIVE_WAIT_SECONDS", 0)
 
 
+def stack_for(deployment: Deployment, client: Any) -> Stack:
+    outputs = deployment.outputs
+    secret = json.loads(client("secretsmanager").get_secret_value(SecretId=outputs["ProducerSecretName"])["SecretString"])
+    return Stack(client("sqs"), client("dynamodb"), outputs, deployment.template, secret)
+
+
 @pytest.fixture
-def stack() -> Iterator[Stack]:
+def stack(dev: Synthesized) -> Iterator[Stack]:
     """The stack deployed in an in-process moto."""
     with mock_aws():
-        outputs = deploy(boto3.client("cloudformation", region_name=REGION), boto3.client("secretsmanager", region_name=REGION))
-        yield Stack(boto3.client("sqs", region_name=REGION), boto3.client("dynamodb", region_name=REGION), outputs)
+        deployment = deploy(dev)
+        yield stack_for(deployment, lambda service: boto3.client(service, region_name=REGION))
 
 
 @dataclass(frozen=True)
@@ -204,81 +154,47 @@ def day_of(timestamp_ms: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(timestamp_ms // 1000))
 
 
-class FakeProcessor:
-    """The processor's contract, as far as the CLI can see it: one merged item per requestId.
+class Processor:
+    """The real processor (``lambda_src/processor``) fed by the event-source-mapping emulator, with the
+    function's environment from the template; or, ``broken``, one that fails every record."""
 
-    ``broken`` models a processor that fails every record (a bad deploy, a table it cannot write):
-    messages stay, SQS counts receives, and the queue's redrive policy dead-letters them.
-    """
-
-    def __init__(self, stack: Stack, *, broken: bool = False, now_ms: int | None = None) -> None:
+    def __init__(self, stack: Stack, *, broken: bool = False, endpoint_url: str | None = None) -> None:
         self.stack = stack
         self.broken = broken
-        self.now_ms = now_ms
+        self.endpoint_url = endpoint_url
 
     def poll(self) -> int:
-        """One receive of up to 10 messages; returns how many it stored."""
-        response = self.stack.sqs.receive_message(
-            QueueUrl=self.stack.events_url, MaxNumberOfMessages=10, VisibilityTimeout=0 if self.broken else 30, WaitTimeSeconds=0
-        )
-        stored = 0
-        for message in response.get("Messages", []):
-            if self.broken:
-                continue
-            try:
-                event = json.loads(message["Body"])
-                self.merge(event)
-            except (ValueError, KeyError):
-                continue  # left for SQS to retry and dead-letter
-            self.stack.sqs.delete_message(QueueUrl=self.stack.events_url, ReceiptHandle=message["ReceiptHandle"])
-            stored += 1
-        return stored
+        """One receive of up to 10 messages; returns how many the processor stored."""
+        if self.broken:
+            # Received and never deleted: SQS counts the receive, and after three it dead-letters the message.
+            self.stack.sqs.receive_message(QueueUrl=self.stack.events_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+            return 0
+        environment = processor_environment(self.stack.template, self.stack.outputs)
+        environment.update(AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION)  # what the Lambda runtime sets
+        if self.endpoint_url:
+            environment["AWS_ENDPOINT_URL"] = self.endpoint_url
+        saved = dict(os.environ)
+        os.environ.update(environment)
+        try:
+            with processor_modules() as handler:
+                esm = EventSourceMappingEmulator(
+                    self.stack.sqs, self.stack.events_url, handler.handler, wait_time_s=0, failure_visibility_s=0, region=REGION
+                )
+                esm.poll_once()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return esm.stats.succeeded
 
     def drain(self, rounds: int = 6) -> int:
         return sum(self.poll() for _ in range(rounds))
-
-    def merge(self, event: dict[str, Any]) -> None:
-        now = self.now_ms or time.time_ns() // 1_000_000
-        key = {"requestId": {"S": event["requestId"]}}
-        ts = event["timestamp"]
-        values: dict[str, Any] = {":day": {"S": day_of(ts)}, ":ts": {"N": str(ts)}, ":now": {"N": str(now)}}
-        if event["eventType"] == "query":
-            expression = "SET #day = :day, #query = :q, queryTimestamp = :ts, queryIngestedAt = if_not_exists(queryIngestedAt, :now)"
-            values[":q"] = {"S": event["query"]}
-            names = {"#day": "day", "#query": "query"}
-        else:
-            expression = (
-                "SET #day = if_not_exists(#day, :day), matchType = :mt, matchScore = :ms, reasoning = :r,"
-                " responseTimestamp = :ts, responseIngestedAt = if_not_exists(responseIngestedAt, :now)"
-            )
-            values.update({":mt": {"S": event["matchType"]}, ":ms": {"N": str(event["matchScore"])}, ":r": {"S": event["reasoning"]}})
-            names = {"#day": "day"}
-            if event.get("latencyMs") is not None:
-                expression += ", latencyMs = :lat"
-                values[":lat"] = {"N": str(event["latencyMs"])}
-        old = self.stack.dynamodb.update_item(
-            TableName=self.stack.table,
-            Key=key,
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
-        if "queryTimestamp" in old and "responseTimestamp" in old:
-            latency = int(old["responseTimestamp"]["N"]) - int(old["queryTimestamp"]["N"])
-            self.stack.dynamodb.update_item(
-                TableName=self.stack.table,
-                Key=key,
-                UpdateExpression="SET responseLatencyMs = :l",
-                ExpressionAttributeValues={":l": {"N": str(latency)}},
-            )
 
 
 def dead_letter(stack: Stack, *events: dict[str, Any] | str, group: str | None = None, dedup: str | None = None) -> None:
     """Send events and let a broken processor fail them until SQS moves them to the DLQ."""
     for event in events:
         stack.send(event, group=group, dedup=dedup)
-    broken = FakeProcessor(stack, broken=True)
+    broken = Processor(stack, broken=True)
     # Three failed receives each, and a further receive moves them (moto moves lazily); a group's
     # later message is only delivered once the earlier one has gone, so this takes a few rounds.
     for _ in range(20):

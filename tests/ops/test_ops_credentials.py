@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.conftest import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+from tests.ops.conftest import REGION
 
 FAKE_NPX = """#!{python}
 # Stands in for npx: records argv, working directory and stdin; fails when FAKE_NPX_FAIL is set.
@@ -50,53 +50,57 @@ def wrangler_config(tmp_path: Path) -> Path:
 
 
 def test_worker_env_is_masked_by_default(stack, cli) -> None:
+    key_id, secret_key = stack.secret["AWS_ACCESS_KEY_ID"], stack.secret["AWS_SECRET_ACCESS_KEY"]
     result = cli("credentials", "worker-env")
     assert result.code == 0, result.err
     lines = dict(line.split("=", 1) for line in result.out.strip().splitlines())
     assert list(lines) == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SQS_URL", "AWS_REGION"]
-    assert SECRET_ACCESS_KEY not in result.out
-    assert ACCESS_KEY_ID not in result.out
-    assert lines["AWS_ACCESS_KEY_ID"].startswith(ACCESS_KEY_ID[:4]) and lines["AWS_ACCESS_KEY_ID"].endswith(ACCESS_KEY_ID[-4:])
+    assert secret_key not in result.out
+    assert key_id not in result.out
+    assert lines["AWS_ACCESS_KEY_ID"].startswith(key_id[:4]) and lines["AWS_ACCESS_KEY_ID"].endswith(key_id[-4:])
     assert lines["AWS_SECRET_ACCESS_KEY"].startswith("********")
     assert lines["AWS_SQS_URL"] == stack.events_url
     assert lines["AWS_REGION"] == REGION
 
 
 def test_worker_env_show_prints_dev_vars(stack, cli) -> None:
+    key_id, secret_key = stack.secret["AWS_ACCESS_KEY_ID"], stack.secret["AWS_SECRET_ACCESS_KEY"]
     result = cli("credentials", "worker-env", "--show")
     assert result.code == 0, result.err
-    assert f"AWS_ACCESS_KEY_ID={ACCESS_KEY_ID}\n" in result.out
-    assert f"AWS_SECRET_ACCESS_KEY={SECRET_ACCESS_KEY}\n" in result.out
+    assert f"AWS_ACCESS_KEY_ID={key_id}\n" in result.out
+    assert f"AWS_SECRET_ACCESS_KEY={secret_key}\n" in result.out
     as_json = json.loads(cli("credentials", "worker-env", "--show", "--json").out)
-    assert as_json["AWS_SECRET_ACCESS_KEY"] == SECRET_ACCESS_KEY
+    assert as_json["AWS_SECRET_ACCESS_KEY"] == secret_key
     masked = json.loads(cli("credentials", "worker-env", "--json").out)
-    assert masked["AWS_SECRET_ACCESS_KEY"] != SECRET_ACCESS_KEY
+    assert masked["AWS_SECRET_ACCESS_KEY"] != secret_key
 
 
 def test_push_dry_run_prints_commands_without_values(stack, cli, fake_npx: Path, wrangler_config: Path) -> None:
+    key_id, secret_key = stack.secret["AWS_ACCESS_KEY_ID"], stack.secret["AWS_SECRET_ACCESS_KEY"]
     result = cli("credentials", "push-to-wrangler", "--dry-run", "--config", str(wrangler_config), "--env", "production")
     assert result.code == 0, result.err
     lines = result.out.strip().splitlines()
     assert len(lines) == 4
     assert all("npx --yes wrangler secret put" in line and "--env production" in line for line in lines)
     assert "AWS_SECRET_ACCESS_KEY --config wrangler.jsonc" in result.out
-    assert SECRET_ACCESS_KEY not in result.out and ACCESS_KEY_ID not in result.out
+    assert secret_key not in result.out and key_id not in result.out
     assert not fake_npx.exists()  # nothing ran
 
 
 def test_push_runs_wrangler_with_values_on_stdin(stack, cli, fake_npx: Path, wrangler_config: Path) -> None:
+    key_id, secret_key = stack.secret["AWS_ACCESS_KEY_ID"], stack.secret["AWS_SECRET_ACCESS_KEY"]
     result = cli("credentials", "push-to-wrangler", "--config", str(wrangler_config))
     assert result.code == 0, result.err
     assert "put 4 secrets" in result.out
-    assert SECRET_ACCESS_KEY not in result.out
+    assert secret_key not in result.out
     calls = [json.loads(line) for line in fake_npx.read_text().splitlines()]
     assert [call["argv"][4] for call in calls] == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SQS_URL", "AWS_REGION"]
     for call in calls:
         assert call["argv"][:4] == ["--yes", "wrangler", "secret", "put"]
         assert call["argv"][5:] == ["--config", "wrangler.jsonc"]
         assert Path(call["cwd"]) == wrangler_config.parent
-        assert not any(SECRET_ACCESS_KEY in arg or ACCESS_KEY_ID in arg for arg in call["argv"])
-    assert [call["stdin"] for call in calls] == [ACCESS_KEY_ID, SECRET_ACCESS_KEY, stack.events_url, REGION]
+        assert not any(secret_key in arg or key_id in arg for arg in call["argv"])
+    assert [call["stdin"] for call in calls] == [key_id, secret_key, stack.events_url, REGION]
 
 
 def test_push_failure_of_wrangler_is_one_line(stack, cli, fake_npx: Path, wrangler_config: Path, monkeypatch) -> None:
@@ -119,11 +123,11 @@ def test_push_without_config_or_npx(stack, cli, tmp_path: Path, monkeypatch) -> 
 
 
 def test_missing_secret_is_one_line(stack, cli) -> None:
-    result = cli("--secret-name", "ChatAnalytics-test/nope", "credentials", "worker-env")
+    result = cli("--secret-name", "ChatAnalytics-dev/nope", "credentials", "worker-env")
     assert result.code == 1
     assert (
         result.err.strip()
-        == "chat-analytics: missing secret: ChatAnalytics-test/nope does not exist (is the stack deployed in this region?)"
+        == "chat-analytics: missing secret: ChatAnalytics-dev/nope does not exist (is the stack deployed in this region?)"
     )
 
 

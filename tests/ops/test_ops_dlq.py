@@ -6,7 +6,7 @@ import json
 import time
 
 from chat_analytics_ops.errors import EXIT_EMPTY
-from tests.ops.conftest import FakeProcessor, dead_letter, query_event, response_event
+from tests.ops.conftest import Processor, dead_letter, query_event, response_event
 
 NOW_MS = time.time_ns() // 1_000_000
 LONG_QUESTION = "Does the candidate have production experience with Kubernetes operators " + "and more " * 60
@@ -83,7 +83,7 @@ def test_redrive_dry_run_moves_nothing(stack, cli) -> None:
 
 def test_poisoned_event_fixed_and_redriven_ends_as_one_item(stack, cli) -> None:
     """The processor was broken when the response came; after the fix, a redrive completes the item."""
-    fixed = FakeProcessor(stack)
+    fixed = Processor(stack)
     stack.send(query_event("req-42", NOW_MS - 900, "Does she know Rust?"))
     assert fixed.drain() == 1
     dead_letter(stack, response_event("req-42", NOW_MS, "partial", 55.5, latencyMs=12))
@@ -126,7 +126,7 @@ def test_redrive_keeps_order_of_a_group_and_honours_max(stack, cli) -> None:
     assert "moved 2 message(s)" in result.out
     assert stack.depth(stack.dlq_url) == 1
     assert stack.depth(stack.events_url) == 2
-    fixed = FakeProcessor(stack)
+    fixed = Processor(stack)
     fixed.drain()
     assert cli("dlq", "redrive").code == 0
     fixed.drain()

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.ops.conftest import REGION, STAGE, FakeProcessor, Stack, dead_letter, deploy, query_event, response_event
+from tests.conftest import Synthesized
+from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter, deploy, query_event, response_event, stack_for
 
 
 def free_port() -> int:
@@ -21,7 +22,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server_stack() -> Iterator[tuple[str, Stack]]:
+def server_stack(dev: Synthesized) -> Iterator[tuple[str, Stack]]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -31,8 +32,7 @@ def server_stack() -> Iterator[tuple[str, Stack]]:
         def client(service: str):
             return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
 
-        outputs = deploy(client("cloudformation"), client("secretsmanager"))
-        yield endpoint, Stack(client("sqs"), client("dynamodb"), outputs)
+        yield endpoint, stack_for(deploy(dev, endpoint), client)
     finally:
         server.stop()
 
@@ -44,7 +44,7 @@ def test_every_command_through_the_endpoint(server_stack, cli, monkeypatch: pyte
     now = time.time_ns() // 1_000_000
     base = ("--endpoint-url", endpoint, "--stage", STAGE)
 
-    processor = FakeProcessor(stack)
+    processor = Processor(stack, endpoint_url=endpoint)
     stack.send(query_event("req-1", now - 20, "Terraform?"))
     processor.drain()
     dead_letter(stack, response_event("req-1", now, "none", 4, latencyMs=11))

@@ -7,7 +7,6 @@ previous ones (e.g. the local stack's) are put back afterwards, so test packages
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +18,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.template import table_arguments
+from tests.conftest import Synthesized
 from tests.processor.lambda_events import BASE_TS, REGION
+from tests.processor_modules import processor_modules
 
 PROCESSOR_DIR = Path(__file__).resolve().parents[2] / "lambda_src" / "processor"
-MODULES = ("handler", "models", "store", "invalid")
 TABLE = "chat-analytics-test-events"
 NAMESPACE = "ChatAnalyticsTest"
 SERVICE = "chat-analytics-processor"
@@ -40,16 +41,6 @@ ENV = {
 UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_SESSION_TOKEN", "AWS_PROFILE", "POWERTOOLS_METRICS_DISABLED")
 
 
-class CurrentStdout:
-    """Writes to whatever ``sys.stdout`` is at the time of the write (pytest's capture of the running test)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
 @dataclass
 class Processor:
     handler: ModuleType
@@ -65,21 +56,10 @@ def processor() -> Iterator[Processor]:
         patch.setenv(name, value)
     for name in UNSET:
         patch.delenv(name, raising=False)
-    saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
-    inserted = str(PROCESSOR_DIR) not in sys.path
-    if inserted:
-        sys.path.insert(0, str(PROCESSOR_DIR))
     try:
-        handler = importlib.import_module("handler")
-        # The Logger writes to the stdout of import time; each test captures a stdout of its own.
-        handler.logger.registered_handler.stream = CurrentStdout()
-        yield Processor(handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"])
+        with processor_modules() as handler:
+            yield Processor(handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"])
     finally:
-        for name in MODULES:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
-        if inserted:
-            sys.path.remove(str(PROCESSOR_DIR))
         patch.undo()
 
 
@@ -115,30 +95,20 @@ class Table:
         return self.client.scan(TableName=self.name, Select="COUNT")["Count"]
 
 
-def create_table(client: Any, name: str = TABLE) -> None:
-    """The table as ``stacks/event_table.py`` defines it (key, ``byDay`` index, TTL)."""
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "requestId", "AttributeType": "S"}, {"AttributeName": "day", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "requestId", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "byDay",
-                "KeySchema": [{"AttributeName": "day", "KeyType": "HASH"}, {"AttributeName": "requestId", "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
+def create_table(client: Any, template: dict, name: str = TABLE) -> None:
+    """The table exactly as the synthesized template defines it (keys, ``byDay`` index and its projection, TTL)."""
+    arguments, ttl_attribute = table_arguments(template, name)
+    client.create_table(**arguments)
+    if ttl_attribute:
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute})
 
 
 @pytest.fixture
-def table(processor: Processor) -> Iterator[Table]:
+def table(processor: Processor, dev: Synthesized) -> Iterator[Table]:
     """An empty events table in moto; the handler builds its store from the environment, as in Lambda."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        create_table(client)
+        create_table(client, dev.raw)
         processor.handler.stores.reset()
         try:
             yield Table(client, TABLE)
