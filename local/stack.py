@@ -35,14 +35,35 @@ REGION = "us-east-1"
 ACCOUNT_ID = DEFAULT_ACCOUNT_ID
 BOOTSTRAP_QUALIFIER = "hnb659fds"
 
-# Where moto's IAM authorization differs from AWS's, the shipped policies stay as they are and
-# these local-only policies, attached after deployment, bridge the difference. This is the one place.
-# - moto authorizes the SQS batch calls as their own actions (sqs:SendMessageBatch, ...); AWS
-#   authorizes them with the single-message action (sqs:SendMessage, ...).
-# - moto authorizes DynamoDB calls against the resource "*", not the table's ARN, so a policy
-#   scoped to the table (as ours is) never matches there.
-MOTO_BATCH_BRIDGE_POLICY = "local-moto-bridge-SendMessageBatch"
+# Where moto's IAM authorization differs from AWS's, the shipped policies stay as they are and the
+# difference is bridged here, in this one place:
+# - moto authorizes the SQS batch actions as actions of their own (sqs:SendMessageBatch, ...); AWS
+#   authorizes each with its single-message action (sqs:SendMessage, ...; the SQS API reference's
+#   "Permissions" of each batch action): `bridge_sqs_batch_actions` makes moto do the same.
+# - moto authorizes DynamoDB calls against the resource "*", not the table's ARN, so a policy scoped
+#   to the table (as ours is) never matches there: a local-only role policy allows UpdateItem on "*".
+SQS_BATCH_ACTIONS = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
 MOTO_PROCESSOR_BRIDGE_POLICY = "local-moto-bridge-processor"
+
+
+def bridge_sqs_batch_actions() -> None:
+    """Make this process's moto authorize SQS batch actions as their single-message action, as AWS does."""
+    from moto.iam import access_control
+
+    original = access_control.IAMRequestBase.__init__
+    if getattr(original, "bridged", False):
+        return
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        self._action = SQS_BATCH_ACTIONS.get(self._action, self._action)
+
+    init.bridged = True  # type: ignore[attr-defined]
+    access_control.IAMRequestBase.__init__ = init  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -199,6 +220,7 @@ class LocalStack:
 
     def start_server(self) -> None:
         speed_up_moto_sqs()
+        bridge_sqs_batch_actions()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the output
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
@@ -224,12 +246,10 @@ class LocalStack:
         iam = setup.session().client("iam", endpoint_url=self.endpoint_url)
         admin = _create_admin(iam)
         producer = _producer_credentials(setup.session(), self.endpoint_url, template, deployed, outputs)
-        _bridge_send_message_batch(iam, template, deployed, outputs)
-        report.append(f"IAM: {MOTO_BATCH_BRIDGE_POLICY} added to the producer user (moto authorizes SendMessageBatch separately)")
+        report.append("IAM: SQS batch actions authorized as their single-message action, as AWS does (moto patched)")
         _bridge_processor_role(iam, template, deployed, outputs)
         report.append(
-            f"IAM: {MOTO_PROCESSOR_BRIDGE_POLICY} added to the processor role (moto authorizes the SQS batch calls separately"
-            " and DynamoDB calls against resource *)"
+            f"IAM: {MOTO_PROCESSOR_BRIDGE_POLICY} added to the processor role (moto authorizes DynamoDB calls against resource *)"
         )
         processor = _processor_credentials(admin.session(), self.endpoint_url, template, deployed)
         event_source = _event_source(template)
@@ -363,18 +383,8 @@ def _producer_credentials(session: boto3.Session, endpoint_url: str, template: d
     return Credentials(value["AWS_ACCESS_KEY_ID"], value["AWS_SECRET_ACCESS_KEY"])
 
 
-def _queue_arn(queue_url: str) -> str:
-    return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue_url.rsplit('/', 1)[-1]}"
-
-
 def _policy(*statements: dict) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def _bridge_send_message_batch(iam, template: dict, deployed: dict, outputs: dict) -> None:
-    user = deployed[_logical_id(template, "AWS::IAM::User")]["PhysicalResourceId"]
-    statement = {"Effect": "Allow", "Action": "sqs:SendMessageBatch", "Resource": _queue_arn(outputs["EventsQueueUrl"])}
-    iam.put_user_policy(UserName=user, PolicyName=MOTO_BATCH_BRIDGE_POLICY, PolicyDocument=_policy(statement))
 
 
 def _bridge_processor_role(iam, template: dict, deployed: dict, outputs: dict) -> None:
@@ -383,14 +393,7 @@ def _bridge_processor_role(iam, template: dict, deployed: dict, outputs: dict) -
     iam.put_role_policy(
         RoleName=role,
         PolicyName=MOTO_PROCESSOR_BRIDGE_POLICY,
-        PolicyDocument=_policy(
-            {
-                "Effect": "Allow",
-                "Action": ["sqs:DeleteMessageBatch", "sqs:ChangeMessageVisibilityBatch"],
-                "Resource": _queue_arn(outputs["EventsQueueUrl"]),
-            },
-            {"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": "*"},
-        ),
+        PolicyDocument=_policy({"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": "*"}),
     )
 
 

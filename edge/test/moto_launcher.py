@@ -3,8 +3,9 @@
 Started by vitest.config.ts (Node side) with the repository's .venv Python; prints one JSON line with
 everything the tests need, then serves until its stdin closes (the test run ended) or SIGTERM.
 
-- moto on 127.0.0.1: the FIFO queue, a producer key allowed only sqs:SendMessage on it (as the CDK
-  stack's producer user), and a key with no permission (403 AccessDenied).
+- moto on 127.0.0.1 with the stack itself: the CDK app is synthesized for this test run (never a stale
+  cdk.out) and deployed by the local stack (`local.stack.LocalStack`), so the queue, the producer user and
+  its policy are the template's own; plus a key with no permission (403 AccessDenied).
 - slow: a proxy adding 50 ms to every request; failing: an HTTP endpoint answering 500 and counting
   attempts; down: a closed port.
 - stub: an HTTP endpoint whose behaviour is the queue name in the request's QueueUrl
@@ -15,11 +16,9 @@ everything the tests need, then serves until its stdin closes (the test run ende
   GET /attempts (and reset the failing endpoint's counter), GET /sqs-requests (the SendMessage and
   SendMessageBatch requests moto served, by action, then reset), GET /stub-log (the stub's requests, then reset).
 
-IAM bridge: on AWS, `sqs:SendMessage` also authorizes SendMessageBatch (and DeleteMessage /
-ChangeMessageVisibility their batch forms): batch actions are authorized as their single-message
-action. moto checks the action name literally, so it would deny SendMessageBatch to the producer
-policy (`sqs:SendMessage` only, as the CDK stack grants). `bridge_batch_actions()` makes moto
-authorize the batch actions as AWS does; the policy itself stays `sqs:SendMessage` only.
+IAM: on AWS, `sqs:SendMessage` also authorizes SendMessageBatch; moto checks the action name literally.
+The local stack bridges that in its one place (`local.stack.bridge_sqs_batch_actions`); the producer's
+policy stays the template's `sqs:SendMessage` only.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,31 +37,23 @@ sys.path.insert(0, str(REPO))
 
 import boto3  # noqa: E402
 from jsonschema import Draft202012Validator  # noqa: E402
-from moto import settings as moto_settings  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
 
 from local.faults import DelayProxy, closed_port  # noqa: E402
+from local.stack import LocalStack  # noqa: E402
 
 REGION = "us-east-1"
-# What AWS authorizes each SQS batch action as (SQS API reference, "Permissions" of each batch action).
-BATCH_ACTIONS = {
-    "sqs:SendMessageBatch": "sqs:SendMessage",
-    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
-    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
-}
 
 
-def bridge_batch_actions() -> None:
-    """Authorize SQS batch actions as their single-message action, as AWS does (moto compares names literally)."""
-    from moto.iam import access_control
+def synthesize(outdir: Path) -> Path:
+    """The dev template as `cdk synth` would write it, into ``outdir`` (a Python CDK synth takes seconds)."""
+    import os
 
-    original = access_control.IAMRequestBase.__init__
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    from app import build_app
 
-    def init(self, *args, **kwargs) -> None:
-        original(self, *args, **kwargs)
-        self._action = BATCH_ACTIONS.get(self._action, self._action)
-
-    access_control.IAMRequestBase.__init__ = init
+    app, stack = build_app({"stage": "dev"}, outdir=str(outdir))
+    return Path(app.synth().directory) / f"{stack.stack_name}.template.json"
 
 
 def count_sqs_sends(counts: dict[str, int], lock: threading.Lock) -> None:
@@ -85,34 +77,19 @@ SCHEMA = Draft202012Validator(json.loads((REPO / "schema" / "analytics-event.sch
 
 
 def main() -> None:
-    moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
-    bridge_batch_actions()
     sqs_requests: dict[str, int] = {}
     sqs_requests_lock = threading.Lock()
     count_sqs_sends(sqs_requests, sqs_requests_lock)
-    port = closed_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    setup = boto3.Session(aws_access_key_id="AKIASETUP", aws_secret_access_key="setup", region_name=REGION)
-    sqs = setup.client("sqs", endpoint_url=endpoint)
-    queue_url = sqs.create_queue(
-        QueueName="ChatAnalytics-test-events.fifo",
-        Attributes={"FifoQueue": "true", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"},
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    iam = setup.client("iam", endpoint_url=endpoint)
-
-    def user(name: str, statements: list[dict]) -> dict:
-        iam.create_user(UserName=name)
-        if statements:
-            iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
-        return iam.create_access_key(UserName=name)["AccessKey"]
-
-    producer = user("edge-producer", [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}])
-    denied = user("edge-denied", [])
-    admin = user("edge-admin", [{"Effect": "Allow", "Action": "*", "Resource": "*"}])
-    moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # from here on moto checks signatures and policies
+    workdir = Path(tempfile.mkdtemp(prefix="edge-moto-"))
+    local = LocalStack(synthesize(workdir / "cdk.out"), enforce_iam=True)
+    stack = local.deploy()  # IAM enforced from here on: moto checks signatures and policies
+    port, endpoint = local.port, stack.endpoint_url
+    queue_url = stack.events_queue_url
+    iam = stack.client("iam")
+    iam.create_user(UserName="edge-denied")
+    denied = iam.create_access_key(UserName="edge-denied")["AccessKey"]
+    producer = {"AccessKeyId": stack.producer.access_key_id, "SecretAccessKey": stack.producer.secret_access_key}
+    admin = {"AccessKeyId": stack.admin.access_key_id, "SecretAccessKey": stack.admin.secret_access_key}
 
     admin_sqs = boto3.Session(aws_access_key_id=admin["AccessKeyId"], aws_secret_access_key=admin["SecretAccessKey"], region_name=REGION).client(
         "sqs", endpoint_url=endpoint
@@ -261,7 +238,7 @@ def main() -> None:
     }
     print(json.dumps(info), flush=True)
     sys.stdin.read()  # until the test run closes our stdin
-    server.stop()
+    local.close()
 
 
 if __name__ == "__main__":

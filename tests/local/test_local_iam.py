@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from local.stack import MOTO_BATCH_BRIDGE_POLICY, LocalStack, StackInfo
+from local.stack import LocalStack, StackInfo
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +74,18 @@ def test_producer_key_is_denied_everything_else(stack: StackInfo) -> None:
     denied(stack.client("iam", stack.producer).list_users)
 
 
-def test_the_only_local_addition_is_the_documented_batch_bridge(stack: StackInfo) -> None:
+def test_the_producer_has_exactly_the_templates_policy_and_may_send_batches(stack: StackInfo) -> None:
+    """AWS authorizes SendMessageBatch with sqs:SendMessage; the local stack bridges moto's literal check
+    without adding a policy (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html)."""
     iam = stack.client("iam")
     [user] = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] != "local-admin"]
     names = iam.list_user_policies(UserName=user)["PolicyNames"]
-    assert len(names) == 2 and MOTO_BATCH_BRIDGE_POLICY in names
-    actions = {}
-    for name in names:
-        document = iam.get_user_policy(UserName=user, PolicyName=name)["PolicyDocument"]
-        document = json.loads(document) if isinstance(document, str) else document
-        actions[name == MOTO_BATCH_BRIDGE_POLICY] = [s["Action"] for s in document["Statement"]]
-    assert actions == {True: ["sqs:SendMessageBatch"], False: ["sqs:SendMessage"]}
+    assert len(names) == 1
+    document = iam.get_user_policy(UserName=user, PolicyName=names[0])["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert [s["Action"] for s in document["Statement"]] == ["sqs:SendMessage"]
+    sqs = stack.client("sqs", stack.producer)
+    entries = [{"Id": "0", "MessageBody": "{}", "MessageGroupId": "bridge", "MessageDeduplicationId": "bridge:0"}]
+    assert sqs.send_message_batch(QueueUrl=stack.events_queue_url, Entries=entries)["Successful"]
     attached = iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]
     assert attached == []
