@@ -108,13 +108,10 @@ def make_server(chatbot: Chatbot, port: int = 0) -> ThreadingHTTPServer:
 
 
 def analytics_from_env() -> Any:
-    """An ``AnalyticsLogger`` for the queue in ``AWS_SQS_URL``; its host is the endpoint (local or AWS)."""
+    """The producer's own ``AnalyticsLogger.from_env``: the queue, region and key the Worker would get."""
     from analytics_producer import AnalyticsLogger
 
-    queue_url = os.environ["AWS_SQS_URL"]
-    parts = urlsplit(queue_url)
-    endpoint = None if parts.hostname and parts.hostname.endswith("amazonaws.com") else f"{parts.scheme}://{parts.netloc}"
-    return AnalyticsLogger(queue_url, region_name=os.environ.get("AWS_REGION"), endpoint_url=endpoint)
+    return AnalyticsLogger.from_env()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from chat_analytics_ops.report import Item, build_report, item_from_dynamodb
 from local.answers import CvSkillMatcher
 from local.pipeline import LocalPipeline
 from local.stack import REPO, StackInfo, template_path
@@ -78,12 +79,14 @@ def send_poison(info: StackInfo) -> None:
     )
 
 
-def scan_items(info: StackInfo) -> list[dict]:
+def scan_items(info: StackInfo) -> list[Item]:
+    """Every stored request, in the report's own view of an item."""
     dynamodb = info.client("dynamodb")
-    items, kwargs = [], {"TableName": info.table_name}
+    items: list[Item] = []
+    kwargs: dict = {"TableName": info.table_name}
     while True:
         page = dynamodb.scan(**kwargs)
-        items += [{k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]]
+        items += [item_from_dynamodb(raw) for raw in page["Items"]]
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -106,13 +109,13 @@ def wait_for_dlq(info: StackInfo, expected: int, timeout: float) -> int:
 
 def report(info: StackInfo, latencies: dict[str, dict], on_url: str, off_url: str, producer: dict, esm: dict, dlq: int) -> str:
     items = scan_items(info)
-    complete = [i for i in items if "query" in i and "matchType" in i]
-    by_type = collections.Counter(i.get("matchType", "(no response yet)") for i in items)
-    unmatched = collections.Counter(i["query"] for i in complete if i["matchType"] == "none")
+    # The figures `chat-analytics report` would print for these days: one definition of each.
+    figures = build_report(items, sorted({item.day for item in items}), top=5, stack_name=info.stack_name)
+    complete = [i for i in items if i.query is not None and i.match_type is not None]
     matcher = CvSkillMatcher()
-    asked_missing = collections.Counter(s for i in complete for s in matcher.skills_in(i["query"]) if s not in matcher.cv_skills)
+    asked_missing = collections.Counter(s for i in complete for s in matcher.skills_in(i.query or "") if s not in matcher.cv_skills)
     on, off = latencies[on_url], latencies[off_url]
-    stored_events = sum(("query" in i) + ("matchType" in i) for i in items)
+    stored_events = sum((i.query is not None) + (i.match_type is not None) for i in items)
     lines = [
         "",
         "Chatbot request latency over HTTP (same questions, interleaved)",
@@ -128,11 +131,12 @@ def report(info: StackInfo, latencies: dict[str, dict], on_url: str, off_url: st
         f"  processor: {esm['invocations']} invocations, {esm['records']} records, {esm['succeeded']} ok, {esm['failed']} failed attempts",
         f"  stored: {len(items)} requests ({len(complete)} complete with query and response), {stored_events} events",
         "",
-        "Stored requests by match type",
-        *[f"  {kind:10} {count:5}" for kind, count in sorted(by_type.items())],
+        "Stored requests by match type (as `chat-analytics report` counts them)",
+        *[f"  {kind:10} {count:5}" for kind, count in sorted(figures.matches.items())],
+        *([f"  {'no answer yet':10} {figures.unanswered:5}"] if figures.unanswered else []),
         "",
-        "Top unmatched questions",
-        *[f"  {count:4}x  {question}" for question, count in unmatched.most_common(5)],
+        "Top unmatched questions (normalized, as the report shows them)",
+        *[f"  {count:4}x  {question}" for question, count in figures.top_unmatched],
         "  skills asked for that the CV lacks: " + ", ".join(f"{s} ({n})" for s, n in asked_missing.most_common(6)),
         "",
         f"Dead-letter queue depth: {dlq} (the malformed event sent on purpose, after 3 failed receives)",

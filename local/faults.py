@@ -8,11 +8,15 @@ import threading
 import time
 
 
-def closed_port() -> int:
-    """A loopback port with no listener (bound then released), so connections are refused."""
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released): the one helper for a server to start on,
+    and for a port where connections are refused."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+closed_port = free_port  # the same helper, named for the fault it stands for: connections refused
 
 
 class DelayProxy:

@@ -15,23 +15,21 @@ import sys
 import time
 from urllib.parse import quote, urlsplit
 
+from chat_analytics_ops.report import percentile
 from local.answers import SAMPLE_QUESTIONS
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
+def _rounded(value: float | None) -> float:
+    return float("nan") if value is None else round(value, 3)
 
 
 def summarize(latencies_ms: list[float]) -> dict[str, float]:
+    """Median, p95, p99 and max; percentiles by the report's one definition (nearest rank)."""
     return {
         "n": len(latencies_ms),
         "median_ms": round(statistics.median(latencies_ms), 3) if latencies_ms else float("nan"),
-        "p95_ms": round(percentile(latencies_ms, 95), 3),
-        "p99_ms": round(percentile(latencies_ms, 99), 3),
+        "p95_ms": _rounded(percentile(latencies_ms, 0.95)),
+        "p99_ms": _rounded(percentile(latencies_ms, 0.99)),
         "max_ms": round(max(latencies_ms), 3) if latencies_ms else float("nan"),
     }
 

@@ -27,6 +27,7 @@ from moto.core.utils import unix_time as _unix_time
 from moto.server import ThreadedMotoServer
 from moto.ssm.models import Parameter, ssm_backends
 
+from local.faults import free_port
 from local.standins import create_stand_ins
 from local.template import STAND_INS, adapt
 
@@ -139,12 +140,6 @@ def speed_up_moto_sqs() -> None:
 
     sqs_models.unix_time = lambda dt=None: time.time() if dt is None else _unix_time(dt)
     sqs_models.unix_time_millis = lambda dt=None: time.time() * 1000.0 if dt is None else _unix_time(dt) * 1000.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def template_path(stage: str = "dev") -> Path:

@@ -8,6 +8,8 @@ from typing import Any
 
 import boto3
 
+from local.template import STAND_INS
+
 
 def create_stand_ins(session: boto3.Session, endpoint_url: str | None, stack_name: str, resolved: dict[str, dict]) -> list[str]:
     """Create each removed resource; returns one line per resource saying what stood in for it."""
@@ -15,7 +17,7 @@ def create_stand_ins(session: boto3.Session, endpoint_url: str | None, stack_nam
     for logical_id, resource in sorted(resolved.items(), key=lambda item: _ORDER.get(item[1]["Type"], 9)):
         creator = _CREATORS.get(resource["Type"])
         if creator is None:
-            done.append(f"{logical_id} ({resource['Type']}): not created ({_SKIP_REASON.get(resource['Type'], 'no stand-in')})")
+            done.append(f"{logical_id} ({resource['Type']}): not created ({STAND_INS[resource['Type']]})")
             continue
         done.append(f"{logical_id} ({resource['Type']}): {creator(session, endpoint_url, stack_name, logical_id, resource['Properties'])}")
     return done
@@ -72,9 +74,5 @@ _CREATORS: dict[str, Callable[..., str]] = {
     "AWS::SNS::TopicPolicy": _topic_policy,
     "AWS::SecretsManager::Secret": _secret,
     "AWS::CloudWatch::Alarm": _alarm,
-}
-_SKIP_REASON = {
-    "AWS::Lambda::EventSourceMapping": "the event-source-mapping emulator polls the queue instead",
-    "AWS::CDK::Metadata": "CDK's version report, not an AWS resource",
 }
 _ORDER = {"AWS::SecretsManager::Secret": 0, "AWS::SQS::QueuePolicy": 1, "AWS::SNS::TopicPolicy": 2, "AWS::CloudWatch::Alarm": 3}

@@ -26,7 +26,7 @@ STAND_INS: dict[str, str] = {
     "AWS::SNS::TopicPolicy": "SetTopicAttributes(Policy) on each topic",
     "AWS::SecretsManager::Secret": "CreateSecret with the resolved SecretString",
     "AWS::CloudWatch::Alarm": "PutMetricAlarm with the resolved properties",
-    "AWS::Lambda::EventSourceMapping": "replaced by local.esm (moto would need Docker to run the function)",
+    "AWS::Lambda::EventSourceMapping": "the event-source-mapping emulator (local.esm) polls the queue instead: moto would need Docker to run the function",
     "AWS::CDK::Metadata": "not an AWS resource (CDK's version report): nothing to create",
 }
 

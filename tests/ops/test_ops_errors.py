@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import boto3
 import pytest
@@ -13,6 +12,7 @@ from moto import settings as moto_settings
 from chat_analytics_ops.cli import main
 from chat_analytics_ops.errors import EXIT_EMPTY, EXIT_USAGE, describe
 from chat_analytics_ops.timeouts import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, TOTAL_MAX_ATTEMPTS
+from local.faults import closed_port
 from tests.ops.conftest import REGION
 
 
@@ -21,12 +21,6 @@ def one_line(text: str) -> str:
     assert len(lines) == 1, text
     assert "Traceback" not in text
     return lines[0]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 
@@ -11,14 +10,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from local.faults import free_port
 from tests.conftest import Synthesized
 from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter, deploy, query_event, response_event, stack_for
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
