@@ -3,17 +3,25 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+
+# Node 20 is past jsii's support window; the CDK still runs on it (README, "Node 20"). Set before aws_cdk
+# starts its Node process, so `npx cdk ...` prints no warning banner either.
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.analytics_stack import ChatAnalyticsStack
-from stacks.settings import Settings, SettingsError
+from stacks.settings import Settings, SettingsError, check_context_keys
 
 
 def build_app(context: dict | None = None, outdir: str | None = None) -> tuple[cdk.App, ChatAnalyticsStack]:
     """Build the app; ``context`` overrides cdk.json (tests pass it, the CLI uses -c)."""
+    check_context_keys({*(context or {}), *json.loads(os.environ.get("CDK_CONTEXT_JSON") or "{}")})
     app = cdk.App(context=context or {}, outdir=outdir)
     settings = Settings.from_context(app.node.try_get_context)
     stack = ChatAnalyticsStack(

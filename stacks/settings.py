@@ -8,10 +8,11 @@ both are accepted.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,35 @@ _STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
 
 class SettingsError(ValueError):
     """A context value is missing or malformed; the message names the key."""
+
+
+# Every context key this app reads (its settings).
+SETTING_KEYS = (
+    "stage",
+    "alarmEmail",
+    "oldestMessageAgeThresholdSeconds",
+    "processorTimeoutSeconds",
+    "processorMemoryMb",
+    "processorMaxConcurrency",
+    "logRetentionDays",
+    "eventRetentionDays",
+    "producerSourceCidrs",
+    "producerKeySerial",
+    "metricsNamespace",
+    "powertoolsLayer",
+)
+
+
+def check_context_keys(keys: Iterable[str]) -> None:
+    """A misspelled setting stops synth instead of silently building the default: every key is either
+    one of ``SETTING_KEYS`` or the CDK's own (feature flags ``@aws-cdk/...``, the CLI's ``aws:cdk:...``
+    and context lookups ``provider:...`` all hold ``@`` or ``:``)."""
+    for key in sorted(keys):
+        if key in SETTING_KEYS or key.startswith("@") or ":" in key:
+            continue
+        close = difflib.get_close_matches(key, SETTING_KEYS, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else f" (settings: {', '.join(SETTING_KEYS)})"
+        raise SettingsError(f"context key '{key}' is not a setting of this app{hint}")
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,18 @@ class Synthesized:
     assembly_dir: Path
 
 
+def cdk_json_context() -> dict:
+    """The context ``cdk synth`` reads from cdk.json (settings and feature flags), as the CLI passes it."""
+    return dict(json.loads((REPO / "cdk.json").read_text())["context"])
+
+
 def synthesize(context: dict, outdir: Path) -> Synthesized:
+    """The app as ``cdk synth -c ...`` builds it: cdk.json's context, overridden by ``context``."""
     from aws_cdk.assertions import Template
 
     from app import build_app
 
-    app, stack = build_app(context, outdir=str(outdir))
+    app, stack = build_app({**cdk_json_context(), **context}, outdir=str(outdir))
     assembly = app.synth()
     path = Path(assembly.directory) / f"{stack.stack_name}.template.json"
     raw = json.loads(path.read_text())

@@ -78,6 +78,11 @@ def test_bad_context_names_the_key(context: dict, key: str) -> None:
         ({"producerSourceCidrs": ["300.1.1.0/24"]}, "error: context key 'producerSourceCidrs': '300.1.1.0/24' is not a CIDR block"),
         ({"oldestMessageAgeThresholdSeconds": -1}, "error: context key 'oldestMessageAgeThresholdSeconds': -1 is outside 60..1209600"),
         ({"alarmEmail": "oncall"}, "error: context key 'alarmEmail': 'oncall' is not an e-mail address"),
+        ({"stagTypo": "prod"}, "error: context key 'stagTypo' is not a setting of this app; did you mean 'stage'?"),
+        (
+            {"processorTimeout": 60},
+            "error: context key 'processorTimeout' is not a setting of this app; did you mean 'processorTimeoutSeconds'?",
+        ),
     ],
 )
 def test_app_stops_with_one_line_and_no_traceback(context: dict, expected: str, tmp_path) -> None:
@@ -123,3 +128,13 @@ def test_public_source_cidrs_and_supernets_are_kept() -> None:
 )
 def test_powertools_layer_takes_an_arn_or_a_release(value: str | None, expected: str | None) -> None:
     assert Settings.from_context({"powertoolsLayer": value}).powertools_layer == expected
+
+
+def test_the_cdks_own_context_keys_are_allowed() -> None:
+    from stacks.settings import check_context_keys
+
+    check_context_keys(
+        ["stage", "@aws-cdk/core:newStyleStackSynthesis", "aws:cdk:enable-path-metadata", "availability-zones:account=1:region=x"]
+    )
+    with pytest.raises(SettingsError, match=r"^context key 'zzz' is not a setting of this app \(settings: stage, "):
+        check_context_keys(["zzz"])
