@@ -48,6 +48,7 @@ test-edge: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m mypy
 	if [ -f edge/package.json ]; then cd edge && npm run --silent typecheck; fi
 
 format: install
@@ -64,10 +65,10 @@ deploy: install
 ci: lint test synth
 
 demo: synth
-	$(BIN)/python -m local.demo
+	$(BIN)/python -m local.demo --stage $(STAGE)
 
 local: synth
-	$(BIN)/python -m local.serve
+	$(BIN)/python -m local.serve --stage $(STAGE)
 
 bench: synth
 	$(BIN)/python bench/processor_bench.py

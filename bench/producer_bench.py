@@ -1,6 +1,6 @@
 """The caller's cost of analytics: ``AnalyticsLogger.log()`` against the alternatives, SQS up, down and slow.
 
-    .venv/bin/python bench/producer_bench.py [--calls 100000] [--seed-calls 200]
+    .venv/bin/python bench/producer_bench.py [--calls 100000] [--seed-calls 200] [--section all|caller|sender]
 
 What is timed is the call a request handler makes, one ``perf_counter_ns`` pair per call:
 
@@ -16,6 +16,17 @@ What is timed is the call a request handler makes, one ``perf_counter_ns`` pair 
 
 It then counts ``SendMessageBatch`` requests per 1,000 events under load: a burst, and a steady
 rate from four threads. Everything runs in one process run, so the ratios compare like with like.
+
+The sender section (``--section sender``) measures what the background thread costs, against an
+endpoint that answers at once (a tiny threaded HTTP server in another process, so its CPU is not
+counted, answering every entry of every ``SendMessageBatch`` as successful):
+
+- the sender thread's CPU time per 1,000 events (``pthread_getcpuclockid`` of that thread, read
+  before the events are logged and after ``flush()``), for the lean transport (the default) and the
+  botocore transport, against a raw ``http.client`` POST loop sending the same batch bodies to the
+  same endpoint (the wire's cost: no serialization, no signing, no parsing), in rounds taken in turn;
+- the callers' ``log()`` latency at 2,000 events/s from 4 threads while the sender sends, for both
+  transports, and with a client that answers in-process (no HTTP: the floor).
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from analytics_producer import AnalyticsLogger  # noqa: E402
+from analytics_producer.batching import to_entry  # noqa: E402
 from local.faults import DelayProxy, closed_port  # noqa: E402
 
 REGION = "us-east-1"
@@ -262,6 +274,231 @@ def requests_per_1000(endpoint: str) -> list[tuple[str, int, int, float]]:
     return results
 
 
+# -- the sender's CPU per event ---------------------------------------------------------------------------
+
+# An SQS endpoint that answers at once: every entry of every SendMessageBatch is successful. It runs in
+# its own process, so its CPU is not counted in the sender's, and keeps connections alive (HTTP/1.1).
+INSTANT_SQS = textwrap.dedent(
+    """
+    import hashlib, json, sys, uuid
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall between them
+
+        def do_POST(self):
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = json.dumps({
+                "Successful": [
+                    {"Id": e["Id"], "MessageId": str(uuid.uuid4()), "MD5OfMessageBody": hashlib.md5(e["MessageBody"].encode()).hexdigest(),
+                     "SequenceNumber": "1"}
+                    for e in request["Entries"]
+                ],
+                "Failed": [],
+            }).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+    """
+)
+SENDER_EVENTS = 5_000  # per round: 500 full batches
+SENDER_ROUNDS = 5
+RATE_EVENTS_PER_S = 2_000
+RATE_THREADS = 4
+
+
+def start_instant_sqs() -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-c", INSTANT_SQS], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    return process, f"http://127.0.0.1:{int(process.stdout.readline())}"
+
+
+def sender_events(prefix: str, count: int) -> list[dict]:
+    """Half queries, half responses, as a chatbot logs them."""
+    events = []
+    for index in range(count // 2):
+        rid = f"{prefix}-{index}"
+        events.append({"eventType": "query", "requestId": rid, "timestamp": 1_767_225_600_000 + index, "query": QUESTION})
+        events.append(
+            {
+                "eventType": "response",
+                "requestId": rid,
+                "timestamp": 1_767_225_600_011 + index,
+                "matchType": "partial",
+                "matchScore": 50,
+                "reasoning": "matched 1 of 2 skills",
+                "latencyMs": 11.8,
+            }
+        )
+    return events
+
+
+def batch_bodies(queue_url: str, events: list[dict]) -> list[bytes]:
+    """The request bodies the lean transport sends for ``events``, ten entries each."""
+    import json
+
+    bodies = []
+    for start in range(0, len(events), 10):
+        entries = [to_entry(event, None).as_request(str(i)) for i, event in enumerate(events[start : start + 10])]
+        bodies.append(json.dumps({"QueueUrl": queue_url, "Entries": entries}, separators=(",", ":"), ensure_ascii=False).encode())
+    return bodies
+
+
+def raw_post_cpu(endpoint: str, bodies: list[bytes]) -> float:
+    """CPU seconds of this thread for a plain http.client POST loop: send each body, read each answer."""
+    import http.client
+
+    port = int(endpoint.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+    headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AmazonSQS.SendMessageBatch"}
+    for body in bodies[:20]:  # warm: connection open, code paths loaded
+        connection.request("POST", "/", body, headers)
+        connection.getresponse().read()
+    started = time.thread_time()
+    for body in bodies:
+        connection.request("POST", "/", body, headers)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+    cpu = time.thread_time() - started
+    connection.close()
+    return cpu
+
+
+def bench_session() -> boto3.Session:
+    return boto3.Session(**KEYS)
+
+
+def sender_logger(transport: str, endpoint: str, queue_url: str, **kwargs) -> AnalyticsLogger:
+    return AnalyticsLogger(queue_url, endpoint_url=endpoint, session=bench_session(), transport=transport, **kwargs)
+
+
+def sender_cpu(transport: str, endpoint: str, queue_url: str, events: list[dict]) -> tuple[float, dict[str, int]]:
+    """CPU seconds of the logger's sender thread from the first ``log()`` of ``events`` to the end of ``flush()``."""
+    with sender_logger(transport, endpoint, queue_url, max_queue_size=len(events) + 100) as logger:
+        for event in events[:200]:  # warm: connection open, credentials frozen once, code paths loaded
+            logger.log(event)
+        assert logger.flush(timeout=30)
+        clock = time.pthread_getcpuclockid(logger._sender.thread.ident)
+        started = time.clock_gettime(clock)
+        for event in events:
+            logger.log(event)
+        assert logger.flush(timeout=120)
+        cpu = time.clock_gettime(clock) - started
+        stats = logger.stats()
+    assert stats["failed"] == 0 and stats["sent"] == len(events) + 200, stats
+    return cpu, stats
+
+
+class InstantClient:
+    """A client answering in-process, without HTTP: the floor of what the sender can cost the callers."""
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+
+
+def log_at_rate(logger: AnalyticsLogger, seconds: float) -> tuple[list[int], dict[str, int]]:
+    """``log()`` latencies of 4 threads logging 2,000 events/s in total (a query and its response per request)."""
+    per_thread = int(RATE_EVENTS_PER_S * seconds / RATE_THREADS)
+    interval = 2 * RATE_THREADS / RATE_EVENTS_PER_S  # one query + one response per interval per thread
+    samples: list[list[int]] = [[] for _ in range(RATE_THREADS)]
+    start = threading.Barrier(RATE_THREADS)
+
+    def worker(thread: int) -> None:
+        events = sender_events(f"rate-{thread}-{uuid.uuid4().hex[:6]}", per_thread)
+        log, clock, mine = logger.log, time.perf_counter_ns, samples[thread]
+        start.wait()
+        began = time.monotonic() + thread * interval / RATE_THREADS  # threads spread over the interval
+        for index in range(0, len(events), 2):
+            delay = began + (index // 2) * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            for event in events[index : index + 2]:
+                before = clock()
+                log(event)
+                mine.append(clock() - before)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(RATE_THREADS)]
+    gc.collect()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert logger.flush(timeout=60)
+    return [sample for mine in samples for sample in mine], logger.stats()
+
+
+def sender_section(rate_seconds: float) -> tuple[list[tuple[str, list[float], int]], list[tuple[str, dict[str, float], str]]]:
+    server, endpoint = start_instant_sqs()
+    queue_url = f"{endpoint}/123456789012/bench.fifo"
+    cpu: dict[str, list[float]] = {"raw": [], "lean": [], "botocore": []}
+    try:
+        events = sender_events("cpu", SENDER_EVENTS)
+        bodies = batch_bodies(queue_url, events)
+        for round_ in range(SENDER_ROUNDS):  # in turn, so a noisy moment hits every row alike
+            round_events = sender_events(f"cpu{round_}-{uuid.uuid4().hex[:6]}", SENDER_EVENTS)
+            cpu["raw"].append(raw_post_cpu(endpoint, bodies))
+            cpu["lean"].append(sender_cpu("lean", endpoint, queue_url, round_events)[0])
+            cpu["botocore"].append(sender_cpu("botocore", endpoint, queue_url, round_events)[0])
+        rates = []
+        for label, make in (
+            ("lean transport (default)", lambda: sender_logger("lean", endpoint, queue_url, max_queue_size=100_000)),
+            ("botocore transport", lambda: sender_logger("botocore", endpoint, queue_url, max_queue_size=100_000)),
+            ("in-process client, no HTTP (floor)", lambda: AnalyticsLogger(queue_url, client=InstantClient(), max_queue_size=100_000)),
+        ):
+            with make() as logger:
+                samples, stats = log_at_rate(logger, rate_seconds)
+            assert stats["failed"] == 0, stats
+            rates.append((label, summary(samples), f"sent {stats['sent']:,} in {stats['requests']:,} requests"))
+    finally:
+        server.terminate()
+        server.wait(10)
+    rows = [
+        ("raw `http.client` POST loop (same bodies, no signing)", cpu["raw"], SENDER_EVENTS),
+        ("lean transport (default)", cpu["lean"], SENDER_EVENTS),
+        ('botocore transport (`transport="botocore"`, as with `client=`)', cpu["botocore"], SENDER_EVENTS),
+    ]
+    return rows, rates
+
+
+def print_sender_section(
+    rows: list[tuple[str, list[float], int]], rates: list[tuple[str, dict[str, float], str]], rate_seconds: float
+) -> None:
+    def per_1000(seconds: float, events: int) -> float:
+        return 1000 * 1000 * seconds / events  # ms per 1,000 events
+
+    medians = {label: sorted(values)[len(values) // 2] for label, values, _ in rows}
+    print(f"\n### Sender thread CPU per 1,000 events ({SENDER_ROUNDS} rounds of {SENDER_EVENTS:,} events, in turn)\n")
+    print("| sender | median ms CPU / 1,000 events | all rounds | µs per request | x raw |")
+    print("|---|---:|---:|---:|---:|")
+    raw = medians[rows[0][0]]
+    for label, values, events in rows:
+        rounds = ", ".join(f"{per_1000(v, events):.1f}" for v in values)
+        median = medians[label]
+        print(f"| {label} | {per_1000(median, events):.1f} | {rounds} | {1e6 * median / (events / 10):.0f} | {median / raw:.2f}x |")
+    lean, boto = medians[rows[1][0]], medians[rows[2][0]]
+    print(f"\nlean / raw: {lean / raw:.2f}x; botocore / raw: {boto / raw:.2f}x; botocore / lean: {boto / lean:.2f}x")
+    print(f"\n### Callers' `log()` at {RATE_EVENTS_PER_S:,} events/s from {RATE_THREADS} threads, {rate_seconds:.0f} s, sender sending\n")
+    print("| sender | calls | median | p99 | p99.9 | max | note |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for label, stats, note in rates:
+        print(
+            f"| {label} | {stats['n']:,} | {fmt_us(stats['median'])} | {fmt_us(stats['p99'])} | {fmt_us(stats['p999'])} | {fmt_us(stats['max'])} | {note} |"
+        )
+
+
 # -- main ------------------------------------------------------------------------------------------------
 
 
@@ -281,10 +518,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calls", type=int, default=100_000, help="log() calls per scenario")
     parser.add_argument("--seed-calls", type=int, default=200, help="calls of the seed pattern with SQS up")
+    parser.add_argument("--section", choices=("all", "caller", "sender"), default="all", help="caller: log() and the alternatives")
+    parser.add_argument("--rate-seconds", type=float, default=10.0, help="seconds of 2,000 events/s per sender row")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("analytics_producer").setLevel(logging.ERROR)  # close() reports what it abandons, on purpose
 
+    print(f"machine: {machine()}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
+    if args.section in ("all", "sender"):
+        rows, rates = sender_section(args.rate_seconds)
+        print_sender_section(rows, rates, args.rate_seconds)
+    if args.section in ("all", "caller"):
+        caller_section(args)
+
+
+def caller_section(args: argparse.Namespace) -> None:
     moto, endpoint = start_moto()
     rows: list[tuple[str, dict[str, float], str]] = []
     try:
@@ -342,8 +591,7 @@ def main() -> None:
         moto.terminate()
         moto.wait(10)
 
-    print(f"machine: {machine()}")
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
+    print("\n### Caller's cost per call\n")
     print("| caller's call | calls | median | p99 | p99.9 | max | note |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for label, stats, note in rows:

@@ -28,8 +28,8 @@ from local.stack import REPO, StackInfo, template_path
 say = print  # rebound in main() to the real console
 
 
-def start_chatbot(env: dict[str, str] | None, *, analytics: bool, answer_ms: float = 0.0) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "local.chatbot", "--port", "0", "--answer-ms", str(answer_ms)] + (
+def start_chatbot(env: dict[str, str] | None, *, analytics: bool, answer_ms: float = 0.0, port: int = 0) -> tuple[subprocess.Popen, str]:
+    command = [sys.executable, "-m", "local.chatbot", "--port", str(port), "--answer-ms", str(answer_ms)] + (
         [] if analytics else ["--no-analytics"]
     )
     child_env = {**_clean_env(), **(env or {})}
@@ -148,11 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     global say
     parser = argparse.ArgumentParser(description="Run the analytics pipeline locally on moto, end to end.")
     parser.add_argument("--requests", type=int, default=200, help="questions per chatbot variant (default 200)")
-    parser.add_argument("--template", type=Path, default=template_path("dev"))
+    parser.add_argument("--stage", choices=("dev", "prod"), default="dev", help="the stage whose template runs (default dev)")
+    parser.add_argument("--template", type=Path, help="a synthesized template (default: cdk.out/ChatAnalytics-<stage>.template.json)")
     parser.add_argument("--answer-ms", type=float, default=12.0, help="answer time of the chatbot, like the seed's model call (default 12)")
     args = parser.parse_args(argv)
+    args.template = args.template or template_path(args.stage)
     if not args.template.exists():
-        print(f"error: {args.template} not found; run `make synth` first", file=sys.stderr)
+        print(f"error: {args.template} not found; run `make synth STAGE={args.stage}` first", file=sys.stderr)
         return 2
     console = sys.stdout
 

@@ -99,8 +99,9 @@ class LocalPipeline:
         enforce_iam: bool = True,
         failure_visibility_s: int | None = 1,
         processor_log: Path | None = None,
+        port: int | None = None,
     ) -> None:
-        self.stack = LocalStack(template, enforce_iam=enforce_iam)
+        self.stack = LocalStack(template, port=port, enforce_iam=enforce_iam)
         self.failure_visibility_s = failure_visibility_s
         self.processor_log = processor_log
         self.info: StackInfo | None = None

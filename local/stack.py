@@ -115,7 +115,7 @@ class StackInfo:
     @property
     def local_events_queue_url(self) -> str:
         """The events queue's URL on the local endpoint (moto reports AWS's host name)."""
-        return f"{self.endpoint_url}/{'/'.join(self.events_queue_url.rsplit('/', 2)[-2:])}"
+        return local_queue_url(self.endpoint_url, self.events_queue_url)
 
     def worker_env(self) -> dict[str, str]:
         """The four values the edge Worker (and ``AnalyticsLogger.from_env``) reads."""
@@ -241,6 +241,8 @@ class LocalStack:
         iam = setup.session().client("iam", endpoint_url=self.endpoint_url)
         admin = _create_admin(iam)
         producer = _producer_credentials(setup.session(), self.endpoint_url, template, deployed, outputs)
+        _secret_points_at_local_queue(setup.session(), self.endpoint_url, outputs)
+        report.append("secret: AWS_SQS_URL is the queue's URL on the local endpoint (moto's CloudFormation reports AWS's host)")
         report.append("IAM: SQS batch actions authorized as their single-message action, as AWS does (moto patched)")
         _bridge_processor_role(iam, template, deployed, outputs)
         report.append(
@@ -376,6 +378,20 @@ def _producer_credentials(session: boto3.Session, endpoint_url: str, template: d
     secrets = session.client("secretsmanager", endpoint_url=endpoint_url)
     value = json.loads(secrets.get_secret_value(SecretId=outputs["ProducerSecretName"])["SecretString"])
     return Credentials(value["AWS_ACCESS_KEY_ID"], value["AWS_SECRET_ACCESS_KEY"])
+
+
+def local_queue_url(endpoint_url: str, queue_url: str) -> str:
+    """A queue's URL on the local endpoint (moto reports AWS's host name)."""
+    return f"{endpoint_url}/{'/'.join(queue_url.rsplit('/', 2)[-2:])}"
+
+
+def _secret_points_at_local_queue(session: boto3.Session, endpoint_url: str, outputs: dict) -> None:
+    """The producer secret holds the queue URL a producer sends to; locally that is the local endpoint's, so the
+    Worker's values (`chat-analytics credentials worker-env`, `AnalyticsLogger.from_env`) send here, not to AWS."""
+    secrets = session.client("secretsmanager", endpoint_url=endpoint_url)
+    value = json.loads(secrets.get_secret_value(SecretId=outputs["ProducerSecretName"])["SecretString"])
+    value["AWS_SQS_URL"] = local_queue_url(endpoint_url, outputs["EventsQueueUrl"])
+    secrets.put_secret_value(SecretId=outputs["ProducerSecretName"], SecretString=json.dumps(value))
 
 
 def _policy(*statements: dict) -> str:

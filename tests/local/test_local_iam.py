@@ -89,3 +89,10 @@ def test_the_producer_has_exactly_the_templates_policy_and_may_send_batches(stac
     assert sqs.send_message_batch(QueueUrl=stack.events_queue_url, Entries=entries)["Successful"]
     attached = iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]
     assert attached == []
+
+
+def test_the_secret_holds_the_local_queue_url(stack: StackInfo) -> None:
+    """`chat-analytics credentials worker-env` against the local stack gives values that send to it, not to AWS."""
+    secret = json.loads(stack.client("secretsmanager").get_secret_value(SecretId=stack.outputs["ProducerSecretName"])["SecretString"])
+    assert secret["AWS_SQS_URL"] == stack.local_events_queue_url and secret["AWS_SQS_URL"].startswith(stack.endpoint_url)
+    assert secret["AWS_ACCESS_KEY_ID"] == stack.producer.access_key_id

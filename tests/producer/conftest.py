@@ -1,8 +1,13 @@
-"""A moto server on 127.0.0.1 and a fresh FIFO queue per test."""
+"""A moto server on 127.0.0.1 and a fresh FIFO queue per test; loggers on either transport."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import textwrap
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +18,7 @@ from botocore.config import Config
 from jsonschema import Draft202012Validator
 from moto.server import ThreadedMotoServer
 
+from analytics_producer import AnalyticsLogger
 from local.faults import closed_port
 from local.stack import speed_up_moto_sqs
 
@@ -21,11 +27,22 @@ REGION = "us-east-1"
 # One attempt per call: botocore's "max_attempts" counts retries (max_attempts=1 is two attempts),
 # "total_max_attempts" counts attempts including the first (see test_producer_attempts.py).
 ONE_ATTEMPT = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=3)
+KEYS = {"aws_access_key_id": "AKIDPRODUCERTEST", "aws_secret_access_key": "producer-test-secret", "region_name": REGION}
+# "lean": the logger's own transport (the default); "botocore": a boto3 client passed as client=.
+TRANSPORTS = ("lean", "botocore")
 
 
 def sqs_client(endpoint_url: str):
-    session = boto3.Session(aws_access_key_id="AKIDPRODUCERTEST", aws_secret_access_key="producer-test-secret", region_name=REGION)
-    return session.client("sqs", endpoint_url=endpoint_url, config=ONE_ATTEMPT)
+    return boto3.Session(**KEYS).client("sqs", endpoint_url=endpoint_url, config=ONE_ATTEMPT)
+
+
+def logger_at(transport: str, queue_url: str, endpoint_url: str, **kwargs) -> AnalyticsLogger:
+    """A logger sending to ``endpoint_url`` with the test keys: its own lean transport, or a boto3 client (``client=``)."""
+    if transport == "botocore":
+        return AnalyticsLogger(queue_url, client=sqs_client(endpoint_url), **kwargs)
+    logger = AnalyticsLogger(queue_url, endpoint_url=endpoint_url, session=boto3.Session(**KEYS), **kwargs)
+    assert type(logger._client).__name__ == "SQSTransport"
+    return logger
 
 
 @dataclass
@@ -82,6 +99,47 @@ def create_queue(endpoint_url: str) -> Queue:
 @pytest.fixture
 def queue(moto_endpoint: str) -> Queue:
     return create_queue(moto_endpoint)
+
+
+def logger_for(queue: Queue, transport: str, **kwargs) -> AnalyticsLogger:
+    return logger_at(transport, queue.url, queue.endpoint_url, **kwargs)
+
+
+MOTO_WITH_IAM = textwrap.dedent(
+    """
+    import sys
+    from moto.server import ThreadedMotoServer
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+    server.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def start_moto_with_iam() -> tuple[subprocess.Popen, str]:
+    """A moto server in its own process (IAM enforcement is a process-wide moto setting); auth is off until reset-auth."""
+    port = closed_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", MOTO_WITH_IAM, str(port)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def moto_with_iam():
+    process, endpoint = start_moto_with_iam()
+    try:
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.fixture(scope="session")

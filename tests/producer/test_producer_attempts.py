@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 
 from analytics_producer import AnalyticsLogger, client_config
-from tests.producer.conftest import REGION
+from tests.producer.conftest import KEYS, REGION, TRANSPORTS
 from tests.producer.silent_server import SilentServer
 
 READ_TIMEOUT_S = 0.5
@@ -73,14 +73,19 @@ def test_the_producers_client_config_makes_one_attempt_per_call() -> None:
         assert server.counts()[0] == 1, "one connection"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("max_retries", [0, 2])
-def test_max_retries_n_makes_exactly_n_plus_1_requests(max_retries: int) -> None:
+def test_max_retries_n_makes_exactly_n_plus_1_requests(max_retries: int, transport: str) -> None:
     """max_retries=N: the first attempt and N retries, each exactly one request, then the events fail."""
     reports: list[int] = []
     with SilentServer() as server:
+        if transport == "botocore":
+            sender = {"client": client_for(server.endpoint_url, client_config(connect_timeout_s=1, read_timeout_s=READ_TIMEOUT_S))}
+        else:
+            sender = {"endpoint_url": server.endpoint_url, "session": boto3.Session(**KEYS), "read_timeout_s": READ_TIMEOUT_S}
         logger = AnalyticsLogger(
             server.queue_url,
-            client=client_for(server.endpoint_url, client_config(connect_timeout_s=1, read_timeout_s=READ_TIMEOUT_S)),
+            **sender,
             max_retries=max_retries,
             backoff_base_s=0.01,
             backoff_max_s=0.02,

@@ -8,12 +8,15 @@ import json
 import threading
 import time
 
+import pytest
+
 from analytics_producer import AnalyticsLogger, deduplication_id
-from tests.producer.conftest import Queue
+from tests.producer.conftest import TRANSPORTS, Queue, logger_for
 
 
-def test_events_from_many_threads_arrive_once_with_their_ids_and_valid_bodies(queue: Queue, event_schema) -> None:
-    with AnalyticsLogger(queue.url, client=queue.client()) as logger:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_events_from_many_threads_arrive_once_with_their_ids_and_valid_bodies(queue: Queue, event_schema, transport: str) -> None:
+    with logger_for(queue, transport) as logger:
 
         def work(thread: int) -> None:
             for index in range(50):
@@ -54,21 +57,23 @@ def test_about_one_request_per_ten_events_under_load(queue: Queue) -> None:
     assert len(queue.drain(expected=500)) == 500
 
 
-def test_long_ids_are_hashed_and_a_custom_group_key_is_used(queue: Queue) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_long_ids_are_hashed_and_a_custom_group_key_is_used(queue: Queue, transport: str) -> None:
     long_id = "r" * 128
-    with AnalyticsLogger(queue.url, client=queue.client(), group_id=lambda event: event.get("sessionId") or event["requestId"]) as logger:
-        assert logger.log_query(long_id, "Python?", session_id="conversation-7")
+    with logger_for(queue, transport, group_id=lambda event: event.get("sessionId") or event["requestId"]) as logger:
+        assert logger.log_query(long_id, "Python? Ünïcödé ✓ 😀", session_id="conversation-7")
         assert logger.flush(timeout=10)
     [message] = queue.drain(expected=1)
+    assert json.loads(message["Body"])["query"] == "Python? Ünïcödé ✓ 😀", "non-ASCII text arrives intact"
     assert message["Attributes"]["MessageDeduplicationId"] == hashlib.sha256(f"{long_id}:query".encode()).hexdigest()
     assert message["Attributes"]["MessageGroupId"] == "conversation-7"
     assert deduplication_id({"requestId": "a", "eventType": "query"}) == "a:query"
 
 
 def test_a_retried_send_inside_the_window_is_not_a_duplicate(queue: Queue) -> None:
-    """Two loggers (or a retry) sending the same event: SQS keeps one, by the deterministic id."""
-    for _ in range(2):
-        with AnalyticsLogger(queue.url, client=queue.client()) as logger:
+    """Two loggers (or a retry) sending the same event: SQS keeps one, by the deterministic id (whichever transport sent it)."""
+    for transport in TRANSPORTS:
+        with logger_for(queue, transport) as logger:
             logger.log({"eventType": "query", "requestId": "same", "timestamp": 1, "query": "Go?"})
             assert logger.flush(timeout=10)
     assert len(queue.drain()) == 1
@@ -95,6 +100,8 @@ def test_from_env_reads_the_seed_variables(queue: Queue, monkeypatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-env-secret")
     with AnalyticsLogger.from_env() as logger:
         assert logger.endpoint_url == queue.endpoint_url
+        assert logger.transport == "lean" and logger._client.endpoint_url == queue.endpoint_url
+        assert logger._client.credentials.get_frozen_credentials().access_key == "AKIDFROMENV"
         assert logger.log_query("env-1", "Python?")
         assert logger.flush(timeout=10)
     assert len(queue.drain(expected=1)) == 1

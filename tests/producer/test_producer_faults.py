@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 
 from analytics_producer import AnalyticsLogger, InvalidEventError
 from local.faults import DelayProxy, closed_port
-from tests.producer.conftest import Queue, create_queue, sqs_client
+from tests.producer.conftest import TRANSPORTS, Queue, create_queue, logger_at, sqs_client
 
 SLOW_CALL_S = 0.05  # generous: a call that waited on the network would take far longer
 
@@ -29,12 +29,13 @@ def log_many(logger: AnalyticsLogger, count: int, prefix: str) -> float:
     return slowest
 
 
-def test_endpoint_down_then_up_delivers_everything(queue: Queue) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_endpoint_down_then_up_delivers_everything(queue: Queue, transport: str) -> None:
     """The queue exists (moto's state is per process); its endpoint comes up on a port that was closed."""
     port = closed_port()
     endpoint = f"http://127.0.0.1:{port}"
     queue_url = f"{endpoint}/{'/'.join(queue.url.rsplit('/', 2)[-2:])}"
-    logger = AnalyticsLogger(queue_url, client=sqs_client(endpoint), max_retries=100, backoff_base_s=0.05, backoff_max_s=0.3)
+    logger = logger_at(transport, queue_url, endpoint, max_retries=100, backoff_base_s=0.05, backoff_max_s=0.3)
     try:
         assert log_many(logger, 30, "down") < SLOW_CALL_S
         time.sleep(1.0)
@@ -52,15 +53,14 @@ def test_endpoint_down_then_up_delivers_everything(queue: Queue) -> None:
         logger.close(timeout=1)
 
 
-def test_slow_endpoint_never_slows_the_caller(queue: Queue) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_slow_endpoint_never_slows_the_caller(queue: Queue, transport: str) -> None:
     port = int(queue.endpoint_url.rsplit(":", 1)[1])
-    with DelayProxy(port, delay_s=1.0) as proxy:
-        client = sqs_client(f"http://127.0.0.1:{proxy.port}")
-        with AnalyticsLogger(queue.url, client=client) as logger:
-            assert log_many(logger, 40, "slow") < SLOW_CALL_S
-            assert logger.stats()["sent"] < 40, "the sends are still waiting on the slow endpoint"
-            assert logger.flush(timeout=30)
-            assert logger.stats()["sent"] == 40
+    with DelayProxy(port, delay_s=1.0) as proxy, logger_at(transport, queue.url, f"http://127.0.0.1:{proxy.port}") as logger:
+        assert log_many(logger, 40, "slow") < SLOW_CALL_S
+        assert logger.stats()["sent"] < 40, "the sends are still waiting on the slow endpoint"
+        assert logger.flush(timeout=30)
+        assert logger.stats()["sent"] == 40
     assert len(queue.drain(expected=40)) == 40
 
 

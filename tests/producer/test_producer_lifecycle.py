@@ -8,9 +8,10 @@ import sys
 import textwrap
 import time
 
-from analytics_producer import AnalyticsLogger
+import pytest
+
 from local.faults import closed_port
-from tests.producer.conftest import REPO, Queue
+from tests.producer.conftest import REPO, TRANSPORTS, Queue, logger_for
 
 CHILD = textwrap.dedent(
     """
@@ -57,18 +58,22 @@ def test_a_process_exits_within_3_s_when_sqs_is_down() -> None:
     assert "undelivered" in result.stderr or "not delivered" in result.stderr, "the loss is reported, not silent"
 
 
-def test_a_forked_child_gets_an_empty_buffer_and_its_own_sender(queue: Queue) -> None:
-    with AnalyticsLogger(queue.url, client=queue.client()) as logger:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_forked_child_gets_an_empty_buffer_and_its_own_sender(queue: Queue, transport: str) -> None:
+    with logger_for(queue, transport) as logger:
         for index in range(5):
             logger.log_query(f"parent-{index}", "Go?")
+        parent_client = logger._client
         pid = os.fork()
         if pid == 0:  # the child: must not inherit the parent's queued events, thread or connections
             code = 1
             try:
-                fresh = logger.stats()["accepted"] == 0 and logger.stats()["queued"] == 0
+                fresh = logger.stats()["accepted"] == 0 and logger.stats()["queued"] == 0 and logger._client is None
                 for index in range(7):
                     logger.log_query(f"child-{index}", "Rust?")
                 delivered = logger.flush(timeout=10) and logger.stats()["sent"] == 7
+                if transport == "lean":  # a fresh transport: its own connection, the parent's endpoint and credentials
+                    delivered = delivered and type(logger._client).__name__ == "SQSTransport" and logger._client is not parent_client
                 code = 0 if fresh and delivered else 2
             finally:
                 os._exit(code)

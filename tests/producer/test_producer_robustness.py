@@ -20,7 +20,7 @@ from analytics_producer import AnalyticsLogger, InvalidEventError, LoggerClosedE
 from analytics_producer import logger as logger_module
 from analytics_producer import sender as sender_module
 from analytics_producer.logger import DEFAULT_CLOSE_TIMEOUT_S
-from tests.producer.conftest import REGION, Queue
+from tests.producer.conftest import REGION, TRANSPORTS, Queue
 from tests.producer.silent_server import SilentServer
 
 QUEUE_URL = "http://127.0.0.1:1/123456789012/q.fifo"
@@ -272,9 +272,13 @@ def test_an_on_error_callback_that_raises_does_not_stop_the_sender(raised: BaseE
 # -- close() is bounded when SQS never answers ------------------------------------------------------
 
 
-def silent_logger(server: SilentServer, reports: Reports, **kwargs: Any) -> AnalyticsLogger:
-    """A logger whose attempts hang far longer than any close bound (read timeout 60 s)."""
+def silent_logger(server: SilentServer, reports: Reports, transport: str, **kwargs: Any) -> AnalyticsLogger:
+    """A logger whose attempts hang far longer than any close bound (read timeout 60 s), on either transport."""
     session = boto3.Session(aws_access_key_id="AKIDSILENT", aws_secret_access_key="silent-secret", region_name=REGION)
+    if transport == "lean":
+        return AnalyticsLogger(
+            server.queue_url, endpoint_url=server.endpoint_url, session=session, read_timeout_s=60, on_error=reports, **kwargs
+        )
     sqs = session.client("sqs", endpoint_url=server.endpoint_url, config=client_config(connect_timeout_s=1, read_timeout_s=60))
     return AnalyticsLogger(server.queue_url, client=sqs, on_error=reports, **kwargs)
 
@@ -286,11 +290,12 @@ def wait_settled(logger: AnalyticsLogger, timeout: float = 5.0) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_close_without_a_timeout_is_bounded_when_sqs_never_answers() -> None:
+@pytest.mark.parametrize("transport", ["botocore"])  # the lean transport's hanging request: the with-block test below
+def test_close_without_a_timeout_is_bounded_when_sqs_never_answers(transport: str) -> None:
     assert DEFAULT_CLOSE_TIMEOUT_S == 5.0
     reports = Reports()
     with SilentServer() as server:
-        logger = silent_logger(server, reports)
+        logger = silent_logger(server, reports, transport)
         for index in range(25):
             assert logger.log_query(f"silent-{index}", "Does the candidate know Ada?")
         started = time.monotonic()
@@ -309,11 +314,12 @@ def test_close_without_a_timeout_is_bounded_when_sqs_never_answers() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_leaving_a_with_block_is_bounded_when_sqs_never_answers() -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_leaving_a_with_block_is_bounded_when_sqs_never_answers(transport: str) -> None:
     reports = Reports()
     with SilentServer() as server:
         started = time.monotonic()
-        with silent_logger(server, reports, close_timeout_s=1.0) as logger:
+        with silent_logger(server, reports, transport, close_timeout_s=1.0) as logger:
             for index in range(12):
                 assert logger.log_query(f"with-{index}", "Does the candidate know Lisp?")
         elapsed = time.monotonic() - started

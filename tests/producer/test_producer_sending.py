@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import textwrap
 import time
 import urllib.request
 
@@ -18,16 +14,17 @@ from botocore.config import Config
 from analytics_producer import AnalyticsLogger, LoggerClosedError, UnsendableEventError
 from analytics_producer.batching import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, to_entry
 from local.faults import closed_port
-from tests.producer.conftest import REPO, Queue, sqs_client
+from tests.producer.conftest import TRANSPORTS, Queue, logger_for, sqs_client
 
 
 def query(request_id: str, **extra) -> dict:
     return {"eventType": "query", "requestId": request_id, "timestamp": 1_767_225_600_000, "query": "Python?", **extra}
 
 
-def test_batches_stay_within_the_byte_limit_and_large_events_still_arrive(queue: Queue) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_batches_stay_within_the_byte_limit_and_large_events_still_arrive(queue: Queue, transport: str) -> None:
     padding = "x" * 200_000  # an unknown extra field: accepted by the contract, and big
-    with AnalyticsLogger(queue.url, client=queue.client()) as logger:
+    with logger_for(queue, transport) as logger:
         for index in range(7):
             assert logger.log(query(f"big-{index}", notes=padding))
         assert logger.flush(timeout=30)
@@ -38,13 +35,12 @@ def test_batches_stay_within_the_byte_limit_and_large_events_still_arrive(queue:
     assert 5 * to_entry(query("r", notes=padding), None).size <= MAX_BATCH_BYTES
 
 
-def test_an_event_that_cannot_become_a_message_fails_alone_and_is_reported(queue: Queue) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_event_that_cannot_become_a_message_fails_alone_and_is_reported(queue: Queue, transport: str) -> None:
     """log() copies the event but not its nested values: one changed after log() can make it unsendable."""
     reports: list[tuple[BaseException, list[dict]]] = []
     tags: list = ["ok"]
-    with AnalyticsLogger(
-        queue.url, client=queue.client(), flush_interval_s=30, on_error=lambda error, events: reports.append((error, events))
-    ) as logger:
+    with logger_for(queue, transport, flush_interval_s=30, on_error=lambda error, events: reports.append((error, events))) as logger:
         assert logger.log(query("good-1"))
         assert logger.log(query("not-json", tags=tags))
         tags.append({"a", "set"})  # after validate(): json.dumps fails in the sender
@@ -122,39 +118,18 @@ def test_a_callback_that_raises_does_not_stop_the_sender() -> None:
 
 # -- access denied by moto's own IAM enforcement -----------------------------------------------------
 
-MOTO_WITH_IAM = textwrap.dedent(
-    """
-    import sys
-    from moto.server import ThreadedMotoServer
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-    server.start()
-    print("ready", flush=True)
-    sys.stdin.read()
-    """
-)
+
+def enforce_iam(endpoint: str) -> None:
+    """From now on moto authenticates (checks the SigV4 signature) and authorizes every request against IAM."""
+    urllib.request.urlopen(
+        urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}),
+        timeout=5,
+    ).read()
 
 
-@pytest.fixture
-def moto_with_iam():
-    """A moto server in its own process (IAM enforcement is a process-wide moto setting)."""
-    port = closed_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_WITH_IAM, str(port)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(moto_with_iam: str) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(moto_with_iam: str, transport: str) -> None:
+    """moto checks the signature of every request (the lean transport's own SigV4 request too), then the policy."""
     endpoint = moto_with_iam
     setup = boto3.Session(aws_access_key_id="AKIDSETUP", aws_secret_access_key="setup", region_name="us-east-1")
     iam, sqs = setup.client("iam", endpoint_url=endpoint), setup.client("sqs", endpoint_url=endpoint)
@@ -168,17 +143,18 @@ def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(m
         )
     admin_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
     iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(admin_policy))
-    # From now on every request is authenticated and authorized against IAM.
-    urllib.request.urlopen(
-        urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}),
-        timeout=5,
-    ).read()
+    enforce_iam(endpoint)
 
     reports: list[tuple[str, int]] = []
-    client = keys["producer"].client(
-        "sqs", endpoint_url=endpoint, config=Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=3)
-    )
-    with AnalyticsLogger(queue_url, client=client, on_error=lambda error, events: reports.append((str(error), len(events)))) as logger:
+    if transport == "botocore":
+        client = keys["producer"].client(
+            "sqs", endpoint_url=endpoint, config=Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=3)
+        )
+        kwargs = {"client": client}
+    else:
+        kwargs = {"session": keys["producer"], "endpoint_url": endpoint}
+    with AnalyticsLogger(queue_url, on_error=lambda error, events: reports.append((str(error), len(events))), **kwargs) as logger:
+        assert type(logger._client).__name__ == ("SQSTransport" if transport == "lean" else "SQS")
         slowest = 0.0
         for index in range(10):
             started = time.perf_counter()
@@ -190,6 +166,7 @@ def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(m
         assert (stats["sent"], stats["failed"], stats["retried"]) == (0, 10, 0), "not retried: it cannot succeed"
         assert sum(count for _, count in reports) == 10
         assert "403" in reports[0][0] or "AccessDenied" in reports[0][0], reports
+        assert "SignatureDoesNotMatch" not in reports[0][0], "the signature was accepted; only the policy refused"
 
         # Granted (moto authorizes the batch call as sqs:SendMessageBatch; AWS as sqs:SendMessage).
         grant = {
@@ -221,8 +198,8 @@ def test_from_env_without_keys_uses_the_standard_credential_chain(queue: Queue, 
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", path)
     try:
         with AnalyticsLogger.from_env() as logger:
-            assert logger._client.meta.endpoint_url == queue.endpoint_url
-            assert logger._client._request_signer._credentials.access_key == "AKIDCHAIN"
+            assert logger._client.endpoint_url == queue.endpoint_url
+            assert logger._client.credentials.get_frozen_credentials().access_key == "AKIDCHAIN"
             assert logger.log_query("chain-1", "Python?")
             assert logger.flush(timeout=10)
     finally:

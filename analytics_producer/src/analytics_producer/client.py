@@ -1,5 +1,13 @@
-"""The one boto3 SQS client a logger keeps for its lifetime.
+"""What a logger sends with: its own lean transport (the default), or a boto3 SQS client.
 
+The default transport (:mod:`.transport`) is resolved here with botocore's own machinery: the
+credential chain of a boto3 ``Session`` (profiles, roles, refresh), the region (given, else the
+queue URL's, else the session's) and the endpoint botocore would use (``endpoint_url``,
+``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL``, the config file, else the region's). When a proxy
+applies to that endpoint (``HTTPS_PROXY``...), the logger uses a botocore client instead, which
+knows how to go through one.
+
+For a botocore client:
 Short connect and read timeouts bound how long one attempt can hold the sender, and botocore makes
 exactly one attempt per call (``total_max_attempts=1``): the sender's retry loop owns backoff, so
 a failure is counted and reported once, with the same deduplication ids, instead of being retried
@@ -12,9 +20,12 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+
+from analytics_producer.transport import SQSTransport, region_from_queue_url
 
 
 def client_config(connect_timeout_s: float = 1.0, read_timeout_s: float = 3.0) -> Config:
@@ -38,15 +49,59 @@ def new_client(
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
     session_token: str | None = None,
+    session: Any = None,
 ) -> Any:
-    """An SQS client from explicit keys when given, else boto3's standard credential chain."""
-    session = boto3.Session(
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        aws_session_token=session_token,
-        region_name=region_name,
-    )
+    """An SQS client from ``session`` when given, else explicit keys when given, else boto3's standard credential chain."""
+    if session is None:
+        session = boto3.Session(
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            aws_session_token=session_token,
+            region_name=region_name,
+        )
     return session.client("sqs", region_name=region_name, endpoint_url=endpoint_url, config=config)
+
+
+def _uses_proxy(endpoint_url: str, config: Any) -> bool:
+    """Whether botocore would reach ``endpoint_url`` through a proxy (client config, or HTTP(S)_PROXY without NO_PROXY)."""
+    if getattr(config, "proxies", None):
+        return True
+    from botocore.utils import get_environ_proxies
+
+    return bool(get_environ_proxies(endpoint_url).get(urlsplit(endpoint_url).scheme))
+
+
+def new_transport(
+    queue_url: str,
+    *,
+    session: Any,
+    region_name: str | None,
+    endpoint_url: str | None,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+) -> Any:
+    """The logger's own sender: an :class:`SQSTransport` resolved as botocore would resolve a client.
+
+    A botocore client is built once here, only to resolve the endpoint and region exactly as
+    botocore does (it fails here, not later, on a region it cannot use); its request pipeline is
+    not used. Returns that client instead when a proxy applies to the endpoint.
+    """
+    session = session if session is not None else boto3.Session()
+    config = client_config(connect_timeout_s, read_timeout_s)
+    resolver = session.client("sqs", region_name=region_name or region_from_queue_url(queue_url), endpoint_url=endpoint_url, config=config)
+    if _uses_proxy(resolver.meta.endpoint_url, resolver.meta.config):
+        return resolver
+    ca_bundle = None
+    with contextlib.suppress(Exception):  # boto3's Session wraps botocore's, which holds the ca_bundle setting
+        ca_bundle = getattr(session, "_session", session).get_config_variable("ca_bundle")
+    return SQSTransport(
+        endpoint_url=resolver.meta.endpoint_url,
+        region_name=resolver.meta.region_name,
+        credentials=session.get_credentials(),
+        connect_timeout_s=connect_timeout_s,
+        read_timeout_s=read_timeout_s,
+        ca_bundle=ca_bundle,
+    )
 
 
 def clone_client(client: Any) -> Any:

@@ -23,6 +23,7 @@ RETRYABLE_CODES = frozenset(
         "InternalError",
         "InternalFailure",
         "KmsThrottled",
+        "KMS.ThrottlingException",  # KmsThrottled's query-compatible code (x-amzn-query-error)
         "AWS.SimpleQueueService.ServiceUnavailable",
         "AWS.SimpleQueueService.RequestThrottled",
         "SlowDown",

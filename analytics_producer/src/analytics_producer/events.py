@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 MAX_REQUEST_ID = 128
 MAX_TEXT = 4096
@@ -54,7 +54,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _is_integer(value: Any) -> bool:
+def _is_integer(value: Any) -> TypeGuard[int | float]:
     """JSON Schema's integer: a number with no fractional part (1, 1.0 and 1e3; not 1.5, never a bool)."""
     kind = type(value)
     if kind is int:
@@ -66,7 +66,7 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     """A finite JSON number: int or float, never a bool, never NaN or infinity (nor an int too big for a double)."""
     kind = type(value)
     if kind is float or kind is int:

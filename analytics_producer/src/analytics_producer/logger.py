@@ -18,14 +18,18 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
+
 from analytics_producer import lifecycle
 from analytics_producer.batching import MAX_BATCH_ENTRIES, GroupKey
-from analytics_producer.client import client_config, clone_client, new_client
+from analytics_producer.client import client_config, clone_client, new_client, new_transport
 from analytics_producer.errors import LoggerClosedError
 from analytics_producer.events import MAX_SOURCE, InvalidEventError, find_unsafe_char, query_event, response_event, validate
 from analytics_producer.sender import ErrorCallback, Sender
+from analytics_producer.transport import SQSTransport, region_from_queue_url
 
 DEFAULT_CLOSE_TIMEOUT_S = 5.0  # close() and leaving a with block: bounded even when SQS never answers
+TRANSPORTS = ("lean", "botocore")
 
 
 def _peek(counter: itertools.count) -> int:
@@ -43,14 +47,23 @@ class AnalyticsLogger:
     ``log(event)`` never blocks and never raises (unless ``strict``): it returns False when the
     event is rejected (invalid, buffer full, logger closed) and counts why. ``flush()`` waits for
     what was accepted before it; ``close()`` flushes and stops the sender. One instance per
-    process is the intended use: it keeps one boto3 client and its connections for its lifetime.
+    process is the intended use: it keeps one connection (or one boto3 client) for its lifetime.
 
     Args:
         queue_url: the FIFO queue's URL.
-        region_name, endpoint_url: for the client this logger builds (ignored when ``client`` is given).
-        client: a boto3 SQS client to use instead (e.g. built with explicit keys). Give it short
-            timeouts and one attempt per call, ``retries={"total_max_attempts": 1}`` (see
-            :func:`client_config`), since the logger retries on its own.
+        region_name, endpoint_url: where to send (ignored when ``client`` is given). The region
+            defaults to the queue URL's (``sqs.<region>.amazonaws.com``), else the session's; the
+            endpoint to what botocore resolves (``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL``, the
+            config file, else the region's).
+        session: a ``boto3.Session`` whose credential chain (profile, role, refresh) and settings
+            the logger uses (default: a new ``boto3.Session()``, the standard chain).
+        transport: ``"lean"`` (default) sends each batch as one SigV4-signed HTTP request on a
+            kept-alive connection, a fraction of botocore's CPU per request; ``"botocore"`` uses a
+            boto3 client. The lean transport also falls back to a boto3 client when a proxy applies.
+        client: a boto3 SQS client to use instead (e.g. built with explicit keys), always through
+            botocore. Give it short timeouts and one attempt per call,
+            ``retries={"total_max_attempts": 1}`` (see :func:`client_config`), since the logger
+            retries on its own.
         max_queue_size: events held in memory; beyond it new events are dropped and counted.
         batch_size: entries per ``SendMessageBatch`` (1 to 10).
         flush_interval_s: how long a partial batch waits for more events before it is sent.
@@ -73,6 +86,8 @@ class AnalyticsLogger:
         region_name: str | None = None,
         endpoint_url: str | None = None,
         client: Any = None,
+        session: Any = None,
+        transport: str = "lean",
         max_queue_size: int = 10_000,
         batch_size: int = MAX_BATCH_ENTRIES,
         flush_interval_s: float = 0.2,
@@ -94,8 +109,12 @@ class AnalyticsLogger:
             raise ValueError("max_queue_size >= 1, max_retries >= 0, flush_interval_s > 0 and close_timeout_s >= 0 are required")
         if source is not None and (not isinstance(source, str) or len(source) > MAX_SOURCE or find_unsafe_char(source)):
             raise ValueError("source: a string of at most 64 characters of SQS-safe text")
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}")
         self.queue_url = queue_url
-        self.region_name = region_name
+        self.region_name = region_name or region_from_queue_url(queue_url)
+        self.transport = transport if client is None else "client"
+        self._session = session
         self.endpoint_url = endpoint_url
         self.max_queue_size = max_queue_size
         self.batch_size = batch_size
@@ -109,9 +128,12 @@ class AnalyticsLogger:
         self.backoff_max_s = backoff_max_s
         self.atexit_timeout_s = atexit_timeout_s
         self.close_timeout_s = close_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
         self._config = client_config(connect_timeout_s, read_timeout_s)
         self._given_client = client
         client = client if client is not None else self._new_client()  # built now: a bad region fails here, not later
+        self._own_client = client if self._given_client is None else None
         self._start(client)
         lifecycle.register(self)
 
@@ -124,7 +146,8 @@ class AnalyticsLogger:
         Credentials come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and
         ``AWS_SESSION_TOKEN``) when both keys are set, else from boto3's standard chain (an
         instance or Lambda role, a profile, ...). A queue URL whose host is not AWS's (a local
-        stack) is also used as the endpoint. ``kwargs`` are passed to the constructor.
+        stack) is also used as the endpoint. ``kwargs`` are passed to the constructor (e.g.
+        ``transport="botocore"``).
         """
         env = os.environ if environ is None else environ
         queue_url = env.get("AWS_SQS_URL")
@@ -136,19 +159,27 @@ class AnalyticsLogger:
             parts = urlsplit(queue_url)
             if "endpoint_url" not in kwargs and parts.hostname and not parts.hostname.endswith(("amazonaws.com", "amazonaws.com.cn")):
                 kwargs["endpoint_url"] = f"{parts.scheme}://{parts.netloc}"
-            if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-                kwargs["client"] = new_client(
+            if "session" not in kwargs and env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+                kwargs["session"] = boto3.Session(
+                    aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                    aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
                     region_name=kwargs["region_name"],
-                    endpoint_url=kwargs.get("endpoint_url"),
-                    config=client_config(kwargs.get("connect_timeout_s", 1.0), kwargs.get("read_timeout_s", 3.0)),
-                    access_key_id=env["AWS_ACCESS_KEY_ID"],
-                    secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                    session_token=env.get("AWS_SESSION_TOKEN") or None,
                 )
         return cls(queue_url, **kwargs)
 
     def _new_client(self) -> Any:
-        return new_client(region_name=self.region_name, endpoint_url=self.endpoint_url, config=self._config)
+        """The logger's own sender: the lean transport, or a boto3 client (``transport="botocore"``)."""
+        if self.transport == "lean":
+            return new_transport(
+                self.queue_url,
+                session=self._session,
+                region_name=self.region_name,
+                endpoint_url=self.endpoint_url,
+                connect_timeout_s=self.connect_timeout_s,
+                read_timeout_s=self.read_timeout_s,
+            )
+        return new_client(region_name=self.region_name, endpoint_url=self.endpoint_url, config=self._config, session=self._session)
 
     def _start(self, client: Any) -> None:
         """Fresh buffer, counters and sender: at construction, and in a forked child."""
@@ -176,11 +207,16 @@ class AnalyticsLogger:
 
     @property
     def _client(self) -> Any:
-        """The sender's boto3 client (None in a forked child until its sender builds one); for tests and debugging."""
+        """The sender's transport or boto3 client (None in a forked child until its sender builds one); for tests and debugging."""
         return self._sender.client
 
     def _client_for_child(self) -> Any:
-        return clone_client(self._given_client) if self._given_client is not None else self._new_client()
+        """A forked child's own sender: a fresh connection with the parent's endpoint, region and credentials."""
+        if self._given_client is not None:
+            return clone_client(self._given_client)
+        if isinstance(self._own_client, SQSTransport):
+            return self._own_client.fresh()
+        return self._new_client()
 
     def _after_fork_in_child(self) -> None:
         """The parent's buffer, thread and pooled sockets are not the child's: start over.

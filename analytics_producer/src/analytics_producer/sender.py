@@ -1,7 +1,7 @@
 """The background sender: one thread per logger that batches, sends, retries and counts.
 
 Everything slow lives here so that the caller's ``log()`` is an ``append``. The thread owns the
-boto3 client, so the client is only ever used from one thread, and it survives any exception:
+transport (or boto3 client), so it is only ever used from one thread, and it survives any exception:
 an unexpected error fails the batch it was sending (counted, reported), never the thread.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from analytics_producer.batching import MAX_BATCH_ENTRIES, Entry, GroupKey, UnsendableEventError, fits, to_entry
 from analytics_producer.errors import EntryError, error_code, is_retryable
+from analytics_producer.transport import SQSTransport
 
 log = logging.getLogger("analytics_producer")
 
@@ -114,6 +115,8 @@ class Sender:
                 with contextlib.suppress(Exception):
                     log.exception("analytics sender error: %s", error)
                 time.sleep(0.05)
+        if isinstance(self.client, SQSTransport):  # the logger's own connection (never a caller's client)
+            self.client.close()
 
     def _take_batch(self) -> list[Entry]:
         """Up to ``batch_size`` entries within the batch byte limit; an event that cannot become one fails alone.
@@ -139,8 +142,8 @@ class Sender:
                 batch.append(entry)
             self.taken += len(batch) + len(unsendable)
             self.in_flight = len(batch) + len(unsendable)  # the unsendable ones until reported
-        for error, event in unsendable:
-            self._report(error, [event])
+        for reason, event in unsendable:
+            self._report(reason, [event])
             with self.progress:
                 self.failed += 1
                 self.in_flight -= 1
@@ -202,14 +205,14 @@ class Sender:
         successful, failed = response.get("Successful") or (), response.get("Failed") or ()
         delivered: list[Entry] = []
         for success in successful:
-            entry = by_id.pop(_entry_id(success), None)
+            entry = by_id.pop(_entry_id(success) or "", None)
             if entry is not None:
                 delivered.append(entry)
         refused: list[tuple[Entry, EntryError]] = []
         retry: list[Entry] = []
         error: BaseException | None = None
         for failure in failed:
-            entry = by_id.pop(_entry_id(failure), None)
+            entry = by_id.pop(_entry_id(failure) or "", None)
             if entry is None:
                 continue
             if failure.get("SenderFault"):
