@@ -327,3 +327,37 @@ def test_leaving_a_with_block_is_bounded_when_sqs_never_answers(transport: str) 
     assert elapsed < 5.0, f"leaving the with block took {elapsed:.2f} s"  # close_timeout_s 1.0, with generous slack
     assert_settled(logger, accepted=12, sent=0, failed=12)
     assert reports.ids() == sorted(f"with-{index}" for index in range(12))
+
+
+# -- steady traffic: the sender looks by itself, callers stop waking it ------------------------------
+
+
+def test_under_steady_traffic_log_stops_waking_the_sender_and_full_batches_still_go_out(monkeypatch) -> None:
+    """Waking the sender thread is the largest part of log()'s p99 (bench/producer_bench.py): once full
+    batches flow, the sender polls the buffer every few milliseconds and log() no longer sets its event.
+    When traffic stops, the sender goes back to waiting and log() wakes it again."""
+    client = FakeClient()
+    with AnalyticsLogger("https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo", client=client, flush_interval_s=0.3) as logger:
+        sets = []
+        original_set = logger._wake.set
+        monkeypatch.setattr(logger._wake, "set", lambda: (sets.append(time.monotonic()), original_set())[1])
+        for index in range(10):
+            assert logger.log(query(f"steady-{index}"))
+        deadline = time.monotonic() + 5
+        while not logger._sender.polling and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert logger._sender.polling, "a full batch taken: the sender polls"
+        woken = len(sets)
+        for index in range(10, 60):
+            assert logger.log(query(f"steady-{index}"))
+            time.sleep(0.0005)
+        assert len(sets) == woken, "no wake-up from log() while traffic is steady"
+        assert logger.flush(timeout=5)
+        assert all(len(call) == 10 for call in client.calls), "batches stay full"
+        time.sleep(0.5)  # longer than the flush interval without a full batch
+        assert logger.log(query("after-the-pause"))  # the sender looks once more and stops polling
+        deadline = time.monotonic() + 5
+        while logger._sender.polling and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not logger._sender.polling
+    assert_settled(logger, accepted=61, sent=61, failed=0)

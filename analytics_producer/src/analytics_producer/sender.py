@@ -24,6 +24,7 @@ log = logging.getLogger("analytics_producer")
 
 ErrorCallback = Callable[[BaseException, list[dict[str, Any]]], None]
 WARNING_INTERVAL_S = 60.0
+POLL_INTERVAL_S = 0.002  # how often the sender looks at the buffer while traffic is steady
 
 
 def _entry_id(item: Any) -> str | None:
@@ -68,6 +69,11 @@ class Sender:
         self.group_key = group_key
         self.on_error = on_error
 
+        # Steady traffic (a full batch taken within the flush interval): the sender looks at the buffer
+        # every POLL_INTERVAL_S instead of being woken by log(). Read by log() without a lock: a stale
+        # value costs one wake-up too many or a few milliseconds of delay, never an event.
+        self.polling = False
+        self._last_full_batch = 0.0
         self.wake = threading.Event()  # set by log() when a batch is full, by flush() and close()
         self.stopping = threading.Event()  # cuts backoff short and ends the thread
         self.progress = threading.Condition()
@@ -96,16 +102,20 @@ class Sender:
                 self.wake.clear()  # cleared before the state is read: a wake-up is never lost
                 pending = len(self.buffer)
                 now = time.monotonic()
+                if self.polling and now - self._last_full_batch > self.flush_interval_s:
+                    self.polling = False  # traffic has slowed down: log() wakes the sender again
                 if not pending:
                     anchor = now
-                    self.wake.wait(self.flush_interval_s)
+                    self.wake.wait(POLL_INTERVAL_S if self.polling else self.flush_interval_s)
                     continue
                 due = anchor + self.flush_interval_s
                 if pending < self.batch_size and self.flush_target <= self.taken and now < due:
-                    self.wake.wait(due - now)
+                    self.wake.wait(min(due - now, POLL_INTERVAL_S) if self.polling else due - now)
                     continue
                 anchor = now
                 batch = self._take_batch()
+                if len(batch) >= self.batch_size:
+                    self.polling, self._last_full_batch = True, now
                 try:
                     self._send(batch)
                 except Exception as error:  # a bug or a broken client, not an SQS failure (those are handled in _send)
