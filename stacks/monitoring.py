@@ -236,4 +236,22 @@ class Monitoring(Construct):
                 width=8,
             ),
         )
+        # Cold starts (the processor's own ColdStart metric, one per execution environment) and how often
+        # an invocation pays for one: a rising share means Lambda keeps scaling out and in.
+        cold_starts = own("ColdStart")
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Processor cold starts",
+                left=[cold_starts],
+                right=[
+                    cloudwatch.MathExpression(
+                        expression="100 * cold / IF(invocations > 0, invocations, 1)",
+                        using_metrics={"cold": cold_starts, "invocations": fn.metric_invocations(period=Duration.minutes(5))},
+                        label="cold starts per 100 invocations",
+                        period=Duration.minutes(5),
+                    )
+                ],
+                width=12,
+            ),
+        )
         return dashboard

@@ -44,6 +44,8 @@ metrics = Metrics()
 stores = StoreProvider()
 # Reused across invocations (Lambda freezes its threads in between); created on first concurrent use.
 _pool: ThreadPoolExecutor | None = None
+# True until the execution environment's first invocation: its ColdStart metric (the dashboard's cold-start rate).
+_cold_start = True
 
 Event = QueryEvent | ResponseEvent
 Metric = tuple[str, str, MetricUnit, float]  # the record's message ID, name, unit, value
@@ -197,6 +199,10 @@ def process_batch(records: list[dict[str, Any]], store: Any, context: Any) -> li
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict, context: Any) -> dict:
     """Lambda entry point (``handler.handler``): returns ``{"batchItemFailures": [...]}``."""
+    global _cold_start
+    if _cold_start:
+        _cold_start = False
+        metrics.add_metric(name="ColdStart", unit=MetricUnit.Count, value=1)
     records = event.get("Records", [])
     try:
         failed = process_batch(records, stores.get(), context)

@@ -428,6 +428,7 @@ def test_dashboard_shows_queue_dlq_lambda_and_processor_metrics(dev: Synthesized
     for metric in ("QueryEvents", "ResponseEvents", "InvalidEvents", "MatchFull", "MatchPartial", "MatchNone", "MatchScore", "IngestLagMs"):
         assert f'\\\\"{metric}\\\\"' in body or metric in body
     assert "ChatAnalytics" in body and "chat-analytics-processor" in body
+    assert "ColdStart" in body and "cold starts per 100 invocations" in body
 
 
 def _strings(node: object) -> list[str]:

@@ -58,6 +58,7 @@ def processor() -> Iterator[Processor]:
         patch.delenv(name, raising=False)
     try:
         with processor_modules() as handler:
+            handler._cold_start = False  # the execution environment is warm; test_processor_handler checks the first invocation
             yield Processor(handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"])
     finally:
         patch.undo()

@@ -390,3 +390,14 @@ def test_one_store_per_execution_environment_until_reset(
     processor.handler.stores.reset()
     with pytest.raises(processor.store.ConfigurationError):
         processor.handler.stores.get()
+
+
+def test_the_first_invocation_of_an_execution_environment_counts_one_cold_start(
+    processor: Processor, table: Table, clock: FakeClock, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's cold-start rate: ``ColdStart`` is 1 in the first invocation only."""
+    monkeypatch.setattr(processor.handler, "_cold_start", True)
+    assert run(processor, sqs_record(query_body("r-1"))) == []
+    assert metric_values(capsys.readouterr().out)["ColdStart"] == [1.0]
+    assert run(processor, sqs_record(query_body("r-2"))) == []
+    assert "ColdStart" not in metric_values(capsys.readouterr().out)
