@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from chat_analytics_ops.errors import EXIT_EMPTY
 from tests.ops.conftest import Processor, dead_letter, query_event, response_event
 
@@ -147,15 +149,88 @@ def test_redrive_move_task_method_reports_unsupported_endpoint(stack, cli) -> No
     assert conflict.code == 1 and "cannot be combined" in conflict.err
 
 
-class MoveTaskSqs:
-    """An SQS endpoint that has StartMessageMoveTask (AWS does; moto does not): records the call."""
+def test_redrive_moves_only_what_passes_the_contract_and_leaves_the_rest(stack, cli) -> None:
+    secret_question = "What is the candidate's home address?"
+    dead_letter(
+        stack,
+        query_event("req-ok", NOW_MS, "Python?"),
+        response_event("req-bad", NOW_MS, "maybe", 140),  # fails the contract: would dead-letter again
+        query_event("req-neg", -5, secret_question),  # fails too; its question must not be printed
+    )
+    stack.send("this is not json {", group="req-raw", dedup="req-raw:query")
+    dead_letter(stack)
+    assert stack.depth(stack.dlq_url) == 4
 
-    def __init__(self) -> None:
+    dry = cli("dlq", "redrive", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "would move 1 message(s)" in dry.out and "would leave 3 message(s)" in dry.out
+    assert stack.depth(stack.dlq_url) == 4 and stack.depth(stack.events_url) == 0
+
+    result = cli("dlq", "redrive")
+    assert result.code == 0, result.err
+    assert "moved 1 message(s)" in result.out
+    assert "left 3 message(s) in the DLQ that fail the event contract" in result.out and "--include-invalid" in result.out
+    reasons = [line for line in result.out.splitlines() if "reason:" in line]
+    assert len(reasons) == 3
+    assert any("group req-bad" in line and "matchType" in line and "matchScore" in line for line in reasons)
+    assert any("group req-neg" in line and "timestamp" in line for line in reasons)
+    assert any("group req-raw" in line and "not JSON" in line for line in reasons)
+    assert secret_question not in result.out and "address" not in result.out
+    assert stack.depth(stack.dlq_url) == 3  # the invalid ones stay, visible again at once
+    assert stack.depth(stack.events_url) == 1
+    Processor(stack).drain()
+    assert [item["requestId"]["S"] for item in stack.items()] == ["req-ok"]
+
+    # Only invalid ones left: nothing moves, they are listed again (as JSON here), and the queue keeps them.
+    again = cli("dlq", "redrive", "--json")
+    assert again.code == 0, again.err
+    payload = json.loads(again.out)
+    assert payload["moved"] == [] and payload["leftCount"] == 3
+    assert {m["messageGroupId"] for m in payload["left"]} == {"req-bad", "req-neg", "req-raw"}
+    assert all(m["reason"] for m in payload["left"])
+    assert stack.depth(stack.dlq_url) == 3
+
+    forced = cli("dlq", "redrive", "--include-invalid", "--json")
+    assert forced.code == 0, forced.err
+    assert len(json.loads(forced.out)["moved"]) == 3 and json.loads(forced.out)["leftCount"] == 0
+    assert stack.depth(stack.dlq_url) == 0 and stack.depth(stack.events_url) == 3
+
+
+def test_redrive_max_counts_moved_messages_not_the_invalid_ones(stack, cli) -> None:
+    dead_letter(
+        stack, response_event("req-bad", NOW_MS, "maybe", 1), query_event("req-1", NOW_MS, "Go?"), query_event("req-2", NOW_MS, "C?")
+    )
+    result = cli("dlq", "redrive", "--max", "2", "--json")
+    assert result.code == 0, result.err
+    payload = json.loads(result.out)
+    assert sorted(m["messageGroupId"] for m in payload["moved"]) == ["req-1", "req-2"]
+    assert [m["messageGroupId"] for m in payload["left"]] == ["req-bad"]
+    assert stack.depth(stack.dlq_url) == 1
+
+
+def test_move_task_method_refuses_a_queue_with_invalid_messages(stack, cli) -> None:
+    dead_letter(stack, query_event("req-1", NOW_MS, "Python?"), response_event("req-bad", NOW_MS, "maybe", 1))
+    result = cli("dlq", "redrive", "--method", "move-task")
+    assert result.code == 1
+    assert result.err.strip().startswith("chat-analytics: 1 of 2 message(s) fail the event contract and StartMessageMoveTask cannot")
+    assert "--method manual" in result.err and "--include-invalid" in result.err
+    assert stack.depth(stack.dlq_url) == 2 and stack.depth(stack.events_url) == 0
+    assert cli("dlq", "inspect").code == 0  # the look released them: nothing left locked
+
+
+class MoveTaskSqs:
+    """An SQS endpoint that has StartMessageMoveTask (AWS does; moto does not): records the calls. Its DLQ
+    holds ``bodies``; a receive returns them all once (held), a visibility change releases them."""
+
+    def __init__(self, bodies: list[str]) -> None:
+        self.bodies = bodies
         self.calls: list[dict] = []
+        self.received = 0
+        self.released: list[str] = []
 
     def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict:
         name = QueueUrl.rsplit("/", 1)[-1]
-        visible = "7" if "dlq" in name else "0"
+        visible = str(len(self.bodies)) if "dlq" in name else "0"
         return {
             "Attributes": {
                 "QueueArn": f"arn:aws:sqs:us-east-1:123456789012:{name}",
@@ -165,22 +240,56 @@ class MoveTaskSqs:
             }
         }
 
+    def receive_message(self, **kwargs) -> dict:
+        if self.received:
+            return {"Messages": []}
+        self.received += 1
+        return {
+            "Messages": [
+                {"MessageId": f"m{i}", "ReceiptHandle": f"r{i}", "Body": body, "Attributes": {"MessageGroupId": f"g{i}"}}
+                for i, body in enumerate(self.bodies)
+            ]
+        }
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+        self.released += [entry["ReceiptHandle"] for entry in Entries]
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries]}
+
     def start_message_move_task(self, **kwargs: str) -> dict:
         self.calls.append(kwargs)
         return {"TaskHandle": "handle-1"}
 
 
-def test_auto_uses_the_sqs_move_task_where_the_endpoint_has_it() -> None:
+BASE = "https://sqs.us-east-1.amazonaws.com/123456789012/ChatAnalytics-prod"
+
+
+def test_auto_uses_the_sqs_move_task_where_the_endpoint_has_it_and_every_message_passes() -> None:
     from chat_analytics_ops.dlq import redrive
 
-    sqs = MoveTaskSqs()
-    base = "https://sqs.us-east-1.amazonaws.com/123456789012/ChatAnalytics-prod"
-    result = redrive(sqs, f"{base}-dlq.fifo", f"{base}-events.fifo", limit=None, dry_run=False)
+    sqs = MoveTaskSqs([json.dumps(query_event(f"req-{i}", NOW_MS, "Python?")) for i in range(7)])
+    result = redrive(sqs, f"{BASE}-dlq.fifo", f"{BASE}-events.fifo", limit=None, dry_run=False)
     assert result.method == "move-task"
     assert result.task_handle == "handle-1" and result.approximate_count == 7
+    assert sorted(sqs.released) == [f"r{i}" for i in range(7)]  # looked at, judged, released before the move
     assert sqs.calls == [
         {
             "SourceArn": "arn:aws:sqs:us-east-1:123456789012:ChatAnalytics-prod-dlq.fifo",
             "DestinationArn": "arn:aws:sqs:us-east-1:123456789012:ChatAnalytics-prod-events.fifo",
         }
     ]
+
+
+def test_move_task_is_not_started_for_a_queue_with_invalid_messages_unless_forced() -> None:
+    from chat_analytics_ops.dlq import redrive
+    from chat_analytics_ops.errors import OpsError
+
+    bodies = [json.dumps(query_event("req-1", NOW_MS, "Python?")), "not json"]
+    refused = MoveTaskSqs(bodies)
+    with pytest.raises(OpsError, match="1 of 2 message"):
+        redrive(refused, f"{BASE}-dlq.fifo", f"{BASE}-events.fifo", limit=None, dry_run=False, method="move-task")
+    assert refused.calls == []
+
+    forced = MoveTaskSqs(bodies)
+    result = redrive(forced, f"{BASE}-dlq.fifo", f"{BASE}-events.fifo", limit=None, dry_run=False, include_invalid=True)
+    assert result.method == "move-task" and len(forced.calls) == 1
+    assert forced.received == 0  # forced: no look needed

@@ -31,6 +31,7 @@ def one_line(text: str) -> str:
         ["report", "--from", "2026-01-01", "--to", "2026-01-01"],
         ["credentials", "worker-env"],
         ["credentials", "push-to-wrangler", "--dry-run"],
+        ["check"],
     ],
 )
 def test_no_such_stack(stack, cli, argv: list[str]) -> None:
@@ -115,8 +116,10 @@ def test_unexpected_errors_are_one_line_unless_debugging(stack, cli, monkeypatch
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", "--from", "2026-01-01"]) == EXIT_USAGE
-    assert "required: --to" in capsys.readouterr().err
+    assert main(["report", "--top", "-1"]) == EXIT_USAGE
+    assert "at least 0" in capsys.readouterr().err
+    assert main(["check", "--timeout", "0"]) == EXIT_USAGE
+    assert "positive number of seconds" in capsys.readouterr().err
     assert main(["dlq", "inspect", "--max", "0"]) == EXIT_USAGE
     assert "at least 1" in capsys.readouterr().err
     assert main([]) == EXIT_USAGE

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from chat_analytics_ops.report import Item, build_report, normalize_question, percentile
+from chat_analytics_ops.report import CANARY_SOURCE, Item, build_report, default_range, normalize_question, percentile
 from tests.ops.conftest import put_item
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -168,3 +168,73 @@ def test_helpers() -> None:
     assert percentile([], 0.5) is None
     report = build_report([Item("a", "2026-01-01", query="q", match_type="none", match_score=0.0)], ["2026-01-01"], top=0)
     assert report.top_unmatched == [] and report.shares["none"] == 1.0
+
+
+def test_without_dates_the_report_covers_the_last_7_days_ending_today(stack, cli) -> None:
+    today = datetime.now(UTC).date()
+    for offset in (0, 6, 7):
+        day = (today - timedelta(days=offset)).isoformat()
+        put_item(stack.dynamodb, stack.table, request(offset, day, f"question {offset}", "full", 90))
+    data = json.loads(cli("report", "--json").out)
+    assert (data["from"], data["to"]) == ((today - timedelta(days=6)).isoformat(), today.isoformat())
+    assert len(data["perDay"]) == 7
+    assert data["requests"] == 2  # today and 6 days ago; 7 days ago is outside
+    ending = json.loads(cli("report", "--to", (today - timedelta(days=1)).isoformat(), "--json").out)
+    assert ending["from"] == (today - timedelta(days=7)).isoformat() and ending["requests"] == 2
+    starting = json.loads(cli("report", "--from", (today - timedelta(days=2)).isoformat(), "--json").out)
+    assert (starting["from"], starting["to"], starting["requests"]) == ((today - timedelta(days=2)).isoformat(), today.isoformat(), 1)
+
+
+def test_default_range_helper() -> None:
+    today = date(2026, 3, 10)
+    assert default_range(None, None, today=today) == (date(2026, 3, 4), today)
+    assert default_range(None, date(2026, 1, 7), today=today) == (date(2026, 1, 1), date(2026, 1, 7))
+    assert default_range(date(2026, 3, 9), None, today=today) == (date(2026, 3, 9), today)
+
+
+def test_canary_requests_are_left_out_of_every_figure() -> None:
+    items = [
+        Item("a", "2026-03-01", query="Rust?", match_type="none", match_score=3.0, source="cv-worker"),
+        Item("b", "2026-03-01", query="chat-analytics check: canary question", match_type="full", match_score=100.0, source=CANARY_SOURCE),
+    ]
+    report = build_report(items, ["2026-03-01"], top=5)
+    assert (report.requests, report.queries, report.matches["full"], report.canaries) == (1, 1, 0, 1)
+    assert report.to_json()["canariesExcluded"] == 1
+
+
+def one_day_report():
+    items = [
+        Item("a", "2026-03-01", query="q", match_type="full", match_score=92.0),
+        Item("b", "2026-03-01", query="q", match_type="partial", match_score=60.0),
+        Item("c", "2026-03-01", query="q", match_type="none", match_score=5.0),
+    ]
+    return build_report(items, ["2026-03-01"], top=3)
+
+
+def test_a_one_day_chart_is_one_bar_of_the_usual_width_and_one_legend() -> None:
+    import matplotlib.pyplot as plt
+
+    from chat_analytics_ops.chart import MIN_DAY_SLOTS, day_limits, draw
+
+    figure = draw(one_day_report())
+    try:
+        days_axis, score_axis = figure.axes
+        left, right = days_axis.get_xlim()
+        assert (left, right) == (-MIN_DAY_SLOTS / 2, MIN_DAY_SLOTS / 2)  # the bar at 0 sits in the middle of 7 slots
+        widths = {round(patch.get_width(), 2) for patch in days_axis.patches}
+        assert widths == {0.75} and 0.75 / (right - left) < 0.15  # a bar, not a block filling the plot
+        # One legend for the figure, each match type once; none inside the panels.
+        assert days_axis.get_legend() is None and score_axis.get_legend() is None
+        [legend] = figure.legends
+        assert [text.get_text() for text in legend.get_texts()] == ["full match", "partial match", "no match"]
+    finally:
+        plt.close(figure)
+    assert day_limits(30) == (-0.5, 29.5)  # a month fills the axis as before
+
+
+def test_one_day_chart_through_the_cli(stack, cli, tmp_path: Path) -> None:
+    put_item(stack.dynamodb, stack.table, request(1, "2026-03-01", "Python?", "full", 92))
+    chart = tmp_path / "one-day.png"
+    result = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--chart", str(chart))
+    assert result.code == 0, result.err
+    assert chart.read_bytes().startswith(PNG_SIGNATURE)

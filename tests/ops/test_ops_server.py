@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from chat_analytics_ops import check
 from local.faults import free_port
 from tests.conftest import Synthesized
 from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter, deploy, query_event, response_event, stack_for
@@ -21,6 +25,8 @@ def server_stack(dev: Synthesized) -> Iterator[tuple[str, Stack]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # The server keeps moto's state in this process: start each test from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
     try:
 
         def client(service: str):
@@ -64,3 +70,22 @@ def test_every_command_through_the_endpoint(server_stack, cli, monkeypatch: pyte
     env = cli(*base, "credentials", "worker-env", stage=False)
     assert env.code == 0, env.err
     assert f"AWS_SQS_URL={stack.events_url}" in env.out
+
+
+def test_check_through_the_endpoint_with_the_producers_own_transport(server_stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The canary goes out through AnalyticsLogger's default (lean) transport to the server, signed with the
+    secret's key; the real processor stores it while check waits."""
+    endpoint, stack = server_stack
+    processor = Processor(stack, endpoint_url=endpoint)
+
+    def one_round(seconds: float) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            processor.poll()
+
+    monkeypatch.setattr(check, "pause", one_round)
+    assert check.PRODUCER_TRANSPORT == "lean"
+    result = cli("--endpoint-url", endpoint, "--stage", STAGE, "check", stage=False)
+    assert result.code == 0, result.out + result.err
+    assert "canary stored" in result.out and "FAIL" not in result.out
+    [item] = stack.items()
+    assert item["source"] == {"S": "chat-analytics-check"} and "responseLatencyMs" in item

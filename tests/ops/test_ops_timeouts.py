@@ -57,9 +57,11 @@ SILENT: dict[str, Scenario] = {
     "worker-env": Scenario(("credentials", "worker-env"), "DescribeStacks"),
     "worker-env-secret-name": Scenario(("--secret-name", "s", "credentials", "worker-env", "--json"), "GetSecretValue"),
     "push-to-wrangler": Scenario(("credentials", "push-to-wrangler"), "DescribeStacks"),
+    "check": Scenario(("check",), "DescribeStacks"),
 }
 
-BODY = '{"eventType":"query"}'
+# A valid event: redrive moves it (an invalid one would be left in the DLQ, never sent).
+BODY = '{"schemaVersion":1,"eventType":"query","requestId":"g-1","timestamp":1,"query":"Python?"}'
 DLQ_ATTRIBUTES = {
     "QueueArn": "arn:aws:sqs:us-east-1:123456789012:ChatAnalytics-dev-dlq.fifo",
     "ApproximateNumberOfMessages": "1",

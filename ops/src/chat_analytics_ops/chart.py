@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from pathlib import Path
+from typing import Any
 
 from chat_analytics_ops.errors import OpsError
 from chat_analytics_ops.report import MATCH_TYPES, Report
@@ -19,6 +20,9 @@ LABELS = {"full": "full match", "partial": "partial match", "none": "no match"}
 SCORE_BINS = list(range(0, 105, 5))
 ANNOTATE_MAX_DAYS = 31  # totals above the bars; beyond a month they overlap
 MAX_TICK_LABELS = 31
+# The day axis is never narrower than this many bar slots: one day is a bar of the usual width in
+# the middle of the plot, not a block filling it.
+MIN_DAY_SLOTS = 7
 
 
 def check_chart_path(path: Path) -> None:
@@ -34,6 +38,38 @@ def check_chart_path(path: Path) -> None:
 def write_chart(report: Report, path: Path) -> Path:
     """Render ``report`` to a PNG at ``path``; returns the path."""
     check_chart_path(path)
+    import matplotlib.pyplot as plt
+
+    figure = draw(report)
+    try:
+        figure.savefig(path, format="png")
+    except OSError as error:
+        raise OpsError(f"cannot write the chart to {path}: {error.strerror or error}") from None
+    finally:
+        plt.close(figure)
+    return path
+
+
+def day_limits(days: int) -> tuple[float, float]:
+    """The day axis' x limits: bar ``i`` sits at ``i``; fewer than ``MIN_DAY_SLOTS`` days are centred."""
+    slots = max(days, MIN_DAY_SLOTS)
+    margin = (slots - days) / 2
+    return -0.5 - margin, days - 0.5 + margin
+
+
+def unique_legend_entries(axes: list[Any]) -> tuple[list[Any], list[str]]:
+    """Handles and labels of ``axes``, each label once (both panels draw the same three match types)."""
+    seen: dict[str, Any] = {}
+    for axis in axes:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            if label and not label.startswith("_"):
+                seen.setdefault(label, handle)
+    return list(seen.values()), list(seen)
+
+
+def draw(report: Report) -> Any:
+    """The chart's matplotlib ``Figure`` (the caller saves and closes it): answers per day by match type
+    on the left, the score distribution on the right, one legend for both below them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,8 +116,8 @@ def write_chart(report: Report, path: Path) -> Path:
     crowded = len(tick_positions) > 10
     days_axis.set_xticks(tick_positions, labels[::step], rotation=45 if crowded else 0, ha="right" if crowded else "center")
     days_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
-    days_axis.set_ylim(0, max([*bottom, 1]) * 1.22)  # room for the legend row
-    days_axis.legend(loc="upper left", frameon=False, ncols=3)
+    days_axis.set_xlim(*day_limits(len(labels)))
+    days_axis.set_ylim(0, max([*bottom, 1]) * 1.12)  # room for the totals above the bars
     days_axis.grid(axis="y", alpha=0.3)
     days_axis.spines[["top", "right"]].set_visible(False)
 
@@ -106,7 +142,6 @@ def write_chart(report: Report, path: Path) -> Path:
                 textcoords="offset points",
                 fontsize=9,
             )
-        score_axis.legend(loc="upper left", frameon=False, ncols=3, fontsize=9)
         score_axis.set_ylim(0, score_axis.get_ylim()[1] * 1.2)
     else:
         score_axis.text(0.5, 0.5, "no answers in this range", ha="center", va="center", transform=score_axis.transAxes, color="#777777")
@@ -118,10 +153,6 @@ def write_chart(report: Report, path: Path) -> Path:
     score_axis.grid(axis="y", alpha=0.3)
     score_axis.spines[["top", "right"]].set_visible(False)
 
-    try:
-        figure.savefig(path, format="png")
-    except OSError as error:
-        raise OpsError(f"cannot write the chart to {path}: {error.strerror or error}") from None
-    finally:
-        plt.close(figure)
-    return path
+    handles, names = unique_legend_entries([days_axis, score_axis])
+    figure.legend(handles, names, loc="outside lower center", frameon=False, ncols=len(names))
+    return figure

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import __version__, credentials, dlq, report
+from chat_analytics_ops import __version__, check, credentials, dlq, report
 from chat_analytics_ops.errors import EXIT_USAGE, OpsError, describe
 from chat_analytics_ops.outputs import (
     DEAD_LETTER_QUEUE_URL,
@@ -52,6 +52,9 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     group.add_argument("--stack-name", default=default(None), help=f"CloudFormation stack (default {stack_name_for(DEFAULT_STAGE)})")
     group.add_argument("--stage", default=default(None), help="shortcut for --stack-name ChatAnalytics-STAGE")
     group.add_argument("--region", default=default(None), help="AWS region (default: AWS_REGION / your profile's)")
+    group.add_argument(
+        "--profile", default=default(None), help="named AWS profile for credentials and region (default: AWS_PROFILE / the default chain)"
+    )
     group.add_argument("--endpoint-url", default=default(None), help="e.g. the local moto stack, http://127.0.0.1:PORT")
     group.add_argument("--queue-url", default=default(None), help="events queue URL instead of the EventsQueueUrl output")
     group.add_argument("--dlq-url", default=default(None), help="dead-letter queue URL instead of DeadLetterQueueUrl")
@@ -65,11 +68,27 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options(defaults=False)
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Operate the chat analytics pipeline: dead-letter queue, reports, Worker credentials.",
+        description="Operate the chat analytics pipeline: check a deployed stack, dead-letter queue, reports, Worker credentials.",
         parents=[_common_options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    chk = commands.add_parser(
+        "check", parents=[common], help="prove a deployed stack works: canary, DLQ, alarms and their notification path"
+    )
+    chk.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=check.DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"how long to wait for the canary's item (default {check.DEFAULT_TIMEOUT_S:g})",
+    )
+    chk.add_argument(
+        "--notify-test", action="store_true", help="also set one alarm to ALARM and back (mails the alarm topic's subscribers)"
+    )
+    chk.add_argument("--json", action="store_true", help="machine-readable output")
+    chk.set_defaults(handler=cmd_check)
 
     dlq_parser = commands.add_parser("dlq", help="inspect or redrive the dead-letter queue")
     dlq_commands = dlq_parser.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
@@ -85,14 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         choices=("auto", "move-task", "manual"),
         default="auto",
-        help="move-task: SQS's StartMessageMoveTask; manual: receive, send, delete; auto: move-task when moving everything and supported",
+        help="move-task: SQS's StartMessageMoveTask; manual: receive, send, delete; auto: move-task when moving everything, all valid and supported",
+    )
+    redrive.add_argument(
+        "--include-invalid",
+        action="store_true",
+        help="also move messages that fail the event contract (by default they stay: they would dead-letter again)",
     )
     redrive.add_argument("--json", action="store_true", help="machine-readable output")
     redrive.set_defaults(handler=cmd_dlq_redrive)
 
-    rep = commands.add_parser("report", parents=[common], help="questions and match quality for a date range")
-    rep.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD", help="first day (UTC)")
-    rep.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD", help="last day (UTC), inclusive")
+    rep = commands.add_parser("report", parents=[common], help="questions and match quality for a date range (default: the last 7 days)")
+    rep.add_argument(
+        "--from",
+        dest="start",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help=f"first day (UTC; default {report.DEFAULT_DAYS - 1} days before --to)",
+    )
+    rep.add_argument("--to", dest="end", default=None, metavar="YYYY-MM-DD", help="last day (UTC), inclusive (default today)")
     rep.add_argument("--top", type=_non_negative, default=10, help="how many unmatched questions to list (default 10)")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
     rep.add_argument("--chart", type=Path, metavar="FILE.png", help="also draw match types per day and the score distribution")
@@ -106,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker_env.add_argument("--show", action="store_true", help="print the key unmasked (e.g. > edge/.dev.vars)")
     worker_env.add_argument("--json", action="store_true", help="machine-readable output")
     worker_env.set_defaults(handler=cmd_worker_env)
-    push = cred_commands.add_parser("push-to-wrangler", parents=[common], help="wrangler secret put for each of the four")
-    push.add_argument("--dry-run", action="store_true", help="print the commands (values masked); run nothing")
+    push = cred_commands.add_parser("push-to-wrangler", parents=[common], help="the four as one wrangler secret bulk (one Worker version)")
+    push.add_argument("--dry-run", action="store_true", help="print the command (values masked); run nothing")
     push.add_argument(
         "--config", type=Path, default=credentials.DEFAULT_WRANGLER_CONFIG, help="wrangler config (default edge/wrangler.jsonc)"
     )
@@ -120,6 +150,16 @@ def _positive(text: str) -> int:
     value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
 
 
@@ -152,6 +192,7 @@ def context_from(args: argparse.Namespace) -> AwsContext:
         stack_name=stack_name,
         region=args.region,
         endpoint_url=args.endpoint_url,
+        profile=args.profile,
         overrides={key: value for key, value in overrides.items() if value},
     )
 
@@ -202,10 +243,31 @@ def cmd_dlq_inspect(args: argparse.Namespace, ctx: AwsContext) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, ctx: AwsContext) -> int:
+    result = check.run_checks(ctx, timeout_s=args.timeout, notify_test=args.notify_test)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(check.render_text(result))
+    return 0 if result.ok else 1
+
+
+def _redrive_line(letter: dlq.DeadLetter) -> str:
+    return f"  {letter.message_id}  {letter.event_type or '?'}  group {letter.group_id}  dedup {letter.deduplication_id}"
+
+
 def cmd_dlq_redrive(args: argparse.Namespace, ctx: AwsContext) -> int:
     dlq_url = ctx.output(DEAD_LETTER_QUEUE_URL)
     events_url = ctx.output(EVENTS_QUEUE_URL)
-    result = dlq.redrive(ctx.client("sqs"), dlq_url, events_url, limit=args.max, dry_run=args.dry_run, method=args.method)
+    result = dlq.redrive(
+        ctx.client("sqs"),
+        dlq_url,
+        events_url,
+        limit=args.max,
+        dry_run=args.dry_run,
+        method=args.method,
+        include_invalid=args.include_invalid,
+    )
     if args.json:
         _print_json(result.to_json())
     elif result.method == "move-task":
@@ -216,7 +278,15 @@ def cmd_dlq_redrive(args: argparse.Namespace, ctx: AwsContext) -> int:
         print(f"{verb} {len(result.moved)} message(s) to {events_url.rsplit('/', 1)[-1]}:")
         for letter in result.moved:
             note = f"  (fails the schema: {letter.error})" if letter.error else ""
-            print(f"  {letter.message_id}  {letter.event_type or '?'}  group {letter.group_id}  dedup {letter.deduplication_id}{note}")
+            print(_redrive_line(letter) + note)
+        if result.left:
+            verb = "would leave" if result.dry_run else "left"
+            print(
+                f"{verb} {len(result.left)} message(s) in the DLQ that fail the event contract (redriven, they would dead-letter again;"
+                " fix the producer, or pass --include-invalid to move them anyway):"
+            )
+            for letter in result.left:
+                print(f"{_redrive_line(letter)}  reason: {letter.error}")
     for letter, reason in result.failed:
         print(f"{PROG}: not moved: {letter.message_id}: {reason}", file=sys.stderr)
     return 1 if result.failed else 0
@@ -225,7 +295,9 @@ def cmd_dlq_redrive(args: argparse.Namespace, ctx: AwsContext) -> int:
 def cmd_report(args: argparse.Namespace, ctx: AwsContext) -> int:
     from chat_analytics_ops.chart import check_chart_path
 
-    days = report.day_range(report.parse_day(args.start, "--from"), report.parse_day(args.end, "--to"))
+    start = report.parse_day(args.start, "--from") if args.start is not None else None
+    end = report.parse_day(args.end, "--to") if args.end is not None else None
+    days = report.day_range(*report.default_range(start, end))
     if args.chart:
         check_chart_path(args.chart)
     table = ctx.output(EVENTS_TABLE_NAME)
@@ -260,7 +332,7 @@ def cmd_push_to_wrangler(args: argparse.Namespace, ctx: AwsContext) -> int:
     values = credentials.read_worker_env(ctx.client("secretsmanager"), ctx.output(PRODUCER_SECRET_NAME))
     pushed = credentials.push_to_wrangler(values, config=args.config, env=args.env, dry_run=args.dry_run, echo=print)
     if not args.dry_run:
-        print(f"put {pushed} secrets with wrangler; redeploy is not needed (secrets apply to the Worker at once)")
+        print(f"put {pushed} secrets with one wrangler secret bulk (one new Worker version); no redeploy needed")
     return 0
 
 

@@ -1,14 +1,17 @@
 """The edge Worker's four secrets: read from Secrets Manager, shown masked, pushed with wrangler.
 
 The stack keeps the producer's access key only in the secret named by the ``ProducerSecretName``
-output (never in an output); this module is the one way an operator moves it to the Worker. Values
-travel to ``wrangler secret put`` on stdin, so they never appear in a process list or shell
-history, and nothing here prints them unless ``--show`` is given.
+output (never in an output); this module is the one way an operator moves it to the Worker. The four values travel to
+one ``wrangler secret bulk`` as a JSON object on stdin (one upload, one new Worker version), so they
+never appear in a process list or shell history, and nothing here prints them unless ``--show`` is
+given. wrangler is the project's own (``edge/node_modules/.bin``) or the one on PATH, never one
+``npx`` would download.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -27,6 +30,7 @@ SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SQS_URL", "AWS
 MASKED_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 DEFAULT_WRANGLER_CONFIG = Path("edge/wrangler.jsonc")
 WRANGLER_TIMEOUT_S = 120
+WRANGLER_MISSING = "wrangler not found: run `npm install` in edge/ (it pins wrangler in edge/node_modules) or put wrangler on PATH"
 
 
 def read_worker_env(secrets: Any, secret_name: str) -> dict[str, str]:
@@ -70,23 +74,35 @@ def render_env(values: dict[str, str], *, show: bool) -> str:
 
 @dataclass(frozen=True)
 class WranglerCommand:
-    """One ``wrangler secret put``: the argv (never holding the value) and where it runs."""
+    """The one ``wrangler secret bulk``: the argv (never holding a value), where it runs, and what it reads on stdin."""
 
-    name: str
     argv: list[str]
     cwd: Path
 
-    def display(self, value: str) -> str:
-        return f"(cd {shlex.quote(str(self.cwd))} && {shlex.join(self.argv)})  # stdin: {mask(self.name, value)}"
+    def display(self, values: dict[str, str]) -> str:
+        masked = json.dumps({name: mask(name, value) for name, value in values.items()})
+        return f"(cd {shlex.quote(str(self.cwd))} && {shlex.join(self.argv)})  # stdin: {masked}"
 
 
-def wrangler_commands(config: Path, env: str | None) -> list[WranglerCommand]:
-    """The commands for the four names. They run in the config's folder so npx finds the Worker's own
-    wrangler; ``--yes`` keeps npx from prompting, which would swallow the value on stdin."""
+def find_wrangler(config: Path) -> str | None:
+    """The project's own wrangler: ``node_modules/.bin/wrangler`` in the config's folder or a folder above
+    it (where ``npm install`` puts it, e.g. ``edge/node_modules``), else ``wrangler`` on PATH; None when
+    neither exists. Never ``npx --yes``, which would download a wrangler nobody pinned."""
+    name = "wrangler.cmd" if os.name == "nt" else "wrangler"
+    folder = (config.parent if str(config.parent) else Path(".")).resolve()
+    for directory in (folder, *folder.parents):
+        candidate = directory / "node_modules" / ".bin" / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which("wrangler")
+
+
+def wrangler_command(config: Path, env: str | None, wrangler: str) -> WranglerCommand:
+    """``wrangler secret bulk`` reading the four values as one JSON object on stdin: one upload, one new
+    Worker version (four ``secret put`` would make four). It runs in the config's folder."""
     folder = config.parent if str(config.parent) else Path(".")
-    base = ["npx", "--yes", "wrangler", "secret", "put"]
-    suffix = ["--config", config.name] + (["--env", env] if env else [])
-    return [WranglerCommand(name, [*base, name, *suffix], folder) for name in SECRET_KEYS]
+    argv = [wrangler, "secret", "bulk", "--config", config.name] + (["--env", env] if env else [])
+    return WranglerCommand(argv, folder)
 
 
 Runner = Callable[..., subprocess.CompletedProcess]
@@ -101,36 +117,39 @@ def push_to_wrangler(
     echo: Callable[[str], None],
     runner: Runner = subprocess.run,
 ) -> int:
-    """Run (or with ``dry_run`` print) ``wrangler secret put`` for each value; returns how many were put."""
-    commands = wrangler_commands(config, env)
+    """Run (or with ``dry_run`` print) one ``wrangler secret bulk`` with the values on stdin; returns how many were put."""
+    wrangler = find_wrangler(config)
     if dry_run:
-        for command in commands:
-            echo(command.display(values[command.name]))
+        echo(wrangler_command(config, env, wrangler or "wrangler").display(values))
+        if wrangler is None:
+            echo(f"note: {WRANGLER_MISSING}")
         return 0
     if not config.is_file():
         raise OpsError(f"wrangler config not found: {config} (pass --config)")
-    if shutil.which("npx") is None:
-        raise OpsError("npx not found on PATH: install Node.js (wrangler runs through npx)")
-    for count, command in enumerate(commands):
-        echo(f"wrangler secret put {command.name} ...")
-        try:
-            completed = runner(
-                command.argv,
-                input=values[command.name],
-                cwd=command.cwd,
-                capture_output=True,
-                text=True,
-                timeout=WRANGLER_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise OpsError(f"wrangler secret put {command.name} timed out after {WRANGLER_TIMEOUT_S} s ({count} of 4 put)") from None
-        except OSError as error:
-            raise OpsError(f"cannot run npx: {error.strerror or error}") from None
-        if completed.returncode != 0:
-            detail = _last_line(completed.stderr) or _last_line(completed.stdout) or "no output"
-            raise OpsError(f"wrangler secret put {command.name} failed (exit {completed.returncode}, {count} of 4 put): {detail}")
-    return len(commands)
+    if wrangler is None:
+        raise OpsError(WRANGLER_MISSING)
+    command = wrangler_command(config, env, wrangler)
+    echo(f"wrangler secret bulk ({', '.join(values)}) ...")
+    try:
+        completed = runner(
+            command.argv,
+            input=json.dumps(values),
+            cwd=command.cwd,
+            capture_output=True,
+            text=True,
+            timeout=WRANGLER_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise OpsError(
+            f"wrangler secret bulk timed out after {WRANGLER_TIMEOUT_S} s: check with `wrangler secret list` whether the secrets were put"
+        ) from None
+    except OSError as error:
+        raise OpsError(f"cannot run {wrangler}: {error.strerror or error}") from None
+    if completed.returncode != 0:
+        detail = _last_line(completed.stderr) or _last_line(completed.stdout) or "no output"
+        raise OpsError(f"wrangler secret bulk failed (exit {completed.returncode}, no secret put): {detail}")
+    return len(values)
 
 
 def _last_line(text: str | None) -> str:

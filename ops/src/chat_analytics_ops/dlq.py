@@ -12,6 +12,10 @@ deduplication id with the original message id when it moved the message to the D
 is not dropped as a duplicate of the first send; and if the delete fails and the command is run
 again, the second send carries the same id and is dropped inside the 5-minute window. The processor
 merges idempotently, so even a late duplicate only rewrites the same item.
+
+``redrive`` moves only the messages that pass the event contract (``validation.validate_body``, the
+finding ``inspect`` shows): an invalid one would fail the processor three more times and dead-letter
+again. Those stay in the DLQ, listed with their reason; ``include_invalid`` moves them too.
 """
 
 from __future__ import annotations
@@ -255,12 +259,15 @@ def _nothing_received(state: QueueState) -> None:
 
 @dataclass
 class RedriveResult:
-    """What a redrive did (or, with ``dry_run``, would do)."""
+    """What a redrive did (or, with ``dry_run``, would do). ``left`` are the messages it did not move
+    because they fail the event contract (each with its finding in ``error``): redriven, they would
+    only dead-letter again."""
 
     method: str
     dry_run: bool
     moved: list[DeadLetter] = field(default_factory=list)
     failed: list[tuple[DeadLetter, str]] = field(default_factory=list)
+    left: list[DeadLetter] = field(default_factory=list)
     task_handle: str | None = None
     approximate_count: int = 0
 
@@ -270,17 +277,34 @@ class RedriveResult:
             "dryRun": self.dry_run,
             "moved": [letter.to_json() for letter in self.moved],
             "failed": [{**letter.to_json(), "reason": reason} for letter, reason in self.failed],
+            "left": [{**letter.to_json(), "reason": letter.error} for letter in self.left],
+            "leftCount": len(self.left),
             "taskHandle": self.task_handle,
             "approximateCount": self.approximate_count,
         }
 
 
-def redrive(sqs: Any, dlq_url: str, events_url: str, *, limit: int | None, dry_run: bool, method: str = "auto") -> RedriveResult:
-    """Move DLQ messages back to the events queue.
+def redrive(
+    sqs: Any,
+    dlq_url: str,
+    events_url: str,
+    *,
+    limit: int | None,
+    dry_run: bool,
+    method: str = "auto",
+    include_invalid: bool = False,
+) -> RedriveResult:
+    """Move DLQ messages back to the events queue: by default only those that pass the event contract.
 
-    ``auto`` asks SQS for a message-move task (it supports FIFO DLQs now, runs server side and
-    keeps order) when the whole queue is to move; ``--max``, ``--dry-run`` and endpoints without
-    the API (moto) use receive, send, delete.
+    A message that fails the contract (``dlq inspect``'s finding) would fail the processor again and
+    dead-letter again after three more receives: it stays in the DLQ, reported in ``left`` with its
+    reason, unless ``include_invalid``.
+
+    ``auto`` asks SQS for a message-move task (it supports FIFO DLQs now, runs server side and keeps
+    order) when the whole queue is to move. A move task moves everything and cannot filter, so
+    without ``include_invalid`` it is started only after a look at every message found them all
+    valid; otherwise, and for ``--max``, ``--dry-run`` and endpoints without the API (moto), the
+    messages are moved one by one (receive, send, delete) and the invalid ones are left.
     """
     dlq = queue_state(sqs, dlq_url)
     ensure_not_empty(dlq)
@@ -289,11 +313,39 @@ def redrive(sqs: Any, dlq_url: str, events_url: str, *, limit: int | None, dry_r
         raise OpsError("the dead-letter queue and the events queue must both be FIFO (or both standard) to redrive")
     if method == "move-task" and (limit is not None or dry_run):
         raise OpsError("--method move-task moves the whole queue: it cannot be combined with --max or --dry-run")
-    if method in {"auto", "move-task"} and limit is None and not dry_run:
+    whole_queue = method in {"auto", "move-task"} and limit is None and not dry_run
+    # A move task cannot filter: only when every message passes, or when told to move the invalid ones too.
+    if whole_queue and (include_invalid or _all_valid(sqs, dlq, required=method == "move-task")):
         started = _start_move_task(sqs, dlq, events, required=method == "move-task")
         if started is not None:
             return started
-    return _copy_messages(sqs, dlq, events_url, limit=limit if limit is not None else 1_000_000, dry_run=dry_run)
+    return _copy_messages(
+        sqs, dlq, events_url, limit=limit if limit is not None else 1_000_000, dry_run=dry_run, include_invalid=include_invalid
+    )
+
+
+def _all_valid(sqs: Any, dlq: QueueState, *, required: bool) -> bool:
+    """Whether a look at the whole DLQ (every message received, judged, released) found only valid events.
+
+    False when some fail the contract or when the look could not see every message (a FIFO queue
+    holds back a group's later messages while an earlier one is received): the caller then moves
+    message by message, which leaves the invalid ones. With ``required`` (``--method move-task``)
+    either case is an error instead.
+    """
+    with held_messages(sqs, dlq.url, max(dlq.visible, 1)) as letters:
+        seen = list(letters)
+    invalid = [letter for letter in seen if letter.error]
+    if invalid and required:
+        raise OpsError(
+            f"{len(invalid)} of {len(seen)} message(s) fail the event contract and StartMessageMoveTask cannot leave them behind:"
+            " use --method manual to move only the valid ones, or --include-invalid to move everything (see dlq inspect)"
+        )
+    if len(seen) < dlq.visible and required:
+        raise OpsError(
+            f"could only look at {len(seen)} of about {dlq.visible} message(s) to check them against the contract:"
+            " use --method manual to move only the valid ones, or --include-invalid to move everything"
+        )
+    return not invalid and len(seen) >= dlq.visible
 
 
 def _start_move_task(sqs: Any, dlq: QueueState, events: QueueState, *, required: bool) -> RedriveResult | None:
@@ -316,33 +368,51 @@ def _start_move_task(sqs: Any, dlq: QueueState, events: QueueState, *, required:
     return RedriveResult(method="move-task", dry_run=False, task_handle=response.get("TaskHandle"), approximate_count=dlq.visible)
 
 
-def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dry_run: bool) -> RedriveResult:
-    """Receive, send with the same group and deduplication ids, delete; in chunks of ten.
+def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dry_run: bool, include_invalid: bool) -> RedriveResult:
+    """Receive, send with the same group and deduplication ids, delete; in chunks of ten, up to ``limit`` moved.
 
-    A dry run holds everything it looked at until it is done (so each receive returns new
-    messages), then releases it all: the queue ends as it started.
+    What is not moved (the invalid messages, and in a dry run everything) stays held until the end,
+    so each receive returns new messages, and is then released at once: a dry run leaves the queue
+    as it found it, and a redrive leaves exactly the invalid messages (and any it could not move).
     """
     result = RedriveResult(method="manual", dry_run=dry_run)
-    if dry_run:
-        with held_messages(sqs, dlq.url, limit) as held:
-            result.moved.extend(held)
-    else:
-        attempted: set[str] = set()
-        while len(attempted) < limit:
-            with held_messages(sqs, dlq.url, min(10, limit - len(attempted))) as held:
-                batch = [letter for letter in held if letter.message_id not in attempted]
-                if not batch:
-                    break
-                attempted.update(letter.message_id for letter in batch)
-                sent, failed = _send(sqs, events_url, batch)
-                result.failed.extend(failed)
-                deleted = _delete(sqs, dlq.url, sent, result)
-                result.moved.extend(deleted)
-                done = {letter.message_id for letter in deleted}
-                held[:] = [letter for letter in held if letter.message_id not in done]
+    kept: list[str] = []  # receipt handles to release at the end
+    seen: set[str] = set()
+    answering = True
+    try:
+        while len(result.moved) < limit:
+            messages = _receive(sqs, dlq.url, limit - len(result.moved))
+            now_ms = time.time_ns() // 1_000_000
+            # A message seen before is back because its hold ran out (a long run): hold it again until the end.
+            kept.extend(m["ReceiptHandle"] for m in messages if m["MessageId"] in seen)
+            batch = [to_dead_letter(m, now_ms) for m in messages if m["MessageId"] not in seen]
+            if not batch:
+                break
+            seen.update(letter.message_id for letter in batch)
+            movable = [letter for letter in batch if include_invalid or letter.error is None]
+            invalid = [letter for letter in batch if not (include_invalid or letter.error is None)]
+            result.left.extend(invalid)
+            kept.extend(letter.receipt_handle for letter in invalid)
+            if dry_run:
+                result.moved.extend(movable)
+                kept.extend(letter.receipt_handle for letter in movable)
+                continue
+            sent, failed = _send(sqs, events_url, movable) if movable else ([], [])
+            result.failed.extend(failed)
+            deleted = _delete(sqs, dlq.url, sent, result)
+            result.moved.extend(deleted)
+            done = {letter.message_id for letter in deleted}
+            kept.extend(letter.receipt_handle for letter in movable if letter.message_id not in done)
             if result.failed:
                 break  # the events queue refuses or the DLQ will not delete: stop pulling messages we cannot move
-    if not result.moved and not result.failed:
+    except UNREACHABLE_ERRORS:
+        answering = False  # a release would only wait out the timeouts again; the holds end by themselves
+        raise
+    finally:
+        if kept and answering:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                release(sqs, dlq.url, kept)
+    if not result.moved and not result.failed and not result.left:
         _nothing_received(queue_state(sqs, dlq.url))
     return result
 

@@ -18,6 +18,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as SdkConnectionError
@@ -130,6 +131,11 @@ def describe(error: BaseException) -> str:
         return f"cannot reach the endpoint {_endpoint(error)}: is the stack (or the local moto server) up?"
     if isinstance(error, NoCredentialsError | PartialCredentialsError):
         return "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (the local stack prints its own)"
+    if isinstance(error, ProfileNotFound):
+        profile = getattr(error, "kwargs", {}).get("profile", "")
+        return (
+            f"no AWS profile named {profile!r} in the config files (~/.aws/config, ~/.aws/credentials or AWS_CONFIG_FILE): check --profile"
+        )
     if isinstance(error, NoRegionError):
         return "no AWS region: pass --region or set AWS_REGION"
     if isinstance(error, BotoCoreError):

@@ -26,6 +26,7 @@ EVENTS_QUEUE_URL = "EventsQueueUrl"
 DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
 EVENTS_TABLE_NAME = "EventsTableName"
 PRODUCER_SECRET_NAME = "ProducerSecretName"
+ALARM_TOPIC_ARN = "AlarmTopicArn"
 OVERRIDE_OPTIONS = {
     EVENTS_QUEUE_URL: "--queue-url",
     DEAD_LETTER_QUEUE_URL: "--dlq-url",
@@ -46,6 +47,7 @@ class AwsContext:
     stack_name: str = stack_name_for(DEFAULT_STAGE)
     region: str | None = None
     endpoint_url: str | None = None
+    profile: str | None = None
     overrides: dict[str, str] = field(default_factory=dict)
     _session: boto3.session.Session | None = field(default=None, init=False, repr=False)
     _outputs: dict[str, str] | None = field(default=None, init=False, repr=False)
@@ -55,9 +57,12 @@ class AwsContext:
     def session(self) -> boto3.session.Session:
         if self._session is None:
             region = self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            if region is None and self.endpoint_url:
-                region = LOCAL_DEFAULT_REGION
-            self._session = boto3.session.Session(region_name=region)
+            # A named profile (``--profile``) gives the credentials and, unless --region or AWS_REGION says
+            # otherwise, the region; an unknown name raises ProfileNotFound (one line, errors.py).
+            session = boto3.session.Session(profile_name=self.profile, region_name=region)
+            if session.region_name is None and self.endpoint_url:
+                session = boto3.session.Session(profile_name=self.profile, region_name=LOCAL_DEFAULT_REGION)
+            self._session = session
         return self._session
 
     def client(self, service: str) -> Any:

@@ -4,6 +4,8 @@ One ``Query`` per UTC day on the GSI ``byDay`` (partition key ``day``) reads exa
 the range without a table scan; pages are followed to the end. Only the attributes the report uses
 are projected, so the reasoning text never travels. The figures follow the table contract in
 ``docs/contracts.md``: an item is one request, with its query fields, its response fields, or both.
+Requests whose ``source`` is ``chat-analytics-check`` are the canaries of ``chat-analytics check``:
+they are counted apart and left out of every figure.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
 from chat_analytics_ops.errors import OpsError
@@ -25,6 +27,9 @@ from chat_analytics_ops.errors import OpsError
 DAY_INDEX = "byDay"
 MATCH_TYPES = ("full", "partial", "none")
 MAX_DAYS = 366
+DEFAULT_DAYS = 7  # without --from/--to: the last 7 UTC days, today included
+# ``chat-analytics check`` marks its canary events with this source; the report leaves them out.
+CANARY_SOURCE = "chat-analytics-check"
 PROGRESS_AFTER_PAGES = 3  # below this a report is instant and a progress line is noise
 QUESTION_CHARS = 120  # a top question is shown up to this length
 PROJECTED = (
@@ -39,6 +44,7 @@ PROJECTED = (
     "queryIngestedAt",
     "responseTimestamp",
     "responseIngestedAt",
+    "source",
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -51,6 +57,18 @@ def parse_day(text: str, option: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise OpsError(f"bad date for {option}: {text!r} is not a calendar day") from None
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+def default_range(start: date | None, end: date | None, *, today: date | None = None) -> tuple[date, date]:
+    """The days a report covers. ``--to`` defaults to today (UTC), ``--from`` to ``DEFAULT_DAYS - 1``
+    days before the end: no option at all is the last 7 days, today included."""
+    end = end or today or today_utc()
+    start = start or end - timedelta(days=DEFAULT_DAYS - 1)
+    return start, end
 
 
 def day_range(start: date, end: date) -> list[str]:
@@ -78,6 +96,7 @@ class Item:
     query_ingested_at: float | None = None
     response_timestamp: float | None = None
     response_ingested_at: float | None = None
+    source: str | None = None
 
 
 def item_from_dynamodb(raw: dict[str, dict[str, str]]) -> Item:
@@ -108,6 +127,7 @@ def item_from_dynamodb(raw: dict[str, dict[str, str]]) -> Item:
         query_ingested_at=num("queryIngestedAt"),
         response_timestamp=num("responseTimestamp"),
         response_ingested_at=num("responseIngestedAt"),
+        source=text("source"),
     )
 
 
@@ -241,6 +261,7 @@ class Report:
     unanswered: int
     without_query: int
     top_unmatched: list[tuple[str, int]]
+    canaries: int = 0  # requests of ``chat-analytics check`` (source CANARY_SOURCE), left out of every figure
 
     @property
     def requests(self) -> int:
@@ -286,6 +307,7 @@ class Report:
             "ingestLagMs": {"query": self.query_ingest_lag.to_json(), "response": self.response_ingest_lag.to_json()},
             "topUnmatched": [{"question": question, "count": count} for question, count in self.top_unmatched],
             "perDay": [day.to_json() for day in self.per_day],
+            "canariesExcluded": self.canaries,
         }
 
 
@@ -296,8 +318,11 @@ def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name
     by_type_scores: dict[str, list[float]] = {kind: [] for kind in MATCH_TYPES}
     answer, response, query_lag, response_lag = [], [], [], []
     unmatched: Counter[str] = Counter()
-    unanswered = without_query = 0
+    unanswered = without_query = canaries = 0
     for item in items:
+        if item.source == CANARY_SOURCE:  # a `chat-analytics check` probe, not a user's request
+            canaries += 1
+            continue
         figures = per_day.setdefault(item.day, DayFigures(item.day))
         figures.requests += 1
         if item.query is not None:
@@ -336,6 +361,7 @@ def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name
         unanswered=unanswered,
         without_query=without_query,
         top_unmatched=top_unmatched,
+        canaries=canaries,
     )
 
 
@@ -393,6 +419,8 @@ def render_text(report: Report) -> str:
     lines.append(_distribution_line("query -> response", report.response_latency))
     lines.append(_distribution_line("ingest lag, queries", report.query_ingest_lag))
     lines.append(_distribution_line("ingest lag, answers", report.response_ingest_lag))
+    if report.canaries:
+        lines.append(f"  ({report.canaries} canary request(s) of `chat-analytics check` left out)")
     lines += ["", f"  {'day':<10}  {'queries':>7}  {'full':>6}  {'partial':>7}  {'none':>6}  {'avg score':>9}"]
     for day in report.per_day:
         avg = f"{statistics.fmean(day.scores):9.1f}" if day.scores else f"{'-':>9}"
