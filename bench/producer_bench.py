@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 
 from analytics_producer import AnalyticsLogger  # noqa: E402
 from analytics_producer.batching import to_entry  # noqa: E402
-from local.faults import DelayProxy, closed_port  # noqa: E402
+from local.faults import DelayProxy, closed_port, free_port  # noqa: E402
 
 REGION = "us-east-1"
 KEYS = {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret", "region_name": REGION}
@@ -75,10 +75,6 @@ MOTO_SERVER = textwrap.dedent(
     sys.stdin.read()
     """
 )
-
-
-def free_port() -> int:
-    return closed_port()
 
 
 def start_moto() -> tuple[subprocess.Popen, str]:

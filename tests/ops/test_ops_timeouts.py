@@ -25,7 +25,7 @@ import pytest
 from chat_analytics_ops import dlq
 from chat_analytics_ops.cli import build_parser
 from chat_analytics_ops.outputs import CLIENT_CONFIG, AwsContext
-from tests.ops.silent_endpoint import Answer, SilentEndpoint
+from local.faults import Answer, SilentEndpoint
 
 DEADLINE_S = 20
 PROCESS_TIMEOUT_S = 60  # the code as found took about 125 s: stop it and fail rather than wait
