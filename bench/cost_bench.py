@@ -27,14 +27,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import json
 import math
 import os
 import platform
 import random
-import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,85 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from local.answers import SAMPLE_QUESTIONS, CvSkillMatcher, WithLatency
 from local.chatbot import Chatbot
+from local.faults import DelayProxy
 from local.pipeline import LocalPipeline
 from local.stack import REPO, StackInfo, template_path
 
 ANSWER_MS = 12.0  # the seed's CV assistant answers in ~12 ms
 EDGE = REPO / "edge"
-_TARGET = re.compile(rb"\r\nx-amz-target: *([a-z0-9._]+)\r\n")
-
-
-class CountingProxy:
-    """Forwards 127.0.0.1:<port> to moto and counts the HTTP requests that pass, by ``X-Amz-Target``.
-
-    Counting is on the client-to-server byte stream (header names lowercased; a header split across two
-    reads is found because the unparsed tail is carried over). ``bytes_in`` is every byte clients sent.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(128)
-        self.port = self.listener.getsockname()[1]
-        self.origin = f"http://127.0.0.1:{self.port}"
-        self.lock = threading.Lock()
-        self.targets: collections.Counter[str] = collections.Counter()
-        self.bytes_in = 0
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept, name="counting-proxy", daemon=True).start()
-
-    def reset(self) -> dict[str, Any]:
-        with self.lock:
-            snapshot = {"requests": dict(self.targets), "bytes_in": self.bytes_in}
-            self.targets.clear()
-            self.bytes_in = 0
-        return snapshot
-
-    def close(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            self.listener.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=30)
-            except OSError:
-                client.close()
-                continue
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, count: bool) -> None:
-        tail = b""
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if count:
-                    text = tail + data.lower()
-                    found = _TARGET.findall(text)
-                    ends = [m.end() for m in _TARGET.finditer(text)]
-                    tail = text[max(ends[-1] if ends else 0, len(text) - 256) :]
-                    with self.lock:
-                        self.bytes_in += len(data)
-                        for target in found:
-                            self.targets[target.decode()] += 1
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
 
 
 class Meter:
@@ -441,7 +365,7 @@ def summarize(
 
 
 def phase(
-    name: str, pipeline: LocalPipeline, proxy: CountingProxy, meter: Meter, log_path: Path, projected: set[str], run: Any
+    name: str, pipeline: LocalPipeline, proxy: DelayProxy, meter: Meter, log_path: Path, projected: set[str], run: Any
 ) -> dict[str, Any]:
     info = pipeline.info
     proxy.reset()
@@ -626,13 +550,13 @@ def main() -> int:
     }
     with LocalPipeline(processor_log=log_path) as pipeline:
         meter = Meter(pipeline)
-        proxy = CountingProxy(int(pipeline.info.endpoint_url.rsplit(":", 1)[1]))
+        proxy = DelayProxy(int(pipeline.info.endpoint_url.rsplit(":", 1)[1]), 0.0).start()
         try:
             for name in args.producers.split(","):
                 results["producers"].append(phase(name, pipeline, proxy, meter, log_path, projected, runners[name]))
                 print(f"{name}: done", file=sys.__stderr__, flush=True)
         finally:
-            proxy.close()
+            proxy.stop()
     results["wall_s"] = round(time.perf_counter() - started, 1)
     for result in results["producers"]:
         if result.get("producer_stats") is None:

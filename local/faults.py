@@ -3,8 +3,10 @@ endpoint that accepts requests and never answers (``SilentEndpoint``)."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -24,11 +26,16 @@ def free_port() -> int:
 closed_port = free_port  # the same helper, named for the fault it stands for: connections refused
 
 
+_AMZ_TARGET = re.compile(rb"\r\nx-amz-target: *([a-z0-9._]+)\r\n")
+
+
 class DelayProxy:
     """Forwards 127.0.0.1:<port> to ``target``, holding each client-to-server chunk ``delay_s`` (0: none).
 
     An HTTP request usually arrives as one chunk, so each request is answered ``delay_s`` later:
-    a slow SQS endpoint as seen from the producer.
+    a slow SQS endpoint as seen from the producer. It also counts the requests that pass by their
+    ``X-Amz-Target`` (header names lowercased; a header split across two reads is found because the
+    unparsed tail is carried over) and the bytes clients sent: ``reset()`` returns and clears both.
     """
 
     def __init__(self, target_port: int, delay_s: float, target_host: str = "127.0.0.1") -> None:
@@ -39,7 +46,10 @@ class DelayProxy:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
         self.connections = 0
+        self.targets: collections.Counter[str] = collections.Counter()
+        self.bytes_in = 0
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -53,6 +63,14 @@ class DelayProxy:
         self._stop.set()
         with contextlib.suppress(OSError):
             self.listener.close()
+
+    def reset(self) -> dict[str, Any]:
+        """The requests counted by target and the bytes clients sent since the last reset."""
+        with self._lock:
+            snapshot = {"requests": dict(self.targets), "bytes_in": self.bytes_in}
+            self.targets.clear()
+            self.bytes_in = 0
+        return snapshot
 
     def drop_connections(self) -> int:
         """Cut every open connection, as a crashed server would; returns how many sockets were closed."""
@@ -84,15 +102,23 @@ class DelayProxy:
                 continue
             with self._lock:
                 self._open.update((client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream, self.delay_s), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, 0.0), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, self.delay_s, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, 0.0, False), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, delay_s: float) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, delay_s: float, count: bool) -> None:
+        tail = b""
         try:
             while not self._stop.is_set():
                 data = source.recv(65536)
                 if not data:
                     break
+                if count:
+                    text = tail + data.lower()
+                    matches = list(_AMZ_TARGET.finditer(text))
+                    tail = text[max(matches[-1].end() if matches else 0, len(text) - 256) :]
+                    with self._lock:
+                        self.bytes_in += len(data)
+                        self.targets.update(match.group(1).decode() for match in matches)
                 if delay_s:
                     time.sleep(delay_s)
                 sink.sendall(data)
