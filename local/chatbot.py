@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -130,11 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(args.switch_interval_ms / 1000)
     analytics = None
     if not args.no_analytics:
-        missing = [k for k in ("AWS_SQS_URL", "AWS_REGION") if not os.environ.get(k)]
-        if missing:
-            print(f"error: set {', '.join(missing)} or pass --no-analytics", file=sys.stderr)
+        try:
+            analytics = analytics_from_env()
+        except Exception as error:  # no queue URL, no region, half an ANALYTICS_* key pair, ...
+            print(
+                f"error: analytics: {error}; set ANALYTICS_SQS_URL (or AWS_SQS_URL) and a region, or pass --no-analytics", file=sys.stderr
+            )
             return 2
-        analytics = analytics_from_env()
     generator = CvSkillMatcher() if args.answer_ms <= 0 else WithLatency(CvSkillMatcher(), args.answer_ms / 1000)
     server = make_server(Chatbot(generator, analytics), args.port)
     stopping = threading.Event()

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _clean_env() -> dict[str, str]:
     """The parent's environment without the processor's AWS settings."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "TABLE_NAME", "EVENT_RETENTION"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANALYTICS_", "POWERTOOLS_", "TABLE_NAME", "EVENT_RETENTION"))}
 
 
 if __name__ == "__main__":

@@ -186,12 +186,16 @@ def test_invalid_events_are_rejected_and_counted_or_raised_when_strict(event) ->
         strict.log(event)
 
 
-def test_helpers_reject_unknown_options_without_raising() -> None:
+def test_helpers_refuse_a_misspelled_keyword_at_the_call_and_reject_bad_values_without_raising() -> None:
+    """A keyword the helpers do not have is a TypeError at the call (and a mypy error), never a silent drop;
+    a field of your own goes through extra=; a bad value is rejected and counted."""
     logger, _ = stubbed()
     with logger:
-        assert logger.log_query("r", "q", colour="blue") is False
+        with pytest.raises(TypeError, match="colour"):
+            logger.log_query("r", "q", colour="blue")  # type: ignore[call-arg]
         assert logger.log_response("r", "full", 100, "ok", latency_ms=-1) is False
-        assert logger.stats()["dropped_invalid"] == 2
+        assert logger.log_query("r", "q", extra={"colour": "blue"}) is True
+        assert logger.stats()["dropped_invalid"] == 1
 
 
 def test_queue_attributes_come_from_a_real_queue(moto_endpoint: str) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from analytics_producer.transport import SQSTransport, region_from_queue_url
@@ -92,8 +93,8 @@ def new_transport(
     if _uses_proxy(resolver.meta.endpoint_url, resolver.meta.config):
         return resolver
     ca_bundle = None
-    with contextlib.suppress(Exception):  # boto3's Session wraps botocore's, which holds the ca_bundle setting
-        ca_bundle = getattr(session, "_session", session).get_config_variable("ca_bundle")
+    with contextlib.suppress(Exception):  # AWS_CA_BUNDLE, else the profile's ca_bundle, as botocore resolves it for the session
+        ca_bundle = botocore.session.Session(profile=session.profile_name).get_config_variable("ca_bundle")
     return SQSTransport(
         endpoint_url=resolver.meta.endpoint_url,
         region_name=resolver.meta.region_name,
@@ -104,21 +105,18 @@ def new_transport(
     )
 
 
-def clone_client(client: Any) -> Any:
-    """A new client with the same region, endpoint, configuration and credentials.
+def client_for_child(client: Any) -> Any:
+    """A forked child's sender from the caller's ``client``: its own connections, the same endpoint and credentials.
 
-    Used in a forked child: the parent's client shares its pooled sockets with the child, so the
-    child must not use it. Credentials are read from the client itself, so a client the caller
-    built with explicit keys keeps them.
+    The parent's pooled sockets must not be used by the child. An :class:`SQSTransport` gives a
+    fresh one (no connection yet). A boto3 client is kept, after its public ``close()`` drops the
+    pooled connections the child inherited (the child's copies of the sockets: the parent's
+    connections stay open); botocore opens new ones on the next call, with the client's own
+    credential provider (refreshable credentials stay refreshable). Anything else is used as it is.
     """
-    frozen = None
-    with contextlib.suppress(Exception):  # botocore internals: fall back to the standard chain
-        credentials = client._request_signer._credentials
-        frozen = credentials.get_frozen_credentials() if credentials is not None else None
-    session = boto3.Session(
-        aws_access_key_id=frozen.access_key if frozen else None,
-        aws_secret_access_key=frozen.secret_key if frozen else None,
-        aws_session_token=frozen.token if frozen else None,
-        region_name=client.meta.region_name,
-    )
-    return session.client("sqs", region_name=client.meta.region_name, endpoint_url=client.meta.endpoint_url, config=client.meta.config)
+    if isinstance(client, SQSTransport):
+        return client.fresh()
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
+    return client

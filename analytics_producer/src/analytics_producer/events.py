@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 MAX_REQUEST_ID = 128
 MAX_TEXT = 4096
@@ -26,6 +26,7 @@ MAX_LATENCY_MS = 86_400_000  # one day
 # DynamoDB cannot store a non-zero number of magnitude below 1E-130 (e.g. 5e-324).
 MIN_NONZERO = 1e-130
 MAX_EXTRA_DEPTH = 4  # arrays/objects nested inside one extra field's value
+MatchType = Literal["full", "partial", "none"]
 MATCH_TYPES = frozenset({"full", "partial", "none"})
 EVENT_TYPES = frozenset({"query", "response"})
 SCHEMA_VERSION = 1
@@ -47,7 +48,15 @@ _ABSENT = object()
 
 
 class InvalidEventError(ValueError):
-    """The event does not satisfy the contract; the message names the field and the rule, never the value."""
+    """The event does not satisfy the contract; the message names the field and the rule, never the value.
+
+    ``rule`` identifies the broken rule without naming an extra field's key (the message, else), so
+    that ``log()``'s warning about rejected events is rate-limited per rule.
+    """
+
+    def __init__(self, message: str, *, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.rule = message if rule is None else rule
 
 
 def now_ms() -> int:
@@ -181,7 +190,7 @@ def _validate_extra_fields(event: Mapping[Any, Any], known: frozenset[str]) -> N
             raise InvalidEventError(f"extra field: its key must be {SQS_SAFE_RULE}")
         problem = _json_value_problem(value, 0)
         if problem is not None:
-            raise InvalidEventError(f"extra field {key[:64]!r}: {problem}")
+            raise InvalidEventError(f"extra field {key[:64]!r}: {problem}", rule=f"extra field: {problem}")
 
 
 def _json_value_problem(value: Any, depth: int) -> str | None:
@@ -225,24 +234,47 @@ def deduplication_id(event: Mapping[str, Any]) -> str:
     return raw if len(raw) <= 128 else hashlib.sha256(raw.encode()).hexdigest()
 
 
-def query_event(request_id: str, query: str, *, timestamp: int | None = None, **optional: Any) -> dict[str, Any]:
-    """A seed ``query`` event; ``optional`` takes ``source``, ``session_id``/``sessionId``, ``latency_ms``/``latencyMs``."""
-    event = {
+def query_event(
+    request_id: str,
+    query: str,
+    *,
+    source: str | None = None,
+    session_id: str | None = None,
+    latency_ms: float | None = None,
+    timestamp: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A seed ``query`` event, timestamped now unless ``timestamp`` (epoch ms) is given.
+
+    None leaves an optional field out; ``extra`` adds fields of the caller's own (not one the contract
+    defines for a query: those have their own arguments). The event is not validated here.
+    """
+    event: dict[str, Any] = {
         "schemaVersion": SCHEMA_VERSION,
         "eventType": "query",
         "requestId": request_id,
         "timestamp": now_ms() if timestamp is None else timestamp,
         "query": query,
     }
-    _add_optional(event, optional)
+    if source is not None or session_id is not None or latency_ms is not None or extra is not None:
+        _add_optional(event, source, session_id, latency_ms, extra)
     return event
 
 
 def response_event(
-    request_id: str, match_type: str, match_score: float, reasoning: str, *, timestamp: int | None = None, **optional: Any
+    request_id: str,
+    match_type: MatchType,
+    match_score: float,
+    reasoning: str,
+    *,
+    source: str | None = None,
+    session_id: str | None = None,
+    latency_ms: float | None = None,
+    timestamp: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A seed ``response`` event (``matchType`` full|partial|none, ``matchScore`` 0-100)."""
-    event = {
+    """A seed ``response`` event (``matchType`` full|partial|none, ``matchScore`` 0-100); as :func:`query_event`."""
+    event: dict[str, Any] = {
         "schemaVersion": SCHEMA_VERSION,
         "eventType": "response",
         "requestId": request_id,
@@ -251,24 +283,28 @@ def response_event(
         "matchScore": match_score,
         "reasoning": reasoning,
     }
-    _add_optional(event, optional)
+    if source is not None or session_id is not None or latency_ms is not None or extra is not None:
+        _add_optional(event, source, session_id, latency_ms, extra)
     return event
 
 
-_OPTIONAL_NAMES = {
-    "source": "source",
-    "session_id": "sessionId",
-    "sessionId": "sessionId",
-    "latency_ms": "latencyMs",
-    "latencyMs": "latencyMs",
-}
+_EXTRA_RULE = "extra: a mapping of fields of your own, not one the contract defines for the event (those have their own arguments)"
 
 
-def _add_optional(event: dict[str, Any], optional: dict[str, Any]) -> None:
-    for name, value in optional.items():
-        if value is None:
-            continue
-        key = _OPTIONAL_NAMES.get(name)
-        if key is None:
-            raise InvalidEventError(f"{name}: unknown optional field (source, session_id, latency_ms)")
-        event[key] = value
+def _add_optional(
+    event: dict[str, Any], source: str | None, session_id: str | None, latency_ms: float | None, extra: Mapping[str, Any] | None
+) -> None:
+    if source is not None:
+        event["source"] = source
+    if session_id is not None:
+        event["sessionId"] = session_id
+    if latency_ms is not None:
+        event["latencyMs"] = latency_ms
+    if extra is not None:
+        if type(extra) is not dict and not isinstance(extra, Mapping):
+            raise InvalidEventError(_EXTRA_RULE)
+        known = _KNOWN_FIELDS[event["eventType"]]
+        for key in extra:
+            if type(key) is str and key in known:
+                raise InvalidEventError(f"extra: {key!r} is a field of the contract; pass it as its own argument", rule=_EXTRA_RULE)
+        event.update(extra)

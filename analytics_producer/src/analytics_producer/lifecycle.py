@@ -1,9 +1,13 @@
 """Process lifecycle: flush at exit (bounded) and start over in a forked child.
 
 Exit must neither lose what is queued while SQS is up nor hang while it is down, so the exit hook
-gives all live loggers together at most the largest of their ``atexit_timeout_s``. A forked child
-inherits the parent's buffer, a sender thread that no longer exists in it, and the client's
-pooled sockets; each logger starts over there with an empty buffer, a new thread and a new client.
+gives all live lanes (each logger's :class:`~analytics_producer.sender.Sender`) together at most the
+largest of their ``atexit_timeout_s``. A forked child inherits the parent's buffer, a sender thread
+that no longer exists in it, locks another thread may hold and the client's pooled sockets; each lane
+starts over there (``after_fork()``) with an empty buffer, a new thread and its own connection.
+
+Lanes register themselves when they start and unregister when closed; this module only calls their
+public ``close(timeout)`` and ``after_fork()``.
 """
 
 from __future__ import annotations
@@ -13,36 +17,42 @@ import contextlib
 import os
 import time
 import weakref
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from analytics_producer.logger import AnalyticsLogger
-
-_live: weakref.WeakSet[AnalyticsLogger] = weakref.WeakSet()
+from typing import Protocol
 
 
-def register(logger: AnalyticsLogger) -> None:
-    _live.add(logger)
+class Lane(Protocol):
+    atexit_timeout_s: float
+
+    def close(self, timeout: float) -> bool: ...
+
+    def after_fork(self) -> None: ...
 
 
-def unregister(logger: AnalyticsLogger) -> None:
-    _live.discard(logger)
+_live: weakref.WeakSet[Lane] = weakref.WeakSet()
+
+
+def register(lane: Lane) -> None:
+    _live.add(lane)
+
+
+def unregister(lane: Lane) -> None:
+    _live.discard(lane)
 
 
 def close_all_at_exit() -> None:
-    loggers = list(_live)
-    if not loggers:
+    lanes = list(_live)
+    if not lanes:
         return
-    deadline = time.monotonic() + max(logger.atexit_timeout_s for logger in loggers)
-    for logger in loggers:
+    deadline = time.monotonic() + max(lane.atexit_timeout_s for lane in lanes)
+    for lane in lanes:
         with contextlib.suppress(Exception):
-            logger.close(max(0.0, deadline - time.monotonic()))
+            lane.close(max(0.0, deadline - time.monotonic()))
 
 
 def _after_fork_in_child() -> None:
-    for logger in list(_live):
+    for lane in list(_live):
         with contextlib.suppress(Exception):
-            logger._after_fork_in_child()
+            lane.after_fork()
 
 
 atexit.register(close_all_at_exit)

@@ -1,52 +1,62 @@
 """``AnalyticsLogger``: the caller only validates and enqueues; a background thread does the rest.
 
 The caller's cost of :meth:`AnalyticsLogger.log` is a dict copy, a few ``isinstance``/``len``
-checks and a ``deque.append``: no lock, no I/O, no JSON. The sender thread (:mod:`.sender`) owns
-serialization, ``SendMessageBatch``, backoff and retries. Every event ends up delivered, counted
-as failed (and passed to ``on_error``), or rejected at ``log()`` with a counted reason: never
-lost silently.
+checks and a ``deque.append``: no lock, no I/O, no JSON. The logger validates and builds events; its
+lane (:mod:`.sender`) owns the delivery state: the buffer, the sender thread (serialization,
+``SendMessageBatch``, backoff and retries) and every counter, and the logger only calls its public
+surface. Every event ends up delivered, counted as failed (and passed to ``on_error``), or rejected at
+``log()`` with a counted and logged reason: never lost silently.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
-import time
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 
-from analytics_producer import lifecycle
 from analytics_producer.batching import MAX_BATCH_ENTRIES, GroupKey
-from analytics_producer.client import client_config, clone_client, new_client, new_transport
-from analytics_producer.errors import LoggerClosedError
-from analytics_producer.events import MAX_SOURCE, InvalidEventError, find_unsafe_char, query_event, response_event, validate
-from analytics_producer.sender import ErrorCallback, Sender
+from analytics_producer.client import client_config, client_for_child, new_client, new_transport
+from analytics_producer.events import MAX_SOURCE, InvalidEventError, MatchType, find_unsafe_char, query_event, response_event, validate
+from analytics_producer.sender import DisabledSender, ErrorCallback, Sender
 from analytics_producer.transport import SQSTransport, region_from_queue_url
 
 DEFAULT_CLOSE_TIMEOUT_S = 5.0  # close() and leaving a with block: bounded even when SQS never answers
 TRANSPORTS = ("lean", "botocore")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
-def _peek(counter: itertools.count) -> int:
-    """The value an ``itertools.count`` would return next, without advancing it.
+def _env_flag(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name} must be 1, true, yes or on (or 0, false, no, off, empty)")
 
-    ``next(count)`` is a single C call, so callers on many threads can count without a lock
-    (``self.n += 1`` can lose increments between threads); reading it back goes through its repr.
-    """
-    return int(repr(counter)[6:-1])
+
+def _env_keys(env: Mapping[str, str]) -> tuple[str, str, str | None] | None:
+    """The producer's own keys (``ANALYTICS_*``), else ``AWS_*`` ones, each pair with its own session token; None when neither pair is set."""
+    for prefix in ("ANALYTICS_", "AWS_"):
+        key_id, secret = env.get(f"{prefix}ACCESS_KEY_ID"), env.get(f"{prefix}SECRET_ACCESS_KEY")
+        if key_id and secret:
+            return key_id, secret, env.get(f"{prefix}SESSION_TOKEN") or None
+        if prefix == "ANALYTICS_" and (key_id or secret):
+            raise ValueError("ANALYTICS_ACCESS_KEY_ID and ANALYTICS_SECRET_ACCESS_KEY must be set together")
+    return None
 
 
 class AnalyticsLogger:
     """Fire-and-forget analytics events to an SQS FIFO queue.
 
     ``log(event)`` never blocks and never raises (unless ``strict``): it returns False when the
-    event is rejected (invalid, buffer full, logger closed) and counts why. ``flush()`` waits for
-    what was accepted before it; ``close()`` flushes and stops the sender. One instance per
+    event is rejected (invalid, buffer full, logger closed) and counts why; an invalid event is also
+    logged (a warning naming the field and the rule, at most one a minute per rule). ``flush()``
+    waits for what was accepted before it; ``close()`` flushes and stops the sender. One instance per
     process is the intended use: it keeps one connection (or one boto3 client) for its lifetime.
 
     Args:
@@ -64,6 +74,9 @@ class AnalyticsLogger:
             botocore. Give it short timeouts and one attempt per call,
             ``retries={"total_max_attempts": 1}`` (see :func:`client_config`), since the logger
             retries on its own.
+        disabled: the off switch: no thread, no client, nothing sent. ``log()`` still validates
+            (False for an invalid event) and returns True for a valid one, counted in
+            ``stats()["skipped_disabled"]``, not in ``accepted``.
         max_queue_size: events held in memory; beyond it new events are dropped and counted.
         batch_size: entries per ``SendMessageBatch`` (1 to 10).
         flush_interval_s: how long a partial batch waits for more events before it is sent.
@@ -88,6 +101,7 @@ class AnalyticsLogger:
         client: Any = None,
         session: Any = None,
         transport: str = "lean",
+        disabled: bool = False,
         max_queue_size: int = 10_000,
         batch_size: int = MAX_BATCH_ENTRIES,
         flush_interval_s: float = 0.2,
@@ -114,6 +128,7 @@ class AnalyticsLogger:
         self.queue_url = queue_url
         self.region_name = region_name or region_from_queue_url(queue_url)
         self.transport = transport if client is None else "client"
+        self.disabled = bool(disabled)
         self._session = session
         self.endpoint_url = endpoint_url
         self.max_queue_size = max_queue_size
@@ -131,40 +146,68 @@ class AnalyticsLogger:
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self._config = client_config(connect_timeout_s, read_timeout_s)
-        self._given_client = client
-        client = client if client is not None else self._new_client()  # built now: a bad region fails here, not later
-        self._own_client = client if self._given_client is None else None
-        self._start(client)
-        lifecycle.register(self)
+        self._given_client = None if self.disabled else client
+        self._own_client: Any = None
+        self._sender: Sender | DisabledSender
+        if self.disabled:
+            self._sender = DisabledSender()
+        else:
+            if client is None:
+                client = self._own_client = self._new_client()  # built now: a bad region fails here, not later
+            self._sender = Sender(
+                client_factory=self._client_for_child,
+                client=client,
+                queue_url=queue_url,
+                batch_size=batch_size,
+                max_queue_size=max_queue_size,
+                flush_interval_s=flush_interval_s,
+                max_retries=max_retries,
+                backoff_base_s=backoff_base_s,
+                backoff_max_s=backoff_max_s,
+                group_key=group_id,
+                on_error=on_error,
+                atexit_timeout_s=atexit_timeout_s,
+            )
+        self._sender.start()
 
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AnalyticsLogger:
-        """A logger for ``AWS_SQS_URL`` in ``AWS_REGION``.
+        """A logger configured by the producer's own environment variables, ``AWS_*`` ones as a fallback.
 
-        Credentials come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and
-        ``AWS_SESSION_TOKEN``) when both keys are set, else from boto3's standard chain (an
-        instance or Lambda role, a profile, ...). A queue URL whose host is not AWS's (a local
-        stack) is also used as the endpoint. ``kwargs`` are passed to the constructor (e.g.
+        - ``ANALYTICS_DISABLED``: ``1``/``true``/``yes``/``on`` gives a disabled logger (no queue URL needed).
+        - the queue: ``ANALYTICS_SQS_URL``, else ``AWS_SQS_URL`` (the name the stack's secret and the
+          Worker use). A queue URL whose host is not AWS's (a local stack) is also the endpoint.
+        - the region: ``ANALYTICS_REGION``, else the queue URL's, else ``AWS_REGION``, else
+          ``AWS_DEFAULT_REGION``.
+        - credentials: ``ANALYTICS_ACCESS_KEY_ID`` and ``ANALYTICS_SECRET_ACCESS_KEY`` (with
+          ``ANALYTICS_SESSION_TOKEN``), else ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``
+          (with ``AWS_SESSION_TOKEN``), else boto3's standard chain (an instance or Lambda role, a
+          profile, ...). In an application whose other boto3 clients use ``AWS_*``, give the
+          producer's send-only key as ``ANALYTICS_*``: it then never becomes their credentials.
+
+        ``kwargs`` are passed to the constructor and win over the environment (e.g.
         ``transport="botocore"``).
         """
         env = os.environ if environ is None else environ
-        queue_url = env.get("AWS_SQS_URL")
+        if _env_flag(env, "ANALYTICS_DISABLED"):
+            kwargs.setdefault("disabled", True)
+        queue_url = env.get("ANALYTICS_SQS_URL") or env.get("AWS_SQS_URL") or ""
+        if kwargs.get("disabled"):
+            return cls(queue_url, **kwargs)
         if not queue_url:
-            raise ValueError("AWS_SQS_URL is not set")
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-        kwargs.setdefault("region_name", region)
+            raise ValueError("ANALYTICS_SQS_URL (or AWS_SQS_URL) is not set")
+        region = env.get("ANALYTICS_REGION") or region_from_queue_url(queue_url) or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        kwargs.setdefault("region_name", region or None)
         if "client" not in kwargs:
             parts = urlsplit(queue_url)
             if "endpoint_url" not in kwargs and parts.hostname and not parts.hostname.endswith(("amazonaws.com", "amazonaws.com.cn")):
                 kwargs["endpoint_url"] = f"{parts.scheme}://{parts.netloc}"
-            if "session" not in kwargs and env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+            keys = _env_keys(env)
+            if "session" not in kwargs and keys is not None:
                 kwargs["session"] = boto3.Session(
-                    aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                    aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-                    region_name=kwargs["region_name"],
+                    aws_access_key_id=keys[0], aws_secret_access_key=keys[1], aws_session_token=keys[2], region_name=kwargs["region_name"]
                 )
         return cls(queue_url, **kwargs)
 
@@ -181,55 +224,28 @@ class AnalyticsLogger:
             )
         return new_client(region_name=self.region_name, endpoint_url=self.endpoint_url, config=self._config, session=self._session)
 
-    def _start(self, client: Any) -> None:
-        """Fresh buffer, counters and sender: at construction, and in a forked child."""
-        self._buffer: deque[dict[str, Any]] = deque()
-        self._dropped_full = itertools.count()
-        self._dropped_invalid = itertools.count()
-        self._dropped_closed = itertools.count()
-        self._closed = False
-        self._close_lock = threading.Lock()
-        self._sender = Sender(
-            buffer=self._buffer,
-            client_factory=self._client_for_child,
-            client=client,
-            queue_url=self.queue_url,
-            batch_size=self.batch_size,
-            flush_interval_s=self.flush_interval_s,
-            max_retries=self.max_retries,
-            backoff_base_s=self.backoff_base_s,
-            backoff_max_s=self.backoff_max_s,
-            group_key=self.group_id,
-            on_error=self.on_error,
-        )
-        self._wake = self._sender.wake
-        self._sender.start()
-
-    @property
-    def _client(self) -> Any:
-        """The sender's transport or boto3 client (None in a forked child until its sender builds one); for tests and debugging."""
-        return self._sender.client
-
     def _client_for_child(self) -> Any:
         """A forked child's own sender: a fresh connection with the parent's endpoint, region and credentials."""
         if self._given_client is not None:
-            return clone_client(self._given_client)
+            return client_for_child(self._given_client)
         if isinstance(self._own_client, SQSTransport):
             return self._own_client.fresh()
         return self._new_client()
 
-    def _after_fork_in_child(self) -> None:
-        """The parent's buffer, thread and pooled sockets are not the child's: start over.
+    @property
+    def _client(self) -> Any:
+        """The sender's transport or boto3 client (None when disabled, and in a forked child until its sender builds one); for tests and debugging."""
+        return self._sender.client
 
-        The parent still delivers what it had queued. The child's client is built lazily by its
-        new sender thread, so a fork that never logs pays only for an idle thread.
-        """
-        self._start(None)
+    @property
+    def _wake(self) -> threading.Event | None:
+        """The event that wakes the sender thread (None when disabled); for tests."""
+        return getattr(self._sender, "wake", None)
 
     # -- the caller's side --------------------------------------------------------------------------
 
     def log(self, event: Mapping[str, Any]) -> bool:
-        """Enqueue ``event`` for delivery; True when accepted.
+        """Enqueue ``event`` for delivery; True when accepted (or, disabled, when valid).
 
         Never blocks and never raises (unless ``strict``). The event is copied, so the caller may
         reuse its dict; serialization happens later in the sender thread.
@@ -241,46 +257,67 @@ class AnalyticsLogger:
             if self.source is not None and "source" not in event:
                 event["source"] = self.source
             validate(event)
-        except Exception:  # InvalidEventError, or a Mapping whose methods raise: never the caller's problem
-            next(self._dropped_invalid)
+        except Exception as error:  # InvalidEventError, or a Mapping whose methods raise: never the caller's problem
+            self._sender.reject(error)
             if self.strict:
                 raise
             return False
-        if self._closed:
-            next(self._dropped_closed)
-            return False
-        buffer = self._buffer
-        size = len(buffer)
-        if size >= self.max_queue_size:
-            next(self._dropped_full)
-            return False
-        buffer.append(event)
-        # Wake the sender for a full batch, unless traffic is steady: then it looks by itself every few
-        # milliseconds, and no caller pays for waking a thread (the largest part of log()'s p99).
-        if size + 1 >= self.batch_size and not self._sender.polling and not self._wake.is_set():
-            self._wake.set()
-        return True
+        return self._sender.offer(event)
 
-    def log_query(self, request_id: str, query: str, **optional: Any) -> bool:
-        """Log the seed's ``query`` event, timestamped now.
+    def log_query(
+        self,
+        request_id: str,
+        query: str,
+        *,
+        source: str | None = None,
+        session_id: str | None = None,
+        latency_ms: float | None = None,
+        timestamp: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Log the seed's ``query`` event, timestamped now unless ``timestamp`` (epoch ms) is given.
 
-        Optional: ``source``, ``session_id``, ``latency_ms``, ``timestamp`` (epoch ms).
+        ``extra`` adds fields of your own (JSON values); a misspelled keyword is a ``TypeError``.
         """
         try:
-            event = query_event(request_id, query, **optional)
-        except Exception:  # an unknown keyword
-            next(self._dropped_invalid)
+            event = query_event(
+                request_id, query, source=source, session_id=session_id, latency_ms=latency_ms, timestamp=timestamp, extra=extra
+            )
+        except Exception as error:  # an extra= that is not a mapping, or names a field of the contract
+            self._sender.reject(error)
             if self.strict:
                 raise
             return False
         return self.log(event)
 
-    def log_response(self, request_id: str, match_type: str, match_score: float, reasoning: str, **optional: Any) -> bool:
-        """Log the seed's ``response`` event (``match_type`` full|partial|none, ``match_score`` 0-100), timestamped now."""
+    def log_response(
+        self,
+        request_id: str,
+        match_type: MatchType,
+        match_score: float,
+        reasoning: str,
+        *,
+        source: str | None = None,
+        session_id: str | None = None,
+        latency_ms: float | None = None,
+        timestamp: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Log the seed's ``response`` event (``match_type`` full|partial|none, ``match_score`` 0-100); as :meth:`log_query`."""
         try:
-            event = response_event(request_id, match_type, match_score, reasoning, **optional)
-        except Exception:
-            next(self._dropped_invalid)
+            event = response_event(
+                request_id,
+                match_type,
+                match_score,
+                reasoning,
+                source=source,
+                session_id=session_id,
+                latency_ms=latency_ms,
+                timestamp=timestamp,
+                extra=extra,
+            )
+        except Exception as error:
+            self._sender.reject(error)
             if self.strict:
                 raise
             return False
@@ -294,21 +331,7 @@ class AnalyticsLogger:
         Partial batches are sent at once instead of waiting for ``flush_interval_s``. Returns
         False when ``timeout`` (seconds) ran out first. Do not call it from ``on_error``.
         """
-        sender = self._sender
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with sender.progress:
-            target = sender.taken + len(self._buffer)
-            sender.flush_target = max(sender.flush_target, target)
-        sender.wake.set()
-        with sender.progress:
-            while sender.sent + sender.failed < target:
-                if not sender.alive():
-                    return False
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                sender.progress.wait(0.1 if remaining is None else min(remaining, 0.1))
-        return True
+        return self._sender.flush(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush (up to ``timeout`` seconds), then stop the sender; later ``log()`` calls return False.
@@ -319,21 +342,7 @@ class AnalyticsLogger:
         wire ends within the client's read timeout and is counted then. Returns within about
         ``timeout + 0.5`` s, and whether everything was delivered or definitively failed in time.
         """
-        if timeout is None:
-            timeout = self.close_timeout_s
-        with self._close_lock:
-            if self._closed:
-                return True
-            flushed = self.flush(timeout)
-            self._closed = True
-            sender = self._sender
-            sender.stopping.set()  # cuts a backoff short; an in-flight attempt fails without retry
-            sender.wake.set()
-            if sender.thread is not threading.current_thread():
-                sender.thread.join(max(0.05, min(timeout, 0.5)))
-            sender.abandon(LoggerClosedError("logger closed before these events were sent"))
-            lifecycle.unregister(self)
-            return flushed
+        return self._sender.close(self.close_timeout_s if timeout is None else timeout)
 
     def __enter__(self) -> AnalyticsLogger:
         return self
@@ -346,22 +355,10 @@ class AnalyticsLogger:
         """Counters. At rest, ``accepted == sent + failed + queued``.
 
         ``retried`` counts send attempts repeated for an event (one event retried twice counts 2);
-        ``requests`` counts ``SendMessageBatch`` calls; ``dropped_*`` are events ``log()`` refused.
+        ``requests`` counts ``SendMessageBatch`` calls; ``dropped_*`` are events ``log()`` refused;
+        ``skipped_disabled`` the valid events a disabled logger did not send.
         """
-        sender = self._sender
-        with sender.progress:
-            queued = len(self._buffer)
-            return {
-                "accepted": sender.taken + queued,
-                "sent": sender.sent,
-                "retried": sender.retried,
-                "failed": sender.failed,
-                "dropped_full": _peek(self._dropped_full),
-                "dropped_invalid": _peek(self._dropped_invalid),
-                "dropped_closed": _peek(self._dropped_closed),
-                "queued": queued + sender.in_flight,
-                "requests": sender.requests,
-            }
+        return self._sender.stats()
 
     def __repr__(self) -> str:
         return f"AnalyticsLogger({self.queue_url!r}, {self.stats()})"

@@ -1,7 +1,14 @@
-"""The background sender: one thread per logger that batches, sends, retries and counts.
+"""The delivery state of a logger, owned in one place: its buffer, its sender thread and every counter.
 
-Everything slow lives here so that the caller's ``log()`` is an ``append``. The thread owns the
-transport (or boto3 client), so it is only ever used from one thread, and it survives any exception:
+``AnalyticsLogger`` validates events and talks to its lane only through this surface:
+``offer(event)`` (the enqueue half of ``log()``), ``reject(error)`` (an event ``log()`` refused),
+``flush(timeout)``, ``close(timeout)``, ``stats()`` and, from the fork hook, ``after_fork()``.
+:class:`Sender` is the real lane: one daemon thread that batches, sends, retries and counts;
+:class:`DisabledSender` is the lane of ``AnalyticsLogger(..., disabled=True)``: no thread, no
+client, nothing sent, the same counters.
+
+Everything slow lives in the thread so that the caller's ``offer()`` is an ``append``. The thread owns
+the transport (or boto3 client), so it is only ever used from one thread, and it survives any exception:
 an unexpected error fails the batch it was sending (counted, reported), never the thread.
 """
 
@@ -16,14 +23,17 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from analytics_producer import lifecycle
 from analytics_producer.batching import MAX_BATCH_ENTRIES, Entry, GroupKey, UnsendableEventError, fits, to_entry
-from analytics_producer.errors import EntryError, error_code, is_retryable
+from analytics_producer.counters import RateLimiter, Tally
+from analytics_producer.errors import EntryError, LoggerClosedError, error_code, is_retryable
+from analytics_producer.events import InvalidEventError
 from analytics_producer.transport import SQSTransport
 
 log = logging.getLogger("analytics_producer")
 
 ErrorCallback = Callable[[BaseException, list[dict[str, Any]]], None]
-WARNING_INTERVAL_S = 60.0
+WARNING_INTERVAL_S = 60.0  # at most one warning a minute per error code (undelivered) or per rule (rejected)
 POLL_INTERVAL_S = 0.002  # how often the sender looks at the buffer while traffic is steady
 
 
@@ -33,50 +43,176 @@ def _entry_id(item: Any) -> str | None:
     return entry_id if isinstance(entry_id, str) else None
 
 
-class Sender:
-    """Drains ``buffer`` into ``SendMessageBatch`` calls from a daemon thread.
+def stats_dict(
+    *,
+    accepted: int = 0,
+    sent: int = 0,
+    retried: int = 0,
+    failed: int = 0,
+    dropped_full: int = 0,
+    dropped_invalid: int = 0,
+    dropped_closed: int = 0,
+    skipped_disabled: int = 0,
+    queued: int = 0,
+    requests: int = 0,
+) -> dict[str, int]:
+    """``stats()``'s keys, in their documented order."""
+    return {
+        "accepted": accepted,
+        "sent": sent,
+        "retried": retried,
+        "failed": failed,
+        "dropped_full": dropped_full,
+        "dropped_invalid": dropped_invalid,
+        "dropped_closed": dropped_closed,
+        "skipped_disabled": skipped_disabled,
+        "queued": queued,
+        "requests": requests,
+    }
+
+
+class Door:
+    """What both lanes share: the counts of events ``log()`` refused, and the warning for a rejected one.
+
+    Every counter here is a :class:`Tally`: caller threads increment it without a lock.
+    """
+
+    atexit_timeout_s = 0.0
+    closed = False
+
+    def _reset_door(self) -> None:
+        self.dropped_invalid = Tally()
+        self.dropped_full = Tally()
+        self.dropped_closed = Tally()
+        self._rejections = RateLimiter(WARNING_INTERVAL_S)
+
+    def reject(self, error: BaseException) -> None:
+        """Count an event ``log()`` refused, and log why: a warning naming the field and the rule, never the value.
+
+        At most one warning a minute per rule, stating how many rejections for that rule it held back
+        since the previous one. A rejection whose warning is held back costs a ``time.monotonic()``
+        comparison and a lock-free increment; never raises.
+        """
+        self.dropped_invalid.increment()
+        try:
+            # Not an InvalidEventError: a Mapping whose methods raised; its message may hold a value, so only its type is named.
+            rule = error.rule if isinstance(error, InvalidEventError) else f"event: reading it raised {type(error).__name__}"
+            held_back = self._rejections.allow(rule)
+            if held_back is not None:
+                message = str(error) if isinstance(error, InvalidEventError) else rule
+                log.warning(
+                    "analytics: log() rejected an event (not sent): %s; %d more rejected for the same rule since the last warning"
+                    " (at most one warning a minute per rule; values are never logged)",
+                    message,
+                    held_back,
+                )
+        except Exception:  # a failing log handler is not the caller's problem
+            pass
+
+
+class DisabledSender(Door):
+    """The lane of a disabled logger: no thread, no client, nothing sent.
+
+    A valid event is counted in ``skipped_disabled`` (not ``accepted``, so ``accepted == sent +
+    failed + queued`` holds: all zero); an invalid one is rejected as by a live logger.
+    """
+
+    client = None
+
+    def __init__(self) -> None:
+        self._reset_door()
+        self.skipped_disabled = Tally()
+
+    def start(self) -> None:
+        lifecycle.register(self)  # only so that a forked child starts with fresh counters
+
+    def alive(self) -> bool:
+        return False
+
+    def offer(self, event: dict[str, Any]) -> bool:
+        if self.closed:
+            self.dropped_closed.increment()
+            return False
+        self.skipped_disabled.increment()
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self, timeout: float | None = None) -> bool:
+        self.closed = True
+        lifecycle.unregister(self)
+        return True
+
+    def after_fork(self) -> None:
+        self._reset_door()
+        self.skipped_disabled = Tally()
+
+    def stats(self) -> dict[str, int]:
+        return stats_dict(
+            dropped_invalid=self.dropped_invalid.value,
+            dropped_closed=self.dropped_closed.value,
+            skipped_disabled=self.skipped_disabled.value,
+        )
+
+
+class Sender(Door):
+    """Owns a logger's delivery: the bounded buffer, the daemon thread draining it into ``SendMessageBatch``
+    calls, and every counter.
 
     Partial batches wait up to ``flush_interval_s`` for more events (so a steady trickle still
-    goes out ten at a time) unless a ``flush()`` asks for them. Counters are written by this
+    goes out ten at a time) unless a ``flush()`` asks for them. Delivery counters are written by the
     thread only and read under ``progress``; ``taken`` moves an event out of the buffer and into
     ``sent`` or ``failed`` exactly once.
+
+    The public surface: ``offer()``, ``reject()``, ``flush()``, ``close()``, ``stats()``,
+    ``after_fork()``, ``alive()``; ``client`` and ``thread`` are readable for debugging.
     """
 
     def __init__(
         self,
         *,
-        buffer: deque[dict[str, Any]],
         client_factory: Callable[[], Any],
         client: Any,
         queue_url: str,
         batch_size: int,
+        max_queue_size: int,
         flush_interval_s: float,
         max_retries: int,
         backoff_base_s: float,
         backoff_max_s: float,
         group_key: GroupKey | None,
         on_error: ErrorCallback | None,
+        atexit_timeout_s: float,
     ) -> None:
-        self.buffer = buffer
         self.client_factory = client_factory
-        self.client = client
         self.queue_url = queue_url
         self.batch_size = min(batch_size, MAX_BATCH_ENTRIES)
+        self.max_queue_size = max_queue_size
         self.flush_interval_s = flush_interval_s
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.group_key = group_key
         self.on_error = on_error
+        self.atexit_timeout_s = atexit_timeout_s
+        self._reset(client)
 
+    def _reset(self, client: Any) -> None:
+        """Empty buffer, zero counters, new locks and a new (unstarted) thread: at construction, and in a forked child."""
+        self._reset_door()
+        self.client = client
+        self.buffer: deque[dict[str, Any]] = deque()
+        self.closed = False
         # Steady traffic (a full batch taken within the flush interval): the sender looks at the buffer
-        # every POLL_INTERVAL_S instead of being woken by log(). Read by log() without a lock: a stale
+        # every POLL_INTERVAL_S instead of being woken by offer(). Read by offer() without a lock: a stale
         # value costs one wake-up too many or a few milliseconds of delay, never an event.
         self.polling = False
         self._last_full_batch = 0.0
-        self.wake = threading.Event()  # set by log() when a batch is full, by flush() and close()
+        self.wake = threading.Event()  # set by offer() when a batch is full, by flush() and close()
         self.stopping = threading.Event()  # cuts backoff short and ends the thread
         self.progress = threading.Condition()
+        self._close_lock = threading.Lock()
         self.taken = 0
         self.sent = 0
         self.failed = 0
@@ -84,14 +220,104 @@ class Sender:
         self.requests = 0
         self.in_flight = 0
         self.flush_target = 0  # send partial batches until `taken` reaches this
-        self._last_warning: dict[str, float] = {}
+        self._warnings = RateLimiter(WARNING_INTERVAL_S)
         self.thread = threading.Thread(target=self._run, name="analytics-producer-sender", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
+        lifecycle.register(self)
 
     def alive(self) -> bool:
         return self.thread.is_alive()
+
+    # -- the caller's side ------------------------------------------------------------------------
+
+    def offer(self, event: dict[str, Any]) -> bool:
+        """Enqueue a validated event; False (and counted) when closed or full. Never blocks: no lock, no I/O."""
+        if self.closed:
+            self.dropped_closed.increment()
+            return False
+        buffer = self.buffer
+        size = len(buffer)
+        if size >= self.max_queue_size:
+            self.dropped_full.increment()
+            return False
+        buffer.append(event)
+        # Wake the thread for a full batch, unless traffic is steady: then it looks by itself every few
+        # milliseconds, and no caller pays for waking a thread (the largest part of log()'s p99).
+        if size + 1 >= self.batch_size and not self.polling and not self.wake.is_set():
+            self.wake.set()
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event offered before this call is delivered or has definitively failed.
+
+        Partial batches are sent at once instead of waiting for ``flush_interval_s``. False when
+        ``timeout`` (seconds) ran out first, or the thread is gone.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.progress:
+            target = self.taken + len(self.buffer)
+            self.flush_target = max(self.flush_target, target)
+        self.wake.set()
+        with self.progress:
+            while self.sent + self.failed < target:
+                if not self.alive():
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self.progress.wait(0.1 if remaining is None else min(remaining, 0.1))
+        return True
+
+    def close(self, timeout: float) -> bool:
+        """Flush for at most ``timeout`` seconds, stop the thread, and fail what is still queued.
+
+        What is left is counted as failed and passed to ``on_error`` with :class:`LoggerClosedError`;
+        a request already on the wire ends within the read timeout and is counted then. Later
+        ``offer()`` calls return False (``dropped_closed``). Returns whether everything was
+        delivered or definitively failed in time; closing twice returns True.
+        """
+        with self._close_lock:
+            if self.closed:
+                return True
+            flushed = self.flush(timeout)
+            self.closed = True
+            self.stopping.set()  # cuts a backoff short; an in-flight attempt fails without retry
+            self.wake.set()
+            if self.thread is not threading.current_thread() and self.thread.ident is not None:
+                self.thread.join(max(0.05, min(timeout, 0.5)))
+            self._abandon(LoggerClosedError("logger closed before these events were sent"))
+            lifecycle.unregister(self)
+            return flushed
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's buffer, thread, locks and pooled sockets are not the child's.
+
+        Start over with an empty buffer, zero counters and a new thread; the parent still delivers
+        what it had queued. The child's client is built lazily by its thread (``client_factory``),
+        so a fork that never logs pays only for an idle thread.
+        """
+        if self.closed:
+            return
+        self._reset(None)
+        self.start()
+
+    def stats(self) -> dict[str, int]:
+        """Counters, read under one lock: at rest ``accepted == sent + failed + queued``."""
+        with self.progress:
+            queued = len(self.buffer)
+            return stats_dict(
+                accepted=self.taken + queued,
+                sent=self.sent,
+                retried=self.retried,
+                failed=self.failed,
+                dropped_full=self.dropped_full.value,
+                dropped_invalid=self.dropped_invalid.value,
+                dropped_closed=self.dropped_closed.value,
+                queued=queued + self.in_flight,
+                requests=self.requests,
+            )
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -274,15 +500,16 @@ class Sender:
         """
         try:
             code = error_code(error)
-            now = time.monotonic()
-            if now - self._last_warning.get(code, -WARNING_INTERVAL_S) >= WARNING_INTERVAL_S:
-                self._last_warning[code] = now
+            held_back = self._warnings.allow(code)
+            if held_back is not None:
                 log.warning(
-                    "analytics: %d event(s) not delivered to %s: %s (%s); further %s failures are logged at most once a minute",
+                    "analytics: %d event(s) not delivered to %s: %s (%s); %d more %s report(s) since the last warning"
+                    " (at most one warning a minute per error code)",
                     len(events),
                     self.queue_url.rsplit("/", 1)[-1],
                     code,
                     error,
+                    held_back,
                     code,
                 )
         except Exception:  # reporting must not stop the sender
@@ -294,7 +521,7 @@ class Sender:
                 with contextlib.suppress(Exception):
                     log.exception("analytics on_error callback raised")
 
-    def abandon(self, error: BaseException) -> int:
+    def _abandon(self, error: BaseException) -> int:
         """Fail whatever is still queued (close() after its timeout); returns how many."""
         events: list[dict[str, Any]] = []
         with self.progress:
