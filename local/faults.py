@@ -179,11 +179,20 @@ class SilentEndpoint:
         with self._lock:
             return list(self._actions)
 
-    def close(self) -> None:
-        self._listener.close()
+    def counts(self) -> tuple[int, int]:
+        """Connections accepted and requests received so far."""
         with self._lock:
-            for connection in self._connections:
-                connection.close()
+            return len(self._connections), len(self._actions)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:  # shutdown first: close() alone sends nothing while a reader is blocked in recv()
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
 
     def _accept(self) -> None:
         while True:
