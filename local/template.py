@@ -124,3 +124,28 @@ def table_arguments(template: dict, table_name: str) -> tuple[dict[str, Any], st
         ]
     ttl = table.get("TimeToLiveSpecification", {})
     return arguments, ttl.get("AttributeName") if ttl.get("Enabled") else None
+
+
+# The events queue's CloudFormation properties that are also SetQueueAttributes/CreateQueue attributes.
+_QUEUE_ATTRIBUTES = (
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "SqsManagedSseEnabled",
+)
+
+
+def events_queue_attributes(template: dict) -> dict[str, str]:
+    """``CreateQueue`` attributes of the template's events queue (not its name nor its DLQ), for tests that
+    need a queue of their own like it: FIFO, explicit deduplication scoped to the group, high throughput."""
+    [queue] = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SQS::Queue" and str(r["Properties"].get("QueueName", "")).endswith("-events.fifo")
+    ]
+    return {
+        name: str(queue[name]).lower() if isinstance(queue[name], bool) else str(queue[name]) for name in _QUEUE_ATTRIBUTES if name in queue
+    }

@@ -21,6 +21,8 @@ from moto.server import ThreadedMotoServer
 from analytics_producer import AnalyticsLogger
 from local.faults import closed_port
 from local.stack import speed_up_moto_sqs
+from local.template import events_queue_attributes
+from tests.conftest import Synthesized
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -87,18 +89,16 @@ def moto_endpoint() -> str:
     server.stop()
 
 
-def create_queue(endpoint_url: str) -> Queue:
+def create_queue(endpoint_url: str, template: dict) -> Queue:
+    """A queue of this test's own, with the attributes the synthesized template gives the events queue."""
     name = f"producer-{uuid.uuid4().hex[:10]}.fifo"
-    url = sqs_client(endpoint_url).create_queue(
-        QueueName=name,
-        Attributes={"FifoQueue": "true", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"},
-    )["QueueUrl"]
+    url = sqs_client(endpoint_url).create_queue(QueueName=name, Attributes=events_queue_attributes(template))["QueueUrl"]
     return Queue(url, endpoint_url)
 
 
 @pytest.fixture
-def queue(moto_endpoint: str) -> Queue:
-    return create_queue(moto_endpoint)
+def queue(moto_endpoint: str, dev: Synthesized) -> Queue:
+    return create_queue(moto_endpoint, dev.raw)
 
 
 def logger_for(queue: Queue, transport: str, **kwargs) -> AnalyticsLogger:

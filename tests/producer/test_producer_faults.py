@@ -198,7 +198,10 @@ def test_helpers_refuse_a_misspelled_keyword_at_the_call_and_reject_bad_values_w
         assert logger.stats()["dropped_invalid"] == 1
 
 
-def test_queue_attributes_come_from_a_real_queue(moto_endpoint: str) -> None:
-    """Sanity check of the fixture the fault tests rely on."""
-    queue = create_queue(moto_endpoint)
-    assert queue.client().get_queue_attributes(QueueUrl=queue.url, AttributeNames=["FifoQueue"])["Attributes"]["FifoQueue"] == "true"
+def test_queue_attributes_come_from_the_template(moto_endpoint: str, dev) -> None:
+    """The fixture the tests rely on: a queue of its own, configured as the synthesized events queue."""
+    queue = create_queue(moto_endpoint, dev.raw)
+    attributes = queue.client().get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])["Attributes"]
+    assert attributes["FifoQueue"] == "true" and attributes["ContentBasedDeduplication"] == "false"
+    assert (attributes["DeduplicationScope"], attributes["FifoThroughputLimit"]) == ("messageGroup", "perMessageGroupId")
+    assert attributes["VisibilityTimeout"] == "180"  # 6 x the processor's 30 s timeout
