@@ -18,8 +18,8 @@ def profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config.write_text(f"[profile ops]\nregion = {REGION}\n\n[profile elsewhere]\nregion = eu-west-1\n")
     credentials = tmp_path / "credentials"
     credentials.write_text(
-        "[ops]\naws_access_key_id = AKIAOPSPROFILE000001\naws_secret_access_key = ops-secret\n\n"
-        "[elsewhere]\naws_access_key_id = AKIAELSEWHERE0000001\naws_secret_access_key = elsewhere-secret\n"
+        "[ops]\naws_access_key_id = OPSPROFILEKEYID00001\naws_secret_access_key = ops-secret\n\n"
+        "[elsewhere]\naws_access_key_id = ELSEWHEREKEYID000001\naws_secret_access_key = elsewhere-secret\n"
     )
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
@@ -31,7 +31,7 @@ def test_the_profile_gives_credentials_and_region(profiles) -> None:
     session = AwsContext(profile="ops").session
     assert session.profile_name == "ops"
     assert session.region_name == REGION
-    assert session.get_credentials().access_key == "AKIAOPSPROFILE000001"
+    assert session.get_credentials().access_key == "OPSPROFILEKEYID00001"
     assert AwsContext(profile="elsewhere", region=REGION).session.region_name == REGION  # --region wins
 
 
