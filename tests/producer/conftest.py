@@ -145,3 +145,25 @@ def moto_with_iam():
 @pytest.fixture(scope="session")
 def event_schema() -> Draft202012Validator:
     return Draft202012Validator(json.loads((REPO / "schema" / "analytics-event.schema.json").read_text()))
+
+
+@pytest.fixture
+def clean_aws_env(monkeypatch, tmp_path):
+    """No AWS settings from the machine: no keys, region, profile, endpoint or proxy, and empty config and
+    credentials files. Returns the monkeypatch, for a test to set what it needs."""
+    for name in (
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SQS",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    return monkeypatch

@@ -218,26 +218,6 @@ def test_the_helpers_build_the_event_their_arguments_describe() -> None:
 # -- where it sends, from the environment -------------------------------------------------------------
 
 
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    """No AWS settings from the machine: an empty config and credentials file, no region, endpoint or proxy."""
-    for name in (
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_SQS",
-        "HTTPS_PROXY",
-        "https_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    return monkeypatch
-
-
 def built(environ: dict[str, str], **kwargs: Any) -> tuple[str, str, str, str | None]:
     """(queue URL, region, access key, session token) of the logger from_env builds (nothing is sent)."""
     logger = AnalyticsLogger.from_env(environ, **kwargs)
@@ -250,9 +230,9 @@ def built(environ: dict[str, str], **kwargs: Any) -> tuple[str, str, str, str | 
         logger.close(timeout=0.1)
 
 
-def test_without_a_region_the_queue_urls_is_used(clean_env) -> None:
-    clean_env.setenv("AWS_ACCESS_KEY_ID", "AKIDCHAIN")
-    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "chain-secret")
+def test_without_a_region_the_queue_urls_is_used(clean_aws_env) -> None:
+    clean_aws_env.setenv("AWS_ACCESS_KEY_ID", "AKIDCHAIN")
+    clean_aws_env.setenv("AWS_SECRET_ACCESS_KEY", "chain-secret")
     logger = AnalyticsLogger(AWS_QUEUE_URL)
     try:
         assert logger.region_name == logger._client.region_name == "eu-west-2"
@@ -265,7 +245,7 @@ def test_without_a_region_the_queue_urls_is_used(clean_env) -> None:
         logger.close(timeout=0.1)
 
 
-def test_from_env_reads_its_own_names_first(clean_env) -> None:
+def test_from_env_reads_its_own_names_first(clean_aws_env) -> None:
     environ = {
         "ANALYTICS_SQS_URL": AWS_QUEUE_URL,
         "ANALYTICS_ACCESS_KEY_ID": "AKIDANALYTICS",
@@ -283,7 +263,7 @@ def test_from_env_reads_its_own_names_first(clean_env) -> None:
     assert built(without_token)[2:] == ("AKIDANALYTICS", None), "never the app's session token with the producer's key"
 
 
-def test_from_env_falls_back_to_the_aws_names_the_stacks_secret_holds(clean_env) -> None:
+def test_from_env_falls_back_to_the_aws_names_the_stacks_secret_holds(clean_aws_env) -> None:
     environ = {"AWS_SQS_URL": "http://127.0.0.1:4566/123456789012/events.fifo", "AWS_REGION": "us-east-1"}
     keys = {"AWS_ACCESS_KEY_ID": "AKIDWORKER", "AWS_SECRET_ACCESS_KEY": "worker-secret", "AWS_SESSION_TOKEN": "worker-token"}
     logger = AnalyticsLogger.from_env({**environ, **keys})
@@ -303,15 +283,15 @@ def _keys(key_id: str) -> dict[str, str]:
     return {"aws_access_key_id": key_id, "aws_secret_access_key": "given-secret"}
 
 
-def test_the_producers_key_never_becomes_other_clients_credentials(clean_env) -> None:
+def test_the_producers_key_never_becomes_other_clients_credentials(clean_aws_env) -> None:
     environ = {"ANALYTICS_SQS_URL": AWS_QUEUE_URL, "ANALYTICS_ACCESS_KEY_ID": "AKIDSENDONLY", "ANALYTICS_SECRET_ACCESS_KEY": "send-only"}
-    clean_env.setenv("AWS_ACCESS_KEY_ID", "AKIDAPP")
-    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "app-secret")
+    clean_aws_env.setenv("AWS_ACCESS_KEY_ID", "AKIDAPP")
+    clean_aws_env.setenv("AWS_SECRET_ACCESS_KEY", "app-secret")
     assert built(environ)[2] == "AKIDSENDONLY"
     assert boto3.Session().get_credentials().get_frozen_credentials().access_key == "AKIDAPP", "the app's own clients keep theirs"
 
 
-def test_half_a_key_pair_is_an_error_not_a_silent_fallback(clean_env) -> None:
+def test_half_a_key_pair_is_an_error_not_a_silent_fallback(clean_aws_env) -> None:
     with pytest.raises(ValueError, match="ANALYTICS_ACCESS_KEY_ID and ANALYTICS_SECRET_ACCESS_KEY"):
         AnalyticsLogger.from_env({"ANALYTICS_SQS_URL": AWS_QUEUE_URL, "ANALYTICS_ACCESS_KEY_ID": "AKIDHALF", "AWS_ACCESS_KEY_ID": "x"})
 

@@ -293,25 +293,13 @@ def test_transport_botocore_builds_a_boto3_client(queue: Queue) -> None:
 
 
 @pytest.fixture
-def clean_aws_env(monkeypatch, tmp_path):
-    for name in (
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_SQS",
-        "HTTPS_PROXY",
-        "https_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDRESOLVE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "resolve-secret")
-    return monkeypatch
+def aws_env_with_keys(clean_aws_env):
+    clean_aws_env.setenv("AWS_ACCESS_KEY_ID", "AKIDRESOLVE")
+    clean_aws_env.setenv("AWS_SECRET_ACCESS_KEY", "resolve-secret")
+    return clean_aws_env
 
 
-def test_the_region_and_endpoint_come_from_an_aws_queue_url(clean_aws_env) -> None:
+def test_the_region_and_endpoint_come_from_an_aws_queue_url(aws_env_with_keys) -> None:
     logger = AnalyticsLogger("https://sqs.eu-west-2.amazonaws.com/123456789012/events.fifo")
     try:
         transport = logger._client
@@ -326,17 +314,17 @@ def test_the_region_and_endpoint_come_from_an_aws_queue_url(clean_aws_env) -> No
     assert region_from_queue_url("http://127.0.0.1:5000/1/q.fifo") is None
 
 
-def test_the_endpoint_follows_aws_endpoint_url_sqs_and_a_proxy_falls_back_to_botocore(clean_aws_env) -> None:
-    clean_aws_env.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:4566")
+def test_the_endpoint_follows_aws_endpoint_url_sqs_and_a_proxy_falls_back_to_botocore(aws_env_with_keys) -> None:
+    aws_env_with_keys.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:4566")
     queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/events.fifo"
     logger = AnalyticsLogger(queue_url)
     try:
         assert isinstance(logger._client, SQSTransport) and logger._client.endpoint_url == "http://127.0.0.1:4566"
     finally:
         logger.close(timeout=0.1)
-    clean_aws_env.delenv("AWS_ENDPOINT_URL_SQS")
-    clean_aws_env.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    clean_aws_env.setenv("NO_PROXY", "")
+    aws_env_with_keys.delenv("AWS_ENDPOINT_URL_SQS")
+    aws_env_with_keys.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    aws_env_with_keys.setenv("NO_PROXY", "")
     logger = AnalyticsLogger(queue_url)
     try:
         assert type(logger._client).__name__ == "SQS", "only botocore knows how to go through a proxy"

@@ -258,11 +258,15 @@ class AnalyticsLogger:
                 event["source"] = self.source
             validate(event)
         except Exception as error:  # InvalidEventError, or a Mapping whose methods raise: never the caller's problem
-            self._sender.reject(error)
-            if self.strict:
-                raise
-            return False
+            return self._refuse(error)
         return self._sender.offer(event)
+
+    def _refuse(self, error: BaseException) -> bool:
+        """An event that breaks the contract: counted and logged by the sender; raised again with ``strict``."""
+        self._sender.reject(error)
+        if self.strict:
+            raise error
+        return False
 
     def log_query(
         self,
@@ -284,10 +288,7 @@ class AnalyticsLogger:
                 request_id, query, source=source, session_id=session_id, latency_ms=latency_ms, timestamp=timestamp, extra=extra
             )
         except Exception as error:  # an extra= that is not a mapping, or names a field of the contract
-            self._sender.reject(error)
-            if self.strict:
-                raise
-            return False
+            return self._refuse(error)
         return self.log(event)
 
     def log_response(
@@ -317,10 +318,7 @@ class AnalyticsLogger:
                 extra=extra,
             )
         except Exception as error:
-            self._sender.reject(error)
-            if self.strict:
-                raise
-            return False
+            return self._refuse(error)
         return self.log(event)
 
     # -- flushing and lifecycle -------------------------------------------------------------------
