@@ -162,6 +162,7 @@ class Processor:
         self.stack = stack
         self.broken = broken
         self.endpoint_url = endpoint_url
+        self._handler: Any = None  # imported at the first poll, then kept: one execution environment
 
     def poll(self) -> int:
         """One receive of up to 10 messages; returns how many the processor stored."""
@@ -176,11 +177,13 @@ class Processor:
         saved = dict(os.environ)
         os.environ.update(environment)
         try:
-            with processor_modules() as handler:
-                esm = EventSourceMappingEmulator(
-                    self.stack.sqs, self.stack.events_url, handler.handler, wait_time_s=0, failure_visibility_s=0, region=REGION
-                )
-                esm.poll_once()
+            if self._handler is None:
+                with processor_modules() as handler:  # the module keeps working once sys.modules is put back
+                    self._handler = handler.handler
+            esm = EventSourceMappingEmulator(
+                self.stack.sqs, self.stack.events_url, self._handler, wait_time_s=0, failure_visibility_s=0, region=REGION
+            )
+            esm.poll_once()
         finally:
             os.environ.clear()
             os.environ.update(saved)
