@@ -63,6 +63,7 @@ def import_processor() -> ModuleType:
         sys.path.insert(0, str(PROCESSOR_DIR))
     module = importlib.import_module("handler")
     module.stores.reset()
+    module.sinks.reset()
     return module
 
 

@@ -10,6 +10,11 @@ record that fails (invalid, or the table refused it) fails itself and every late
 message group, so order within a group is kept while other groups go on. The response lists exactly
 the failed message IDs; SQS redelivers them and moves them to the DLQ after ``maxReceiveCount`` receives.
 
+Each stored run's item goes to the event lake (``lake.py``: Firehose, Parquet on S3) once the
+batch's writes are done, in one ``PutRecordBatch``. A row Firehose refuses fails its records and the
+rest of their group, like a failed write: SQS delivers them again, the write is repeated (it is
+idempotent) and the row is sent again, so the lake misses nothing the table holds.
+
 When every record of a batch fails, the failures are reported like any others instead of raising:
 the effect on the queue is the same, and a poison message alone in a batch does not count as a
 function error (the DLQ alarm covers it).
@@ -26,9 +31,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from invalid import describe_invalid
+from lake import LakeSink, encode, lake_row, sink_from_environment
 from models import QueryEvent, ResponseEvent, parse_event
 from pydantic import ValidationError
-from store import StoreProvider, error_code, is_transient
+from store import Provider, StoreProvider, error_code, is_transient
 
 # A record is not started when less than this is left of the invocation: failing it fast keeps the
 # records already done (a timeout would return the whole batch to the queue).
@@ -42,6 +48,7 @@ MATCH_METRICS = {"full": "MatchFull", "partial": "MatchPartial", "none": "MatchN
 logger = Logger()  # JSON lines on stdout, which Lambda sends to the function's log group
 metrics = Metrics()
 stores = StoreProvider()
+sinks: Provider[LakeSink | None] = Provider(sink_from_environment)  # None: the function has no lake
 # Reused across invocations (Lambda freezes its threads in between); created on first concurrent use.
 _pool: ThreadPoolExecutor | None = None
 # True until the execution environment's first invocation: its ColdStart metric (the dashboard's cold-start rate).
@@ -65,6 +72,8 @@ class _GroupOutcome:
 
     failed: list[str] = field(default_factory=list)
     metrics: list[Metric] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)  # the group's records, in order
+    lake: list[tuple[int, bytes]] = field(default_factory=list)  # (position of the run's first record, row)
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ def _parse(record: dict[str, Any], outcome: _GroupOutcome) -> _Parsed:
 
 def _handle_group(records: list[dict[str, Any]], store: Any, context: Any) -> _GroupOutcome:
     """The records of one message group, in order; the first failure fails it and everything after it."""
-    outcome = _GroupOutcome()
+    outcome = _GroupOutcome(message_ids=[record["messageId"] for record in records])
     parsed: dict[int, _Parsed] = {}
 
     def at(index: int) -> _Parsed:  # each record is parsed (and, if invalid, logged) once
@@ -105,7 +114,7 @@ def _handle_group(records: list[dict[str, Any]], store: Any, context: Any) -> _G
             end = position + 1  # consecutive valid records of the same request join the write
             while end < len(records) and (following := at(end).event) is not None and following.requestId == head.event.requestId:
                 end += 1
-            if not _store_run([at(index) for index in range(position, end)], store, outcome):
+            if not _store_run(position, [at(index) for index in range(position, end)], store, outcome):
                 break
             position = end
     finally:
@@ -114,7 +123,7 @@ def _handle_group(records: list[dict[str, Any]], store: Any, context: Any) -> _G
     return outcome
 
 
-def _store_run(run: list[_Parsed], store: Any, outcome: _GroupOutcome) -> bool:
+def _store_run(position: int, run: list[_Parsed], store: Any, outcome: _GroupOutcome) -> bool:
     """One write for the run's events; True when stored. A failure leaves the run's records failed."""
     events = [item.event for item in run if item.event is not None]
     request_id = events[0].requestId
@@ -134,6 +143,8 @@ def _store_run(run: list[_Parsed], store: Any, outcome: _GroupOutcome) -> bool:
             },
         )
         return False
+    if result.item:
+        outcome.lake.append((position, encode(lake_row(result.item, now))))
     counted: set[str] = set()
     for item in run:
         event = item.event
@@ -177,7 +188,31 @@ def _groups(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def process_batch(records: list[dict[str, Any]], store: Any, context: Any) -> list[str]:
+def _deliver_to_lake(outcomes: list[_GroupOutcome], lake: LakeSink) -> None:
+    """One ``PutRecordBatch`` for the rows of every group; a refused row fails its run and the rest of its group."""
+    rows = [(outcome, position, row) for outcome in outcomes for position, row in outcome.lake]
+    if not rows:
+        return
+    result = lake.put([row for _, _, row in rows])
+    metrics.add_metric(name="LakeRows", unit=MetricUnit.Count, value=result.delivered)
+    if not result.refused:
+        return
+    metrics.add_metric(name="LakeDeliveryFailures", unit=MetricUnit.Count, value=len(result.refused))
+    first_refused: dict[int, int] = {}  # per outcome (by id): the earliest position refused
+    for index in result.refused:
+        outcome, position, _ = rows[index]
+        first_refused[id(outcome)] = min(position, first_refused.get(id(outcome), position))
+    for outcome in outcomes:
+        if id(outcome) in first_refused:
+            failed = outcome.message_ids[first_refused[id(outcome)] :]
+            outcome.failed = [message_id for message_id in outcome.message_ids if message_id in {*outcome.failed, *failed}]
+    logger.error(
+        "Rows not delivered to the lake",
+        extra={"rows": len(rows), "refused": len(result.refused), "errorCodes": sorted(set(result.refused.values()))},
+    )
+
+
+def process_batch(records: list[dict[str, Any]], store: Any, context: Any, lake: LakeSink | None = None) -> list[str]:
     """Handle a batch; the failed message IDs in batch order. Metrics are added here, in the caller's
     thread (Powertools' metric set is not shared between threads)."""
     global _pool
@@ -188,6 +223,8 @@ def process_batch(records: list[dict[str, Any]], store: Any, context: Any) -> li
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_GROUPS, thread_name_prefix=GROUP_THREAD_PREFIX)
         outcomes = list(_pool.map(lambda group: _handle_group(group, store, context), groups))
+    if lake is not None:
+        _deliver_to_lake(outcomes, lake)
     failed = {message_id for outcome in outcomes for message_id in outcome.failed}
     position = {record["messageId"]: index for index, record in enumerate(records)}
     emitted = sorted((metric for outcome in outcomes for metric in outcome.metrics), key=lambda metric: position[metric[0]])
@@ -205,7 +242,7 @@ def handler(event: dict, context: Any) -> dict:
         metrics.add_metric(name="ColdStart", unit=MetricUnit.Count, value=1)
     records = event.get("Records", [])
     try:
-        failed = process_batch(records, stores.get(), context)
+        failed = process_batch(records, stores.get(), context, sinks.get())
     finally:
         logger.set_correlation_id(None)
         # One EMF document per invocation. Flushed by hand rather than with ``log_metrics``, which

@@ -26,11 +26,12 @@ permission the function's role has.
 from __future__ import annotations
 
 import os
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -38,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from models import QueryEvent, ResponseEvent
 
 DEFAULT_RETENTION_DAYS = 30
+T = TypeVar("T")
 SECONDS_PER_DAY = 86_400
 # Codes DynamoDB (or botocore) uses for errors that a later retry of the same record can succeed after.
 TRANSIENT_ERROR_CODES = frozenset(
@@ -69,12 +71,14 @@ class WriteResult:
     """What storing one request's events did.
 
     ``first`` holds the event types stored for the first time (metrics count those); ``writes`` is how
-    many ``UpdateItem`` requests it took (conditional ones that failed included: they cost a write too).
+    many ``UpdateItem`` requests it took (conditional ones that failed included: they cost a write too);
+    ``item`` is the item as the last write left it (the lake's row is made from it).
     """
 
     request_id: str
     first: frozenset[str] = field(default_factory=frozenset)
     writes: int = 0
+    item: dict[str, Any] = field(default_factory=dict)
 
     @property
     def first_delivery(self) -> bool:
@@ -85,7 +89,7 @@ def number(value: int | float) -> str:
     """A DynamoDB ``N`` string in canonical form (``50.0`` -> ``50``), never in exponent notation."""
     if isinstance(value, int):
         return str(value)
-    return format(Decimal(repr(value)).normalize(), "f")
+    return number_text(Decimal(repr(value)))
 
 
 def utc_day(timestamp_ms: int) -> str:
@@ -168,6 +172,50 @@ def build_update(
     return update.arguments()
 
 
+_OPERAND = re.compile(r"^([#:][A-Za-z]+)$")
+_IF_NOT_EXISTS = re.compile(r"^if_not_exists\((#[A-Za-z]+), (:[A-Za-z]+)\)$")
+_DIFFERENCE = re.compile(r"^([#:][A-Za-z]+) - ([#:][A-Za-z]+)$")
+
+
+def apply_update(old: dict[str, Any], request_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The item ``arguments`` (from ``build_update``) leave when applied to ``old``, as DynamoDB applies them.
+
+    Every operand of a SET clause reads the item as it was before the update (DynamoDB's rule), so the
+    result follows from ``old`` (``ReturnValues=ALL_OLD``) without reading the item back. Only the
+    clause forms ``build_update`` writes are understood; anything else is a programming error.
+    """
+    names: dict[str, str] = arguments["ExpressionAttributeNames"]
+    values: dict[str, dict[str, str]] = arguments["ExpressionAttributeValues"]
+
+    def operand(token: str) -> dict[str, str] | None:
+        return values[token] if token.startswith(":") else old.get(names[token])
+
+    item = {**old, "requestId": {"S": request_id}}
+    expression: str = arguments["UpdateExpression"]
+    for clause in re.split(r", (?=#)", expression.removeprefix("SET ")):  # every clause starts with its target
+        target, _, source = clause.partition(" = ")
+        if match := _IF_NOT_EXISTS.match(source):
+            value = old.get(names[match.group(1)]) or values[match.group(2)]
+        elif match := _DIFFERENCE.match(source):
+            left, right = operand(match.group(1)), operand(match.group(2))
+            if left is None or right is None:  # DynamoDB refuses the write; build_update's conditions prevent it
+                raise ValueError(f"{clause!r}: an operand is missing from the item")
+            value = {"N": number_text(Decimal(left["N"]) - Decimal(right["N"]))}
+        elif _OPERAND.match(source):
+            value = operand(source)
+            if value is None:
+                raise ValueError(f"{clause!r}: the attribute is missing from the item")
+        else:
+            raise ValueError(f"{clause!r} is not a clause build_update writes")
+        item[names[target]] = value
+    return item
+
+
+def number_text(value: Decimal) -> str:
+    """A Decimal as DynamoDB returns a number: integral values without a fraction or exponent."""
+    return format(value.normalize(), "f")
+
+
 class EventStore:
     """Merges validated events into the table through one DynamoDB client (reused across invocations;
     boto3 clients are thread-safe, so concurrently written message groups share it)."""
@@ -191,8 +239,9 @@ class EventStore:
         query = next((e for e in reversed(events) if isinstance(e, QueryEvent)), None)
         response = next((e for e in reversed(events) if isinstance(e, ResponseEvent)), None)
         if query is not None and response is not None:
-            old = self._update(request_id, build_update(query, response, now_ms, self.retention_days, latency="events"))
-            return WriteResult(request_id, self._first(old, query, response), 1)
+            arguments = build_update(query, response, now_ms, self.retention_days, latency="events")
+            old = self._update(request_id, arguments)
+            return WriteResult(request_id, self._first(old, query, response), 1, apply_update(old, request_id, arguments))
         # Alone: expect the usual order, and learn from a failed condition what the item already holds.
         if response is not None:
             expected, condition = "stored query", "attribute_exists(#queryTimestamp)"
@@ -205,14 +254,15 @@ class EventStore:
         arguments["ExpressionAttributeNames"].setdefault("#responseTimestamp", "responseTimestamp")
         try:
             old = self._update(request_id, arguments, condition=condition)
-            return WriteResult(request_id, self._first(old, query, response), 1)
+            return WriteResult(request_id, self._first(old, query, response), 1, apply_update(old, request_id, arguments))
         except ClientError as error:
             if error_code(error) != CONDITION_FAILED:
                 raise
             before = error.response.get("Item", {})
-        old = self._update(request_id, build_update(query, response, now_ms, self.retention_days, latency=fallback))
+        arguments = build_update(query, response, now_ms, self.retention_days, latency=fallback)
+        old = self._update(request_id, arguments)
         # The failed write changed nothing; ``before`` and ``old`` agree unless a concurrent writer came in between.
-        return WriteResult(request_id, self._first({**before, **old}, query, response), 2)
+        return WriteResult(request_id, self._first({**before, **old}, query, response), 2, apply_update(old, request_id, arguments))
 
     def _update(self, request_id: str, arguments: dict[str, Any], *, condition: str | None = None) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -265,30 +315,39 @@ def store_from_environment() -> EventStore:
     return EventStore(client, table_name, retention_days)
 
 
-class StoreProvider:
-    """Builds the store on first use and keeps it: in Lambda the environment never changes, so one
-    client (and its connections) serves every invocation of the execution environment.
+class Provider(Generic[T]):
+    """Builds a client-holding object on first use and keeps it: in Lambda the environment never
+    changes, so one client (and its connections) serves every invocation of the execution environment.
 
     Lazily, so that importing the handler needs no environment. Whoever changes the environment inside
-    one process (the local stack deploying again, a test) calls ``reset``; ``pin`` replaces the store
-    outright (tests, benchmarks).
+    one process (the local stack deploying again, a test) calls ``reset``; ``pin`` replaces the object
+    outright (tests, benchmarks). The factory may return None (the lake, when the function has none).
     """
 
-    def __init__(self) -> None:
-        self._store: EventStore | None = None
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._built = False
+        self._value: T | None = None
         self._pinned: Any = None
 
     def get(self) -> Any:
         if self._pinned is not None:
             return self._pinned
-        if self._store is None:
-            self._store = store_from_environment()
-        return self._store
+        if not self._built:
+            self._value, self._built = self._factory(), True
+        return self._value
 
     def reset(self) -> None:
-        """Forget the store: the next ``get`` builds one from the environment as it is then."""
-        self._store, self._pinned = None, None
+        """Forget the object: the next ``get`` builds one from the environment as it is then."""
+        self._value, self._built, self._pinned = None, False, None
 
-    def pin(self, store: Any) -> None:
-        """Use ``store`` (anything with ``write`` like ``EventStore``) until ``pin(None)``."""
-        self._pinned = store
+    def pin(self, value: Any) -> None:
+        """Use ``value`` (for the store: anything with ``write`` like ``EventStore``) until ``pin(None)``."""
+        self._pinned = value
+
+
+class StoreProvider(Provider[EventStore]):
+    """The processor's ``EventStore``, from ``TABLE_NAME`` and ``EVENT_RETENTION_DAYS``."""
+
+    def __init__(self) -> None:
+        super().__init__(store_from_environment)

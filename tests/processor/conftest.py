@@ -47,6 +47,7 @@ class Processor:
     store: ModuleType
     models: ModuleType
     invalid: ModuleType
+    lake: ModuleType
 
 
 @pytest.fixture(scope="package")
@@ -59,7 +60,7 @@ def processor() -> Iterator[Processor]:
     try:
         with processor_modules() as handler:
             handler._cold_start = False  # the execution environment is warm; test_processor_handler checks the first invocation
-            yield Processor(handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"])
+            yield Processor(handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"], sys.modules["lake"])
     finally:
         patch.undo()
 

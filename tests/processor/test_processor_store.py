@@ -17,7 +17,9 @@ DAY_MS = 86_400_000
 def merge(processor: Processor, table: Table, *bodies: dict, now_ms: int = BASE_TS + 250, retention_days: int = 30):
     """Store ``bodies`` (the events of one request) as the processor does: one ``write``."""
     store = processor.store.EventStore(table.client, table.name, retention_days)
-    return store.write([processor.models.parse_event(json.dumps(body)) for body in bodies], now_ms)
+    result = store.write([processor.models.parse_event(json.dumps(body)) for body in bodies], now_ms)
+    assert result.item == table.item(result.request_id), "the item the store computed is the one DynamoDB (moto) holds"
+    return result
 
 
 def test_number_is_canonical_and_never_exponent(processor: Processor) -> None:
@@ -156,6 +158,7 @@ def write_counted(processor: Processor, table: Table, *bodies: dict, now_ms: int
     store = processor.store.EventStore(client, table.name, 30)
     result = store.write([processor.models.parse_event(json.dumps(body)) for body in bodies], now_ms)
     assert result.writes == client.updates
+    assert result.item == table.item(result.request_id), "the item the store computed is the one DynamoDB (moto) holds"
     return result
 
 

@@ -1,0 +1,183 @@
+"""The event lake's rows: each stored request's state, sent to Kinesis Data Firehose after its write.
+
+Firehose turns the JSON lines into Parquet through the Glue table ``requests`` (whose columns are
+``LAKE_COLUMNS``, in this order) and writes them under ``requests/dt=YYYY-MM-DD/`` (the day Firehose
+received them), where Athena in AWS, and DuckDB locally, read them with the same SQL.
+
+One row per successful ``UpdateItem`` run, holding the item as it is after the write, so the lake
+has the table's own merge (``day``, ``responseLatencyMs`` and the first delivery's ``*IngestedAt``
+included) and a query can never disagree with the table about it. A request can have more than one
+row (its query and its response stored apart, a replay, a Firehose retry); the rows of a request are
+successive states of one item, and a ``complete`` one holds everything the others hold, so the SQL
+keeps, per ``request_key``, the row with the most state (``max_by(column, complete)``), and every
+complete row of one request is the same.
+
+``request_key`` is a 64-bit hash of ``requestId``: the SQL groups by it because 8 bytes a row scan
+for a fraction of what the identifier costs (docs/benchmarks/lake.md). ``question_key`` is the
+question as the report groups it (``normalize_question``), computed here once, so Athena and DuckDB
+need no Unicode rules of their own and agree with the report read from the table.
+
+Delivery is at least once: a row Firehose refuses (after ``MAX_PUT_ATTEMPTS``) fails its records, so
+SQS delivers them again, the table write (idempotent) is repeated and the row is sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# (column, Glue type), in the Glue table's order; the CDK app's Glue table is tested against this.
+LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("request_id", "string"),
+    ("request_key", "bigint"),
+    ("day", "string"),
+    ("schema_version", "int"),
+    ("source", "string"),
+    ("session_id", "string"),
+    ("query", "string"),
+    ("question_key", "string"),
+    ("query_timestamp", "bigint"),
+    ("query_ingested_at", "bigint"),
+    ("match_type", "string"),
+    ("match_score", "double"),
+    ("reasoning", "string"),
+    ("latency_ms", "double"),
+    ("response_timestamp", "bigint"),
+    ("response_ingested_at", "bigint"),
+    ("response_latency_ms", "bigint"),
+    ("complete", "boolean"),
+    ("written_at", "bigint"),
+)
+# The table item's attribute for each column that comes straight from it.
+ITEM_ATTRIBUTES = {
+    "request_id": "requestId",
+    "day": "day",
+    "schema_version": "schemaVersion",
+    "source": "source",
+    "session_id": "sessionId",
+    "query": "query",
+    "query_timestamp": "queryTimestamp",
+    "query_ingested_at": "queryIngestedAt",
+    "match_type": "matchType",
+    "match_score": "matchScore",
+    "reasoning": "reasoning",
+    "latency_ms": "latencyMs",
+    "response_timestamp": "responseTimestamp",
+    "response_ingested_at": "responseIngestedAt",
+    "response_latency_ms": "responseLatencyMs",
+}
+_DOUBLE_COLUMNS = frozenset(name for name, kind in LAKE_COLUMNS if kind == "double")
+# Characters the report trims from both ends of a question (closing punctuation, quotes, spaces).
+QUESTION_TRIM = " \"'`“”‘’?!.,;:…"
+# PutRecordBatch takes at most 500 records; a batch of 10 SQS records makes at most 10 rows.
+MAX_RECORDS_PER_PUT = 500
+# Attempts at the entries Firehose refused (FailedPutCount); the client's own retries cover whole-call errors.
+MAX_PUT_ATTEMPTS = 3
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4)
+
+
+def request_key(request_id: str) -> int:
+    """A signed 64-bit key for ``request_id`` (the first 8 bytes of its SHA-256): what the lake's SQL groups by."""
+    return int.from_bytes(hashlib.sha256(request_id.encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+def normalize_question(text: str) -> str:
+    """One key for questions that differ only in case, spacing, quotes or closing punctuation.
+
+    The same function as the operations CLI's (``chat_analytics_ops.report.normalize_question``; a
+    test holds the two equal), so the lake and the table group unmatched questions alike.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(folded.split()).strip(QUESTION_TRIM)
+
+
+def _plain(value: dict[str, str], *, double: bool) -> Any:
+    if "S" in value:
+        return value["S"]
+    number = Decimal(value["N"])
+    if double:
+        return float(number)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def lake_row(item: dict[str, dict[str, str]], written_at: int) -> dict[str, Any]:
+    """The lake's row for a table item (DynamoDB's ``{"attr": {"S"|"N": ...}}`` form): every column, nulls included."""
+    row: dict[str, Any] = dict.fromkeys(name for name, _ in LAKE_COLUMNS)
+    for column, attribute in ITEM_ATTRIBUTES.items():
+        if attribute in item:
+            row[column] = _plain(item[attribute], double=column in _DOUBLE_COLUMNS)
+    row["request_key"] = request_key(row["request_id"])
+    row["question_key"] = normalize_question(row["query"]) if row["query"] is not None else None
+    row["complete"] = row["query_timestamp"] is not None and row["response_timestamp"] is not None
+    row["written_at"] = written_at
+    return row
+
+
+def encode(row: dict[str, Any]) -> bytes:
+    """One JSON line (Firehose concatenates records; the newline keeps them apart in the file)."""
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """Which rows Firehose took (by index into the rows given) and the error code of each refused one."""
+
+    delivered: int
+    refused: dict[int, str]
+    requests: int
+
+
+class LakeSink:
+    """Sends rows to one Firehose delivery stream with ``PutRecordBatch``, retrying refused entries."""
+
+    def __init__(self, client: Any, stream_name: str) -> None:
+        self.client = client
+        self.stream_name = stream_name
+
+    def put(self, records: Sequence[bytes]) -> PutResult:
+        """Send ``records``; never raises for Firehose's or the network's errors (they are refusals)."""
+        pending = list(range(len(records)))
+        refused: dict[int, str] = {}
+        requests = 0
+        for _ in range(MAX_PUT_ATTEMPTS):
+            if not pending:
+                break
+            retry: list[int] = []
+            for start in range(0, len(pending), MAX_RECORDS_PER_PUT):
+                chunk = pending[start : start + MAX_RECORDS_PER_PUT]
+                requests += 1
+                try:
+                    answer = self.client.put_record_batch(
+                        DeliveryStreamName=self.stream_name, Records=[{"Data": records[index]} for index in chunk]
+                    )
+                except Exception as error:  # the client already retried: the whole chunk is refused
+                    code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
+                    refused.update(dict.fromkeys(chunk, code))
+                    continue
+                responses = answer.get("RequestResponses", [])
+                for position, index in enumerate(chunk):
+                    entry = responses[position] if position < len(responses) else {"ErrorCode": "MissingResponse"}
+                    if entry.get("ErrorCode"):
+                        refused[index] = entry["ErrorCode"]
+                        retry.append(index)
+                    else:
+                        refused.pop(index, None)
+            pending = retry
+        return PutResult(len(records) - len(refused), refused, requests)
+
+
+def sink_from_environment() -> LakeSink | None:
+    """The sink for ``LAKE_STREAM_NAME``, or None when the function has no lake (the variable is unset)."""
+    stream_name = os.environ.get("LAKE_STREAM_NAME")
+    if not stream_name:
+        return None
+    return LakeSink(boto3.session.Session().client("firehose", config=CLIENT_CONFIG), stream_name)
