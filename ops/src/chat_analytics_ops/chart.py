@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from chat_analytics_ops.errors import OpsError
-from chat_analytics_ops.report import MATCH_TYPES, Report
+from chat_analytics_ops.report import MATCH_TYPES, SCORE_BIN_WIDTH, Report
 
 # Green, amber, red: the reading everyone already has for good, so-so and missing.
 COLORS = {"full": "#2e9d5b", "partial": "#f0a431", "none": "#d9534f"}
 LABELS = {"full": "full match", "partial": "partial match", "none": "no match"}
-SCORE_BINS = list(range(0, 105, 5))
+SCORE_BINS = list(range(0, 100 + SCORE_BIN_WIDTH, SCORE_BIN_WIDTH))
 ANNOTATE_MAX_DAYS = 31  # totals above the bars; beyond a month they overlap
 MAX_TICK_LABELS = 31
 # The day axis is never narrower than this many bar slots: one day is a bar of the usual width in
@@ -121,11 +121,14 @@ def draw(report: Report) -> Any:
     days_axis.grid(axis="y", alpha=0.3)
     days_axis.spines[["top", "right"]].set_visible(False)
 
-    stacks = [report.by_type_scores[kind] for kind in MATCH_TYPES]
-    if any(stacks):
+    # The report holds answers per 5-point bin (both engines count them alike); each bin is drawn from its centre, weighted.
+    centres = [(SCORE_BINS[index] + SCORE_BINS[index + 1]) / 2 for index in range(len(SCORE_BINS) - 1)]
+    weights = [report.score_bins[kind] for kind in MATCH_TYPES]
+    if any(any(counts) for counts in weights):
         score_axis.hist(
-            stacks,
+            [centres] * len(MATCH_TYPES),
             bins=SCORE_BINS,
+            weights=weights,
             stacked=True,
             color=[COLORS[k] for k in MATCH_TYPES],
             label=[LABELS[k] for k in MATCH_TYPES],

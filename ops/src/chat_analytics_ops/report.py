@@ -32,6 +32,8 @@ DEFAULT_DAYS = 7  # without --from/--to: the last 7 UTC days, today included
 CANARY_SOURCE = "chat-analytics-check"
 PROGRESS_AFTER_PAGES = 3  # below this a report is instant and a progress line is noise
 QUESTION_CHARS = 120  # a top question is shown up to this length
+SCORE_BIN_WIDTH = 5  # the chart's score histogram: 20 bins of 5 points (the lake's SQL bins alike)
+SCORE_BINS = 20
 PROJECTED = (
     "requestId",
     "day",
@@ -190,7 +192,11 @@ def read_items(
 
 
 def normalize_question(text: str) -> str:
-    """One key for questions that differ only in case, spacing, quotes or closing punctuation."""
+    """One key for questions that differ only in case, spacing, quotes or closing punctuation.
+
+    The processor computes the same key into the lake's ``question_key`` (lambda_src/processor/lake.py;
+    a test holds the two equal), so both engines group unmatched questions alike.
+    """
     folded = unicodedata.normalize("NFKC", text).casefold()
     collapsed = " ".join(folded.split())
     return collapsed.strip(" \"'`“”‘’?!.,;:…")
@@ -221,6 +227,22 @@ class Distribution:
             return cls(0, None, None, None)
         return cls(len(present), float(statistics.median(present)), percentile(present, 0.95), max(present))
 
+    @classmethod
+    def from_ranked(cls, rows: Iterable[tuple[float, int]], total: int) -> Distribution:
+        """From ``(value, count up to and including it)`` pairs in value order that hold at least the
+        values at the ranks the figures need (the lake's SQL returns exactly those): the same figures as
+        ``of`` on the full list."""
+        ranked = sorted(rows)
+        if not total or not ranked:
+            return cls(0, None, None, None)
+
+        def at(rank: int) -> float:
+            return next(value for value, upto in ranked if upto >= rank)
+
+        lower, upper = at((total + 1) // 2), at(total // 2 + 1)
+        median = float(lower) if total % 2 else (lower + upper) / 2
+        return cls(total, median, at(max(1, math.ceil(0.95 * total))), ranked[-1][0])
+
     def to_json(self) -> dict[str, Any]:
         return {"count": self.count, "median": _round(self.median), "p95": _round(self.p95), "max": _round(self.max)}
 
@@ -231,7 +253,12 @@ class DayFigures:
     requests: int = 0
     queries: int = 0
     matches: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MATCH_TYPES, 0))
-    scores: list[float] = field(default_factory=list)
+    score_sum: float = 0.0
+    score_count: int = 0
+
+    @property
+    def average_score(self) -> float | None:
+        return self.score_sum / self.score_count if self.score_count else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -240,8 +267,26 @@ class DayFigures:
             "queries": self.queries,
             "responses": sum(self.matches.values()),
             "matches": dict(self.matches),
-            "averageMatchScore": _round(statistics.fmean(self.scores) if self.scores else None),
+            "averageMatchScore": _round(self.average_score),
         }
+
+
+def score_bin(score: float) -> int:
+    """The chart's 5-point bin of a match score (0-4.99 -> 0, ..., 95-100 -> 19), as the lake's SQL bins it."""
+    return min(int(math.floor(score / SCORE_BIN_WIDTH)), SCORE_BINS - 1)
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Where a report was read and what it cost: shown under the report, and in ``--json``."""
+
+    name: str
+    seconds: float
+    bytes_scanned: int | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "seconds": round(self.seconds, 3), "bytesScanned": self.bytes_scanned, "detail": self.detail}
 
 
 @dataclass
@@ -252,8 +297,7 @@ class Report:
     start: str
     end: str
     per_day: list[DayFigures]
-    scores: list[float]
-    by_type_scores: dict[str, list[float]]
+    score_bins: dict[str, list[int]]  # per match type, answers per 5-point score bin (SCORE_BINS of them)
     answer_latency: Distribution
     response_latency: Distribution
     query_ingest_lag: Distribution
@@ -262,6 +306,7 @@ class Report:
     without_query: int
     top_unmatched: list[tuple[str, int]]
     canaries: int = 0  # requests of ``chat-analytics check`` (source CANARY_SOURCE), left out of every figure
+    engine: EngineInfo | None = None
 
     @property
     def requests(self) -> int:
@@ -287,7 +332,8 @@ class Report:
 
     @property
     def average_score(self) -> float | None:
-        return statistics.fmean(self.scores) if self.scores else None
+        count = sum(day.score_count for day in self.per_day)
+        return math.fsum(day.score_sum for day in self.per_day) / count if count else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -308,14 +354,14 @@ class Report:
             "topUnmatched": [{"question": question, "count": count} for question, count in self.top_unmatched],
             "perDay": [day.to_json() for day in self.per_day],
             "canariesExcluded": self.canaries,
+            "engine": self.engine.to_json() if self.engine else None,
         }
 
 
 def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name: str = "") -> Report:
-    """Aggregate the items of ``days`` in one pass."""
+    """Aggregate the items of ``days`` in one pass (the table engine; the lake's SQL computes the same)."""
     per_day = {day: DayFigures(day) for day in days}
-    scores: list[float] = []
-    by_type_scores: dict[str, list[float]] = {kind: [] for kind in MATCH_TYPES}
+    score_bins = {kind: [0] * SCORE_BINS for kind in MATCH_TYPES}
     answer, response, query_lag, response_lag = [], [], [], []
     unmatched: Counter[str] = Counter()
     unanswered = without_query = canaries = 0
@@ -334,10 +380,10 @@ def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name
         if item.query is None and item.match_type is not None:
             without_query += 1
         if item.match_score is not None:
-            scores.append(item.match_score)
-            figures.scores.append(item.match_score)
-            if item.match_type in by_type_scores:
-                by_type_scores[item.match_type].append(item.match_score)
+            figures.score_sum += item.match_score
+            figures.score_count += 1
+            if item.match_type in score_bins:
+                score_bins[item.match_type][score_bin(item.match_score)] += 1
         answer.append(item.latency_ms)
         response.append(item.response_latency_ms)
         query_lag.append(_difference(item.query_ingested_at, item.query_timestamp))
@@ -352,8 +398,7 @@ def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name
         start=days[0],
         end=days[-1],
         per_day=[per_day[day] for day in sorted(per_day)],
-        scores=scores,
-        by_type_scores=by_type_scores,
+        score_bins=score_bins,
         answer_latency=Distribution.of(answer),
         response_latency=Distribution.of(response),
         query_ingest_lag=Distribution.of(query_lag),
@@ -423,7 +468,7 @@ def render_text(report: Report) -> str:
         lines.append(f"  ({report.canaries} canary request(s) of `chat-analytics check` left out)")
     lines += ["", f"  {'day':<10}  {'queries':>7}  {'full':>6}  {'partial':>7}  {'none':>6}  {'avg score':>9}"]
     for day in report.per_day:
-        avg = f"{statistics.fmean(day.scores):9.1f}" if day.scores else f"{'-':>9}"
+        avg = f"{day.average_score:9.1f}" if day.average_score is not None else f"{'-':>9}"
         m = day.matches
         lines.append(f"  {day.day:<10}  {day.queries:>7}  {m['full']:>6}  {m['partial']:>7}  {m['none']:>6}  {avg}")
     lines += ["", f"  top {len(report.top_unmatched)} unmatched questions (matchType none)"]
@@ -431,4 +476,13 @@ def render_text(report: Report) -> str:
         lines.append("    (none)")
     for question, count in report.top_unmatched:
         lines.append(f"  {count:>6}  {question}")
+    if report.engine:
+        lines += ["", f"  read by {report.engine.name} in {report.engine.seconds:.1f} s" + _engine_cost(report.engine)]
     return "\n".join(lines)
+
+
+def _engine_cost(engine: EngineInfo) -> str:
+    parts = [] if engine.bytes_scanned is None else [f"{engine.bytes_scanned / 1e6:,.1f} MB scanned"]
+    if engine.detail:
+        parts.append(engine.detail)
+    return f" ({', '.join(parts)})" if parts else ""

@@ -1,0 +1,334 @@
+"""The report read from the event lake with SQL: Athena in AWS, DuckDB on this machine, one ``report.sql``.
+
+The processor sends each stored request's state to Firehose, which writes it (Parquet in AWS; moto
+writes the JSON lines as they are) under ``requests/dt=YYYY-MM-DD/`` of the lake bucket, ``dt`` being
+the UTC day the row arrived. The Glue table ``requests`` (partition projection on ``dt``) is what
+Athena queries; for DuckDB this module makes a view of the same name over local copies of the files,
+so ``sql/report.sql`` runs unchanged on both. Its rows become the same ``Report`` the table engine
+builds (``report.build_report``), and a test holds the two equal on the same data.
+
+A request's rows arrive on or after its day (a clock ahead by up to a day aside) and, when they wait in
+the queue or the dead-letter queue, up to ``LATE_DAYS`` later, so a report of days D1..D2 reads the
+partitions D1 - 1 .. D2 + ``LATE_DAYS`` (never past tomorrow).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from chat_analytics_ops.errors import OpsError
+from chat_analytics_ops.report import (
+    MATCH_TYPES,
+    SCORE_BINS,
+    DayFigures,
+    Distribution,
+    EngineInfo,
+    Report,
+    _cut,
+    today_utc,
+)
+
+# (column, Glue type) of the Glue table ``requests``, in its order: the processor's
+# lambda_src/processor/lake.py LAKE_COLUMNS (the two packages do not import each other; a test holds them equal).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("request_id", "string"),
+    ("request_key", "bigint"),
+    ("day", "string"),
+    ("schema_version", "int"),
+    ("source", "string"),
+    ("session_id", "string"),
+    ("query", "string"),
+    ("question_key", "string"),
+    ("query_timestamp", "bigint"),
+    ("query_ingested_at", "bigint"),
+    ("match_type", "string"),
+    ("match_score", "double"),
+    ("reasoning", "string"),
+    ("latency_ms", "double"),
+    ("response_timestamp", "bigint"),
+    ("response_ingested_at", "bigint"),
+    ("response_latency_ms", "bigint"),
+    ("complete", "boolean"),
+    ("written_at", "bigint"),
+)
+TABLE = "requests"  # the Glue table, and the DuckDB view named like it
+PREFIX = "requests/"  # where Firehose writes in the lake bucket: requests/dt=YYYY-MM-DD/<object>
+EARLY_DAYS = 1  # a producer's clock ahead: a row can arrive the day before its request's day
+LATE_DAYS = 14  # the queues keep messages 14 days at most: no row arrives later than that
+MAX_LAKE_DAYS = 3660  # a report over the lake: up to ten years
+DISTRIBUTIONS = {
+    "answer_ms": "answer_latency",
+    "response_ms": "response_latency",
+    "query_lag_ms": "query_ingest_lag",
+    "response_lag_ms": "response_ingest_lag",
+}
+_DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN"}
+PARQUET_MAGIC = b"PAR1"
+
+
+def report_sql() -> str:
+    """``sql/report.sql``, as shipped in the package."""
+    return resources.files("chat_analytics_ops").joinpath("sql/report.sql").read_text(encoding="utf-8")
+
+
+def partition_range(days: Sequence[str], *, today: date | None = None) -> tuple[str, str]:
+    """The ``dt`` partitions that can hold the rows of requests of ``days`` (first, last)."""
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    newest = (today or today_utc()) + timedelta(days=1)
+    return (first - timedelta(days=EARLY_DAYS)).isoformat(), min(last + timedelta(days=LATE_DAYS), max(newest, last)).isoformat()
+
+
+class Engine(Protocol):
+    name: str
+
+    def run(self, sql: str, parameters: Sequence[str | int]) -> tuple[list[dict[str, Any]], EngineInfo]: ...
+
+
+def lake_report(engine: Engine, days: list[str], *, top: int, stack_name: str = "") -> Report:
+    """The report of ``days`` computed by ``engine`` from the lake (one query)."""
+    first_dt, last_dt = partition_range(days)
+    rows, info = engine.run(report_sql(), [first_dt, last_dt, days[0], days[-1], top])
+    return report_from_rows(rows, days, stack_name=stack_name, engine=info)
+
+
+def report_from_rows(rows: list[dict[str, Any]], days: list[str], *, stack_name: str = "", engine: EngineInfo | None = None) -> Report:
+    """The ``Report`` from ``report.sql``'s rows (one per section and key)."""
+    per_day = {day: DayFigures(day) for day in days}
+    score_bins = {kind: [0] * SCORE_BINS for kind in MATCH_TYPES}
+    ranked: dict[str, list[tuple[float, int]]] = {section: [] for section in DISTRIBUTIONS}
+    totals: dict[str, int] = dict.fromkeys(DISTRIBUTIONS, 0)
+    questions: list[tuple[int, str, int]] = []
+    unanswered = without_query = canaries = 0
+    for row in rows:
+        section = row["section"]
+        if section == "day":
+            if row["canary"]:
+                canaries += int(row["n"])
+                continue
+            figures = per_day.setdefault(row["day"], DayFigures(row["day"]))
+            figures.requests += int(row["n"])
+            figures.queries += int(row["queries"])
+            for kind in MATCH_TYPES:
+                figures.matches[kind] += int(row[f"match_{kind}"])
+            figures.score_sum += float(row["score_sum"] or 0.0)
+            figures.score_count += int(row["score_count"])
+            unanswered += int(row["unanswered"])
+            without_query += int(row["without_query"])
+        elif section == "score":
+            if row["match_type"] in score_bins:
+                score_bins[row["match_type"]][int(row["score_bin"])] += int(row["n"])
+        elif section == "question":
+            questions.append((int(row["position"]), row["question"], int(row["n"])))
+        elif section in DISTRIBUTIONS:
+            ranked[section].append((float(row["value"]), int(row["upto"])))
+            totals[section] = int(row["total"])
+        else:
+            raise OpsError(f"the lake's answer has an unknown section {section!r}")
+    distributions = {name: Distribution.from_ranked(ranked[section], totals[section]) for section, name in DISTRIBUTIONS.items()}
+    return Report(
+        stack_name=stack_name,
+        start=days[0],
+        end=days[-1],
+        per_day=[per_day[day] for day in sorted(per_day)],
+        score_bins=score_bins,
+        answer_latency=distributions["answer_latency"],
+        response_latency=distributions["response_latency"],
+        query_ingest_lag=distributions["query_ingest_lag"],
+        response_ingest_lag=distributions["response_ingest_lag"],
+        unanswered=unanswered,
+        without_query=without_query,
+        top_unmatched=[(_cut(question), count) for _, question, count in sorted(questions)],
+        canaries=canaries,
+        engine=engine,
+    )
+
+
+# --- DuckDB: the lake's files on this machine ---------------------------------------------------------
+
+
+def lake_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """The Parquet and the JSON-lines files under ``root``'s ``requests/dt=*/`` (told apart by content)."""
+    base = root / TABLE if (root / TABLE).is_dir() else root
+    parquet: list[Path] = []
+    json_lines: list[Path] = []
+    for path in sorted(base.glob("dt=*/**/*")):
+        if not path.is_file() or path.stat().st_size == 0:
+            continue
+        with path.open("rb") as handle:
+            (parquet if handle.read(4) == PARQUET_MAGIC else json_lines).append(path)
+    return parquet, json_lines
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _file_list(paths: list[Path]) -> str:
+    return "[" + ", ".join(_quoted(str(path)) for path in paths) + "]"
+
+
+class DuckDBEngine:
+    """DuckDB over a directory of lake files: a view ``requests`` with the Glue table's columns and ``dt``.
+
+    Parquet (what Firehose writes in AWS) and JSON lines (what moto's Firehose writes) may be mixed;
+    files of an older or newer schema are read by column name (a missing column is NULL), which is how
+    Athena reads Parquet too.
+    """
+
+    name = "duckdb"
+
+    def __init__(self, root: Path, *, threads: int | None = None, detail: str = "") -> None:
+        self.root = root
+        self.threads = threads
+        self.detail = detail
+
+    def connect(self) -> Any:
+        try:
+            import duckdb
+        except ImportError:
+            raise OpsError("the duckdb engine needs DuckDB: pip install 'chat-analytics-ops[lake]'") from None
+        connection = duckdb.connect()
+        if self.threads:
+            connection.execute(f"SET threads = {int(self.threads)}")
+        columns = ", ".join(f"CAST(NULL AS {_DUCKDB_TYPES[kind]}) AS {name}" for name, kind in COLUMNS)
+        parts = [f"SELECT {columns}, CAST(NULL AS VARCHAR) AS dt WHERE false"]
+        parquet, json_lines = lake_files(self.root)
+        hive = "hive_partitioning = true, hive_types = {'dt': 'VARCHAR'}"
+        if parquet:
+            parts.append(f"SELECT * FROM read_parquet({_file_list(parquet)}, {hive}, union_by_name = true)")
+        if json_lines:
+            spec = "{" + ", ".join(f"{_quoted(name)}: {_quoted(_DUCKDB_TYPES[kind])}" for name, kind in COLUMNS) + "}"
+            parts.append(f"SELECT * FROM read_json({_file_list(json_lines)}, format = 'newline_delimited', columns = {spec}, {hive})")
+        connection.execute(f"CREATE VIEW {TABLE} AS " + " UNION ALL BY NAME ".join(parts))
+        return connection
+
+    def run(self, sql: str, parameters: Sequence[str | int]) -> tuple[list[dict[str, Any]], EngineInfo]:
+        started = time.monotonic()
+        connection = self.connect()
+        try:
+            cursor = connection.execute(sql, list(parameters))
+            names = [column[0] for column in cursor.description]
+            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        finally:
+            connection.close()
+        return rows, EngineInfo(self.name, time.monotonic() - started, None, self.detail)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    objects: int
+    downloaded: int
+    bytes_downloaded: int
+
+
+def sync_partitions(s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Path) -> SyncResult:
+    """Copy the lake's objects of partitions ``first_dt``..``last_dt`` to ``cache`` (same keys). Firehose
+    never rewrites an object, so one already there with the same size is kept."""
+    start, end = date.fromisoformat(first_dt), date.fromisoformat(last_dt)
+    objects = downloaded = size = 0
+    paginator = s3.get_paginator("list_objects_v2")
+    day = start
+    while day <= end:
+        for page in paginator.paginate(Bucket=bucket, Prefix=f"{PREFIX}dt={day.isoformat()}/"):
+            for entry in page.get("Contents", []):
+                objects += 1
+                target = cache / entry["Key"]
+                if target.is_file() and target.stat().st_size == entry["Size"]:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(target.name + ".part")
+                s3.download_file(bucket, entry["Key"], str(partial))
+                partial.replace(target)
+                downloaded += 1
+                size += entry["Size"]
+        day += timedelta(days=1)
+    return SyncResult(objects, downloaded, size)
+
+
+# --- Athena: the Glue table in AWS --------------------------------------------------------------------
+
+FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+_ATHENA_TYPES: dict[str, Callable[[str], Any]] = {
+    "bigint": int,
+    "integer": int,
+    "int": int,
+    "smallint": int,
+    "tinyint": int,
+    "double": float,
+    "float": float,
+    "real": float,
+    "decimal": float,
+    "boolean": lambda text: text.lower() == "true",
+}
+
+
+def athena_literal(value: str | int) -> str:
+    """An ``ExecutionParameters`` entry: Athena substitutes it as SQL text, so strings are quoted literals."""
+    return str(value) if isinstance(value, int) else _quoted(value)
+
+
+class AthenaEngine:
+    """Runs a query in the stack's workgroup (its scan limit and result location are enforced) and
+    reads the answer, waiting at most ``timeout_s`` (the query is stopped after that)."""
+
+    name = "athena"
+
+    def __init__(
+        self, athena: Any, work_group: str, database: str, *, timeout_s: float = 300.0, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.athena, self.work_group, self.database = athena, work_group, database
+        self.timeout_s, self.sleep = timeout_s, sleep
+
+    def run(self, sql: str, parameters: Sequence[str | int]) -> tuple[list[dict[str, Any]], EngineInfo]:
+        started = time.monotonic()
+        query_id = self.athena.start_query_execution(
+            QueryString=sql,
+            QueryExecutionContext={"Database": self.database},
+            WorkGroup=self.work_group,
+            ExecutionParameters=[athena_literal(value) for value in parameters],
+        )["QueryExecutionId"]
+        execution = self._wait(query_id, started)
+        status = execution["Status"]
+        if status["State"] != "SUCCEEDED":
+            reason = " ".join(str(status.get("StateChangeReason") or "no reason given").split())
+            raise OpsError(f"athena query {query_id} {status['State'].lower()}: {reason}")
+        rows = self._rows(query_id)
+        scanned = execution.get("Statistics", {}).get("DataScannedInBytes")
+        return rows, EngineInfo(self.name, time.monotonic() - started, scanned, f"query {query_id}")
+
+    def _wait(self, query_id: str, started: float) -> dict[str, Any]:
+        delay = 0.2
+        while True:
+            execution = self.athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+            if execution["Status"]["State"] in FINAL_STATES:
+                return execution
+            if time.monotonic() - started > self.timeout_s:
+                self.athena.stop_query_execution(QueryExecutionId=query_id)
+                raise OpsError(f"athena query {query_id} did not finish within {self.timeout_s:.0f} s (stopped)")
+            self.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _rows(self, query_id: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        columns: list[tuple[str, Callable[[str], Any] | None]] = []
+        header_skipped = False
+        for page in self.athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id):
+            result = page["ResultSet"]
+            if not columns:
+                columns = [(info["Name"], _ATHENA_TYPES.get(info["Type"].lower())) for info in result["ResultSetMetadata"]["ColumnInfo"]]
+            for raw in result.get("Rows", []):
+                texts = [cell.get("VarCharValue") for cell in raw["Data"]]
+                if not header_skipped:  # a SELECT's first row repeats the column names
+                    header_skipped = True
+                    if texts == [name for name, _ in columns]:
+                        continue
+                rows.append(
+                    {name: (None if text is None else convert(text) if convert else text) for (name, convert), text in zip(columns, texts, strict=True)}
+                )
+        return rows
