@@ -6,6 +6,7 @@ from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
 from stacks.event_table import EventTable, EventTableProps
+from stacks.lake import EventLake, EventLakeProps
 from stacks.monitoring import Monitoring, MonitoringProps
 from stacks.processor import SERVICE_NAME, Processor, ProcessorProps
 from stacks.producer_access import ProducerAccess, ProducerAccessProps
@@ -31,6 +32,19 @@ class ChatAnalyticsStack(Stack):
             ),
         )
         self.table = EventTable(self, "Events", EventTableProps(protect_data=prod))
+        self.lake = EventLake(
+            self,
+            "Lake",
+            EventLakeProps(
+                name_prefix=settings.stack_name,
+                retention_days=settings.event_retention_days,
+                scan_limit_bytes=settings.lake_scan_limit_bytes,
+                database_name=settings.lake_database_name,
+                log_retention_days=settings.log_retention_days,
+                buffer_interval_s=900,
+                protect_data=prod,
+            ),
+        )
         self.processor = Processor(
             self,
             "Processor",
@@ -45,6 +59,8 @@ class ChatAnalyticsStack(Stack):
                 event_retention_days=settings.event_retention_days,
                 metrics_namespace=settings.metrics_namespace,
                 retain_logs=prod,
+                lake_stream_name=self.lake.stream_name,
+                lake_stream_arn=self.lake.stream_arn,
                 powertools_layer=settings.powertools_layer,
             ),
         )
@@ -73,6 +89,7 @@ class ChatAnalyticsStack(Stack):
                 dashboard_name=settings.stack_name,
                 metrics_namespace=settings.metrics_namespace,
                 service_name=SERVICE_NAME,
+                lake_stream_name=self.lake.stream_name,
             ),
         )
 
@@ -84,6 +101,12 @@ class ChatAnalyticsStack(Stack):
             "DashboardName": self.monitoring.dashboard.dashboard_name,
             "AlarmTopicArn": self.monitoring.alarm_topic.topic_arn,
             "ProcessorFunctionName": self.processor.function.function_name,
+            "LakeBucketName": self.lake.lake_bucket.bucket_name,
+            "LakeDatabaseName": self.lake.lake_database.ref,
+            "LakeTableName": self.lake.lake_table.ref,
+            "AthenaWorkGroupName": self.lake.work_group.ref,
+            "LakeStreamName": self.lake.stream_name,
+            "ReportReaderPolicyArn": self.lake.report_reader_policy.managed_policy_arn,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
@@ -101,6 +124,41 @@ class ChatAnalyticsStack(Stack):
                 self.monitoring.recovery_role,
                 "AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
                 "Publishing to a KMS-encrypted topic needs GenerateDataKey (and its variants, as CDK's grantPublish grants them); the statement names the one topic key.",
+            ),
+        ]
+        lake = self.lake
+        bucket_arn = f"<{self.get_logical_id(lake.lake_bucket.node.default_child)}.Arn>"  # type: ignore[arg-type]
+        acknowledgements += [
+            (
+                lake.lake_bucket,
+                "AwsSolutions::AwsSolutions-S1",
+                "The lake bucket is written only by the delivery stream's role and read through Athena with the report "
+                "reader policy; access logs would need a second bucket of their own for little gain, and who read what is "
+                "already in CloudTrail (S3 data events can be enabled on this bucket when an audit needs them).",
+            ),
+            (
+                lake.delivery_role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/requests/*]",
+                "Firehose writes one new object per buffer under requests/dt=<day>/ with names it chooses; the grant is "
+                "limited to that folder of the lake bucket.",
+            ),
+            (
+                lake.delivery_role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/errors/*]",
+                "Firehose writes records it cannot convert under errors/<error type>/dt=<day>/ with names it chooses; "
+                "the grant is limited to that folder of the lake bucket.",
+            ),
+            (
+                lake.report_reader_policy,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/requests/*]",
+                "Athena reads every Parquet file of the day partitions a query selects; the reader may read the "
+                "requests/ folder of the lake bucket and nothing else of it but the query results.",
+            ),
+            (
+                lake.report_reader_policy,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/athena-results/*]",
+                "Athena writes each query's result under athena-results/ with a name it chooses (the query id) and "
+                "the reader fetches it from there; the grant is limited to that folder.",
             ),
         ]
         for construct, rule, reason in acknowledgements:

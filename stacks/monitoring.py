@@ -1,6 +1,6 @@
 """Alarms on the pipeline, an SNS topic they notify, and a dashboard.
 
-Hand-written rather than cdk-monitoring-constructs: five alarms with thresholds that are part of
+Hand-written rather than cdk-monitoring-constructs: eight alarms with thresholds that are part of
 the contract (each asserted by a test and explained in the runbook) are shorter to state than to
 configure through a facade, and the template carries no alarm nobody asked for.
 
@@ -11,7 +11,7 @@ What AWS requires for a notification to arrive (moto checks none of it):
   (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
   Both grants carry ``aws:SourceAccount`` and ``aws:SourceArn`` (this stack's alarms only), so no other
   account's alarms can use them (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html).
-* Alarms notify on ALARM only. An OK action would also fire on INSUFFICIENT_DATA -> OK, i.e. five
+* Alarms notify on ALARM only. An OK action would also fire on INSUFFICIENT_DATA -> OK, i.e. eight
   "OK" e-mails after every fresh deploy; recoveries (ALARM -> OK, and nothing else) reach the topic
   through an EventBridge rule instead, which publishes with a role of its own (no service-principal
   grant on the key, which EventBridge could not condition).
@@ -35,8 +35,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 ONE_MINUTE = Duration.minutes(1)
+FIVE_MINUTES = Duration.minutes(5)
 PROCESSOR_METRICS = ("QueryEvents", "ResponseEvents", "InvalidEvents")
 MATCH_METRICS = ("MatchFull", "MatchPartial", "MatchNone")
+# The event lake's promise: a row is queryable within 30 minutes of reaching Firehose (its buffer is 15).
+LAKE_FRESHNESS_THRESHOLD_S = 1800
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,15 @@ class MonitoringProps:
     dashboard_name: str
     metrics_namespace: str
     service_name: str
+    lake_stream_name: str
 
 
 class Monitoring(Construct):
-    """``alarm_topic`` (KMS-encrypted, TLS only), the five ``alarms`` and the ``dashboard``."""
+    """``alarm_topic`` (KMS-encrypted, TLS only), the eight ``alarms`` and the ``dashboard``.
+
+    Five watch the pipeline (queue age, DLQ, processor errors, throttles, duration); three the event lake:
+    rows the processor could not hand to Firehose, rows older than the lake's 30-minute freshness, and rows
+    Firehose could not convert to Parquet (they land under ``errors/``)."""
 
     def __init__(self, scope: Construct, construct_id: str, props: MonitoringProps) -> None:
         super().__init__(scope, construct_id)
@@ -138,6 +146,30 @@ class Monitoring(Construct):
                 description="The processor's p99 duration is above 80% of its timeout",
             ),
         }
+        self.alarms.update(
+            {
+                "LakeDeliveryFailures": self._alarm(
+                    "LakeDeliveryFailuresAlarm",
+                    self._own(props, "LakeDeliveryFailures"),
+                    threshold=1,
+                    comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    description="The processor could not send lake rows to Firehose (their records are retried through SQS)",
+                ),
+                "LakeFreshness": self._alarm(
+                    "LakeFreshnessAlarm",
+                    self._firehose(props, "DeliveryToS3.DataFreshness", "Maximum"),
+                    threshold=LAKE_FRESHNESS_THRESHOLD_S,
+                    description=f"The oldest lake row in Firehose is older than {LAKE_FRESHNESS_THRESHOLD_S} s: deliveries to S3 are failing or late",
+                ),
+                "LakeConversionFailures": self._alarm(
+                    "LakeConversionFailuresAlarm",
+                    self._firehose(props, "FailedConversion.Records", "Sum"),
+                    threshold=1,
+                    comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    description="Firehose could not convert lake rows to Parquet; they are under errors/ in the lake bucket",
+                ),
+            }
+        )
         self.recovery_rule = self._recovery_rule(props.name_prefix)
         self.dashboard = self._dashboard(props)
 
@@ -181,7 +213,37 @@ class Monitoring(Construct):
         )
         return rule
 
-    def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, *, threshold: float, description: str) -> cloudwatch.Alarm:
+    @staticmethod
+    def _own(props: MonitoringProps, name: str, statistic: str = "Sum") -> cloudwatch.Metric:
+        """One of the processor's own (EMF) metrics, over 5 minutes."""
+        return cloudwatch.Metric(
+            namespace=props.metrics_namespace,
+            metric_name=name,
+            dimensions_map={"service": props.service_name},
+            statistic=statistic,
+            period=FIVE_MINUTES,
+        )
+
+    @staticmethod
+    def _firehose(props: MonitoringProps, name: str, statistic: str) -> cloudwatch.Metric:
+        """A metric of the lake's delivery stream, over 5 minutes."""
+        return cloudwatch.Metric(
+            namespace="AWS/Firehose",
+            metric_name=name,
+            dimensions_map={"DeliveryStreamName": props.lake_stream_name},
+            statistic=statistic,
+            period=FIVE_MINUTES,
+        )
+
+    def _alarm(
+        self,
+        construct_id: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        description: str,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
@@ -190,7 +252,7 @@ class Monitoring(Construct):
             threshold=threshold,
             evaluation_periods=1,
             datapoints_to_alarm=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            comparison_operator=comparison,
             # No data means an idle pipeline (no messages, no invocations), which is healthy.
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=description,
@@ -201,13 +263,7 @@ class Monitoring(Construct):
 
     def _dashboard(self, props: MonitoringProps) -> cloudwatch.Dashboard:
         def own(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=props.metrics_namespace,
-                metric_name=name,
-                dimensions_map={"service": props.service_name},
-                statistic=statistic,
-                period=Duration.minutes(5),
-            )
+            return self._own(props, name, statistic)
 
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=props.dashboard_name)
         queue, dlq, fn = props.events_queue, props.dead_letter_queue, props.function
@@ -251,6 +307,26 @@ class Monitoring(Construct):
                         period=Duration.minutes(5),
                     )
                 ],
+                width=12,
+            ),
+        )
+        # The event lake: rows the processor sent, what Firehose took in and delivered, what failed, and
+        # how old the oldest undelivered row is (the alarm's line at 30 minutes).
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Event lake: rows in and out",
+                left=[
+                    own("LakeRows"),
+                    self._firehose(props, "IncomingRecords", "Sum"),
+                    self._firehose(props, "DeliveryToS3.Records", "Sum"),
+                ],
+                right=[own("LakeDeliveryFailures"), self._firehose(props, "FailedConversion.Records", "Sum")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Event lake: freshness (s)",
+                left=[self._firehose(props, "DeliveryToS3.DataFreshness", "Maximum")],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=LAKE_FRESHNESS_THRESHOLD_S, label="alarm")],
                 width=12,
             ),
         )

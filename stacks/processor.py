@@ -44,12 +44,15 @@ class ProcessorProps:
     event_retention_days: int
     metrics_namespace: str
     retain_logs: bool
+    # The event lake's delivery stream: the processor sends each stored request's state there (PutRecordBatch).
+    lake_stream_name: str
+    lake_stream_arn: str
     powertools_layer: str | None = None  # a layer version ARN, a Powertools release (3.x.y), or None for the latest
 
 
 class Processor(Construct):
-    """``function`` with its own log group, a role limited to its queue, table and log group,
-    and an SQS event source that reports partial batch failures."""
+    """``function`` with its own log group, a role limited to its queue, table, log group and the lake's
+    delivery stream, and an SQS event source that reports partial batch failures."""
 
     def __init__(self, scope: Construct, construct_id: str, props: ProcessorProps) -> None:
         super().__init__(scope, construct_id)
@@ -65,7 +68,7 @@ class Processor(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Processor: read the events queue, update the events table, write its own logs",
+            description="Processor: read the events queue, update the events table, send lake rows, write its own logs",
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -75,6 +78,8 @@ class Processor(Construct):
         )
         # UpdateItem is the only write the processor makes: it merges events into one item.
         self.role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[props.events_table.table_arn]))
+        # The lake's rows go out in batches: PutRecordBatch on the one delivery stream, nothing else.
+        self.role.add_to_policy(iam.PolicyStatement(actions=["firehose:PutRecordBatch"], resources=[props.lake_stream_arn]))
 
         if props.powertools_layer and props.powertools_layer.startswith("arn:"):
             layer_arn = props.powertools_layer
@@ -98,6 +103,7 @@ class Processor(Construct):
             environment={
                 "TABLE_NAME": props.events_table.table_name,
                 "EVENT_RETENTION_DAYS": str(props.event_retention_days),
+                "LAKE_STREAM_NAME": props.lake_stream_name,
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": props.metrics_namespace,
                 "POWERTOOLS_LOG_LEVEL": "INFO",

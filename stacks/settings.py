@@ -59,6 +59,7 @@ SETTING_KEYS = (
     "producerKeySerial",
     "metricsNamespace",
     "powertoolsLayer",
+    "lakeScanLimitGb",
 )
 
 
@@ -91,10 +92,21 @@ class Settings:
     metrics_namespace: str = "ChatAnalytics"
     python_runtime: str = "python3.14"
     powertools_layer: str | None = None
+    lake_scan_limit_gb: int = 10
 
     @property
     def stack_name(self) -> str:
         return f"ChatAnalytics-{self.stage}"
+
+    @property
+    def lake_database_name(self) -> str:
+        """The Glue database of the event lake: lowercase letters, digits and underscores, as Athena wants."""
+        return f"chat_analytics_{self.stage}"
+
+    @property
+    def lake_scan_limit_bytes(self) -> int:
+        """The Athena workgroup's per-query scan cutoff (``lakeScanLimitGb`` in bytes, 1 GB = 1024**3)."""
+        return self.lake_scan_limit_gb * 1024**3
 
     @property
     def is_production(self) -> bool:
@@ -126,6 +138,7 @@ class Settings:
             producer_key_serial=_int(value("producerKeySerial", 1), "producerKeySerial", 1, 1_000_000),
             metrics_namespace=_namespace(value("metricsNamespace", "ChatAnalytics")),
             powertools_layer=_powertools_layer(value("powertoolsLayer")),
+            lake_scan_limit_gb=_int(value("lakeScanLimitGb", 10), "lakeScanLimitGb", 1, 1000),
         )
 
 

@@ -76,7 +76,7 @@ def test_every_alarm_name_falls_under_the_grants_source_arn(stage: str, request:
     """The conditions match alarms by name; an alarm outside the prefix would notify nobody."""
     s: Synthesized = request.getfixturevalue(stage)
     alarms = resources_of(s.raw, "AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 5
+    assert len(alarms) == 8
     for alarm in alarms:
         assert alarm["Properties"]["AlarmName"].startswith(f"ChatAnalytics-{stage}-")
 
@@ -167,7 +167,10 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
     * queues: TLS-only denies, no allow (the processor reads through its role; SSE-SQS needs no key grant,
       https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-server-side-encryption.html);
     * the topic and its key: CloudWatch, conditioned (above); the key's administrators;
-    * role trust: Lambda for the processor, EventBridge (conditioned) for the recovery rule;
+    * role trust: Lambda for the processor, EventBridge (conditioned) for the recovery rule, Firehose
+      (conditioned on this account) for the lake's delivery stream;
+    * the lake bucket: a TLS-only deny, no allow (Firehose and the report readers go through IAM);
+    * identity policies (``AWS::IAM::Policy``, the report reader's ``AWS::IAM::ManagedPolicy``) name no principal;
     * no secret, table, function or log-group resource policy, no Lambda permission (an SQS event source
       polls with the function's role: https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions).
     """
@@ -177,7 +180,7 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
         props = resource.get("Properties", {})
         kind = resource["Type"]
         for key in ("PolicyDocument", "KeyPolicy", "AssumeRolePolicyDocument"):
-            if key not in props or kind == "AWS::IAM::Policy":
+            if key not in props or kind in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
                 continue
             for statement in props[key]["Statement"]:
                 if statement["Effect"] == "Allow":
@@ -191,10 +194,15 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
             ("AWS::KMS::Key", json.dumps({"Service": "cloudwatch.amazonaws.com"}), True),
             ("AWS::IAM::Role", json.dumps({"Service": "lambda.amazonaws.com"}), False),
             ("AWS::IAM::Role", json.dumps({"Service": "events.amazonaws.com"}), True),
+            ("AWS::IAM::Role", json.dumps({"Service": "firehose.amazonaws.com"}), True),
         ]
     )
     for policy in resources_of(s.raw, "AWS::SQS::QueuePolicy").values():
         assert {st["Effect"] for st in policy["Properties"]["PolicyDocument"]["Statement"]} == {"Deny"}
+    [bucket_policy] = resources_of(s.raw, "AWS::S3::BucketPolicy").values()
+    assert {st["Effect"] for st in bucket_policy["Properties"]["PolicyDocument"]["Statement"]} == {"Deny"}
+    for policy in resources_of(s.raw, "AWS::IAM::ManagedPolicy").values():
+        assert all("Principal" not in st for st in policy["Properties"]["PolicyDocument"]["Statement"])
 
 
 def test_the_processor_role_has_what_an_sqs_event_source_needs(dev: Synthesized) -> None:

@@ -62,6 +62,10 @@ def test_command_line_strings_are_accepted() -> None:
         ({"powertoolsLayer": "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64"}, "powertoolsLayer"),
         ({"powertoolsLayer": "arn:aws:s3:::bucket"}, "powertoolsLayer"),
         ({"powertoolsLayer": "2.43.1"}, "powertoolsLayer"),
+        ({"lakeScanLimitGb": 0}, "lakeScanLimitGb"),
+        ({"lakeScanLimitGb": 1001}, "lakeScanLimitGb"),
+        ({"lakeScanLimitGb": "lots"}, "lakeScanLimitGb"),
+        ({"lakeScanLimitGb": True}, "lakeScanLimitGb"),
     ],
 )
 def test_bad_context_names_the_key(context: dict, key: str) -> None:
@@ -128,6 +132,16 @@ def test_public_source_cidrs_and_supernets_are_kept() -> None:
 )
 def test_powertools_layer_takes_an_arn_or_a_release(value: str | None, expected: str | None) -> None:
     assert Settings.from_context({"powertoolsLayer": value}).powertools_layer == expected
+
+
+def test_lake_scan_limit_defaults_to_10_gb_and_takes_command_line_strings() -> None:
+    assert Settings.from_context({}).lake_scan_limit_gb == 10
+    assert Settings.from_context({}).lake_scan_limit_bytes == 10 * 1024**3
+    assert Settings.from_context({"lakeScanLimitGb": "250"}).lake_scan_limit_bytes == 250 * 1024**3
+    assert (Settings.from_context({}).lake_database_name, Settings.from_context({"stage": "prod"}).lake_database_name) == (
+        "chat_analytics_dev",
+        "chat_analytics_prod",
+    )
 
 
 def test_the_cdks_own_context_keys_are_allowed() -> None:

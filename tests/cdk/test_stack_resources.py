@@ -188,10 +188,10 @@ def test_processor_uses_the_public_powertools_layer_resolved_from_ssm_at_deploy_
 
 def test_processor_has_its_own_log_group_with_retention(dev: Synthesized, prod: Synthesized) -> None:
     for s, days in ((dev, 14), (prod, 90)):
-        log_id, log_group = next(iter(resources_of(s.raw, "AWS::Logs::LogGroup").items()))
-        assert log_group["Properties"]["RetentionInDays"] == days
         _, fn = function(s)
-        assert fn["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": log_id}
+        log_id = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert s.raw["Resources"][log_id]["Type"] == "AWS::Logs::LogGroup"
+        assert s.raw["Resources"][log_id]["Properties"]["RetentionInDays"] == days
 
 
 def test_processor_code_asset_is_exactly_lambda_src_processor(dev: Synthesized) -> None:
@@ -215,12 +215,14 @@ def test_processor_role_can_update_the_table_read_the_queue_and_write_its_logs_o
     statements = [st for p in policies for st in p["PolicyDocument"]["Statement"]]
     events_id, _ = queue(dev, "dev", EVENTS_QUEUE)
     table_id = next(iter(resources_of(dev.raw, "AWS::DynamoDB::Table")))
-    log_id = next(iter(resources_of(dev.raw, "AWS::Logs::LogGroup")))
+    log_id = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    [stream_id] = resources_of(dev.raw, "AWS::KinesisFirehose::DeliveryStream")
     by_resource = {json.dumps(st["Resource"], sort_keys=True): sorted(_as_list(st["Action"])) for st in statements}
     assert all(st["Effect"] == "Allow" and "Condition" not in st for st in statements)
     assert by_resource == {
         json.dumps({"Fn::GetAtt": [log_id, "Arn"]}): ["logs:CreateLogStream", "logs:PutLogEvents"],
         json.dumps({"Fn::GetAtt": [table_id, "Arn"]}): ["dynamodb:UpdateItem"],
+        json.dumps({"Fn::GetAtt": [stream_id, "Arn"]}): ["firehose:PutRecordBatch"],
         json.dumps({"Fn::GetAtt": [events_id, "Arn"]}): sorted(
             ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]
         ),
@@ -304,6 +306,12 @@ def test_outputs_are_the_documented_ones_and_reveal_no_secret(dev: Synthesized) 
         "DashboardName",
         "AlarmTopicArn",
         "ProcessorFunctionName",
+        "LakeBucketName",
+        "LakeDatabaseName",
+        "LakeTableName",
+        "AthenaWorkGroupName",
+        "LakeStreamName",
+        "ReportReaderPolicyArn",
     }
     [(key_id, _)] = resources_of(dev.raw, "AWS::IAM::AccessKey").items()
     [(secret_id, _)] = resources_of(dev.raw, "AWS::SecretsManager::Secret").items()
@@ -396,24 +404,36 @@ def test_alarms_thresholds_and_notifications(stage: str, age_threshold: int, req
     events_id, _ = queue(s, stage, EVENTS_QUEUE)
     dlq_id, _ = queue(s, stage, DLQ)
     fn_id, fn = function(s)
+    [stream_id] = resources_of(s.raw, "AWS::KinesisFirehose::DeliveryStream")
+    stream = json.dumps({"Ref": stream_id})
     alarms = alarms_by_metric(s)
+    above, at_least = "GreaterThanThreshold", "GreaterThanOrEqualToThreshold"
     expected = {
-        f"AWS/SQS/ApproximateAgeOfOldestMessage/{json.dumps({'Fn::GetAtt': [events_id, 'QueueName']})}": ("Maximum", age_threshold),
-        f"AWS/SQS/ApproximateNumberOfMessagesVisible/{json.dumps({'Fn::GetAtt': [dlq_id, 'QueueName']})}": ("Maximum", 0),
-        f"AWS/Lambda/Errors/{json.dumps({'Ref': fn_id})}": ("Sum", 0),
-        f"AWS/Lambda/Throttles/{json.dumps({'Ref': fn_id})}": ("Sum", 0),
-        f"AWS/Lambda/Duration/{json.dumps({'Ref': fn_id})}": ("p99", fn["Properties"]["Timeout"] * 1000 * 0.8),
+        f"AWS/SQS/ApproximateAgeOfOldestMessage/{json.dumps({'Fn::GetAtt': [events_id, 'QueueName']})}": (
+            "Maximum",
+            age_threshold,
+            60,
+            above,
+        ),
+        f"AWS/SQS/ApproximateNumberOfMessagesVisible/{json.dumps({'Fn::GetAtt': [dlq_id, 'QueueName']})}": ("Maximum", 0, 60, above),
+        f"AWS/Lambda/Errors/{json.dumps({'Ref': fn_id})}": ("Sum", 0, 60, above),
+        f"AWS/Lambda/Throttles/{json.dumps({'Ref': fn_id})}": ("Sum", 0, 60, above),
+        f"AWS/Lambda/Duration/{json.dumps({'Ref': fn_id})}": ("p99", fn["Properties"]["Timeout"] * 1000 * 0.8, 60, above),
+        # The event lake (tests/cdk/test_lake.py): over 5 minutes.
+        "ChatAnalytics/LakeDeliveryFailures/chat-analytics-processor": ("Sum", 1, 300, at_least),
+        f"AWS/Firehose/DeliveryToS3.DataFreshness/{stream}": ("Maximum", 1800, 300, above),
+        f"AWS/Firehose/FailedConversion.Records/{stream}": ("Sum", 1, 300, at_least),
     }
     normalized = {
         re.sub(r"/(\{.*\})$", lambda m: "/" + json.dumps(json.loads(m.group(1).replace("'", '"'))), k): v for k, v in alarms.items()
     }
     assert set(normalized) == set(expected)
-    for key, (statistic, threshold) in expected.items():
+    for key, (statistic, threshold, period, comparison) in expected.items():
         props = normalized[key]
         assert props.get("Statistic", props.get("ExtendedStatistic")) == statistic
         assert props["Threshold"] == threshold
-        assert props["ComparisonOperator"] == "GreaterThanThreshold"
-        assert props["Period"] == 60 and props["EvaluationPeriods"] == 1
+        assert props["ComparisonOperator"] == comparison
+        assert props["Period"] == period and props["EvaluationPeriods"] == 1
         assert props["TreatMissingData"] == "notBreaching"
         assert props["AlarmActions"] == [{"Ref": topic_id}]
         assert "OKActions" not in props, "recoveries go through the ALARM -> OK rule (tests/cdk/test_aws_rules.py)"

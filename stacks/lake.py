@@ -1,0 +1,348 @@
+"""The event lake: request rows as Parquet on S3, a Glue table over them, an Athena workgroup to query them.
+
+The processor sends each stored request's state as one JSON line to ``delivery_stream`` (Kinesis Data
+Firehose, DirectPut). Firehose converts the lines to Parquet through the Glue table ``requests`` and writes
+them to ``lake_bucket`` under ``requests/dt=YYYY-MM-DD/`` (the day Firehose received them, UTC); the table
+finds those folders by partition projection, so no crawler and no ``MSCK REPAIR`` ever runs. Athena queries
+through ``work_group``, whose results go to ``athena-results/`` in the same bucket; ``report_reader_policy`` is
+what a person or CI attaches to run ``chat-analytics report --engine athena``.
+
+The delivery stream is the L1 ``CfnDeliveryStream`` with a role of our own rather than the L2
+``DeliveryStream`` + ``S3Bucket`` (which does support Parquet conversion in aws-cdk-lib 2.275): the L2
+destination grants its role ``grantReadWrite`` on the whole bucket (``s3:DeleteObject*``, ``s3:GetBucket*``,
+``s3:List*`` on every key, Athena's results included) and a trust policy without a condition. This role can
+write and read back only under ``requests/`` and ``errors/``, read the one Glue table, and write its one log
+stream (https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_athena as athena
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.processor import log_retention
+
+# Folders of the lake bucket. Firehose writes requests/ and errors/; Athena writes athena-results/.
+REQUESTS_PREFIX = "requests/"
+ERRORS_PREFIX = "errors/"
+ATHENA_RESULTS_PREFIX = "athena-results/"
+ATHENA_RESULTS_DAYS = 7
+
+TABLE_NAME = "requests"
+PARTITION_KEY = "dt"
+# The first day partition projection considers; days before it hold no data (the lake starts in 2026).
+PROJECTION_START = "2026-01-01"
+# Firehose's own prefixes: the arrival day (UTC) names the partition the table projects.
+DATA_PREFIX = f"{REQUESTS_PREFIX}{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
+ERROR_PREFIX = f"{ERRORS_PREFIX}!{{firehose:error-output-type}}/{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
+# Parquet conversion needs a buffer of at least 64 MiB; 128 MiB makes fewer, larger files.
+BUFFER_SIZE_MB = 128
+LOG_STREAM_NAME = "S3Delivery"
+
+# (column, Glue type), in order. The processor's lambda_src/processor/lake.py LAKE_COLUMNS is the same
+# list (a test holds them equal): the JSON lines it sends are these columns.
+LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("request_id", "string"),
+    ("request_key", "bigint"),
+    ("day", "string"),
+    ("schema_version", "int"),
+    ("source", "string"),
+    ("session_id", "string"),
+    ("query", "string"),
+    ("question_key", "string"),
+    ("query_timestamp", "bigint"),
+    ("query_ingested_at", "bigint"),
+    ("match_type", "string"),
+    ("match_score", "double"),
+    ("reasoning", "string"),
+    ("latency_ms", "double"),
+    ("response_timestamp", "bigint"),
+    ("response_ingested_at", "bigint"),
+    ("response_latency_ms", "bigint"),
+    ("complete", "boolean"),
+    ("written_at", "bigint"),
+)
+
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+
+
+@dataclass(frozen=True)
+class EventLakeProps:
+    """``name_prefix`` (the stack name) names the delivery stream (``<name_prefix>-requests``) and the
+    workgroup; ``retention_days`` expires the lake's rows (and Firehose's error records) as the table's TTL
+    expires items; ``scan_limit_bytes`` is the workgroup's per-query cutoff; ``buffer_interval_s`` is how long
+    Firehose gathers rows before it writes a file (60..900); ``protect_data`` (prod) retains the log group
+    with the stack; ``database_name`` is the Glue database (lowercase letters, digits, underscores)."""
+
+    name_prefix: str
+    retention_days: int
+    scan_limit_bytes: int
+    database_name: str
+    log_retention_days: int
+    buffer_interval_s: int = 900
+    protect_data: bool = False
+
+    def __post_init__(self) -> None:
+        if not 60 <= self.buffer_interval_s <= 900:
+            raise ValueError(f"buffer_interval_s {self.buffer_interval_s} is outside Firehose's 60..900")
+        if not self.database_name.replace("_", "").isalnum() or self.database_name.lower() != self.database_name:
+            raise ValueError(f"database_name {self.database_name!r}: Athena wants lowercase letters, digits and underscores")
+        if self.scan_limit_bytes < 10_000_000:
+            raise ValueError(f"scan_limit_bytes {self.scan_limit_bytes} is under Athena's 10 MB minimum")
+
+
+class EventLake(Construct):
+    """``lake_bucket``, the Glue ``lake_database`` and ``lake_table``, ``delivery_stream`` (JSON in, Parquet
+    out), ``work_group`` and ``report_reader_policy``.
+
+    The bucket is retained when the stack is deleted, in dev too. CloudFormation cannot delete a bucket
+    that still holds objects, and emptying it on deletion (``auto_delete_objects``) adds a custom-resource
+    Lambda with ``s3:DeleteObject*`` on the bucket, a second function and role in a stack whose only function
+    is the processor. A retained bucket costs nothing once empty, and its lifecycle rules empty it by
+    themselves: every object expires (rows after ``retention_days``, Athena results after 7 days), so
+    an abandoned dev bucket is empty within ``retention_days`` and can then be deleted with one call.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: EventLakeProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.database_name = props.database_name
+        self.table_name = TABLE_NAME
+
+        self.lake_bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="ExpireRequestRows", prefix=REQUESTS_PREFIX, expiration=Duration.days(props.retention_days)),
+                s3.LifecycleRule(id="ExpireErrorRecords", prefix=ERRORS_PREFIX, expiration=Duration.days(props.retention_days)),
+                s3.LifecycleRule(id="ExpireAthenaResults", prefix=ATHENA_RESULTS_PREFIX, expiration=Duration.days(ATHENA_RESULTS_DAYS)),
+                s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
+            ],
+        )
+        bucket_name = self.lake_bucket.bucket_name
+        self.requests_location = f"s3://{bucket_name}/{REQUESTS_PREFIX}"
+
+        self.lake_database = glue.CfnDatabase(
+            self,
+            "Database",
+            catalog_id=stack.account,
+            database_input=glue.CfnDatabase.DatabaseInputProperty(
+                name=props.database_name, description=f"{props.name_prefix}: the event lake (one row per stored request state)"
+            ),
+        )
+        self.lake_table = glue.CfnTable(
+            self,
+            "Table",
+            catalog_id=stack.account,
+            database_name=self.lake_database.ref,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=TABLE_NAME,
+                description="Request rows written by Kinesis Data Firehose as Parquet, one folder per arrival day (UTC)",
+                table_type="EXTERNAL_TABLE",
+                parameters={
+                    "classification": "parquet",
+                    "EXTERNAL": "TRUE",
+                    "projection.enabled": "true",
+                    f"projection.{PARTITION_KEY}.type": "date",
+                    f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
+                    f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
+                    f"projection.{PARTITION_KEY}.interval": "1",
+                    f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
+                    "storage.location.template": f"{self.requests_location}{PARTITION_KEY}=${{{PARTITION_KEY}}}/",
+                },
+                partition_keys=[glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string")],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    columns=[glue.CfnTable.ColumnProperty(name=name, type=kind) for name, kind in LAKE_COLUMNS],
+                    location=self.requests_location,
+                    input_format=PARQUET_INPUT_FORMAT,
+                    output_format=PARQUET_OUTPUT_FORMAT,
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
+                    ),
+                    compressed=False,
+                    stored_as_sub_directories=False,
+                ),
+            ),
+        )
+
+        catalog_arn = stack.format_arn(service="glue", resource="catalog")
+        database_arn = stack.format_arn(service="glue", resource="database", resource_name=props.database_name)
+        self.table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{props.database_name}/{TABLE_NAME}")
+        glue_resources = [catalog_arn, database_arn, self.table_arn]
+
+        self.log_group = logs.LogGroup(
+            self,
+            "DeliveryLogGroup",
+            retention=log_retention(props.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if props.protect_data else RemovalPolicy.DESTROY,
+        )
+        self.log_stream = logs.LogStream(
+            self, "DeliveryLogStream", log_group=self.log_group, log_stream_name=LOG_STREAM_NAME, removal_policy=RemovalPolicy.DESTROY
+        )
+        log_stream_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{self.log_group.log_group_name}:log-stream:{LOG_STREAM_NAME}",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+        # Inline policies: they exist before the stream does, so Firehose's first delivery is authorized.
+        self.delivery_role = iam.Role(
+            self,
+            "DeliveryRole",
+            description="Lake delivery stream: write Parquet under requests/ and errors/, read the Glue table, write its log stream",
+            assumed_by=iam.ServicePrincipal("firehose.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}),
+            inline_policies={
+                "Delivery": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            sid="LakeBucket",
+                            actions=["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                            resources=[self.lake_bucket.bucket_arn],
+                        ),
+                        iam.PolicyStatement(
+                            sid="LakeObjects",
+                            actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+                            resources=[
+                                self.lake_bucket.arn_for_objects(f"{REQUESTS_PREFIX}*"),
+                                self.lake_bucket.arn_for_objects(f"{ERRORS_PREFIX}*"),
+                            ],
+                        ),
+                        iam.PolicyStatement(
+                            sid="LakeSchema",
+                            actions=["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
+                            resources=glue_resources,
+                        ),
+                        iam.PolicyStatement(sid="DeliveryLogs", actions=["logs:PutLogEvents"], resources=[log_stream_arn]),
+                    ]
+                )
+            },
+        )
+
+        cfn_stream = firehose.CfnDeliveryStream(
+            self,
+            "DeliveryStream",
+            delivery_stream_name=f"{props.name_prefix}-requests",
+            delivery_stream_type="DirectPut",
+            delivery_stream_encryption_configuration_input=firehose.CfnDeliveryStream.DeliveryStreamEncryptionConfigurationInputProperty(
+                key_type="AWS_OWNED_CMK"
+            ),
+            extended_s3_destination_configuration=firehose.CfnDeliveryStream.ExtendedS3DestinationConfigurationProperty(
+                bucket_arn=self.lake_bucket.bucket_arn,
+                role_arn=self.delivery_role.role_arn,
+                prefix=DATA_PREFIX,
+                error_output_prefix=ERROR_PREFIX,
+                buffering_hints=firehose.CfnDeliveryStream.BufferingHintsProperty(
+                    interval_in_seconds=props.buffer_interval_s, size_in_m_bs=BUFFER_SIZE_MB
+                ),
+                # Parquet is compressed by its serializer (Snappy), not again at the S3 level.
+                compression_format="UNCOMPRESSED",
+                cloud_watch_logging_options=firehose.CfnDeliveryStream.CloudWatchLoggingOptionsProperty(
+                    enabled=True, log_group_name=self.log_group.log_group_name, log_stream_name=LOG_STREAM_NAME
+                ),
+                data_format_conversion_configuration=firehose.CfnDeliveryStream.DataFormatConversionConfigurationProperty(
+                    enabled=True,
+                    input_format_configuration=firehose.CfnDeliveryStream.InputFormatConfigurationProperty(
+                        deserializer=firehose.CfnDeliveryStream.DeserializerProperty(
+                            open_x_json_ser_de=firehose.CfnDeliveryStream.OpenXJsonSerDeProperty()
+                        )
+                    ),
+                    output_format_configuration=firehose.CfnDeliveryStream.OutputFormatConfigurationProperty(
+                        serializer=firehose.CfnDeliveryStream.SerializerProperty(
+                            parquet_ser_de=firehose.CfnDeliveryStream.ParquetSerDeProperty(compression="SNAPPY")
+                        )
+                    ),
+                    schema_configuration=firehose.CfnDeliveryStream.SchemaConfigurationProperty(
+                        catalog_id=stack.account,
+                        database_name=self.lake_database.ref,
+                        table_name=self.lake_table.ref,
+                        region=stack.region,
+                        role_arn=self.delivery_role.role_arn,
+                        version_id="LATEST",
+                    ),
+                ),
+            ),
+        )
+        # The schema configuration refers to the table (created first); the log stream must exist too.
+        cfn_stream.node.add_dependency(self.log_stream)
+        self.delivery_stream = cfn_stream
+        # The stream's Ref (its name): what refers to it waits for it to exist.
+        self.stream_name = cfn_stream.ref
+        self.stream_arn = cfn_stream.attr_arn
+
+        self.work_group = athena.CfnWorkGroup(
+            self,
+            "WorkGroup",
+            name=props.name_prefix,
+            description=f"{props.name_prefix}: queries over the event lake",
+            state="ENABLED",
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                bytes_scanned_cutoff_per_query=props.scan_limit_bytes,
+                engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version="Athena engine version 3"),
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{bucket_name}/{ATHENA_RESULTS_PREFIX}",
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3"),
+                ),
+            ),
+        )
+        self.work_group_arn = stack.format_arn(service="athena", resource="workgroup", resource_name=props.name_prefix)
+        self.report_reader_policy = self._report_reader_policy(props, glue_resources)
+
+    def _report_reader_policy(self, props: EventLakeProps, glue_resources: list[str]) -> iam.ManagedPolicy:
+        """What ``chat-analytics report --engine athena`` needs: run queries in the workgroup, read the table's
+        definition and its rows, and read and write the workgroup's results. Attach it to a person, group or CI role."""
+        bucket = self.lake_bucket
+        return iam.ManagedPolicy(
+            self,
+            "ReportReaderPolicy",
+            description=f"{props.name_prefix}: query the event lake through the {props.name_prefix} Athena workgroup",
+            statements=[
+                iam.PolicyStatement(
+                    sid="RunQueriesInTheWorkGroup",
+                    actions=[
+                        "athena:GetQueryExecution",
+                        "athena:GetQueryResults",
+                        "athena:GetWorkGroup",
+                        "athena:StartQueryExecution",
+                        "athena:StopQueryExecution",
+                    ],
+                    resources=[self.work_group_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadTheTableDefinition",
+                    actions=["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
+                    resources=glue_resources,
+                ),
+                iam.PolicyStatement(sid="ReadTheRows", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{REQUESTS_PREFIX}*")]),
+                iam.PolicyStatement(
+                    sid="ReadAndWriteQueryResults",
+                    actions=["s3:GetObject", "s3:PutObject"],
+                    resources=[bucket.arn_for_objects(f"{ATHENA_RESULTS_PREFIX}*")],
+                ),
+                iam.PolicyStatement(
+                    sid="ListTheRowsAndResults",
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{REQUESTS_PREFIX}*", f"{ATHENA_RESULTS_PREFIX}*"]}},
+                ),
+                iam.PolicyStatement(sid="LocateTheBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
+            ],
+        )
