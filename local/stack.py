@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import socket
 import time
 import urllib.request
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,6 +67,72 @@ def bridge_sqs_batch_actions() -> None:
 
     init.bridged = True  # type: ignore[attr-defined]
     access_control.IAMRequestBase.__init__ = init  # type: ignore[method-assign]
+
+
+# Java DateTimeFormatter letters Firehose's !{timestamp:...} prefixes use, as strftime directives.
+_FIREHOSE_TIME_TOKENS = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
+_FIREHOSE_EXPRESSION = re.compile(r"!\{([a-z]+):([^}]*)\}")
+
+
+def firehose_prefix(prefix: str, now: datetime, *, error_type: str = "processing-failed") -> str:
+    """An S3 prefix with Firehose's expressions evaluated as Firehose does: ``!{timestamp:<pattern>}``
+    in UTC (the arrival time), ``!{firehose:random-string}`` and ``!{firehose:error-output-type}``; a
+    prefix without expressions gets the default ``YYYY/MM/dd/HH/``
+    (https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html)."""
+
+    def evaluate(match: re.Match[str]) -> str:
+        namespace, value = match.groups()
+        if namespace == "timestamp":
+            pattern = re.sub("|".join(_FIREHOSE_TIME_TOKENS), lambda token: _FIREHOSE_TIME_TOKENS[token.group(0)], value)
+            if re.search(r"[A-Za-z]", re.sub(r"%[YmdHMS]", "", pattern)):
+                raise ValueError(f"local Firehose: unsupported timestamp pattern {value!r}")
+            return now.strftime(pattern)
+        if namespace == "firehose" and value == "random-string":
+            return uuid.uuid4().hex[:11]
+        if namespace == "firehose" and value == "error-output-type":
+            return error_type
+        raise ValueError(f"local Firehose: unsupported prefix expression {match.group(0)!r}")
+
+    if _FIREHOSE_EXPRESSION.search(prefix):
+        return _FIREHOSE_EXPRESSION.sub(evaluate, prefix)
+    return f"{prefix}{now:%Y/%m/%d/%H}/"
+
+
+def firehose_custom_prefixes() -> None:
+    """Make this process's moto name Firehose's S3 objects as Firehose does with a custom prefix (moto 5.2
+    appends its own YYYY/MM/DD/HH/ to the prefix's text, expressions and all)."""
+    from moto.firehose.models import FirehoseBackend
+
+    original = FirehoseBackend._format_s3_object_path
+    if getattr(original, "evaluated", False):
+        return
+
+    def object_path(delivery_stream_name: str, version_id: str, prefix: str) -> str:
+        now = datetime.now(UTC)
+        return f"{firehose_prefix(prefix, now)}{delivery_stream_name}-{version_id}-{now:%Y-%m-%d-%H-%M-%S}-{uuid.uuid4()}"
+
+    object_path.evaluated = True  # type: ignore[attr-defined]
+    FirehoseBackend._format_s3_object_path = staticmethod(object_path)  # type: ignore[method-assign]
+
+
+def authorize_firehose_streams() -> None:
+    """Make this process's moto authorize Firehose actions against the stream's ARN, as AWS does (moto 5.2
+    checks them against ``*``, so a policy naming the one stream, as the processor's does, never matches)."""
+    from moto.firehose.responses import FirehoseResponse
+
+    if hasattr(FirehoseResponse, "_determine_resource"):
+        return
+
+    def determine_resource(self: FirehoseResponse) -> str:
+        try:
+            name = json.loads(self.body or "{}").get("DeliveryStreamName")
+        except ValueError:
+            name = None
+        if not name:
+            return "*"
+        return f"arn:{self.partition}:firehose:{self.region}:{self.current_account}:deliverystream/{name}"
+
+    FirehoseResponse._determine_resource = determine_resource  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -151,6 +219,7 @@ def processor_environment(template: dict, outputs: dict[str, str]) -> dict[str, 
     function = _single(template, "AWS::Lambda::Function")
     env = {k: v for k, v in function["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
     env["TABLE_NAME"] = outputs["EventsTableName"]
+    env["LAKE_STREAM_NAME"] = outputs["LakeStreamName"]
     return env
 
 
@@ -171,6 +240,7 @@ def deploy_template(session: boto3.Session, endpoint_url: str | None, template_f
     CloudFormation for what it implements, and the stand-ins for what it does not."""
     template = json.loads(template_file.read_text())
     stack_name = template_file.name.removesuffix(".template.json")
+    firehose_custom_prefixes()
     report: list[str] = []
     report += _seed_public_parameters(template, session.region_name or REGION)
     report += _upload_assets(session, endpoint_url, template_file.parent, template)
@@ -216,6 +286,7 @@ class LocalStack:
     def start_server(self) -> None:
         speed_up_moto_sqs()
         bridge_sqs_batch_actions()
+        authorize_firehose_streams()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the output
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()

@@ -69,10 +69,60 @@ def _alarm(session, endpoint_url, stack_name, logical_id, props) -> str:
     return f"alarm {name} created"
 
 
+def _log_stream(session, endpoint_url, stack_name, logical_id, props) -> str:
+    logs = _client(session, "logs", endpoint_url)
+    logs.create_log_stream(logGroupName=props["LogGroupName"], logStreamName=props["LogStreamName"])
+    return f"log stream {props['LogStreamName']} created"
+
+
+def _delivery_stream(session, endpoint_url, stack_name, logical_id, props) -> str:
+    firehose = _client(session, "firehose", endpoint_url)
+    arguments = {
+        key: props[key] for key in ("DeliveryStreamName", "DeliveryStreamType", "ExtendedS3DestinationConfiguration") if key in props
+    }
+    if "DeliveryStreamEncryptionConfigurationInput" in props:
+        arguments["DeliveryStreamEncryptionConfigurationInput"] = props["DeliveryStreamEncryptionConfigurationInput"]
+    firehose.create_delivery_stream(**arguments)
+    return f"delivery stream {props['DeliveryStreamName']} created"
+
+
+def _glue_database(session, endpoint_url, stack_name, logical_id, props) -> str:
+    _client(session, "glue", endpoint_url).create_database(CatalogId=props["CatalogId"], DatabaseInput=props["DatabaseInput"])
+    return f"Glue database {props['DatabaseInput']['Name']} created"
+
+
+def _glue_table(session, endpoint_url, stack_name, logical_id, props) -> str:
+    glue = _client(session, "glue", endpoint_url)
+    glue.create_table(CatalogId=props["CatalogId"], DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
+    return f"Glue table {props['DatabaseName']}.{props['TableInput']['Name']} created"
+
+
+def _work_group(session, endpoint_url, stack_name, logical_id, props) -> str:
+    athena = _client(session, "athena", endpoint_url)
+    configuration = dict(props.get("WorkGroupConfiguration", {}))
+    athena.create_work_group(Name=props["Name"], Description=props.get("Description", ""), Configuration=configuration)
+    return f"Athena workgroup {props['Name']} created"
+
+
 _CREATORS: dict[str, Callable[..., str]] = {
+    "AWS::Logs::LogStream": _log_stream,
+    "AWS::KinesisFirehose::DeliveryStream": _delivery_stream,
+    "AWS::Glue::Database": _glue_database,
+    "AWS::Glue::Table": _glue_table,
+    "AWS::Athena::WorkGroup": _work_group,
     "AWS::SQS::QueuePolicy": _queue_policy,
     "AWS::SNS::TopicPolicy": _topic_policy,
     "AWS::SecretsManager::Secret": _secret,
     "AWS::CloudWatch::Alarm": _alarm,
 }
-_ORDER = {"AWS::SecretsManager::Secret": 0, "AWS::SQS::QueuePolicy": 1, "AWS::SNS::TopicPolicy": 2, "AWS::CloudWatch::Alarm": 3}
+_ORDER = {
+    "AWS::SecretsManager::Secret": 0,
+    "AWS::SQS::QueuePolicy": 1,
+    "AWS::SNS::TopicPolicy": 2,
+    "AWS::CloudWatch::Alarm": 3,
+    "AWS::Logs::LogStream": 4,
+    "AWS::Glue::Database": 5,
+    "AWS::Glue::Table": 6,
+    "AWS::KinesisFirehose::DeliveryStream": 7,
+    "AWS::Athena::WorkGroup": 7,
+}

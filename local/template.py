@@ -28,6 +28,18 @@ STAND_INS: dict[str, str] = {
     "AWS::CloudWatch::Alarm": "PutMetricAlarm with the resolved properties",
     "AWS::Lambda::EventSourceMapping": "the event-source-mapping emulator (local.esm) polls the queue instead: moto would need Docker to run the function",
     "AWS::CDK::Metadata": "not an AWS resource (CDK's version report): nothing to create",
+    "AWS::S3::BucketPolicy": (
+        "not applied: moto 5.2 evaluates a bucket policy's conditions without the request's context, so the"
+        " TLS-only deny (aws:SecureTransport) would refuse every request, HTTPS included; tests/cdk asserts the policy"
+    ),
+    "AWS::Logs::LogStream": "CreateLogStream in its log group",
+    "AWS::KinesisFirehose::DeliveryStream": (
+        "CreateDeliveryStream with the same destination; moto writes the JSON lines as they come (no Parquet"
+        " conversion) under the prefix, whose !{timestamp:...} expressions local.stack evaluates as Firehose does"
+    ),
+    "AWS::Glue::Database": "CreateDatabase (DuckDB, not Athena, reads the lake locally)",
+    "AWS::Glue::Table": "CreateTable with the same columns and partition projection",
+    "AWS::Athena::WorkGroup": "CreateWorkGroup with the same configuration (moto runs no query: the duckdb engine does, locally)",
 }
 
 PLACEHOLDER = "__local_resolve_{}__"
@@ -62,6 +74,11 @@ def adapt(template: dict, supported_types: set[str]) -> LocalTemplate:
             raise ValueError(f"{logical_id}: moto's CloudFormation cannot create {resource_type} and there is no local stand-in for it")
         removed[logical_id] = body["Resources"].pop(logical_id)
     local = LocalTemplate(body=body, removed=removed)
+    for resources in (body["Resources"], removed):
+        for logical_id, resource in resources.items():
+            resources[logical_id] = _refer_to_stand_ins(resource, removed)
+    if "Outputs" in body:
+        body["Outputs"] = _refer_to_stand_ins(body["Outputs"], removed)
     counter = iter(range(10_000))
     for resource in removed.values():
         resource["Properties"] = _extract(resource.get("Properties", {}), local, counter)
@@ -82,6 +99,50 @@ def _extract(node: Any, local: LocalTemplate, counter) -> Any:
         return {key: _extract(value, local, counter) for key, value in node.items()}
     if isinstance(node, list):
         return [_extract(value, local, counter) for value in node]
+    return node
+
+
+# What a Ref to a stood-in resource returns (CloudFormation's "return values"): the property holding
+# its name; and its Fn::GetAtt attributes. Names must be explicit in the template for this to work.
+_STAND_IN_REFS: dict[str, tuple[str, ...]] = {
+    "AWS::KinesisFirehose::DeliveryStream": ("DeliveryStreamName",),
+    "AWS::Glue::Database": ("DatabaseInput", "Name"),
+    "AWS::Glue::Table": ("TableInput", "Name"),
+    "AWS::Athena::WorkGroup": ("Name",),
+    "AWS::Logs::LogStream": ("LogStreamName",),
+}
+_STAND_IN_ATTRIBUTES = {
+    (
+        "AWS::KinesisFirehose::DeliveryStream",
+        "Arn",
+    ): "arn:${{AWS::Partition}}:firehose:${{AWS::Region}}:${{AWS::AccountId}}:deliverystream/{}",
+}
+
+
+def _stand_in_name(logical_id: str, resource: dict) -> str:
+    path = _STAND_IN_REFS.get(resource["Type"])
+    value: Any = resource.get("Properties", {})
+    for key in path or ():
+        value = value.get(key) if isinstance(value, dict) else None
+    if not path or not isinstance(value, str):
+        raise ValueError(f"{logical_id} ({resource['Type']}) is referred to but has no explicit name the local stack can stand in with")
+    return value
+
+
+def _refer_to_stand_ins(node: Any, removed: dict[str, dict]) -> Any:
+    """``node`` with every Ref/Fn::GetAtt of a removed resource replaced by what the stand-in will answer."""
+    if isinstance(node, dict):
+        if len(node) == 1 and node.get("Ref") in removed:
+            return _stand_in_name(node["Ref"], removed[node["Ref"]])
+        if len(node) == 1 and "Fn::GetAtt" in node and node["Fn::GetAtt"][0] in removed:
+            logical_id, attribute = node["Fn::GetAtt"][0], node["Fn::GetAtt"][1]
+            pattern = _STAND_IN_ATTRIBUTES.get((removed[logical_id]["Type"], attribute))
+            if pattern is None:
+                raise ValueError(f"{logical_id}.{attribute}: no local stand-in answers this attribute")
+            return {"Fn::Sub": pattern.format(_stand_in_name(logical_id, removed[logical_id]))}
+        return {key: _refer_to_stand_ins(value, removed) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_refer_to_stand_ins(value, removed) for value in node]
     return node
 
 

@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local.stack import LocalStack, StackInfo
+from tests.conftest import Synthesized
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +30,30 @@ def denied(call, **kwargs) -> None:
     assert "not authorized" in str(error.value) or "AccessDenied" in str(error.value)
 
 
-def test_every_resource_type_is_deployed_or_stood_in_for(stack: StackInfo) -> None:
+def test_every_resource_type_is_deployed_or_stood_in_for(stack: StackInfo, dev: Synthesized) -> None:
     report = "\n".join(stack.report)
-    for resource_type in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm"):
+    stood_in = (
+        "AWS::SQS::QueuePolicy",
+        "AWS::SNS::TopicPolicy",
+        "AWS::SecretsManager::Secret",
+        "AWS::CloudWatch::Alarm",
+        "AWS::S3::BucketPolicy",
+        "AWS::Logs::LogStream",
+        "AWS::KinesisFirehose::DeliveryStream",
+        "AWS::Glue::Database",
+        "AWS::Glue::Table",
+        "AWS::Athena::WorkGroup",
+    )
+    for resource_type in stood_in:
         assert f"({resource_type})" in report
     assert "AWS::Lambda::EventSourceMapping): not created (the event-source-mapping emulator" in report
     alarms = stack.client("cloudwatch").describe_alarms()["MetricAlarms"]
-    assert len(alarms) == 5 and all(a["TreatMissingData"] == "notBreaching" for a in alarms)
+    in_template = [r for r in dev.raw["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert len(alarms) == len(in_template) == 8 and all(a["TreatMissingData"] == "notBreaching" for a in alarms)
+    stream = stack.client("firehose").describe_delivery_stream(DeliveryStreamName=stack.outputs["LakeStreamName"])
+    assert stream["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE"
+    table = stack.client("glue").get_table(DatabaseName=stack.outputs["LakeDatabaseName"], Name=stack.outputs["LakeTableName"])["Table"]
+    assert table["Parameters"]["projection.enabled"] == "true" and table["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
     policy = json.loads(
         stack.client("sqs").get_queue_attributes(QueueUrl=stack.events_queue_url, AttributeNames=["Policy"])["Attributes"]["Policy"]
     )

@@ -13,18 +13,22 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import __version__, check, credentials, dlq, report
+from chat_analytics_ops import __version__, check, credentials, dlq, lake, report
 from chat_analytics_ops.errors import EXIT_USAGE, OpsError, describe
 from chat_analytics_ops.outputs import (
+    ATHENA_WORK_GROUP_NAME,
     DEAD_LETTER_QUEUE_URL,
     DEFAULT_STAGE,
     EVENTS_QUEUE_URL,
     EVENTS_TABLE_NAME,
+    LAKE_BUCKET_NAME,
+    LAKE_DATABASE_NAME,
     PRODUCER_SECRET_NAME,
     AwsContext,
     stack_name_for,
@@ -123,6 +127,37 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"first day (UTC; default {report.DEFAULT_DAYS - 1} days before --to)",
     )
     rep.add_argument("--to", dest="end", default=None, metavar="YYYY-MM-DD", help="last day (UTC), inclusive (default today)")
+    rep.add_argument(
+        "--days",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help=f"the last N days up to --to (default {report.DEFAULT_DAYS}; instead of --from)",
+    )
+    rep.add_argument(
+        "--engine",
+        choices=("dynamodb", "duckdb", "athena"),
+        default="dynamodb",
+        help="dynamodb: the table's byDay index (small stacks, up to a year); athena: the event lake's SQL in AWS;"
+        " duckdb: the same SQL on this machine over the lake's files (downloaded to --cache, or --lake DIR)",
+    )
+    rep.add_argument(
+        "--lake", type=Path, metavar="DIR", default=None, help="duckdb: read lake files from DIR (requests/dt=*/...) instead of the bucket"
+    )
+    rep.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="duckdb: where the bucket's files are copied (default ~/.cache/chat-analytics/<stack>)",
+    )
+    rep.add_argument(
+        "--query-timeout",
+        type=_positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="athena: stop the query after this long (default 300)",
+    )
     rep.add_argument("--top", type=_non_negative, default=10, help="how many unmatched questions to list (default 10)")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
     rep.add_argument("--chart", type=Path, metavar="FILE.png", help="also draw match types per day and the score distribution")
@@ -297,12 +332,23 @@ def cmd_report(args: argparse.Namespace, ctx: AwsContext) -> int:
 
     start = report.parse_day(args.start, "--from") if args.start is not None else None
     end = report.parse_day(args.end, "--to") if args.end is not None else None
-    days = report.day_range(*report.default_range(start, end))
+    if args.days is not None:
+        if start is not None:
+            raise OpsError("give --from or --days, not both")
+        last = end or report.today_utc()
+        start, end = last - timedelta(days=args.days - 1), last
+    if args.engine != "duckdb" and (args.lake or args.cache):
+        raise OpsError(f"--lake and --cache are for --engine duckdb, not {args.engine}")
+    max_days = report.MAX_DAYS if args.engine == "dynamodb" else lake.MAX_LAKE_DAYS
+    days = report.day_range(*report.default_range(start, end), max_days=max_days)
     if args.chart:
         check_chart_path(args.chart)
-    table = ctx.output(EVENTS_TABLE_NAME)
-    items = report.read_items(ctx.client("dynamodb"), table, days, page_size=args.page_size, progress=report.Progress(args.progress))
-    result = report.build_report(items, days, top=args.top, stack_name=ctx.stack_name)
+    if args.engine == "dynamodb":
+        table = ctx.output(EVENTS_TABLE_NAME)
+        items = report.read_items(ctx.client("dynamodb"), table, days, page_size=args.page_size, progress=report.Progress(args.progress))
+        result = report.build_report(items, days, top=args.top, stack_name=ctx.stack_name)
+    else:
+        result = lake.lake_report(_lake_engine(args, ctx, days), days, top=args.top, stack_name=ctx.stack_name)
     if args.chart:
         from chat_analytics_ops.chart import write_chart
 
@@ -317,6 +363,23 @@ def cmd_report(args: argparse.Namespace, ctx: AwsContext) -> int:
         if args.chart:
             print(f"\nchart: {args.chart}")
     return 0
+
+
+def _lake_engine(args: argparse.Namespace, ctx: AwsContext, days: list[str]) -> lake.Engine:
+    """The engine ``--engine`` names, reading the stack's lake (or ``--lake DIR``)."""
+    if args.engine == "athena":
+        return lake.AthenaEngine(
+            ctx.client("athena"), ctx.output(ATHENA_WORK_GROUP_NAME), ctx.output(LAKE_DATABASE_NAME), timeout_s=args.query_timeout
+        )
+    if args.lake is not None:
+        if not args.lake.is_dir():
+            raise OpsError(f"--lake {args.lake}: not a directory")
+        return lake.DuckDBEngine(args.lake, detail=f"files in {args.lake}")
+    cache = args.cache or Path.home() / ".cache" / "chat-analytics" / ctx.stack_name
+    first_dt, last_dt = lake.partition_range(days)
+    synced = lake.sync_partitions(ctx.client("s3"), ctx.output(LAKE_BUCKET_NAME), first_dt, last_dt, cache)
+    detail = f"{synced.objects} lake objects, {synced.downloaded} downloaded ({synced.bytes_downloaded / 1e6:,.1f} MB) to {cache}"
+    return lake.DuckDBEngine(cache, detail=detail)
 
 
 def cmd_worker_env(args: argparse.Namespace, ctx: AwsContext) -> int:

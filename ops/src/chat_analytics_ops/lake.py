@@ -329,6 +329,9 @@ class AthenaEngine:
                     if texts == [name for name, _ in columns]:
                         continue
                 rows.append(
-                    {name: (None if text is None else convert(text) if convert else text) for (name, convert), text in zip(columns, texts, strict=True)}
+                    {
+                        name: (None if text is None else convert(text) if convert else text)
+                        for (name, convert), text in zip(columns, texts, strict=True)
+                    }
                 )
         return rows

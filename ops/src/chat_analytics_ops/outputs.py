@@ -27,6 +27,9 @@ DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
 EVENTS_TABLE_NAME = "EventsTableName"
 PRODUCER_SECRET_NAME = "ProducerSecretName"
 ALARM_TOPIC_ARN = "AlarmTopicArn"
+LAKE_BUCKET_NAME = "LakeBucketName"
+LAKE_DATABASE_NAME = "LakeDatabaseName"
+ATHENA_WORK_GROUP_NAME = "AthenaWorkGroupName"
 OVERRIDE_OPTIONS = {
     EVENTS_QUEUE_URL: "--queue-url",
     DEAD_LETTER_QUEUE_URL: "--dlq-url",

@@ -73,13 +73,14 @@ def default_range(start: date | None, end: date | None, *, today: date | None = 
     return start, end
 
 
-def day_range(start: date, end: date) -> list[str]:
+def day_range(start: date, end: date, *, max_days: int = MAX_DAYS) -> list[str]:
     """Every UTC day from ``start`` to ``end`` inclusive, as the index's partition keys."""
     if end < start:
         raise OpsError(f"bad date range: --from {start} is after --to {end}")
     count = (end - start).days + 1
-    if count > MAX_DAYS:
-        raise OpsError(f"bad date range: {count} days; at most {MAX_DAYS} per report (one query per day)")
+    if count > max_days:
+        hint = " (one query per day; the lake engines take longer ranges)" if max_days == MAX_DAYS else ""
+        raise OpsError(f"bad date range: {count} days; at most {max_days} per report{hint}")
     return [(start + timedelta(days=offset)).isoformat() for offset in range(count)]
 
 
@@ -273,7 +274,7 @@ class DayFigures:
 
 def score_bin(score: float) -> int:
     """The chart's 5-point bin of a match score (0-4.99 -> 0, ..., 95-100 -> 19), as the lake's SQL bins it."""
-    return min(int(math.floor(score / SCORE_BIN_WIDTH)), SCORE_BINS - 1)
+    return min(math.floor(score / SCORE_BIN_WIDTH), SCORE_BINS - 1)
 
 
 @dataclass(frozen=True)

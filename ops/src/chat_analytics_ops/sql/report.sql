@@ -3,7 +3,8 @@
 -- The same text runs on Athena (engine version 3, Trino's dialect) and on DuckDB: it keeps to what both
 -- mean alike (tests parse it with sqlglot in both dialects and run it on DuckDB against the table's
 -- report). Athena inlines WITH clauses (each reference scans again), so every CTE below is referenced
--- once, and the sections are one GROUPING SETS aggregation instead of one query each.
+-- once, and the sections are one GROUPING SETS aggregation instead of one query each. No least() or
+-- greatest(): DuckDB skips their NULL arguments where Trino returns NULL, so CASE says what is meant.
 --
 -- Parameters (positional), in order:
 --   1, 2  the first and last `dt` partition read (the UTC days Firehose received rows: a request's rows
@@ -45,11 +46,20 @@ measured AS (
         CASE WHEN query_timestamp IS NOT NULL THEN 1 ELSE 0 END AS has_query,
         match_type,
         match_score,
-        CASE WHEN canary THEN NULL ELSE least(CAST(floor(match_score / 5) AS INTEGER), 19) END AS score_bin,
+        CASE WHEN canary THEN NULL WHEN match_score >= 95 THEN 19 ELSE CAST(floor(match_score / 5) AS INTEGER) END AS score_bin,
         CASE WHEN canary THEN NULL ELSE CAST(latency_ms AS DOUBLE) END AS answer_ms,
         CASE WHEN canary THEN NULL ELSE CAST(response_latency_ms AS DOUBLE) END AS response_ms,
-        CASE WHEN canary THEN NULL ELSE CAST(greatest(query_ingested_at - query_timestamp, 0) AS DOUBLE) END AS query_lag_ms,
-        CASE WHEN canary THEN NULL ELSE CAST(greatest(response_ingested_at - response_timestamp, 0) AS DOUBLE) END AS response_lag_ms,
+        -- an ingest lag is never negative (a producer's clock ahead of the processor's counts as 0)
+        CASE
+            WHEN canary THEN NULL
+            WHEN query_ingested_at < query_timestamp THEN 0
+            ELSE CAST(query_ingested_at - query_timestamp AS DOUBLE)
+        END AS query_lag_ms,
+        CASE
+            WHEN canary THEN NULL
+            WHEN response_ingested_at < response_timestamp THEN 0
+            ELSE CAST(response_ingested_at - response_timestamp AS DOUBLE)
+        END AS response_lag_ms,
         CASE WHEN NOT canary AND match_type = 'none' AND question_key <> '' THEN question_key END AS unmatched_question
     FROM (
         SELECT *, coalesce(source = 'chat-analytics-check', false) AS canary
