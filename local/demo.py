@@ -6,7 +6,10 @@
 4. sends the sample questions to both, interleaved, from a separate process, plus one malformed
    event straight to the queue to show the dead-letter path,
 5. waits until the queue is drained and prints latencies, events sent and stored, requests by
-   match type, the top unmatched questions and the DLQ depth. Exits 0 and stops what it started.
+   match type, the top unmatched questions and the DLQ depth,
+6. reads the same days from the event lake (the rows the processor sent through Firehose, copied from
+   the local bucket and queried by DuckDB with the SQL Athena runs in AWS) and says whether that report
+   equals the table's. Exits 0 when everything agrees and stops what it started.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from chat_analytics_ops.report import Item, build_report, item_from_dynamodb
+from chat_analytics_ops import lake
+from chat_analytics_ops.report import Item, Report, build_report, item_from_dynamodb
 from local.answers import CvSkillMatcher
 from local.pipeline import LocalPipeline
 from local.stack import REPO, StackInfo, template_path
@@ -107,10 +111,32 @@ def wait_for_dlq(info: StackInfo, expected: int, timeout: float) -> int:
     return queue_depth(info, info.dead_letter_queue_url)
 
 
-def report(info: StackInfo, latencies: dict[str, dict], on_url: str, off_url: str, producer: dict, esm: dict, dlq: int) -> str:
+def lake_comparison(info: StackInfo, table_figures: Report) -> tuple[list[str], bool]:
+    """The lake's report of the table report's days (DuckDB over the bucket's files), and whether they agree."""
+    days = [day.day for day in table_figures.per_day]
+    cache = REPO / "cdk.out" / "local-lake"
+    synced = lake.sync_partitions(info.client("s3"), info.outputs["LakeBucketName"], *lake.partition_range(days), cache)
+    engine = lake.DuckDBEngine(cache)
+    from_lake = lake.lake_report(engine, days, top=5, stack_name=info.stack_name)
+    rows = engine.connect().execute(f"SELECT count(*) FROM {lake.TABLE}").fetchone()
+    same = {**from_lake.to_json(), "engine": None} == {**table_figures.to_json(), "engine": None}
+    assert from_lake.engine is not None
+    lines = [
+        "",
+        "Event lake (the processor's rows through Firehose to the bucket; the SQL Athena runs, on DuckDB here)",
+        f"  {synced.objects} objects under {lake.PREFIX}dt=.../, {rows[0] if rows else 0} rows for {from_lake.requests} requests"
+        f" (a request stored apart, or replayed, has more than one row)",
+        f"  report --engine duckdb in {from_lake.engine.seconds:.2f} s: "
+        + ("the same figures as the table's report" if same else "DIFFERS from the table's report"),
+    ]
+    return lines, same
+
+
+def report(info: StackInfo, latencies: dict[str, dict], on_url: str, off_url: str, producer: dict, esm: dict, dlq: int) -> tuple[str, bool]:
     items = scan_items(info)
     # The figures `chat-analytics report` would print for these days: one definition of each.
     figures = build_report(items, sorted({item.day for item in items}), top=5, stack_name=info.stack_name)
+    lake_lines, same = lake_comparison(info, figures)
     complete = [i for i in items if i.query is not None and i.match_type is not None]
     matcher = CvSkillMatcher()
     asked_missing = collections.Counter(s for i in complete for s in matcher.skills_in(i.query or "") if s not in matcher.cv_skills)
@@ -140,8 +166,9 @@ def report(info: StackInfo, latencies: dict[str, dict], on_url: str, off_url: st
         "  skills asked for that the CV lacks: " + ", ".join(f"{s} ({n})" for s, n in asked_missing.most_common(6)),
         "",
         f"Dead-letter queue depth: {dlq} (the malformed event sent on purpose, after 3 failed receives)",
+        *lake_lines,
     ]
-    return "\n".join(lines)
+    return "\n".join(lines), same
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,10 +214,14 @@ def main(argv: list[str] | None = None) -> int:
             say("waiting for the processor to drain the queue ...")
             drained = esm.wait_until_drained(timeout=120)
             dlq = wait_for_dlq(info, 1, timeout=20)
-            say(report(info, latencies, on_url, off_url, producer, esm.stats.snapshot(), dlq))
+            text, lake_agrees = report(info, latencies, on_url, off_url, producer, esm.stats.snapshot(), dlq)
+            say(text)
             say(f"\nprocessor logs and EMF metrics: {log_path.relative_to(REPO)}; done in {time.monotonic() - started:.1f} s")
             if not drained:
                 say("error: the events queue did not drain within 120 s")
+                return 1
+            if not lake_agrees:
+                say("error: the event lake's report differs from the table's")
                 return 1
         finally:
             for process in processes:

@@ -113,6 +113,10 @@ def test_the_lake_report_equals_the_table_report_on_the_same_pipeline(filled, cl
     assert again == table, "the copied files alone give the same report"
     text = cli("report", "--from", first, "--to", last, "--engine", "duckdb", "--cache", str(tmp_path))
     assert text.code == 0 and "read by duckdb" in text.out and "0 downloaded" in text.out, "the second run reuses the copies"
+    stale = tmp_path / "requests" / f"dt={last}" / "an-object-the-bucket-no-longer-has"
+    stale.write_text(json.dumps({"request_id": "gone", "request_key": 1, "day": last, "query_timestamp": 1, "complete": False}) + "\n")
+    assert report_json(cli, "--from", first, "--to", last, "--engine", "duckdb", "--cache", str(tmp_path)) == table
+    assert not stale.exists(), "the copy follows the bucket"
 
 
 def test_reconcile_every_table_item_is_one_request_in_the_lake(filled, tmp_path: Path) -> None:

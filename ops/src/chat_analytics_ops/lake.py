@@ -225,20 +225,28 @@ class SyncResult:
     objects: int
     downloaded: int
     bytes_downloaded: int
+    removed: int = 0
 
 
 def sync_partitions(s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Path) -> SyncResult:
-    """Copy the lake's objects of partitions ``first_dt``..``last_dt`` to ``cache`` (same keys). Firehose
-    never rewrites an object, so one already there with the same size is kept."""
+    """Make ``cache``'s partitions ``first_dt``..``last_dt`` a copy of the bucket's (same keys).
+
+    Firehose never rewrites an object, so one already there with the same size is kept; a local file
+    the bucket no longer has (expired by the lifecycle rule, or another stack's) is removed, so the
+    copy never reports more than the lake holds.
+    """
     start, end = date.fromisoformat(first_dt), date.fromisoformat(last_dt)
-    objects = downloaded = size = 0
+    objects = downloaded = size = removed = 0
     paginator = s3.get_paginator("list_objects_v2")
     day = start
     while day <= end:
-        for page in paginator.paginate(Bucket=bucket, Prefix=f"{PREFIX}dt={day.isoformat()}/"):
+        prefix = f"{PREFIX}dt={day.isoformat()}/"
+        listed: set[Path] = set()
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for entry in page.get("Contents", []):
                 objects += 1
                 target = cache / entry["Key"]
+                listed.add(target)
                 if target.is_file() and target.stat().st_size == entry["Size"]:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -247,8 +255,14 @@ def sync_partitions(s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Pa
                 partial.replace(target)
                 downloaded += 1
                 size += entry["Size"]
+        local = cache / prefix
+        if local.is_dir():
+            for path in local.rglob("*"):
+                if path.is_file() and path not in listed:
+                    path.unlink()
+                    removed += 1
         day += timedelta(days=1)
-    return SyncResult(objects, downloaded, size)
+    return SyncResult(objects, downloaded, size, removed)
 
 
 # --- Athena: the Glue table in AWS --------------------------------------------------------------------
