@@ -206,7 +206,9 @@ class EventLake(Construct):
             self,
             "DeliveryRole",
             description="Lake delivery stream: write Parquet under requests/ and errors/, read the Glue table, write its log stream",
-            assumed_by=iam.ServicePrincipal("firehose.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}),
+            # Firehose's documented trust for a delivery role: its principal, with sts:ExternalId = this account
+            # (https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#using-iam-s3).
+            assumed_by=iam.ServicePrincipal("firehose.amazonaws.com", conditions={"StringEquals": {"sts:ExternalId": stack.account}}),
             inline_policies={
                 "Delivery": iam.PolicyDocument(
                     statements=[

@@ -250,15 +250,17 @@ def test_delivery_stream_logs_to_its_own_log_group_with_the_stacks_retention(sta
 
 
 def test_delivery_role_trusts_firehose_of_this_account_and_grants_only_the_lake(dev: Synthesized) -> None:
-    """https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html: the S3 actions on the bucket and
-    its objects (here only requests/ and errors/), the Glue table's versions, and the log stream."""
+    """https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#using-iam-s3: the trust names
+    firehose.amazonaws.com with sts:ExternalId = the account (the page's trust policy; Firehose passes the
+    account as the external id), then the S3 actions on the bucket and its objects (here only requests/ and
+    errors/), the Glue table's versions, and the log stream."""
     bucket_id, _ = bucket(dev)
     role_id = s3_destination(dev)["RoleARN"]["Fn::GetAtt"][0]
     role = dev.raw["Resources"][role_id]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {
             "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+            "Condition": {"StringEquals": {"sts:ExternalId": ACCOUNT}},
             "Effect": "Allow",
             "Principal": {"Service": "firehose.amazonaws.com"},
         }
