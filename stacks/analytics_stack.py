@@ -56,7 +56,7 @@ class ChatAnalyticsStack(Stack):
                 memory_mb=settings.processor_memory_mb,
                 max_concurrency=settings.processor_max_concurrency,
                 log_retention_days=settings.log_retention_days,
-                event_retention_days=settings.event_retention_days,
+                table_retention_days=settings.table_retention_days,
                 metrics_namespace=settings.metrics_namespace,
                 retain_logs=prod,
                 lake_stream_name=self.lake.stream_name,

@@ -41,7 +41,7 @@ class ProcessorProps:
     memory_mb: int
     max_concurrency: int
     log_retention_days: int
-    event_retention_days: int
+    table_retention_days: int  # the TTL of the table's items (EVENT_RETENTION_DAYS)
     metrics_namespace: str
     retain_logs: bool
     # The event lake's delivery stream: the processor sends each stored request's state there (PutRecordBatch).
@@ -102,7 +102,7 @@ class Processor(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             environment={
                 "TABLE_NAME": props.events_table.table_name,
-                "EVENT_RETENTION_DAYS": str(props.event_retention_days),
+                "EVENT_RETENTION_DAYS": str(props.table_retention_days),
                 "LAKE_STREAM_NAME": props.lake_stream_name,
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": props.metrics_namespace,

@@ -37,7 +37,9 @@ _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-
 # Defaults that differ by stage; any of them can be overridden by a context key.
 _STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "dev": {"logRetentionDays": 14, "eventRetentionDays": 30, "processorMaxConcurrency": 2},
-    "prod": {"logRetentionDays": 90, "eventRetentionDays": 400, "processorMaxConcurrency": 10},
+    # prod keeps 400 days in the event lake (S3) and 90 in the table: the lake answers long reports for
+    # a fraction of the table's storage and PITR (docs/cost.md).
+    "prod": {"logRetentionDays": 90, "eventRetentionDays": 400, "tableRetentionDays": 90, "processorMaxConcurrency": 10},
 }
 
 
@@ -55,6 +57,7 @@ SETTING_KEYS = (
     "processorMaxConcurrency",
     "logRetentionDays",
     "eventRetentionDays",
+    "tableRetentionDays",
     "producerSourceCidrs",
     "producerKeySerial",
     "metricsNamespace",
@@ -86,7 +89,8 @@ class Settings:
     processor_memory_mb: int = 256
     processor_max_concurrency: int = 2
     log_retention_days: int = 14
-    event_retention_days: int = 30
+    event_retention_days: int = 30  # the event lake's rows (S3 lifecycle)
+    table_retention_days: int = 30  # the table's items (TTL): at most event_retention_days
     producer_source_cidrs: tuple[str, ...] = field(default_factory=tuple)
     producer_key_serial: int = 1
     metrics_namespace: str = "ChatAnalytics"
@@ -123,6 +127,13 @@ class Settings:
             raw = lookup(key)
             return defaults.get(key, fallback) if raw is None or raw == "" else raw
 
+        event_retention_days = _int(value("eventRetentionDays"), "eventRetentionDays", 1, 3650)
+        table_retention_days = _int(value("tableRetentionDays", event_retention_days), "tableRetentionDays", 1, 3650)
+        if table_retention_days > event_retention_days:
+            raise SettingsError(
+                f"context key 'tableRetentionDays': {table_retention_days} is longer than eventRetentionDays ({event_retention_days});"
+                " the event lake must keep at least what the table keeps"
+            )
         return cls(
             stage=stage,
             alarm_email=_email(value("alarmEmail")),
@@ -133,7 +144,8 @@ class Settings:
             processor_memory_mb=_int(value("processorMemoryMb", 256), "processorMemoryMb", 128, 10_240),
             processor_max_concurrency=_int(value("processorMaxConcurrency"), "processorMaxConcurrency", 2, 1000),
             log_retention_days=_log_retention(value("logRetentionDays")),
-            event_retention_days=_int(value("eventRetentionDays"), "eventRetentionDays", 1, 3650),
+            event_retention_days=event_retention_days,
+            table_retention_days=table_retention_days,
             producer_source_cidrs=_cidrs(value("producerSourceCidrs", [])),
             producer_key_serial=_int(value("producerKeySerial", 1), "producerKeySerial", 1, 1_000_000),
             metrics_namespace=_namespace(value("metricsNamespace", "ChatAnalytics")),

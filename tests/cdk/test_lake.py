@@ -72,9 +72,9 @@ def processor_lake_columns() -> tuple[tuple[str, str], ...]:
 # The bucket -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("stage", "days"), [("dev", 30), ("prod", 400)])
+@pytest.mark.parametrize(("stage", "days", "table_days"), [("dev", 30, 30), ("prod", 400, 90)])
 def test_lake_bucket_is_encrypted_private_tls_only_and_expires_rows_with_the_events(
-    stage: str, days: int, request: pytest.FixtureRequest
+    stage: str, days: int, table_days: int, request: pytest.FixtureRequest
 ) -> None:
     s: Synthesized = request.getfixturevalue(stage)
     bucket_id, lake = bucket(s)
@@ -92,7 +92,8 @@ def test_lake_bucket_is_encrypted_private_tls_only_and_expires_rows_with_the_eve
     rules = {rule.get("Prefix", ""): rule for rule in props["LifecycleConfiguration"]["Rules"]}
     assert all(rule["Status"] == "Enabled" for rule in rules.values())
     _, fn = only(s, "AWS::Lambda::Function")
-    assert rules["requests/"]["ExpirationInDays"] == days == int(fn["Properties"]["Environment"]["Variables"]["EVENT_RETENTION_DAYS"])
+    assert rules["requests/"]["ExpirationInDays"] == days, "the lake keeps eventRetentionDays"
+    assert int(fn["Properties"]["Environment"]["Variables"]["EVENT_RETENTION_DAYS"]) == table_days, "the table's TTL: tableRetentionDays"
     assert rules["errors/"]["ExpirationInDays"] == days
     assert rules["athena-results/"]["ExpirationInDays"] == 7
     assert rules[""]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1} and "ExpirationInDays" not in rules[""]
@@ -114,10 +115,12 @@ def test_lake_bucket_is_retained_in_every_stage_and_needs_no_custom_resource(dev
 def test_lake_retention_follows_event_retention_days_from_context(tmp_path: Path) -> None:
     from tests.cdk.conftest import synthesize
 
-    s = synthesize({"stage": "dev", "eventRetentionDays": 90, "lakeScanLimitGb": 3}, tmp_path)
+    s = synthesize({"stage": "dev", "eventRetentionDays": 90, "tableRetentionDays": 14, "lakeScanLimitGb": 3}, tmp_path)
     _, lake = bucket(s)
     rules = {rule.get("Prefix", ""): rule for rule in lake["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["requests/"]["ExpirationInDays"] == rules["errors/"]["ExpirationInDays"] == 90
+    _, fn = only(s, "AWS::Lambda::Function")
+    assert fn["Properties"]["Environment"]["Variables"]["EVENT_RETENTION_DAYS"] == "14"
     config = only(s, "AWS::Athena::WorkGroup")[1]["Properties"]["WorkGroupConfiguration"]
     assert config["BytesScannedCutoffPerQuery"] == 3 * 1024**3
 

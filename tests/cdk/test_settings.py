@@ -57,6 +57,9 @@ def test_command_line_strings_are_accepted() -> None:
         ({"producerKeySerial": 0}, "producerKeySerial"),
         ({"logRetentionDays": 10}, "logRetentionDays"),
         ({"eventRetentionDays": -1}, "eventRetentionDays"),
+        ({"tableRetentionDays": 0}, "tableRetentionDays"),
+        ({"eventRetentionDays": 30, "tableRetentionDays": 31}, "tableRetentionDays"),
+        ({"stage": "prod", "eventRetentionDays": 60}, "tableRetentionDays"),
         ({"metricsNamespace": "AWS/SQS"}, "metricsNamespace"),
         ({"powertoolsLayer": "latest-please"}, "powertoolsLayer"),
         ({"powertoolsLayer": "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64"}, "powertoolsLayer"),
@@ -152,3 +155,11 @@ def test_the_cdks_own_context_keys_are_allowed() -> None:
     )
     with pytest.raises(SettingsError, match=r"^context key 'zzz' is not a setting of this app \(settings: stage, "):
         check_context_keys(["zzz"])
+
+
+def test_table_retention_defaults_to_the_lakes_and_prod_keeps_90_days_in_the_table() -> None:
+    dev = Settings.from_context({"stage": "dev"})
+    assert (dev.event_retention_days, dev.table_retention_days) == (30, 30)
+    assert Settings.from_context({"stage": "dev", "eventRetentionDays": 200}).table_retention_days == 200
+    prod = Settings.from_context({"stage": "prod"})
+    assert (prod.event_retention_days, prod.table_retention_days) == (400, 90)
