@@ -53,9 +53,11 @@ def test_check_passes_on_the_deployed_stack_and_the_canary_is_left_out_of_report
         "alarm actions": OK,
         "topic policy": OK,
         "recovery rule": OK,
+        "event lake": OK,
         "notification test": SKIP,
     }
     assert "AnalyticsLogger" in rows["canary sent"]["detail"]
+    assert "stops queries past 10 GB" in rows["event lake"]["detail"]
     assert stack.secret["AWS_SECRET_ACCESS_KEY"] not in result.out and stack.secret["AWS_ACCESS_KEY_ID"] not in result.out
     assert "responseLatencyMs 7 ms" in rows["canary stored"]["detail"]
     alarms = sum(1 for resource in stack.template["Resources"].values() if resource["Type"] == "AWS::CloudWatch::Alarm")
@@ -84,7 +86,7 @@ def test_check_text_is_a_table(stack, processed, cli) -> None:
     assert lines[0] == f"chat-analytics check {STACK_NAME} ({REGION})"
     row = next(line for line in lines if line.strip().startswith("canary stored"))
     assert row.split()[2] == "OK"
-    assert lines[-1].startswith("OK: 8 passed, 0 failed, 1 skipped")
+    assert lines[-1].startswith("OK: 9 passed, 0 failed, 1 skipped")
 
 
 def test_canary_not_stored_fails_within_the_timeout(stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,7 +131,7 @@ def test_alarm_without_actions_fails(stack, processed, cli) -> None:
     assert result.code == 1
     row = next(line for line in result.out.splitlines() if line.strip().startswith("alarm actions"))
     assert "FAIL" in row and "no ALARM action to the alarm topic: ChatAnalytics-dev-ProcessorThrottles" in row
-    assert result.out.splitlines()[-1].startswith("FAILED: 7 passed, 1 failed")
+    assert result.out.splitlines()[-1].startswith("FAILED: 8 passed, 1 failed")
 
 
 def test_notify_test_drives_an_alarm_to_alarm_and_back(stack, processed, cli) -> None:
@@ -237,3 +239,23 @@ def test_without_the_python_producer_the_canary_row_says_how_to_install_it(stack
     assert rows["canary sent"]["status"] == FAIL
     assert "pip install ./analytics_producer" in rows["canary sent"]["detail"]
     assert rows["alarm actions"]["status"] == OK
+
+
+def test_check_fails_a_lake_whose_glue_table_lost_a_column(stack, processed, cli) -> None:
+    glue = boto3.client("glue", region_name=REGION)
+    database, name = stack.outputs["LakeDatabaseName"], stack.outputs["LakeTableName"]
+    table = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    descriptor = dict(table["StorageDescriptor"], Columns=table["StorageDescriptor"]["Columns"][:-1])
+    glue.update_table(
+        DatabaseName=database,
+        TableInput={
+            "Name": name,
+            "StorageDescriptor": descriptor,
+            "PartitionKeys": table["PartitionKeys"],
+            "Parameters": table["Parameters"],
+        },
+    )
+    result = cli("check", "--json")
+    assert result.code == 1
+    row = statuses(result.out)["event lake"]
+    assert row["status"] == FAIL and "written_at bigint" in row["detail"] and "deploy again" in row["detail"]

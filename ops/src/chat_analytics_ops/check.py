@@ -39,14 +39,18 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import credentials
+from chat_analytics_ops import credentials, lake
 from chat_analytics_ops.dlq import queue_state
 from chat_analytics_ops.errors import UNREACHABLE_ERRORS, OpsError, describe, error_code
 from chat_analytics_ops.outputs import (
     ALARM_TOPIC_ARN,
+    ATHENA_WORK_GROUP_NAME,
     DEAD_LETTER_QUEUE_URL,
     EVENTS_QUEUE_URL,
     EVENTS_TABLE_NAME,
+    LAKE_DATABASE_NAME,
+    LAKE_STREAM_NAME,
+    LAKE_TABLE_NAME,
     PRODUCER_SECRET_NAME,
     AwsContext,
 )
@@ -211,11 +215,47 @@ def run_checks(ctx: AwsContext, *, timeout_s: float = DEFAULT_TIMEOUT_S, notify_
 
     _guarded(report, "recovery rule", recovery_rule)
 
+    _guarded(report, "event lake", lambda: _judge_lake(ctx))
+
     if notify_test:
         _guarded(report, "notification test", lambda: _notify_test(ctx, alarms, topic_arn, prefix))
     else:
         report.add("notification test", SKIP, "pass --notify-test to set one alarm to ALARM and back (mails the subscribers)")
     return report
+
+
+# -- the event lake ----------------------------------------------------------------------------------
+
+
+def _judge_lake(ctx: AwsContext) -> tuple[str, str]:
+    """The lake's stream is active, its Glue table has the columns the report's SQL reads (by name and
+    type, partition projection on), and the workgroup enforces its scan limit. The canary's row itself
+    reaches the bucket only after Firehose's buffer (up to 15 minutes): not waited for here."""
+    outputs = ctx.stack_outputs()
+    names = (LAKE_STREAM_NAME, LAKE_DATABASE_NAME, LAKE_TABLE_NAME, ATHENA_WORK_GROUP_NAME)
+    if not all(name in outputs for name in names):
+        return SKIP, "the stack has no event lake outputs (deployed before the lake existed?)"
+    stream = ctx.client("firehose").describe_delivery_stream(DeliveryStreamName=outputs[LAKE_STREAM_NAME])["DeliveryStreamDescription"]
+    if stream["DeliveryStreamStatus"] != "ACTIVE":
+        return FAIL, f"stream {outputs[LAKE_STREAM_NAME]} is {stream['DeliveryStreamStatus']}"
+    table = ctx.client("glue").get_table(DatabaseName=outputs[LAKE_DATABASE_NAME], Name=outputs[LAKE_TABLE_NAME])["Table"]
+    columns = tuple((column["Name"], column["Type"]) for column in table.get("StorageDescriptor", {}).get("Columns", []))
+    if columns != lake.COLUMNS:
+        differ = sorted(set(columns) ^ set(lake.COLUMNS))
+        return (
+            FAIL,
+            f"Glue table {outputs[LAKE_TABLE_NAME]}'s columns are not the report's ({', '.join(f'{n} {t}' for n, t in differ[:4])}): deploy again",
+        )
+    if table.get("Parameters", {}).get("projection.enabled") != "true":
+        return FAIL, f"Glue table {outputs[LAKE_TABLE_NAME]} has no partition projection: Athena would see no partition"
+    group = ctx.client("athena").get_work_group(WorkGroup=outputs[ATHENA_WORK_GROUP_NAME])["WorkGroup"]
+    limit = group.get("Configuration", {}).get("BytesScannedCutoffPerQuery")
+    if not limit:
+        return FAIL, f"workgroup {outputs[ATHENA_WORK_GROUP_NAME]} has no per-query scan limit"
+    return OK, (
+        f"stream {outputs[LAKE_STREAM_NAME]} active, Glue {outputs[LAKE_DATABASE_NAME]}.{outputs[LAKE_TABLE_NAME]} as the report reads it,"
+        f" workgroup {outputs[ATHENA_WORK_GROUP_NAME]} stops queries past {int(limit) / 1024**3:g} GB"
+    )
 
 
 # -- the canary --------------------------------------------------------------------------------------

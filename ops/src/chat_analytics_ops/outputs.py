@@ -29,6 +29,8 @@ PRODUCER_SECRET_NAME = "ProducerSecretName"
 ALARM_TOPIC_ARN = "AlarmTopicArn"
 LAKE_BUCKET_NAME = "LakeBucketName"
 LAKE_DATABASE_NAME = "LakeDatabaseName"
+LAKE_TABLE_NAME = "LakeTableName"
+LAKE_STREAM_NAME = "LakeStreamName"
 ATHENA_WORK_GROUP_NAME = "AthenaWorkGroupName"
 OVERRIDE_OPTIONS = {
     EVENTS_QUEUE_URL: "--queue-url",
