@@ -1,0 +1,575 @@
+"""Event-lake benchmark: how long the report takes on DuckDB, and what Athena would scan and bill for it.
+
+The issue's targets for the lake report (``chat-analytics report --engine duckdb|athena``, one ``report.sql``):
+a 90-day report in <= 5 s on DuckDB over local files, and <= 10 GB scanned (<= $0.05) per Athena run at
+100M questions a month. Measured here:
+
+1. **A synthetic lake** in Firehose's layout: Parquet (SNAPPY, DuckDB's writer) under
+   ``<dir>/requests/dt=YYYY-MM-DD/<object>``, the columns and types of ``lake.COLUMNS``, ``dt`` the UTC day the
+   row arrived. By default 10M requests over 90 days: ~3% stored in two rows (the query, later the complete
+   state), ~1% replayed (a duplicate complete row), ~2% never answered, ~1% of rows arriving a day late,
+   match types ~50/30/20 (full/partial/none), questions drawn Zipf-like from ~50,000 distinct texts. Made
+   with DuckDB SQL (no Python loop over rows) and cached in ``--dir``; ``--regenerate`` makes it again.
+   Objects per partition: each object covers one slice of the day's arrival time (as Firehose's buffer
+   does), and the default count gives each object the rows Firehose would put in one 900 s buffer
+   (96 objects a day) at 100M questions a month (~34,700 rows), because the bytes per row of a Parquet
+   column chunk depend on how many rows share it; ``--files-per-day 96`` gives the 96 objects a day of
+   the data set's own (smaller) volume instead.
+2. **DuckDB wall time** of ``lake.lake_report(lake.DuckDBEngine(dir), days, top=10)`` (the view over the
+   files, the one query, the ``Report``), for the 90 days and for the last 7, ``--runs`` runs each: min, median.
+3. **Athena's scanned bytes**, from the files' own footers (DuckDB's ``parquet_metadata``): Athena bills
+   the compressed bytes of the column chunks it reads, so the sum of ``total_compressed_size`` of the
+   chunks of the columns ``report.sql`` reads, over the partitions ``lake.partition_range`` gives for the
+   report's days, is what it would scan (footers aside). Scaled linearly to 100M questions a month
+   (90 days ~ 300M requests) and priced at $5 per TB (10^12 bytes; 10 MB minimum per query). The same
+   sum with ``request_id`` (36-character text) in place of ``request_key`` (64-bit) shows what the key saves.
+
+    .venv/bin/python bench/lake_bench.py [--requests 10000000] [--days 90] [--dir /tmp/chat-analytics-lake-bench]
+        [--regenerate] [--files-per-day N] [--runs 5] [--threads N] [--json out.json]
+
+Athena's own wall time (its p95) cannot be measured without AWS; see docs/benchmarks/lake.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ops" / "src"))
+
+from chat_analytics_ops import lake
+
+DEFAULT_DIR = Path("/tmp/chat-analytics-lake-bench")
+FIRST_DAY = date(2026, 6, 1)  # the data set's first request day (in the past, so every partition is read)
+VOCABULARY = 50_000  # distinct question texts
+TARGET_QUESTIONS_PER_MONTH = 100_000_000
+FIREHOSE_OBJECTS_PER_DAY = 96  # a 900 s buffer
+PRICE_PER_TB = 5.0  # Athena, per 10^12 bytes scanned
+ATHENA_MINIMUM_BYTES = 10 * 1000**2
+# The columns report.sql reads (its inner SELECT); dt is the partition, not a column of the files.
+REPORT_COLUMNS = (
+    "request_key",
+    "day",
+    "source",
+    "query_timestamp",
+    "query_ingested_at",
+    "question_key",
+    "match_type",
+    "match_score",
+    "latency_ms",
+    "response_timestamp",
+    "response_ingested_at",
+    "response_latency_ms",
+    "complete",
+)
+DAY_MS = 86_400_000
+
+TEMPLATES = [
+    "Does {n} have experience with {s}{q}?",
+    "How many years of {s} does {n} have{q}?",
+    "Has {n} worked with {s}{q}?",
+    "What projects used {s}{q}?",
+    "Is {n} certified in {s}{q}?",
+    "Can {n} lead a team using {s}{q}?",
+    "Tell me about {n}'s {s} work{q}",
+    "Did {n} ever teach {s}{q}?",
+    "Would {n} be a fit for a {s} role{q}?",
+    "What is {n}'s strongest {s} skill{q}?",
+    "Where did {n} learn {s}{q}?",
+    "Has {n} shipped {s} to production{q}?",
+    "Rate {n}'s {s} level{q}",
+    "Any open source {s} contributions{q}?",
+    "Does {n} know {s} well enough to mentor{q}?",
+    "What {s} tools does {n} prefer{q}?",
+    "Has {n} debugged {s} performance issues{q}?",
+    "Did {n} design {s} systems{q}?",
+    "Is {s} on {n}'s CV{q}?",
+    "Would {n} relocate for a {s} job{q}?",
+    "Has {n} written about {s}{q}?",
+    "How recent is {n}'s {s} experience{q}?",
+    "Did {n} migrate anything to {s}{q}?",
+    "Does {n} like working with {s}{q}?",
+    "What certifications in {s} does {n} hold{q}?",
+]
+SKILLS = [
+    "Python",
+    "Go",
+    "Rust",
+    "Java",
+    "Kotlin",
+    "Scala",
+    "TypeScript",
+    "JavaScript",
+    "C",
+    "C++",
+    "C#",
+    "Ruby",
+    "PHP",
+    "Elixir",
+    "Haskell",
+    "OCaml",
+    "Swift",
+    "R",
+    "Julia",
+    "SQL",
+    "PostgreSQL",
+    "MySQL",
+    "SQLite",
+    "DynamoDB",
+    "Cassandra",
+    "MongoDB",
+    "Redis",
+    "Kafka",
+    "RabbitMQ",
+    "SQS",
+    "Kinesis",
+    "Spark",
+    "Flink",
+    "Airflow",
+    "dbt",
+    "Snowflake",
+    "BigQuery",
+    "Redshift",
+    "Athena",
+    "DuckDB",
+    "Parquet",
+    "Terraform",
+    "CDK",
+    "CloudFormation",
+    "Pulumi",
+    "Ansible",
+    "Docker",
+    "Kubernetes",
+    "Helm",
+    "Nomad",
+    "Linux",
+    "AWS",
+    "GCP",
+    "Azure",
+    "Lambda",
+    "EC2",
+    "S3",
+    "CloudWatch",
+    "Prometheus",
+    "Grafana",
+    "OpenTelemetry",
+    "React",
+    "Vue",
+    "Svelte",
+    "Angular",
+    "Django",
+    "Flask",
+    "FastAPI",
+    "Rails",
+    "Spring",
+    "GraphQL",
+    "gRPC",
+    "REST",
+    "WebSockets",
+    "OAuth",
+    "Cloudflare",
+    "Workers",
+    "Nginx",
+    "Envoy",
+    "Istio",
+    "PyTorch",
+    "TensorFlow",
+    "scikit-learn",
+    "pandas",
+    "NumPy",
+    "LLMs",
+    "RAG",
+    "embeddings",
+    "Elasticsearch",
+    "OpenSearch",
+    "Git",
+    "CI/CD",
+    "GitHub",
+    "Jenkins",
+    "Bazel",
+    "Make",
+    "security",
+    "cryptography",
+    "networking",
+][:100]
+QUALIFIERS = [
+    "",
+    " recently",
+    " in production",
+    " at scale",
+    " professionally",
+    " in a startup",
+    " in a bank",
+    " for more than two years",
+    " since 2020",
+    " on a large team",
+    " remotely",
+    " as a contractor",
+    " in the last job",
+    " at university",
+    " in side projects",
+    " under pressure",
+    " with strict SLAs",
+    " in healthcare",
+    " in e-commerce",
+    " for real-time systems",
+]
+REASONS = [
+    "Matched the CV section on {s}: listed under skills with dates and a project reference.",
+    "The CV mentions {s} in two roles; the question asks about depth, answered from both.",
+    "Partial match: {s} appears only in a course list, no professional use is recorded.",
+    "No section of the CV mentions {s}; the nearest skill was offered as an alternative.",
+    "Found {s} in the projects section with a short description and the team's size.",
+]
+
+
+def sql_list(values: list[str]) -> str:
+    return "[" + ", ".join("'" + value.replace("'", "''") + "'" for value in values) + "]"
+
+
+def uniform(seed: str, key: str = "i") -> str:
+    """A deterministic uniform [0, 1) from a hash of the row's number and a seed."""
+    return f"((hash({key}, '{seed}') % 1000000007) / 1000000007.0)"
+
+
+def uuid_of(expression: str) -> str:
+    digest = f"md5({expression})"
+    return (
+        f"substr({digest}, 1, 8) || '-' || substr({digest}, 9, 4) || '-4' || substr({digest}, 14, 3) || '-a' "
+        f"|| substr({digest}, 18, 3) || '-' || substr({digest}, 21, 12)"
+    )
+
+
+def generate(root: Path, requests: int, days: int, files_per_day: int, threads: int | None) -> dict[str, Any]:
+    """Write the lake under ``root/requests/dt=*/`` with DuckDB; returns what was made."""
+    started = time.perf_counter()
+    work = root.with_name(root.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    connection = duckdb.connect(str(work / "generate.duckdb"))
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET preserve_insertion_order = false")
+    if threads:
+        connection.execute(f"SET threads = {int(threads)}")
+    first_ms = _epoch_ms(FIRST_DAY)
+    # The vocabulary: 25 templates x 100 skills x 20 qualifiers = 50,000 texts, ranked in a shuffled order.
+    connection.execute(
+        f"""
+        CREATE TABLE vocabulary AS
+        SELECT row_number() OVER (ORDER BY hash(r, 'rank')) - 1 AS rank, text, skill
+        FROM (
+            SELECT r, skill,
+                   replace(replace(replace(template, '{{n}}', 'Sam'), '{{s}}', skill), '{{q}}', qualifier) AS text
+            FROM (
+                SELECT r,
+                       {sql_list(TEMPLATES)}[r % 25 + 1] AS template,
+                       {sql_list(SKILLS)}[(r // 25) % 100 + 1] AS skill,
+                       {sql_list(QUALIFIERS)}[r // 2500 + 1] AS qualifier
+                FROM range({VOCABULARY}) AS t(r)
+            )
+        )
+        """
+    )
+    # One row per request: its timing, its answer, how it is stored (kind), whether replayed or late.
+    connection.execute(
+        f"""
+        CREATE TABLE request AS
+        SELECT
+            i,
+            day_index,
+            {first_ms} + day_index * {DAY_MS} + CAST(floor({uniform("time")} * {DAY_MS}) AS BIGINT) AS query_timestamp,
+            50 + CAST(floor(pow({uniform("qlag")}, 2) * 1950) AS BIGINT) AS query_lag,
+            50 + CAST(floor(pow({uniform("rlag")}, 2) * 1950) AS BIGINT) AS response_lag,
+            CASE WHEN {uniform("tail")} < 0.97 THEN 5 + floor({uniform("lat")} * 36)
+                 ELSE 41 + floor(pow({uniform("lat")}, 3) * 1000) END AS latency_ms,
+            1 + CAST(floor({uniform("extra")} * 5) AS BIGINT) AS response_extra,
+            least(CAST(floor(exp({uniform("zipf")} * ln({VOCABULARY}))) AS BIGINT) - 1, {VOCABULARY - 1}) AS question_rank,
+            CASE WHEN m < 0.5 THEN 'full' WHEN m < 0.8 THEN 'partial' ELSE 'none' END AS match_type,
+            round(CASE WHEN m < 0.5 THEN 80 + {uniform("score")} * 20
+                       WHEN m < 0.8 THEN 40 + {uniform("score")} * 40
+                       ELSE {uniform("score")} * 40 END, 1) AS match_score,
+            CASE WHEN k < 0.02 THEN 'unanswered' WHEN k < 0.05 THEN 'two_rows' ELSE 'one_row' END AS kind,
+            {uniform("replay")} < 0.01 AS replayed,
+            {uniform("late")} < 0.01 AS late,
+            (i // 4) AS session
+        FROM (
+            SELECT i, CAST(floor({uniform("day")} * {days}) AS BIGINT) AS day_index, {uniform("match")} AS m, {uniform("kind")} AS k
+            FROM range({requests}) AS t(i)
+        )
+        """
+    )
+    # The lake's rows: (request, state, written_at); the arrival day is dt and the arrival slice the object.
+    slice_ms = DAY_MS // files_per_day
+    connection.execute(
+        f"""
+        CREATE TABLE lake_row AS
+        SELECT *, strftime(make_timestamp(written_at * 1000), '%Y-%m-%d') AS dt, (written_at % {DAY_MS}) // {slice_ms} AS object
+        FROM (
+            SELECT i, false AS complete,
+                   query_timestamp + query_lag + 3 + CASE WHEN late AND kind = 'unanswered' THEN {DAY_MS} ELSE 0 END AS written_at
+            FROM request WHERE kind IN ('unanswered', 'two_rows')
+            UNION ALL
+            SELECT i, true AS complete,
+                   CAST(query_timestamp + latency_ms + response_extra AS BIGINT) + response_lag + 3
+                   + CASE WHEN kind = 'two_rows' THEN 1000 ELSE 0 END + CASE WHEN late THEN {DAY_MS} ELSE 0 END AS written_at
+            FROM request WHERE kind <> 'unanswered'
+            UNION ALL
+            SELECT i, true AS complete,
+                   CAST(query_timestamp + latency_ms + response_extra AS BIGINT) + response_lag + 3
+                   + 1000 + CAST(floor({uniform("replay_after")} * 600000) AS BIGINT) AS written_at
+            FROM request WHERE kind <> 'unanswered' AND replayed
+        )
+        """
+    )
+    (rows,) = connection.execute("SELECT count(*) FROM lake_row").fetchall()[0]
+    built = time.perf_counter() - started
+    response_ts = "CAST(r.query_timestamp + r.latency_ms + r.response_extra AS BIGINT)"
+    columns = {
+        "request_id": uuid_of("CAST(r.i AS VARCHAR) || 'req'"),
+        "request_key": "CAST(CAST(hash(request_id) AS HUGEINT) - 9223372036854775808 AS BIGINT)",
+        "day": "strftime(make_timestamp(r.query_timestamp * 1000), '%Y-%m-%d')",
+        "schema_version": "CAST(1 AS INTEGER)",
+        "source": "'cv-worker'",
+        "session_id": uuid_of("CAST(r.session AS VARCHAR) || 'session'"),
+        "query": "v.text",
+        "question_key": "lower(rtrim(v.text, '?'))",
+        "query_timestamp": "r.query_timestamp",
+        "query_ingested_at": "r.query_timestamp + r.query_lag",
+        "match_type": "CASE WHEN l.complete THEN r.match_type END",
+        "match_score": "CASE WHEN l.complete THEN r.match_score END",
+        "reasoning": f"CASE WHEN l.complete THEN replace({sql_list(REASONS)}[CAST(hash(r.i, 'why') % 5 AS INTEGER) + 1], '{{s}}', v.skill) END",
+        "latency_ms": "CASE WHEN l.complete THEN r.latency_ms END",
+        "response_timestamp": f"CASE WHEN l.complete THEN {response_ts} END",
+        "response_ingested_at": f"CASE WHEN l.complete THEN {response_ts} + r.response_lag END",
+        "response_latency_ms": f"CASE WHEN l.complete THEN {response_ts} - r.query_timestamp END",
+        "complete": "l.complete",
+        "written_at": "l.written_at",
+    }
+    assert list(columns) == [name for name, _ in lake.COLUMNS]
+    select = ",\n".join(
+        f"CAST({expression} AS {lake._DUCKDB_TYPES[kind]}) AS {name}"
+        for (name, kind), expression in zip(lake.COLUMNS, columns.values(), strict=True)
+    )
+    # request_key hashes the request_id expression itself (no alias to refer to inside one SELECT list).
+    select = select.replace("hash(request_id)", "hash(" + columns["request_id"] + ")")
+    target = work / "requests"
+    connection.execute(
+        f"""
+        COPY (
+            SELECT {select}, l.dt, l.object
+            FROM lake_row AS l JOIN request AS r USING (i) JOIN vocabulary AS v ON v.rank = r.question_rank
+            ORDER BY l.dt, l.object, l.written_at
+        ) TO '{target}' (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (dt, object), FILENAME_PATTERN 'part_{{i}}')
+        """
+    )
+    connection.close()
+    # Firehose's layout: requests/dt=D/<object>, no sub-directory per object.
+    objects = 0
+    for partition in sorted(target.glob("dt=*")):
+        for sub in sorted(partition.glob("object=*")):
+            for index, path in enumerate(sorted(sub.glob("*.parquet"))):
+                number = int(sub.name.split("=", 1)[1])
+                path.rename(partition / f"chat-analytics-lake-1-{partition.name[3:]}-{number:02d}-{index}.parquet")
+                objects += 1
+            sub.rmdir()
+    (work / "generate.duckdb").unlink()
+    meta = {
+        "requests": requests,
+        "days": days,
+        "first_day": FIRST_DAY.isoformat(),
+        "rows": rows,
+        "files_per_day": files_per_day,
+        "objects": objects,
+        "generate_s": round(time.perf_counter() - started, 1),
+        "tables_s": round(built, 1),
+        "generated_on": date.today().isoformat(),
+    }
+    (work / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.rmtree(root, ignore_errors=True)
+    work.rename(root)
+    return meta
+
+
+def _epoch_ms(day: date) -> int:
+    return (day - date(1970, 1, 1)).days * DAY_MS
+
+
+def parquet_files(root: Path, first_dt: str, last_dt: str) -> list[Path]:
+    return [
+        path
+        for partition in sorted((root / "requests").glob("dt=*"))
+        if first_dt <= partition.name[3:] <= last_dt
+        for path in sorted(partition.glob("*.parquet"))
+    ]
+
+
+def column_bytes(root: Path, first_dt: str, last_dt: str) -> dict[str, int]:
+    """Compressed bytes of each column's chunks in the files of partitions first_dt..last_dt (their footers)."""
+    files = parquet_files(root, first_dt, last_dt)
+    listing = "[" + ", ".join(f"'{path}'" for path in files) + "]"
+    connection = duckdb.connect()
+    found = connection.execute(
+        f"SELECT path_in_schema, sum(total_compressed_size) FROM parquet_metadata({listing}) GROUP BY path_in_schema"
+    ).fetchall()
+    connection.close()
+    return {name: int(size) for name, size in found}
+
+
+def scan_estimate(sizes: dict[str, int], columns: tuple[str, ...], scale: float) -> dict[str, Any]:
+    scanned = sum(sizes[name] for name in columns)
+    at_target = scanned * scale
+    billed = max(at_target, ATHENA_MINIMUM_BYTES)
+    return {
+        "bytes": scanned,
+        "bytes_at_target": round(at_target),
+        "gb_at_target": round(at_target / 1e9, 3),
+        "usd_at_target": round(billed / 1e12 * PRICE_PER_TB, 5),
+    }
+
+
+def time_report(root: Path, days: list[str], runs: int, threads: int | None) -> dict[str, Any]:
+    engine = lake.DuckDBEngine(root, threads=threads)
+    times: list[float] = []
+    report = None
+    for _ in range(runs):
+        started = time.perf_counter()
+        report = lake.lake_report(engine, days, top=10)
+        times.append(time.perf_counter() - started)
+    assert report is not None
+    return {
+        "days": len(days),
+        "partitions": list(lake.partition_range(days)),
+        "runs_s": [round(value, 3) for value in times],
+        "min_s": round(min(times), 3),
+        "median_s": round(statistics.median(times), 3),
+        "requests": sum(figures.requests for figures in report.per_day),
+        "queries": sum(figures.queries for figures in report.per_day),
+        "unanswered": report.unanswered,
+        "answer_latency_ms": [report.answer_latency.median, report.answer_latency.p95, report.answer_latency.max],
+        "score_bins": {kind: sum(bins) for kind, bins in report.score_bins.items()},
+        "top_unmatched": report.top_unmatched[:3],
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "date": date.today().isoformat(),
+    }
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*.parquet"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--requests", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--regenerate", action="store_true")
+    parser.add_argument(
+        "--files-per-day",
+        type=int,
+        default=0,
+        help="objects per partition; default: as many as give each the rows of one 900 s buffer at 100M questions a month",
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: DuckDB's, one per core)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    target_per_day = TARGET_QUESTIONS_PER_MONTH / 30
+    files_per_day = args.files_per_day or max(1, round(FIREHOSE_OBJECTS_PER_DAY * (args.requests / args.days) / target_per_day))
+    meta_path = args.dir / "dataset.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    wanted = {"requests": args.requests, "days": args.days, "files_per_day": files_per_day, "first_day": FIRST_DAY.isoformat()}
+    if args.regenerate or meta is None or any(meta.get(key) != value for key, value in wanted.items()):
+        print(f"generating {args.requests:,} requests over {args.days} days, {files_per_day} objects a day, in {args.dir} ...", flush=True)
+        meta = generate(args.dir, args.requests, args.days, files_per_day, args.threads)
+        print(f"generated in {meta['generate_s']} s", flush=True)
+    else:
+        print(f"reusing the data set in {args.dir} (generated in {meta['generate_s']} s on {meta['generated_on']})", flush=True)
+
+    all_days = [(FIRST_DAY + timedelta(days=n)).isoformat() for n in range(args.days)]
+    last_week = all_days[-7:]
+    results: dict[str, Any] = {"machine": machine(), "dataset": meta, "size_bytes": directory_bytes(args.dir)}
+    results["duckdb"] = {f"{len(days)}_days": time_report(args.dir, days, args.runs, args.threads) for days in (all_days, last_week)}
+
+    # Athena: what the 90-day report would scan, scaled to 100M questions a month.
+    requests_in_range = args.requests * len(all_days) / args.days
+    target_requests = TARGET_QUESTIONS_PER_MONTH * len(all_days) / 30
+    scale = target_requests / requests_in_range
+    scans: dict[str, Any] = {}
+    for label, days in (("90_days", all_days), ("7_days", last_week)):
+        first_dt, last_dt = lake.partition_range(days)
+        sizes = column_bytes(args.dir, first_dt, last_dt)
+        by_id = tuple("request_id" if name == "request_key" else name for name in REPORT_COLUMNS)
+        # Requests whose rows are in the partitions read (the report's own days, and a few neighbours' late rows).
+        scale_days = TARGET_QUESTIONS_PER_MONTH * len(days) / 30 / (args.requests * len(days) / args.days)
+        scans[label] = {
+            "partitions": [first_dt, last_dt],
+            "columns": {name: sizes[name] for name in REPORT_COLUMNS} | {"request_id": sizes["request_id"]},
+            "all_columns_bytes": sum(sizes.values()),
+            "by_request_key": scan_estimate(sizes, REPORT_COLUMNS, scale_days),
+            "by_request_id": scan_estimate(sizes, by_id, scale_days),
+            "scale": round(scale_days, 3),
+        }
+    results["athena_estimate"] = scans
+    results["scale_90_days"] = {"requests": requests_in_range, "target_requests": target_requests, "scale": scale}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print_results(results, args)
+    return 0
+
+
+def print_results(results: dict[str, Any], args: argparse.Namespace) -> None:
+    m, d = results["machine"], results["dataset"]
+    print(json.dumps(results, indent=2, default=str))
+    print()
+    print(f"machine: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, DuckDB {m['duckdb']}, {m['date']}")
+    print(
+        f"data set: {d['requests']:,} requests, {d['rows']:,} rows over {d['days']} days, {d['objects']} objects "
+        f"({d['files_per_day']} a day), {results['size_bytes'] / 1e6:.1f} MB on disk, generated in {d['generate_s']} s"
+    )
+    for label, timing in results["duckdb"].items():
+        print(
+            f"DuckDB report, {label.replace('_', ' ')} (partitions {timing['partitions'][0]}..{timing['partitions'][1]}): "
+            f"min {timing['min_s']} s, median {timing['median_s']} s over {len(timing['runs_s'])} runs (target <= 5 s)"
+        )
+    scan = results["athena_estimate"]["90_days"]
+    requests = results["scale_90_days"]["requests"]
+    print("\ncolumn chunks report.sql reads (90-day report), compressed bytes per request:")
+    for name, size in scan["columns"].items():
+        print(f"  {name:22s} {size / requests:8.3f}")
+    for label, scan in results["athena_estimate"].items():
+        key, ident = scan["by_request_key"], scan["by_request_id"]
+        print(
+            f"Athena, {label.replace('_', ' ')}: {key['bytes'] / 1e6:.1f} MB here x {scan['scale']} = {key['gb_at_target']} GB "
+            f"-> ${key['usd_at_target']} per run at 100M questions/month (target <= 10 GB, <= $0.05); "
+            f"grouped by request_id: {ident['gb_at_target']} GB, ${ident['usd_at_target']}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
