@@ -338,6 +338,8 @@ def summarize(
         "sqs_requests_per_question": round(send_requests / n + consumer_per_question, 3),
         "update_item_requests": update_items,
         "update_item_per_question": round(update_items / n, 3),
+        # one lake row per successful write (a failed conditional write stores nothing and sends nothing)
+        "lake_rows_per_question": round((update_items - failed) / n, 3),
         "failed_conditional_updates": failed,
         "other_update_errors": meter["other_errors"],
         "http_attempts": meter["http_attempts"],
@@ -454,14 +456,31 @@ PRICES = {
     "dashboard_month": 3.00,
     "secret_month": 0.40,
     "kms_key_month": 1.00,
+    # the event lake
+    "firehose_ingest_gb": 0.029,  # Direct PUT, first 500 TB; each record billed in 5 KB increments
+    "firehose_conversion_gb": 0.018,  # JSON to Parquet, on the same 5 KB-rounded volume
+    "s3_gb_month": 0.023,  # S3 Standard, first 50 TB
+    "s3_put_per_1000": 0.005,
+    "athena_per_tb": 5.0,  # bytes scanned, at least 10 MB per query
 }
+FIREHOSE_RECORD_BYTES = 5 * 1024  # every row is far below 5 KB: billed as 5 KB
+# From bench/lake_bench.py (docs/benchmarks/lake.md), 10M requests in Firehose's layout: Parquet bytes per
+# request on S3, and what a 90-day `report --engine athena` scans per request in its range.
+LAKE_PARQUET_BYTES_PER_REQUEST = 130
+ATHENA_SCAN_BYTES_PER_REQUEST = 24
+REPORTS_PER_MONTH = 30  # one 90-day Athena report a day
+FIREHOSE_OBJECTS_PER_DAY = 96  # a 900 s buffer under steady traffic
 MONTH_DAYS = 365.25 / 12
 IDLE_RECEIVES_PER_MONTH = 0.65e6  # the mapping's long polls that return nothing (docs/cost.md, assumption 4)
 PLATFORM_LOG_BYTES = 500  # Lambda's own platform.start and platform.report records per invocation (JSON format; estimated)
 ITEM_OVERHEAD_BYTES = 100  # DynamoDB's per-item storage overhead, in the table and again in the index
 LOG_COMPRESSION = 0.15
-FIXED = {"metrics": 9, "alarms": 5, "dashboards": 1, "secrets": 1, "kms_keys": 1}
-STAGES = {"dev": {"retention_days": 30, "log_days": 14}, "prod": {"retention_days": 400, "log_days": 90}}
+FIXED = {"metrics": 11, "alarms": 8, "dashboards": 1, "secrets": 1, "kms_keys": 1}
+# retention_days: the table's items (tableRetentionDays); lake_days: the lake's rows (eventRetentionDays).
+STAGES = {
+    "dev": {"retention_days": 30, "lake_days": 30, "log_days": 14},
+    "prod": {"retention_days": 90, "lake_days": 400, "log_days": 90},
+}
 GIB = 2**30
 
 
@@ -497,6 +516,17 @@ def monthly_cost(figures: dict[str, Any], questions: float, stage: str, *, free_
         "metrics_alarms_dashboard": metrics * p["metric_month"] + alarms * p["alarm_month"] + dashboards * p["dashboard_month"],
         "secret_and_key": FIXED["secrets"] * p["secret_month"] + FIXED["kms_keys"] * p["kms_key_month"],
     }
+    lake_rows = questions * figures.get("lake_rows_per_question", figures["update_item_per_question"])
+    firehose_gb = lake_rows * FIREHOSE_RECORD_BYTES / GIB
+    lake_stored_gb = questions * s["lake_days"] / MONTH_DAYS * LAKE_PARQUET_BYTES_PER_REQUEST / GIB
+    requests_in_90_days = questions * 90 / MONTH_DAYS
+    athena_tb = REPORTS_PER_MONTH * max(10e6, requests_in_90_days * ATHENA_SCAN_BYTES_PER_REQUEST) / 1e12
+    bill["lake"] = (
+        firehose_gb * (p["firehose_ingest_gb"] + p["firehose_conversion_gb"])
+        + lake_stored_gb * p["s3_gb_month"]
+        + FIREHOSE_OBJECTS_PER_DAY * MONTH_DAYS / 1000 * p["s3_put_per_1000"]
+        + athena_tb * p["athena_per_tb"]
+    )
     bill["total"] = sum(bill.values())
     bill["cents_per_1000"] = bill["total"] / questions * 1000 * 100
     return bill

@@ -67,6 +67,8 @@ LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("response_timestamp", "bigint"),
     ("response_ingested_at", "bigint"),
     ("response_latency_ms", "bigint"),
+    ("query_ingest_lag_ms", "bigint"),
+    ("response_ingest_lag_ms", "bigint"),
     ("complete", "boolean"),
     ("written_at", "bigint"),
 )

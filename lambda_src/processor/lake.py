@@ -12,10 +12,12 @@ successive states of one item, and a ``complete`` one holds everything the other
 keeps, per ``request_key``, the row with the most state (``max_by(column, complete)``), and every
 complete row of one request is the same.
 
-``request_key`` is a 64-bit hash of ``requestId``: the SQL groups by it because 8 bytes a row scan
-for a fraction of what the identifier costs (docs/benchmarks/lake.md). ``question_key`` is the
-question as the report groups it (``normalize_question``), computed here once, so Athena and DuckDB
-need no Unicode rules of their own and agree with the report read from the table.
+Some columns are computed here so that a report reads few bytes and no engine needs rules of its own
+(Athena bills the bytes of the columns it reads; docs/benchmarks/lake.md): ``request_key`` is a 64-bit
+hash of ``requestId`` (8 bytes a row to group by, not 36); ``question_key`` is the question as the
+report groups it (``normalize_question``), set only when the answer is ``none`` (the report lists
+unmatched questions; ``query`` holds every question); the two ``*_ingest_lag_ms`` are the ingest lags
+(small numbers, where the four timestamps they come from are not).
 
 Delivery is at least once: a row Firehose refuses (after ``MAX_PUT_ATTEMPTS``) fails its records, so
 SQS delivers them again, the table write (idempotent) is repeated and the row is sent again.
@@ -54,6 +56,8 @@ LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("response_timestamp", "bigint"),
     ("response_ingested_at", "bigint"),
     ("response_latency_ms", "bigint"),
+    ("query_ingest_lag_ms", "bigint"),
+    ("response_ingest_lag_ms", "bigint"),
     ("complete", "boolean"),
     ("written_at", "bigint"),
 )
@@ -116,10 +120,18 @@ def lake_row(item: dict[str, dict[str, str]], written_at: int) -> dict[str, Any]
         if attribute in item:
             row[column] = _plain(item[attribute], double=column in _DOUBLE_COLUMNS)
     row["request_key"] = request_key(row["request_id"])
-    row["question_key"] = normalize_question(row["query"]) if row["query"] is not None else None
+    if row["query"] is not None and row["match_type"] == "none":  # what the report lists: unmatched questions
+        row["question_key"] = normalize_question(row["query"])
+    row["query_ingest_lag_ms"] = _lag(row["query_ingested_at"], row["query_timestamp"])
+    row["response_ingest_lag_ms"] = _lag(row["response_ingested_at"], row["response_timestamp"])
     row["complete"] = row["query_timestamp"] is not None and row["response_timestamp"] is not None
     row["written_at"] = written_at
     return row
+
+
+def _lag(ingested_at: int | None, timestamp: int | None) -> int | None:
+    """Processing time minus the producer's timestamp, never negative (a producer's clock ahead counts as 0)."""
+    return None if ingested_at is None or timestamp is None else max(ingested_at - timestamp, 0)
 
 
 def encode(row: dict[str, Any]) -> bytes:

@@ -202,6 +202,8 @@ def test_glue_columns_are_the_designed_ones_in_order(dev: Synthesized) -> None:
         ("response_timestamp", "bigint"),
         ("response_ingested_at", "bigint"),
         ("response_latency_ms", "bigint"),
+        ("query_ingest_lag_ms", "bigint"),
+        ("response_ingest_lag_ms", "bigint"),
         ("complete", "boolean"),
         ("written_at", "bigint"),
     ]

@@ -54,6 +54,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("response_timestamp", "bigint"),
     ("response_ingested_at", "bigint"),
     ("response_latency_ms", "bigint"),
+    ("query_ingest_lag_ms", "bigint"),
+    ("response_ingest_lag_ms", "bigint"),
     ("complete", "boolean"),
     ("written_at", "bigint"),
 )
@@ -68,6 +70,7 @@ DISTRIBUTIONS = {
     "query_lag_ms": "query_ingest_lag",
     "response_lag_ms": "response_ingest_lag",
 }
+MATCH_CODES = {1: "full", 2: "partial", 3: "none"}  # report.sql's match_code
 _DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN"}
 PARQUET_MAGIC = b"PAR1"
 
@@ -93,8 +96,17 @@ class Engine(Protocol):
 def lake_report(engine: Engine, days: list[str], *, top: int, stack_name: str = "") -> Report:
     """The report of ``days`` computed by ``engine`` from the lake (one query)."""
     first_dt, last_dt = partition_range(days)
-    rows, info = engine.run(report_sql(), [first_dt, last_dt, days[0], days[-1], top])
+    rows, info = engine.run(report_sql(), [first_dt, last_dt, day_number(days[0]), day_number(days[-1]), top])
     return report_from_rows(rows, days, stack_name=stack_name, engine=info)
+
+
+def day_number(day: str) -> int:
+    """``2026-06-01`` as report.sql groups days: 20260601."""
+    return int(day.replace("-", ""))
+
+
+def day_text(number: int) -> str:
+    return f"{number // 10000:04d}-{number // 100 % 100:02d}-{number % 100:02d}"
 
 
 def report_from_rows(rows: list[dict[str, Any]], days: list[str], *, stack_name: str = "", engine: EngineInfo | None = None) -> Report:
@@ -108,21 +120,24 @@ def report_from_rows(rows: list[dict[str, Any]], days: list[str], *, stack_name:
     for row in rows:
         section = row["section"]
         if section == "day":
+            n = int(row["n"])
             if row["canary"]:
-                canaries += int(row["n"])
+                canaries += n
                 continue
-            figures = per_day.setdefault(row["day"], DayFigures(row["day"]))
-            figures.requests += int(row["n"])
-            figures.queries += int(row["queries"])
-            for kind in MATCH_TYPES:
-                figures.matches[kind] += int(row[f"match_{kind}"])
-            figures.score_sum += float(row["score_sum"] or 0.0)
-            figures.score_count += int(row["score_count"])
-            unanswered += int(row["unanswered"])
-            without_query += int(row["without_query"])
-        elif section == "score":
-            if row["match_type"] in score_bins:
-                score_bins[row["match_type"]][int(row["score_bin"])] += int(row["n"])
+            day = day_text(int(row["day_number"]))
+            figures = per_day.setdefault(day, DayFigures(day))
+            match_type = MATCH_CODES.get(row["match_code"])
+            has_query = bool(row["has_query"])
+            figures.requests += n
+            figures.queries += n if has_query else 0
+            if match_type is not None:
+                figures.matches[match_type] += n
+                figures.score_sum += float(row["score_sum"] or 0.0)
+                figures.score_count += n
+                if row["score_bin"] is not None:
+                    score_bins[match_type][int(row["score_bin"])] += n
+            unanswered += n if has_query and match_type is None else 0
+            without_query += n if not has_query and match_type is not None else 0
         elif section == "question":
             questions.append((int(row["position"]), row["question"], int(row["n"])))
         elif section in DISTRIBUTIONS:
