@@ -75,6 +75,7 @@ bench: synth
 	$(BIN)/python bench/producer_bench.py
 	$(BIN)/python bench/e2e_bench.py
 	$(BIN)/python bench/cost_bench.py
+	$(BIN)/python bench/lake_bench.py
 	if [ -f edge/package.json ]; then cd edge && npm run --silent bench; fi
 
 clean:
