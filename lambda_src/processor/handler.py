@@ -188,12 +188,13 @@ def _groups(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def _deliver_to_lake(outcomes: list[_GroupOutcome], lake: LakeSink) -> None:
+def _deliver_to_lake(outcomes: list[_GroupOutcome], lake: LakeSink, context: Any) -> None:
     """One ``PutRecordBatch`` for the rows of every group; a refused row fails its run and the rest of its group."""
     rows = [(outcome, position, row) for outcome in outcomes for position, row in outcome.lake]
     if not rows:
         return
-    result = lake.put([row for _, _, row in rows])
+    time_left = context.get_remaining_time_in_millis if context is not None else None
+    result = lake.put([row for _, _, row in rows], time_left_ms=time_left)
     metrics.add_metric(name="LakeRows", unit=MetricUnit.Count, value=result.delivered)
     if not result.refused:
         return
@@ -224,7 +225,7 @@ def process_batch(records: list[dict[str, Any]], store: Any, context: Any, lake:
             _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_GROUPS, thread_name_prefix=GROUP_THREAD_PREFIX)
         outcomes = list(_pool.map(lambda group: _handle_group(group, store, context), groups))
     if lake is not None:
-        _deliver_to_lake(outcomes, lake)
+        _deliver_to_lake(outcomes, lake, context)
     failed = {message_id for outcome in outcomes for message_id in outcome.failed}
     position = {record["messageId"]: index for index, record in enumerate(records)}
     emitted = sorted((metric for outcome in outcomes for metric in outcome.metrics), key=lambda metric: position[metric[0]])

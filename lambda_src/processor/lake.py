@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -86,6 +86,8 @@ QUESTION_TRIM = " \"'`“”‘’?!.,;:…"
 MAX_RECORDS_PER_PUT = 500
 # Attempts at the entries Firehose refused (FailedPutCount); the client's own retries cover whole-call errors.
 MAX_PUT_ATTEMPTS = 3
+# An attempt is not started with less left than one try of the client (2 s to connect, 4 s to read).
+MIN_TIME_LEFT_MS = 6_000
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4)
 
 
@@ -155,13 +157,21 @@ class LakeSink:
         self.client = client
         self.stream_name = stream_name
 
-    def put(self, records: Sequence[bytes]) -> PutResult:
-        """Send ``records``; never raises for Firehose's or the network's errors (they are refusals)."""
+    def put(self, records: Sequence[bytes], *, time_left_ms: Callable[[], int] | None = None) -> PutResult:
+        """Send ``records``; never raises for Firehose's or the network's errors (they are refusals).
+
+        ``time_left_ms`` (the invocation's remaining time): no attempt starts with less than
+        ``MIN_TIME_LEFT_MS`` left; what is still pending is refused (``NoTimeLeft``), so the invocation ends
+        with its records failed rather than timing out with the whole batch.
+        """
         pending = list(range(len(records)))
         refused: dict[int, str] = {}
         requests = 0
         for _ in range(MAX_PUT_ATTEMPTS):
             if not pending:
+                break
+            if time_left_ms is not None and time_left_ms() < MIN_TIME_LEFT_MS:
+                refused.update(dict.fromkeys(pending, "NoTimeLeft"))
                 break
             retry: list[int] = []
             for start in range(0, len(pending), MAX_RECORDS_PER_PUT):

@@ -122,7 +122,7 @@ class RefusingSink:
     def __init__(self, processor: Processor, refuse: set[str]) -> None:
         self.processor, self.refuse, self.rows = processor, refuse, []
 
-    def put(self, records: list[bytes]) -> Any:
+    def put(self, records: list[bytes], *, time_left_ms: Any = None) -> Any:
         refused = {}
         for index, record in enumerate(records):
             row = json.loads(record)
@@ -229,3 +229,25 @@ def test_a_row_is_valid_json_for_any_contract_text(processor: Processor) -> None
     row = json.loads(line)
     assert row["query"] == item["query"]["S"] and row["match_score"] == 87.5 and row["latency_ms"] == 3.0
     assert isinstance(row["latency_ms"], float), "double columns are always JSON numbers with a fraction-capable type"
+
+
+def test_the_sink_starts_no_attempt_without_time_left(processor: Processor) -> None:
+    """A slow Firehose must not time the invocation out (that would return the whole batch): what is left
+    pending when the invocation is nearly over is refused, and those records come back."""
+    client = ScriptedFirehose([{0: "ServiceUnavailableException"}, {}])
+    left = iter([60_000, 1_000])
+    result = processor.lake.LakeSink(client, STREAM).put([b"a\n", b"b\n"], time_left_ms=lambda: next(left))
+    assert (result.delivered, result.refused, len(client.calls)) == (1, {0: "NoTimeLeft"}, 1)
+
+
+def test_a_batch_near_its_deadline_fails_its_rows_records_instead_of_timing_out(processor: Processor, table: Table) -> None:
+    client = ScriptedFirehose([])
+    processor.handler.sinks.pin(processor.lake.LakeSink(client, STREAM))
+    try:
+        records = [sqs_record(query_body("r-1")), sqs_record(query_body("r-2"))]
+        context = LambdaContext(remaining_ms=4_000)  # enough to start the records, not the lake's attempt
+        response = processor.handler.handler(sqs_event(*records), context)
+    finally:
+        processor.handler.sinks.pin(None)
+    assert [failure["itemIdentifier"] for failure in response["batchItemFailures"]] == [r["messageId"] for r in records]
+    assert client.calls == [] and table.item("r-1") is not None

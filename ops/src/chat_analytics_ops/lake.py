@@ -173,7 +173,7 @@ def lake_files(root: Path) -> tuple[list[Path], list[Path]]:
     parquet: list[Path] = []
     json_lines: list[Path] = []
     for path in sorted(base.glob("dt=*/**/*")):
-        if not path.is_file() or path.stat().st_size == 0:
+        if not path.is_file() or path.stat().st_size == 0 or path.name.endswith(".part"):  # .part: a copy in progress
             continue
         with path.open("rb") as handle:
             (parquet if handle.read(4) == PARQUET_MAGIC else json_lines).append(path)
