@@ -1,7 +1,8 @@
-"""Write ``schema/analytics-event.schema.json`` from the processor's models.
+"""Write ``schema/analytics-event.schema.json`` from the processor's models, and
+``schema/lake-columns.json`` from its lake rows.
 
-Run ``.venv/bin/python schema/generate.py`` after changing ``lambda_src/processor/models.py``;
-``--check`` exits 1 when the checked-in file differs (a test does the same).
+Run ``.venv/bin/python schema/generate.py`` after changing ``lambda_src/processor/models.py`` or
+``lake.py``; ``--check`` exits 1 when a checked-in file differs (a test does the same).
 """
 
 from __future__ import annotations
@@ -15,26 +16,43 @@ SCHEMA_FILE = REPO / "schema" / "analytics-event.schema.json"
 # The operations CLI ships a copy as package data, so an installed `chat-analytics` judges bodies by it.
 OPS_COPY = REPO / "ops" / "src" / "chat_analytics_ops" / "analytics-event.schema.json"
 TARGETS = (SCHEMA_FILE, OPS_COPY)
+# The lake's columns: the CDK app's Glue table reads this file, the CLI ships a copy (its DuckDB view).
+LAKE_COLUMNS_FILE = REPO / "schema" / "lake-columns.json"
+LAKE_COLUMNS_TARGETS = (LAKE_COLUMNS_FILE, REPO / "ops" / "src" / "chat_analytics_ops" / "lake-columns.json")
 PROCESSOR_DIR = REPO / "lambda_src" / "processor"
+
+
+def _processor_module(name: str):
+    if str(PROCESSOR_DIR) not in sys.path:
+        sys.path.insert(0, str(PROCESSOR_DIR))
+    return __import__(name)  # the Lambda asset's top-level modules, as Lambda imports them
 
 
 def render() -> str:
     """The schema file's exact text: stable key order and a trailing newline, so diffs stay readable."""
-    if str(PROCESSOR_DIR) not in sys.path:
-        sys.path.insert(0, str(PROCESSOR_DIR))
-    import models  # the Lambda asset's top-level module, as Lambda imports it
+    return json.dumps(_processor_module("models").json_schema(), indent=2, ensure_ascii=False) + "\n"
 
-    return json.dumps(models.json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+def render_lake_columns() -> str:
+    """``lake-columns.json``: the Glue table's columns, in order, as the processor's ``LAKE_COLUMNS`` has them."""
+    document = {
+        "description": (
+            "The event lake's columns (Glue table `requests`, Parquet under requests/dt=YYYY-MM-DD/), in order. "
+            "Generated from lambda_src/processor/lake.py LAKE_COLUMNS by schema/generate.py; do not edit by hand."
+        ),
+        "columns": [{"name": name, "type": kind} for name, kind in _processor_module("lake").LAKE_COLUMNS],
+    }
+    return json.dumps(document, indent=2) + "\n"
 
 
 def main(argv: list[str]) -> int:
-    text = render()
+    outputs = [(path, render()) for path in TARGETS] + [(path, render_lake_columns()) for path in LAKE_COLUMNS_TARGETS]
     if "--check" in argv:
-        stale = [path for path in TARGETS if not path.exists() or path.read_text(encoding="utf-8") != text]
+        stale = [path for path, text in outputs if not path.exists() or path.read_text(encoding="utf-8") != text]
         for path in stale:
             print(f"{path.relative_to(REPO)} is out of date: run schema/generate.py", file=sys.stderr)
         return 1 if stale else 0
-    for path in TARGETS:
+    for path, text in outputs:
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path.relative_to(REPO)}")
     return 0

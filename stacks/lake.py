@@ -17,7 +17,9 @@ stream (https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html)
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_athena as athena
@@ -47,30 +49,11 @@ ERROR_PREFIX = f"{ERRORS_PREFIX}!{{firehose:error-output-type}}/{PARTITION_KEY}=
 BUFFER_SIZE_MB = 128
 LOG_STREAM_NAME = "S3Delivery"
 
-# (column, Glue type), in order. The processor's lambda_src/processor/lake.py LAKE_COLUMNS is the same
-# list (a test holds them equal): the JSON lines it sends are these columns.
-LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("request_id", "string"),
-    ("request_key", "bigint"),
-    ("day", "string"),
-    ("schema_version", "int"),
-    ("source", "string"),
-    ("session_id", "string"),
-    ("query", "string"),
-    ("question_key", "string"),
-    ("query_timestamp", "bigint"),
-    ("query_ingested_at", "bigint"),
-    ("match_type", "string"),
-    ("match_score", "double"),
-    ("reasoning", "string"),
-    ("latency_ms", "double"),
-    ("response_timestamp", "bigint"),
-    ("response_ingested_at", "bigint"),
-    ("response_latency_ms", "bigint"),
-    ("query_ingest_lag_ms", "bigint"),
-    ("response_ingest_lag_ms", "bigint"),
-    ("complete", "boolean"),
-    ("written_at", "bigint"),
+# (column, Glue type), in order: schema/lake-columns.json, which schema/generate.py writes from the
+# processor's LAKE_COLUMNS (the JSON lines it sends are these columns; a test keeps the file current).
+LAKE_COLUMNS_FILE = Path(__file__).resolve().parent.parent / "schema" / "lake-columns.json"
+LAKE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (column["name"], column["type"]) for column in json.loads(LAKE_COLUMNS_FILE.read_text(encoding="utf-8"))["columns"]
 )
 
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"

@@ -41,8 +41,10 @@ def test_the_wheel_carries_the_schema(tmp_path: Path) -> None:
     [wheel] = tmp_path.glob("chat_analytics_ops-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "chat_analytics_ops/analytics-event.schema.json" in names
+    assert {"chat_analytics_ops/lake-columns.json", "chat_analytics_ops/sql/report.sql"} <= set(names), "the lake engines' files ship"
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: jsonschema" in metadata and 'Requires-Dist: matplotlib>=3.8; extra == "chart"' in metadata
+    assert 'Requires-Dist: duckdb>=1.1; extra == "lake"' in metadata
 
 
 def test_findings_name_field_and_rule_but_never_the_value() -> None:

@@ -14,6 +14,7 @@ partitions D1 - 1 .. D2 + ``LATE_DAYS`` (never past tomorrow).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,30 +35,11 @@ from chat_analytics_ops.report import (
     today_utc,
 )
 
-# (column, Glue type) of the Glue table ``requests``, in its order: the processor's
-# lambda_src/processor/lake.py LAKE_COLUMNS (the two packages do not import each other; a test holds them equal).
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("request_id", "string"),
-    ("request_key", "bigint"),
-    ("day", "string"),
-    ("schema_version", "int"),
-    ("source", "string"),
-    ("session_id", "string"),
-    ("query", "string"),
-    ("question_key", "string"),
-    ("query_timestamp", "bigint"),
-    ("query_ingested_at", "bigint"),
-    ("match_type", "string"),
-    ("match_score", "double"),
-    ("reasoning", "string"),
-    ("latency_ms", "double"),
-    ("response_timestamp", "bigint"),
-    ("response_ingested_at", "bigint"),
-    ("response_latency_ms", "bigint"),
-    ("query_ingest_lag_ms", "bigint"),
-    ("response_ingest_lag_ms", "bigint"),
-    ("complete", "boolean"),
-    ("written_at", "bigint"),
+# (column, Glue type) of the Glue table ``requests``, in its order: the package's copy of
+# schema/lake-columns.json, which schema/generate.py writes from the processor's LAKE_COLUMNS.
+COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (column["name"], column["type"])
+    for column in json.loads(resources.files("chat_analytics_ops").joinpath("lake-columns.json").read_text(encoding="utf-8"))["columns"]
 )
 TABLE = "requests"  # the Glue table, and the DuckDB view named like it
 PREFIX = "requests/"  # where Firehose writes in the lake bucket: requests/dt=YYYY-MM-DD/<object>
