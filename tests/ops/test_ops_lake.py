@@ -341,3 +341,40 @@ def test_duckdb_missing_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setitem(sys.modules, "duckdb", None)
     with pytest.raises(OpsError, match=r"pip install 'chat-analytics-ops\[lake\]'"):
         lake.DuckDBEngine(tmp_path).connect()
+
+
+def test_report_engine_athena_through_the_cli_against_the_deployed_stack(filled, cli, tmp_path: Path) -> None:
+    """The CLI finds the workgroup and database in the stack's outputs and moto's Athena (which runs no
+    query) answers with what report.sql returns on DuckDB for the same files: the same report comes out."""
+    from moto.athena.models import QueryResults, athena_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    _, first, last = filled
+    from_lake = report_json(cli, "--from", first, "--to", last, "--engine", "duckdb", "--cache", str(tmp_path))
+    days = [first, (datetime.fromisoformat(first) + timedelta(days=1)).date().isoformat(), last]
+    rows, _ = lake.DuckDBEngine(tmp_path).run(
+        lake.report_sql(), [*lake.partition_range(days), lake.day_number(first), lake.day_number(last), 10]
+    )
+    [page] = athena_pages(rows, page_size=10_000)
+    result = page["ResultSet"]
+    athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(
+        QueryResults(result["Rows"], result["ResultSetMetadata"]["ColumnInfo"])
+    )
+    text = cli("report", "--from", first, "--to", last, "--engine", "athena")
+    assert text.code == 0, text.err
+    assert "read by athena" in text.out
+    athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(
+        QueryResults(result["Rows"], result["ResultSetMetadata"]["ColumnInfo"])
+    )
+    assert report_json(cli, "--from", first, "--to", last, "--engine", "athena") == from_lake
+    [execution_id, *_] = athena_backends[DEFAULT_ACCOUNT_ID][REGION].executions
+    execution = athena_backends[DEFAULT_ACCOUNT_ID][REGION].executions[execution_id]
+    assert execution.query == lake.report_sql() and execution.workgroup.name == "ChatAnalytics-dev"
+
+
+def test_a_lake_chart_draws_from_the_lake_figures(filled, cli, tmp_path: Path) -> None:
+    _, first, last = filled
+    chart = tmp_path / "lake.png"
+    result = cli("report", "--from", first, "--to", last, "--engine", "duckdb", "--cache", str(tmp_path / "cache"), "--chart", str(chart))
+    assert result.code == 0, result.err
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
