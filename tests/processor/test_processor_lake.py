@@ -251,3 +251,33 @@ def test_a_batch_near_its_deadline_fails_its_rows_records_instead_of_timing_out(
         processor.handler.sinks.pin(None)
     assert [failure["itemIdentifier"] for failure in response["batchItemFailures"]] == [r["messageId"] for r in records]
     assert client.calls == [] and table.item("r-1") is not None
+
+
+def test_the_largest_rows_fit_firehose_limits(processor: Processor) -> None:
+    """PutRecordBatch takes at most 500 records, 1,000 KiB each, 4 MiB in all
+    (https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html); moto checks none of it.
+    A batch of 10 SQS records makes at most 10 rows; the largest row the contract allows is a question and a
+    reasoning of 4,096 four-byte characters, and a question whose normalized key grows 18-fold (NFKC of
+    U+FDFA is 18 characters)."""
+    lake = processor.lake
+    item = {
+        "requestId": {"S": "r" * 128},
+        "day": {"S": "2026-01-01"},
+        "source": {"S": "\U0001f40d" * 64},
+        "sessionId": {"S": "\U0001f40d" * 128},
+        "query": {"S": "\ufdfa" * 4096},
+        "queryTimestamp": {"N": str(processor.models.MAX_TIMESTAMP_MS)},
+        "queryIngestedAt": {"N": str(processor.models.MAX_TIMESTAMP_MS)},
+        "matchType": {"S": "none"},
+        "matchScore": {"N": "99.99999999999999"},
+        "reasoning": {"S": "\U0001f40d" * 4096},
+        "latencyMs": {"N": "86400000"},
+        "responseTimestamp": {"N": str(processor.models.MAX_TIMESTAMP_MS)},
+        "responseIngestedAt": {"N": str(processor.models.MAX_TIMESTAMP_MS)},
+        "responseLatencyMs": {"N": "0"},
+    }
+    row = lake.encode(lake.lake_row(item, processor.models.MAX_TIMESTAMP_MS))
+    assert len(json.loads(row)["question_key"]) > 18 * 4096 - 4096, "the key really grew"
+    assert len(row) <= 1_000 * 1024
+    assert 10 * len(row) <= 4 * 1024 * 1024
+    assert lake.MAX_RECORDS_PER_PUT <= 500
