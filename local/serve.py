@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 *(f'  {key}="{value}"' for key, value in env.items()),
                 "",
                 "ops tool: chat-analytics --endpoint-url " + info.endpoint_url + " report",
+                "  and from the event lake (the same SQL as Athena, on DuckDB): ... report --engine duckdb",
                 "  (local admin credentials: AWS_ACCESS_KEY_ID="
                 + info.admin.access_key_id
                 + " AWS_SECRET_ACCESS_KEY="
