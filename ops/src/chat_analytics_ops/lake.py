@@ -31,7 +31,7 @@ from chat_analytics_ops.report import (
     Distribution,
     EngineInfo,
     Report,
-    _cut,
+    shorten_question,
     today_utc,
 )
 
@@ -140,7 +140,7 @@ def report_from_rows(rows: list[dict[str, Any]], days: list[str], *, stack_name:
         response_ingest_lag=distributions["response_ingest_lag"],
         unanswered=unanswered,
         without_query=without_query,
-        top_unmatched=[(_cut(question), count) for _, question, count in sorted(questions)],
+        top_unmatched=[(shorten_question(question), count) for _, question, count in sorted(questions)],
         canaries=canaries,
         engine=engine,
     )

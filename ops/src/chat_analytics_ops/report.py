@@ -393,7 +393,9 @@ def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name
             key = normalize_question(item.query)
             if key:
                 unmatched[key] += 1
-    top_unmatched = [(_cut(question), count) for question, count in sorted(unmatched.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+    top_unmatched = [
+        (shorten_question(question), count) for question, count in sorted(unmatched.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    ]
     return Report(
         stack_name=stack_name,
         start=days[0],
@@ -415,7 +417,8 @@ def _difference(later: float | None, earlier: float | None) -> float | None:
     return None if later is None or earlier is None else max(later - earlier, 0.0)
 
 
-def _cut(text: str) -> str:
+def shorten_question(text: str) -> str:
+    """A top question as the report shows it: at most ``QUESTION_CHARS`` characters."""
     return text if len(text) <= QUESTION_CHARS else text[: QUESTION_CHARS - 1] + "…"
 
 
