@@ -24,16 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chat_analytics_ops.errors import OpsError
-from chat_analytics_ops.report import (
-    MATCH_TYPES,
-    SCORE_BINS,
-    DayFigures,
-    Distribution,
-    EngineInfo,
-    Report,
-    shorten_question,
-    today_utc,
-)
+from chat_analytics_ops.report import Distribution, EngineInfo, Report, RequestTally, today_utc
 
 # (column, Glue type) of the Glue table ``requests``, in its order: the package's copy of
 # schema/lake-columns.json, which schema/generate.py writes from the processor's LAKE_COLUMNS.
@@ -46,12 +37,8 @@ PREFIX = "requests/"  # where Firehose writes in the lake bucket: requests/dt=YY
 EARLY_DAYS = 1  # a producer's clock ahead: a row can arrive the day before its request's day
 LATE_DAYS = 14  # the queues keep messages 14 days at most: no row arrives later than that
 MAX_LAKE_DAYS = 3660  # a report over the lake: up to ten years
-DISTRIBUTIONS = {
-    "answer_ms": "answer_latency",
-    "response_ms": "response_latency",
-    "query_lag_ms": "query_ingest_lag",
-    "response_lag_ms": "response_ingest_lag",
-}
+# report.sql's distribution sections, in the order RequestTally.report takes them.
+DISTRIBUTIONS = ("answer_ms", "response_ms", "query_lag_ms", "response_lag_ms")
 MATCH_CODES = {1: "full", 2: "partial", 3: "none"}  # report.sql's match_code
 _DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN"}
 PARQUET_MAGIC = b"PAR1"
@@ -93,33 +80,22 @@ def day_text(number: int) -> str:
 
 def report_from_rows(rows: list[dict[str, Any]], days: list[str], *, stack_name: str = "", engine: EngineInfo | None = None) -> Report:
     """The ``Report`` from ``report.sql``'s rows (one per section and key)."""
-    per_day = {day: DayFigures(day) for day in days}
-    score_bins = {kind: [0] * SCORE_BINS for kind in MATCH_TYPES}
+    tally = RequestTally(days)
     ranked: dict[str, list[tuple[float, int]]] = {section: [] for section in DISTRIBUTIONS}
     totals: dict[str, int] = dict.fromkeys(DISTRIBUTIONS, 0)
     questions: list[tuple[int, str, int]] = []
-    unanswered = without_query = canaries = 0
     for row in rows:
         section = row["section"]
         if section == "day":
-            n = int(row["n"])
-            if row["canary"]:
-                canaries += n
-                continue
-            day = day_text(int(row["day_number"]))
-            figures = per_day.setdefault(day, DayFigures(day))
-            match_type = MATCH_CODES.get(row["match_code"])
-            has_query = bool(row["has_query"])
-            figures.requests += n
-            figures.queries += n if has_query else 0
-            if match_type is not None:
-                figures.matches[match_type] += n
-                figures.score_sum += float(row["score_sum"] or 0.0)
-                figures.score_count += n
-                if row["score_bin"] is not None:
-                    score_bins[match_type][int(row["score_bin"])] += n
-            unanswered += n if has_query and match_type is None else 0
-            without_query += n if not has_query and match_type is not None else 0
+            tally.add(
+                day_text(int(row["day_number"])),
+                int(row["n"]),
+                canary=bool(row["canary"]),
+                has_query=bool(row["has_query"]),
+                match_type=MATCH_CODES.get(row["match_code"]),
+                score_sum=None if row["score_sum"] is None else float(row["score_sum"]),
+                score_bin=None if row["score_bin"] is None else int(row["score_bin"]),
+            )
         elif section == "question":
             questions.append((int(row["position"]), row["question"], int(row["n"])))
         elif section in DISTRIBUTIONS:
@@ -127,23 +103,9 @@ def report_from_rows(rows: list[dict[str, Any]], days: list[str], *, stack_name:
             totals[section] = int(row["total"])
         else:
             raise OpsError(f"the lake's answer has an unknown section {section!r}")
-    distributions = {name: Distribution.from_ranked(ranked[section], totals[section]) for section, name in DISTRIBUTIONS.items()}
-    return Report(
-        stack_name=stack_name,
-        start=days[0],
-        end=days[-1],
-        per_day=[per_day[day] for day in sorted(per_day)],
-        score_bins=score_bins,
-        answer_latency=distributions["answer_latency"],
-        response_latency=distributions["response_latency"],
-        query_ingest_lag=distributions["query_ingest_lag"],
-        response_ingest_lag=distributions["response_ingest_lag"],
-        unanswered=unanswered,
-        without_query=without_query,
-        top_unmatched=[(shorten_question(question), count) for _, question, count in sorted(questions)],
-        canaries=canaries,
-        engine=engine,
-    )
+    answer, response, query_lag, response_lag = (Distribution.from_ranked(ranked[section], totals[section]) for section in DISTRIBUTIONS)
+    top_unmatched = [(question, count) for _, question, count in sorted(questions)]
+    return tally.report(days, (answer, response, query_lag, response_lag), top_unmatched, stack_name=stack_name, engine=engine)
 
 
 # --- DuckDB: the lake's files on this machine ---------------------------------------------------------

@@ -359,32 +359,97 @@ class Report:
         }
 
 
+class RequestTally:
+    """The per-day figures, score bins and request counts of a report, added a group of requests at a
+    time: one request by the table engine, a group of alike requests by the lake's SQL. One definition of
+    each count serves both engines, which a test holds equal."""
+
+    def __init__(self, days: list[str]) -> None:
+        self.per_day = {day: DayFigures(day) for day in days}
+        self.score_bins = {kind: [0] * SCORE_BINS for kind in MATCH_TYPES}
+        self.unanswered = self.without_query = self.canaries = 0
+
+    def add(
+        self,
+        day: str,
+        count: int,
+        *,
+        canary: bool,
+        has_query: bool,
+        match_type: str | None,
+        score_sum: float | None,
+        score_bin: int | None,
+    ) -> None:
+        """``count`` requests of ``day`` alike in all but their scores (``score_sum``: theirs together, or
+        None without an answer); a canary (`chat-analytics check`) is only counted, apart."""
+        if canary:
+            self.canaries += count
+            return
+        figures = self.per_day.setdefault(day, DayFigures(day))
+        figures.requests += count
+        if has_query:
+            figures.queries += count
+        if match_type in figures.matches:
+            figures.matches[match_type] += count
+        elif has_query:
+            self.unanswered += count
+        if not has_query and match_type is not None:
+            self.without_query += count
+        if score_sum is not None:
+            figures.score_sum += score_sum
+            figures.score_count += count
+            if match_type in self.score_bins and score_bin is not None:
+                self.score_bins[match_type][score_bin] += count
+
+    def report(
+        self,
+        days: list[str],
+        distributions: tuple[Distribution, Distribution, Distribution, Distribution],
+        top_unmatched: list[tuple[str, int]],
+        *,
+        stack_name: str = "",
+        engine: EngineInfo | None = None,
+    ) -> Report:
+        """The ``Report``: these counts, the four distributions (answer latency, query -> response, the
+        two ingest lags) and the unmatched questions (shown shortened)."""
+        answer, response, query_lag, response_lag = distributions
+        return Report(
+            stack_name=stack_name,
+            start=days[0],
+            end=days[-1],
+            per_day=[self.per_day[day] for day in sorted(self.per_day)],
+            score_bins=self.score_bins,
+            answer_latency=answer,
+            response_latency=response,
+            query_ingest_lag=query_lag,
+            response_ingest_lag=response_lag,
+            unanswered=self.unanswered,
+            without_query=self.without_query,
+            top_unmatched=[(shorten_question(question), count) for question, count in top_unmatched],
+            canaries=self.canaries,
+            engine=engine,
+        )
+
+
 def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name: str = "") -> Report:
     """Aggregate the items of ``days`` in one pass (the table engine; the lake's SQL computes the same)."""
-    per_day = {day: DayFigures(day) for day in days}
-    score_bins = {kind: [0] * SCORE_BINS for kind in MATCH_TYPES}
+    tally = RequestTally(days)
     answer, response, query_lag, response_lag = [], [], [], []
     unmatched: Counter[str] = Counter()
-    unanswered = without_query = canaries = 0
     for item in items:
-        if item.source == CANARY_SOURCE:  # a `chat-analytics check` probe, not a user's request
-            canaries += 1
+        canary = item.source == CANARY_SOURCE
+        score = item.match_score
+        tally.add(
+            item.day,
+            1,
+            canary=canary,
+            has_query=item.query is not None,
+            match_type=item.match_type,
+            score_sum=score,
+            score_bin=None if score is None else score_bin(score),
+        )
+        if canary:
             continue
-        figures = per_day.setdefault(item.day, DayFigures(item.day))
-        figures.requests += 1
-        if item.query is not None:
-            figures.queries += 1
-        if item.match_type in figures.matches:
-            figures.matches[item.match_type] += 1
-        elif item.query is not None:
-            unanswered += 1
-        if item.query is None and item.match_type is not None:
-            without_query += 1
-        if item.match_score is not None:
-            figures.score_sum += item.match_score
-            figures.score_count += 1
-            if item.match_type in score_bins:
-                score_bins[item.match_type][score_bin(item.match_score)] += 1
         answer.append(item.latency_ms)
         response.append(item.response_latency_ms)
         query_lag.append(_difference(item.query_ingested_at, item.query_timestamp))
@@ -393,24 +458,9 @@ def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name
             key = normalize_question(item.query)
             if key:
                 unmatched[key] += 1
-    top_unmatched = [
-        (shorten_question(question), count) for question, count in sorted(unmatched.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
-    ]
-    return Report(
-        stack_name=stack_name,
-        start=days[0],
-        end=days[-1],
-        per_day=[per_day[day] for day in sorted(per_day)],
-        score_bins=score_bins,
-        answer_latency=Distribution.of(answer),
-        response_latency=Distribution.of(response),
-        query_ingest_lag=Distribution.of(query_lag),
-        response_ingest_lag=Distribution.of(response_lag),
-        unanswered=unanswered,
-        without_query=without_query,
-        top_unmatched=top_unmatched,
-        canaries=canaries,
-    )
+    distributions = (Distribution.of(answer), Distribution.of(response), Distribution.of(query_lag), Distribution.of(response_lag))
+    top_unmatched = sorted(unmatched.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return tally.report(days, distributions, top_unmatched, stack_name=stack_name)
 
 
 def _difference(later: float | None, earlier: float | None) -> float | None:
