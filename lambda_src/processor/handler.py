@@ -199,14 +199,11 @@ def _deliver_to_lake(outcomes: list[_GroupOutcome], lake: LakeSink, context: Any
     if not result.refused:
         return
     metrics.add_metric(name="LakeDeliveryFailures", unit=MetricUnit.Count, value=len(result.refused))
-    first_refused: dict[int, int] = {}  # per outcome (by id): the earliest position refused
-    for index in result.refused:
+    for index in sorted(result.refused, reverse=True):  # the earliest refused run of a group is applied last
         outcome, position, _ = rows[index]
-        first_refused[id(outcome)] = min(position, first_refused.get(id(outcome), position))
-    for outcome in outcomes:
-        if id(outcome) in first_refused:
-            failed = outcome.message_ids[first_refused[id(outcome)] :]
-            outcome.failed = [message_id for message_id in outcome.message_ids if message_id in {*outcome.failed, *failed}]
+        # Rows exist only for stored runs, which precede a group's failed records: the refused run's
+        # records and everything after them include what had already failed.
+        outcome.failed = outcome.message_ids[position:]
     logger.error(
         "Rows not delivered to the lake",
         extra={"rows": len(rows), "refused": len(result.refused), "errorCodes": sorted(set(result.refused.values()))},

@@ -36,6 +36,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from store import error_code
 
 # (column, Glue type), in the Glue table's order; the CDK app's Glue table is tested against this.
 LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -182,8 +183,7 @@ class LakeSink:
                         DeliveryStreamName=self.stream_name, Records=[{"Data": records[index]} for index in chunk]
                     )
                 except Exception as error:  # the client already retried: the whole chunk is refused
-                    code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
-                    refused.update(dict.fromkeys(chunk, code))
+                    refused.update(dict.fromkeys(chunk, error_code(error)))
                     continue
                 responses = answer.get("RequestResponses", [])
                 for position, index in enumerate(chunk):

@@ -284,7 +284,7 @@ class EventStore:
 
 
 def error_code(error: BaseException) -> str:
-    """DynamoDB's error code, or the exception's class name for errors raised before a response."""
+    """AWS's error code (DynamoDB's, Firehose's), or the exception's class name for errors raised before a response."""
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", "Unknown"))
     return type(error).__name__
