@@ -118,7 +118,11 @@ def lake_comparison(info: StackInfo, table_figures: Report) -> tuple[list[str], 
     synced = lake.sync_partitions(info.client("s3"), info.outputs["LakeBucketName"], *lake.partition_range(days), cache)
     engine = lake.DuckDBEngine(cache)
     from_lake = lake.lake_report(engine, days, top=5, stack_name=info.stack_name)
-    rows = engine.connect().execute(f"SELECT count(*) FROM {lake.TABLE}").fetchone()
+    connection = engine.connect()
+    try:
+        rows = connection.execute(f"SELECT count(*) FROM {lake.TABLE}").fetchone()
+    finally:
+        connection.close()
     same = {**from_lake.to_json(), "engine": None} == {**table_figures.to_json(), "engine": None}
     assert from_lake.engine is not None
     lines = [

@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from local.template import table_arguments
 from tests.conftest import Synthesized
-from tests.processor.lambda_events import BASE_TS, REGION
+from tests.processor.lambda_events import BASE_TS, REGION, LambdaContext, sqs_event
 from tests.processor_modules import processor_modules
 
 PROCESSOR_DIR = Path(__file__).resolve().parents[2] / "lambda_src" / "processor"
@@ -116,3 +116,9 @@ def table(processor: Processor, dev: Synthesized) -> Iterator[Table]:
             yield Table(client, TABLE)
         finally:
             processor.handler.stores.reset()
+
+
+def run(processor: Processor, *records: dict, context: Any = None) -> list[str]:
+    """Invoke the handler with one batch; the failed message IDs, in batch order."""
+    response = processor.handler.handler(sqs_event(*records), context or LambdaContext())
+    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]

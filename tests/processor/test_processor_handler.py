@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.processor.conftest import NAMESPACE, SERVICE, FakeClock, Processor, Table
+from tests.processor.conftest import NAMESPACE, SERVICE, FakeClock, Processor, Table, run
 from tests.processor.lambda_events import (
     BASE_TS,
     LambdaContext,
@@ -19,17 +19,10 @@ from tests.processor.lambda_events import (
     query_body,
     redelivered,
     response_body,
-    sqs_event,
     sqs_record,
 )
 
 SECRET_QUESTION = "Does the candidate know the secret handshake?"
-
-
-def run(processor: Processor, *records: dict, context: Any = None) -> list[str]:
-    """Invoke the handler with one batch; the failed message IDs, in batch order."""
-    response = processor.handler.handler(sqs_event(*records), context or LambdaContext())
-    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
 
 def ids(*records: dict) -> list[str]:

@@ -18,17 +18,12 @@ from tests.processor.lambda_events import (
     query_body,
     redelivered,
     response_body,
-    sqs_event,
     sqs_record,
 )
+from tests.processor.test_processor_handler import run
 
 BUCKET = "chat-analytics-test-lake"
 STREAM = "chat-analytics-test-requests"
-
-
-def run(processor: Processor, *records: dict) -> list[str]:
-    response = processor.handler.handler(sqs_event(*records), LambdaContext())
-    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
 
 class Lake:
@@ -245,11 +240,10 @@ def test_a_batch_near_its_deadline_fails_its_rows_records_instead_of_timing_out(
     processor.handler.sinks.pin(processor.lake.LakeSink(client, STREAM))
     try:
         records = [sqs_record(query_body("r-1")), sqs_record(query_body("r-2"))]
-        context = LambdaContext(remaining_ms=4_000)  # enough to start the records, not the lake's attempt
-        response = processor.handler.handler(sqs_event(*records), context)
+        failed = run(processor, *records, context=LambdaContext(remaining_ms=4_000))  # enough for the records, not the lake
     finally:
         processor.handler.sinks.pin(None)
-    assert [failure["itemIdentifier"] for failure in response["batchItemFailures"]] == [r["messageId"] for r in records]
+    assert failed == [r["messageId"] for r in records]
     assert client.calls == [] and table.item("r-1") is not None
 
 
