@@ -467,7 +467,7 @@ FIREHOSE_RECORD_BYTES = 5 * 1024  # every row is far below 5 KB: billed as 5 KB
 # From bench/lake_bench.py (docs/benchmarks/lake.md), 10M requests in Firehose's layout: Parquet bytes per
 # request on S3, and what a 90-day `report --engine athena` scans per request in its range.
 LAKE_PARQUET_BYTES_PER_REQUEST = 130
-ATHENA_SCAN_BYTES_PER_REQUEST = 24
+ATHENA_SCAN_BYTES_PER_REQUEST = 18  # 17.95 measured
 REPORTS_PER_MONTH = 30  # one 90-day Athena report a day
 FIREHOSE_OBJECTS_PER_DAY = 96  # a 900 s buffer under steady traffic
 MONTH_DAYS = 365.25 / 12
