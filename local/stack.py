@@ -71,7 +71,7 @@ def bridge_sqs_batch_actions() -> None:
 
 # Java DateTimeFormatter letters Firehose's !{timestamp:...} prefixes use, as strftime directives.
 _FIREHOSE_TIME_TOKENS = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
-_FIREHOSE_EXPRESSION = re.compile(r"!\{([a-z]+):([^}]*)\}")
+_FIREHOSE_EXPRESSION = re.compile(r"!\{([A-Za-z]+):([^}]*)\}")
 
 
 def firehose_prefix(prefix: str, now: datetime, *, error_type: str = "processing-failed") -> str:
