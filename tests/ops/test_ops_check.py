@@ -90,21 +90,59 @@ def test_check_text_is_a_table(stack, processed, cli) -> None:
 
 
 def test_canary_not_stored_fails_within_the_timeout(stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No processor runs (a disabled event source): the item check fails when --timeout runs out, not later."""
+    """No processor runs (a disabled event source): the item check looks every POLL_INTERVAL_S until
+    --timeout runs out, then fails; it never waits longer than --timeout in all.
+
+    Time is the check's own clock, advanced only by its ``pause`` hook: the test counts the waits and
+    their lengths, not the wall clock (a busy machine changes neither)."""
+
+    class Clock:
+        """``check``'s view of ``time``: monotonic() moves only when check pauses."""
+
+        def __init__(self) -> None:
+            self.now = 1000.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(time, name)
+
+    clock = Clock()
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        clock.now += seconds
+
+    from botocore.client import BaseClient
+
+    looks: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def counting(client: BaseClient, operation: str, params: dict) -> object:
+        if operation == "GetItem":
+            looks.append(params["Key"]["requestId"]["S"])
+        return make_api_call(client, operation, params)
+
     monkeypatch.setattr(check, "PRODUCER_TRANSPORT", "botocore")
-    monkeypatch.setattr(check, "POLL_INTERVAL_S", 0.1)
-    started = time.monotonic()
-    result = cli("check", "--timeout", "1.5", "--json")
-    elapsed = time.monotonic() - started
+    monkeypatch.setattr(check, "time", clock)
+    monkeypatch.setattr(check, "pause", pause)
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    assert check.POLL_INTERVAL_S == 1.0  # "every second" (ops/README.md)
+    result = cli("check", "--timeout", "3.5", "--json")
     assert result.code == 1
     rows = statuses(result.out)
     assert rows["canary sent"]["status"] == OK
     assert rows["canary stored"]["status"] == FAIL
     detail = rows["canary stored"]["detail"]
-    assert "within 1.5 s (nothing stored)" in detail
+    assert "within 3.5 s (nothing stored)" in detail
     assert "events queue 2" in detail and "DLQ 0" in detail
     assert rows["alarm actions"]["status"] == OK  # the other checks still ran
-    assert elapsed < 10
+    # Looked at t = 0, 1, 2, 3 and 3.5: four waits, one poll interval each until the last, cut to what was left.
+    assert pauses == [1.0, 1.0, 1.0, 0.5]
+    assert sum(pauses) == 3.5
+    assert len(looks) == 5 and len(set(looks)) == 1 and looks[0] in detail  # five polls of the canary's item, none after
     assert json.loads(result.out)["ok"] is False
 
 

@@ -1,16 +1,20 @@
-"""Every command ends within 20 s with one line when the endpoint accepts connections and never answers.
+"""Every command ends with one line and exit 1 when the endpoint accepts connections and never answers.
 
 Each command runs as a real process (``python -m chat_analytics_ops``, the CLI's own defaults, no
-test overrides) against its own ``SilentEndpoint``; all of them run at once, so the module takes
-about as long as the slowest command. The scenarios are run once by a module fixture and the tests
-below assert on what each one saw: the exit status, stderr, the time taken and every request the
-endpoint received.
+test overrides) against its own ``SilentEndpoint``; all of them run at once. The scenarios are run
+once by a module fixture and the tests below assert on what each one saw: the exit status, stderr,
+every request the endpoint received and accepted connection, and the client configuration of every
+AWS call the process made (recorded inside the process, ``RECORDER``). How long a command takes is
+not asserted (beyond a lower bound the read timeout implies, and a generous "it ends at all"): a
+busy machine only makes it slower. The times are measured by ``bench/ops_timeouts_bench.py``
+(docs/benchmarks/ops.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -19,16 +23,17 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from chat_analytics_ops import dlq
+from chat_analytics_ops import dlq, timeouts
 from chat_analytics_ops.cli import build_parser
 from chat_analytics_ops.outputs import CLIENT_CONFIG, AwsContext
 from local.faults import Answer, SilentEndpoint
 
-DEADLINE_S = 20
-PROCESS_TIMEOUT_S = 60  # the code as found took about 125 s: stop it and fail rather than wait
+# Not a budget: only "it ends at all", well inside pytest's 300 s per test. Idle, the slowest takes ~14 s.
+PROCESS_TIMEOUT_S = 150
 # The value the CLI really uses; conftest's autouse fixture sets it to 0 for the moto tests.
 RECEIVE_WAIT_SECONDS = dlq.RECEIVE_WAIT_SECONDS
 
@@ -106,13 +111,40 @@ LONG_POLL = Scenario(
 )
 
 
+# Runs the CLI as ``python -m chat_analytics_ops`` would, after hooking botocore so that every AWS call
+# the process makes appends one JSON line to $RECORD_CALLS: the service, the operation and the client
+# configuration that call really used (a client built elsewhere, without CLIENT_CONFIG, would show).
+RECORDER = """
+import json, os, runpy, sys
+from botocore.client import BaseClient
+_record = os.environ["RECORD_CALLS"]
+_make_api_call = BaseClient._make_api_call
+def _recording(self, operation_name, api_params):
+    config = self.meta.config
+    with open(_record, "a", encoding="utf-8") as sink:
+        sink.write(json.dumps({
+            "service": self.meta.service_model.service_name,
+            "operation": operation_name,
+            "connect_timeout": config.connect_timeout,
+            "read_timeout": config.read_timeout,
+            "retries": config.retries,
+        }) + "\\n")
+    return _make_api_call(self, operation_name, api_params)
+BaseClient._make_api_call = _recording
+sys.argv = ["chat-analytics", *sys.argv[1:]]
+runpy.run_module("chat_analytics_ops", run_name="__main__", alter_sys=True)
+"""
+
+
 @dataclass(frozen=True)
 class Run:
     endpoint: str
     code: int | None  # None: still running after PROCESS_TIMEOUT_S
     err: str
-    elapsed_s: float
-    actions: list[str]
+    elapsed_s: float  # reported by the benchmark; tests only use it as a lower bound
+    actions: list[str]  # every request the endpoint received, in order
+    connections: int  # TCP connections it accepted
+    calls: list[dict[str, Any]]  # every AWS call the process made, with the client config it used
 
 
 def attempts() -> int:
@@ -133,25 +165,37 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run(scenario: Scenario, env: dict[str, str], cwd: Path) -> Run:
+def command(scenario: Scenario, endpoint: str, *, record: bool) -> list[str]:
+    argv = ["--endpoint-url", endpoint, *(arg.format(endpoint=endpoint) for arg in scenario.argv)]
+    if record:
+        return [sys.executable, "-c", RECORDER, *argv]
+    return [sys.executable, "-m", "chat_analytics_ops", *argv]
+
+
+def run(scenario: Scenario, env: dict[str, str], cwd: Path, *, record: bool = True, timeout_s: float = PROCESS_TIMEOUT_S) -> Run:
+    """One command in its own process against its own silent endpoint (``record``: through RECORDER)."""
+    calls_file = cwd / f"calls-{os.getpid()}-{time.monotonic_ns()}.jsonl"
     with SilentEndpoint(dict(scenario.answers)) as endpoint:
-        argv = [arg.format(endpoint=endpoint.url) for arg in scenario.argv]
         started = time.monotonic()
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "chat_analytics_ops", "--endpoint-url", endpoint.url, *argv],
-                env=env,
+                command(scenario, endpoint.url, record=record),
+                env={**env, "RECORD_CALLS": str(calls_file)},
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
-                timeout=PROCESS_TIMEOUT_S,
+                timeout=timeout_s,
                 check=False,
             )
             code, err = done.returncode, done.stderr
         except subprocess.TimeoutExpired as expired:
             code, err = None, str(expired.stderr or "")
-        return Run(endpoint.url, code, err, time.monotonic() - started, endpoint.actions)
+        elapsed = time.monotonic() - started
+        connections, _ = endpoint.counts()
+        actions = endpoint.actions
+    calls = [json.loads(line) for line in calls_file.read_text().splitlines()] if calls_file.exists() else []
+    return Run(endpoint.url, code, err, elapsed, actions, connections, calls)
 
 
 @pytest.fixture(scope="module")
@@ -172,21 +216,42 @@ def one_line(text: str) -> str:
     return lines[0]
 
 
-def test_a_silent_endpoint_receives_exactly_the_configured_attempts(runs: dict[str, Run]) -> None:
-    """The client config counts attempts, and the endpoint sees exactly that many requests per call.
+def test_the_configured_timeouts_and_attempts() -> None:
+    """The values timeouts.py documents (and ops/README.md), in the one Config every client is built with.
 
     botocore reads ``Config(retries={"max_attempts": N})`` as N *retries*, N + 1 requests, while
     ``total_max_attempts`` (and ``max_attempts`` in the shared config file or ``AWS_MAX_ATTEMPTS``)
     counts attempts including the first: botocore's ``Config`` documentation and the AWS SDKs and
     Tools Reference Guide, "Retry behavior",
-    https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html. The config as found
-    said ``max_attempts: 3`` and the silent endpoint received 4 requests of up to 30 s each.
+    https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html.
     """
+    assert (timeouts.CONNECT_TIMEOUT_S, timeouts.READ_TIMEOUT_S, timeouts.TOTAL_MAX_ATTEMPTS, timeouts.RETRY_MODE) == (3, 5, 2, "standard")
+    assert CLIENT_CONFIG is timeouts.CLIENT_CONFIG
+    assert (CLIENT_CONFIG.connect_timeout, CLIENT_CONFIG.read_timeout) == (3, 5)
     retries = CLIENT_CONFIG.retries
     assert "max_attempts" not in retries, f"{retries}: a client Config's max_attempts counts retries; say total_max_attempts"
-    assert retries == {"mode": "standard", "total_max_attempts": attempts()}
+    assert retries == {"mode": "standard", "total_max_attempts": 2}
+
+
+@pytest.mark.parametrize("name", [*SILENT, *HALF_SILENT, "long-poll"])
+def test_every_call_of_every_command_uses_the_configured_client(runs: dict[str, Run], name: str) -> None:
+    """Recorded inside each command's process: the Config of the client that made each AWS call."""
+    calls = runs[name].calls
+    assert calls, f"{name}: no AWS call recorded"
+    for call in calls:
+        assert (call["connect_timeout"], call["read_timeout"]) == (timeouts.CONNECT_TIMEOUT_S, timeouts.READ_TIMEOUT_S), call
+        assert call["retries"] == {"mode": timeouts.RETRY_MODE, "total_max_attempts": timeouts.TOTAL_MAX_ATTEMPTS}, call
+
+
+def test_a_silent_endpoint_receives_exactly_the_configured_attempts(runs: dict[str, Run]) -> None:
+    """The first call of each command is the one it is stuck on: the endpoint sees exactly ``total_max_attempts``
+    requests of it, each on its own connection (a timed-out connection is not reused), and nothing after it.
+    The config as found said ``max_attempts: 3`` and the silent endpoint received 4 requests of up to 30 s each."""
     for name, scenario in SILENT.items():
-        assert runs[name].actions == [scenario.silent_action] * attempts(), name
+        result = runs[name]
+        assert result.actions == [scenario.silent_action] * attempts(), name
+        assert result.connections == attempts(), name
+        assert [call["operation"] for call in result.calls] == [scenario.silent_action], name
 
 
 def test_the_shells_retry_settings_do_not_change_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,20 +264,21 @@ def test_the_shells_retry_settings_do_not_change_the_bound(monkeypatch: pytest.M
 
 
 @pytest.mark.parametrize("name", [*SILENT, *HALF_SILENT])
-def test_every_command_ends_within_20_s_with_one_line(runs: dict[str, Run], name: str) -> None:
+def test_every_command_ends_with_one_line_and_exit_1(runs: dict[str, Run], name: str) -> None:
     result = runs[name]
     assert result.code is not None, f"{name} still ran after {PROCESS_TIMEOUT_S} s"
-    assert result.elapsed_s < DEADLINE_S, f"{name} took {result.elapsed_s:.1f} s"
     assert result.code == 1
     line = one_line(result.err)
     assert line == (
         f"chat-analytics: no answer from the endpoint {result.endpoint}/ within the {CLIENT_CONFIG.read_timeout} s read timeout"
         f" ({attempts()} attempts): is it up and answering?"
     )
+    # A lower bound only (a busy machine makes it longer, never shorter): each attempt waited out the read timeout.
+    assert result.elapsed_s >= attempts() * CLIENT_CONFIG.read_timeout
 
 
 def test_every_command_is_in_the_table() -> None:
-    """A new subcommand must be added to SILENT, so that it is held to the same bound."""
+    """A new subcommand must be added to SILENT, so that it is held to the same rules."""
 
     def handlers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, object]]:
         children = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
@@ -229,7 +295,7 @@ def test_every_command_is_in_the_table() -> None:
 
 
 def test_a_receive_that_never_answers_is_one_timeout(runs: dict[str, Run]) -> None:
-    """The endpoint answers GetQueueAttributes, then goes silent in the receive loop: still bounded."""
+    """The endpoint answers GetQueueAttributes, then goes silent in the receive loop: the configured attempts, then one line."""
     assert runs["dlq-inspect-receive-silent"].actions == ["GetQueueAttributes", *["ReceiveMessage"] * attempts()]
 
 
@@ -246,5 +312,7 @@ def test_a_long_poll_fits_in_the_read_timeout(runs: dict[str, Run]) -> None:
     assert CLIENT_CONFIG.read_timeout >= RECEIVE_WAIT_SECONDS + 3
     result = runs["long-poll"]
     assert result.actions == ["GetQueueAttributes", "ReceiveMessage"]  # answered, not timed out and retried
+    assert result.connections == 1
+    assert [call["operation"] for call in result.calls] == ["GetQueueAttributes", "ReceiveMessage"]
     assert result.code == 1 and "in flight" in one_line(result.err)
-    assert RECEIVE_WAIT_SECONDS <= result.elapsed_s < DEADLINE_S
+    assert result.elapsed_s >= RECEIVE_WAIT_SECONDS  # the endpoint held the poll for WaitTimeSeconds: a lower bound only
