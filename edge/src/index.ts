@@ -3,13 +3,12 @@
  * SQS in the background through `ctx.waitUntil`, so analytics never delays or breaks an answer.
  *
  * Per question: ONE SendMessageBatch request holding the query event, then the response event, sent
- * after the answer is returned (src/sqs-logger.ts). When the answer generator throws, the Worker answers
+ * after the answer is returned (@chat-analytics/worker-logger, packages/worker-logger/). When the answer generator throws, the Worker answers
  * 500 with a JSON error and the query event is still logged (there is no response event). A question
  * is 1 to 4096 code points; the logged copy is made SQS-safe (refused code points become U+FFFD).
  */
 import { type Answer, type AnswerGenerator, CvSkillMatcher, DelayedAnswerer, WorkersAiAnswerer } from "./answer";
-import { toSqsSafe } from "./event-contract";
-import { type AnalyticsEnv, type AnalyticsEvent, logAnalyticsEvents } from "./sqs-logger";
+import { type AnalyticsEnv, type AnalyticsEvent, logAnalyticsEvents, toSqsSafe } from "@chat-analytics/worker-logger";
 
 export interface Env extends AnalyticsEnv {
   AI?: ConstructorParameters<typeof WorkersAiAnswerer>[0];
@@ -69,7 +68,7 @@ export default {
     const started = Date.now();
     const requestId = crypto.randomUUID();
     const mode = env.ANALYTICS_MODE ?? "waitUntil";
-    // The question is logged as SQS-safe text: each code point SQS refuses becomes U+FFFD (see event-contract.ts).
+    // The question is logged as SQS-safe text: each code point SQS refuses becomes U+FFFD (toSqsSafe, from the package).
     const events: AnalyticsEvent[] = [{ eventType: "query", requestId, timestamp: started, query: toSqsSafe(question), source: SOURCE }];
     const send = async () => {
       if (mode === "off") return;

@@ -1,9 +1,9 @@
-// The event contract: the hand-written validator (src/event-contract.ts) and ajv with the JSON Schema
+// The event contract: the hand-written validator (validateEvent, from @chat-analytics/worker-logger) and ajv with the JSON Schema
 // must agree with every shared example in schema/analytics-event.examples.json.
 import { env } from "cloudflare:test";
 import Ajv2020 from "ajv/dist/2020";
 import { describe, expect, it } from "vitest";
-import { toSqsSafe, validateEvent } from "../src/event-contract";
+import { toSqsSafe, validateEvent } from "@chat-analytics/worker-logger";
 
 interface Examples {
   valid: { name: string; event: unknown }[];

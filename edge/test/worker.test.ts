@@ -2,9 +2,8 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { AwsClient } from "aws4fetch";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CvSkillMatcher } from "../src/answer";
-import { validateEvent } from "../src/event-contract";
 import worker, { type Env } from "../src/index";
-import { type AnalyticsEvent, deduplicationId, logAnalyticsEvent, logAnalyticsEvents } from "../src/sqs-logger";
+import { type AnalyticsEvent, deduplicationId, logAnalyticsEvent, logAnalyticsEvents, validateEvent } from "@chat-analytics/worker-logger";
 import type { MotoInfo } from "./moto-info";
 
 interface Received {

@@ -23,7 +23,7 @@
  * - Configuration errors (a queue URL that is not SQS's, a region that disagrees with it, credentials
  *   with whitespace or control characters, anything that makes signing throw) are found before any
  *   send, are never retried, send nothing, and are reported once per isolate (one console.error line).
- * - Contract: every event is checked with `validateEvent` (src/event-contract.ts) before sending; an
+ * - Contract: every event is checked with `validateEvent` (event-contract.ts) before sending; an
  *   invalid one is not sent and is reported. The logger never rewrites an event.
  * - Reporting: a call that leaves events undelivered logs ONE line (every undelivered event and why),
  *   without credentials or question text, and never throws to the caller.
@@ -32,7 +32,7 @@
  * protocol. One signing client per isolate. IAM: `sqs:SendMessage` authorizes SendMessageBatch on AWS.
  */
 import { AwsClient } from "aws4fetch";
-import { validateEvent } from "./event-contract";
+import { validateEvent } from "./event-contract.js";
 
 export interface AnalyticsEnv {
   AWS_ACCESS_KEY_ID: string;

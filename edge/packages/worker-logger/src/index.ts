@@ -1,0 +1,18 @@
+/**
+ * @chat-analytics/worker-logger: fire-and-forget analytics from a Cloudflare Worker to the chat-analytics
+ * SQS FIFO queue. `logAnalyticsEvents(events, env)` sends a request's events in ONE SendMessageBatch and
+ * returns a promise that never rejects, made for `ctx.waitUntil`; `toSqsSafe` makes user text loggable;
+ * `validateEvent` is the event contract the logger checks before sending.
+ */
+export {
+  type AnalyticsEnv,
+  type AnalyticsEvent,
+  type LogOptions,
+  type LogResult,
+  type QueryEvent,
+  type ResponseEvent,
+  deduplicationId,
+  logAnalyticsEvent,
+  logAnalyticsEvents,
+} from "./sqs-logger.js";
+export { toSqsSafe, validateEvent } from "./event-contract.js";
