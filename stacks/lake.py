@@ -13,6 +13,21 @@ destination grants its role ``grantReadWrite`` on the whole bucket (``s3:DeleteO
 ``s3:List*`` on every key, Athena's results included) and a trust policy without a condition. This role can
 write and read back only under ``requests/`` and ``errors/``, read the one Glue table, and write its one log
 stream (https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html).
+
+The stream depends explicitly on its role (whose inline policy is part of the role resource, so the two
+exist together) and, with Lake Formation, on the role's table grant: Firehose checks that it can read the
+table's schema when the stream is created, not at its first delivery. IAM is eventually consistent, so on
+a first deploy Firehose can still refuse a role created seconds earlier ("unable to assume role"); the
+stack then rolls back and a second deploy succeeds (docs/runbook.md, "First deploy").
+
+With ``lake_formation`` (accounts where Lake Formation guards the Glue catalog, docs/aws-accounts.md) the
+stack grants, through ``AWS::LakeFormation::PrincipalPermissions``: the delivery role DESCRIBE on the table
+(what Firehose's Parquet conversion reads: the table's schema, through glue:GetTable*), and each report
+reader DESCRIBE on the database and SELECT + DESCRIBE on the table (what an Athena query of the table needs).
+``PrincipalPermissions`` rather than the older ``AWS::LakeFormation::Permissions``: CloudFormation's page for
+the older one points to it as the newer resource, and the older one fails a stack deletion when a
+permission it granted has already been revoked by hand. Report readers are IAM roles or users named in
+the settings: the report reader policy is a managed policy, which Lake Formation cannot be granted to.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_lakeformation as lakeformation
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -67,7 +83,9 @@ class EventLakeProps:
     workgroup; ``retention_days`` expires the lake's rows (and Firehose's error records) as the table's TTL
     expires items; ``scan_limit_bytes`` is the workgroup's per-query cutoff; ``buffer_interval_s`` is how long
     Firehose gathers rows before it writes a file (60..900); ``protect_data`` (prod) retains the log group
-    with the stack; ``database_name`` is the Glue database (lowercase letters, digits, underscores)."""
+    with the stack; ``database_name`` is the Glue database (lowercase letters, digits, underscores);
+    ``lake_formation`` adds the Lake Formation grants (the delivery role's, and one set per ARN of
+    ``report_reader_principal_arns``)."""
 
     name_prefix: str
     retention_days: int
@@ -76,6 +94,8 @@ class EventLakeProps:
     log_retention_days: int
     buffer_interval_s: int = 900
     protect_data: bool = False
+    lake_formation: bool = False
+    report_reader_principal_arns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 60 <= self.buffer_interval_s <= 900:
@@ -84,6 +104,8 @@ class EventLakeProps:
             raise ValueError(f"database_name {self.database_name!r}: Athena wants lowercase letters, digits and underscores")
         if self.scan_limit_bytes < 10_000_000:
             raise ValueError(f"scan_limit_bytes {self.scan_limit_bytes} is under Athena's 10 MB minimum")
+        if self.report_reader_principal_arns and not self.lake_formation:
+            raise ValueError("report_reader_principal_arns are Lake Formation grantees: they need lake_formation")
 
 
 class EventLake(Construct):
@@ -265,8 +287,15 @@ class EventLake(Construct):
                 ),
             ),
         )
-        # The schema configuration refers to the table (created first); the log stream must exist too.
+        # The schema configuration refers to the table (created first); the log stream must exist too, and the
+        # role (its policy is inline: one resource) before Firehose is asked to assume it.
         cfn_stream.node.add_dependency(self.log_stream)
+        cfn_stream.node.add_dependency(self.delivery_role)
+        self.lake_formation_grants: list[lakeformation.CfnPrincipalPermissions] = []
+        if props.lake_formation:
+            delivery_grant = self._grant("DeliveryRoleTableGrant", self.delivery_role.role_arn, ["DESCRIBE"], table=True)
+            # Firehose reads the table's schema when the stream is created: the grant comes first.
+            cfn_stream.node.add_dependency(delivery_grant)
         self.delivery_stream = cfn_stream
         # The stream's Ref (its name): what refers to it waits for it to exist.
         self.stream_name = cfn_stream.ref
@@ -292,10 +321,49 @@ class EventLake(Construct):
         )
         self.work_group_arn = stack.format_arn(service="athena", resource="workgroup", resource_name=props.name_prefix)
         self.report_reader_policy = self._report_reader_policy(props, glue_resources)
+        if props.lake_formation:
+            for index, principal_arn in enumerate(props.report_reader_principal_arns, start=1):
+                self._grant(f"ReportReader{index}DatabaseGrant", principal_arn, ["DESCRIBE"], table=False)
+                self._grant(f"ReportReader{index}TableGrant", principal_arn, ["DESCRIBE", "SELECT"], table=True)
+
+    def _grant(
+        self, construct_id: str, principal_arn: str, permissions: list[str], *, table: bool
+    ) -> lakeformation.CfnPrincipalPermissions:
+        """One Lake Formation grant (no grant option) on the lake's database or on its table."""
+        account = Stack.of(self).account
+        if table:
+            resource = lakeformation.CfnPrincipalPermissions.ResourceProperty(
+                table=lakeformation.CfnPrincipalPermissions.TableResourceProperty(
+                    catalog_id=account, database_name=self.lake_database.ref, name=self.lake_table.ref
+                )
+            )
+        else:
+            resource = lakeformation.CfnPrincipalPermissions.ResourceProperty(
+                database=lakeformation.CfnPrincipalPermissions.DatabaseResourceProperty(catalog_id=account, name=self.lake_database.ref)
+            )
+        grant = lakeformation.CfnPrincipalPermissions(
+            self,
+            construct_id,
+            catalog=account,
+            principal=lakeformation.CfnPrincipalPermissions.DataLakePrincipalProperty(data_lake_principal_identifier=principal_arn),
+            resource=resource,
+            permissions=permissions,
+            permissions_with_grant_option=[],
+        )
+        self.lake_formation_grants.append(grant)
+        return grant
 
     def _report_reader_policy(self, props: EventLakeProps, glue_resources: list[str]) -> iam.ManagedPolicy:
-        """What ``chat-analytics report --engine athena`` needs: run queries in the workgroup, read the table's
-        definition and its rows, and read and write the workgroup's results. Attach it to a person, group or CI role."""
+        """What ``chat-analytics report --engine athena`` needs, statement by statement from Athena's pages:
+        run and read queries in the one workgroup, read the table's definition from the Glue catalog
+        (https://docs.aws.amazon.com/athena/latest/ug/managed-policies.html), read the rows, and locate,
+        list and write the workgroup's results in the lake bucket
+        (https://docs.aws.amazon.com/athena/latest/ug/s3-permissions.html). Attach it to a person, group or CI role.
+
+        ``s3:ListBucket`` has no ``s3:prefix`` condition: a condition on the prefix also denies the requests that
+        name none (HeadBucket, a list of the bucket's root), which Athena and the AWS SDKs make. Listing shows
+        the lake's key names (days, Firehose's file names); the objects themselves stay readable only under
+        ``requests/`` and ``athena-results/``."""
         bucket = self.lake_bucket
         return iam.ManagedPolicy(
             self,
@@ -321,15 +389,13 @@ class EventLake(Construct):
                 iam.PolicyStatement(sid="ReadTheRows", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{REQUESTS_PREFIX}*")]),
                 iam.PolicyStatement(
                     sid="ReadAndWriteQueryResults",
-                    actions=["s3:GetObject", "s3:PutObject"],
+                    actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
                     resources=[bucket.arn_for_objects(f"{ATHENA_RESULTS_PREFIX}*")],
                 ),
                 iam.PolicyStatement(
-                    sid="ListTheRowsAndResults",
-                    actions=["s3:ListBucket"],
+                    sid="LocateAndListTheLakeBucket",
+                    actions=["s3:GetBucketLocation", "s3:ListBucket"],
                     resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{REQUESTS_PREFIX}*", f"{ATHENA_RESULTS_PREFIX}*"]}},
                 ),
-                iam.PolicyStatement(sid="LocateTheBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
             ],
         )

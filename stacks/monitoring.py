@@ -1,6 +1,6 @@
 """Alarms on the pipeline, an SNS topic they notify, and a dashboard.
 
-Hand-written rather than cdk-monitoring-constructs: eight alarms with thresholds that are part of
+Hand-written rather than cdk-monitoring-constructs: ten alarms with thresholds that are part of
 the contract (each asserted by a test and explained in the runbook) are shorter to state than to
 configure through a facade, and the template carries no alarm nobody asked for.
 
@@ -11,21 +11,50 @@ What AWS requires for a notification to arrive (moto checks none of it):
   (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
   Both grants carry ``aws:SourceAccount`` and ``aws:SourceArn`` (this stack's alarms only), so no other
   account's alarms can use them (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html).
-* Alarms notify on ALARM only. An OK action would also fire on INSUFFICIENT_DATA -> OK, i.e. eight
+* Alarms notify on ALARM only. An OK action would also fire on INSUFFICIENT_DATA -> OK, i.e. ten
   "OK" e-mails after every fresh deploy; recoveries (ALARM -> OK, and nothing else) reach the topic
-  through an EventBridge rule instead, which publishes with a role of its own (no service-principal
-  grant on the key, which EventBridge could not condition).
+  through an EventBridge rule instead.
+
+How the recovery rule publishes, under either reading of AWS's pages. EventBridge's "Using
+resource-based policies" page says, in one version, "for targets that use resource-based policies (Lambda,
+Amazon SNS, ...) do not specify a RoleArn ... event delivery may fail, particularly for ... Amazon SNS targets
+with AWS KMS encryption enabled. Use resource-based policies only", and in another that SNS targets may use
+either a role or a resource-based policy, "if no execution role is configured, EventBridge uses
+resource-based policies on the target resource"
+(https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html). A target with no
+role is delivered through resource-based policies under both readings; one with a role fails under the
+first. So the target has no role (the former ``RecoveryPublishRole`` is gone) and:
+
+* the topic policy lets ``events.amazonaws.com`` publish. The same page says condition blocks cannot be
+  used in SNS topic policies for EventBridge (the request may carry no ``aws:SourceArn``), so the
+  statement's conditions are ``...IfExists``: when EventBridge names the calling rule or account, it must
+  be this stack's recovery rule in this account; when it names none, the grant still applies;
+* the topic key lets ``events.amazonaws.com`` use it (kms:Decrypt, kms:GenerateDataKey*,
+  https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services) only
+  for this stack's topics: ``kms:EncryptionContext:aws:sns:topicArn`` (SNS puts the topic's ARN in the
+  encryption context of every data key it asks for). SNS's page says ``aws:SourceAccount`` and
+  ``aws:SourceArn`` are not supported in a key policy for EventBridge-to-encrypted-topic delivery, so the
+  key grant has neither. The topic's ARN is matched by the stack's name (CloudFormation names the topic
+  ``<stack>-<logical id>-<suffix>``): naming it in the key policy directly would make the key depend on
+  the topic, which depends on the key;
+* the target has a retry policy (``RECOVERY_MAX_EVENT_AGE``, ``RECOVERY_RETRY_ATTEMPTS``) and a dead-letter
+  queue (standard, as EventBridge requires; SSE-SQS, which needs no key grant; its policy lets only
+  ``events.amazonaws.com`` send, only for this rule: aws:SourceArn, as EventBridge's dead-letter page
+  shows, https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html);
+* two alarms watch the path: the rule's ``FailedInvocations`` (AWS/Events, dimension RuleName) and the
+  dead-letter queue's depth. They notify through CloudWatch's grant, not through the rule, so a broken
+  recovery path still mails.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jsii
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -40,6 +69,11 @@ PROCESSOR_METRICS = ("QueryEvents", "ResponseEvents", "InvalidEvents")
 MATCH_METRICS = ("MatchFull", "MatchPartial", "MatchNone")
 # The event lake's promise: a row is queryable within 30 minutes of reaching Firehose (its buffer is 15).
 LAKE_FRESHNESS_THRESHOLD_S = 1800
+# A recovery notice EventBridge could not publish is retried for up to an hour (or 24 times, whichever
+# comes first), then kept in the recovery dead-letter queue for SQS's maximum of 14 days.
+RECOVERY_MAX_EVENT_AGE = Duration.hours(1)
+RECOVERY_RETRY_ATTEMPTS = 24
+RECOVERY_DLQ_RETENTION = Duration.days(14)
 
 
 @dataclass(frozen=True)
@@ -62,12 +96,42 @@ class MonitoringProps:
     lake_stream_name: str
 
 
-class Monitoring(Construct):
-    """``alarm_topic`` (KMS-encrypted, TLS only), the eight ``alarms`` and the ``dashboard``.
+@jsii.implements(events.IRuleTarget)
+class _TopicThroughResourcePolicies:
+    """An SNS target with no role that grants nothing by itself: ``targets.SnsTopic`` without a role adds an
+    unconditioned ``events.amazonaws.com`` statement to the topic policy and to the key policy, which this
+    stack writes itself (conditioned, above). Dead-letter queue and retry policy as ``targets.SnsTopic``'s."""
 
-    Five watch the pipeline (queue age, DLQ, processor errors, throttles, duration); three the event lake:
-    rows the processor could not hand to Firehose, rows older than the lake's 30-minute freshness, and rows
-    Firehose could not convert to Parquet (they land under ``errors/``)."""
+    def __init__(
+        self,
+        topic: sns.ITopic,
+        message: events.RuleTargetInput,
+        dead_letter_queue: sqs.IQueue,
+        max_event_age: Duration,
+        retry_attempts: int,
+    ) -> None:
+        self.topic, self.message, self.dead_letter_queue = topic, message, dead_letter_queue
+        self.max_event_age, self.retry_attempts = max_event_age, retry_attempts
+
+    def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
+        return events.RuleTargetConfig(
+            arn=self.topic.topic_arn,
+            input=self.message,
+            dead_letter_config=events.CfnRule.DeadLetterConfigProperty(arn=self.dead_letter_queue.queue_arn),
+            retry_policy=events.CfnRule.RetryPolicyProperty(
+                maximum_event_age_in_seconds=int(self.max_event_age.to_seconds()), maximum_retry_attempts=self.retry_attempts
+            ),
+        )
+
+
+class Monitoring(Construct):
+    """``alarm_topic`` (KMS-encrypted, TLS only), the ten ``alarms``, the ``recovery_rule`` with its
+    ``recovery_dead_letter_queue``, and the ``dashboard``.
+
+    Five alarms watch the pipeline (queue age, DLQ, processor errors, throttles, duration); three the event
+    lake: rows the processor could not hand to Firehose, rows older than the lake's 30-minute freshness, and
+    rows Firehose could not convert to Parquet (they land under ``errors/``); two the recovery rule: failed
+    invocations and notices in its dead-letter queue."""
 
     def __init__(self, scope: Construct, construct_id: str, props: MonitoringProps) -> None:
         super().__init__(scope, construct_id)
@@ -171,27 +235,83 @@ class Monitoring(Construct):
             }
         )
         self.recovery_rule = self._recovery_rule(props.name_prefix)
+        self.alarms.update(
+            {
+                "RecoveryFailedInvocations": self._alarm(
+                    "RecoveryFailedInvocationsAlarm",
+                    cloudwatch.Metric(
+                        namespace="AWS/Events",
+                        metric_name="FailedInvocations",
+                        dimensions_map={"RuleName": self.recovery_rule_name},
+                        statistic="Sum",
+                        period=FIVE_MINUTES,
+                    ),
+                    threshold=1,
+                    comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    description="EventBridge could not publish an alarm-recovered notice to the alarm topic (it is retried, then dead-lettered)",
+                ),
+                "RecoveryDeadLetters": self._alarm(
+                    "RecoveryDeadLettersAlarm",
+                    self.recovery_dead_letter_queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"),
+                    threshold=0,
+                    description="Alarm-recovered notices EventBridge gave up publishing are in the recovery dead-letter queue",
+                ),
+            }
+        )
         self.dashboard = self._dashboard(props)
 
     def _recovery_rule(self, name_prefix: str) -> events.Rule:
-        """ALARM -> OK transitions of this stack's alarms, published to the topic as one readable line."""
+        """ALARM -> OK transitions of this stack's alarms, published to the topic as one readable line, through
+        resource-based grants only (see the module's docstring), retried, then dead-lettered."""
         stack = Stack.of(self)
-        rule_name = f"{name_prefix}-alarm-recovered"
-        rule_arn = stack.format_arn(service="events", resource="rule", resource_name=rule_name)
-        # The rule publishes with this role, which only this rule of this account can assume.
-        self.recovery_role = iam.Role(
+        self.recovery_rule_name = f"{name_prefix}-alarm-recovered"
+        rule_arn = stack.format_arn(service="events", resource="rule", resource_name=self.recovery_rule_name)
+        self.alarm_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAlarmRecoveredRuleToPublish",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.alarm_topic.topic_arn],
+                conditions={
+                    "ArnEqualsIfExists": {"aws:SourceArn": rule_arn},
+                    "StringEqualsIfExists": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
+        # This stack's topics, by the name CloudFormation gives them (the key cannot name the topic: a cycle).
+        self.topic_arn_pattern = stack.format_arn(service="sns", resource=f"{stack.stack_name}-*", arn_format=ArnFormat.NO_RESOURCE_NAME)
+        self.topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowEventBridgeToUseTheKeyForThisStacksTopics",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringLike": {"kms:EncryptionContext:aws:sns:topicArn": self.topic_arn_pattern}},
+            )
+        )
+        self.recovery_dead_letter_queue = sqs.Queue(
             self,
-            "RecoveryPublishRole",
-            description="Lets the alarm-recovered rule publish to the alarm topic",
-            assumed_by=iam.ServicePrincipal(
-                "events.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account, "aws:SourceArn": rule_arn}},
-            ),
+            "RecoveryDeadLetterQueue",
+            queue_name=f"{name_prefix}-alarm-recovered-dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=RECOVERY_DLQ_RETENTION,
+            # It holds only "recovered" notices, which the mail log and the alarm history also have.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.recovery_dead_letter_queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAlarmRecoveredRuleToDeadLetter",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.recovery_dead_letter_queue.queue_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": rule_arn}},
+            )
         )
         rule = events.Rule(
             self,
             "AlarmRecoveredRule",
-            rule_name=rule_name,
+            rule_name=self.recovery_rule_name,
             description="An alarm of this stack went from ALARM back to OK",
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
@@ -202,13 +322,15 @@ class Monitoring(Construct):
             ),
         )
         rule.add_target(
-            targets.SnsTopic(
+            _TopicThroughResourcePolicies(
                 self.alarm_topic,
-                role=self.recovery_role,
-                message=events.RuleTargetInput.from_text(
+                events.RuleTargetInput.from_text(
                     f"OK: {events.EventField.from_path('$.detail.alarmName')} recovered at {events.EventField.time}"
                     f" ({events.EventField.from_path('$.detail.state.reason')})"
                 ),
+                self.recovery_dead_letter_queue,
+                RECOVERY_MAX_EVENT_AGE,
+                RECOVERY_RETRY_ATTEMPTS,
             )
         )
         return rule

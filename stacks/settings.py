@@ -34,6 +34,10 @@ NON_PUBLIC_NETWORKS = tuple(ipaddress.ip_network(block) for block in (*_NON_PUBL
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
+# An IAM role or user Lake Formation can grant to (its DataLakePrincipalIdentifier): any partition, a
+# 12-digit account, an optional path (Identity Center's roles live under aws-reserved/sso.amazonaws.com/).
+_PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$")
+
 # Defaults that differ by stage; any of them can be overridden by a context key.
 _STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "dev": {"logRetentionDays": 14, "eventRetentionDays": 30, "processorMaxConcurrency": 2},
@@ -63,6 +67,8 @@ SETTING_KEYS = (
     "metricsNamespace",
     "powertoolsLayer",
     "lakeScanLimitGb",
+    "lakeFormation",
+    "reportReaderPrincipalArns",
 )
 
 
@@ -97,6 +103,10 @@ class Settings:
     python_runtime: str = "python3.14"
     powertools_layer: str | None = None
     lake_scan_limit_gb: int = 10
+    # Lake Formation grants for the lake (accounts where Lake Formation, not IAM alone, guards the Glue
+    # catalog: docs/aws-accounts.md), and the IAM roles or users granted to read it through Athena.
+    lake_formation: bool = False
+    report_reader_principal_arns: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def stack_name(self) -> str:
@@ -134,6 +144,13 @@ class Settings:
                 f"context key 'tableRetentionDays': {table_retention_days} is longer than eventRetentionDays ({event_retention_days});"
                 " the event lake must keep at least what the table keeps"
             )
+        lake_formation = _bool(value("lakeFormation", False), "lakeFormation")
+        readers = _principal_arns(value("reportReaderPrincipalArns", []))
+        if readers and not lake_formation:
+            raise SettingsError(
+                "context key 'reportReaderPrincipalArns': only Lake Formation grants use it, and lakeFormation is false;"
+                " attach the ReportReaderPolicyArn policy to those principals instead, or set lakeFormation to true"
+            )
         return cls(
             stage=stage,
             alarm_email=_email(value("alarmEmail")),
@@ -151,6 +168,8 @@ class Settings:
             metrics_namespace=_namespace(value("metricsNamespace", "ChatAnalytics")),
             powertools_layer=_powertools_layer(value("powertoolsLayer")),
             lake_scan_limit_gb=_int(value("lakeScanLimitGb", 10), "lakeScanLimitGb", 1, 1000),
+            lake_formation=lake_formation,
+            report_reader_principal_arns=readers,
         )
 
 
@@ -172,6 +191,38 @@ def _int(raw: Any, key: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise SettingsError(f"context key '{key}': {number} is outside {low}..{high}")
     return number
+
+
+def _bool(raw: Any, key: str) -> bool:
+    """true/false from cdk.json, "true"/"false" from ``-c key=value``; anything else is a mistake."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise SettingsError(f"context key '{key}': expected true or false, got {raw!r}")
+
+
+def _principal_arns(raw: Any) -> tuple[str, ...]:
+    """IAM role or user ARNs, as a JSON list or comma-separated; duplicates are refused (one grant each)."""
+    key = "reportReaderPrincipalArns"
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            raw = json.loads(text) if text.startswith("[") else [part for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise SettingsError(f"context key '{key}': {text!r} is neither a JSON list nor comma-separated ARNs") from None
+    if not isinstance(raw, list | tuple):
+        raise SettingsError(f"context key '{key}': expected a list of IAM role or user ARNs, got {raw!r}")
+    arns: list[str] = []
+    for item in raw:
+        arn = str(item).strip()
+        if not _PRINCIPAL_ARN.match(arn):
+            raise SettingsError(f"context key '{key}': {arn!r} is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)")
+        if arn in arns:
+            raise SettingsError(f"context key '{key}': {arn} is listed twice")
+        arns.append(arn)
+    return tuple(arns)
 
 
 def _log_retention(raw: Any) -> int:

@@ -56,7 +56,7 @@ def test_cloudwatch_may_publish_to_the_alarm_topic_for_this_stacks_alarms_only(s
     s: Synthesized = request.getfixturevalue(stage)
     topic_id, _, _ = topic_and_key(s)
     statements = topic_policy_statements(s)
-    allows = [st for st in statements if st["Effect"] == "Allow"]
+    allows = [st for st in statements if st["Effect"] == "Allow" and st["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
     assert allows == [
         {
             "Sid": "AllowCloudWatchAlarmsToPublish",
@@ -76,7 +76,7 @@ def test_every_alarm_name_falls_under_the_grants_source_arn(stage: str, request:
     """The conditions match alarms by name; an alarm outside the prefix would notify nobody."""
     s: Synthesized = request.getfixturevalue(stage)
     alarms = resources_of(s.raw, "AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 8
+    assert len(alarms) == 10
     for alarm in alarms:
         assert alarm["Properties"]["AlarmName"].startswith(f"ChatAnalytics-{stage}-")
 
@@ -86,11 +86,11 @@ def test_the_topic_key_lets_cloudwatch_encrypt_for_this_stacks_alarms_only(stage
     """CloudWatch publishing to an SSE-KMS topic needs kms:Decrypt and kms:GenerateDataKey* on the key
     (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services),
     conditioned like the topic grant. The administrators' statement (account root) is what lets IAM
-    policies, such as the recovery rule's role, use the key."""
+    policies use the key; the third is EventBridge's (below)."""
     s: Synthesized = request.getfixturevalue(stage)
     _, _, key = topic_and_key(s)
     statements = key["Properties"]["KeyPolicy"]["Statement"]
-    assert [st["Principal"] for st in statements] == [ROOT, {"Service": "cloudwatch.amazonaws.com"}]
+    assert [st["Principal"] for st in statements] == [ROOT, {"Service": "cloudwatch.amazonaws.com"}, {"Service": "events.amazonaws.com"}]
     cloudwatch = statements[1]
     assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
     assert cloudwatch["Condition"] == alarms_of_this_stack(stage)
@@ -108,11 +108,11 @@ def test_the_topic_key_does_not_outlive_a_dev_stack(dev: Synthesized, prod: Synt
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_alarms_notify_on_alarm_and_recoveries_only_after_an_alarm(stage: str, request: pytest.FixtureRequest) -> None:
     """An OK action fires on every transition into OK, INSUFFICIENT_DATA -> OK included, so a fresh deploy
-    would mail five "OK" messages (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-evaluation.html).
+    would mail ten "OK" messages (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-evaluation.html).
     Alarms act on ALARM only; an EventBridge rule forwards ALARM -> OK and nothing else
     (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-and-eventbridge.html)."""
     s: Synthesized = request.getfixturevalue(stage)
-    topic_id, key_id, _ = topic_and_key(s)
+    topic_id, _, _ = topic_and_key(s)
     for alarm in resources_of(s.raw, "AWS::CloudWatch::Alarm").values():
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": topic_id}]
@@ -129,11 +129,10 @@ def test_alarms_notify_on_alarm_and_recoveries_only_after_an_alarm(stage: str, r
     [target] = props["Targets"]
     assert target["Arn"] == {"Ref": topic_id}
     assert "alarmName" in json.dumps(target["InputTransformer"])
-    role_id = target["RoleArn"]["Fn::GetAtt"][0]
-    role = s.raw["Resources"][role_id]["Properties"]
-    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Principal"] == {"Service": "events.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
-    rule_arn = {
+
+
+def rule_arn(stage: str) -> dict:
+    return {
         "Fn::Join": [
             "",
             [
@@ -147,17 +146,153 @@ def test_alarms_notify_on_alarm_and_recoveries_only_after_an_alarm(stage: str, r
             ],
         ]
     }
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": rule_arn}}
-    [policy] = [
-        p["Properties"] for p in resources_of(s.raw, "AWS::IAM::Policy").values() if p["Properties"].get("Roles") == [{"Ref": role_id}]
+
+
+def recovery_target(s: Synthesized) -> dict:
+    [rule] = resources_of(s.raw, "AWS::Events::Rule").values()
+    [target] = rule["Properties"]["Targets"]
+    return target
+
+
+def recovery_dlq(s: Synthesized, stage: str) -> tuple[str, dict]:
+    [(queue_id, queue)] = [
+        (name, r)
+        for name, r in resources_of(s.raw, "AWS::SQS::Queue").items()
+        if r["Properties"]["QueueName"] == f"ChatAnalytics-{stage}-alarm-recovered-dlq"
     ]
-    assert sorted(json.dumps(st, sort_keys=True) for st in policy["PolicyDocument"]["Statement"]) == sorted(
-        json.dumps(st, sort_keys=True)
-        for st in [
-            {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}},
-            {"Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Effect": "Allow", "Resource": {"Fn::GetAtt": [key_id, "Arn"]}},
-        ]
-    )
+    return queue_id, queue
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_recovery_rule_publishes_through_resource_policies_without_a_role(stage: str, request: pytest.FixtureRequest) -> None:
+    """EventBridge's "Using resource-based policies" page says, in one version, not to give SNS targets a
+    RoleArn ("event delivery may fail, particularly for ... Amazon SNS targets with AWS KMS encryption
+    enabled. Use resource-based policies only"), in another that either works and that without an execution
+    role EventBridge uses the target's resource-based policy
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html). No role satisfies
+    both; a role fails under the first. So: no RoleArn, and no role anywhere that EventBridge can assume."""
+    s: Synthesized = request.getfixturevalue(stage)
+    assert "RoleArn" not in recovery_target(s)
+    for role in resources_of(s.raw, "AWS::IAM::Role").values():
+        for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            assert statement["Principal"] != {"Service": "events.amazonaws.com"}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_topic_lets_eventbridge_publish_for_the_recovery_rule_whenever_it_names_the_rule(
+    stage: str, request: pytest.FixtureRequest
+) -> None:
+    """The topic policy grants ``events.amazonaws.com`` ``sns:Publish`` (EventBridge's SNS permissions,
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions).
+    That page says Condition blocks cannot be used in SNS topic policies for EventBridge (the publish may
+    carry no aws:SourceArn or aws:SourceAccount), so a plain ``ArnEquals`` could deny every recovery. The
+    conditions are ``...IfExists``: a request that names a rule or an account must name this stack's rule
+    and this account (confused-deputy protection, https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html);
+    one that names none is still delivered. The IfExists operators are IAM's
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists)."""
+    s: Synthesized = request.getfixturevalue(stage)
+    topic_id, _, _ = topic_and_key(s)
+    [statement] = [st for st in topic_policy_statements(s) if st.get("Principal") == {"Service": "events.amazonaws.com"}]
+    assert statement == {
+        "Sid": "AllowAlarmRecoveredRuleToPublish",
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sns:Publish",
+        "Resource": {"Ref": topic_id},
+        "Condition": {
+            "ArnEqualsIfExists": {"aws:SourceArn": rule_arn(stage)},
+            "StringEqualsIfExists": {"aws:SourceAccount": ACCOUNT},
+        },
+    }
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_topic_key_lets_eventbridge_encrypt_for_this_stacks_topics_only(stage: str, request: pytest.FixtureRequest) -> None:
+    """EventBridge publishing to an SSE-KMS topic needs kms:Decrypt and kms:GenerateDataKey* on the topic's
+    customer-managed key, and SNS's page says aws:SourceAccount and aws:SourceArn are not supported in the key
+    policy for EventBridge-to-encrypted-topic delivery
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
+    What it allows: ``kms:EncryptionContext:aws:sns:topicArn``, the encryption context SNS sends with every
+    data-key request (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context).
+    The key cannot name the topic (the topic names the key), so it names this stack's topics by the name
+    CloudFormation generates for a topic without TopicName, which starts with the stack's name
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sns-topic.html#cfn-sns-topic-topicname)."""
+    s: Synthesized = request.getfixturevalue(stage)
+    _, _, key = topic_and_key(s)
+    [statement] = [st for st in key["Properties"]["KeyPolicy"]["Statement"] if st["Principal"] == {"Service": "events.amazonaws.com"}]
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert statement["Resource"] == "*"
+    topics_of_this_stack = {
+        "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":sns:", {"Ref": "AWS::Region"}, ":", ACCOUNT, f":ChatAnalytics-{stage}-*"]]
+    }
+    assert statement["Condition"] == {"StringLike": {"kms:EncryptionContext:aws:sns:topicArn": topics_of_this_stack}}
+    assert "aws:Source" not in json.dumps(statement)
+    [topic] = resources_of(s.raw, "AWS::SNS::Topic").values()
+    assert "TopicName" not in topic["Properties"], "a named topic would not match the stack-name pattern"
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_recovery_target_retries_then_dead_letters_to_a_standard_sse_sqs_queue_only_the_rule_may_send_to(
+    stage: str, request: pytest.FixtureRequest
+) -> None:
+    """EventBridge retries a failed delivery as its target's retry policy says (maximum event age 60 s to
+    24 h, 0 to 185 attempts) and then sends the event to the target's dead-letter queue, which must be a
+    standard queue in the same account and region, whose policy lets ``events.amazonaws.com``
+    ``sqs:SendMessage`` with ``aws:SourceArn`` = the rule
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html,
+    https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_RetryPolicy.html). The queue is encrypted
+    with SSE-SQS, which needs no key grant for a service to send
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-server-side-encryption.html),
+    and refuses plain HTTP like every queue of the stack."""
+    s: Synthesized = request.getfixturevalue(stage)
+    target = recovery_target(s)
+    queue_id, queue = recovery_dlq(s, stage)
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    retry = target["RetryPolicy"]
+    assert retry == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 24}
+    assert 60 <= retry["MaximumEventAgeInSeconds"] <= 86400 and 0 <= retry["MaximumRetryAttempts"] <= 185
+    props = queue["Properties"]
+    assert "FifoQueue" not in props and not props["QueueName"].endswith(".fifo")
+    assert props["SqsManagedSseEnabled"] is True and "KmsMasterKeyId" not in props
+    assert props["MessageRetentionPeriod"] == 14 * 24 * 3600
+    [policy] = [p for p in resources_of(s.raw, "AWS::SQS::QueuePolicy").values() if p["Properties"]["Queues"] == [{"Ref": queue_id}]]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    [allow] = [st for st in statements if st["Effect"] == "Allow"]
+    assert allow == {
+        "Sid": "AllowAlarmRecoveredRuleToDeadLetter",
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn(stage)}},
+    }
+    [deny] = [st for st in statements if st["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and deny["Principal"] == {"AWS": "*"}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_broken_recovery_path_is_alarmed_through_cloudwatch_not_through_the_rule(stage: str, request: pytest.FixtureRequest) -> None:
+    """EventBridge counts deliveries that failed in ``FailedInvocations`` (namespace AWS/Events, dimension
+    RuleName) (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-monitoring.html); what it gave up
+    on waits in the dead-letter queue (``ApproximateNumberOfMessagesVisible``). Both alarms notify the topic
+    through CloudWatch's own grant (above), so they mail even when the rule's grants are what broke; their
+    runbook entries exist (docs/runbook.md)."""
+    s: Synthesized = request.getfixturevalue(stage)
+    topic_id, _, _ = topic_and_key(s)
+    queue_id, _ = recovery_dlq(s, stage)
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in resources_of(s.raw, "AWS::CloudWatch::Alarm").values()}
+    failed = alarms[f"ChatAnalytics-{stage}-RecoveryFailedInvocations"]
+    assert (failed["Namespace"], failed["MetricName"], failed["Statistic"]) == ("AWS/Events", "FailedInvocations", "Sum")
+    assert failed["Dimensions"] == [{"Name": "RuleName", "Value": f"ChatAnalytics-{stage}-alarm-recovered"}]
+    assert (failed["Threshold"], failed["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    dead = alarms[f"ChatAnalytics-{stage}-RecoveryDeadLetters"]
+    assert (dead["Namespace"], dead["MetricName"], dead["Statistic"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum")
+    assert dead["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    assert (dead["Threshold"], dead["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    for alarm in (failed, dead):
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    runbook = (REPO / "docs" / "runbook.md").read_text(encoding="utf-8")
+    assert "### RecoveryFailedInvocations" in runbook and "### RecoveryDeadLetters" in runbook
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -166,9 +301,10 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
 
     * queues: TLS-only denies, no allow (the processor reads through its role; SSE-SQS needs no key grant,
       https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-server-side-encryption.html);
-    * the topic and its key: CloudWatch, conditioned (above); the key's administrators;
-    * role trust: Lambda for the processor, EventBridge (conditioned) for the recovery rule, Firehose
-      (conditioned on this account) for the lake's delivery stream;
+    * the topic and its key: CloudWatch and EventBridge, conditioned (above); the key's administrators;
+    * the recovery rule's dead-letter queue: EventBridge, for that rule only (above);
+    * role trust: Lambda for the processor, Firehose (conditioned on this account) for the lake's delivery
+      stream; no role for EventBridge (the recovery rule has none);
     * the lake bucket: a TLS-only deny, no allow (Firehose and the report readers go through IAM);
     * identity policies (``AWS::IAM::Policy``, the report reader's ``AWS::IAM::ManagedPolicy``) name no principal;
     * no secret, table, function or log-group resource policy, no Lambda permission (an SQS event source
@@ -190,15 +326,19 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
     assert sorted(grants) == sorted(
         [
             ("AWS::SNS::TopicPolicy", json.dumps({"Service": "cloudwatch.amazonaws.com"}), True),
+            ("AWS::SNS::TopicPolicy", json.dumps({"Service": "events.amazonaws.com"}), True),
             ("AWS::KMS::Key", json.dumps(ROOT, sort_keys=True), False),
             ("AWS::KMS::Key", json.dumps({"Service": "cloudwatch.amazonaws.com"}), True),
+            ("AWS::KMS::Key", json.dumps({"Service": "events.amazonaws.com"}), True),
+            ("AWS::SQS::QueuePolicy", json.dumps({"Service": "events.amazonaws.com"}), True),
             ("AWS::IAM::Role", json.dumps({"Service": "lambda.amazonaws.com"}), False),
-            ("AWS::IAM::Role", json.dumps({"Service": "events.amazonaws.com"}), True),
             ("AWS::IAM::Role", json.dumps({"Service": "firehose.amazonaws.com"}), True),
         ]
     )
+    recovery_dlq_id, _ = recovery_dlq(s, stage)
     for policy in resources_of(s.raw, "AWS::SQS::QueuePolicy").values():
-        assert {st["Effect"] for st in policy["Properties"]["PolicyDocument"]["Statement"]} == {"Deny"}
+        if policy["Properties"]["Queues"] != [{"Ref": recovery_dlq_id}]:
+            assert {st["Effect"] for st in policy["Properties"]["PolicyDocument"]["Statement"]} == {"Deny"}
     [bucket_policy] = resources_of(s.raw, "AWS::S3::BucketPolicy").values()
     assert {st["Effect"] for st in bucket_policy["Properties"]["PolicyDocument"]["Statement"]} == {"Deny"}
     for policy in resources_of(s.raw, "AWS::IAM::ManagedPolicy").values():

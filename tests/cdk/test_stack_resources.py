@@ -305,6 +305,8 @@ def test_outputs_are_the_documented_ones_and_reveal_no_secret(dev: Synthesized) 
         "ProducerSecretName",
         "DashboardName",
         "AlarmTopicArn",
+        "RecoveryRuleName",
+        "RecoveryDeadLetterQueueUrl",
         "ProcessorFunctionName",
         "LakeBucketName",
         "LakeDatabaseName",
@@ -406,6 +408,11 @@ def test_alarms_thresholds_and_notifications(stage: str, age_threshold: int, req
     fn_id, fn = function(s)
     [stream_id] = resources_of(s.raw, "AWS::KinesisFirehose::DeliveryStream")
     stream = json.dumps({"Ref": stream_id})
+    [recovery_dlq_id] = [
+        name
+        for name, r in resources_of(s.raw, "AWS::SQS::Queue").items()
+        if r["Properties"]["QueueName"] == f"ChatAnalytics-{stage}-alarm-recovered-dlq"
+    ]
     alarms = alarms_by_metric(s)
     above, at_least = "GreaterThanThreshold", "GreaterThanOrEqualToThreshold"
     expected = {
@@ -423,6 +430,14 @@ def test_alarms_thresholds_and_notifications(stage: str, age_threshold: int, req
         "ChatAnalytics/LakeDeliveryFailures/chat-analytics-processor": ("Sum", 1, 300, at_least),
         f"AWS/Firehose/DeliveryToS3.DataFreshness/{stream}": ("Maximum", 1800, 300, above),
         f"AWS/Firehose/FailedConversion.Records/{stream}": ("Sum", 1, 300, at_least),
+        # The alarm-recovered rule's delivery (tests/cdk/test_aws_rules.py): over 5 minutes.
+        f"AWS/Events/FailedInvocations/ChatAnalytics-{stage}-alarm-recovered": ("Sum", 1, 300, at_least),
+        f"AWS/SQS/ApproximateNumberOfMessagesVisible/{json.dumps({'Fn::GetAtt': [recovery_dlq_id, 'QueueName']})}": (
+            "Maximum",
+            0,
+            300,
+            above,
+        ),
     }
     normalized = {
         re.sub(r"/(\{.*\})$", lambda m: "/" + json.dumps(json.loads(m.group(1).replace("'", '"'))), k): v for k, v in alarms.items()
