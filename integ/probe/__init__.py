@@ -1,0 +1,1 @@
+"""The integration test probe Lambda (deployed with the integ stack only)."""
