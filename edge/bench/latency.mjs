@@ -2,7 +2,8 @@
 // Modes: no logging, waitUntil logging (the design), awaited logging (logging on the critical path).
 // Two answer times: the deterministic matcher alone (~0 ms) and 12 ms (the seed's answer time).
 // Each request is timed in Node around dispatchFetch (workerd's own clock only moves on I/O), modes
-// interleaved request by request so all see the same machine noise. Writes docs/benchmarks/edge.md.
+// interleaved request by request so all see the same machine noise. Writes docs/benchmarks/edge.md (or the
+// file EDGE_BENCH_OUT names; BENCH_REQUESTS changes the 200).
 //
 // "SQS" is a stand-in that answers each signed SendMessageBatch after 50 ms with a proper
 // {"Successful": [...], "Failed": []} body and costs no CPU: moto checks every SigV4 signature in
@@ -125,7 +126,7 @@ const ratio = (r) => (r.result.waitUntil.median / r.result.off.median).toFixed(3
 const perQuestion = Number(((runs[0].waitUntilRequests + runs[1].waitUntilRequests) / (runs[0].questions + runs[1].questions)).toFixed(3));
 const doc = `# Edge benchmark (workerd)
 
-The CV chatbot Worker (\`edge/src/index.ts\`) in workerd through Miniflare, ${REQUESTS} requests per mode after 5 warm-up
+The CV chatbot Worker (\`edge/src/index.ts\`, logging with \`@chat-analytics/worker-logger\`) in workerd through Miniflare, ${REQUESTS} requests per mode after 5 warm-up
 requests, SQS slowed by 50 ms. Modes: **off** (no logging), **waitUntil** (the design: both events sent in
 one \`SendMessageBatch\` in \`ctx.waitUntil\`, started 2 ms after the response is returned, once the runtime has
 written it), **await** (the send awaited before
@@ -159,6 +160,6 @@ ${table(runs[1])}
 Command: \`cd edge && npm run bench\` (after \`make install\`). Machine: ${cpus().length} cores (${cpu}), Node ${process.version},
 workerd from miniflare 4.20260426.0, ${new Date().toISOString().slice(0, 10)}.
 `;
-writeFileSync(path.resolve(root, "../docs/benchmarks/edge.md"), doc);
+writeFileSync(process.env.EDGE_BENCH_OUT ?? path.resolve(root, "../docs/benchmarks/edge.md"), doc);
 console.log(doc);
 console.log(`edge bench: sqs requests per question ${perQuestion}; waitUntil/off median 12ms ${ratio(runs[1])}, instant ${ratio(runs[0])}`);
