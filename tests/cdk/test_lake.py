@@ -314,42 +314,68 @@ def test_work_group_enforces_its_encrypted_results_engine_3_and_the_scan_cutoff(
     }
 
 
-def test_report_reader_policy_can_query_the_lake_and_nothing_else(dev: Synthesized) -> None:
+ATHENA_MANAGED_POLICIES = "https://docs.aws.amazon.com/athena/latest/ug/managed-policies.html"
+ATHENA_S3_ACCESS = "https://docs.aws.amazon.com/athena/latest/ug/s3-permissions.html"
+
+# The report reader policy, statement by statement: (Sid, actions, resource, the page that says the
+# actions are what running an Athena query with its results in S3 needs). Resources: "workgroup", "glue"
+# (catalog, database, table), "bucket", or an object prefix of the lake bucket.
+REPORT_READER_STATEMENTS = (
+    (
+        "RunQueriesInTheWorkGroup",
+        [
+            "athena:GetQueryExecution",
+            "athena:GetQueryResults",
+            "athena:GetWorkGroup",
+            "athena:StartQueryExecution",
+            "athena:StopQueryExecution",
+        ],
+        "workgroup",
+        ATHENA_MANAGED_POLICIES,
+    ),
+    ("ReadTheTableDefinition", ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"], "glue", ATHENA_MANAGED_POLICIES),
+    ("ReadTheRows", "s3:GetObject", "/requests/*", ATHENA_S3_ACCESS),
+    (
+        "ReadAndWriteQueryResults",
+        ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
+        "/athena-results/*",
+        ATHENA_S3_ACCESS,
+    ),
+    ("LocateAndListTheLakeBucket", ["s3:GetBucketLocation", "s3:ListBucket"], "bucket", ATHENA_S3_ACCESS),
+)
+
+
+def test_report_reader_policy_is_athenas_documented_list_and_nothing_else(dev: Synthesized) -> None:
+    """What running an Athena query with its results in S3 needs, from Athena's managed-policy page (the
+    athena:* query actions on the workgroup, the glue:Get* catalog reads; AmazonAthenaFullAccess grants the
+    same on its results buckets: s3:GetBucketLocation, s3:GetObject, s3:ListBucket, s3:PutObject,
+    s3:AbortMultipartUpload, s3:ListMultipartUploadParts, https://docs.aws.amazon.com/athena/latest/ug/managed-policies.html)
+    and its "Access to Amazon S3" page (the caller's own S3 permissions are what Athena reads the data and
+    writes the results with, https://docs.aws.amazon.com/athena/latest/ug/s3-permissions.html). Each
+    statement of ``REPORT_READER_STATEMENTS`` names its page. s3:ListBucket has no s3:prefix condition: with
+    one, every request that names no prefix (HeadBucket, a list of the bucket's root) is denied."""
     bucket_id, _ = bucket(dev)
     _, policy = only(dev, "AWS::IAM::ManagedPolicy")
     props = policy["Properties"]
     assert not {"Users", "Groups", "Roles"} & set(props), "attached by whoever runs the report, not by the stack"
-    statements = {st["Sid"]: st for st in props["PolicyDocument"]["Statement"]}
-    assert all(st["Effect"] == "Allow" for st in statements.values())
-    athena = statements["RunQueriesInTheWorkGroup"]
-    assert athena["Action"] == [
-        "athena:GetQueryExecution",
-        "athena:GetQueryResults",
-        "athena:GetWorkGroup",
-        "athena:StartQueryExecution",
-        "athena:StopQueryExecution",
-    ]
-    assert json.dumps(athena["Resource"]).endswith(':workgroup/ChatAnalytics-dev"]]}')
-    assert statements["ReadTheTableDefinition"]["Action"] == ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"]
-    assert statements["ReadTheTableDefinition"]["Resource"] == [
-        glue_arn(":catalog"),
-        glue_arn(":database/chat_analytics_dev"),
-        glue_arn(":table/chat_analytics_dev/requests"),
-    ]
-    assert statements["ReadTheRows"] == {
-        "Sid": "ReadTheRows",
-        "Effect": "Allow",
-        "Action": "s3:GetObject",
-        "Resource": object_arn(bucket_id, "/requests/*"),
+    resources = {
+        "workgroup": {
+            "Fn::Join": [
+                "",
+                ["arn:", {"Ref": "AWS::Partition"}, ":athena:", {"Ref": "AWS::Region"}, ":", ACCOUNT, ":workgroup/ChatAnalytics-dev"],
+            ]
+        },
+        "glue": [glue_arn(":catalog"), glue_arn(":database/chat_analytics_dev"), glue_arn(":table/chat_analytics_dev/requests")],
+        "bucket": {"Fn::GetAtt": [bucket_id, "Arn"]},
     }
-    assert statements["ReadAndWriteQueryResults"]["Action"] == ["s3:GetObject", "s3:PutObject"]
-    assert statements["ReadAndWriteQueryResults"]["Resource"] == object_arn(bucket_id, "/athena-results/*")
-    listing = statements["ListTheRowsAndResults"]
-    assert listing["Action"] == "s3:ListBucket" and listing["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["requests/*", "athena-results/*"]}}
-    assert statements["LocateTheBucket"]["Action"] == "s3:GetBucketLocation"
-    assert len(statements) == 6
-    assert "errors/" not in json.dumps(props), "the reader never sees the records Firehose refused"
+    expected = [
+        {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources.get(where) or object_arn(bucket_id, where)}
+        for sid, actions, where, _page in REPORT_READER_STATEMENTS
+    ]
+    assert {page for *_, page in REPORT_READER_STATEMENTS} == {ATHENA_MANAGED_POLICIES, ATHENA_S3_ACCESS}
+    assert props["PolicyDocument"]["Statement"] == expected
+    assert "Condition" not in json.dumps(props)
+    assert "errors/" not in json.dumps(props), "the reader reads no record Firehose refused"
 
 
 # The processor -------------------------------------------------------------------------------
@@ -447,6 +473,108 @@ def test_lake_outputs_name_what_the_report_needs(dev: Synthesized) -> None:
         assert outputs[name] == {"Ref": logical_id}, name
 
 
+# Lake Formation ----------------------------------------------------------------------------
+
+READER_A = "arn:aws:iam::111122223333:role/analysts"
+READER_B = "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Reports_0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def with_lake_formation(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    from tests.cdk.conftest import synthesize
+
+    context = {"stage": "dev", "lakeFormation": True, "reportReaderPrincipalArns": [READER_A, READER_B]}
+    return synthesize(context, tmp_path_factory.mktemp("cdk-lake-formation"))
+
+
+def lake_formation_grants(s: Synthesized) -> dict[str, dict]:
+    return {name: r["Properties"] for name, r in resources_of(s.raw, "AWS::LakeFormation::PrincipalPermissions").items()}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_without_lake_formation_the_stack_grants_nothing_in_it(stage: str, request: pytest.FixtureRequest) -> None:
+    """``lakeFormation`` defaults to false: IAM alone guards the catalog (IAMAllowedPrincipals keeps Super on
+    new databases and tables, https://docs.aws.amazon.com/lake-formation/latest/dg/change-settings.html), and a
+    grant would fail for a deploying role that is no Lake Formation administrator."""
+    s: Synthesized = request.getfixturevalue(stage)
+    assert not [r for r in s.raw["Resources"].values() if r["Type"].startswith("AWS::LakeFormation::")]
+
+
+def test_lake_formation_grants_firehose_describe_and_each_reader_select_and_describe(with_lake_formation: Synthesized) -> None:
+    """With Lake Formation guarding the catalog, glue:GetTable needs a Lake Formation permission on the
+    table as well as IAM's (DESCRIBE lets a principal read a table's metadata,
+    https://docs.aws.amazon.com/lake-formation/latest/dg/lf-permissions-reference.html). Firehose's Parquet
+    conversion reads only the table's schema (glue:GetTable, GetTableVersion(s), from Firehose's
+    "Grant Firehose access to AWS Glue for data format conversion",
+    https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#using-iam-glue), and it writes to S3
+    with IAM: DESCRIBE on the table. An Athena reader needs DESCRIBE on the database and SELECT on the table
+    (https://docs.aws.amazon.com/athena/latest/ug/lf-athena-user-permissions.html). No grant option:
+    nobody re-grants. ``AWS::LakeFormation::PrincipalPermissions``, the resource CloudFormation's page for the
+    older ``AWS::LakeFormation::Permissions`` points to
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-lakeformation-permissions.html)."""
+    s = with_lake_formation
+    database_id, _ = only(s, "AWS::Glue::Database")
+    table_id, _ = only(s, "AWS::Glue::Table")
+    role_id = s3_destination(s)["RoleARN"]["Fn::GetAtt"][0]
+    table = {"Table": {"CatalogId": ACCOUNT, "DatabaseName": {"Ref": database_id}, "Name": {"Ref": table_id}}}
+    database = {"Database": {"CatalogId": ACCOUNT, "Name": {"Ref": database_id}}}
+    granted = sorted(
+        (json.dumps(g["Principal"]["DataLakePrincipalIdentifier"]), json.dumps(g["Resource"], sort_keys=True), sorted(g["Permissions"]))
+        for g in lake_formation_grants(s).values()
+    )
+    assert granted == sorted(
+        [
+            (json.dumps({"Fn::GetAtt": [role_id, "Arn"]}), json.dumps(table, sort_keys=True), ["DESCRIBE"]),
+            (json.dumps(READER_A), json.dumps(database, sort_keys=True), ["DESCRIBE"]),
+            (json.dumps(READER_A), json.dumps(table, sort_keys=True), ["DESCRIBE", "SELECT"]),
+            (json.dumps(READER_B), json.dumps(database, sort_keys=True), ["DESCRIBE"]),
+            (json.dumps(READER_B), json.dumps(table, sort_keys=True), ["DESCRIBE", "SELECT"]),
+        ]
+    )
+    for grant in lake_formation_grants(s).values():
+        assert grant["Catalog"] == ACCOUNT and grant["PermissionsWithGrantOption"] == []
+
+
+def test_the_delivery_stream_waits_for_its_role_and_with_lake_formation_for_its_grant(
+    dev: Synthesized, with_lake_formation: Synthesized
+) -> None:
+    """Firehose checks, when the stream is created, that it can assume the role and read the table
+    (https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#using-iam-glue): the stream
+    depends on the role (its policy is inline, part of the same resource: no separate policy resource to
+    wait for) and, with Lake Formation, on the role's table grant, or the create fails with "Insufficient
+    Lake Formation permission(s)". IAM's eventual consistency can still refuse a brand-new role; that is
+    the runbook's "First deploy" entry."""
+    for s in (dev, with_lake_formation):
+        _, stream = only(s, "AWS::KinesisFirehose::DeliveryStream")
+        role_id = s3_destination(s)["RoleARN"]["Fn::GetAtt"][0]
+        assert role_id in stream["DependsOn"]
+        assert not [p for p in resources_of(s.raw, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"].get("Roles", [])]
+        assert s.raw["Resources"][role_id]["Properties"]["Policies"], "the delivery policy is inline"
+    [delivery_grant] = [
+        name
+        for name, g in lake_formation_grants(with_lake_formation).items()
+        if g["Principal"]["DataLakePrincipalIdentifier"]
+        == {"Fn::GetAtt": [s3_destination(with_lake_formation)["RoleARN"]["Fn::GetAtt"][0], "Arn"]}
+    ]
+    _, stream = only(with_lake_formation, "AWS::KinesisFirehose::DeliveryStream")
+    assert delivery_grant in stream["DependsOn"]
+    runbook = (REPO / "docs" / "runbook.md").read_text(encoding="utf-8")
+    assert "## First deploy: Firehose" in runbook
+
+
+def test_lake_formation_changes_nothing_else(dev: Synthesized, with_lake_formation: Synthesized) -> None:
+    """The setting adds grants (and the stream's dependency on its own); every other resource is the same."""
+
+    def rest(s: Synthesized) -> dict:
+        return {
+            name: {key: value for key, value in r.items() if key != "DependsOn"}
+            for name, r in s.raw["Resources"].items()
+            if r["Type"] != "AWS::LakeFormation::PrincipalPermissions"
+        }
+
+    assert rest(dev) == rest(with_lake_formation)
+
+
 # The props ---------------------------------------------------------------------------------
 
 
@@ -457,6 +585,7 @@ def test_lake_outputs_name_what_the_report_needs(dev: Synthesized) -> None:
         ({"buffer_interval_s": 901}, "buffer_interval_s"),
         ({"database_name": "Chat-Analytics"}, "database_name"),
         ({"scan_limit_bytes": 1000}, "scan_limit_bytes"),
+        ({"report_reader_principal_arns": ("arn:aws:iam::111122223333:role/r",)}, "lake_formation"),
     ],
 )
 def test_lake_props_refuse_what_aws_would(change: dict, message: str) -> None:

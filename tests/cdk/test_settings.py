@@ -69,6 +69,19 @@ def test_command_line_strings_are_accepted() -> None:
         ({"lakeScanLimitGb": 1001}, "lakeScanLimitGb"),
         ({"lakeScanLimitGb": "lots"}, "lakeScanLimitGb"),
         ({"lakeScanLimitGb": True}, "lakeScanLimitGb"),
+        ({"lakeFormation": "yes"}, "lakeFormation"),
+        ({"lakeFormation": 1}, "lakeFormation"),
+        ({"lakeFormation": True, "reportReaderPrincipalArns": ["analysts"]}, "reportReaderPrincipalArns"),
+        ({"lakeFormation": True, "reportReaderPrincipalArns": ["arn:aws:iam::1111:role/analysts"]}, "reportReaderPrincipalArns"),
+        ({"lakeFormation": True, "reportReaderPrincipalArns": ["arn:aws:iam::111122223333:group/analysts"]}, "reportReaderPrincipalArns"),
+        ({"lakeFormation": True, "reportReaderPrincipalArns": ["arn:aws:s3:::analysts"]}, "reportReaderPrincipalArns"),
+        ({"lakeFormation": True, "reportReaderPrincipalArns": "[not json"}, "reportReaderPrincipalArns"),
+        ({"lakeFormation": True, "reportReaderPrincipalArns": {"role": "x"}}, "reportReaderPrincipalArns"),
+        (
+            {"lakeFormation": True, "reportReaderPrincipalArns": ["arn:aws:iam::111122223333:role/a", "arn:aws:iam::111122223333:role/a"]},
+            "reportReaderPrincipalArns",
+        ),
+        ({"reportReaderPrincipalArns": ["arn:aws:iam::111122223333:role/analysts"]}, "reportReaderPrincipalArns"),
     ],
 )
 def test_bad_context_names_the_key(context: dict, key: str) -> None:
@@ -163,3 +176,38 @@ def test_table_retention_defaults_to_the_lakes_and_prod_keeps_90_days_in_the_tab
     assert Settings.from_context({"stage": "dev", "eventRetentionDays": 200}).table_retention_days == 200
     prod = Settings.from_context({"stage": "prod"})
     assert (prod.event_retention_days, prod.table_retention_days) == (400, 90)
+
+
+def test_lake_formation_is_off_by_default_and_takes_booleans_and_their_command_line_strings() -> None:
+    """Off unless asked for (docs/aws-accounts.md says when); ``-c lakeFormation=true`` arrives as a string."""
+    assert Settings.from_context({}).lake_formation is False
+    assert Settings.from_context({"lakeFormation": True}).lake_formation is True
+    assert Settings.from_context({"lakeFormation": "true"}).lake_formation is True
+    assert Settings.from_context({"lakeFormation": "False"}).lake_formation is False
+    assert Settings.from_context({}).report_reader_principal_arns == ()
+
+
+def test_report_readers_are_role_or_user_arns_from_json_or_a_comma_list() -> None:
+    role = "arn:aws:iam::111122223333:role/analysts"
+    sso = "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Reports_0123456789abcdef"
+    user = "arn:aws-cn:iam::111122223333:user/ci"
+    assert Settings.from_context({"lakeFormation": True, "reportReaderPrincipalArns": [role, sso]}).report_reader_principal_arns == (
+        role,
+        sso,
+    )
+    assert Settings.from_context(
+        {"lakeFormation": "true", "reportReaderPrincipalArns": f"{role}, {user}"}
+    ).report_reader_principal_arns == (
+        role,
+        user,
+    )
+    assert Settings.from_context(
+        {"lakeFormation": "true", "reportReaderPrincipalArns": json.dumps([user])}
+    ).report_reader_principal_arns == (user,)
+
+
+def test_report_readers_without_lake_formation_say_what_to_do_instead() -> None:
+    """Nothing is silently dropped: readers are only Lake Formation grantees, so naming them with the grants
+    off is refused, with the IAM alternative."""
+    with pytest.raises(SettingsError, match="attach the ReportReaderPolicyArn policy"):
+        Settings.from_context({"reportReaderPrincipalArns": "arn:aws:iam::111122223333:role/analysts"})
