@@ -2,7 +2,7 @@
 
 It behaves like the managed poller for the parts the pipeline relies on: long-poll receives of
 up to the mapping's batch size, the exact event shape Lambda delivers for SQS, a Lambda-like
-context, successes deleted, partial failures (``batchItemFailures``) left on the queue, and the
+context (its timeout counted from when the handler starts, not from the receive), successes deleted, partial failures (``batchItemFailures``) left on the queue, and the
 whole batch left on the queue when the handler raises. Moving a message to the DLQ after
 ``maxReceiveCount`` receives is done by the queue's redrive policy (moto implements it on receive,
 as SQS does), not by the emulator.
@@ -197,13 +197,15 @@ class EventSourceMappingEmulator:
 
     def _invoke(self, messages: list[dict]) -> None:
         event = {"Records": [to_lambda_record(m, self.queue_arn, self.region) for m in messages]}
-        context = LambdaContext(function_name=self.function_name, timeout_s=self.function_timeout_s)
         by_id = {m["MessageId"]: m for m in messages}
         self.deliveries.update(by_id.keys())
         try:
             # Powertools' Metrics and Logger keep per-invocation state in module globals, as one
             # Lambda execution environment runs one invocation at a time; so does the emulator.
             with self._handler_lock:
+                # The invocation's clock starts when the handler runs, as in Lambda: a batch waiting
+                # for the lock has not been invoked yet, and gets its whole timeout.
+                context = LambdaContext(function_name=self.function_name, timeout_s=self.function_timeout_s)
                 response = self.handler(event, context) or {}
             failed_ids = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])} if self.report_batch_item_failures else set()
         except Exception as error:  # the whole batch fails, as in Lambda

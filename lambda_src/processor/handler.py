@@ -15,6 +15,12 @@ batch's writes are done, in one ``PutRecordBatch``. A row Firehose refuses fails
 rest of their group, like a failed write: SQS delivers them again, the write is repeated (it is
 idempotent) and the row is sent again, so the lake misses nothing the table holds.
 
+No invocation outlives its timeout (which would return the whole batch to the queue and count as a
+function error): every DynamoDB and Firehose call is bounded by the invocation's deadline, the
+remaining time less ``RETURN_RESERVE_MS`` (``store.CallGuard``: a call starts only when one attempt of
+its client fits, a retry only when botocore's longest backoff and one more attempt fit). A record
+whose write was not started, or did not finish, fails with the rest of its group, like any failed write.
+
 When every record of a batch fails, the failures are reported like any others instead of raising:
 the effect on the queue is the same, and a poison message alone in a batch does not count as a
 function error (the DLQ alarm covers it).
@@ -36,9 +42,9 @@ from models import QueryEvent, ResponseEvent, parse_event
 from pydantic import ValidationError
 from store import Provider, StoreProvider, error_code, is_transient
 
-# A record is not started when less than this is left of the invocation: failing it fast keeps the
-# records already done (a timeout would return the whole batch to the queue).
-DEADLINE_SLACK_MS = 3_000
+# What the invocation keeps after its last network wait: merging the groups' outcomes, the metrics,
+# the log line and the response take milliseconds; a second leaves room for a slow, shared CPU.
+RETURN_RESERVE_MS = 1_000
 # Message groups written at the same time: a batch holds at most 10 records, so at most 10 groups.
 MAX_CONCURRENT_GROUPS = 10
 GROUP_THREAD_PREFIX = "processor-group"  # the threads that write message groups (the local stack routes their output)
@@ -92,7 +98,7 @@ def _parse(record: dict[str, Any], outcome: _GroupOutcome) -> _Parsed:
         return _Parsed(record, None)
 
 
-def _handle_group(records: list[dict[str, Any]], store: Any, context: Any) -> _GroupOutcome:
+def _handle_group(records: list[dict[str, Any]], store: Any, deadline: float | None) -> _GroupOutcome:
     """The records of one message group, in order; the first failure fails it and everything after it."""
     outcome = _GroupOutcome(message_ids=[record["messageId"] for record in records])
     parsed: dict[int, _Parsed] = {}
@@ -105,16 +111,13 @@ def _handle_group(records: list[dict[str, Any]], store: Any, context: Any) -> _G
     position = 0
     try:
         while position < len(records):
-            if context is not None and context.get_remaining_time_in_millis() < DEADLINE_SLACK_MS:
-                logger.warning("Not enough time left to start the record", extra={"messageId": records[position]["messageId"]})
-                break
             head = at(position)
             if head.event is None:
                 break
             end = position + 1  # consecutive valid records of the same request join the write
             while end < len(records) and (following := at(end).event) is not None and following.requestId == head.event.requestId:
                 end += 1
-            if not _store_run(position, [at(index) for index in range(position, end)], store, outcome):
+            if not _store_run(position, [at(index) for index in range(position, end)], store, deadline, outcome):
                 break
             position = end
     finally:
@@ -123,14 +126,15 @@ def _handle_group(records: list[dict[str, Any]], store: Any, context: Any) -> _G
     return outcome
 
 
-def _store_run(position: int, run: list[_Parsed], store: Any, outcome: _GroupOutcome) -> bool:
-    """One write for the run's events; True when stored. A failure leaves the run's records failed."""
+def _store_run(position: int, run: list[_Parsed], store: Any, deadline: float | None, outcome: _GroupOutcome) -> bool:
+    """One write for the run's events; True when stored. A failure (``NoTimeLeft`` included: the write
+    could not end before ``deadline`` and was not started) leaves the run's records failed."""
     events = [item.event for item in run if item.event is not None]
     request_id = events[0].requestId
     logger.thread_safe_append_keys(correlation_id=request_id)
     now = clock()
     try:
-        result = store.write(events, now)
+        result = store.write(events, now, deadline=deadline)
     except Exception as error:
         transient = is_transient(error)
         (logger.warning if transient else logger.error)(
@@ -188,13 +192,12 @@ def _groups(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def _deliver_to_lake(outcomes: list[_GroupOutcome], lake: LakeSink, context: Any) -> None:
+def _deliver_to_lake(outcomes: list[_GroupOutcome], lake: LakeSink, deadline: float | None) -> None:
     """One ``PutRecordBatch`` for the rows of every group; a refused row fails its run and the rest of its group."""
     rows = [(outcome, position, row) for outcome in outcomes for position, row in outcome.lake]
     if not rows:
         return
-    time_left = context.get_remaining_time_in_millis if context is not None else None
-    result = lake.put([row for _, _, row in rows], time_left_ms=time_left)
+    result = lake.put([row for _, _, row in rows], deadline=deadline)
     metrics.add_metric(name="LakeRows", unit=MetricUnit.Count, value=result.delivered)
     if not result.refused:
         return
@@ -210,19 +213,28 @@ def _deliver_to_lake(outcomes: list[_GroupOutcome], lake: LakeSink, context: Any
     )
 
 
+def invocation_deadline(context: Any) -> float | None:
+    """When the network waits must be over (``time.monotonic()`` seconds): the invocation's remaining
+    time less ``RETURN_RESERVE_MS``; None without a context (no deadline)."""
+    if context is None:
+        return None
+    return time.monotonic() + (context.get_remaining_time_in_millis() - RETURN_RESERVE_MS) / 1000
+
+
 def process_batch(records: list[dict[str, Any]], store: Any, context: Any, lake: LakeSink | None = None) -> list[str]:
     """Handle a batch; the failed message IDs in batch order. Metrics are added here, in the caller's
     thread (Powertools' metric set is not shared between threads)."""
     global _pool
+    deadline = invocation_deadline(context)
     groups = _groups(records)
     if len(groups) == 1:
-        outcomes = [_handle_group(groups[0], store, context)]
+        outcomes = [_handle_group(groups[0], store, deadline)]
     else:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_GROUPS, thread_name_prefix=GROUP_THREAD_PREFIX)
-        outcomes = list(_pool.map(lambda group: _handle_group(group, store, context), groups))
+        outcomes = list(_pool.map(lambda group: _handle_group(group, store, deadline), groups))
     if lake is not None:
-        _deliver_to_lake(outcomes, lake, context)
+        _deliver_to_lake(outcomes, lake, deadline)
     failed = {message_id for outcome in outcomes for message_id in outcome.failed}
     position = {record["messageId"]: index for index, record in enumerate(records)}
     emitted = sorted((metric for outcome in outcomes for metric in outcome.metrics), key=lambda metric: position[metric[0]])

@@ -19,8 +19,10 @@ report groups it (``normalize_question``), set only when the answer is ``none`` 
 unmatched questions; ``query`` holds every question); the two ``*_ingest_lag_ms`` are the ingest lags
 (small numbers, where the four timestamps they come from are not).
 
-Delivery is at least once: a row Firehose refuses (after ``MAX_PUT_ATTEMPTS``) fails its records, so
-SQS delivers them again, the table write (idempotent) is repeated and the row is sent again.
+Delivery is at least once: a row Firehose refuses (after ``MAX_PUT_ATTEMPTS``), or one whose
+``PutRecordBatch`` could not end before the invocation's deadline (``store.CallGuard``: not started,
+or not retried), fails its records, so SQS delivers them again, the table write (idempotent) is
+repeated and the row is sent again.
 """
 
 from __future__ import annotations
@@ -29,38 +31,45 @@ import hashlib
 import json
 import os
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from store import error_code
+from store import CallGuard, NoTimeLeft, error_code
 
-# (column, Glue type), in the Glue table's order; the CDK app's Glue table is tested against this.
+# (column, Glue type), in the Glue table's order, which is the order Firehose writes each Parquet file's
+# column chunks in; the CDK app's Glue table is tested against this. Nothing reads by position (Athena
+# reads Parquet by name, DuckDB's view unions by name), but the order sets what Athena scans: its reader
+# (Trino's) fetches the chunks it needs in one read when they are less than 1 MiB apart, the bytes between
+# them included. So the columns report.sql reads come first, together, and the large text last
+# (tests/processor/test_lake_columns_order.py; docs/benchmarks/lake.md).
 LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("request_id", "string"),
+    # what report.sql reads
     ("request_key", "bigint"),
     ("day", "string"),
-    ("schema_version", "int"),
     ("source", "string"),
-    ("session_id", "string"),
-    ("query", "string"),
-    ("question_key", "string"),
-    ("query_timestamp", "bigint"),
-    ("query_ingested_at", "bigint"),
+    ("complete", "boolean"),
     ("match_type", "string"),
     ("match_score", "double"),
-    ("reasoning", "string"),
+    ("question_key", "string"),
     ("latency_ms", "double"),
-    ("response_timestamp", "bigint"),
-    ("response_ingested_at", "bigint"),
     ("response_latency_ms", "bigint"),
     ("query_ingest_lag_ms", "bigint"),
     ("response_ingest_lag_ms", "bigint"),
-    ("complete", "boolean"),
+    # the rest: numbers, then text
+    ("schema_version", "int"),
+    ("query_timestamp", "bigint"),
+    ("query_ingested_at", "bigint"),
+    ("response_timestamp", "bigint"),
+    ("response_ingested_at", "bigint"),
     ("written_at", "bigint"),
+    ("request_id", "string"),
+    ("session_id", "string"),
+    ("query", "string"),
+    ("reasoning", "string"),
 )
 # The table item's attribute for each column that comes straight from it.
 ITEM_ATTRIBUTES = {
@@ -87,8 +96,8 @@ QUESTION_TRIM = " \"'`“”‘’?!.,;:…"
 MAX_RECORDS_PER_PUT = 500
 # Attempts at the entries Firehose refused (FailedPutCount); the client's own retries cover whole-call errors.
 MAX_PUT_ATTEMPTS = 3
-# An attempt is not started with less left than one try of the client (2 s to connect, 4 s to read).
-MIN_TIME_LEFT_MS = 6_000
+# Each PutRecordBatch is bounded by the invocation's deadline (``store.CallGuard``): one attempt of
+# this client waits at most 2 + 4 = 6 s, all three at most 21 s.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4)
 
 
@@ -152,18 +161,21 @@ class PutResult:
 
 
 class LakeSink:
-    """Sends rows to one Firehose delivery stream with ``PutRecordBatch``, retrying refused entries."""
+    """Sends rows to one Firehose delivery stream with ``PutRecordBatch``, retrying refused entries.
+    The client's retry mode must be ``standard`` with ``total_max_attempts`` (``CallGuard`` bounds its calls)."""
 
     def __init__(self, client: Any, stream_name: str) -> None:
         self.client = client
         self.stream_name = stream_name
+        self.guard = CallGuard(client, CLIENT_CONFIG)
 
-    def put(self, records: Sequence[bytes], *, time_left_ms: Callable[[], int] | None = None) -> PutResult:
+    def put(self, records: Sequence[bytes], *, deadline: float | None = None) -> PutResult:
         """Send ``records``; never raises for Firehose's or the network's errors (they are refusals).
 
-        ``time_left_ms`` (the invocation's remaining time): no attempt starts with less than
-        ``MIN_TIME_LEFT_MS`` left; what is still pending is refused (``NoTimeLeft``), so the invocation ends
-        with its records failed rather than timing out with the whole batch.
+        ``deadline`` (``time.monotonic()`` seconds; the invocation's end): no call starts, and no call
+        retries, unless it can end before it; what is still pending is refused (``NoTimeLeft``, or the
+        last attempt's error), so the invocation ends with its records failed rather than timing out
+        with the whole batch.
         """
         pending = list(range(len(records)))
         refused: dict[int, str] = {}
@@ -171,20 +183,24 @@ class LakeSink:
         for _ in range(MAX_PUT_ATTEMPTS):
             if not pending:
                 break
-            if time_left_ms is not None and time_left_ms() < MIN_TIME_LEFT_MS:
-                refused.update(dict.fromkeys(pending, "NoTimeLeft"))
-                break
             retry: list[int] = []
             for start in range(0, len(pending), MAX_RECORDS_PER_PUT):
                 chunk = pending[start : start + MAX_RECORDS_PER_PUT]
-                requests += 1
                 try:
-                    answer = self.client.put_record_batch(
-                        DeliveryStreamName=self.stream_name, Records=[{"Data": records[index]} for index in chunk]
+                    answer = self.guard.call(
+                        self.client.put_record_batch,
+                        deadline,
+                        DeliveryStreamName=self.stream_name,
+                        Records=[{"Data": records[index]} for index in chunk],
                     )
-                except Exception as error:  # the client already retried: the whole chunk is refused
+                except NoTimeLeft:  # not sent
+                    refused.update(dict.fromkeys(chunk, "NoTimeLeft"))
+                    continue
+                except Exception as error:  # the client already retried (or had no time to): the whole chunk is refused
+                    requests += 1
                     refused.update(dict.fromkeys(chunk, error_code(error)))
                     continue
+                requests += 1
                 responses = answer.get("RequestResponses", [])
                 for position, index in enumerate(chunk):
                     entry = responses[position] if position < len(responses) else {"ErrorCode": "MissingResponse"}

@@ -21,12 +21,16 @@ The result never depends on arrival order or on how often an event is delivered:
 Every write returns the old item (``ALL_OLD``): an event whose ``*IngestedAt`` was already there is
 a replay, and metrics count it no more. Only ``UpdateItem`` is used: it is the only DynamoDB
 permission the function's role has.
+
+No call outlives the invocation (``CallGuard``): a call starts only when one attempt of the client
+fits before the caller's deadline, and a retry only when its backoff and one more attempt still fit.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +38,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import boto3
+from botocore import configprovider
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from models import QueryEvent, ResponseEvent
@@ -53,8 +58,9 @@ TRANSIENT_ERROR_CODES = frozenset(
     }
 )
 # Short timeouts and three attempts in all (``total_max_attempts`` counts the first; botocore's
-# ``max_attempts`` would count retries only): a batch must finish well inside the function's timeout,
-# and a record that still fails is simply retried by SQS.
+# ``max_attempts`` would count retries only): a record that still fails is simply retried by SQS.
+# ``CallGuard`` starts an attempt only when it fits in what is left of the invocation (one attempt:
+# at most 2 + 4 = 6 s; all three: at most 21 s, see ``CallLimits``).
 # One pooled connection per concurrently written message group (handler.MAX_CONCURRENT_GROUPS).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4, max_pool_connections=10)
 
@@ -64,6 +70,109 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 
 class ConfigurationError(RuntimeError):
     """The function's environment is incomplete: every invocation fails until it is fixed."""
+
+
+class NoTimeLeft(Exception):
+    """A call was not started: one attempt of its client could end after the caller's deadline."""
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """How long one call of a botocore client can wait on the network, from the client's ``Config``.
+
+    Exact for botocore's ``standard`` retry mode (the only mode accepted), as botocore implements it
+    (``botocore/retries/standard.py``, ``botocore/endpoint.py``, urllib3's ``connectionpool.py``):
+
+    * ``total_max_attempts`` is the number of attempts, the first one included (``MaxAttemptsChecker``:
+      a retry only while ``attempt_number < max_attempts``, ``attempt_number`` being 1-based);
+    * one attempt waits at most ``connect_timeout`` for the connection and ``read_timeout`` for the
+      answer (urllib3 ``_make_request``: the connect timeout, then the read timeout on the socket);
+    * after failed attempt ``n`` (1-based) and before the next, botocore sleeps
+      ``ExponentialBackoff.delay_amount``: ``random() * min(2 ** (n - 1), 20)`` (``_BASE`` 2,
+      ``_MAX_BACKOFF`` 20 s), so less than 1 s, then 2 s, ...; with botocore's new retries
+      (``configprovider.NEW_RETRIES_ENABLED``) the factor before ``2 ** (n - 1)`` is at most 1 (1 for
+      throttling, 0.05 or 0.025 otherwise) and an ``x-amz-retry-after`` header adds up to
+      ``_RETRY_AFTER_MAX_ADDITIONAL`` (5 s), which ``backoff_s`` counts then. No sleep follows the last attempt.
+
+    Not bounded by these timeouts, and left to Lambda's own timeout: name resolution, a peer that
+    takes the request more slowly than the network or answers a byte at a time (each read waits up to
+    ``read_timeout`` again).
+    """
+
+    connect_timeout_s: float
+    read_timeout_s: float
+    total_max_attempts: int
+
+    @classmethod
+    def of(cls, config: Config) -> CallLimits:
+        retries = config.retries or {}
+        if retries.get("mode") != "standard" or not isinstance(retries.get("total_max_attempts"), int):
+            raise ValueError(f"a bounded call needs retries={{'mode': 'standard', 'total_max_attempts': N}}, not {retries!r}")
+        return cls(float(config.connect_timeout), float(config.read_timeout), retries["total_max_attempts"])
+
+    @property
+    def attempt_s(self) -> float:
+        """The longest one attempt can wait: the connection, then the answer."""
+        return self.connect_timeout_s + self.read_timeout_s
+
+    @staticmethod
+    def backoff_s(failed_attempt: int) -> float:
+        """The longest sleep after attempt ``failed_attempt`` (1-based), before the next one."""
+        longest = float(min(2 ** (failed_attempt - 1), BACKOFF_MAX_S))
+        if getattr(configprovider, "NEW_RETRIES_ENABLED", False):
+            longest += RETRY_AFTER_MAX_ADDITIONAL_S
+        return longest
+
+    def worst_case_s(self) -> float:
+        """The longest a whole call can wait: every attempt, and the sleeps between them."""
+        attempts = self.total_max_attempts
+        return attempts * self.attempt_s + sum(self.backoff_s(n) for n in range(1, attempts))
+
+
+BACKOFF_MAX_S = 20  # botocore.retries.standard.ExponentialBackoff._MAX_BACKOFF
+RETRY_AFTER_MAX_ADDITIONAL_S = 5  # ExponentialBackoff._RETRY_AFTER_MAX_ADDITIONAL (new retries only)
+_current = threading.local()  # the deadline and limits of the call this thread is making
+
+
+def _no_late_retry(attempts: int, **_: Any) -> bool | None:
+    """botocore's ``needs-retry`` event, before its retry handler: ``False`` (no retry) when the sleep
+    and one more attempt could end after the call's deadline. botocore takes the first answer that is
+    not None (``endpoint._needs_retry``), so otherwise its own handler decides, as without a deadline."""
+    deadline: float | None = getattr(_current, "deadline", None)
+    limits: CallLimits | None = getattr(_current, "limits", None)
+    if deadline is None or limits is None:
+        return None
+    if time.monotonic() + limits.backoff_s(attempts) + limits.attempt_s > deadline:
+        return False
+    return None
+
+
+class CallGuard:
+    """Makes a client's calls end before a deadline (``time.monotonic()`` seconds), counting its attempts.
+
+    ``call`` starts a call only when one attempt fits before the deadline (else ``NoTimeLeft``), and
+    each retry only when botocore's longest backoff and one more attempt fit: the call then raises its
+    last attempt's error, as it does after its last attempt. Without a deadline, calls are the client's own.
+    """
+
+    def __init__(self, client: Any, default_config: Config) -> None:
+        meta = getattr(client, "meta", None)  # test doubles have none: they are given the config they stand for
+        self.limits = CallLimits.of(meta.config if meta is not None else default_config)
+        if meta is not None:
+            service = meta.service_model.service_id.hyphenize()
+            meta.events.register_first(f"needs-retry.{service}", _no_late_retry, unique_id="processor-call-deadline")
+
+    def call(self, method: Callable[..., T], deadline: float | None, **arguments: Any) -> T:
+        if deadline is None:
+            return method(**arguments)
+        left = deadline - time.monotonic()
+        if left < self.limits.attempt_s:
+            raise NoTimeLeft(f"{left:.1f} s left, one attempt may take {self.limits.attempt_s:g} s")
+        _current.deadline, _current.limits = deadline, self.limits
+        try:
+            return method(**arguments)
+        finally:
+            _current.deadline = _current.limits = None
 
 
 @dataclass(frozen=True)
@@ -218,18 +327,21 @@ def number_text(value: Decimal) -> str:
 
 class EventStore:
     """Merges validated events into the table through one DynamoDB client (reused across invocations;
-    boto3 clients are thread-safe, so concurrently written message groups share it)."""
+    boto3 clients are thread-safe, so concurrently written message groups share it). The client's
+    retry mode must be ``standard`` with ``total_max_attempts`` (``CallGuard`` bounds its calls)."""
 
     def __init__(self, client: Any, table_name: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
         self.client = client
         self.table_name = table_name
         self.retention_days = retention_days
+        self.guard = CallGuard(client, CLIENT_CONFIG)
 
-    def write(self, events: Sequence[QueryEvent | ResponseEvent], now_ms: int) -> WriteResult:
+    def write(self, events: Sequence[QueryEvent | ResponseEvent], now_ms: int, *, deadline: float | None = None) -> WriteResult:
         """Store the events of one request (one or both types; a repeated type: the last one wins).
 
-        Raises the client's error, and the caller fails the records. The first attempt is one write
-        for whatever order the events come in; see the module docstring for the one order that needs two.
+        Raises the client's error, and the caller fails the records; ``NoTimeLeft`` when a write could
+        not end before ``deadline`` (``time.monotonic()`` seconds) and was not started. The first attempt
+        is one write for whatever order the events come in; see the module docstring for the one order that needs two.
         """
         if not events:
             raise ValueError("no event to store")
@@ -240,7 +352,7 @@ class EventStore:
         response = next((e for e in reversed(events) if isinstance(e, ResponseEvent)), None)
         if query is not None and response is not None:
             arguments = build_update(query, response, now_ms, self.retention_days, latency="events")
-            old = self._update(request_id, arguments)
+            old = self._update(request_id, arguments, deadline)
             return WriteResult(request_id, self._first(old, query, response), 1, apply_update(old, request_id, arguments))
         # Alone: expect the usual order, and learn from a failed condition what the item already holds.
         if response is not None:
@@ -253,23 +365,31 @@ class EventStore:
         arguments["ExpressionAttributeNames"].setdefault("#queryTimestamp", "queryTimestamp")
         arguments["ExpressionAttributeNames"].setdefault("#responseTimestamp", "responseTimestamp")
         try:
-            old = self._update(request_id, arguments, condition=condition)
+            old = self._update(request_id, arguments, deadline, condition=condition)
             return WriteResult(request_id, self._first(old, query, response), 1, apply_update(old, request_id, arguments))
         except ClientError as error:
             if error_code(error) != CONDITION_FAILED:
                 raise
             before = error.response.get("Item", {})
         arguments = build_update(query, response, now_ms, self.retention_days, latency=fallback)
-        old = self._update(request_id, arguments)
+        old = self._update(request_id, arguments, deadline)
         # The failed write changed nothing; ``before`` and ``old`` agree unless a concurrent writer came in between.
         return WriteResult(request_id, self._first({**before, **old}, query, response), 2, apply_update(old, request_id, arguments))
 
-    def _update(self, request_id: str, arguments: dict[str, Any], *, condition: str | None = None) -> dict[str, Any]:
+    def _update(
+        self, request_id: str, arguments: dict[str, Any], deadline: float | None, *, condition: str | None = None
+    ) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if condition:
             extra = {"ConditionExpression": condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
-        response = self.client.update_item(
-            TableName=self.table_name, Key={"requestId": {"S": request_id}}, ReturnValues="ALL_OLD", **arguments, **extra
+        response = self.guard.call(
+            self.client.update_item,
+            deadline,
+            TableName=self.table_name,
+            Key={"requestId": {"S": request_id}},
+            ReturnValues="ALL_OLD",
+            **arguments,
+            **extra,
         )
         return response.get("Attributes", {})
 
@@ -291,11 +411,12 @@ def error_code(error: BaseException) -> str:
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for throttling, 5xx and connection errors: a retry of the same record may succeed."""
+    """True for throttling, 5xx and connection errors, and a call not started for lack of time: a
+    retry of the same record may succeed."""
     if isinstance(error, ClientError):
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(error) in TRANSIENT_ERROR_CODES or status >= 500
-    return isinstance(error, BotoCoreError)
+    return isinstance(error, BotoCoreError | NoTimeLeft)
 
 
 def store_from_environment() -> EventStore:

@@ -107,9 +107,10 @@ def create_table(client: Any, template: dict, name: str = TABLE) -> None:
 
 @pytest.fixture
 def table(processor: Processor, dev: Synthesized) -> Iterator[Table]:
-    """An empty events table in moto; the handler builds its store from the environment, as in Lambda."""
+    """An empty events table in moto; the handler builds its store from the environment, as in Lambda.
+    The test's client has the processor's config, so an ``EventStore`` can bound its calls (``CallGuard``)."""
     with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
+        client = boto3.client("dynamodb", region_name=REGION, config=processor.store.CLIENT_CONFIG)
         create_table(client, dev.raw)
         processor.handler.stores.reset()
         try:

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from chat_analytics_ops.report import normalize_question as report_normalize_question
 from tests.processor.conftest import REGION, FakeClock, Processor, Table
@@ -117,7 +118,7 @@ class RefusingSink:
     def __init__(self, processor: Processor, refuse: set[str]) -> None:
         self.processor, self.refuse, self.rows = processor, refuse, []
 
-    def put(self, records: list[bytes], *, time_left_ms: Any = None) -> Any:
+    def put(self, records: list[bytes], *, deadline: float | None = None) -> Any:
         refused = {}
         for index, record in enumerate(records):
             row = json.loads(record)
@@ -226,21 +227,46 @@ def test_a_row_is_valid_json_for_any_contract_text(processor: Processor) -> None
     assert isinstance(row["latency_ms"], float), "double columns are always JSON numbers with a fraction-capable type"
 
 
-def test_the_sink_starts_no_attempt_without_time_left(processor: Processor) -> None:
-    """A slow Firehose must not time the invocation out (that would return the whole batch): what is left
-    pending when the invocation is nearly over is refused, and those records come back."""
-    client = ScriptedFirehose([{0: "ServiceUnavailableException"}, {}])
-    left = iter([60_000, 1_000])
-    result = processor.lake.LakeSink(client, STREAM).put([b"a\n", b"b\n"], time_left_ms=lambda: next(left))
-    assert (result.delivered, result.refused, len(client.calls)) == (1, {0: "NoTimeLeft"}, 1)
+class SlowFirehose(ScriptedFirehose):
+    """A ``ScriptedFirehose`` whose calls each move a fake ``time.monotonic`` on by ``seconds``."""
+
+    def __init__(self, script: list[Any], clock: list[float], seconds: float) -> None:
+        super().__init__(script)
+        self.clock, self.seconds = clock, seconds
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: list[dict]) -> dict:
+        self.clock[0] += self.seconds
+        return super().put_record_batch(DeliveryStreamName, Records)
 
 
-def test_a_batch_near_its_deadline_fails_its_rows_records_instead_of_timing_out(processor: Processor, table: Table) -> None:
+def test_the_sink_starts_no_attempt_without_time_left(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow Firehose must not time the invocation out (that would return the whole batch): a call
+    that one attempt of the client could take past the deadline is not started, its rows are refused,
+    and their records come back."""
+    clock = [1_000.0]
+    monkeypatch.setattr(processor.store.time, "monotonic", lambda: clock[0])
+    client = SlowFirehose([{0: "ServiceUnavailableException"}, {}], clock, seconds=5)
+    attempt_s = processor.store.CallLimits.of(processor.lake.CLIENT_CONFIG).attempt_s
+    result = processor.lake.LakeSink(client, STREAM).put([b"a\n", b"b\n"], deadline=clock[0] + attempt_s + 4)
+    assert (result.delivered, result.refused, result.requests, len(client.calls)) == (1, {0: "NoTimeLeft"}, 1, 1)
+
+
+def test_a_batch_near_its_deadline_fails_its_rows_records_instead_of_timing_out(
+    processor: Processor, table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writes fit in what is left, one attempt of the lake's client does not (its read timeout
+    lengthened for the test): the rows are not sent, their records fail (SQS delivers them again) and
+    the table holds the items (its writes are idempotent)."""
+    monkeypatch.setattr(processor.lake, "CLIENT_CONFIG", processor.lake.CLIENT_CONFIG.merge(Config(read_timeout=10)))
     client = ScriptedFirehose([])
     processor.handler.sinks.pin(processor.lake.LakeSink(client, STREAM))
+    store_attempt_s = processor.store.CallLimits.of(processor.store.CLIENT_CONFIG).attempt_s
+    lake_attempt_s = processor.store.CallLimits.of(processor.lake.CLIENT_CONFIG).attempt_s
+    left_ms = int((store_attempt_s + 3) * 1000) + processor.handler.RETURN_RESERVE_MS
+    assert lake_attempt_s > store_attempt_s + 3, "the lake's one attempt does not fit"
     try:
         records = [sqs_record(query_body("r-1")), sqs_record(query_body("r-2"))]
-        failed = run(processor, *records, context=LambdaContext(remaining_ms=4_000))  # enough for the records, not the lake
+        failed = run(processor, *records, context=LambdaContext(remaining_ms=left_ms))
     finally:
         processor.handler.sinks.pin(None)
     assert failed == [r["messageId"] for r in records]
