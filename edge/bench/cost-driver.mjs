@@ -11,6 +11,7 @@
 // (in the environment, not on the command line: the bindings hold the local producer key).
 // Output: one JSON line {questions, statuses, latency: {median_ms, p95_ms}, elapsed_s, requestIds}.
 //   node bench/cost-driver.mjs   (run from edge/)
+import { execSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +29,8 @@ if (!bindings || !Array.isArray(questions) || questions.length === 0 || !Array.i
 const outdir = path.join(root, ".wrangler", "bench"); // inside the project: workerd refuses module paths above it
 mkdirSync(outdir, { recursive: true });
 const script = path.join(outdir, "cost-worker.js");
+// The Worker imports @chat-analytics/worker-logger by name (its built dist/): build it from the current source first.
+execSync("npm run --silent build", { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
 await build({ entryPoints: [path.join(root, "src/index.ts")], bundle: true, format: "esm", platform: "neutral", conditions: ["workerd", "worker", "browser"], outfile: script, logLevel: "error" });
 
 const worker = new Miniflare({

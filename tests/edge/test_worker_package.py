@@ -62,14 +62,18 @@ def run(argv: list[str], cwd: Path, **kwargs: object) -> subprocess.CompletedPro
     return result
 
 
-def readme_worker() -> str:
-    """The Worker of edge/README.md's "Log a question" section (its ```ts block), as a user copies it."""
-    readme = (EDGE / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Log a question", 1)
-    assert len(section) == 2, "edge/README.md has no '## Log a question' section"
-    block = re.search(r"```ts\n(.*?)```", section[1], re.S)
-    assert block, "edge/README.md's 'Log a question' section has no ```ts block"
+def ts_block(readme: str, section: str, name: str) -> str:
+    """The first ```ts block after the heading ``section`` of a README (the Worker a user copies)."""
+    parts = readme.split(section, 1)
+    assert len(parts) == 2, f"{name} has no '{section}' section"
+    block = re.search(r"```ts\n(.*?)```", parts[1], re.S)
+    assert block, f"{name}'s '{section}' section has no ```ts block"
     return block.group(1)
+
+
+def readme_worker() -> str:
+    """The Worker of edge/README.md's "Log a question" section, as a user copies it."""
+    return ts_block((EDGE / "README.md").read_text(encoding="utf-8"), "## Log a question", "edge/README.md")
 
 
 def get_json(url: str) -> Any:
@@ -110,12 +114,15 @@ def test_the_tarball_ships_built_js_with_types_and_aws4fetch_as_its_only_depende
     with tarfile.open(tarball) as archive:
         names = set(archive.getnames())
         manifest = json.loads(archive.extractfile("package/package.json").read())  # type: ignore[union-attr]
+        shipped_readme = archive.extractfile("package/README.md").read().decode()  # type: ignore[union-attr]
     assert {f"package/dist/{module}.{ext}" for module in ("index", "sqs-logger", "event-contract") for ext in ("js", "d.ts")} <= names
     assert not [name for name in names if name.endswith(".ts") and not name.endswith(".d.ts")], "TypeScript sources shipped"
     assert manifest["name"] == PACKAGE
     assert list(manifest["dependencies"]) == ["aws4fetch"]
     assert manifest["sideEffects"] is False
     assert manifest["exports"]["."] == {"types": "./dist/index.d.ts", "default": "./dist/index.js"}
+    # The package's own README shows the same Worker as edge/README.md (the one the test below runs).
+    assert ts_block(shipped_readme, "## Use", "the package's README.md") == readme_worker()
 
 
 def test_a_new_worker_project_installs_the_tarball_and_sends_one_questions_events_in_one_batch(
