@@ -5,27 +5,37 @@ a 90-day report in <= 5 s on DuckDB over local files, and <= 10 GB scanned (<= $
 100M questions a month. Measured here:
 
 1. **A synthetic lake** in Firehose's layout: Parquet (SNAPPY, DuckDB's writer) under
-   ``<dir>/requests/dt=YYYY-MM-DD/<object>``, the columns and types of ``lake.COLUMNS``, ``dt`` the UTC day the
-   row arrived. By default 10M requests over 90 days: ~3% stored in two rows (the query, later the complete
-   state), ~1% replayed (a duplicate complete row), ~2% never answered, ~1% of rows arriving a day late,
-   match types ~50/30/20 (full/partial/none), questions drawn Zipf-like from ~50,000 distinct texts. Made
-   with DuckDB SQL (no Python loop over rows) and cached in ``--dir``; ``--regenerate`` makes it again.
+   ``<dir>/requests/dt=YYYY-MM-DD/<object>``, the columns, types and order of ``lake.COLUMNS`` (the Glue
+   table's: Firehose writes the table's order; ``--columns`` takes another lake-columns.json, e.g. an
+   older revision's), ``dt`` the UTC day the row arrived. By default 10M requests over 90 days: ~3% stored
+   in two rows (the query, later the complete state), ~1% replayed (a duplicate complete row), ~2% never
+   answered, ~1% of rows arriving a day late, match types ~50/30/20 (full/partial/none), questions drawn
+   Zipf-like from ~50,000 distinct texts. Made with DuckDB SQL (no Python loop over rows) and cached in
+   ``--dir``; ``--regenerate`` makes it again.
    Objects per partition: each object covers one slice of the day's arrival time (as Firehose's buffer
    does), and the default count gives each object the rows Firehose would put in one 900 s buffer
    (96 objects a day) at 100M questions a month (~34,700 rows), because the bytes per row of a Parquet
    column chunk depend on how many rows share it; ``--files-per-day 96`` gives the 96 objects a day of
    the data set's own (smaller) volume instead.
 2. **DuckDB wall time** of ``lake.lake_report(lake.DuckDBEngine(dir), days, top=10)`` (the view over the
-   files, the one query, the ``Report``), for the 90 days and for the last 7, ``--runs`` runs each: min, median.
-3. **Athena's scanned bytes**, from the files' own footers (DuckDB's ``parquet_metadata``): Athena bills
-   the compressed bytes of the column chunks it reads, so the sum of ``total_compressed_size`` of the
-   chunks of the columns ``report.sql`` reads, over the partitions ``lake.partition_range`` gives for the
-   report's days, is what it would scan (footers aside). Scaled linearly to 100M questions a month
-   (90 days ~ 300M requests) and priced at $5 per TB (10^12 bytes; 10 MB minimum per query). The same
-   sum with ``request_id`` (36-character text) in place of ``request_key`` (64-bit) shows what the key saves.
+   files, the one query, the ``Report``), for the 90 days and for the last 7, ``--runs`` runs each: min,
+   median (``--runs 0`` skips it).
+3. **Athena's scanned bytes**, from the files' own footers (DuckDB's ``parquet_metadata``), two ways:
+   - *column chunks*: the sum of ``total_compressed_size`` of the chunks of the columns ``report.sql``
+     reads, over the partitions ``lake.partition_range`` gives for the report's days (what a reader that
+     fetches exactly those chunks would read);
+   - *as Trino reads them* (Athena engine version 3 is built on Trino): with the Parquet reader's default
+     settings, a file of at most ``parquet.small-file-threshold`` (3 MB = 3 MiB) is read whole; in a larger
+     one the chunks read are merged into one read when less than ``parquet.max-merge-distance`` (1 MiB)
+     apart and the merged read stays within ``parquet.max-buffer-size`` (8 MiB), so the bytes between
+     them are read too, and the footer is read as the file's last 48 KiB (more when the footer is larger).
+   Both are scaled linearly to 100M questions a month (90 days ~ 300M requests) and priced at $5 per TB
+   (10^12 bytes; 10 MB minimum per query). The column-chunk sum with ``request_id`` (36-character text) in
+   place of ``request_key`` (64-bit) shows what the key saves. The last line is the 90-day report's
+   Trino-style figure against the target.
 
     .venv/bin/python bench/lake_bench.py [--requests 10000000] [--days 90] [--dir /tmp/chat-analytics-lake-bench]
-        [--regenerate] [--files-per-day N] [--runs 5] [--threads N] [--json out.json]
+        [--regenerate] [--files-per-day N] [--columns lake-columns.json] [--runs 5] [--threads N] [--json out.json]
 
 Athena's own wall time (its p95) cannot be measured without AWS; see docs/benchmarks/lake.md.
 """
@@ -40,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +68,16 @@ TARGET_QUESTIONS_PER_MONTH = 100_000_000
 FIREHOSE_OBJECTS_PER_DAY = 96  # a 900 s buffer
 PRICE_PER_TB = 5.0  # Athena, per 10^12 bytes scanned
 ATHENA_MINIMUM_BYTES = 10 * 1000**2
+TARGET_BYTES = 10 * 1000**3  # the issue's target per 90-day report at 100M questions a month: 10 GB ...
+TARGET_USD = 0.05  # ... and $0.05
+# Trino's Parquet reader, default settings (Athena engine version 3 is built on Trino; it does not publish its
+# own values): trino.io/docs/current/object-storage/file-formats.html (parquet.small-file-threshold),
+# io.trino.parquet.ParquetReaderOptions (the defaults), AbstractParquetDataSource (how reads are merged),
+# MetadataReader (the footer). Trino's data sizes are binary: 1MB = 2^20 bytes.
+SMALL_FILE_THRESHOLD = 3 * 1024**2  # parquet.small-file-threshold: a file of at most this size is read whole
+MAX_MERGE_DISTANCE = 1 * 1024**2  # parquet.max-merge-distance: chunks closer than this are one read (the gap too)
+MAX_BUFFER_SIZE = 8 * 1024**2  # parquet.max-buffer-size: a merged read stays within this; a larger chunk is read alone
+FOOTER_TAIL = 48 * 1024  # MetadataReader reads the file's last 48 KiB, then the rest of a larger footer
 # The columns report.sql reads (its inner SELECT); dt is the partition, not a column of the files.
 REPORT_COLUMNS = (
     "request_key",
@@ -249,8 +270,10 @@ def uuid_of(expression: str) -> str:
     )
 
 
-def generate(root: Path, requests: int, days: int, files_per_day: int, threads: int | None) -> dict[str, Any]:
-    """Write the lake under ``root/requests/dt=*/`` with DuckDB; returns what was made."""
+def generate(
+    root: Path, requests: int, days: int, files_per_day: int, order: tuple[tuple[str, str], ...], threads: int | None
+) -> dict[str, Any]:
+    """Write the lake under ``root/requests/dt=*/`` with DuckDB, its columns in ``order``; returns what was made."""
     started = time.perf_counter()
     work = root.with_name(root.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
@@ -356,11 +379,8 @@ def generate(root: Path, requests: int, days: int, files_per_day: int, threads: 
         "complete": "l.complete",
         "written_at": "l.written_at",
     }
-    assert list(columns) == [name for name, _ in lake.COLUMNS]
-    select = ",\n".join(
-        f"CAST({expression} AS {lake._DUCKDB_TYPES[kind]}) AS {name}"
-        for (name, kind), expression in zip(lake.COLUMNS, columns.values(), strict=True)
-    )
+    assert sorted(columns) == sorted(name for name, _ in order), "every column of the lake has an expression"
+    select = ",\n".join(f"CAST({columns[name]} AS {lake._DUCKDB_TYPES[kind]}) AS {name}" for name, kind in order)
     # request_key hashes the request_id expression itself (no alias to refer to inside one SELECT list).
     select = select.replace("hash(request_id)", "hash(" + columns["request_id"] + ")")
     target = work / "requests"
@@ -390,6 +410,7 @@ def generate(root: Path, requests: int, days: int, files_per_day: int, threads: 
         "first_day": FIRST_DAY.isoformat(),
         "rows": rows,
         "files_per_day": files_per_day,
+        "columns": [name for name, _ in order],
         "objects": objects,
         "generate_s": round(time.perf_counter() - started, 1),
         "tables_s": round(built, 1),
@@ -414,20 +435,93 @@ def parquet_files(root: Path, first_dt: str, last_dt: str) -> list[Path]:
     ]
 
 
-def column_bytes(root: Path, first_dt: str, last_dt: str) -> dict[str, int]:
-    """Compressed bytes of each column's chunks in the files of partitions first_dt..last_dt (their footers)."""
+@dataclass(frozen=True)
+class ParquetFile:
+    """One object's layout, from its footer: its size, its footer's length, and where each column chunk is."""
+
+    size: int
+    footer: int  # the footer's length (the 8 bytes after it, its length and PAR1, not included)
+    chunks: dict[str, list[tuple[int, int]]]  # column -> (offset, length) of its chunk in each row group
+
+
+def parquet_layouts(root: Path, first_dt: str, last_dt: str) -> list[ParquetFile]:
+    """The layout of every file in partitions first_dt..last_dt (DuckDB's ``parquet_metadata``)."""
     files = parquet_files(root, first_dt, last_dt)
+    if not files:
+        return []
     listing = "[" + ", ".join(f"'{path}'" for path in files) + "]"
     connection = duckdb.connect()
     found = connection.execute(
-        f"SELECT path_in_schema, sum(total_compressed_size) FROM parquet_metadata({listing}) GROUP BY path_in_schema"
+        "SELECT file_name, path_in_schema, dictionary_page_offset, data_page_offset, total_compressed_size "
+        f"FROM parquet_metadata({listing}) ORDER BY file_name, row_group_id, column_id"
     ).fetchall()
     connection.close()
-    return {name: int(size) for name, size in found}
+    chunks: dict[str, dict[str, list[tuple[int, int]]]] = {str(path): {} for path in files}
+    for file_name, column, dictionary_offset, data_offset, length in found:
+        # A chunk starts at its dictionary page when it has one before its data (parquet-mr's getStartingPos).
+        start = dictionary_offset if dictionary_offset and 0 < dictionary_offset < data_offset else data_offset
+        chunks[file_name].setdefault(column, []).append((int(start), int(length)))
+    layouts = []
+    for path in files:
+        with path.open("rb") as handle:
+            handle.seek(-8, 2)
+            tail = handle.read(8)
+        if tail[4:] != lake.PARQUET_MAGIC:
+            raise SystemExit(f"{path} is not a Parquet file")
+        layouts.append(ParquetFile(path.stat().st_size, int.from_bytes(tail[:4], "little"), chunks[str(path)]))
+    return layouts
 
 
-def scan_estimate(sizes: dict[str, int], columns: tuple[str, ...], scale: float) -> dict[str, Any]:
-    scanned = sum(sizes[name] for name in columns)
+def column_bytes(layouts: list[ParquetFile]) -> dict[str, int]:
+    """Compressed bytes of each column's chunks over ``layouts``."""
+    sizes: dict[str, int] = {}
+    for layout in layouts:
+        for column, chunks in layout.chunks.items():
+            sizes[column] = sizes.get(column, 0) + sum(length for _, length in chunks)
+    return sizes
+
+
+def merged_reads(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The reads Trino's Parquet reader makes for ``ranges`` (offset, length) of one file.
+
+    As ``AbstractParquetDataSource.planChunksRead``: a range longer than ``MAX_BUFFER_SIZE`` is read alone (in
+    pieces of that size, the same bytes); the others, by offset, join the read before them when they start at
+    most ``MAX_MERGE_DISTANCE`` after its end and the read stays within ``MAX_BUFFER_SIZE``.
+    """
+    large = [chunk for chunk in ranges if chunk[1] > MAX_BUFFER_SIZE]
+    small = sorted(chunk for chunk in ranges if chunk[1] <= MAX_BUFFER_SIZE)
+    reads: list[tuple[int, int]] = []
+    for offset, length in small:
+        if reads:
+            last_offset, last_length = reads[-1]
+            end = max(last_offset + last_length, offset + length)
+            if end - last_offset <= MAX_BUFFER_SIZE and last_offset + last_length + MAX_MERGE_DISTANCE >= offset:
+                reads[-1] = (last_offset, end - last_offset)
+                continue
+        reads.append((offset, length))
+    return reads + large
+
+
+def trino_read(layout: ParquetFile, columns: tuple[str, ...]) -> dict[str, int]:
+    """The bytes Trino's Parquet reader fetches from one file to read ``columns`` (no predicate on them)."""
+    if layout.size <= SMALL_FILE_THRESHOLD:  # read whole, footer included, in one request
+        return {"bytes": layout.size, "footer": 0, "whole": 1, "reads": 1}
+    footer = min(layout.size, FOOTER_TAIL)
+    if layout.footer + 8 > footer:  # the footer did not fit in the first read: its whole length is read again
+        footer += layout.footer + 8
+    reads = merged_reads([chunk for column in columns for chunk in layout.chunks.get(column, [])])
+    return {"bytes": footer + sum(length for _, length in reads), "footer": footer, "whole": 0, "reads": 1 + len(reads)}
+
+
+def trino_bytes(layouts: list[ParquetFile], columns: tuple[str, ...]) -> dict[str, int]:
+    total = {"bytes": 0, "footer": 0, "whole": 0, "reads": 0, "files": len(layouts)}
+    for layout in layouts:
+        for key, value in trino_read(layout, columns).items():
+            total[key] += value
+    return total
+
+
+def scan_estimate(scanned: int, scale: float) -> dict[str, Any]:
     at_target = scanned * scale
     billed = max(at_target, ATHENA_MINIMUM_BYTES)
     return {
@@ -482,6 +576,20 @@ def directory_bytes(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*.parquet"))
 
 
+def column_order(path: Path | None) -> tuple[tuple[str, str], ...]:
+    """The files' columns in order: ``path`` (a lake-columns.json) or the package's (the Glue table's)."""
+    if path is None:
+        return lake.COLUMNS
+    try:
+        order = tuple((column["name"], column["type"]) for column in json.loads(path.read_text(encoding="utf-8"))["columns"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"--columns {path}: not a lake-columns.json ({error})") from None
+    if sorted(order) != sorted(lake.COLUMNS):
+        differ = sorted(set(order) ^ set(lake.COLUMNS))
+        raise SystemExit(f"--columns {path}: not the lake's columns in another order (differ: {', '.join(f'{n} {t}' for n, t in differ)})")
+    return order
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--requests", type=int, default=10_000_000)
@@ -494,19 +602,34 @@ def main() -> int:
         default=0,
         help="objects per partition; default: as many as give each the rows of one 900 s buffer at 100M questions a month",
     )
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--columns",
+        type=Path,
+        default=None,
+        help="a lake-columns.json whose order the files are written in (default: the package's, the Glue table's)",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="DuckDB report runs per range (0: do not time DuckDB)")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: DuckDB's, one per core)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.requests < 1 or args.days < 7 or args.runs < 0 or args.files_per_day < 0 or (args.threads is not None and args.threads < 1):
+        parser.error("--requests and --threads must be at least 1, --days at least 7, --runs and --files-per-day at least 0")
+    order = column_order(args.columns)
 
     target_per_day = TARGET_QUESTIONS_PER_MONTH / 30
     files_per_day = args.files_per_day or max(1, round(FIREHOSE_OBJECTS_PER_DAY * (args.requests / args.days) / target_per_day))
     meta_path = args.dir / "dataset.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
-    wanted = {"requests": args.requests, "days": args.days, "files_per_day": files_per_day, "first_day": FIRST_DAY.isoformat()}
+    wanted = {
+        "requests": args.requests,
+        "days": args.days,
+        "files_per_day": files_per_day,
+        "first_day": FIRST_DAY.isoformat(),
+        "columns": [name for name, _ in order],
+    }
     if args.regenerate or meta is None or any(meta.get(key) != value for key, value in wanted.items()):
         print(f"generating {args.requests:,} requests over {args.days} days, {files_per_day} objects a day, in {args.dir} ...", flush=True)
-        meta = generate(args.dir, args.requests, args.days, files_per_day, args.threads)
+        meta = generate(args.dir, args.requests, args.days, files_per_day, order, args.threads)
         print(f"generated in {meta['generate_s']} s", flush=True)
     else:
         print(f"reusing the data set in {args.dir} (generated in {meta['generate_s']} s on {meta['generated_on']})", flush=True)
@@ -514,36 +637,50 @@ def main() -> int:
     all_days = [(FIRST_DAY + timedelta(days=n)).isoformat() for n in range(args.days)]
     last_week = all_days[-7:]
     results: dict[str, Any] = {"machine": machine(), "dataset": meta, "size_bytes": directory_bytes(args.dir)}
-    results["duckdb"] = {f"{len(days)}_days": time_report(args.dir, days, args.runs, args.threads) for days in (all_days, last_week)}
+    if args.runs:
+        results["duckdb"] = {f"{len(days)}_days": time_report(args.dir, days, args.runs, args.threads) for days in (all_days, last_week)}
 
-    # Athena: what the 90-day report would scan, scaled to 100M questions a month.
+    # Athena: what each report would scan, scaled to 100M questions a month.
     requests_in_range = args.requests * len(all_days) / args.days
     target_requests = TARGET_QUESTIONS_PER_MONTH * len(all_days) / 30
-    scale = target_requests / requests_in_range
     scans: dict[str, Any] = {}
-    for label, days in (("90_days", all_days), ("7_days", last_week)):
+    by_id = tuple("request_id" if name == "request_key" else name for name in REPORT_COLUMNS)
+    for days in (all_days, last_week):
         first_dt, last_dt = lake.partition_range(days)
-        sizes = column_bytes(args.dir, first_dt, last_dt)
-        by_id = tuple("request_id" if name == "request_key" else name for name in REPORT_COLUMNS)
+        layouts = parquet_layouts(args.dir, first_dt, last_dt)
+        sizes = column_bytes(layouts)
+        trino = trino_bytes(layouts, REPORT_COLUMNS)
         # Requests whose rows are in the partitions read (the report's own days, and a few neighbours' late rows).
-        scale_days = TARGET_QUESTIONS_PER_MONTH * len(days) / 30 / (args.requests * len(days) / args.days)
-        scans[label] = {
+        requests = args.requests * len(days) / args.days
+        scale_days = TARGET_QUESTIONS_PER_MONTH * len(days) / 30 / requests
+        scans[f"{len(days)}_days"] = {
             "partitions": [first_dt, last_dt],
-            "columns": {name: sizes[name] for name in REPORT_COLUMNS} | {"request_id": sizes["request_id"]},
+            "requests": requests,
+            "columns": {name: sizes.get(name, 0) for name in REPORT_COLUMNS} | {"request_id": sizes.get("request_id", 0)},
             "all_columns_bytes": sum(sizes.values()),
-            "by_request_key": scan_estimate(sizes, REPORT_COLUMNS, scale_days),
-            "by_request_id": scan_estimate(sizes, by_id, scale_days),
+            "column_chunks": scan_estimate(sum(sizes.get(name, 0) for name in REPORT_COLUMNS), scale_days),
+            "column_chunks_by_request_id": scan_estimate(sum(sizes.get(name, 0) for name in by_id), scale_days),
+            "trino": scan_estimate(trino["bytes"], scale_days) | trino,
             "scale": round(scale_days, 3),
         }
     results["athena_estimate"] = scans
-    results["scale_90_days"] = {"requests": requests_in_range, "target_requests": target_requests, "scale": scale}
+    results["scale"] = {"requests": requests_in_range, "target_requests": target_requests, "scale": target_requests / requests_in_range}
+    # The last line's figure: a 90-day report at 100M questions a month, from the bytes a request of the whole range costs.
+    per_request = scans[f"{len(all_days)}_days"]["trino"]["bytes"] / requests_in_range
+    ninety = per_request * TARGET_QUESTIONS_PER_MONTH * 3
+    results["target"] = {
+        "trino_bytes_per_request": round(per_request, 3),
+        "gb_90_days": round(ninety / 1e9, 3),
+        "usd_90_days": round(ninety / 1e12 * PRICE_PER_TB, 5),
+        "ratio": round(max(ninety / TARGET_BYTES, ninety / 1e12 * PRICE_PER_TB / TARGET_USD), 3),
+    }
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print_results(results, args)
+    print_results(results)
     return 0
 
 
-def print_results(results: dict[str, Any], args: argparse.Namespace) -> None:
+def print_results(results: dict[str, Any]) -> None:
     m, d = results["machine"], results["dataset"]
     print(json.dumps(results, indent=2, default=str))
     print()
@@ -552,23 +689,36 @@ def print_results(results: dict[str, Any], args: argparse.Namespace) -> None:
         f"data set: {d['requests']:,} requests, {d['rows']:,} rows over {d['days']} days, {d['objects']} objects "
         f"({d['files_per_day']} a day), {results['size_bytes'] / 1e6:.1f} MB on disk, generated in {d['generate_s']} s"
     )
-    for label, timing in results["duckdb"].items():
+    print(f"column order: {', '.join(d['columns'])}")
+    for label, timing in results.get("duckdb", {}).items():
         print(
             f"DuckDB report, {label.replace('_', ' ')} (partitions {timing['partitions'][0]}..{timing['partitions'][1]}): "
             f"min {timing['min_s']} s, median {timing['median_s']} s over {len(timing['runs_s'])} runs (target <= 5 s)"
         )
-    scan = results["athena_estimate"]["90_days"]
-    requests = results["scale_90_days"]["requests"]
-    print("\ncolumn chunks report.sql reads (90-day report), compressed bytes per request:")
+    full_label = next(iter(results["athena_estimate"]))
+    scan = results["athena_estimate"][full_label]
+    print(f"\ncolumn chunks report.sql reads ({full_label.replace('_', '-')[:-1]} report), compressed bytes per request:")
     for name, size in scan["columns"].items():
-        print(f"  {name:22s} {size / requests:8.3f}")
+        print(f"  {name:22s} {size / scan['requests']:8.3f}")
     for label, scan in results["athena_estimate"].items():
-        key, ident = scan["by_request_key"], scan["by_request_id"]
+        chunks, trino, ident = scan["column_chunks"], scan["trino"], scan["column_chunks_by_request_id"]
         print(
-            f"Athena, {label.replace('_', ' ')}: {key['bytes'] / 1e6:.1f} MB here x {scan['scale']} = {key['gb_at_target']} GB "
-            f"-> ${key['usd_at_target']} per run at 100M questions/month (target <= 10 GB, <= $0.05); "
-            f"grouped by request_id: {ident['gb_at_target']} GB, ${ident['usd_at_target']}"
+            f"Athena, {label.replace('_', ' ')} (partitions {scan['partitions'][0]}..{scan['partitions'][1]}, {trino['files']} objects, "
+            f"{trino['whole']} of them <= 3 MiB and read whole), x {scan['scale']} to 100M questions/month:"
         )
+        print(
+            f"  column chunks:       {chunks['bytes'] / 1e6:9.1f} MB here, {chunks['bytes'] / scan['requests']:6.2f} B/request "
+            f"-> {chunks['gb_at_target']} GB, ${chunks['usd_at_target']} (grouped by request_id: {ident['gb_at_target']} GB, ${ident['usd_at_target']})"
+        )
+        print(
+            f"  as Trino reads them: {trino['bytes'] / 1e6:9.1f} MB here, {trino['bytes'] / scan['requests']:6.2f} B/request "
+            f"-> {trino['gb_at_target']} GB, ${trino['usd_at_target']} ({trino['reads']} reads, footers {trino['footer'] / 1e6:.1f} MB)"
+        )
+    target = results["target"]
+    print(
+        f"90-day report at 100M questions/month, as Trino reads: {target['trino_bytes_per_request']} B/request x 300M = "
+        f"{target['gb_90_days']} GB, ${target['usd_90_days']}: {target['ratio']} x the target (<= 10 GB, <= $0.05)"
+    )
 
 
 if __name__ == "__main__":
