@@ -77,7 +77,7 @@ def test_cdk_nag_is_wired_in_and_every_acknowledgement_is_needed(tmp_path: Path)
     assert any(path.startswith("ChatAnalytics-dev/UnencryptedQueue") for _, path in found)
     assert {path for _, path in found if not path.startswith("ChatAnalytics-dev/UnencryptedQueue")} <= {
         "ChatAnalytics-dev/Producer/Secret/Resource",
-        "ChatAnalytics-dev/Monitoring/RecoveryPublishRole/DefaultPolicy/Resource",
+        "ChatAnalytics-dev/Monitoring/RecoveryDeadLetterQueue/Resource",
         "ChatAnalytics-dev/Lake/Bucket/Resource",
         "ChatAnalytics-dev/Lake/DeliveryRole/Resource",
         "ChatAnalytics-dev/Lake/ReportReaderPolicy/Resource",
