@@ -162,6 +162,31 @@ def test_the_probe_asset_hash_does_not_depend_on_where_it_was_staged() -> None:
     ]
 
 
+def test_the_probe_asset_runs_with_only_what_lambda_provides() -> None:
+    """The staged files import on their own with boto3 (the Lambda runtime's) and nothing else of the repository:
+    a new import in ``chat_analytics_ops``'s report code that is not staged fails here, not in the account."""
+    import subprocess
+    import sys
+
+    from integ.harness import stage_probe_asset
+
+    staged = stage_probe_asset()
+    code = (
+        "import sys\n"
+        "for name in ('duckdb', 'jsonschema', 'matplotlib', 'pydantic', 'analytics_producer', 'stacks', 'integ'):\n"
+        "    sys.modules[name] = None\n"
+        f"sys.path.insert(0, {staged!r})\n"
+        "import probe, chat_analytics_ops\n"
+        "from chat_analytics_ops import lake\n"
+        "assert chat_analytics_ops.__file__.startswith(sys.path[0]), chat_analytics_ops.__file__\n"
+        "assert 'GROUPING SETS' in lake.report_sql().upper()\n"
+        "print(len(probe.report_days()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=staged, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
+
+
 # --- the throwaway stage ----------------------------------------------------------------------------
 
 
