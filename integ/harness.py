@@ -57,12 +57,13 @@ PROBE_TIMEOUT_S = 120
 NOTIFY_ALARM = "ProcessorThrottles"
 
 
-def integ_settings() -> Settings:
-    """dev's settings (``Settings.from_context`` with no overrides) for the stage ``integ``.
+def integ_settings(app: cdk.App) -> Settings:
+    """The settings ``app.py`` builds from cdk.json's context, with dev's defaults, for the stage ``integ``.
 
     ``from_context`` accepts only dev and prod; the stage only names things (stack, Glue database,
-    workgroup, queues, alarms), so the dev defaults are replaced with the stage name afterwards."""
-    return dataclasses.replace(Settings.from_context({"stage": "dev"}), stage=STAGE)
+    workgroup, queues, alarms), so dev's settings are read and the stage name replaced afterwards."""
+    dev = Settings.from_context(lambda key: "dev" if key == "stage" else app.node.try_get_context(key))
+    return dataclasses.replace(dev, stage=STAGE)
 
 
 def stage_probe_asset() -> str:
@@ -149,7 +150,7 @@ class IntegHarness(Construct):
 
 
 def integ_stack(app: cdk.App) -> tuple[ChatAnalyticsStack, IntegHarness]:
-    settings = integ_settings()
+    settings = integ_settings(app)
     stack = ChatAnalyticsStack(app, settings.stack_name, settings=settings, description="Chat analytics integration test (throwaway stage)")
     cdk.Tags.of(stack).add("project", "chat-analytics")
     cdk.Tags.of(stack).add("stage", settings.stage)
