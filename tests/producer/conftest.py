@@ -42,6 +42,7 @@ def logger_at(transport: str, queue_url: str, endpoint_url: str, **kwargs) -> An
     """A logger sending to ``endpoint_url`` with the test keys: its own lean transport, or a boto3 client (``client=``)."""
     if transport == "botocore":
         return AnalyticsLogger(queue_url, client=sqs_client(endpoint_url), **kwargs)
+    kwargs.setdefault("region_name", REGION)  # moto keeps a queue in the region it was created in, whatever AWS_REGION says
     logger = AnalyticsLogger(queue_url, endpoint_url=endpoint_url, session=boto3.Session(**KEYS), **kwargs)
     assert type(logger._client).__name__ == "SQSTransport"
     return logger

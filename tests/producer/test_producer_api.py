@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from analytics_producer import AnalyticsLogger, InvalidEventError, counters
 from analytics_producer import logger as logger_module
@@ -112,7 +113,7 @@ def test_a_rejected_event_is_logged_naming_the_field_and_rule_at_most_once_a_min
         lines = warnings_of(caplog)
         assert len(lines) == 2, lines
         assert lines[0].startswith("analytics: log() rejected an event (not sent): query: must be SQS-safe text")
-        assert "0 more rejected for the same rule" in lines[0]
+        assert "more rejected" not in lines[0], "nothing about 0 held back"
         assert lines[1].startswith("analytics: log() rejected an event (not sent): matchScore: a finite number from 0 to 100")
         clock[0] += 59
         assert logger.log_query("r-1", SECRET + "\x00") is False
@@ -146,6 +147,62 @@ def test_rejections_of_extra_fields_share_one_rule_and_a_raising_mapping_is_name
     assert "extra field 'note0': values must be JSON" in lines[0]
     assert "event: reading it raised RuntimeError" in lines[1]
     assert not any(SECRET in line for line in lines)
+
+
+class DenyingClient:
+    """Refuses every batch as SQS refuses a key without sqs:SendMessage (not retryable)."""
+
+    def send_message_batch(self, **_: Any) -> dict[str, Any]:
+        response = {"Error": {"Code": "AccessDenied", "Message": "not authorized"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+        raise ClientError(response, "SendMessageBatch")
+
+
+def test_the_undelivered_warning_counts_in_words_and_says_nothing_of_none_held_back(caplog, clock) -> None:
+    caplog.set_level(logging.WARNING, logger="analytics_producer")
+    with AnalyticsLogger(LOCAL_QUEUE_URL, client=DenyingClient()) as logger:
+
+        def fail(count: int) -> None:
+            for index in range(count):
+                assert logger.log_query(f"r-{index}", "Go?")
+            assert logger.flush(timeout=5)
+
+        fail(1)
+        fail(2)  # held back: within the minute
+        clock[0] += 61
+        fail(2)
+        fail(1)
+        fail(1)
+        clock[0] += 61
+        fail(1)
+    lines = warnings_of(caplog)
+    end = " (at most one warning a minute per error code)"
+    assert lines == [
+        "analytics: 1 event not delivered to q.fifo: AccessDenied: not authorized" + end,
+        "analytics: 2 events not delivered to q.fifo: AccessDenied: not authorized; 1 more AccessDenied report since the last warning"
+        + end,
+        "analytics: 1 event not delivered to q.fifo: AccessDenied: not authorized; 2 more AccessDenied reports since the last warning"
+        + end,
+    ]
+    assert logger.stats()["failed"] == 8
+
+
+@pytest.mark.parametrize("disabled", [False, True], ids=["live", "disabled"])
+def test_log_after_close_is_counted_and_logged_once_per_logger(caplog, disabled: bool) -> None:
+    caplog.set_level(logging.WARNING, logger="analytics_producer")
+    first, second = (AnalyticsLogger(LOCAL_QUEUE_URL, client=NoClient(), disabled=disabled) for _ in range(2))
+    first.close()
+    second.close()
+    assert warnings_of(caplog) == []
+    assert [first.log(query(f"late-{index}")) for index in range(3)] == [False] * 3
+    assert first.log_query("late-3", "Go?") is False and first.log_response("late-3", "none", 0, "") is False
+    assert first.stats()["dropped_closed"] == 5
+    expected = (
+        "analytics: log() after close() (or at interpreter exit): the event is not sent, counted in stats()['dropped_closed']"
+        " (logged once per logger)"
+    )
+    assert warnings_of(caplog) == [expected]
+    assert second.log(query("late")) is False
+    assert warnings_of(caplog) == [expected, expected], "once per logger: the other logger's first one is logged too"
 
 
 # -- typed helpers ----------------------------------------------------------------------------------------
@@ -233,16 +290,19 @@ def built(environ: dict[str, str], **kwargs: Any) -> tuple[str, str, str, str | 
 def test_without_a_region_the_queue_urls_is_used(clean_aws_env) -> None:
     clean_aws_env.setenv("AWS_ACCESS_KEY_ID", "AKIDCHAIN")
     clean_aws_env.setenv("AWS_SECRET_ACCESS_KEY", "chain-secret")
+    clean_aws_env.setenv("AWS_REGION", "us-east-1")  # the application's region: the queue URL's wins over it
     logger = AnalyticsLogger(AWS_QUEUE_URL)
     try:
         assert logger.region_name == logger._client.region_name == "eu-west-2"
     finally:
         logger.close(timeout=0.1)
-    logger = AnalyticsLogger(AWS_QUEUE_URL, region_name="eu-west-1")
+    logger = AnalyticsLogger(AWS_QUEUE_URL, region_name="eu-west-2")
     try:
-        assert logger._client.region_name == "eu-west-1", "a region given wins"
+        assert logger._client.region_name == "eu-west-2", "a region given that agrees with the URL's"
     finally:
         logger.close(timeout=0.1)
+    with pytest.raises(ValueError, match=r"^region_name='eu-west-1' contradicts the queue URL's region eu-west-2 "):
+        AnalyticsLogger(AWS_QUEUE_URL, region_name="eu-west-1")
 
 
 def test_from_env_reads_its_own_names_first(clean_aws_env) -> None:
@@ -258,7 +318,11 @@ def test_from_env_reads_its_own_names_first(clean_aws_env) -> None:
         "AWS_SESSION_TOKEN": "app-token",
     }
     assert built(environ) == (AWS_QUEUE_URL, "eu-west-2", "AKIDANALYTICS", "analytics-token"), "the queue URL's region over AWS_REGION"
-    assert built({**environ, "ANALYTICS_REGION": "eu-central-1"})[1] == "eu-central-1", "ANALYTICS_REGION over the URL's"
+    assert built({**environ, "ANALYTICS_REGION": "eu-west-2"})[1] == "eu-west-2", "ANALYTICS_REGION agreeing with the URL's"
+    with pytest.raises(ValueError, match=r"^ANALYTICS_REGION='eu-central-1' contradicts the queue URL's region eu-west-2 "):
+        built({**environ, "ANALYTICS_REGION": "eu-central-1"})
+    local = {**environ, "ANALYTICS_SQS_URL": LOCAL_QUEUE_URL, "ANALYTICS_REGION": "eu-central-1"}
+    assert built(local)[:2] == (LOCAL_QUEUE_URL, "eu-central-1"), "ANALYTICS_REGION over AWS_REGION when the URL names none"
     without_token = {key: value for key, value in environ.items() if key != "ANALYTICS_SESSION_TOKEN"}
     assert built(without_token)[2:] == ("AKIDANALYTICS", None), "never the app's session token with the producer's key"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import logging
 import time
 
 import boto3
@@ -111,7 +112,7 @@ def test_throttling_and_server_errors_are_retried_then_delivered(answer) -> None
         (aws_error(403, "InvalidSecurity", query_code="InvalidSecurity"), "InvalidSecurity"),
         (aws_error(400, "InvalidParameterValue"), "InvalidParameterValue"),
         (aws_error(403, "SignatureDoesNotMatch"), "SignatureDoesNotMatch"),
-        ((403, {}, b"<?xml version='1.0'?><ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"), "403"),
+        ((403, {}, b"<?xml version='1.0'?><ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"), "AccessDenied"),
     ],
     ids=["no-such-queue", "access-denied", "invalid-security", "invalid-parameter", "bad-signature", "xml-403"],
 )
@@ -125,6 +126,56 @@ def test_errors_that_cannot_succeed_fail_at_once_and_are_reported(answer, code: 
     [error] = reports
     assert isinstance(error, ClientError), "the same exception type botocore raises"
     assert error_code(error) == code and not is_retryable(error)
+
+
+XML_DENIED = (
+    b"<?xml version='1.0' encoding='UTF-8'?>\n<ErrorResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\">\n"
+    b"  <Error>\n    <Type>Sender</Type>\n    <Code>AccessDenied</Code>\n"
+    b"    <Message>User: arn:aws:iam::123456789012:user/producer is not authorized to perform: sqs:SendMessage &amp; more</Message>\n"
+    b"  </Error>\n  <RequestId>req-xml</RequestId>\n</ErrorResponse>"
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            (403, {}, XML_DENIED),
+            "AccessDenied: User: arn:aws:iam::123456789012:user/producer is not authorized to perform: sqs:SendMessage & more",
+        ),
+        (
+            aws_error(
+                400, "QueueDoesNotExist", "The specified queue does not exist.", query_code="AWS.SimpleQueueService.NonExistentQueue"
+            ),
+            "AWS.SimpleQueueService.NonExistentQueue: The specified queue does not exist.",
+        ),
+        (
+            aws_error(400, "InvalidParameterValue", "Value for parameter MessageGroupId is invalid."),
+            "InvalidParameterValue: Value for parameter",
+        ),
+        (
+            (403, {}, b"<html><body><h1>403 Forbidden</h1>Request blocked by the proxy.</body></html>"),
+            "403: HTTP 403 Forbidden: a 77-byte body that is not an SQS error",
+        ),
+    ],
+    ids=["query-xml", "json-query-compatible", "json", "html-page"],
+)
+@pytest.mark.parametrize("transport", ["lean", "botocore"])
+def test_the_warning_carries_sqs_error_code_and_message_not_its_body(caplog, answer, expected: str, transport: str) -> None:
+    """Both shapes SQS answers with: the query protocol's XML (<Error><Code>, also moto's answer to a denied
+    JSON request, which botocore leaves as the raw body in its message) and the JSON protocol's __type/message."""
+    caplog.set_level(logging.WARNING, logger="analytics_producer")
+    with ScriptedSQS(answer) as server:
+        logger = AnalyticsLogger(
+            server.queue_url, endpoint_url=server.endpoint_url, session=boto3.Session(**KEYS), transport=transport, max_retries=0
+        )
+        with logger:
+            log_queries(logger, 2, "shape")
+            assert logger.flush(timeout=10)
+            assert logger.stats()["failed"] == 2
+    [line] = [record.getMessage() for record in caplog.records if record.name == "analytics_producer"]
+    assert line.startswith(f"analytics: 2 events not delivered to scripted.fifo: {expected}"), line
+    assert "<" not in line and "__type" not in line and "\n" not in line
 
 
 def test_failed_entries_are_retried_on_their_own_and_sender_faults_are_not() -> None:

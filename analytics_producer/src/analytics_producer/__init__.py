@@ -9,12 +9,13 @@ analytics.log_response(request_id, "full", 92, "matched 3 of 3 skills", latency_
 
 from analytics_producer.batching import UnsendableEventError
 from analytics_producer.client import client_config
-from analytics_producer.errors import EntryError, LoggerClosedError
+from analytics_producer.errors import ConfigurationError, EntryError, LoggerClosedError
 from analytics_producer.events import InvalidEventError, MatchType, deduplication_id, query_event, response_event, validate
 from analytics_producer.logger import AnalyticsLogger
 
 __all__ = [
     "AnalyticsLogger",
+    "ConfigurationError",
     "EntryError",
     "InvalidEventError",
     "LoggerClosedError",

@@ -1,11 +1,9 @@
 """What a logger sends with: its own lean transport (the default), or a boto3 SQS client.
 
-The default transport (:mod:`.transport`) is resolved here with botocore's own machinery: the
-credential chain of a boto3 ``Session`` (profiles, roles, refresh), the region (given, else the
-queue URL's, else the session's) and the endpoint botocore would use (``endpoint_url``,
-``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL``, the config file, else the region's). When a proxy
-applies to that endpoint (``HTTPS_PROXY``...), the logger uses a botocore client instead, which
-knows how to go through one.
+Both send to the region and endpoint :func:`analytics_producer.destination.resolve_destination`
+resolved (the same for either), with the credential chain of a boto3 ``Session`` (profiles, roles,
+refresh). When a proxy applies to that endpoint (``HTTPS_PROXY``...), the lean transport gives way to
+a botocore client, which knows how to go through one.
 
 For a botocore client:
 Short connect and read timeouts bound how long one attempt can hold the sender, and botocore makes
@@ -26,7 +24,8 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
-from analytics_producer.transport import SQSTransport, region_from_queue_url
+from analytics_producer.destination import Destination
+from analytics_producer.transport import SQSTransport
 
 
 def client_config(connect_timeout_s: float = 1.0, read_timeout_s: float = 3.0) -> Config:
@@ -72,32 +71,20 @@ def _uses_proxy(endpoint_url: str, config: Any) -> bool:
     return bool(get_environ_proxies(endpoint_url).get(urlsplit(endpoint_url).scheme))
 
 
-def new_transport(
-    queue_url: str,
-    *,
-    session: Any,
-    region_name: str | None,
-    endpoint_url: str | None,
-    connect_timeout_s: float,
-    read_timeout_s: float,
-) -> Any:
-    """The logger's own sender: an :class:`SQSTransport` resolved as botocore would resolve a client.
+def new_transport(destination: Destination, *, session: Any, connect_timeout_s: float, read_timeout_s: float) -> Any:
+    """The logger's own sender: an :class:`SQSTransport` to ``destination`` (resolved by :func:`resolve_destination`).
 
-    A botocore client is built once here, only to resolve the endpoint and region exactly as
-    botocore does (it fails here, not later, on a region it cannot use); its request pipeline is
-    not used. Returns that client instead when a proxy applies to the endpoint.
+    Returns a botocore client to the same endpoint instead when a proxy applies to it.
     """
-    session = session if session is not None else boto3.Session()
     config = client_config(connect_timeout_s, read_timeout_s)
-    resolver = session.client("sqs", region_name=region_name or region_from_queue_url(queue_url), endpoint_url=endpoint_url, config=config)
-    if _uses_proxy(resolver.meta.endpoint_url, resolver.meta.config):
-        return resolver
+    if _uses_proxy(destination.endpoint_url, config):
+        return new_client(region_name=destination.region_name, endpoint_url=destination.endpoint_url, config=config, session=session)
     ca_bundle = None
     with contextlib.suppress(Exception):  # AWS_CA_BUNDLE, else the profile's ca_bundle, as botocore resolves it for the session
         ca_bundle = botocore.session.Session(profile=session.profile_name).get_config_variable("ca_bundle")
     return SQSTransport(
-        endpoint_url=resolver.meta.endpoint_url,
-        region_name=resolver.meta.region_name,
+        endpoint_url=destination.endpoint_url,
+        region_name=destination.region_name,
         credentials=session.get_credentials(),
         connect_timeout_s=connect_timeout_s,
         read_timeout_s=read_timeout_s,

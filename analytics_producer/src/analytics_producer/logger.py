@@ -10,6 +10,7 @@ surface. Every event ends up delivered, counted as failed (and passed to ``on_er
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -20,9 +21,13 @@ import boto3
 
 from analytics_producer.batching import MAX_BATCH_ENTRIES, GroupKey
 from analytics_producer.client import client_config, client_for_child, new_client, new_transport
+from analytics_producer.destination import Destination, QueueUrl, aws_host, parse_queue_url, resolve_destination
+from analytics_producer.errors import ConfigurationError
 from analytics_producer.events import MAX_SOURCE, InvalidEventError, MatchType, find_unsafe_char, query_event, response_event, validate
 from analytics_producer.sender import DisabledSender, ErrorCallback, Sender
-from analytics_producer.transport import SQSTransport, region_from_queue_url
+from analytics_producer.transport import SQSTransport
+
+log = logging.getLogger("analytics_producer")
 
 DEFAULT_CLOSE_TIMEOUT_S = 5.0  # close() and leaving a with block: bounded even when SQS never answers
 TRANSPORTS = ("lean", "botocore")
@@ -36,7 +41,7 @@ def _env_flag(env: Mapping[str, str], name: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{name} must be 1, true, yes or on (or 0, false, no, off, empty)")
+    raise ConfigurationError(f"{name} must be 1, true, yes or on (or 0, false, no, off, empty)")
 
 
 def _env_keys(env: Mapping[str, str]) -> tuple[str, str, str | None] | None:
@@ -46,8 +51,39 @@ def _env_keys(env: Mapping[str, str]) -> tuple[str, str, str | None] | None:
         if key_id and secret:
             return key_id, secret, env.get(f"{prefix}SESSION_TOKEN") or None
         if prefix == "ANALYTICS_" and (key_id or secret):
-            raise ValueError("ANALYTICS_ACCESS_KEY_ID and ANALYTICS_SECRET_ACCESS_KEY must be set together")
+            raise ConfigurationError("ANALYTICS_ACCESS_KEY_ID and ANALYTICS_SECRET_ACCESS_KEY must be set together")
     return None
+
+
+def _check_client(queue: QueueUrl, client: Any) -> tuple[str | None, str | None]:
+    """The caller's client's (region, endpoint); a warning when it cannot reach the queue URL (it is used as it is).
+
+    A client on AWS's endpoint with a queue URL on another host (a local stack) sends its requests to AWS,
+    and one signing for another region than the queue URL's is refused by SQS: both are logged once, here.
+    """
+    meta = getattr(client, "meta", None)
+    region, endpoint = getattr(meta, "region_name", None), getattr(meta, "endpoint_url", None)
+    if not isinstance(region, str) or not isinstance(endpoint, str):
+        return None, None  # not a boto3 client (a test double): nothing to compare
+    try:
+        endpoint_host = urlsplit(endpoint).hostname or ""
+    except ValueError:
+        endpoint_host = ""
+    if queue.region is None and aws_host(endpoint_host)[0] is not None:
+        log.warning(
+            "analytics: client= sends to %s, not to the queue URL's host (%s): build the client with endpoint_url=%r",
+            endpoint,
+            queue.url,
+            queue.origin,
+        )
+    elif queue.region is not None and region != queue.region:
+        log.warning(
+            "analytics: client= signs for %s, but the queue URL %s is in %s: build the client for that region",
+            region,
+            queue.url,
+            queue.region,
+        )
+    return region, endpoint
 
 
 class AnalyticsLogger:
@@ -60,11 +96,17 @@ class AnalyticsLogger:
     process is the intended use: it keeps one connection (or one boto3 client) for its lifetime.
 
     Args:
-        queue_url: the FIFO queue's URL.
-        region_name, endpoint_url: where to send (ignored when ``client`` is given). The region
-            defaults to the queue URL's (``sqs.<region>.amazonaws.com``), else the session's; the
-            endpoint to what botocore resolves (``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL``, the
-            config file, else the region's).
+        queue_url: the FIFO queue's URL (``.../<name>.fifo``); a URL that is not one is refused
+            (:class:`ConfigurationError`, a ``ValueError``), unless ``disabled``.
+        region_name, endpoint_url: where to send (not with ``client``, which has its own). The region
+            is ``region_name``, else the one the queue URL's host names (``sqs.<region>.amazonaws.com``,
+            FIPS, VPC endpoint and China hosts), else ``ANALYTICS_REGION``, ``AWS_REGION``,
+            ``AWS_DEFAULT_REGION`` (read from ``environ``), else the session's, else
+            :class:`ConfigurationError`; a ``region_name`` that contradicts the queue URL's is refused.
+            The endpoint is ``endpoint_url``, else one configured for botocore (``AWS_ENDPOINT_URL_SQS``,
+            ``AWS_ENDPOINT_URL``, the config file), else the queue URL's own host when it is not AWS's
+            public regional one (a local stack, LocalStack, a VPC endpoint), else the region's.
+        environ: where the region variables are read (default ``os.environ``); ``from_env()`` passes its own.
         session: a ``boto3.Session`` whose credential chain (profile, role, refresh) and settings
             the logger uses (default: a new ``boto3.Session()``, the standard chain).
         transport: ``"lean"`` (default) sends each batch as one SigV4-signed HTTP request on a
@@ -116,21 +158,45 @@ class AnalyticsLogger:
         close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S,
         connect_timeout_s: float = 1.0,
         read_timeout_s: float = 3.0,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_ENTRIES:
-            raise ValueError("batch_size must be 1 to 10 (SendMessageBatch's limit)")
+            raise ConfigurationError("batch_size must be 1 to 10 (SendMessageBatch's limit)")
         if max_queue_size < 1 or max_retries < 0 or flush_interval_s <= 0 or not close_timeout_s >= 0:
-            raise ValueError("max_queue_size >= 1, max_retries >= 0, flush_interval_s > 0 and close_timeout_s >= 0 are required")
+            raise ConfigurationError("max_queue_size >= 1, max_retries >= 0, flush_interval_s > 0 and close_timeout_s >= 0 are required")
         if source is not None and (not isinstance(source, str) or len(source) > MAX_SOURCE or find_unsafe_char(source)):
-            raise ValueError("source: a string of at most 64 characters of SQS-safe text")
+            raise ConfigurationError("source: a string of at most 64 characters of SQS-safe text")
         if transport not in TRANSPORTS:
-            raise ValueError(f"transport must be one of {TRANSPORTS}")
+            raise ConfigurationError(f"transport must be one of {TRANSPORTS}")
         self.queue_url = queue_url
-        self.region_name = region_name or region_from_queue_url(queue_url)
         self.transport = transport if client is None else "client"
         self.disabled = bool(disabled)
+        self._config = client_config(connect_timeout_s, read_timeout_s)
+        # Where it sends, resolved once here (never by log()): the region and endpoint of the logger's own
+        # transport, or of the caller's client.
+        self._destination: Destination | None = None
+        self.region_name: str | None = region_name or None
+        self.endpoint_url: str | None = endpoint_url or None
+        if not self.disabled:
+            if client is None:
+                session = session if session is not None else boto3.Session()
+                self._destination = resolve_destination(
+                    queue_url,
+                    region_name=region_name,
+                    endpoint_url=endpoint_url,
+                    session=session,
+                    environ=os.environ if environ is None else environ,
+                    config=self._config,
+                )
+                self.region_name, self.endpoint_url = self._destination.region_name, self._destination.endpoint_url
+            else:
+                if region_name or endpoint_url or session is not None:
+                    raise ConfigurationError(
+                        "client= is used as it is: build it with the region, endpoint and credentials"
+                        " (region_name, endpoint_url and session do not apply to it)"
+                    )
+                self.region_name, self.endpoint_url = _check_client(parse_queue_url(queue_url), client)
         self._session = session
-        self.endpoint_url = endpoint_url
         self.max_queue_size = max_queue_size
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
@@ -145,7 +211,6 @@ class AnalyticsLogger:
         self.close_timeout_s = close_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
-        self._config = client_config(connect_timeout_s, read_timeout_s)
         self._given_client = None if self.disabled else client
         self._own_client: Any = None
         self._sender: Sender | DisabledSender
@@ -179,8 +244,9 @@ class AnalyticsLogger:
         - ``ANALYTICS_DISABLED``: ``1``/``true``/``yes``/``on`` gives a disabled logger (no queue URL needed).
         - the queue: ``ANALYTICS_SQS_URL``, else ``AWS_SQS_URL`` (the name the stack's secret and the
           Worker use). A queue URL whose host is not AWS's (a local stack) is also the endpoint.
-        - the region: ``ANALYTICS_REGION``, else the queue URL's, else ``AWS_REGION``, else
-          ``AWS_DEFAULT_REGION``.
+        - the region: the queue URL's, else ``ANALYTICS_REGION``, else ``AWS_REGION``, else
+          ``AWS_DEFAULT_REGION``; ``ANALYTICS_REGION`` contradicting the queue URL's is an error.
+          The constructor resolves both, from this ``environ``, as for ``AnalyticsLogger(url)``.
         - credentials: ``ANALYTICS_ACCESS_KEY_ID`` and ``ANALYTICS_SECRET_ACCESS_KEY`` (with
           ``ANALYTICS_SESSION_TOKEN``), else ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``
           (with ``AWS_SESSION_TOKEN``), else boto3's standard chain (an instance or Lambda role, a
@@ -188,41 +254,38 @@ class AnalyticsLogger:
           producer's send-only key as ``ANALYTICS_*``: it then never becomes their credentials.
 
         ``kwargs`` are passed to the constructor and win over the environment (e.g.
-        ``transport="botocore"``).
+        ``transport="botocore"``, ``region_name=...``). A wrong value is a :class:`ConfigurationError`
+        (a ``ValueError``) naming the variable.
         """
         env = os.environ if environ is None else environ
         if _env_flag(env, "ANALYTICS_DISABLED"):
             kwargs.setdefault("disabled", True)
-        queue_url = env.get("ANALYTICS_SQS_URL") or env.get("AWS_SQS_URL") or ""
+        variable = "ANALYTICS_SQS_URL" if env.get("ANALYTICS_SQS_URL") else "AWS_SQS_URL"
+        queue_url = env.get(variable) or ""
         if kwargs.get("disabled"):
             return cls(queue_url, **kwargs)
         if not queue_url:
-            raise ValueError("ANALYTICS_SQS_URL (or AWS_SQS_URL) is not set")
-        region = env.get("ANALYTICS_REGION") or region_from_queue_url(queue_url) or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-        kwargs.setdefault("region_name", region or None)
+            raise ConfigurationError("ANALYTICS_SQS_URL (or AWS_SQS_URL) is not set")
+        parse_queue_url(queue_url, name=variable)  # the same check as the constructor's, naming where the URL came from
         if "client" not in kwargs:
-            parts = urlsplit(queue_url)
-            if "endpoint_url" not in kwargs and parts.hostname and not parts.hostname.endswith(("amazonaws.com", "amazonaws.com.cn")):
-                kwargs["endpoint_url"] = f"{parts.scheme}://{parts.netloc}"
             keys = _env_keys(env)
             if "session" not in kwargs and keys is not None:
-                kwargs["session"] = boto3.Session(
-                    aws_access_key_id=keys[0], aws_secret_access_key=keys[1], aws_session_token=keys[2], region_name=kwargs["region_name"]
-                )
+                kwargs["session"] = boto3.Session(aws_access_key_id=keys[0], aws_secret_access_key=keys[1], aws_session_token=keys[2])
+            kwargs.setdefault("environ", env)
         return cls(queue_url, **kwargs)
 
     def _new_client(self) -> Any:
-        """The logger's own sender: the lean transport, or a boto3 client (``transport="botocore"``)."""
+        """The logger's own sender to its resolved destination: the lean transport, or a boto3 client (``transport="botocore"``)."""
+        destination = self._destination
+        if destination is None:
+            raise RuntimeError("a logger given client= or disabled builds no client of its own")
         if self.transport == "lean":
             return new_transport(
-                self.queue_url,
-                session=self._session,
-                region_name=self.region_name,
-                endpoint_url=self.endpoint_url,
-                connect_timeout_s=self.connect_timeout_s,
-                read_timeout_s=self.read_timeout_s,
+                destination, session=self._session, connect_timeout_s=self.connect_timeout_s, read_timeout_s=self.read_timeout_s
             )
-        return new_client(region_name=self.region_name, endpoint_url=self.endpoint_url, config=self._config, session=self._session)
+        return new_client(
+            region_name=destination.region_name, endpoint_url=destination.endpoint_url, config=self._config, session=self._session
+        )
 
     def _client_for_child(self) -> Any:
         """A forked child's own sender: a fresh connection with the parent's endpoint, region and credentials."""

@@ -26,7 +26,7 @@ from typing import Any
 from analytics_producer import lifecycle
 from analytics_producer.batching import MAX_BATCH_ENTRIES, Entry, GroupKey, UnsendableEventError, fits, to_entry
 from analytics_producer.counters import RateLimiter, Tally
-from analytics_producer.errors import EntryError, LoggerClosedError, error_code, is_retryable
+from analytics_producer.errors import EntryError, LoggerClosedError, error_details, is_retryable
 from analytics_producer.events import InvalidEventError
 from analytics_producer.transport import SQSTransport
 
@@ -41,6 +41,18 @@ def _entry_id(item: Any) -> str | None:
     """The ``Id`` of one ``Successful``/``Failed`` item of a response, None when the item is malformed."""
     entry_id = item.get("Id") if isinstance(item, Mapping) else None
     return entry_id if isinstance(entry_id, str) else None
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
+
+
+def held_back_note(held_back: int, what: str) -> str:
+    """``; 1 more report ... since the last warning``, nothing when none was held back."""
+    if not held_back:
+        return ""
+    return f"; {held_back} more {what if held_back == 1 else what + 's'} since the last warning"
 
 
 def stats_dict(
@@ -85,6 +97,26 @@ class Door:
         self.dropped_full = Tally()
         self.dropped_closed = Tally()
         self._rejections = RateLimiter(WARNING_INTERVAL_S)
+        self._closed_warned = False
+        self._closed_warning_lock = threading.Lock()
+
+    def refuse_closed(self) -> bool:
+        """An event offered after ``close()``: counted (``dropped_closed``), and the first one of this logger logged. Returns False.
+
+        Only a closed logger gets here: the open path of ``offer()`` does not pay for it.
+        """
+        self.dropped_closed.increment()
+        if not self._closed_warned:
+            with self._closed_warning_lock:
+                if self._closed_warned:
+                    return False
+                self._closed_warned = True
+            with contextlib.suppress(Exception):  # a failing log handler is not the caller's problem
+                log.warning(
+                    "analytics: log() after close() (or at interpreter exit): the event is not sent, counted in"
+                    " stats()['dropped_closed'] (logged once per logger)"
+                )
+        return False
 
     def reject(self, error: BaseException) -> None:
         """Count an event ``log()`` refused, and log why: a warning naming the field and the rule, never the value.
@@ -101,10 +133,9 @@ class Door:
             if held_back is not None:
                 message = str(error) if isinstance(error, InvalidEventError) else rule
                 log.warning(
-                    "analytics: log() rejected an event (not sent): %s; %d more rejected for the same rule since the last warning"
-                    " (at most one warning a minute per rule; values are never logged)",
+                    "analytics: log() rejected an event (not sent): %s%s (at most one warning a minute per rule; values are never logged)",
                     message,
-                    held_back,
+                    "" if not held_back else f"; {held_back} more rejected for the same rule since the last warning",
                 )
         except Exception:  # a failing log handler is not the caller's problem
             pass
@@ -131,8 +162,7 @@ class DisabledSender(Door):
 
     def offer(self, event: dict[str, Any]) -> bool:
         if self.closed:
-            self.dropped_closed.increment()
-            return False
+            return self.refuse_closed()
         self.skipped_disabled.increment()
         return True
 
@@ -235,8 +265,7 @@ class Sender(Door):
     def offer(self, event: dict[str, Any]) -> bool:
         """Enqueue a validated event; False (and counted) when closed or full. Never blocks: no lock, no I/O."""
         if self.closed:
-            self.dropped_closed.increment()
-            return False
+            return self.refuse_closed()
         buffer = self.buffer
         size = len(buffer)
         if size >= self.max_queue_size:
@@ -499,18 +528,16 @@ class Sender(Door):
         cannot stop the sender thread.
         """
         try:
-            code = error_code(error)
+            code, message = error_details(error)
             held_back = self._warnings.allow(code)
             if held_back is not None:
                 log.warning(
-                    "analytics: %d event(s) not delivered to %s: %s (%s); %d more %s report(s) since the last warning"
-                    " (at most one warning a minute per error code)",
-                    len(events),
+                    "analytics: %s not delivered to %s: %s%s%s (at most one warning a minute per error code)",
+                    plural(len(events), "event"),
                     self.queue_url.rsplit("/", 1)[-1],
                     code,
-                    error,
-                    held_back,
-                    code,
+                    f": {message}" if message and message != code else "",
+                    held_back_note(held_back, f"{code} report"),
                 )
         except Exception:  # reporting must not stop the sender
             pass

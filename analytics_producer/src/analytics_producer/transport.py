@@ -22,7 +22,6 @@ import contextlib
 import http.client
 import json
 import platform
-import re
 import select
 import socket
 import ssl
@@ -43,28 +42,16 @@ from botocore.exceptions import (
     SSLError,
 )
 
+from analytics_producer.destination import region_from_queue_url
+from analytics_producer.errors import one_line, parse_error_document, unreadable_body
+
+__all__ = ["SQSTransport", "error_response", "region_from_queue_url"]
+
 OPERATION = "SendMessageBatch"
 TARGET = "AmazonSQS.SendMessageBatch"
 CONTENT_TYPE = "application/x-amz-json-1.0"
 SERVICE = "sqs"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-# Where a queue URL names its region: sqs.<region>.amazonaws.com (also -fips, VPC endpoints, China)
-# and the legacy <region>.queue.amazonaws.com.
-_REGION_IN_HOST = (
-    re.compile(r"(?:^|\.)sqs(?:-fips)?\.([a-z]{2}(?:-[a-z]+)+-\d+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$").search,
-    re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d+)\.queue\.amazonaws\.com(?:\.cn)?$").search,
-)
-
-
-def region_from_queue_url(queue_url: str) -> str | None:
-    """The region an AWS queue URL names (``https://sqs.eu-west-1.amazonaws.com/...`` -> ``eu-west-1``), else None."""
-    host = (urlsplit(queue_url).hostname or "").lower()
-    for search in _REGION_IN_HOST:
-        match = search(host)
-        if match:
-            return match.group(1)
-    return None
 
 
 def _is_dropped(sock: socket.socket) -> bool:
@@ -78,33 +65,43 @@ def _is_dropped(sock: socket.socket) -> bool:
 
 
 def error_response(status: int, reason: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-    """The error dict botocore's JSON parser builds for this answer (``ClientError.response``).
+    """The error dict of this answer (``ClientError.response``): SQS's code and message, never its raw body.
 
-    The code is ``__type`` without its namespace (``com.amazonaws.sqs#QueueDoesNotExist``), replaced
-    by the query-compatible code of an ``x-amzn-query-error`` header
-    (``AWS.SimpleQueueService.NonExistentQueue;Sender``); a body that is not JSON (a proxy's page,
-    moto's XML 403) gives the HTTP status as the code, and so does an empty or HTML 5xx.
+    A JSON-protocol error gives the code of ``__type`` without its namespace
+    (``com.amazonaws.sqs#QueueDoesNotExist``), as botocore's JSON parser does, replaced by the
+    query-compatible code of an ``x-amzn-query-error`` header
+    (``AWS.SimpleQueueService.NonExistentQueue;Sender``). A query-protocol XML error (``<Error><Code>``,
+    what moto answers a denied JSON request with) gives its ``Code``, ``Message`` and ``Type``. Any other
+    body (a proxy's page, an empty or HTML 5xx) gives the HTTP status as the code and a message that
+    names the body without quoting it (plain text is kept, on one line).
     """
     error: dict[str, Any]
     stripped = body.strip()
-    if status >= 500 and (not stripped or stripped.startswith(b"<html>")):
-        error = {"Code": str(status), "Message": http.client.responses.get(status, reason)}
+    document = parse_error_document(stripped) if stripped else None
+    if document is not None:
+        error = dict(document)
     else:
-        parsed: Any
-        try:
-            parsed = json.loads(body) if body else {}
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            parsed = {"message": body.decode("utf-8", "replace")}
-        code = parsed.get("__type") or str(status)
-        code = str(code).split(":", 1)[0].rsplit("#", 1)[-1]
-        error = {"Message": parsed.get("message", parsed.get("Message", "")), "Code": code}
-        query_error = headers.get("x-amzn-query-error")
-        if query_error:
-            parts = query_error.split(";")
-            if len(parts) == 2 and parts[0]:
-                error.update(QueryErrorCode=code, Type=parts[1], Code=parts[0])
+        parsed: Any = None
+        if stripped.startswith(b"{"):
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                parsed = None
+        phrase = http.client.responses.get(status, reason)
+        if isinstance(parsed, dict):
+            message = parsed.get("message", parsed.get("Message", ""))
+            error = {"Message": "" if message is None else str(message), "Code": str(status)}
+        elif not stripped:
+            error = {"Message": phrase, "Code": str(status)}
+        elif stripped.startswith((b"<", b"{")):
+            error = {"Message": unreadable_body(status, len(body)), "Code": str(status)}
+        else:
+            error = {"Message": one_line(stripped.decode("utf-8", "replace")), "Code": str(status)}
+    query_error = headers.get("x-amzn-query-error")
+    if query_error:
+        parts = query_error.split(";")
+        if len(parts) == 2 and parts[0]:
+            error.update(QueryErrorCode=error["Code"], Type=parts[1], Code=parts[0])
     metadata: dict[str, Any] = {"HTTPStatusCode": status, "HTTPHeaders": dict(headers)}
     if "x-amzn-requestid" in headers:
         metadata["RequestId"] = headers["x-amzn-requestid"]
