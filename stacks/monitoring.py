@@ -61,6 +61,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
 ONE_MINUTE = Duration.minutes(1)
@@ -113,7 +114,7 @@ class _TopicThroughResourcePolicies:
         self.topic, self.message, self.dead_letter_queue = topic, message, dead_letter_queue
         self.max_event_age, self.retry_attempts = max_event_age, retry_attempts
 
-    def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
+    def bind(self, rule: events_refs.IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
         return events.RuleTargetConfig(
             arn=self.topic.topic_arn,
             input=self.message,

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,7 @@ def processor_lake_columns() -> tuple[tuple[str, str], ...]:
             spec.loader.exec_module(module)
         finally:
             sys.modules.pop(spec.name, None)
-        return tuple(tuple(column) for column in module.LAKE_COLUMNS)  # type: ignore[misc]
+        return tuple(tuple(column) for column in module.LAKE_COLUMNS)
     finally:
         if inserted and str(PROCESSOR_DIR) in sys.path:
             sys.path.remove(str(PROCESSOR_DIR))
@@ -589,7 +590,12 @@ def test_lake_formation_changes_nothing_else(dev: Synthesized, with_lake_formati
     ],
 )
 def test_lake_props_refuse_what_aws_would(change: dict, message: str) -> None:
-    base = {"name_prefix": "ChatAnalytics-dev", "retention_days": 30, "scan_limit_bytes": 10 * 1024**3, "database_name": "x_y"}
+    base: dict[str, Any] = {
+        "name_prefix": "ChatAnalytics-dev",
+        "retention_days": 30,
+        "scan_limit_bytes": 10 * 1024**3,
+        "database_name": "x_y",
+    }
     EventLakeProps(**base, log_retention_days=14)
     with pytest.raises(ValueError, match=message):
         EventLakeProps(**{**base, **change}, log_retention_days=14)

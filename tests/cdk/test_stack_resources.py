@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from aws_cdk.assertions import Match
+from aws_cdk.assertions import Match, Template
 
 from stacks.event_table import DAY_INDEX, DAY_INDEX_ATTRIBUTES
 from stacks.processor import ASSET_DIR, powertools_layer_parameter
@@ -14,6 +14,12 @@ from tests.cdk.conftest import Synthesized, only_resource, resources_of
 
 EVENTS_QUEUE = "ChatAnalytics-{stage}-events.fifo"
 DLQ = "ChatAnalytics-{stage}-dlq.fifo"
+
+
+def template(s: Synthesized) -> Template:
+    """The assertions ``Template`` (``Synthesized.template`` is typed ``object`` to import it lazily)."""
+    assert isinstance(s.template, Template)
+    return s.template
 
 
 def queue(s: Synthesized, stage: str, pattern: str) -> tuple[str, dict]:
@@ -117,7 +123,7 @@ def test_dead_letter_queue_survives_stack_deletion_in_prod_only(dev: Synthesized
 
 
 def test_table_is_on_demand_with_pitr_ttl_request_key_and_day_index(dev: Synthesized) -> None:
-    dev.template.has_resource_properties(
+    template(dev).has_resource_properties(
         "AWS::DynamoDB::Table",
         {
             "BillingMode": "PAY_PER_REQUEST",
@@ -236,7 +242,7 @@ def test_event_source_batches_10_reports_item_failures_and_caps_concurrency(
     s: Synthesized = request.getfixturevalue(stage)
     fn_id, _ = function(s)
     events_id, _ = queue(s, stage, EVENTS_QUEUE)
-    s.template.has_resource_properties(
+    template(s).has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
             "BatchSize": 10,
@@ -279,7 +285,7 @@ def test_producer_user_is_limited_to_source_cidrs_when_given(prod: Synthesized) 
 def test_access_key_serial_comes_from_context(dev: Synthesized, prod: Synthesized) -> None:
     for s, serial in ((dev, 1), (prod, 4)):
         user_id, _ = producer_statements(s)
-        s.template.has_resource_properties("AWS::IAM::AccessKey", {"Serial": serial, "UserName": {"Ref": user_id}})
+        template(s).has_resource_properties("AWS::IAM::AccessKey", {"Serial": serial, "UserName": {"Ref": user_id}})
 
 
 def test_secret_holds_the_four_values_the_worker_reads(dev: Synthesized) -> None:
@@ -373,7 +379,7 @@ def test_alarm_topic_is_kms_encrypted_and_tls_only(dev: Synthesized) -> None:
         st for st in key["Properties"]["KeyPolicy"]["Statement"] if st.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
     ]
     assert cloudwatch and sorted(cloudwatch[0]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    dev.template.has_resource_properties(
+    template(dev).has_resource_properties(
         "AWS::SNS::TopicPolicy",
         {
             "Topics": [{"Ref": topic_id}],
@@ -388,7 +394,7 @@ def test_alarm_topic_is_kms_encrypted_and_tls_only(dev: Synthesized) -> None:
 
 def test_email_subscription_only_when_alarm_email_is_set(dev: Synthesized, prod: Synthesized) -> None:
     assert resources_of(dev.raw, "AWS::SNS::Subscription") == {}
-    prod.template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
+    template(prod).has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
 
 
 def alarms_by_metric(s: Synthesized) -> dict[str, dict]:
