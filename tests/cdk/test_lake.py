@@ -576,6 +576,17 @@ def test_lake_formation_changes_nothing_else(dev: Synthesized, with_lake_formati
     assert rest(dev) == rest(with_lake_formation)
 
 
+def test_the_lake_formation_template_passes_cfn_lint_and_cdk_nag(with_lake_formation: Synthesized) -> None:
+    """The grants are valid ``AWS::LakeFormation::PrincipalPermissions`` (cfn-lint's schema of the resource),
+    and cdk-nag finds nothing new in them (synthesis raises on an unacknowledged finding)."""
+    from cfnlint.api import ManualArgs, lint_file
+
+    matches = lint_file(Path(with_lake_formation.path), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    assert [f"{m.rule.id} {'/'.join(map(str, m.path))}: {m.message}" for m in matches if m.rule.id.startswith("E")] == []
+    report = json.loads((with_lake_formation.assembly_dir / "validation-report.json").read_text())
+    assert [r for r in report["pluginReports"] if r.get("violations")] == []
+
+
 # The props ---------------------------------------------------------------------------------
 
 
