@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import urllib.request
@@ -128,8 +129,12 @@ def enforce_iam(endpoint: str) -> None:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(moto_with_iam: str, transport: str) -> None:
-    """moto checks the signature of every request (the lean transport's own SigV4 request too), then the policy."""
+def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(moto_with_iam: str, transport: str, caplog) -> None:
+    """moto checks the signature of every request (the lean transport's own SigV4 request too), then the policy.
+
+    moto answers the denied JSON request with a query-protocol XML error: the warning names its code and
+    message, not the XML (botocore leaves that body in its ClientError's message)."""
+    caplog.set_level(logging.WARNING, logger="analytics_producer")
     endpoint = moto_with_iam
     setup = boto3.Session(aws_access_key_id="AKIDSETUP", aws_secret_access_key="setup", region_name="us-east-1")
     iam, sqs = setup.client("iam", endpoint_url=endpoint), setup.client("sqs", endpoint_url=endpoint)
@@ -167,6 +172,9 @@ def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(m
         assert sum(count for _, count in reports) == 10
         assert "403" in reports[0][0] or "AccessDenied" in reports[0][0], reports
         assert "SignatureDoesNotMatch" not in reports[0][0], "the signature was accepted; only the policy refused"
+        [warning] = [record.getMessage() for record in caplog.records if record.name == "analytics_producer"]
+        assert warning.startswith("analytics: 10 events not delivered to denied.fifo: AccessDenied: "), warning
+        assert "is not authorized" in warning and "<" not in warning, warning
 
         # Granted (moto authorizes the batch call as sqs:SendMessageBatch; AWS as sqs:SendMessage).
         grant = {

@@ -12,6 +12,9 @@ Failures are raised as the exceptions botocore would raise for the same answer (
 whose code is parsed as botocore's JSON parser does, ``EndpointConnectionError``,
 ``ConnectTimeoutError``, ``ReadTimeoutError``, ``ConnectionClosedError``, ``NoCredentialsError``),
 so the sender's retry classification and ``on_error`` see the same thing whichever transport sent.
+One difference: a query-protocol XML error (moto's answer to a denied request) gives its ``Code`` and
+``Message``, where botocore keeps the HTTP status as the code and the raw body as the message (the
+sender's warnings read both the same way, see :func:`analytics_producer.errors.error_details`).
 
 Only the sender thread uses a transport: it is not thread-safe and needs no lock.
 """
