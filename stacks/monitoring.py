@@ -101,7 +101,7 @@ class MonitoringProps:
 class _TopicThroughResourcePolicies:
     """An SNS target with no role that grants nothing by itself: ``targets.SnsTopic`` without a role adds an
     unconditioned ``events.amazonaws.com`` statement to the topic policy and to the key policy, which this
-    stack writes itself (conditioned, above). Dead-letter queue and retry policy as ``targets.SnsTopic``'s."""
+    stack writes itself (conditioned: the module's docstring). Dead-letter queue and retry policy as ``targets.SnsTopic``'s."""
 
     def __init__(
         self,
@@ -240,13 +240,7 @@ class Monitoring(Construct):
             {
                 "RecoveryFailedInvocations": self._alarm(
                     "RecoveryFailedInvocationsAlarm",
-                    cloudwatch.Metric(
-                        namespace="AWS/Events",
-                        metric_name="FailedInvocations",
-                        dimensions_map={"RuleName": self.recovery_rule_name},
-                        statistic="Sum",
-                        period=FIVE_MINUTES,
-                    ),
+                    self._recovery_failures(),
                     threshold=1,
                     comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                     description="EventBridge could not publish an alarm-recovered notice to the alarm topic (it is retried, then dead-lettered)",
@@ -335,6 +329,16 @@ class Monitoring(Construct):
             )
         )
         return rule
+
+    def _recovery_failures(self) -> cloudwatch.Metric:
+        """The recovery rule's failed deliveries (EventBridge's FailedInvocations), over 5 minutes."""
+        return cloudwatch.Metric(
+            namespace="AWS/Events",
+            metric_name="FailedInvocations",
+            dimensions_map={"RuleName": self.recovery_rule_name},
+            statistic="Sum",
+            period=FIVE_MINUTES,
+        )
 
     @staticmethod
     def _own(props: MonitoringProps, name: str, statistic: str = "Sum") -> cloudwatch.Metric:
@@ -451,6 +455,15 @@ class Monitoring(Construct):
                 left=[self._firehose(props, "DeliveryToS3.DataFreshness", "Maximum")],
                 left_annotations=[cloudwatch.HorizontalAnnotation(value=LAKE_FRESHNESS_THRESHOLD_S, label="alarm")],
                 width=12,
+            ),
+        )
+        # The recovery rule's own health: notices it could not publish, and those it gave up on.
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Alarm recoveries not delivered",
+                left=[self._recovery_failures()],
+                right=[self.recovery_dead_letter_queue.metric_approximate_number_of_messages_visible(statistic="Maximum")],
+                width=24,
             ),
         )
         return dashboard

@@ -470,6 +470,7 @@ def test_dashboard_shows_queue_dlq_lambda_and_processor_metrics(dev: Synthesized
         assert f'\\\\"{metric}\\\\"' in body or metric in body
     assert "ChatAnalytics" in body and "chat-analytics-processor" in body
     assert "ColdStart" in body and "cold starts per 100 invocations" in body
+    assert "FailedInvocations" in body and "ChatAnalytics-dev-alarm-recovered" in body, "the recovery rule's alarms' metric"
 
 
 def _strings(node: object) -> list[str]:
