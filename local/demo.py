@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from chat_analytics_ops import lake
@@ -32,16 +33,28 @@ from local.stack import REPO, StackInfo, template_path
 say = print  # rebound in main() to the real console
 
 
-def start_chatbot(env: dict[str, str] | None, *, analytics: bool, answer_ms: float = 0.0, port: int = 0) -> tuple[subprocess.Popen, str]:
+def start_chatbot(
+    env: dict[str, str] | None,
+    *,
+    analytics: bool,
+    answer_ms: float = 0.0,
+    port: int = 0,
+    spawned: Callable[[subprocess.Popen], object] | None = None,
+) -> tuple[subprocess.Popen, str]:
+    """The chatbot in a process of its own, in a session of its own (a terminal's Ctrl-C reaches the caller,
+    which stops it: the chatbot then flushes its analytics); ``spawned`` is told the process at once."""
     command = [sys.executable, "-m", "local.chatbot", "--port", str(port), "--answer-ms", str(answer_ms)] + (
         [] if analytics else ["--no-analytics"]
     )
     child_env = {**_clean_env(), **(env or {})}
-    process = subprocess.Popen(command, cwd=REPO, env=child_env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=REPO, env=child_env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    if spawned is not None:
+        spawned(process)
     assert process.stdout is not None  # stdout=PIPE
     line = process.stdout.readline()
     if not line:
-        raise RuntimeError("the chatbot did not start")
+        process.wait()
+        raise RuntimeError(f"the chatbot did not start (exit status {process.returncode})")
     return process, json.loads(line)["listening"]
 
 

@@ -129,8 +129,10 @@ class EventSourceMappingEmulator:
         wait_time_s: int = 1,
         failure_visibility_s: int | None = 1,
         region: str = "us-east-1",
+        enabled: Callable[[], bool] | None = None,
     ) -> None:
         self.sqs = sqs_client
+        self.enabled = enabled  # the mapping's state (Lambda's API): a disabled mapping receives nothing
         self.queue_url = queue_url
         self.handler = handler
         self.batch_size = batch_size
@@ -189,6 +191,9 @@ class EventSourceMappingEmulator:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.enabled is not None and not self.enabled():
+                self._stop.wait(self.wait_time_s or 0.5)  # as Lambda's pollers: a disabled mapping stops receiving
+                continue
             try:
                 self.poll_once()
             except Exception:  # a poller never dies: like Lambda's, it logs and polls again

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import IO, Any
 
 from local.esm import EventSourceMappingEmulator
-from local.stack import REPO, LocalStack, StackInfo
+from local.stack import REPO, LocalStack, StackInfo, event_source_enabled
 
 PROCESSOR_DIR = REPO / "lambda_src" / "processor"
 
@@ -90,6 +90,15 @@ def load_processor(info: StackInfo, *, retention_days: str | None = None) -> Any
     return import_processor().handler
 
 
+def _mapping_state(info: StackInfo) -> Any:
+    """The mapping's Enabled state as moto's Lambda holds it (``update-event-source-mapping --no-enabled`` stops
+    the emulator's polling, as it stops Lambda's), or None when the stack registered no mapping."""
+    uuid = info.event_source.get("uuid")
+    if not uuid:
+        return None
+    return lambda: event_source_enabled(uuid, info.region)
+
+
 class LocalPipeline:
     """Deploy the stack, load the processor and start the emulator; ``close()`` stops everything."""
 
@@ -143,6 +152,7 @@ class LocalPipeline:
             function_name=self.info.outputs.get("ProcessorFunctionName", "processor"),
             failure_visibility_s=self.failure_visibility_s,
             region=self.info.region,
+            enabled=_mapping_state(self.info),
         ).start()
         return self
 

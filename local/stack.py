@@ -69,6 +69,32 @@ def bridge_sqs_batch_actions() -> None:
     access_control.IAMRequestBase.__init__ = init  # type: ignore[method-assign]
 
 
+def sign_bodiless_requests_as_sent() -> None:
+    """Make this process's moto check the signature of a request without a body (Lambda's GETs: GetFunction,
+    ListEventSourceMappings) over the empty payload the client signed. moto 5.x hashes its parsed parameters
+    instead, which for such a request are the request's headers, so every one of them is refused with
+    SignatureDoesNotMatch once IAM is enforced (``chat-analytics check`` reads the processor's mapping)."""
+    from botocore.awsrequest import AWSRequest
+    from moto.iam import access_control
+
+    original = access_control.IAMRequestBase._create_aws_request
+    if getattr(original, "bridged", False):
+        return
+
+    def create(self) -> AWSRequest:
+        if self._method not in ("GET", "HEAD", "DELETE") or self._body or isinstance(self._data, bytes | str):
+            return original(self)  # a POST's form parameters are its body: moto re-encodes them, rightly
+        saved = self._data
+        self._data = b""
+        try:
+            return original(self)
+        finally:
+            self._data = saved
+
+    create.bridged = True  # type: ignore[attr-defined]
+    access_control.IAMRequestBase._create_aws_request = create  # type: ignore[method-assign]
+
+
 # Java DateTimeFormatter letters Firehose's !{timestamp:...} prefixes use, as strftime directives.
 _FIREHOSE_TIME_TOKENS = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
 _FIREHOSE_EXPRESSION = re.compile(r"!\{([A-Za-z]+):([^}]*)\}")
@@ -286,6 +312,7 @@ class LocalStack:
     def start_server(self) -> None:
         speed_up_moto_sqs()
         bridge_sqs_batch_actions()
+        sign_bodiless_requests_as_sent()
         authorize_firehose_streams()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the output
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -321,6 +348,11 @@ class LocalStack:
         )
         processor = _processor_credentials(admin.session(), self.endpoint_url, template, deployed)
         event_source = _event_source(template)
+        event_source["uuid"] = _register_event_source_mapping(setup.session(), self.endpoint_url, template, outputs)
+        report.append(
+            "Lambda: the event source mapping registered with moto's Lambda (its API answers as AWS's does; the emulator polls"
+            " the queue while it is Enabled)"
+        )
         env = processor_environment(template, outputs)
         if self.enforce_iam:
             moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
@@ -489,6 +521,36 @@ def _processor_credentials(admin: boto3.Session, endpoint_url: str, template: di
     sts = admin.client("sts", endpoint_url=endpoint_url)
     creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="processor", DurationSeconds=43200)["Credentials"]
     return Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+
+
+def _register_event_source_mapping(session: boto3.Session, endpoint_url: str, template: dict, outputs: dict) -> str:
+    """The template's event source mapping, created in moto's Lambda so that its API (list, get, update: what
+    ``chat-analytics check`` reads, what an operator disables) answers as AWS's does. moto would also invoke the
+    function on every send (in Docker): the queue forgets the mapping, and the emulator polls while it is enabled.
+    Returns the mapping's UUID."""
+    from moto.sqs.models import sqs_backends
+
+    mapping = _single(template, "AWS::Lambda::EventSourceMapping")["Properties"]
+    sqs = session.client("sqs", endpoint_url=endpoint_url)
+    queue_arn = sqs.get_queue_attributes(QueueUrl=local_queue_url(endpoint_url, outputs["EventsQueueUrl"]), AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    spec: dict = {"EventSourceArn": queue_arn, "FunctionName": outputs["ProcessorFunctionName"]}
+    for key in ("BatchSize", "FunctionResponseTypes", "ScalingConfig", "Enabled", "MaximumBatchingWindowInSeconds"):
+        if key in mapping:
+            spec[key] = mapping[key]
+    created = session.client("lambda", endpoint_url=endpoint_url).create_event_source_mapping(**spec)
+    for queue in sqs_backends[ACCOUNT_ID][session.region_name or REGION].queues.values():
+        queue.lambda_event_source_mappings.clear()
+    return created["UUID"]
+
+
+def event_source_enabled(uuid: str, region: str = REGION) -> bool:
+    """Whether the local mapping is enabled now (read from moto's Lambda in this process, no request)."""
+    from moto.awslambda.models import lambda_backends
+
+    mapping = lambda_backends[ACCOUNT_ID][region].get_event_source_mapping(uuid)
+    return bool(mapping and mapping.enabled)
 
 
 def _event_source(template: dict) -> dict:

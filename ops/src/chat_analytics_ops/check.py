@@ -3,13 +3,21 @@
 Each check is one row (name, OK/FAIL/SKIP, one line of detail):
 
 * **stack outputs**: DescribeStacks has every output the checks need.
-* **producer secret**: the secret holds the four producer values and names the stack's events queue.
+* **producer secret**: the secret holds the four producer values and names the stack's events queue (the
+  same account and queue name, on an SQS host of the stack's region or on the endpoint the check talks to:
+  a local stack's CloudFormation reports AWS's host, its producers send to the local endpoint).
 * **canary sent**: a query and a response go out through the Python producer (``AnalyticsLogger``) with
   the credentials *from the secret*, as a chatbot sends them (``source`` ``chat-analytics-check``,
   left out of ``report``).
 * **canary stored**: the processor merged both into one complete item (query, response and
   ``responseLatencyMs``) within ``--timeout`` seconds.
 * **dead-letter queue**: reachable; its depth.
+* **redrive policy**: the events queue dead-letters into the stack's DLQ after exactly 3 receives, and the
+  DLQ (FIFO) lets it.
+* **event source**: the processor has an enabled mapping from the events queue that reports partial batch
+  failures, a visibility timeout covering its timeout, and writes the stack's table. When the canary is not
+  stored, its row names the likeliest cause from the queues' depths (the DLQ grew: the processor fails;
+  messages wait unconsumed: the consumer is stopped; in flight: slow or failing).
 * **alarm actions**: every alarm named ``<stack>-*`` notifies the ``AlarmTopicArn`` topic on ALARM.
 * **topic policy**: the topic's policy lets ``cloudwatch.amazonaws.com`` ``sns:Publish``, and its
   ``aws:SourceAccount``/``aws:SourceArn`` conditions cover every one of those alarms (a topic policy
@@ -39,7 +47,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import credentials, lake
+from chat_analytics_ops import credentials, lake, pipeline_checks
 from chat_analytics_ops.dlq import queue_state
 from chat_analytics_ops.errors import UNREACHABLE_ERRORS, OpsError, describe, error_code
 from chat_analytics_ops.outputs import (
@@ -51,6 +59,7 @@ from chat_analytics_ops.outputs import (
     LAKE_DATABASE_NAME,
     LAKE_STREAM_NAME,
     LAKE_TABLE_NAME,
+    PROCESSOR_FUNCTION_NAME,
     PRODUCER_SECRET_NAME,
     AwsContext,
 )
@@ -157,8 +166,12 @@ def run_checks(ctx: AwsContext, *, timeout_s: float = DEFAULT_TIMEOUT_S, notify_
         secret.update(credentials.read_worker_env(ctx.client("secretsmanager"), values[PRODUCER_SECRET_NAME]))
         key = credentials.mask("AWS_ACCESS_KEY_ID", secret["AWS_ACCESS_KEY_ID"])
         events_url = values.get(EVENTS_QUEUE_URL)
-        if events_url and secret["AWS_SQS_URL"] != events_url:
-            return FAIL, f"its AWS_SQS_URL {secret['AWS_SQS_URL']} is not the stack's {EVENTS_QUEUE_URL} {events_url}"
+        if events_url:
+            status, detail = pipeline_checks.judge_secret_queue(
+                secret["AWS_SQS_URL"], secret["AWS_REGION"], events_url, ctx.region_name, ctx.endpoint_url
+            )
+            if status != OK:
+                return status, detail
         return (
             OK,
             f"{values[PRODUCER_SECRET_NAME]}: key {key}, queue {secret['AWS_SQS_URL'].rsplit('/', 1)[-1]}, region {secret['AWS_REGION']}",
@@ -168,9 +181,10 @@ def run_checks(ctx: AwsContext, *, timeout_s: float = DEFAULT_TIMEOUT_S, notify_
         secret.clear()  # a canary sent elsewhere than the stack's queue would prove nothing
 
     request_id = f"{CANARY_SOURCE}-{uuid.uuid4().hex[:16]}"
+    before = pipeline_checks.depths(ctx.client("sqs"), values.get(EVENTS_QUEUE_URL), values.get(DEAD_LETTER_QUEUE_URL))
     sent = _guarded(report, "canary sent", lambda: _send_canary(ctx, secret, request_id))
     if sent.status == OK and EVENTS_TABLE_NAME in values:
-        _guarded(report, "canary stored", lambda: _wait_for_item(ctx, values, request_id, timeout_s))
+        _guarded(report, "canary stored", lambda: _wait_for_item(ctx, values, request_id, timeout_s, before))
     else:
         report.add("canary stored", SKIP, "no canary was sent" if sent.status != OK else f"no {EVENTS_TABLE_NAME} output")
 
@@ -187,6 +201,23 @@ def run_checks(ctx: AwsContext, *, timeout_s: float = DEFAULT_TIMEOUT_S, notify_
         return OK, f"{name} reachable: empty"
 
     _guarded(report, "dead-letter queue", dead_letters)
+
+    def redrive() -> tuple[str, str]:
+        if EVENTS_QUEUE_URL not in values or DEAD_LETTER_QUEUE_URL not in values:
+            return SKIP, "no queue outputs"
+        return pipeline_checks.judge_redrive(ctx.client("sqs"), values[EVENTS_QUEUE_URL], values[DEAD_LETTER_QUEUE_URL])
+
+    _guarded(report, "redrive policy", redrive)
+
+    def event_source() -> tuple[str, str]:
+        function_name = outputs.get(PROCESSOR_FUNCTION_NAME)
+        if not function_name or EVENTS_QUEUE_URL not in values:
+            return SKIP, f"no {PROCESSOR_FUNCTION_NAME} or {EVENTS_QUEUE_URL} output"
+        return pipeline_checks.judge_event_source(
+            ctx.client("lambda"), ctx.client("sqs"), function_name, values[EVENTS_QUEUE_URL], values.get(EVENTS_TABLE_NAME)
+        )
+
+    _guarded(report, "event source", event_source)
 
     topic_arn = values.get(ALARM_TOPIC_ARN)
     alarms: list[dict[str, Any]] = []
@@ -314,7 +345,9 @@ def _send_canary(ctx: AwsContext, secret: dict[str, str], request_id: str) -> tu
     )
 
 
-def _wait_for_item(ctx: AwsContext, values: dict[str, str], request_id: str, timeout_s: float) -> tuple[str, str]:
+def _wait_for_item(
+    ctx: AwsContext, values: dict[str, str], request_id: str, timeout_s: float, before: pipeline_checks.QueueDepths
+) -> tuple[str, str]:
     """Look up the canary's item until it is complete (query, response, responseLatencyMs) or time is up."""
     dynamodb = ctx.client("dynamodb")
     table = values[EVENTS_TABLE_NAME]
@@ -340,24 +373,9 @@ def _wait_for_item(ctx: AwsContext, values: dict[str, str], request_id: str, tim
         pause(min(POLL_INTERVAL_S, remaining))
     found = [part for part, name in (("query", "query"), ("response", "matchType")) if name in item]
     state = ("only the " + " and ".join(found) + " stored") if found else "nothing stored"
-    return FAIL, f"no complete item {request_id} within {timeout_s:g} s ({state}){_queues_hint(ctx, values)}"
-
-
-def _queues_hint(ctx: AwsContext, values: dict[str, str]) -> str:
-    """Where the canary may be instead: the queues' depths, best effort."""
-    parts = []
-    for label, output in (("events queue", EVENTS_QUEUE_URL), ("DLQ", DEAD_LETTER_QUEUE_URL)):
-        if output not in values:
-            continue
-        try:
-            state = queue_state(ctx.client("sqs"), values[output])
-        except UNREACHABLE_ERRORS:
-            raise
-        except (ClientError, BotoCoreError):
-            continue
-        parts.append(f"{label} {state.visible + state.in_flight}")
-    where = f"; messages in the {', '.join(parts)}" if parts else ""
-    return f"{where}: is the processor's event source enabled? see its logs and `dlq inspect`"
+    after = pipeline_checks.depths(ctx.client("sqs"), values.get(EVENTS_QUEUE_URL), values.get(DEAD_LETTER_QUEUE_URL))
+    cause = pipeline_checks.canary_diagnosis(before, after, ctx.stack_outputs().get(PROCESSOR_FUNCTION_NAME))
+    return FAIL, f"no complete item {request_id} within {timeout_s:g} s ({state}): {cause}"
 
 
 # -- alarms and their notification path --------------------------------------------------------------

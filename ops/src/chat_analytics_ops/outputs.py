@@ -32,6 +32,7 @@ LAKE_DATABASE_NAME = "LakeDatabaseName"
 LAKE_TABLE_NAME = "LakeTableName"
 LAKE_STREAM_NAME = "LakeStreamName"
 ATHENA_WORK_GROUP_NAME = "AthenaWorkGroupName"
+PROCESSOR_FUNCTION_NAME = "ProcessorFunctionName"
 OVERRIDE_OPTIONS = {
     EVENTS_QUEUE_URL: "--queue-url",
     DEAD_LETTER_QUEUE_URL: "--dlq-url",
