@@ -20,7 +20,7 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ClientError
 
 from analytics_producer import AnalyticsLogger
-from analytics_producer.errors import error_code, is_retryable
+from analytics_producer.errors import error_code, error_details, is_retryable, parse_error_document
 from analytics_producer.transport import SQSTransport, error_response, region_from_queue_url
 from tests.producer.conftest import KEYS, REGION, Queue, sqs_client
 from tests.producer.scripted_sqs import ScriptedSQS, aws_error
@@ -231,6 +231,60 @@ def test_error_codes_are_parsed_as_botocore_parses_them(status, headers, body, c
     parsed = error_response(status, "Reason", headers, body)
     assert parsed["Error"]["Code"] == code
     assert parsed["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (403, XML_DENIED, {"Code": "AccessDenied", "Type": "Sender"}),
+        (
+            400,
+            b'{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}',
+            {"Code": "QueueDoesNotExist", "Message": "The specified queue does not exist."},
+        ),
+        (400, b'{"message":"no type"}', {"Code": "400", "Message": "no type"}),
+        (503, b"<html>down</html>", {"Code": "503", "Message": "HTTP 503 Service Unavailable: a 17-byte body that is not an SQS error"}),
+        (500, b"", {"Code": "500", "Message": "Internal Server Error"}),
+        (502, b"bad\n  gateway", {"Code": "502", "Message": "bad gateway"}),
+    ],
+    ids=["query-xml", "json", "json-without-type", "html", "empty", "text"],
+)
+def test_an_error_body_becomes_code_and_message_never_the_raw_body(status: int, body: bytes, expected: dict[str, str]) -> None:
+    error = error_response(status, "Reason", {}, body)["Error"]
+    assert {key: error[key] for key in expected} == expected
+    assert "<" not in error["Message"] and "\n" not in error["Message"]
+
+
+def test_a_botocore_client_error_holding_an_error_document_is_read_for_its_code_and_message() -> None:
+    """botocore's JSON parser keeps a body it cannot read as JSON (moto's XML 403) as the message, with the
+    HTTP status as the code: the warning and the rate-limit key use the document's code and message."""
+    raw = ClientError(
+        {"Error": {"Code": "403", "Message": XML_DENIED.decode()}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "SendMessageBatch"
+    )
+    assert error_details(raw) == (
+        "AccessDenied",
+        "User: arn:aws:iam::123456789012:user/producer is not authorized to perform: sqs:SendMessage & more",
+    )
+    assert error_code(raw) == "AccessDenied" and not is_retryable(raw)
+    throttled = ClientError(
+        {
+            "Error": {"Code": "400", "Message": "<ErrorResponse><Error><Code>RequestThrottled</Code></Error></ErrorResponse>"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        "SendMessageBatch",
+    )
+    assert error_code(throttled) == "RequestThrottled" and is_retryable(throttled), "a throttling code in XML is retried"
+    named = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": '{"__type":"x#Other","message":"m"}'}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+        "SendMessageBatch",
+    )
+    assert error_details(named) == ("AccessDenied", "m"), "a code of its own is kept"
+    page = ClientError(
+        {"Error": {"Code": "403", "Message": "<html>" + "x" * 5000 + "</html>"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+        "SendMessageBatch",
+    )
+    assert error_details(page) == ("403", "HTTP 403 Forbidden: a 5013-byte body that is not an SQS error")
+    assert parse_error_document("plain words") is None and parse_error_document(b"<a>no code</a>") is None
 
 
 # -- credentials -----------------------------------------------------------------------------------------
