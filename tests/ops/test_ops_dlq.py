@@ -18,7 +18,7 @@ def test_inspect_shows_ids_counts_and_a_short_excerpt_without_consuming(stack, c
     dead_letter(stack, query_event("req-1", NOW_MS, LONG_QUESTION))
     result = cli("dlq", "inspect")
     assert result.code == 0, result.err
-    assert "1 message(s)" in result.out
+    assert "1 message in" in result.out
     assert "group req-1" in result.out
     assert "dedup req-1:query" in result.out
     assert "receives 3" in result.out  # the three failed deliveries, not this look
@@ -59,7 +59,7 @@ def test_inspect_max_limits_and_text_flags_invalid_events(stack, cli) -> None:
     dead_letter(stack, *(query_event(f"req-{i}", NOW_MS, "", source="cv-worker") for i in range(4)))
     result = cli("dlq", "inspect", "--max", "2")
     assert result.code == 0, result.err
-    assert "2 message(s)" in result.out
+    assert "2 messages in" in result.out
     assert "query: shorter than 1 characters" in result.out
     assert "fail the event schema" in result.out
     assert stack.depth(stack.dlq_url) == 4
@@ -77,7 +77,7 @@ def test_redrive_dry_run_moves_nothing(stack, cli) -> None:
     dead_letter(stack, query_event("req-1", NOW_MS, "Python?"), query_event("req-2", NOW_MS, "Go?"))
     result = cli("dlq", "redrive", "--dry-run")
     assert result.code == 0, result.err
-    assert "would move 2 message(s)" in result.out
+    assert "would move 2 messages" in result.out
     assert stack.depth(stack.dlq_url) == 2
     assert stack.depth(stack.events_url) == 0
     assert cli("dlq", "inspect").code == 0  # nothing left locked
@@ -125,7 +125,7 @@ def test_redrive_keeps_order_of_a_group_and_honours_max(stack, cli) -> None:
     )
     result = cli("dlq", "redrive", "--max", "2")
     assert result.code == 0, result.err
-    assert "moved 2 message(s)" in result.out
+    assert "moved 2 messages" in result.out
     assert stack.depth(stack.dlq_url) == 1
     assert stack.depth(stack.events_url) == 2
     fixed = Processor(stack)
@@ -163,13 +163,13 @@ def test_redrive_moves_only_what_passes_the_contract_and_leaves_the_rest(stack, 
 
     dry = cli("dlq", "redrive", "--dry-run")
     assert dry.code == 0, dry.err
-    assert "would move 1 message(s)" in dry.out and "would leave 3 message(s)" in dry.out
+    assert "would move 1 message to" in dry.out and "would leave 3 messages" in dry.out
     assert stack.depth(stack.dlq_url) == 4 and stack.depth(stack.events_url) == 0
 
     result = cli("dlq", "redrive")
     assert result.code == 0, result.err
-    assert "moved 1 message(s)" in result.out
-    assert "left 3 message(s) in the DLQ that fail the event contract" in result.out and "--include-invalid" in result.out
+    assert "moved 1 message to" in result.out
+    assert "left 3 messages in the DLQ that fail the event contract" in result.out and "--include-invalid" in result.out
     reasons = [line for line in result.out.splitlines() if "reason:" in line]
     assert len(reasons) == 3
     assert any("group req-bad" in line and "matchType" in line and "matchScore" in line for line in reasons)
@@ -212,7 +212,7 @@ def test_move_task_method_refuses_a_queue_with_invalid_messages(stack, cli) -> N
     dead_letter(stack, query_event("req-1", NOW_MS, "Python?"), response_event("req-bad", NOW_MS, "maybe", 1))
     result = cli("dlq", "redrive", "--method", "move-task")
     assert result.code == 1
-    assert result.err.strip().startswith("chat-analytics: 1 of 2 message(s) fail the event contract and StartMessageMoveTask cannot")
+    assert result.err.strip().startswith("chat-analytics: 1 of 2 messages fails the event contract and StartMessageMoveTask cannot")
     assert "--method manual" in result.err and "--include-invalid" in result.err
     assert stack.depth(stack.dlq_url) == 2 and stack.depth(stack.events_url) == 0
     assert cli("dlq", "inspect").code == 0  # the look released them: nothing left locked

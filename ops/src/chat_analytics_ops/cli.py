@@ -33,6 +33,7 @@ from chat_analytics_ops.outputs import (
     AwsContext,
     stack_name_for,
 )
+from chat_analytics_ops.report import plural
 
 PROG = "chat-analytics"
 INSPECT_DEFAULT_MAX = 50
@@ -261,20 +262,37 @@ def _letter_lines(index: int, letter: dlq.DeadLetter, *, show_text: bool = False
 
 def cmd_dlq_inspect(args: argparse.Namespace, ctx: AwsContext) -> int:
     url = ctx.output(DEAD_LETTER_QUEUE_URL)
-    letters = dlq.inspect(ctx.client("sqs"), url, args.max)
+    seen = dlq.inspect(ctx.client("sqs"), url, args.max)
+    if not seen.letters:
+        # An empty DLQ (exit 3) or its messages in flight (1): --json still prints the object, with no
+        # messages; the one line on stderr says why.
+        if args.json:
+            _print_json({"queueUrl": url, "count": 0, "approximateNumberOfMessages": seen.approximate_count, "messages": []})
+        seen.raise_if_nothing()
+    letters = seen.letters
+    unseen = seen.missing if len(letters) < args.max else 0
     if args.json:
         messages = [letter.to_json() for letter in letters]
         if args.show_text:
             for message, letter in zip(messages, letters, strict=True):
                 message["excerpt"] = dlq.excerpt(letter.body, show_text=True)
-        _print_json({"queueUrl": url, "count": len(letters), "messages": messages})
-        return 0
-    print(f"{len(letters)} message(s) in {url.rsplit('/', 1)[-1]} (left in the queue; this look counts one receive):")
-    for index, letter in enumerate(letters, start=1):
-        print("\n".join(_letter_lines(index, letter, show_text=args.show_text)))
-    invalid = sum(1 for letter in letters if letter.error)
-    if invalid:
-        print(f"{invalid} of {len(letters)} fail the event schema: fix the producer; redriving them would dead-letter them again.")
+        _print_json({"queueUrl": url, "count": len(letters), "approximateNumberOfMessages": seen.approximate_count, "messages": messages})
+    else:
+        print(f"{plural(len(letters), 'message')} in {url.rsplit('/', 1)[-1]} (left in the queue; this look counts one receive):")
+        for index, letter in enumerate(letters, start=1):
+            print("\n".join(_letter_lines(index, letter, show_text=args.show_text)))
+        invalid = sum(1 for letter in letters if letter.error)
+        if invalid:
+            print(
+                f"{invalid} of {len(letters)} {'fails' if invalid == 1 else 'fail'} the event schema:"
+                f" fix the producer; redriving {'it' if invalid == 1 else 'them'} would dead-letter {'it' if invalid == 1 else 'them'} again."
+            )
+    if unseen:
+        print(
+            f"{PROG}: listed {len(letters)} of about {plural(seen.approximate_count, 'message')}:"
+            f" {unseen} could not be received (a FIFO group holding more than 10, or messages arriving or leaving meanwhile)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -306,22 +324,31 @@ def cmd_dlq_redrive(args: argparse.Namespace, ctx: AwsContext) -> int:
     if args.json:
         _print_json(result.to_json())
     elif result.method == "move-task":
-        print(f"started SQS message move task for about {result.approximate_count} message(s) to {events_url}")
+        print(f"started SQS message move task for about {plural(result.approximate_count, 'message')} to {events_url}")
         print(f"task handle: {result.task_handle}  (follow with: aws sqs list-message-move-tasks --source-arn <DLQ ARN>)")
     else:
         verb = "would move" if result.dry_run else "moved"
-        print(f"{verb} {len(result.moved)} message(s) to {events_url.rsplit('/', 1)[-1]}:")
+        print(f"{verb} {plural(len(result.moved), 'message')} to {events_url.rsplit('/', 1)[-1]}:")
         for letter in result.moved:
             note = f"  (fails the schema: {letter.error})" if letter.error else ""
             print(_redrive_line(letter) + note)
+        stay = "would leave" if result.dry_run else "left"
         if result.left:
-            verb = "would leave" if result.dry_run else "left"
+            them = "it" if len(result.left) == 1 else "them"
             print(
-                f"{verb} {len(result.left)} message(s) in the DLQ that fail the event contract (redriven, they would dead-letter again;"
-                " fix the producer, or pass --include-invalid to move them anyway):"
+                f"{stay} {plural(len(result.left), 'message')} in the DLQ that {'fails' if len(result.left) == 1 else 'fail'}"
+                f" the event contract (redriven, {'it' if len(result.left) == 1 else 'they'} would dead-letter again;"
+                f" fix the producer, or pass --include-invalid to move {them} anyway):"
             )
             for letter in result.left:
                 print(f"{_redrive_line(letter)}  reason: {letter.error}")
+        if result.held_back:
+            print(
+                f"{stay} {plural(len(result.held_back), 'message')} in the DLQ behind an earlier message of {'its' if len(result.held_back) == 1 else 'their'}"
+                " group that stays (moved, it would overtake it):"
+            )
+            for letter in result.held_back:
+                print(_redrive_line(letter))
     for letter, reason in result.failed:
         print(f"{PROG}: not moved: {letter.message_id}: {reason}", file=sys.stderr)
     return 1 if result.failed else 0

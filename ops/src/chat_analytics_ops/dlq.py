@@ -24,7 +24,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chat_analytics_ops.errors import UNREACHABLE_ERRORS, EmptyQueueError, OpsError, error_code
+from chat_analytics_ops.report import plural
 from chat_analytics_ops.validation import validate_body
 
 HOLD_SECONDS = 60  # how long a received message stays locked while we work on it
@@ -205,54 +206,166 @@ def release(sqs: Any, url: str, receipts: list[str]) -> None:
         sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
 
 
-@contextmanager
-def held_messages(sqs: Any, url: str, limit: int) -> Iterator[list[DeadLetter]]:
-    """Receive up to ``limit`` messages and hold them; on exit release the ones still in ``held``.
+class Receiver:
+    """Receives a queue's messages and holds them, each remembered once (by ``MessageId``) with its latest
+    receipt handle, until ``release_all``.
 
-    The caller removes from the list the messages it deleted; everything left is released, even
-    when the body of the ``with`` raises, except when the endpoint stopped answering (a release would
-    wait out the timeouts again): then they come back by themselves after ``HOLD_SECONDS``.
+    Holding is what makes each receive return messages not seen yet. In a FIFO queue it also holds back
+    the later messages of every group it holds: SQS returns a group's next message only together with
+    the earlier ones (as many of one group as fit in the 10 of a receive) or after they are deleted,
+    never while they are in flight ("FIFO queue delivery logic in Amazon SQS", receiving messages:
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html).
+    So when a full receive cuts a group (its first message in this batch, its second one left out), the
+    second one is never returned while the first is held: ``recover_tails`` makes such a group visible
+    again on its own, and the next receive returns its messages together.
+
+    A message returned again (its hold ran out during a long run) is held again under its new receipt
+    handle and not counted twice.
     """
-    held: list[DeadLetter] = []
-    seen: set[str] = set()
+
+    def __init__(self, sqs: Any, url: str) -> None:
+        self.sqs = sqs
+        self.url = url
+        self.letters: dict[str, DeadLetter] = {}  # every message seen, in the order first received
+        self.handles: dict[str, str] = {}  # the messages held now: MessageId -> latest receipt handle
+        self.groups: dict[str, list[str]] = {}  # MessageGroupId -> its messages seen, in order
+        self.cut: list[str] = []  # groups a full receive may have cut, the last group of each batch first
+        self.receives = 0
+        self._stale = 0  # messages received again, and nothing new, since the last new one
+        self._last_count = 0
+
+    def receive(self, count: int) -> list[DeadLetter]:
+        """One receive of up to ``count`` (at most 10); returns the messages not seen before, in order."""
+        requested = max(1, min(10, count))
+        messages = _receive(self.sqs, self.url, requested)
+        self.receives += 1
+        self._last_count = len(messages)
+        now_ms = time.time_ns() // 1_000_000
+        fresh = []
+        for message in messages:
+            message_id = message["MessageId"]
+            self.handles[message_id] = message["ReceiptHandle"]
+            if message_id in self.letters:
+                continue
+            letter = to_dead_letter(message, now_ms)
+            self.letters[message_id] = letter
+            if letter.group_id is not None:
+                self.groups.setdefault(letter.group_id, []).append(message_id)
+            fresh.append(letter)
+        if len(messages) >= requested:
+            for message in reversed(messages):
+                group = message.get("Attributes", {}).get("MessageGroupId")
+                if group is not None and group not in self.cut:
+                    self.cut.append(group)
+        if fresh:
+            self._stale = 0
+        else:
+            self._stale += len(messages)
+        return fresh
+
+    def exhausted(self) -> bool:
+        """After a receive: nothing more to get. Either it returned nothing (all held, or gone), or every
+        held message has come back once since the last new one (holds run out faster than the look moves)."""
+        return self._last_count == 0 or self._stale > len(self.handles)
+
+    def forget(self, message_id: str) -> None:
+        """A message deleted from the queue: nothing to release."""
+        self.handles.pop(message_id, None)
+
+    def recover_tails(self, enough: Callable[[], bool], take: Callable[[list[DeadLetter]], None] | None = None) -> None:
+        """Until ``enough()``: one group at a time, release the messages of a group held here and receive
+        again, so that SQS returns that group's messages together, the ones held back included.
+
+        The groups a full receive may have cut come first (the last group of each full batch first: a
+        receive returns a group's messages together); then every other group still held. ``take``
+        gets each receive's new messages."""
+        tried: set[str] = set()
+        while not enough():
+            group = next((g for g in [*self.cut, *self.groups] if g not in tried and self._held(g)), None)
+            if group is None:
+                return
+            tried.add(group)
+            held = self._held(group)
+            release(self.sqs, self.url, [self.handles.pop(message_id) for message_id in held])
+            fresh = self.receive(10)
+            if take is not None:
+                take(fresh)
+
+    def _held(self, group: str) -> list[str]:
+        return [message_id for message_id in self.groups.get(group, []) if message_id in self.handles]
+
+    def release_all(self) -> None:
+        """Make every held message visible again (best effort: they come back by themselves after HOLD_SECONDS)."""
+        handles, self.handles = list(self.handles.values()), {}
+        if handles:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                release(self.sqs, self.url, handles)
+
+
+@contextmanager
+def held_messages(sqs: Any, url: str, limit: int, *, expected: int = 0) -> Iterator[list[DeadLetter]]:
+    """Up to ``limit`` messages, held while the ``with`` runs and released on exit: every message of the
+    queue when ``expected`` (its ``ApproximateNumberOfMessages``) is reached, whatever its FIFO groups.
+
+    Everything received is released on exit, even when the body of the ``with`` raises, except when the
+    endpoint stopped answering (a release would wait out the timeouts again): then the messages come
+    back by themselves after ``HOLD_SECONDS``.
+    """
+    receiver = Receiver(sqs, url)
     answering = True
     try:
-        while len(held) < limit:
-            messages = _receive(sqs, url, limit - len(held))
-            now_ms = time.time_ns() // 1_000_000
-            fresh = [m for m in messages if m["MessageId"] not in seen]
-            held.extend(to_dead_letter(m, now_ms) for m in fresh)
-            seen.update(m["MessageId"] for m in fresh)
-            if not fresh:
+        while len(receiver.letters) < limit:
+            receiver.receive(limit - len(receiver.letters))
+            if receiver.exhausted():
                 break
-        yield held
+        receiver.recover_tails(lambda: len(receiver.letters) >= min(limit, expected))
+        yield list(receiver.letters.values())[:limit]
     except UNREACHABLE_ERRORS:
         # The endpoint stopped answering: a release would only wait out the timeouts once more.
         answering = False
         raise
     finally:
-        if held and answering:
-            # If the release fails they become visible by themselves after HOLD_SECONDS; the
-            # command's own result (or error) is what the operator needs to see.
-            with contextlib.suppress(ClientError, BotoCoreError):
-                release(sqs, url, [letter.receipt_handle for letter in held])
+        if answering:
+            receiver.release_all()
 
 
-def inspect(sqs: Any, dlq_url: str, limit: int) -> list[DeadLetter]:
-    """Up to ``limit`` DLQ messages, left in the queue (visible again when this returns)."""
+@dataclass(frozen=True)
+class Inspection:
+    """What ``inspect`` saw: the messages, and what the queue said before the look."""
+
+    state: QueueState
+    letters: list[DeadLetter]
+
+    @property
+    def approximate_count(self) -> int:
+        return self.state.visible
+
+    @property
+    def missing(self) -> int:
+        """Messages the queue counted that the look could not receive (e.g. beyond 10 in one FIFO group)."""
+        return max(self.state.visible - len(self.letters), 0)
+
+    def raise_if_nothing(self) -> None:
+        """Nothing to show: an empty DLQ (``EmptyQueueError``, exit 3), or its messages held by someone else."""
+        if not self.letters:
+            _nothing_received(self.state)
+
+
+def inspect(sqs: Any, dlq_url: str, limit: int) -> Inspection:
+    """Up to ``limit`` DLQ messages, left in the queue (visible again when this returns); none when the
+    queue is empty or its messages are in flight (``Inspection.raise_if_nothing`` says which)."""
     state = queue_state(sqs, dlq_url)
-    ensure_not_empty(state)
-    with held_messages(sqs, dlq_url, limit) as letters:
-        result = list(letters)
-    if not result:
-        _nothing_received(state)
-    return result
+    if state.visible == 0 and state.in_flight == 0:
+        return Inspection(state, [])
+    with held_messages(sqs, dlq_url, limit, expected=state.visible) as letters:
+        return Inspection(state, list(letters))
 
 
 def _nothing_received(state: QueueState) -> None:
     if state.in_flight:
         raise OpsError(
-            f"the dead-letter queue's {state.in_flight} message(s) are in flight (another inspect or redrive holds them); try again in a minute"
+            f"the dead-letter queue's {plural(state.in_flight, 'message')} {'is' if state.in_flight == 1 else 'are'} in flight"
+            f" (another inspect or redrive holds {'it' if state.in_flight == 1 else 'them'}); try again in a minute"
         )
     raise EmptyQueueError(f"the dead-letter queue is empty: {state.url}")
 
@@ -261,13 +374,15 @@ def _nothing_received(state: QueueState) -> None:
 class RedriveResult:
     """What a redrive did (or, with ``dry_run``, would do). ``left`` are the messages it did not move
     because they fail the event contract (each with its finding in ``error``): redriven, they would
-    only dead-letter again."""
+    only dead-letter again. ``held_back`` are valid messages of a FIFO group whose earlier message stays
+    (left, or not moved): moved, they would overtake it, so they stay behind it."""
 
     method: str
     dry_run: bool
     moved: list[DeadLetter] = field(default_factory=list)
     failed: list[tuple[DeadLetter, str]] = field(default_factory=list)
     left: list[DeadLetter] = field(default_factory=list)
+    held_back: list[DeadLetter] = field(default_factory=list)
     task_handle: str | None = None
     approximate_count: int = 0
 
@@ -279,6 +394,7 @@ class RedriveResult:
             "failed": [{**letter.to_json(), "reason": reason} for letter, reason in self.failed],
             "left": [{**letter.to_json(), "reason": letter.error} for letter in self.left],
             "leftCount": len(self.left),
+            "heldBack": [letter.to_json() for letter in self.held_back],
             "taskHandle": self.task_handle,
             "approximateCount": self.approximate_count,
         }
@@ -332,17 +448,18 @@ def _all_valid(sqs: Any, dlq: QueueState, *, required: bool) -> bool:
     message by message, which leaves the invalid ones. With ``required`` (``--method move-task``)
     either case is an error instead.
     """
-    with held_messages(sqs, dlq.url, max(dlq.visible, 1)) as letters:
+    with held_messages(sqs, dlq.url, max(dlq.visible, 1), expected=dlq.visible) as letters:
         seen = list(letters)
     invalid = [letter for letter in seen if letter.error]
     if invalid and required:
         raise OpsError(
-            f"{len(invalid)} of {len(seen)} message(s) fail the event contract and StartMessageMoveTask cannot leave them behind:"
+            f"{len(invalid)} of {plural(len(seen), 'message')} {'fails' if len(invalid) == 1 else 'fail'} the event contract"
+            " and StartMessageMoveTask cannot leave them behind:"
             " use --method manual to move only the valid ones, or --include-invalid to move everything (see dlq inspect)"
         )
     if len(seen) < dlq.visible and required:
         raise OpsError(
-            f"could only look at {len(seen)} of about {dlq.visible} message(s) to check them against the contract:"
+            f"could only look at {len(seen)} of about {plural(dlq.visible, 'message')} to check them against the contract:"
             " use --method manual to move only the valid ones, or --include-invalid to move everything"
         )
     return not invalid and len(seen) >= dlq.visible
@@ -369,50 +486,65 @@ def _start_move_task(sqs: Any, dlq: QueueState, events: QueueState, *, required:
 
 
 def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dry_run: bool, include_invalid: bool) -> RedriveResult:
-    """Receive, send with the same group and deduplication ids, delete; in chunks of ten, up to ``limit`` moved.
+    """Receive, send with the same group and deduplication ids, delete; ten at a time, up to ``limit`` moved.
 
-    What is not moved (the invalid messages, and in a dry run everything) stays held until the end,
-    so each receive returns new messages, and is then released at once: a dry run leaves the queue
-    as it found it, and a redrive leaves exactly the invalid messages (and any it could not move).
+    What is not moved (the invalid messages, and in a dry run everything) stays held until the end, so
+    each receive returns new messages, and is then released at once: a dry run leaves the queue as it
+    found it, and a redrive leaves exactly the invalid messages, the ones behind them in their FIFO
+    group (``held_back``: moved, they would overtake them) and any it could not move. A dry run sees
+    every message, whatever its groups (``Receiver.recover_tails``).
     """
     result = RedriveResult(method="manual", dry_run=dry_run)
-    kept: list[str] = []  # receipt handles to release at the end
-    seen: set[str] = set()
+    receiver = Receiver(sqs, dlq.url)
+    # FIFO groups with a message that stays in the DLQ: the group's later messages stay behind it.
+    staying: set[str] = set()
+
+    def take(batch: list[DeadLetter]) -> None:
+        movable: list[DeadLetter] = []
+        for letter in batch:
+            group = letter.group_id
+            valid = include_invalid or letter.error is None
+            if group is not None and group in staying:
+                (result.held_back if valid else result.left).append(letter)
+                continue
+            if valid and len(result.moved) + len(movable) < limit:
+                movable.append(letter)
+                continue
+            if not valid:
+                result.left.append(letter)
+            # else beyond --max: it stays, unlisted
+            if group is not None:
+                staying.add(group)
+        if dry_run:
+            result.moved.extend(movable)
+            return
+        sent, failed = _send(sqs, events_url, movable) if movable else ([], [])
+        result.failed.extend(failed)
+        staying.update(letter.group_id for letter, _ in failed if letter.group_id is not None)
+        deleted = _delete(sqs, dlq.url, sent, result)
+        for letter in deleted:
+            receiver.forget(letter.message_id)
+        result.moved.extend(deleted)
+
+    def enough() -> bool:
+        return bool(result.failed) or len(result.moved) >= limit or len(receiver.letters) >= dlq.visible
+
     answering = True
     try:
         while len(result.moved) < limit:
-            messages = _receive(sqs, dlq.url, limit - len(result.moved))
-            now_ms = time.time_ns() // 1_000_000
-            # A message seen before is back because its hold ran out (a long run): hold it again until the end.
-            kept.extend(m["ReceiptHandle"] for m in messages if m["MessageId"] in seen)
-            batch = [to_dead_letter(m, now_ms) for m in messages if m["MessageId"] not in seen]
-            if not batch:
-                break
-            seen.update(letter.message_id for letter in batch)
-            movable = [letter for letter in batch if include_invalid or letter.error is None]
-            invalid = [letter for letter in batch if not (include_invalid or letter.error is None)]
-            result.left.extend(invalid)
-            kept.extend(letter.receipt_handle for letter in invalid)
-            if dry_run:
-                result.moved.extend(movable)
-                kept.extend(letter.receipt_handle for letter in movable)
-                continue
-            sent, failed = _send(sqs, events_url, movable) if movable else ([], [])
-            result.failed.extend(failed)
-            deleted = _delete(sqs, dlq.url, sent, result)
-            result.moved.extend(deleted)
-            done = {letter.message_id for letter in deleted}
-            kept.extend(letter.receipt_handle for letter in movable if letter.message_id not in done)
+            take(receiver.receive(limit - len(result.moved)))
             if result.failed:
                 break  # the events queue refuses or the DLQ will not delete: stop pulling messages we cannot move
+            if receiver.exhausted():
+                break
+        receiver.recover_tails(enough, take)
     except UNREACHABLE_ERRORS:
         answering = False  # a release would only wait out the timeouts again; the holds end by themselves
         raise
     finally:
-        if kept and answering:
-            with contextlib.suppress(ClientError, BotoCoreError):
-                release(sqs, dlq.url, kept)
-    if not result.moved and not result.failed and not result.left:
+        if answering:
+            receiver.release_all()
+    if not result.moved and not result.failed and not result.left and not result.held_back:
         _nothing_received(queue_state(sqs, dlq.url))
     return result
 

@@ -154,12 +154,12 @@ class Progress:
             return
         self._last = now
         self.shown = True
-        self.stream.write(f"\rreading {DAY_INDEX}: day {day_index}/{days} ({day}), {pages} pages, {items} items ")
+        self.stream.write(f"\rreading {DAY_INDEX}: day {day_index}/{days} ({day}), {plural(pages, 'page')}, {plural(items, 'item')} ")
         self.stream.flush()
 
     def finish(self, pages: int, items: int) -> None:
         if self.shown:
-            self.stream.write(f"\rread {pages} pages, {items} items{' ' * 30}\n")
+            self.stream.write(f"\rread {plural(pages, 'page')}, {plural(items, 'item')}{' ' * 30}\n")
             self.stream.flush()
 
 
@@ -499,14 +499,19 @@ def _distribution_line(label: str, dist: Distribution) -> str:
     )
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """The count and its noun in agreement: ``1 message``, ``2 messages``, ``1 query``, ``3 queries``."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
+
+
 def render_text(report: Report) -> str:
     """The default output: a summary, a per-day table and the unmatched questions."""
     lines = [
-        f"Chat analytics {report.stack_name}: {report.start} .. {report.end} ({len(report.per_day)} days, UTC)",
+        f"Chat analytics {report.stack_name}: {report.start} .. {report.end} ({plural(len(report.per_day), 'day')}, UTC)",
         "",
         f"  {'requests':<28} {report.requests:>8}",
         f"  {'queries':<28} {report.queries:>8}",
-        f"  {'answers':<28} {report.responses:>8}   ({report.unanswered} queries without answer, {report.without_query} answers without query)",
+        f"  {'answers':<28} {report.responses:>8}   ({plural(report.unanswered, 'query', 'queries')} without answer, {plural(report.without_query, 'answer')} without query)",
     ]
     shares = report.shares
     for kind, count in report.matches.items():
@@ -525,7 +530,10 @@ def render_text(report: Report) -> str:
         avg = f"{day.average_score:9.1f}" if day.average_score is not None else f"{'-':>9}"
         m = day.matches
         lines.append(f"  {day.day:<10}  {day.queries:>7}  {m['full']:>6}  {m['partial']:>7}  {m['none']:>6}  {avg}")
-    lines += ["", f"  top {len(report.top_unmatched)} unmatched questions (matchType none)"]
+    lines += [
+        "",
+        f"  top {len(report.top_unmatched)} unmatched {'question' if len(report.top_unmatched) == 1 else 'questions'} (matchType none)",
+    ]
     if not report.top_unmatched:
         lines.append("    (none)")
     for question, count in report.top_unmatched:
