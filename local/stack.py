@@ -258,6 +258,7 @@ class Deployment:
     outputs: dict[str, str]
     deployed: dict[str, dict]
     report: list[str]
+    event_source_uuid: str = ""
 
 
 def deploy_template(session: boto3.Session, endpoint_url: str | None, template_file: Path) -> Deployment:
@@ -289,7 +290,12 @@ def deploy_template(session: boto3.Session, endpoint_url: str | None, template_f
     report.append(f"deployed by moto's CloudFormation: {len(deployed)} resources")
     report += [f"stand-in: {line}" for line in create_stand_ins(session, endpoint_url, stack_name, local.resolved(all_outputs))]
     outputs = {k: v for k, v in all_outputs.items() if k not in local.resolve_outputs}
-    return Deployment(stack_name, template, outputs, deployed, report)
+    uuid = _register_event_source_mapping(session, endpoint_url, template, outputs)
+    report.append(
+        "stand-in: the event source mapping registered with moto's Lambda (its API answers as AWS's does; the emulator"
+        " polls the queue while it is Enabled)"
+    )
+    return Deployment(stack_name, template, outputs, deployed, report, uuid)
 
 
 class LocalStack:
@@ -348,11 +354,7 @@ class LocalStack:
         )
         processor = _processor_credentials(admin.session(), self.endpoint_url, template, deployed)
         event_source = _event_source(template)
-        event_source["uuid"] = _register_event_source_mapping(setup.session(), self.endpoint_url, template, outputs)
-        report.append(
-            "Lambda: the event source mapping registered with moto's Lambda (its API answers as AWS's does; the emulator polls"
-            " the queue while it is Enabled)"
-        )
+        event_source["uuid"] = deployment.event_source_uuid
         env = processor_environment(template, outputs)
         if self.enforce_iam:
             moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
@@ -523,7 +525,7 @@ def _processor_credentials(admin: boto3.Session, endpoint_url: str, template: di
     return Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
 
 
-def _register_event_source_mapping(session: boto3.Session, endpoint_url: str, template: dict, outputs: dict) -> str:
+def _register_event_source_mapping(session: boto3.Session, endpoint_url: str | None, template: dict, outputs: dict) -> str:
     """The template's event source mapping, created in moto's Lambda so that its API (list, get, update: what
     ``chat-analytics check`` reads, what an operator disables) answers as AWS's does. moto would also invoke the
     function on every send (in Docker): the queue forgets the mapping, and the emulator polls while it is enabled.
@@ -532,9 +534,8 @@ def _register_event_source_mapping(session: boto3.Session, endpoint_url: str, te
 
     mapping = _single(template, "AWS::Lambda::EventSourceMapping")["Properties"]
     sqs = session.client("sqs", endpoint_url=endpoint_url)
-    queue_arn = sqs.get_queue_attributes(QueueUrl=local_queue_url(endpoint_url, outputs["EventsQueueUrl"]), AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    queue_url = local_queue_url(endpoint_url, outputs["EventsQueueUrl"]) if endpoint_url else outputs["EventsQueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     spec: dict = {"EventSourceArn": queue_arn, "FunctionName": outputs["ProcessorFunctionName"]}
     for key in ("BatchSize", "FunctionResponseTypes", "ScalingConfig", "Enabled", "MaximumBatchingWindowInSeconds"):
         if key in mapping:

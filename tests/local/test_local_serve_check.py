@@ -141,7 +141,8 @@ def test_check_as_printed_passes_on_the_intact_local_stack(served: Served) -> No
     result = served.run(check_command(served))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout
-    for name in ("producer secret", "canary sent", "canary stored", "redrive policy", "event source", "event lake"):
+    names = ("producer secret", "canary sent", "canary stored", "redrive policy", "event source", "event lake")
+    for name in (*names, "recovery rule", "recovery grants", "recovery dead letters"):
         assert re.search(rf"^\s+{name}\s+OK\s", result.stdout, re.MULTILINE), (name, result.stdout)
 
 
@@ -165,6 +166,9 @@ def test_report_commands_as_printed_run(served: Served) -> None:
         ),
         ("no_partial_failures", {"event source": "does not report batch item failures"}),
         ("secret_other_queue", {"producer secret": "not the stack's"}),
+        ("recovery_target_without_dlq", {"recovery rule": "its target has no dead-letter queue"}),
+        ("topic_without_events_grant", {"recovery grants": "no topic policy statement lets events.amazonaws.com"}),
+        ("recovery_notice_dead_lettered", {"recovery dead letters": "1 recovery notice(s) failed to reach the topic"}),
     ],
 )
 def test_check_fails_the_broken_part_and_names_it(served: Served, fault: str, expected: dict[str, str]) -> None:
@@ -274,6 +278,32 @@ class broken:
                 self.iam.delete_role_policy(RoleName=role, PolicyName=name)
             self.undo.append(lambda name=name, saved=saved: self.iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=saved))
         assert self.undo, "no policy of the processor's role grants a DynamoDB action"
+
+    def _recovery_target(self) -> tuple[str, dict]:
+        events = self.served.client("events")
+        name = self.served.output("RecoveryRuleName")
+        [target] = events.list_targets_by_rule(Rule=name)["Targets"]
+        return name, target
+
+    def recovery_target_without_dlq(self) -> None:
+        events = self.served.client("events")
+        name, target = self._recovery_target()
+        events.put_targets(Rule=name, Targets=[{key: value for key, value in target.items() if key != "DeadLetterConfig"}])
+        self.undo.append(lambda: events.put_targets(Rule=name, Targets=[target]))
+
+    def topic_without_events_grant(self) -> None:
+        sns = self.served.client("sns")
+        topic = self.served.output("AlarmTopicArn")
+        saved = sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"]
+        policy = json.loads(saved)
+        policy["Statement"] = [s for s in policy["Statement"] if "events.amazonaws.com" not in json.dumps(s.get("Principal", {}))]
+        sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(policy))
+        self.undo.append(lambda: sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=saved))
+
+    def recovery_notice_dead_lettered(self) -> None:
+        url = local_url(self.served, self.served.output("RecoveryDeadLetterQueueUrl"))
+        self.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail-type": "CloudWatch Alarm State Change"}))
+        self.undo.append(lambda: self.sqs.purge_queue(QueueUrl=url))
 
 
 def local_url(served: Served, url: str) -> str:

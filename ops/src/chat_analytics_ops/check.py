@@ -23,7 +23,11 @@ Each check is one row (name, OK/FAIL/SKIP, one line of detail):
   ``aws:SourceAccount``/``aws:SourceArn`` conditions cover every one of those alarms (a topic policy
   replaces SNS's default one: without that grant alarms notify nobody, silently).
 * **recovery rule**: the EventBridge rule ``<stack>-alarm-recovered`` (ALARM -> OK mails) is enabled
-  and targets the topic.
+  and targets the topic, with a dead-letter queue (the stack's) and a retry policy.
+* **recovery grants**: the topic's policy lets ``events.amazonaws.com`` publish for that rule, and the topic's
+  KMS key lets it encrypt for the topic (no role: ``recovery_checks.py`` says why).
+* **recovery dead letters**: the rule's dead-letter queue is encrypted, only the rule may send to it, and it is
+  empty (a message there is a recovery notice that never reached the topic).
 * **notification test** (``--notify-test``): one alarm is set to ALARM and back to OK
   (``SetAlarmState``); the check reports that both changes were accepted. Whether the mails arrived
   only a person can tell.
@@ -47,7 +51,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import credentials, lake, pipeline_checks
+from chat_analytics_ops import credentials, lake, pipeline_checks, recovery_checks
 from chat_analytics_ops.dlq import queue_state
 from chat_analytics_ops.errors import UNREACHABLE_ERRORS, OpsError, describe, error_code
 from chat_analytics_ops.outputs import (
@@ -61,6 +65,8 @@ from chat_analytics_ops.outputs import (
     LAKE_TABLE_NAME,
     PROCESSOR_FUNCTION_NAME,
     PRODUCER_SECRET_NAME,
+    RECOVERY_DEAD_LETTER_QUEUE_URL,
+    RECOVERY_RULE_NAME,
     AwsContext,
 )
 from chat_analytics_ops.report import CANARY_SOURCE
@@ -239,12 +245,42 @@ def run_checks(ctx: AwsContext, *, timeout_s: float = DEFAULT_TIMEOUT_S, notify_
 
     _guarded(report, "topic policy", topic_policy)
 
+    rule: dict[str, Any] = {}
+
     def recovery_rule() -> tuple[str, str]:
         if topic_arn is None:
             return SKIP, f"no {ALARM_TOPIC_ARN} output"
-        return _judge_recovery_rule(ctx.client("events"), f"{ctx.stack_name}-alarm-recovered", topic_arn)
+        name = outputs.get(RECOVERY_RULE_NAME, f"{ctx.stack_name}-alarm-recovered")
+        dlq_url = outputs.get(RECOVERY_DEAD_LETTER_QUEUE_URL)
+        dlq_arn = queue_state(ctx.client("sqs"), dlq_url).arn if dlq_url else None
+        return _judge_recovery_rule(ctx.client("events"), name, topic_arn, dlq_arn, rule)
 
     _guarded(report, "recovery rule", recovery_rule)
+
+    def recovery_grants() -> tuple[str, str]:
+        if topic_arn is None or "Arn" not in rule:
+            return SKIP, "no recovery rule (see above)"
+        policy = ctx.client("sns").get_topic_attributes(TopicArn=topic_arn)["Attributes"].get("Policy")
+        status, detail = recovery_checks.judge_topic_grant(policy, topic_arn, rule["Arn"])
+        if status != OK:
+            return status, detail
+        key, key_policy = recovery_checks.topic_key_policy(ctx.client("sns"), ctx.client("kms"), topic_arn)
+        if key is None:
+            return OK, f"{detail} (the topic is not encrypted)"
+        key_status, key_detail = recovery_checks.judge_key_grant(key_policy, topic_arn)
+        if key_status != OK:
+            return key_status, key_detail
+        return OK, f"{detail}; {key_detail}"
+
+    _guarded(report, "recovery grants", recovery_grants)
+
+    def recovery_dead_letters() -> tuple[str, str]:
+        dlq_url = outputs.get(RECOVERY_DEAD_LETTER_QUEUE_URL)
+        if not dlq_url or "Arn" not in rule:
+            return SKIP, f"no {RECOVERY_DEAD_LETTER_QUEUE_URL} output or no recovery rule"
+        return recovery_checks.judge_recovery_dlq(ctx.client("sqs"), dlq_url, rule["Arn"])
+
+    _guarded(report, "recovery dead letters", recovery_dead_letters)
 
     _guarded(report, "event lake", lambda: _judge_lake(ctx))
 
@@ -272,10 +308,9 @@ def _judge_lake(ctx: AwsContext) -> tuple[str, str]:
     table = ctx.client("glue").get_table(DatabaseName=outputs[LAKE_DATABASE_NAME], Name=outputs[LAKE_TABLE_NAME])["Table"]
     columns = tuple((column["Name"], column["Type"]) for column in table.get("StorageDescriptor", {}).get("Columns", []))
     if columns != lake.COLUMNS:
-        differ = sorted(set(columns) ^ set(lake.COLUMNS))
         return (
             FAIL,
-            f"Glue table {outputs[LAKE_TABLE_NAME]}'s columns are not the report's ({', '.join(f'{n} {t}' for n, t in differ[:4])}): deploy again",
+            f"Glue table {outputs[LAKE_TABLE_NAME]}'s columns are not the lake's: {_column_difference(columns, lake.COLUMNS)}; deploy again",
         )
     if table.get("Parameters", {}).get("projection.enabled") != "true":
         return FAIL, f"Glue table {outputs[LAKE_TABLE_NAME]} has no partition projection: Athena would see no partition"
@@ -287,6 +322,22 @@ def _judge_lake(ctx: AwsContext) -> tuple[str, str]:
         f"stream {outputs[LAKE_STREAM_NAME]} active, Glue {outputs[LAKE_DATABASE_NAME]}.{outputs[LAKE_TABLE_NAME]} as the report reads it,"
         f" workgroup {outputs[ATHENA_WORK_GROUP_NAME]} stops queries past {int(limit) / 1024**3:g} GB"
     )
+
+
+def _column_difference(actual: tuple[tuple[str, str], ...], expected: tuple[tuple[str, str], ...]) -> str:
+    """What differs between two column lists, named: missing, unexpected, or the same columns in another order
+    (Firehose writes Parquet in the table's order; the report reads the columns it needs contiguously)."""
+    missing = [f"{name} {kind}" for name, kind in expected if (name, kind) not in actual]
+    extra = [f"{name} {kind}" for name, kind in actual if (name, kind) not in expected]
+    parts = []
+    if missing:
+        parts.append("missing " + ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else ""))
+    if extra:
+        parts.append("unexpected " + ", ".join(extra[:4]) + (" ..." if len(extra) > 4 else ""))
+    if not parts:
+        first = next(index for index, (a, b) in enumerate(zip(actual, expected, strict=True)) if a != b)
+        parts.append(f"the same columns in another order (column {first + 1} is {actual[first][0]}, the lake's is {expected[first][0]})")
+    return "; ".join(parts)
 
 
 # -- the canary --------------------------------------------------------------------------------------
@@ -477,19 +528,25 @@ def _uncovered(condition: dict[str, Any], alarm_arns: list[str]) -> tuple[list[s
     return sorted(uncovered), None
 
 
-def _judge_recovery_rule(events: Any, rule_name: str, topic_arn: str) -> tuple[str, str]:
+def _judge_recovery_rule(events: Any, rule_name: str, topic_arn: str, dlq_arn: str | None, found: dict[str, Any]) -> tuple[str, str]:
+    """The recovery rule is enabled and targets the topic with no role (resource policies only), a dead-letter
+    queue and a retry policy; ``found`` receives the rule (its ARN conditions the grants)."""
     try:
         rule = events.describe_rule(Name=rule_name)
     except ClientError as error:
         if error_code(error) == "ResourceNotFoundException":
             return FAIL, f"no EventBridge rule {rule_name}: recoveries (ALARM -> OK) are not mailed"
         raise
+    found.update(rule)
     if rule.get("State") != "ENABLED":
         return FAIL, f"{rule_name} is {rule.get('State', 'not enabled')}: recoveries are not mailed"
-    targets = events.list_targets_by_rule(Rule=rule_name).get("Targets", [])
-    if not any(target.get("Arn") == topic_arn for target in targets):
+    targets = [target for target in events.list_targets_by_rule(Rule=rule_name).get("Targets", []) if target.get("Arn") == topic_arn]
+    if not targets:
         return FAIL, f"{rule_name} does not target the alarm topic"
-    return OK, f"{rule_name} enabled, publishes ALARM -> OK recoveries to the topic"
+    problems = recovery_checks.judge_rule_target(targets[0], dlq_arn)
+    if problems:
+        return FAIL, f"{rule_name}: " + "; ".join(problems)
+    return OK, f"{rule_name} enabled, publishes ALARM -> OK recoveries to the topic (retried, then dead-lettered)"
 
 
 def _notify_test(ctx: AwsContext, alarms: list[dict[str, Any]], topic_arn: str | None, prefix: str) -> tuple[str, str]:

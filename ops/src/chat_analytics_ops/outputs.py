@@ -33,6 +33,8 @@ LAKE_TABLE_NAME = "LakeTableName"
 LAKE_STREAM_NAME = "LakeStreamName"
 ATHENA_WORK_GROUP_NAME = "AthenaWorkGroupName"
 PROCESSOR_FUNCTION_NAME = "ProcessorFunctionName"
+RECOVERY_RULE_NAME = "RecoveryRuleName"
+RECOVERY_DEAD_LETTER_QUEUE_URL = "RecoveryDeadLetterQueueUrl"
 OVERRIDE_OPTIONS = {
     EVENTS_QUEUE_URL: "--queue-url",
     DEAD_LETTER_QUEUE_URL: "--dlq-url",
