@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAGES = ("dev", "prod")
+# The processor's shortest useful timeout: one DynamoDB attempt (2 s to connect + 4 s to read) and the 1 s it
+# keeps to return must fit, or every record fails for lack of time and ends in the DLQ (lambda_src/processor).
+MIN_PROCESSOR_TIMEOUT_S = 10
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -157,7 +160,7 @@ class Settings:
             oldest_message_age_threshold_s=_int(
                 value("oldestMessageAgeThresholdSeconds", 300), "oldestMessageAgeThresholdSeconds", 60, 1_209_600
             ),
-            processor_timeout_s=_int(value("processorTimeoutSeconds", 30), "processorTimeoutSeconds", 3, 150),
+            processor_timeout_s=_int(value("processorTimeoutSeconds", 30), "processorTimeoutSeconds", MIN_PROCESSOR_TIMEOUT_S, 150),
             processor_memory_mb=_int(value("processorMemoryMb", 256), "processorMemoryMb", 128, 10_240),
             processor_max_concurrency=_int(value("processorMaxConcurrency"), "processorMaxConcurrency", 2, 1000),
             log_retention_days=_log_retention(value("logRetentionDays")),

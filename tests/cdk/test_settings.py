@@ -46,6 +46,7 @@ def test_command_line_strings_are_accepted() -> None:
         ({"oldestMessageAgeThresholdSeconds": -5}, "oldestMessageAgeThresholdSeconds"),
         ({"oldestMessageAgeThresholdSeconds": "soon"}, "oldestMessageAgeThresholdSeconds"),
         ({"processorTimeoutSeconds": 0}, "processorTimeoutSeconds"),
+        ({"processorTimeoutSeconds": 9}, "processorTimeoutSeconds"),
         ({"processorTimeoutSeconds": 900}, "processorTimeoutSeconds"),
         ({"processorMemoryMb": 64}, "processorMemoryMb"),
         ({"processorMaxConcurrency": 1}, "processorMaxConcurrency"),

@@ -149,7 +149,7 @@ def test_push_without_config_or_wrangler(stack, cli, wrangler_config: Path, tool
     no_wrangler = cli("credentials", "push-to-wrangler", "--config", str(wrangler_config))
     assert no_wrangler.code == 1
     assert no_wrangler.err.strip() == (
-        "chat-analytics: wrangler not found: run `npm install` in edge/ (it pins wrangler in edge/node_modules) or put wrangler on PATH"
+        "chat-analytics: wrangler not found: run `make install` (npm ci in edge/ pins wrangler in edge/node_modules) or put wrangler on PATH"
     )
     assert calls(tool_log) == []  # npx (on PATH) was not used to download one
     dry = cli("credentials", "push-to-wrangler", "--dry-run", "--config", str(wrangler_config))

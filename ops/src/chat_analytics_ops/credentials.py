@@ -30,7 +30,7 @@ SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SQS_URL", "AWS
 MASKED_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 DEFAULT_WRANGLER_CONFIG = Path("edge/wrangler.jsonc")
 WRANGLER_TIMEOUT_S = 120
-WRANGLER_MISSING = "wrangler not found: run `npm install` in edge/ (it pins wrangler in edge/node_modules) or put wrangler on PATH"
+WRANGLER_MISSING = "wrangler not found: run `make install` (npm ci in edge/ pins wrangler in edge/node_modules) or put wrangler on PATH"
 
 
 def read_worker_env(secrets: Any, secret_name: str) -> dict[str, str]:
