@@ -467,7 +467,11 @@ FIREHOSE_RECORD_BYTES = 5 * 1024  # every row is far below 5 KB: billed as 5 KB
 # From bench/lake_bench.py (docs/benchmarks/lake.md), 10M requests in Firehose's layout: Parquet bytes per
 # request on S3, and what a 90-day `report --engine athena` scans per request in its range.
 LAKE_PARQUET_BYTES_PER_REQUEST = 130
-ATHENA_SCAN_BYTES_PER_REQUEST = 18  # 17.95 measured
+ATHENA_SCAN_BYTES_PER_REQUEST = 18  # 17.95 measured as column chunks
+# As Athena's (Trino's) Parquet reader fetches them (docs/benchmarks/lake.md): files up to 3 MiB are read whole,
+# in larger ones the report's contiguous columns cost 19.3 bytes a request.
+ATHENA_SMALL_FILE_BYTES = 3 * 1024**2
+ATHENA_MERGED_BYTES_PER_REQUEST = 19.3
 REPORTS_PER_MONTH = 30  # one 90-day Athena report a day
 FIREHOSE_OBJECTS_PER_DAY = 96  # a 900 s buffer under steady traffic
 MONTH_DAYS = 365.25 / 12
@@ -520,7 +524,9 @@ def monthly_cost(figures: dict[str, Any], questions: float, stage: str, *, free_
     firehose_gb = lake_rows * FIREHOSE_RECORD_BYTES / GIB
     lake_stored_gb = questions * s["lake_days"] / MONTH_DAYS * LAKE_PARQUET_BYTES_PER_REQUEST / GIB
     requests_in_90_days = questions * 90 / MONTH_DAYS
-    athena_tb = REPORTS_PER_MONTH * max(10e6, requests_in_90_days * ATHENA_SCAN_BYTES_PER_REQUEST) / 1e12
+    object_bytes = questions / MONTH_DAYS / FIREHOSE_OBJECTS_PER_DAY * LAKE_PARQUET_BYTES_PER_REQUEST
+    per_request = LAKE_PARQUET_BYTES_PER_REQUEST if object_bytes <= ATHENA_SMALL_FILE_BYTES else ATHENA_MERGED_BYTES_PER_REQUEST
+    athena_tb = REPORTS_PER_MONTH * max(10e6, requests_in_90_days * per_request) / 1e12
     bill["lake"] = (
         firehose_gb * (p["firehose_ingest_gb"] + p["firehose_conversion_gb"])
         + lake_stored_gb * p["s3_gb_month"]
