@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from chat_analytics_ops import dlq
 from chat_analytics_ops.errors import EXIT_EMPTY
 from tests.ops.conftest import Processor, dead_letter, query_event, response_event
 
@@ -293,3 +294,208 @@ def test_move_task_is_not_started_for_a_queue_with_invalid_messages_unless_force
     result = redrive(forced, f"{BASE}-dlq.fifo", f"{BASE}-events.fifo", limit=None, dry_run=False, include_invalid=True)
     assert result.method == "move-task" and len(forced.calls) == 1
     assert forced.received == 0  # forced: no look needed
+
+
+# --- FIFO groups across receives ------------------------------------------------------------------------
+#
+# SQS FIFO returns a group's later message only together with the earlier ones (as many of one group as
+# fit in the 10 of a receive) or once they are deleted, never while they are in flight: "FIFO queue
+# delivery logic in Amazon SQS", receiving messages,
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html
+# ("you can't receive additional messages with the same message group ID in subsequent requests unless
+# the currently received messages are deleted or they become visible again"). moto does the same. So a
+# look that holds what it received never sees the second event of a request whose first event came last
+# in a full receive. The DLQs below are filled directly, in the order given.
+
+
+def fill_dlq(stack, requests: list[list[str]]) -> list[str]:
+    """Each request's events (``query``/``response``) sent to the DLQ as one FIFO group, in order; returns the
+    group ids in order."""
+    groups = []
+    for index, kinds in enumerate(requests):
+        group = f"req-{index:03d}"
+        groups.append(group)
+        for offset, kind in enumerate(kinds):
+            event = (
+                query_event(group, NOW_MS + offset, "Python?") if kind == "query" else response_event(group, NOW_MS + offset, "full", 90)
+            )
+            stack.sqs.send_message(
+                QueueUrl=stack.dlq_url, MessageBody=json.dumps(event), MessageGroupId=group, MessageDeduplicationId=f"{group}:{kind}"
+            )
+    return groups
+
+
+def queue_counts(stack, url: str) -> tuple[int, int]:
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+# 9 one-event requests, then one with both events: a receive of 10 ends with that request's query.
+ELEVEN = [["query"]] * 9 + [["query", "response"]]
+# One lone query, then 21 requests with both events, then a lone query: 44 messages, and every receive of
+# 10 (ten messages from the start) ends in the middle of a request.
+FORTY_FOUR = [["query"]] + [["query", "response"]] * 21 + [["query"]]
+
+
+@pytest.mark.parametrize("requests", [ELEVEN, FORTY_FOUR], ids=["11-messages", "44-messages"])
+def test_inspect_lists_every_message_of_groups_that_straddle_receives(stack, cli, requests) -> None:
+    total = sum(len(kinds) for kinds in requests)
+    fill_dlq(stack, requests)
+    result = cli("dlq", "inspect", "--json")
+    assert result.code == 0, result.err
+    payload = json.loads(result.out)
+    assert payload["count"] == total == payload["approximateNumberOfMessages"]
+    ids = [message["messageId"] for message in payload["messages"]]
+    assert len(set(ids)) == total  # every message, once
+    kinds = {(m["messageGroupId"], m["eventType"]) for m in payload["messages"]}
+    assert len(kinds) == total
+    assert queue_counts(stack, stack.dlq_url) == (total, 0)  # all left in the queue, none left locked
+    text = cli("dlq", "inspect", "--max", "100")
+    assert text.code == 0 and f"{total} messages in" in text.out and text.err == ""
+
+
+def test_redrive_dry_run_lists_every_message_and_redrive_moves_every_message(stack, cli) -> None:
+    groups = fill_dlq(stack, FORTY_FOUR)
+    dry = cli("dlq", "redrive", "--dry-run", "--json")
+    assert dry.code == 0, dry.err
+    payload = json.loads(dry.out)
+    assert len(payload["moved"]) == 44 and payload["left"] == [] and payload["heldBack"] == []
+    assert queue_counts(stack, stack.dlq_url) == (44, 0) and stack.depth(stack.events_url) == 0
+
+    moved = cli("dlq", "redrive", "--json")
+    assert moved.code == 0, moved.err
+    payload = json.loads(moved.out)
+    assert len({m["messageId"] for m in payload["moved"]}) == 44
+    assert stack.depth(stack.dlq_url) == 0 and stack.depth(stack.events_url) == 44
+    # Each request's query went before its response (a group keeps its order): the processor completes them all.
+    Processor(stack).drain(rounds=10)
+    items = {item["requestId"]["S"]: item for item in stack.items()}
+    assert set(items) == set(groups)
+    assert sum(1 for item in items.values() if "matchType" in item) == 21
+
+
+def test_redrive_holds_back_the_rest_of_a_group_behind_a_message_that_stays(stack, cli) -> None:
+    """The first event of a request fails the contract and stays: its valid second event stays behind it
+    (moved, it would overtake it), and is listed as such instead of being left unsaid."""
+    fill_dlq(stack, [["query"]] * 3)
+    stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody="not json", MessageGroupId="req-bad", MessageDeduplicationId="req-bad:query")
+    event = response_event("req-bad", NOW_MS, "full", 90)
+    stack.sqs.send_message(
+        QueueUrl=stack.dlq_url, MessageBody=json.dumps(event), MessageGroupId="req-bad", MessageDeduplicationId="req-bad:response"
+    )
+    for dry_run in (True, False):
+        result = cli("dlq", "redrive", *(["--dry-run"] if dry_run else []))
+        assert result.code == 0, result.err
+        verb = "would move" if dry_run else "moved"
+        assert f"{verb} 3 messages" in result.out
+        assert f"{'would leave' if dry_run else 'left'} 1 message in the DLQ that fails the event contract" in result.out
+        assert "1 message in the DLQ behind an earlier message of its group that stays" in result.out
+        assert [line for line in result.out.splitlines() if "group req-bad" in line and "response" in line]
+    assert queue_counts(stack, stack.dlq_url) == (2, 0) and stack.depth(stack.events_url) == 3
+
+
+class SimulatedHolds:
+    """The test stack's SQS client on a simulated clock (``dlq.clock`` reads it): each receive takes
+    ``step_s``, and a received message becomes visible again when its hold ends on that clock (its
+    ``VisibilityTimeout``, or a later ``ChangeMessageVisibility``), as in a look longer than ``HOLD_SECONDS``.
+    Like SQS, it refuses to change the visibility of a message that is no longer in flight."""
+
+    def __init__(self, sqs, step_s: float) -> None:
+        self.sqs = sqs
+        self.step_s = step_s
+        self.now = 0.0
+        self.until: dict[str, float] = {}  # receipt handle of each message in flight -> when its hold ends
+        self.expired = 0  # holds that ran out
+        self.extended = 0  # holds extended
+        self.returned: list[str] = []  # every MessageId any receive returned, repeats included
+
+    def __getattr__(self, name: str):
+        return getattr(self.sqs, name)
+
+    def clock(self) -> float:
+        return self.now
+
+    def receive_message(self, **kwargs):
+        self.now += self.step_s
+        due = [handle for handle, until in self.until.items() if until <= self.now]
+        for handle in due:
+            del self.until[handle]
+        for start in range(0, len(due), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(due[start : start + 10])]
+            self.sqs.change_message_visibility_batch(QueueUrl=kwargs["QueueUrl"], Entries=entries)
+        self.expired += len(due)
+        response = self.sqs.receive_message(**kwargs)
+        for message in response.get("Messages", []):
+            self.until[message["ReceiptHandle"]] = self.now + kwargs["VisibilityTimeout"]
+            self.returned.append(message["MessageId"])
+        return response
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+        in_flight = [entry for entry in Entries if entry["ReceiptHandle"] in self.until]
+        failed = [
+            {"Id": entry["Id"], "SenderFault": True, "Code": "MessageNotInflight", "Message": "not in flight"}
+            for entry in Entries
+            if entry["ReceiptHandle"] not in self.until
+        ]
+        if in_flight:
+            self.sqs.change_message_visibility_batch(QueueUrl=QueueUrl, Entries=in_flight)
+        for entry in in_flight:
+            if entry["VisibilityTimeout"] == 0:
+                del self.until[entry["ReceiptHandle"]]
+            else:
+                self.until[entry["ReceiptHandle"]] = self.now + entry["VisibilityTimeout"]
+                self.extended += 1
+        return {"Successful": [{"Id": entry["Id"]} for entry in in_flight], "Failed": failed}
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+        for entry in Entries:
+            self.until.pop(entry["ReceiptHandle"], None)
+        return self.sqs.delete_message_batch(QueueUrl=QueueUrl, Entries=Entries)
+
+
+def simulated(stack, monkeypatch: pytest.MonkeyPatch, step_s: float) -> SimulatedHolds:
+    sqs = SimulatedHolds(stack.sqs, step_s)
+    monkeypatch.setattr(dlq, "clock", sqs.clock)
+    return sqs
+
+
+def test_a_look_longer_than_one_hold_lists_every_message_once(stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each receive takes 20 s here: a hold (HOLD_SECONDS, 60 s) lasts three receives, fewer than the look
+    needs. The look extends its holds before they end, so nothing comes back in its way; every message
+    is listed once and nothing is left locked."""
+    fill_dlq(stack, FORTY_FOUR)
+    sqs = simulated(stack, monkeypatch, step_s=dlq.HOLD_SECONDS / 3)
+    seen = dlq.inspect(sqs, stack.dlq_url, 1000)
+    assert sqs.now > dlq.HOLD_SECONDS  # the look outlasted one hold
+    assert sqs.extended and sqs.expired == 0  # holds were extended, none ran out
+    ids = [letter.message_id for letter in seen.letters]
+    assert len(ids) == len(set(ids)) == 44 and seen.missing == 0
+    assert queue_counts(stack, stack.dlq_url) == (44, 0)
+
+
+def test_holds_that_run_out_anyway_end_the_look_with_what_it_saw_once(stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receive that takes longer than a hold (70 s): every message is visible again at the next receive,
+    and the same ten come back each time. The look stops (no endless loop), lists each message it saw
+    once, says how many it could not see, and leaves nothing locked."""
+    fill_dlq(stack, FORTY_FOUR)
+    sqs = simulated(stack, monkeypatch, step_s=dlq.HOLD_SECONDS + 10)
+    seen = dlq.inspect(sqs, stack.dlq_url, 1000)
+    assert sqs.expired and len(sqs.returned) > len(set(sqs.returned))  # holds ran out and messages came back
+    ids = [letter.message_id for letter in seen.letters]
+    assert len(ids) == len(set(ids)) and seen.missing == 44 - len(ids) > 0
+    assert queue_counts(stack, stack.dlq_url) == (44, 0)
+
+
+def test_a_redrive_longer_than_one_hold_moves_every_message_once(stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill_dlq(stack, FORTY_FOUR)
+    sqs = simulated(stack, monkeypatch, step_s=dlq.HOLD_SECONDS / 3)
+    result = dlq.redrive(sqs, stack.dlq_url, stack.events_url, limit=None, dry_run=True)
+    assert sqs.now > dlq.HOLD_SECONDS and sqs.extended and sqs.expired == 0
+    assert len({letter.message_id for letter in result.moved}) == len(result.moved) == 44
+    assert queue_counts(stack, stack.dlq_url) == (44, 0)
+    sqs = simulated(stack, monkeypatch, step_s=dlq.HOLD_SECONDS / 3)
+    result = dlq.redrive(sqs, stack.dlq_url, stack.events_url, limit=None, dry_run=False)
+    assert len({letter.message_id for letter in result.moved}) == len(result.moved) == 44 and not result.failed
+    assert stack.depth(stack.dlq_url) == 0 and stack.depth(stack.events_url) == 44

@@ -36,9 +36,14 @@ from chat_analytics_ops.report import plural
 from chat_analytics_ops.validation import validate_body
 
 HOLD_SECONDS = 60  # how long a received message stays locked while we work on it
+# A look longer than that extends the holds it still needs once less than this is left of them.
+EXTEND_BEFORE_SECONDS = HOLD_SECONDS / 2
 # Long poll: short polls of a FIFO queue may miss messages; tests set 0. SQS holds the answer up to this
 # long, so it must stay well below timeouts.READ_TIMEOUT_S (a test holds them apart).
 RECEIVE_WAIT_SECONDS = 1
+# How often one FIFO group is released and received again to see the messages held back behind it
+# (more than once only when a full receive cut it again: holds running out during a long look).
+MAX_TRIES_PER_GROUP = 5
 EXCERPT_CHARS = 100
 FIELD_EXCERPT_CHARS = 32  # a question or reasoning is cut to this inside the excerpt
 EXCERPT_FIRST = ("eventType", "query", "matchType", "matchScore", "reasoning")
@@ -200,10 +205,24 @@ def _receive(sqs: Any, url: str, count: int) -> list[dict[str, Any]]:
 
 def release(sqs: Any, url: str, receipts: list[str]) -> None:
     """Make received messages visible again at once (visibility 0), ten per request."""
+    _change_visibility(sqs, url, receipts, 0)
+
+
+def _change_visibility(sqs: Any, url: str, receipts: list[str], seconds: int) -> set[str]:
+    """ChangeMessageVisibilityBatch, ten per request; returns the receipt handles SQS refused (e.g. a
+    message whose hold already ran out is not in flight any more)."""
+    refused: set[str] = set()
     for start in range(0, len(receipts), 10):
         chunk = receipts[start : start + 10]
-        entries = [{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0} for i, handle in enumerate(chunk)]
-        sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+        entries = [{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds} for i, handle in enumerate(chunk)]
+        response = sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+        refused.update(chunk[int(item["Id"])] for item in response.get("Failed", []))
+    return refused
+
+
+def clock() -> float:
+    """The clock holds are timed by (tests replace it with a simulated one)."""
+    return time.monotonic()
 
 
 class Receiver:
@@ -219,8 +238,10 @@ class Receiver:
     second one is never returned while the first is held: ``recover_tails`` makes such a group visible
     again on its own, and the next receive returns its messages together.
 
-    A message returned again (its hold ran out during a long run) is held again under its new receipt
-    handle and not counted twice.
+    A look longer than ``HOLD_SECONDS`` extends the holds it still needs before they run out
+    (``ChangeMessageVisibility``, once less than ``EXTEND_BEFORE_SECONDS`` is left), so the messages it
+    has seen do not come back in its way. A message returned again anyway (its hold ran out, e.g. one
+    call took longer than the hold) is held again under its new receipt handle and not counted twice.
     """
 
     def __init__(self, sqs: Any, url: str) -> None:
@@ -228,8 +249,10 @@ class Receiver:
         self.url = url
         self.letters: dict[str, DeadLetter] = {}  # every message seen, in the order first received
         self.handles: dict[str, str] = {}  # the messages held now: MessageId -> latest receipt handle
+        self.held_until: dict[str, float] = {}  # MessageId -> when its hold ends, on ``clock()``
         self.groups: dict[str, list[str]] = {}  # MessageGroupId -> its messages seen, in order
         self.cut: list[str] = []  # groups a full receive may have cut, the last group of each batch first
+        self._cuts: dict[str, int] = {}  # how many full receives each of them came in
         self.receives = 0
         self._stale = 0  # messages received again, and nothing new, since the last new one
         self._last_count = 0
@@ -237,6 +260,8 @@ class Receiver:
     def receive(self, count: int) -> list[DeadLetter]:
         """One receive of up to ``count`` (at most 10); returns the messages not seen before, in order."""
         requested = max(1, min(10, count))
+        self._extend_holds()
+        started = clock()
         messages = _receive(self.sqs, self.url, requested)
         self.receives += 1
         self._last_count = len(messages)
@@ -245,6 +270,7 @@ class Receiver:
         for message in messages:
             message_id = message["MessageId"]
             self.handles[message_id] = message["ReceiptHandle"]
+            self.held_until[message_id] = started + HOLD_SECONDS
             if message_id in self.letters:
                 continue
             letter = to_dead_letter(message, now_ms)
@@ -253,9 +279,10 @@ class Receiver:
                 self.groups.setdefault(letter.group_id, []).append(message_id)
             fresh.append(letter)
         if len(messages) >= requested:
-            for message in reversed(messages):
-                group = message.get("Attributes", {}).get("MessageGroupId")
-                if group is not None and group not in self.cut:
+            batch_groups = [message.get("Attributes", {}).get("MessageGroupId") for message in reversed(messages)]
+            for group in dict.fromkeys(group for group in batch_groups if group is not None):
+                self._cuts[group] = self._cuts.get(group, 0) + 1
+                if group not in self.cut:
                     self.cut.append(group)
         if fresh:
             self._stale = 0
@@ -269,34 +296,65 @@ class Receiver:
         return self._last_count == 0 or self._stale > len(self.handles)
 
     def forget(self, message_id: str) -> None:
-        """A message deleted from the queue: nothing to release."""
+        """A message deleted from the queue (or visible again): nothing to release."""
         self.handles.pop(message_id, None)
+        self.held_until.pop(message_id, None)
+
+    def _extend_holds(self) -> None:
+        """Extend the holds that end within ``EXTEND_BEFORE_SECONDS``; a hold SQS says has already ended is
+        forgotten (the message is visible again: a later receive returns it and it is held again)."""
+        now = clock()
+        due = [message_id for message_id in self.handles if self.held_until.get(message_id, now) - now < EXTEND_BEFORE_SECONDS]
+        if not due:
+            return
+        handles = [self.handles[message_id] for message_id in due]
+        refused = _change_visibility(self.sqs, self.url, handles, HOLD_SECONDS)
+        for message_id, handle in zip(due, handles, strict=True):
+            if handle in refused:
+                self.forget(message_id)
+            else:
+                self.held_until[message_id] = now + HOLD_SECONDS
 
     def recover_tails(self, enough: Callable[[], bool], take: Callable[[list[DeadLetter]], None] | None = None) -> None:
         """Until ``enough()``: one group at a time, release the messages of a group held here and receive
-        again, so that SQS returns that group's messages together, the ones held back included.
+        until they are back, so that SQS returns that group's messages together, the ones held back
+        included. ``take`` gets each receive's new messages.
 
         The groups a full receive may have cut come first (the last group of each full batch first: a
-        receive returns a group's messages together); then every other group still held. ``take``
-        gets each receive's new messages."""
-        tried: set[str] = set()
+        receive returns a group's messages together), then every other group still held, each once; a
+        group cut again (the receive that returned it was full again) is tried again, up to
+        ``MAX_TRIES_PER_GROUP`` times."""
+        tries: dict[str, int] = {}
         while not enough():
-            group = next((g for g in [*self.cut, *self.groups] if g not in tried and self._held(g)), None)
+            group = self._next_group(tries)
             if group is None:
                 return
-            tried.add(group)
+            tries[group] = tries.get(group, 0) + 1
             held = self._held(group)
-            release(self.sqs, self.url, [self.handles.pop(message_id) for message_id in held])
-            fresh = self.receive(10)
-            if take is not None:
-                take(fresh)
+            release(self.sqs, self.url, [self.handles[message_id] for message_id in held])
+            for message_id in held:
+                self.forget(message_id)
+            self._stale = 0
+            while True:
+                fresh = self.receive(10)
+                if take is not None:
+                    take(fresh)
+                if enough() or self._held(group) or self.exhausted():
+                    break
+
+    def _next_group(self, tries: dict[str, int]) -> str | None:
+        """The next group to release: one cut since its last try, else one never tried; only groups held here."""
+        for group in self.cut:
+            if self._cuts[group] > tries.get(group, 0) and tries.get(group, 0) < MAX_TRIES_PER_GROUP and self._held(group):
+                return group
+        return next((group for group in self.groups if group not in tries and self._held(group)), None)
 
     def _held(self, group: str) -> list[str]:
         return [message_id for message_id in self.groups.get(group, []) if message_id in self.handles]
 
     def release_all(self) -> None:
         """Make every held message visible again (best effort: they come back by themselves after HOLD_SECONDS)."""
-        handles, self.handles = list(self.handles.values()), {}
+        handles, self.handles, self.held_until = list(self.handles.values()), {}, {}
         if handles:
             with contextlib.suppress(ClientError, BotoCoreError):
                 release(self.sqs, self.url, handles)
