@@ -20,19 +20,28 @@ class ChatAnalyticsStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs) -> None:
         super().__init__(scope, construct_id, stack_name=settings.stack_name, **kwargs)
         self.settings = settings
-        prod = settings.is_production
-
+        # In this order: each construct takes what the ones before it made (the processor the lake's stream,
+        # monitoring the processor's function); the template lists the resources in the order they are created.
         self.queues = EventQueues(
             self,
             "Queues",
             EventQueuesProps(
                 name_prefix=settings.stack_name,
                 processor_timeout_s=settings.processor_timeout_s,
-                retain_dead_letters=prod,
+                retain_dead_letters=settings.is_production,
             ),
         )
-        self.table = EventTable(self, "Events", EventTableProps(protect_data=prod))
-        self.lake = EventLake(
+        self.table = EventTable(self, "Events", EventTableProps(protect_data=settings.is_production))
+        self.lake = self._lake(settings)
+        self.processor = self._processor(settings)
+        self.producer = self._producer(settings)
+        self.monitoring = self._monitoring(settings)
+        self._outputs()
+        self._acknowledge_nag_findings()
+
+    def _lake(self, settings: Settings) -> EventLake:
+        """The event lake, before the processor: the processor's role and environment name the lake's stream."""
+        return EventLake(
             self,
             "Lake",
             EventLakeProps(
@@ -42,12 +51,15 @@ class ChatAnalyticsStack(Stack):
                 database_name=settings.lake_database_name,
                 log_retention_days=settings.log_retention_days,
                 buffer_interval_s=900,
-                protect_data=prod,
+                protect_data=settings.is_production,
                 lake_formation=settings.lake_formation,
                 report_reader_principal_arns=settings.report_reader_principal_arns,
             ),
         )
-        self.processor = Processor(
+
+    def _processor(self, settings: Settings) -> Processor:
+        """The processor, wired to the resources it alone may touch: the events queue, the table, the lake's stream."""
+        return Processor(
             self,
             "Processor",
             ProcessorProps(
@@ -60,13 +72,16 @@ class ChatAnalyticsStack(Stack):
                 log_retention_days=settings.log_retention_days,
                 table_retention_days=settings.table_retention_days,
                 metrics_namespace=settings.metrics_namespace,
-                retain_logs=prod,
+                retain_logs=settings.is_production,
                 lake_stream_name=self.lake.stream_name,
                 lake_stream_arn=self.lake.stream_arn,
                 powertools_layer=settings.powertools_layer,
             ),
         )
-        self.producer = ProducerAccess(
+
+    def _producer(self, settings: Settings) -> ProducerAccess:
+        """The edge producer's credentials: send to the events queue, from the settings' CIDRs, in one named secret."""
+        return ProducerAccess(
             self,
             "Producer",
             ProducerAccessProps(
@@ -76,12 +91,15 @@ class ChatAnalyticsStack(Stack):
                 source_cidrs=settings.producer_source_cidrs,
             ),
         )
-        self.monitoring = Monitoring(
+
+    def _monitoring(self, settings: Settings) -> Monitoring:
+        """Monitoring last: its alarms and dashboard watch the queues, the processor and the lake's stream."""
+        return Monitoring(
             self,
             "Monitoring",
             MonitoringProps(
                 name_prefix=settings.stack_name,
-                retain_topic_key=prod,
+                retain_topic_key=settings.is_production,
                 events_queue=self.queues.events_queue,
                 dead_letter_queue=self.queues.dead_letter_queue,
                 function=self.processor.function,
@@ -95,6 +113,9 @@ class ChatAnalyticsStack(Stack):
             ),
         )
 
+    def _outputs(self) -> None:
+        """What the operations CLI, the local stack and a person read after a deploy, by output name (no secret:
+        the producer's key is only in its secret)."""
         outputs = {
             "EventsQueueUrl": self.queues.events_queue.queue_url,
             "DeadLetterQueueUrl": self.queues.dead_letter_queue.queue_url,
@@ -114,7 +135,6 @@ class ChatAnalyticsStack(Stack):
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
-        self._acknowledge_nag_findings()
 
     def _acknowledge_nag_findings(self) -> None:
         """Each cdk-nag finding we accept, with the reason it does not apply here."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
+
+from stacks.cdk_helpers import retain_if
 
 PARTITION_KEY = "requestId"
 DAY_INDEX = "byDay"
@@ -53,7 +54,7 @@ class EventTable(Construct):
             time_to_live_attribute=TTL_ATTRIBUTE,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             deletion_protection=props.protect_data,
-            removal_policy=RemovalPolicy.RETAIN if props.protect_data else RemovalPolicy.DESTROY,
+            removal_policy=retain_if(props.protect_data),
         )
         self.events_table.add_global_secondary_index(
             index_name=DAY_INDEX,

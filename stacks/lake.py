@@ -46,7 +46,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.processor import log_retention
+from stacks.cdk_helpers import log_group
 
 # Folders of the lake bucket. Firehose writes requests/ and errors/; Athena writes athena-results/.
 REQUESTS_PREFIX = "requests/"
@@ -122,11 +122,29 @@ class EventLake(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: EventLakeProps) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.database_name = props.database_name
         self.table_name = TABLE_NAME
+        self.lake_formation_grants: list[lakeformation.CfnPrincipalPermissions] = []
+        # In this order: each step uses what the ones before it made, and the template lists the
+        # resources in the order they are created.
+        self.lake_bucket = self._bucket(props)
+        self.lake_database, self.lake_table = self._catalog(props)
+        self.log_group, self.log_stream, log_stream_arn = self._delivery_logs(props)
+        self.delivery_role = self._delivery_role(log_stream_arn)
+        self.delivery_stream = self._delivery_stream(props)
+        # The stream's Ref (its name): what refers to it waits for it to exist.
+        self.stream_name = self.delivery_stream.ref
+        self.stream_arn = self.delivery_stream.attr_arn
+        self.work_group = self._work_group(props)
+        self.report_reader_policy = self._report_reader_policy(props)
+        if props.lake_formation:
+            self._report_reader_grants(props.report_reader_principal_arns)
 
-        self.lake_bucket = s3.Bucket(
+    def _bucket(self, props: EventLakeProps) -> s3.Bucket:
+        """The one bucket of the lake: Firehose's rows and errors and Athena's results, each folder expiring on
+        its own (rows with the table's items, results after a week), so that nothing in it outlives its use
+        and a retained bucket empties itself (the class's docstring)."""
+        bucket = s3.Bucket(
             self,
             "Bucket",
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -141,10 +159,15 @@ class EventLake(Construct):
                 s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
             ],
         )
-        bucket_name = self.lake_bucket.bucket_name
-        self.requests_location = f"s3://{bucket_name}/{REQUESTS_PREFIX}"
+        self.requests_location = f"s3://{bucket.bucket_name}/{REQUESTS_PREFIX}"
+        return bucket
 
-        self.lake_database = glue.CfnDatabase(
+    def _catalog(self, props: EventLakeProps) -> tuple[glue.CfnDatabase, glue.CfnTable]:
+        """The Glue database and the ``requests`` table: the one schema both Firehose's Parquet conversion and
+        Athena read, with the day partitions found by projection (no crawler, no ``MSCK REPAIR``). Also the
+        catalog ARNs (``glue_resources``) that the delivery role and the report reader policy may read."""
+        stack = Stack.of(self)
+        database = glue.CfnDatabase(
             self,
             "Database",
             catalog_id=stack.account,
@@ -152,11 +175,11 @@ class EventLake(Construct):
                 name=props.database_name, description=f"{props.name_prefix}: the event lake (one row per stored request state)"
             ),
         )
-        self.lake_table = glue.CfnTable(
+        table = glue.CfnTable(
             self,
             "Table",
             catalog_id=stack.account,
-            database_name=self.lake_database.ref,
+            database_name=database.ref,
             table_input=glue.CfnTable.TableInputProperty(
                 name=TABLE_NAME,
                 description="Request rows written by Kinesis Data Firehose as Parquet, one folder per arrival day (UTC)",
@@ -186,30 +209,33 @@ class EventLake(Construct):
                 ),
             ),
         )
-
         catalog_arn = stack.format_arn(service="glue", resource="catalog")
         database_arn = stack.format_arn(service="glue", resource="database", resource_name=props.database_name)
         self.table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{props.database_name}/{TABLE_NAME}")
-        glue_resources = [catalog_arn, database_arn, self.table_arn]
+        self.glue_resources = [catalog_arn, database_arn, self.table_arn]
+        return database, table
 
-        self.log_group = logs.LogGroup(
-            self,
-            "DeliveryLogGroup",
-            retention=log_retention(props.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if props.protect_data else RemovalPolicy.DESTROY,
+    def _delivery_logs(self, props: EventLakeProps) -> tuple[logs.LogGroup, logs.LogStream, str]:
+        """Firehose's log group and its one log stream, made by the stack: Firehose writes delivery and conversion
+        errors there but creates neither, and a role that may write only this stream needs its ARN (returned)."""
+        group = log_group(self, "DeliveryLogGroup", retention_days=props.log_retention_days, retain=props.protect_data)
+        stream = logs.LogStream(
+            self, "DeliveryLogStream", log_group=group, log_stream_name=LOG_STREAM_NAME, removal_policy=RemovalPolicy.DESTROY
         )
-        self.log_stream = logs.LogStream(
-            self, "DeliveryLogStream", log_group=self.log_group, log_stream_name=LOG_STREAM_NAME, removal_policy=RemovalPolicy.DESTROY
-        )
-        log_stream_arn = stack.format_arn(
+        stream_arn = Stack.of(self).format_arn(
             service="logs",
             resource="log-group",
-            resource_name=f"{self.log_group.log_group_name}:log-stream:{LOG_STREAM_NAME}",
+            resource_name=f"{group.log_group_name}:log-stream:{LOG_STREAM_NAME}",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
+        return group, stream, stream_arn
 
-        # Inline policies: they exist before the stream does, so Firehose's first delivery is authorized.
-        self.delivery_role = iam.Role(
+    def _delivery_role(self, log_stream_arn: str) -> iam.Role:
+        """Firehose's role, narrower than the L2 destination's (the module's docstring): write and read back under
+        ``requests/`` and ``errors/``, read the one Glue table, write the one log stream. Inline policies: they
+        exist before the stream does, so Firehose's first delivery is authorized."""
+        stack = Stack.of(self)
+        return iam.Role(
             self,
             "DeliveryRole",
             description="Lake delivery stream: write Parquet under requests/ and errors/, read the Glue table, write its log stream",
@@ -235,7 +261,7 @@ class EventLake(Construct):
                         iam.PolicyStatement(
                             sid="LakeSchema",
                             actions=["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
-                            resources=glue_resources,
+                            resources=self.glue_resources,
                         ),
                         iam.PolicyStatement(sid="DeliveryLogs", actions=["logs:PutLogEvents"], resources=[log_stream_arn]),
                     ]
@@ -243,6 +269,11 @@ class EventLake(Construct):
             },
         )
 
+    def _delivery_stream(self, props: EventLakeProps) -> firehose.CfnDeliveryStream:
+        """The DirectPut stream that turns the processor's JSON lines into Parquet through the Glue table. It is
+        created after what Firehose checks at creation (the role, the log stream, and with Lake Formation the
+        role's table grant), so a first deploy does not fail on a missing one."""
+        stack = Stack.of(self)
         cfn_stream = firehose.CfnDeliveryStream(
             self,
             "DeliveryStream",
@@ -291,17 +322,16 @@ class EventLake(Construct):
         # role (its policy is inline: one resource) before Firehose is asked to assume it.
         cfn_stream.node.add_dependency(self.log_stream)
         cfn_stream.node.add_dependency(self.delivery_role)
-        self.lake_formation_grants: list[lakeformation.CfnPrincipalPermissions] = []
         if props.lake_formation:
             delivery_grant = self._grant("DeliveryRoleTableGrant", self.delivery_role.role_arn, ["DESCRIBE"], table=True)
             # Firehose reads the table's schema when the stream is created: the grant comes first.
             cfn_stream.node.add_dependency(delivery_grant)
-        self.delivery_stream = cfn_stream
-        # The stream's Ref (its name): what refers to it waits for it to exist.
-        self.stream_name = cfn_stream.ref
-        self.stream_arn = cfn_stream.attr_arn
+        return cfn_stream
 
-        self.work_group = athena.CfnWorkGroup(
+    def _work_group(self, props: EventLakeProps) -> athena.CfnWorkGroup:
+        """The Athena workgroup every report query runs in: its settings are enforced (a client cannot lift the
+        per-query scan cutoff or move the results), and its results go to ``athena-results/``, which expires."""
+        work_group = athena.CfnWorkGroup(
             self,
             "WorkGroup",
             name=props.name_prefix,
@@ -314,17 +344,20 @@ class EventLake(Construct):
                 bytes_scanned_cutoff_per_query=props.scan_limit_bytes,
                 engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version="Athena engine version 3"),
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
-                    output_location=f"s3://{bucket_name}/{ATHENA_RESULTS_PREFIX}",
+                    output_location=f"s3://{self.lake_bucket.bucket_name}/{ATHENA_RESULTS_PREFIX}",
                     encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3"),
                 ),
             ),
         )
-        self.work_group_arn = stack.format_arn(service="athena", resource="workgroup", resource_name=props.name_prefix)
-        self.report_reader_policy = self._report_reader_policy(props, glue_resources)
-        if props.lake_formation:
-            for index, principal_arn in enumerate(props.report_reader_principal_arns, start=1):
-                self._grant(f"ReportReader{index}DatabaseGrant", principal_arn, ["DESCRIBE"], table=False)
-                self._grant(f"ReportReader{index}TableGrant", principal_arn, ["DESCRIBE", "SELECT"], table=True)
+        self.work_group_arn = Stack.of(self).format_arn(service="athena", resource="workgroup", resource_name=props.name_prefix)
+        return work_group
+
+    def _report_reader_grants(self, principal_arns: tuple[str, ...]) -> None:
+        """With Lake Formation, IAM alone does not let a report reader query the table: each named principal also
+        gets DESCRIBE on the database and SELECT + DESCRIBE on the table (what an Athena query needs)."""
+        for index, principal_arn in enumerate(principal_arns, start=1):
+            self._grant(f"ReportReader{index}DatabaseGrant", principal_arn, ["DESCRIBE"], table=False)
+            self._grant(f"ReportReader{index}TableGrant", principal_arn, ["DESCRIBE", "SELECT"], table=True)
 
     def _grant(
         self, construct_id: str, principal_arn: str, permissions: list[str], *, table: bool
@@ -353,7 +386,7 @@ class EventLake(Construct):
         self.lake_formation_grants.append(grant)
         return grant
 
-    def _report_reader_policy(self, props: EventLakeProps, glue_resources: list[str]) -> iam.ManagedPolicy:
+    def _report_reader_policy(self, props: EventLakeProps) -> iam.ManagedPolicy:
         """What ``chat-analytics report --engine athena`` needs, statement by statement from Athena's pages:
         run and read queries in the one workgroup, read the table's definition from the Glue catalog
         (https://docs.aws.amazon.com/athena/latest/ug/managed-policies.html), read the rows, and locate,
@@ -384,7 +417,7 @@ class EventLake(Construct):
                 iam.PolicyStatement(
                     sid="ReadTheTableDefinition",
                     actions=["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
-                    resources=glue_resources,
+                    resources=self.glue_resources,
                 ),
                 iam.PolicyStatement(sid="ReadTheRows", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{REQUESTS_PREFIX}*")]),
                 iam.PolicyStatement(

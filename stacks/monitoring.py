@@ -64,6 +64,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
+from stacks.cdk_helpers import retain_if
+
 ONE_MINUTE = Duration.minutes(1)
 FIVE_MINUTES = Duration.minutes(5)
 PROCESSOR_METRICS = ("QueryEvents", "ResponseEvents", "InvalidEvents")
@@ -136,27 +138,37 @@ class Monitoring(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: MonitoringProps) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.alarm_name_prefix = f"{props.name_prefix}-"
-        self.alarm_arn_prefix = stack.format_arn(
+        self.alarm_arn_prefix = Stack.of(self).format_arn(
             service="cloudwatch", resource="alarm", resource_name=self.alarm_name_prefix, arn_format=ArnFormat.COLON_RESOURCE_NAME
         )
-        # This stack's alarms, as CloudWatch names itself when it calls SNS and KMS for them.
+        # In this order: the alarms notify the topic, the recovery alarms watch the rule, the dashboard shows
+        # them all; the template lists the resources in the order they are created.
+        self.alarms: dict[str, cloudwatch.Alarm] = {}  # by name, without the prefix; _alarm adds each
+        self.topic_key, self.alarm_topic = self._alarm_topic(props)
+        self._pipeline_alarms(props)
+        self._lake_alarms(props)
+        self.recovery_rule = self._recovery_rule(props.name_prefix)
+        self._recovery_alarms()
+        self.dashboard = self._dashboard(props)
+
+    def _alarm_topic(self, props: MonitoringProps) -> tuple[kms.Key, sns.Topic]:
+        """The topic the alarms notify and its key. A topic policy replaces SNS's default one and CloudWatch cannot
+        use the AWS-managed aws/sns key, so both grant CloudWatch explicitly, for this stack's alarms only
+        (``aws:SourceAccount``, ``aws:SourceArn``: the module's docstring)."""
         alarms_of_this_stack = {
-            "StringEquals": {"aws:SourceAccount": stack.account},
+            "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
             "ArnLike": {"aws:SourceArn": self.alarm_arn_prefix + "*"},
         }
-        # CloudWatch cannot publish to a topic encrypted with the AWS-managed aws/sns key,
-        # so the topic gets a customer-managed key that lets CloudWatch use it.
-        self.topic_key = kms.Key(
+        key = kms.Key(
             self,
             "TopicKey",
             description="Encrypts the analytics alarm topic",
             enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN if props.retain_topic_key else RemovalPolicy.DESTROY,
+            removal_policy=retain_if(props.retain_topic_key),
             pending_window=Duration.days(7),
         )
-        self.topic_key.add_to_resource_policy(
+        key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToUseTheKey",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
@@ -165,95 +177,95 @@ class Monitoring(Construct):
                 conditions=alarms_of_this_stack,
             )
         )
-        self.alarm_topic = sns.Topic(self, "AlarmTopic", master_key=self.topic_key, enforce_ssl=True)
-        self.alarm_topic.add_to_resource_policy(
+        topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
+        topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["sns:Publish"],
-                resources=[self.alarm_topic.topic_arn],
+                resources=[topic.topic_arn],
                 conditions=alarms_of_this_stack,
             )
         )
         if props.alarm_email:
-            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(props.alarm_email))
+            topic.add_subscription(subscriptions.EmailSubscription(props.alarm_email))
+        return key, topic
 
+    def _pipeline_alarms(self, props: MonitoringProps) -> None:
+        """Five alarms on the path every event takes (queue, dead-letter queue, processor): each one means events
+        wait, fail or are about to, and the runbook has a section per alarm name."""
         processor_timeout_ms = props.processor_timeout_s * 1000
-        self.alarms = {
-            "OldestMessageAge": self._alarm(
-                "OldestMessageAgeAlarm",
-                props.events_queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
-                threshold=props.oldest_message_age_threshold_s,
-                description=f"Events wait more than {props.oldest_message_age_threshold_s} s in the queue: the processor is stuck or too slow",
-            ),
-            "DeadLetters": self._alarm(
-                "DeadLettersAlarm",
-                props.dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
-                threshold=0,
-                description="Events failed 3 times and are in the dead-letter queue",
-            ),
-            "ProcessorErrors": self._alarm(
-                "ProcessorErrorsAlarm",
-                props.function.metric_errors(period=ONE_MINUTE, statistic="Sum"),
-                threshold=0,
-                description="The processor Lambda raised (whole batches are being retried)",
-            ),
-            "ProcessorThrottles": self._alarm(
-                "ProcessorThrottlesAlarm",
-                props.function.metric_throttles(period=ONE_MINUTE, statistic="Sum"),
-                threshold=0,
-                description="The processor Lambda is throttled",
-            ),
-            "ProcessorDuration": self._alarm(
-                "ProcessorDurationAlarm",
-                props.function.metric_duration(period=ONE_MINUTE, statistic="p99"),
-                threshold=int(processor_timeout_ms * 0.8),
-                description="The processor's p99 duration is above 80% of its timeout",
-            ),
-        }
-        self.alarms.update(
-            {
-                "LakeDeliveryFailures": self._alarm(
-                    "LakeDeliveryFailuresAlarm",
-                    self._own(props, "LakeDeliveryFailures"),
-                    threshold=1,
-                    comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    description="The processor could not send lake rows to Firehose (their records are retried through SQS)",
-                ),
-                "LakeFreshness": self._alarm(
-                    "LakeFreshnessAlarm",
-                    self._firehose(props, "DeliveryToS3.DataFreshness", "Maximum"),
-                    threshold=LAKE_FRESHNESS_THRESHOLD_S,
-                    description=f"The oldest lake row in Firehose is older than {LAKE_FRESHNESS_THRESHOLD_S} s: deliveries to S3 are failing or late",
-                ),
-                "LakeConversionFailures": self._alarm(
-                    "LakeConversionFailuresAlarm",
-                    self._firehose(props, "FailedConversion.Records", "Sum"),
-                    threshold=1,
-                    comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    description="Firehose could not convert lake rows to Parquet; they are under errors/ in the lake bucket",
-                ),
-            }
+        self._alarm(
+            "OldestMessageAge",
+            props.events_queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
+            threshold=props.oldest_message_age_threshold_s,
+            description=f"Events wait more than {props.oldest_message_age_threshold_s} s in the queue: the processor is stuck or too slow",
         )
-        self.recovery_rule = self._recovery_rule(props.name_prefix)
-        self.alarms.update(
-            {
-                "RecoveryFailedInvocations": self._alarm(
-                    "RecoveryFailedInvocationsAlarm",
-                    self._recovery_failures(),
-                    threshold=1,
-                    comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    description="EventBridge could not publish an alarm-recovered notice to the alarm topic (it is retried, then dead-lettered)",
-                ),
-                "RecoveryDeadLetters": self._alarm(
-                    "RecoveryDeadLettersAlarm",
-                    self.recovery_dead_letter_queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"),
-                    threshold=0,
-                    description="Alarm-recovered notices EventBridge gave up publishing are in the recovery dead-letter queue",
-                ),
-            }
+        self._alarm(
+            "DeadLetters",
+            props.dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
+            threshold=0,
+            description="Events failed 3 times and are in the dead-letter queue",
         )
-        self.dashboard = self._dashboard(props)
+        self._alarm(
+            "ProcessorErrors",
+            props.function.metric_errors(period=ONE_MINUTE, statistic="Sum"),
+            threshold=0,
+            description="The processor Lambda raised (whole batches are being retried)",
+        )
+        self._alarm(
+            "ProcessorThrottles",
+            props.function.metric_throttles(period=ONE_MINUTE, statistic="Sum"),
+            threshold=0,
+            description="The processor Lambda is throttled",
+        )
+        self._alarm(
+            "ProcessorDuration",
+            props.function.metric_duration(period=ONE_MINUTE, statistic="p99"),
+            threshold=int(processor_timeout_ms * 0.8),
+            description="The processor's p99 duration is above 80% of its timeout",
+        )
+
+    def _lake_alarms(self, props: MonitoringProps) -> None:
+        """Three alarms on the event lake, whose failures the pipeline's alarms do not see (the table is written
+        either way): rows the processor could not send, rows late to S3, rows Firehose could not convert."""
+        self._alarm(
+            "LakeDeliveryFailures",
+            self._own(props, "LakeDeliveryFailures"),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description="The processor could not send lake rows to Firehose (their records are retried through SQS)",
+        )
+        self._alarm(
+            "LakeFreshness",
+            self._firehose(props, "DeliveryToS3.DataFreshness", "Maximum"),
+            threshold=LAKE_FRESHNESS_THRESHOLD_S,
+            description=f"The oldest lake row in Firehose is older than {LAKE_FRESHNESS_THRESHOLD_S} s: deliveries to S3 are failing or late",
+        )
+        self._alarm(
+            "LakeConversionFailures",
+            self._firehose(props, "FailedConversion.Records", "Sum"),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description="Firehose could not convert lake rows to Parquet; they are under errors/ in the lake bucket",
+        )
+
+    def _recovery_alarms(self) -> None:
+        """Two alarms on the recovery rule itself: they notify through CloudWatch's grant, not through the rule, so
+        a broken recovery path (failed invocations, notices in its dead-letter queue) still mails."""
+        self._alarm(
+            "RecoveryFailedInvocations",
+            self._recovery_failures(),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description="EventBridge could not publish an alarm-recovered notice to the alarm topic (it is retried, then dead-lettered)",
+        )
+        self._alarm(
+            "RecoveryDeadLetters",
+            self.recovery_dead_letter_queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"),
+            threshold=0,
+            description="Alarm-recovered notices EventBridge gave up publishing are in the recovery dead-letter queue",
+        )
 
     def _recovery_rule(self, name_prefix: str) -> events.Rule:
         """ALARM -> OK transitions of this stack's alarms, published to the topic as one readable line, through
@@ -364,17 +376,19 @@ class Monitoring(Construct):
 
     def _alarm(
         self,
-        construct_id: str,
+        name: str,
         metric: cloudwatch.IMetric,
         *,
         threshold: float,
         description: str,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     ) -> cloudwatch.Alarm:
+        """One alarm, set up as all ten are: named ``<name_prefix>-<name>`` (the prefix the recovery
+        rule and the topic's grants match), one breaching period, no data = healthy, and an action on ALARM only."""
         alarm = cloudwatch.Alarm(
             self,
-            construct_id,
-            alarm_name=self.alarm_name_prefix + construct_id.removesuffix("Alarm"),
+            f"{name}Alarm",
+            alarm_name=self.alarm_name_prefix + name,
             metric=metric,
             threshold=threshold,
             evaluation_periods=1,
@@ -386,9 +400,13 @@ class Monitoring(Construct):
         )
         # ALARM only: an OK action would also fire on a new alarm's INSUFFICIENT_DATA -> OK (see above).
         alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+        self.alarms[name] = alarm
         return alarm
 
     def _dashboard(self, props: MonitoringProps) -> cloudwatch.Dashboard:
+        """Every metric an alarm watches, and those that explain it (traffic, match types, cold starts, the
+        lake's rows in and out), on one page: docs/runbook.md says it shows every metric the runbook names."""
+
         def own(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
             return self._own(props, name, statistic)
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from stacks.settings import LOG_RETENTION_DAYS
+from stacks.cdk_helpers import log_group
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "lambda_src" / "processor"
 BATCH_SIZE = 10
@@ -56,12 +55,7 @@ class Processor(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: ProcessorProps) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "LogGroup",
-            retention=log_retention(props.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if props.retain_logs else RemovalPolicy.DESTROY,
-        )
+        self.log_group = log_group(self, "LogGroup", retention_days=props.log_retention_days, retain=props.retain_logs)
         # A role of our own instead of AWSLambdaBasicExecutionRole: that managed policy lets the
         # function write to any log group in the account.
         self.role = iam.Role(
@@ -116,9 +110,3 @@ class Processor(Construct):
             max_concurrency=props.max_concurrency,
         )
         self.function.add_event_source(self.event_source)
-
-
-def log_retention(days: int) -> logs.RetentionDays:
-    """The ``RetentionDays`` member for a day count that settings already validated."""
-    finite = [member for member in logs.RetentionDays if member is not logs.RetentionDays.INFINITE]
-    return dict(zip(LOG_RETENTION_DAYS, finite, strict=True))[days]

@@ -9,6 +9,8 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.cdk_helpers import retain_if
+
 MAX_RECEIVE_COUNT = 3
 # AWS's guidance for SQS event sources: a visibility timeout of at least six times the function's
 # timeout, so a batch being retried by Lambda is not delivered again mid-run
@@ -83,7 +85,7 @@ class EventQueues(Construct):
                 redrive_permission=sqs.RedrivePermission.BY_QUEUE,
                 source_queues=[sqs.Queue.from_queue_arn(self, "EventsQueueArn", events_queue_arn)],
             ),
-            removal_policy=RemovalPolicy.RETAIN if props.retain_dead_letters else RemovalPolicy.DESTROY,
+            removal_policy=retain_if(props.retain_dead_letters),
         )
         self.events_queue = fifo_queue(
             self,

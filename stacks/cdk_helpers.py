@@ -1,0 +1,27 @@
+"""Helpers the constructs share: stated once here, so that no construct imports another construct's module
+for them (the lake used to import ``log_retention`` from the processor's)."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.settings import LOG_RETENTION_DAYS
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    """The ``RetentionDays`` member for a day count that settings already validated."""
+    finite = [member for member in logs.RetentionDays if member is not logs.RetentionDays.INFINITE]
+    return dict(zip(LOG_RETENTION_DAYS, finite, strict=True))[days]
+
+
+def retain_if(retain: bool) -> RemovalPolicy:
+    """``RETAIN`` when the data (or the key that reads it) must outlive the stack (prod), else ``DESTROY``."""
+    return RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+
+
+def log_group(scope: Construct, construct_id: str, *, retention_days: int, retain: bool) -> logs.LogGroup:
+    """A log group the stack owns, so its retention and its fate on deletion are in the template (one Lambda
+    creates on its first write never expires and is left behind): ``retention_days``, kept when ``retain``."""
+    return logs.LogGroup(scope, construct_id, retention=log_retention(retention_days), removal_policy=retain_if(retain))
