@@ -389,3 +389,47 @@ def test_a_lake_chart_draws_from_the_lake_figures(filled, cli, tmp_path: Path) -
     result = cli("report", "--from", first, "--to", last, "--engine", "duckdb", "--cache", str(tmp_path / "cache"), "--chart", str(chart))
     assert result.code == 0, result.err
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_report_engine_athena_against_a_stack_without_a_working_athena_is_one_line(stack, cli) -> None:
+    """moto's Athena (the local stack's) runs no query and answers each one "SUCCEEDED" with nothing: no
+    rows and no columns. Real Athena describes the columns of every SELECT's result, even one without rows
+    (ResultSetMetadata, https://docs.aws.amazon.com/athena/latest/APIReference/API_ResultSetMetadata.html):
+    an answer without columns is refused instead of printed as a report of zeros."""
+    for argv in ([], ["--json"]):
+        result = cli("report", "--engine", "athena", *argv)
+        assert result.code == 1
+        assert result.out == ""
+        line = result.err.strip()
+        assert "\n" not in line and "Traceback" not in line
+        assert line.startswith("chat-analytics: athena query ") and "without a result (no columns" in line
+        assert "runs no queries" in line and "use --engine duckdb" in line
+
+
+def test_report_engine_athena_in_a_workgroup_that_does_not_exist_is_one_line(stack, cli) -> None:
+    """A stack whose workgroup is gone (or an endpoint without it): Athena (and moto) refuse the query; one
+    line names the workgroup."""
+    boto3.client("athena", region_name=REGION).delete_work_group(WorkGroup=stack.outputs["AthenaWorkGroupName"], RecursiveDeleteOption=True)
+    result = cli("report", "--engine", "athena")
+    assert result.code == 1 and result.out == ""
+    line = result.err.strip()
+    assert "\n" not in line
+    assert line.startswith(f"chat-analytics: athena workgroup {stack.outputs['AthenaWorkGroupName']} not usable at ")
+    assert line.endswith("WorkGroup does not exist (is the stack deployed with its event lake? or use --engine duckdb)")
+
+
+def test_an_athena_answer_without_columns_is_refused_and_one_with_columns_but_no_rows_is_empty() -> None:
+    header_only = [
+        {
+            "ResultSet": {
+                "ResultSetMetadata": {"ColumnInfo": [{"Name": "section", "Type": "varchar"}]},
+                "Rows": [{"Data": [{"VarCharValue": "section"}]}],
+            }
+        }
+    ]
+    engine = lake.AthenaEngine(ScriptedAthena(["SUCCEEDED"], header_only), "wg", "db", sleep=lambda _: None)
+    assert engine.run("SELECT section FROM requests", [])[0] == []  # a real empty result: no rows
+    nothing = [{"ResultSet": {"ResultSetMetadata": {"ColumnInfo": []}, "Rows": []}}]
+    engine = lake.AthenaEngine(ScriptedAthena(["SUCCEEDED"], nothing), "wg", "db", sleep=lambda _: None)
+    with pytest.raises(OpsError, match=r"^athena query q-1 'succeeded' without a result \(no columns"):
+        engine.run("SELECT section FROM requests", [])

@@ -23,7 +23,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from chat_analytics_ops.errors import OpsError
+from botocore.exceptions import ClientError
+
+from chat_analytics_ops.errors import OpsError, error_code
 from chat_analytics_ops.report import Distribution, EngineInfo, Report, RequestTally, today_utc
 
 # (column, Glue type) of the Glue table ``requests``, in its order: the package's copy of
@@ -260,12 +262,21 @@ class AthenaEngine:
 
     def run(self, sql: str, parameters: Sequence[str | int]) -> tuple[list[dict[str, Any]], EngineInfo]:
         started = time.monotonic()
-        query_id = self.athena.start_query_execution(
-            QueryString=sql,
-            QueryExecutionContext={"Database": self.database},
-            WorkGroup=self.work_group,
-            ExecutionParameters=[athena_literal(value) for value in parameters],
-        )["QueryExecutionId"]
+        try:
+            query_id = self.athena.start_query_execution(
+                QueryString=sql,
+                QueryExecutionContext={"Database": self.database},
+                WorkGroup=self.work_group,
+                ExecutionParameters=[athena_literal(value) for value in parameters],
+            )["QueryExecutionId"]
+        except ClientError as error:
+            message = str(error.response.get("Error", {}).get("Message", ""))
+            if error_code(error) == "InvalidRequestException" and "workgroup" in message.lower():
+                raise OpsError(
+                    f"athena workgroup {self.work_group} not usable at {self._endpoint()}: {message}"
+                    " (is the stack deployed with its event lake? or use --engine duckdb)"
+                ) from None
+            raise
         execution = self._wait(query_id, started)
         status = execution["Status"]
         if status["State"] != "SUCCEEDED":
@@ -307,4 +318,17 @@ class AthenaEngine:
                         for (name, convert), text in zip(columns, texts, strict=True)
                     }
                 )
+        if not columns:
+            # Athena describes the columns of every SELECT's result, even one without rows
+            # (https://docs.aws.amazon.com/athena/latest/APIReference/API_ResultSetMetadata.html); an answer
+            # without them comes from an endpoint that runs no queries: moto's Athena in the local stack
+            # answers every query with nothing, which would be a report of zeros.
+            raise OpsError(
+                f"athena query {query_id} 'succeeded' without a result (no columns; every SELECT has them):"
+                f" the Athena at {self._endpoint()} runs no queries (the local moto stack's does not): use --engine duckdb"
+            )
         return rows
+
+    def _endpoint(self) -> str:
+        meta = getattr(self.athena, "meta", None)
+        return str(getattr(meta, "endpoint_url", None) or "this endpoint")
