@@ -7,6 +7,7 @@ the expensive part of an event, so ``log()`` defers them here.
 from __future__ import annotations
 
 import json
+import json.encoder
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ _GROUP_ID = re.compile(r"[!-~]+").fullmatch  # what SQS accepts in a MessageGrou
 
 GroupKey = Callable[[Mapping[str, Any]], str]
 
+# json.dumps(..., separators=(",", ":"), ensure_ascii=False, allow_nan=False), with its encoder built once
+# (json.dumps builds a new JSONEncoder for every call given options).
+_encode_event = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+json_str: Callable[[str], str] = json.encoder.encode_basestring  # a str as json.dumps(..., ensure_ascii=False) writes it
+
 
 class UnsendableEventError(ValueError):
     """The event passed ``log()``'s checks but cannot become an SQS message (not JSON, too large)."""
@@ -44,10 +50,20 @@ class Entry:
     size: int
     entry_id: str = "0"
     settled: bool = False  # counted as sent or failed; set once, by the sender thread only
+    json_after_id: bytes = b""  # request_json(), built on its first use
 
     def as_request(self, entry_id: str) -> dict[str, str]:
         """The ``SendMessageBatch`` entry; ``entry_id`` is unique within one request."""
         return {"Id": entry_id, "MessageBody": self.body, "MessageGroupId": self.group_id, "MessageDeduplicationId": self.deduplication_id}
+
+    def request_json(self) -> bytes:
+        """The entry's JSON in a request after its ``"Id":...,`` (as ``json.dumps`` writes :meth:`as_request`'s dict), built once."""
+        if not self.json_after_id:
+            self.json_after_id = (
+                f'"MessageBody":{json_str(self.body)},"MessageGroupId":{json_str(self.group_id)},'
+                f'"MessageDeduplicationId":{json_str(self.deduplication_id)}}}'
+            ).encode()
+        return self.json_after_id
 
 
 def to_entry(event: dict[str, Any], group_key: GroupKey | None) -> Entry:
@@ -57,7 +73,7 @@ def to_entry(event: dict[str, Any], group_key: GroupKey | None) -> Entry:
     deduplication id) becomes an :class:`UnsendableEventError`: it concerns this event alone.
     """
     try:
-        body = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        body = _encode_event(event)
         size = len(body.encode()) + ENTRY_OVERHEAD_BYTES  # a lone surrogate fails here, not in botocore
     except Exception as error:  # a datetime, a set, NaN or a lone surrogate in an extra field, nesting too deep, ...
         raise UnsendableEventError(f"event is not JSON that SQS accepts: {type(error).__name__}: {error}") from error

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from analytics_producer import lifecycle
-from analytics_producer.batching import MAX_BATCH_ENTRIES, Entry, GroupKey, UnsendableEventError, fits, to_entry
+from analytics_producer.batching import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Entry, GroupKey, UnsendableEventError, to_entry
 from analytics_producer.counters import RateLimiter, Tally
 from analytics_producer.errors import EntryError, LoggerClosedError, error_details, is_retryable
 from analytics_producer.events import InvalidEventError
@@ -35,6 +35,7 @@ log = logging.getLogger("analytics_producer")
 ErrorCallback = Callable[[BaseException, list[dict[str, Any]]], None]
 WARNING_INTERVAL_S = 60.0  # at most one warning a minute per error code (undelivered) or per rule (rejected)
 POLL_INTERVAL_S = 0.002  # how often the sender looks at the buffer while traffic is steady
+_ENTRY_IDS = tuple(str(index) for index in range(MAX_BATCH_ENTRIES))  # an entry's Id: its place in the batch
 
 
 def _entry_id(item: Any) -> str | None:
@@ -391,19 +392,21 @@ class Sender(Door):
         """
         batch: list[Entry] = []
         unsendable: list[tuple[UnsendableEventError, dict[str, Any]]] = []
-        buffer = self.buffer
+        buffer, group_key, batch_size = self.buffer, self.group_key, self.batch_size
+        size = 0  # the batch's bytes, as fits() counts them
         with self.progress:  # flush() and stats() see every event either queued or taken
-            while buffer and len(batch) < self.batch_size:
+            while buffer and len(batch) < batch_size:
                 try:
-                    entry = to_entry(buffer[0], self.group_key)
+                    entry = to_entry(buffer[0], group_key)
                 except Exception as error:  # to_entry turns everything into UnsendableEventError; this is a second net
                     reason = error if isinstance(error, UnsendableEventError) else UnsendableEventError(f"{type(error).__name__}: {error}")
                     unsendable.append((reason, buffer.popleft()))
                     continue
-                if batch and not fits(batch, entry, self.batch_size):
+                if batch and size + entry.size > MAX_BATCH_BYTES:
                     break
                 buffer.popleft()
-                entry.entry_id = str(len(batch))
+                entry.entry_id = _ENTRY_IDS[len(batch)]
+                size += entry.size
                 batch.append(entry)
             self.taken += len(batch) + len(unsendable)
             self.in_flight = len(batch) + len(unsendable)  # the unsendable ones until reported
@@ -428,9 +431,13 @@ class Sender(Door):
                     self.client = self.client_factory()  # after a fork, built lazily in this thread
                 self.requests += 1
                 # Each entry keeps the Id of its place in the first batch, so a retry is easy to follow.
-                response = self.client.send_message_batch(
-                    QueueUrl=self.queue_url, Entries=[entry.as_request(entry.entry_id) for entry in pending]
-                )
+                client = self.client
+                if type(client) is SQSTransport:  # the lean transport takes the entries themselves: no request dicts
+                    response = client.send_entries(self.queue_url, pending)
+                else:
+                    response = client.send_message_batch(
+                        QueueUrl=self.queue_url, Entries=[entry.as_request(entry.entry_id) for entry in pending]
+                    )
             except Exception as raised:
                 if not is_retryable(raised):
                     self._fail(pending, raised)
