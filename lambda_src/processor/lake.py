@@ -39,6 +39,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from store import CallGuard, NoTimeLeft, error_code
+from transport import json_client
 
 # (column, Glue type), in the Glue table's order, which is the order Firehose writes each Parquet file's
 # column chunks in; the CDK app's Glue table is tested against this. Nothing reads by position (Athena
@@ -89,6 +90,8 @@ ITEM_ATTRIBUTES = {
     "response_ingested_at": "responseIngestedAt",
     "response_latency_ms": "responseLatencyMs",
 }
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)  # built once, not per row
+_COLUMN_NAMES = tuple(name for name, _ in LAKE_COLUMNS)
 _DOUBLE_COLUMNS = frozenset(name for name, kind in LAKE_COLUMNS if kind == "double")
 # Characters the report trims from both ends of a question (closing punctuation, quotes, spaces).
 QUESTION_TRIM = " \"'`“”‘’?!.,;:…"
@@ -127,7 +130,7 @@ def _plain(value: dict[str, str], *, double: bool) -> Any:
 
 def lake_row(item: dict[str, dict[str, str]], written_at: int) -> dict[str, Any]:
     """The lake's row for a table item (DynamoDB's ``{"attr": {"S"|"N": ...}}`` form): every column, nulls included."""
-    row: dict[str, Any] = dict.fromkeys(name for name, _ in LAKE_COLUMNS)
+    row: dict[str, Any] = dict.fromkeys(_COLUMN_NAMES)
     for column, attribute in ITEM_ATTRIBUTES.items():
         if attribute in item:
             row[column] = _plain(item[attribute], double=column in _DOUBLE_COLUMNS)
@@ -148,7 +151,7 @@ def _lag(ingested_at: int | None, timestamp: int | None) -> int | None:
 
 def encode(row: dict[str, Any]) -> bytes:
     """One JSON line (Firehose concatenates records; the newline keeps them apart in the file)."""
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+    return _ROW_ENCODER.encode(row).encode("utf-8") + b"\n"
 
 
 @dataclass(frozen=True)
@@ -218,4 +221,4 @@ def sink_from_environment() -> LakeSink | None:
     stream_name = os.environ.get("LAKE_STREAM_NAME")
     if not stream_name:
         return None
-    return LakeSink(boto3.session.Session().client("firehose", config=CLIENT_CONFIG), stream_name)
+    return LakeSink(json_client(boto3.session.Session(), "firehose", CLIENT_CONFIG), stream_name)

@@ -168,6 +168,9 @@ def _extra_value_error(value: Any, depth: int) -> str | None:
     return f"is not a JSON value ({type(value).__name__})"
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}  # each event model's field names
+
+
 class _EventBase(BaseModel):
     """Fields both event types carry, and the bounds on fields neither knows."""
 
@@ -193,8 +196,11 @@ class _EventBase(BaseModel):
     def _check_extra_fields(cls, data: Any) -> Any:
         """Unknown fields are dropped after this check; it is what keeps them within the contract."""
         if isinstance(data, dict):
+            known = _FIELD_NAMES.get(cls)
+            if known is None:  # read once per class: ``model_fields`` is a property that builds a dict
+                known = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
             for key, value in data.items():
-                if key in cls.model_fields:
+                if key in known:
                     continue
                 if not isinstance(key, str) or _SQS_REFUSED.search(key):
                     raise PydanticCustomError("extra_field", "an extra field's name contains a character SQS refuses in a message")

@@ -28,6 +28,7 @@ fits before the caller's deadline, and a retry only when its backoff and one mor
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -42,6 +43,7 @@ from botocore import configprovider
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from models import QueryEvent, ResponseEvent
+from transport import json_client
 
 DEFAULT_RETENTION_DAYS = 30
 T = TypeVar("T")
@@ -286,6 +288,27 @@ _IF_NOT_EXISTS = re.compile(r"^if_not_exists\((#[A-Za-z]+), (:[A-Za-z]+)\)$")
 _DIFFERENCE = re.compile(r"^([#:][A-Za-z]+) - ([#:][A-Za-z]+)$")
 
 
+Clause = tuple[str, str, str, str]  # (target, kind: "keep" | "difference" | "operand", first operand, second operand)
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_clauses(expression: str) -> tuple[Clause, ...]:
+    """The SET clauses of an update expression ``build_update`` wrote. Its expressions come in a few dozen
+    shapes (which fields an event has), so each shape is parsed once, not once per write."""
+    clauses: list[Clause] = []
+    for clause in re.split(r", (?=#)", expression.removeprefix("SET ")):  # every clause starts with its target
+        target, _, source = clause.partition(" = ")
+        if match := _IF_NOT_EXISTS.match(source):
+            clauses.append((target, "keep", match.group(1), match.group(2)))
+        elif match := _DIFFERENCE.match(source):
+            clauses.append((target, "difference", match.group(1), match.group(2)))
+        elif _OPERAND.match(source):
+            clauses.append((target, "operand", source, ""))
+        else:
+            raise ValueError(f"{clause!r} is not a clause build_update writes")
+    return tuple(clauses)
+
+
 def apply_update(old: dict[str, Any], request_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """The item ``arguments`` (from ``build_update``) leave when applied to ``old``, as DynamoDB applies them.
 
@@ -300,22 +323,19 @@ def apply_update(old: dict[str, Any], request_id: str, arguments: dict[str, Any]
         return values[token] if token.startswith(":") else old.get(names[token])
 
     item = {**old, "requestId": {"S": request_id}}
-    expression: str = arguments["UpdateExpression"]
-    for clause in re.split(r", (?=#)", expression.removeprefix("SET ")):  # every clause starts with its target
-        target, _, source = clause.partition(" = ")
-        if match := _IF_NOT_EXISTS.match(source):
-            value = old.get(names[match.group(1)]) or values[match.group(2)]
-        elif match := _DIFFERENCE.match(source):
-            left, right = operand(match.group(1)), operand(match.group(2))
+    for target, kind, first, second in parse_clauses(arguments["UpdateExpression"]):
+        if kind == "keep":
+            value = old.get(names[first]) or values[second]
+        elif kind == "difference":
+            left, right = operand(first), operand(second)
             if left is None or right is None:  # DynamoDB refuses the write; build_update's conditions prevent it
-                raise ValueError(f"{clause!r}: an operand is missing from the item")
+                raise ValueError(f"{target} = {first} - {second}: an operand is missing from the item")
             value = {"N": number_text(Decimal(left["N"]) - Decimal(right["N"]))}
-        elif _OPERAND.match(source):
-            value = operand(source)
-            if value is None:
-                raise ValueError(f"{clause!r}: the attribute is missing from the item")
         else:
-            raise ValueError(f"{clause!r} is not a clause build_update writes")
+            found = operand(first)
+            if found is None:
+                raise ValueError(f"{target} = {first}: the attribute is missing from the item")
+            value = found
         item[names[target]] = value
     return item
 
@@ -432,8 +452,7 @@ def store_from_environment() -> EventStore:
         raise ConfigurationError(f"EVENT_RETENTION_DAYS is not an integer: {raw_days!r}") from None
     if retention_days < 1:
         raise ConfigurationError(f"EVENT_RETENTION_DAYS must be at least 1, not {retention_days}")
-    client = boto3.session.Session().client("dynamodb", config=CLIENT_CONFIG)
-    return EventStore(client, table_name, retention_days)
+    return EventStore(json_client(boto3.session.Session(), "dynamodb", CLIENT_CONFIG), table_name, retention_days)
 
 
 class Provider(Generic[T]):

@@ -38,7 +38,7 @@ ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
-UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_SESSION_TOKEN", "AWS_PROFILE", "POWERTOOLS_METRICS_DISABLED")
+UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_FIREHOSE", "AWS_SESSION_TOKEN", "AWS_PROFILE", "POWERTOOLS_METRICS_DISABLED")
 
 
 @dataclass
@@ -59,7 +59,7 @@ def processor() -> Iterator[Processor]:
         patch.delenv(name, raising=False)
     try:
         with processor_modules() as handler:
-            handler._cold_start = False  # the execution environment is warm; test_processor_handler checks the first invocation
+            vars(handler)["_cold_start"] = False  # the execution environment is warm; test_processor_handler checks the first invocation
             yield Processor(handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"], sys.modules["lake"])
     finally:
         patch.undo()

@@ -1,0 +1,554 @@
+"""DynamoDB's ``UpdateItem`` and Firehose's ``PutRecordBatch`` as signed HTTP requests on kept-alive connections.
+
+botocore's request pipeline (parameter validation, a dozen event hooks, the user agent, a uuid4 per
+call, SigV4 as a generic signer, urllib3) cost the processor about 1 ms of CPU per ``UpdateItem``;
+the wire needs a small part of that (docs/benchmarks/processor.md). ``JsonClient`` sends the service's
+JSON protocol itself: ``POST /`` with ``X-Amz-Target: <targetPrefix>.<Operation>`` and
+``Content-Type: application/x-amz-json-<jsonVersion>``, both read from botocore's service model, the
+body serialized as botocore serializes it (``json.dumps`` with compact separators, blobs in base64),
+signed with SigV4 (``SigV4Signer``: the canonical request botocore's ``SigV4Auth`` builds for such a
+request, the signing key kept for the day; a test holds the two byte-identical) using credentials from
+botocore's chain, frozen per request (botocore refreshes a refreshable role when near expiry).
+
+Everything else stays botocore's, so a call behaves as the botocore client it is built from:
+
+* the endpoint, region and signing name are the client's (``AWS_ENDPOINT_URL``,
+  ``AWS_ENDPOINT_URL_DYNAMODB`` / ``_FIREHOSE`` and the config file resolved by botocore);
+* connect and read timeouts, and at most ``max_pool_connections`` idle connections, from the client's ``Config``;
+* retries: after every attempt the client's ``needs-retry`` event is emitted with what botocore's
+  endpoint passes, so botocore's own ``standard`` retry handler (``total_max_attempts``, its retry
+  quota, its backoff, DynamoDB's CRC32 check) and any handler registered before it (the processor's
+  ``store.CallGuard``) decide; ``after-call`` and ``after-call-error`` are emitted as the client does
+  (the retry quota is given back on success);
+* a ``before-send`` handler may answer in place of the network, as with botocore (moto's in-process
+  mock, the benchmark's canned answers);
+* failures are botocore's exceptions: an error answer is parsed by botocore's own JSON parser (modeled
+  fields included, e.g. the ``Item`` of a ``ConditionalCheckFailedException``) and raised as the
+  client's modeled ``ClientError`` subclass; the network's errors as ``EndpointConnectionError``,
+  ``ConnectTimeoutError``, ``ReadTimeoutError``, ``ConnectionClosedError``, ``SSLError``;
+  missing credentials as ``NoCredentialsError``.
+
+Not carried over: proxies (``HTTPS_PROXY``; Lambda has none) and client certificates. A success
+answer is read with ``json.loads``: the same dict as botocore's parse for what the processor reads
+(strings, numbers, booleans; a binary attribute would stay base64 text, and the processor writes none).
+
+Thread-safe: concurrently written message groups share one client; each request takes an idle
+connection or opens one.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import http.client
+import json
+import platform
+import select
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import botocore
+from botocore.awsrequest import AWSPreparedRequest
+from botocore.compat import HTTPHeaders
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+    SSLError,
+)
+from botocore.hooks import first_non_none_response
+from botocore.parsers import create_parser
+from botocore.utils import normalize_url_path
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_USER_AGENT = f"chat-analytics-processor botocore/{botocore.__version__} Python/{platform.python_version()}"
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # botocore's JSON serializer: json.dumps(..., separators=(",", ":"))
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+class SigV4Signer:
+    """SigV4 for ``POST <path>`` without a query string, as botocore's ``SigV4Auth`` signs it.
+
+    Signed headers: ``content-type``, ``host``, ``x-amz-date``, ``x-amz-security-token`` (with a
+    session token) and ``x-amz-target``; the payload's SHA-256 is always signed (botocore signs it for
+    these services over HTTPS and HTTP alike). The signing key depends only on the secret key and the
+    day, so it is derived once a day (and again when the credentials change), not for every request.
+    """
+
+    def __init__(self, credentials: Any, service: str, region: str, host: str, path: str) -> None:
+        self.credentials = credentials
+        self.service = service
+        self.region = region
+        self.host = host
+        self.canonical_path = quote(normalize_url_path(path), safe="/~")  # as SigV4Auth._normalize_url_path
+        self._key: tuple[str, str, bytes] | None = None  # (secret key, day, signing key)
+        self._date: tuple[int, str] = (-1, "")  # (epoch second, its x-amz-date)
+
+    def _now(self) -> str:
+        """``YYYYMMDDTHHMMSSZ`` (UTC), formatted once a second."""
+        second = int(time.time())
+        cached = self._date
+        if cached[0] != second:
+            cached = self._date = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
+        return cached[1]
+
+    def _signing_key(self, secret_key: str, day: str) -> bytes:
+        cached = self._key
+        if cached is not None and cached[0] == secret_key and cached[1] == day:
+            return cached[2]
+        key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret_key}".encode(), day), self.region), self.service), "aws4_request")
+        self._key = (secret_key, day, key)  # one tuple: threads see the old key or the new one, never a mix
+        return key
+
+    def headers(self, target: str, content_type: str, body: bytes, amz_date: str | None = None) -> dict[str, str]:
+        """The request's headers, ``Authorization`` included (``amz_date``: ``YYYYMMDDTHHMMSSZ``, now by default)."""
+        credentials = self.credentials
+        if credentials is None:
+            raise NoCredentialsError()
+        frozen = credentials.get_frozen_credentials()
+        if frozen.access_key is None or frozen.secret_key is None:
+            raise NoCredentialsError()
+        if amz_date is None:
+            amz_date = self._now()
+        day = amz_date[:8]
+        token = frozen.token
+        if token:
+            token_line = "x-amz-security-token:" + " ".join(token.split()) + "\n"
+            signed = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
+        else:
+            token_line = ""
+            signed = "content-type;host;x-amz-date;x-amz-target"
+        canonical = (
+            f"POST\n{self.canonical_path}\n\ncontent-type:{content_type}\nhost:{self.host}\nx-amz-date:{amz_date}\n"
+            f"{token_line}x-amz-target:{target}\n\n{signed}\n{hashlib.sha256(body).hexdigest()}"
+        )
+        scope = f"{day}/{self.region}/{self.service}/aws4_request"
+        string_to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
+        signature = hmac.new(self._signing_key(frozen.secret_key, day), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        headers = {
+            "Host": self.host,
+            "Content-Type": content_type,
+            "X-Amz-Target": target,
+            "X-Amz-Date": amz_date,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, SignedHeaders={signed}, Signature={signature}",
+        }
+        if token:
+            headers["X-Amz-Security-Token"] = token
+        return headers
+
+
+class HttpResponse:
+    """One answer, with the attributes botocore's handlers read from its ``AWSResponse``."""
+
+    __slots__ = ("content", "headers", "reason", "status_code", "url")
+
+    def __init__(self, url: str, status_code: int, reason: str, headers: Any, content: bytes) -> None:
+        self.url, self.status_code, self.reason, self.headers, self.content = url, status_code, reason, headers, content
+
+    @property
+    def raw(self) -> None:
+        return None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def _is_dropped(sock: socket.socket) -> bool:
+    """Whether an idle kept-alive socket was closed by the server (readable while no answer is due: EOF or junk)."""
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+def _line(reader: Any) -> bytes:
+    line: bytes = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise http.client.LineTooLong("header line")
+    return line
+
+
+def read_response(reader: Any) -> tuple[int, str, dict[str, str], bytes, bool]:
+    """One HTTP/1.1 answer from a buffered reader: (status, reason, headers, body, whether the server closes).
+
+    Header names are lowercased (botocore's handlers read them so); a repeated header's values are
+    joined with ``, ``. The body is read by ``Content-Length``, chunks, or up to the connection's end.
+    Raises ``http.client.HTTPException`` for anything that is not a whole answer (``IncompleteRead``,
+    ``BadStatusLine``, ``RemoteDisconnected``) and the socket's own errors (``TimeoutError``, ``OSError``).
+    """
+    while True:
+        status_line = _line(reader)
+        if not status_line:
+            raise http.client.RemoteDisconnected("the server closed the connection without an answer")
+        parts = status_line.split(None, 2)
+        try:
+            version, status = parts[0], int(parts[1])
+        except (IndexError, ValueError):
+            raise http.client.BadStatusLine(status_line.decode("latin-1", "replace").strip()) from None
+        if not version.startswith(b"HTTP/") or not 100 <= status <= 999:
+            raise http.client.BadStatusLine(status_line.decode("latin-1", "replace").strip())
+        reason = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS + 1):
+            line = _line(reader)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, separator, value = line.partition(b":")
+            if not separator:
+                raise http.client.BadStatusLine(f"a header line without a colon: {line[:64]!r}")
+            key = name.strip().lower().decode("latin-1")
+            text = value.strip().decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        else:
+            raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers")
+        if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
+            continue
+        break
+    connection = headers.get("connection", "").lower()
+    will_close = "close" in connection or (version == b"HTTP/1.0" and "keep-alive" not in connection)
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _read_chunked(reader)
+    elif "content-length" in headers:
+        try:
+            length = int(headers["content-length"])
+        except ValueError:
+            raise http.client.HTTPException(f"Content-Length is not a number: {headers['content-length']!r}") from None
+        body = reader.read(length) if length > 0 else b""
+        if len(body) < length:
+            raise http.client.IncompleteRead(body, length - len(body))
+    elif status in (204, 304):
+        body = b""
+    else:  # neither a length nor chunks: the body ends with the connection
+        body, will_close = reader.read(), True
+    return status, reason, headers, body, will_close
+
+
+def _read_chunked(reader: Any) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        size_line = _line(reader)
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise http.client.IncompleteRead(b"".join(chunks)) from None
+        if size == 0:
+            while _line(reader) not in (b"\r\n", b"\n", b""):  # trailers
+                pass
+            return b"".join(chunks)
+        chunk = reader.read(size)
+        if len(chunk) < size:
+            raise http.client.IncompleteRead(b"".join(chunks) + chunk, size - len(chunk))
+        chunks.append(chunk)
+        _line(reader)  # the CRLF after the chunk
+
+
+class _Connection:
+    """A socket and its buffered reader, kept together between requests."""
+
+    __slots__ = ("reader", "sock")
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.reader.close()
+        with contextlib.suppress(Exception):
+            self.sock.close()
+
+
+class HttpEndpoint:
+    """Kept-alive HTTP/1.1 connections to one endpoint: each exchange takes an idle one or opens one.
+
+    At most ``max_idle`` connections are kept between requests (urllib3's non-blocking pool of
+    ``max_pool_connections`` does the same: more concurrent requests open more connections, and
+    those the pool has no room for are closed). A connection that failed is closed, never reused.
+    """
+
+    def __init__(self, endpoint_url: str, *, connect_timeout_s: float, read_timeout_s: float, max_idle: int, verify: Any = True) -> None:
+        parts = urlsplit(endpoint_url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"the endpoint must be http:// or https:// with a host, not {endpoint_url!r}")
+        self.endpoint_url = endpoint_url
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.max_idle = max_idle
+        self.verify = verify  # True (botocore's CA bundle), False (no verification) or a CA bundle's path
+        self.scheme = parts.scheme
+        self.hostname = parts.hostname
+        self.port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        self.host = host if self.port == _DEFAULT_PORTS[parts.scheme] else f"{host}:{self.port}"  # botocore's _host_from_url
+        self.path = parts.path if parts.path.endswith("/") else parts.path + "/"  # botocore joins "/" to a path
+        self.url = f"{parts.scheme}://{self.host}{self.path}"
+        self._idle: deque[_Connection] = deque()
+        self._ssl_context: ssl.SSLContext | None = None
+        self.open_socket: Callable[[], Any] = self._open  # replaced by the benchmark (canned answers)
+        self.is_dropped: Callable[[Any], bool] = _is_dropped
+
+    def _open(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.hostname, self.port), timeout=self.connect_timeout_s)
+        except TimeoutError as error:
+            raise ConnectTimeoutError(endpoint_url=self.endpoint_url, error=error) from error
+        except OSError as error:
+            raise EndpointConnectionError(endpoint_url=self.endpoint_url, error=error) from error
+        try:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one request is one write
+            if self.scheme == "https":
+                if self._ssl_context is None:
+                    self._ssl_context = self._new_ssl_context()
+                sock = self._ssl_context.wrap_socket(sock, server_hostname=self.hostname)  # within the connect timeout
+        except TimeoutError as error:
+            sock.close()
+            raise ConnectTimeoutError(endpoint_url=self.endpoint_url, error=error) from error
+        except ssl.SSLError as error:
+            sock.close()
+            raise SSLError(endpoint_url=self.endpoint_url, error=error) from error
+        except OSError as error:
+            sock.close()
+            raise EndpointConnectionError(endpoint_url=self.endpoint_url, error=error) from error
+        sock.settimeout(self.read_timeout_s)  # from here on every write and read waits at most this
+        return sock
+
+    def _new_ssl_context(self) -> ssl.SSLContext:
+        if self.verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        from botocore.httpsession import get_cert_path
+
+        return ssl.create_default_context(cafile=get_cert_path(self.verify))
+
+    def _connection(self) -> _Connection:
+        while True:
+            try:
+                connection = self._idle.pop()  # the most recently used: the likeliest to be alive
+            except IndexError:
+                return _Connection(self.open_socket())
+            if not self.is_dropped(connection.sock):
+                return connection
+            connection.close()
+
+    def exchange(self, headers: dict[str, str], body: bytes) -> HttpResponse:
+        """``POST`` the body, read the whole answer; raises botocore's exception for a failed exchange."""
+        connection = self._connection()
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = f"POST {self.path} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
+        try:
+            connection.sock.sendall(request)
+            status, reason, response_headers, data, will_close = read_response(connection.reader)
+        except TimeoutError as error:
+            connection.close()
+            raise ReadTimeoutError(endpoint_url=self.endpoint_url, error=error) from error
+        except ssl.SSLError as error:
+            connection.close()
+            raise SSLError(endpoint_url=self.endpoint_url, error=error) from error
+        except (OSError, http.client.HTTPException) as error:  # reset, broken pipe, closed before a whole answer
+            connection.close()
+            raise ConnectionClosedError(endpoint_url=self.endpoint_url, error=error) from error
+        except BaseException:
+            connection.close()
+            raise
+        if will_close or len(self._idle) >= self.max_idle:
+            connection.close()
+        else:
+            self._idle.append(connection)
+        return HttpResponse(self.url, status, reason, response_headers, data)
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+class _Request(AWSPreparedRequest):
+    """The request as ``before-send`` handlers see it, its headers made botocore's ``HTTPHeaders`` only when read."""
+
+    def __init__(self, url: str, headers: dict[str, str], body: bytes) -> None:
+        self.method, self.url, self.body, self.stream_output = "POST", url, body, False
+        self._plain_headers = headers
+        self._headers: HTTPHeaders | None = None
+
+    @property
+    def headers(self) -> HTTPHeaders:
+        if self._headers is None:
+            self._headers = HTTPHeaders.from_dict(self._plain_headers)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: HTTPHeaders) -> None:
+        self._headers = value
+
+
+class JsonClient:
+    """``update_item`` and ``put_record_batch`` (whichever the service has) of ``client``, sent by this module.
+
+    Takes and returns what the botocore client's methods do; ``meta`` is the client's (its config,
+    events, endpoint and service model), so ``store.CallGuard`` bounds these calls as it bounds the client's.
+    """
+
+    def __init__(self, client: Any, credentials: Any, *, verify: Any = True) -> None:
+        meta = client.meta
+        service_model = meta.service_model
+        if service_model.resolved_protocol != "json":
+            raise ValueError(f"{service_model.service_name} does not speak the JSON protocol")
+        self.meta = meta
+        self.exceptions = client.exceptions
+        self._events = meta.events
+        self._service_id = service_model.service_id.hyphenize()
+        self._target_prefix = service_model.metadata["targetPrefix"]
+        self._content_type = f"application/x-amz-json-{service_model.metadata['jsonVersion']}"
+        config = meta.config
+        self.endpoint = HttpEndpoint(
+            meta.endpoint_url,
+            connect_timeout_s=float(config.connect_timeout),
+            read_timeout_s=float(config.read_timeout),
+            max_idle=config.max_pool_connections,
+            verify=verify,
+        )
+        self.signer = SigV4Signer(
+            credentials,
+            service_model.signing_name or service_model.endpoint_prefix,
+            meta.region_name,
+            self.endpoint.host,
+            self.endpoint.path,
+        )
+        self._parser = create_parser(service_model.resolved_protocol)
+
+    # -- the operations -------------------------------------------------------------------------
+
+    def update_item(self, **arguments: Any) -> dict[str, Any]:
+        """DynamoDB ``UpdateItem``: every argument is text or nested dicts of text, serialized as botocore does."""
+        return self.call("UpdateItem", _COMPACT.encode(arguments).encode("utf-8"))
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: Sequence[dict[str, bytes]]) -> dict[str, Any]:
+        """Firehose ``PutRecordBatch``: each record's ``Data`` in base64, as botocore serializes a blob."""
+        records = [{"Data": base64.b64encode(record["Data"]).decode("ascii")} for record in Records]
+        body = _COMPACT.encode({"DeliveryStreamName": DeliveryStreamName, "Records": records})
+        return self.call("PutRecordBatch", body.encode("utf-8"))
+
+    # -- one call: attempts, retries, errors ----------------------------------------------------
+
+    def call(self, operation: str, body: bytes) -> dict[str, Any]:
+        """Send ``body`` until an answer needs no retry (botocore's ``Endpoint._send_request`` loop); the parsed answer."""
+        model = self.meta.service_model.operation_model(operation)
+        context: dict[str, Any] = {}
+        request_dict = {"context": context}  # what botocore's retry handlers read (the quota's capacity)
+        events = self._events
+        attempts = 1
+        while True:
+            try:
+                http_response, parsed, exception = self._attempt(model, body)
+            except NoCredentialsError as error:  # raised while signing, before any request: never retried
+                events.emit(f"after-call-error.{self._service_id}.{operation}", exception=error, context=context)
+                raise
+            response = None if exception is not None else (http_response, parsed)
+            delay = first_non_none_response(
+                events.emit(
+                    f"needs-retry.{self._service_id}.{operation}",
+                    response=response,
+                    endpoint=self,
+                    operation=model,
+                    attempts=attempts,
+                    caught_exception=exception,
+                    request_dict=request_dict,
+                )
+            )
+            if delay is None or delay is False:
+                break
+            time.sleep(delay)
+            attempts += 1
+        if exception is not None:
+            events.emit(f"after-call-error.{self._service_id}.{operation}", exception=exception, context=context)
+            raise exception
+        assert http_response is not None and parsed is not None
+        parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempts - 1
+        events.emit(f"after-call.{self._service_id}.{operation}", http_response=http_response, parsed=parsed, model=model, context=context)
+        if http_response.status_code >= 300:
+            code = parsed.get("Error", {}).get("Code")
+            raise self.exceptions.from_code(code)(parsed, operation)
+        return parsed
+
+    def _attempt(self, model: Any, body: bytes) -> tuple[Any, dict[str, Any] | None, Exception | None]:
+        """One signed request: (answer, parsed answer, None), or (None, None, the exception)."""
+        target = f"{self._target_prefix}.{model.name}"
+        try:
+            headers = self.signer.headers(target, self._content_type, body)
+            headers["User-Agent"] = _USER_AGENT  # never signed (SigV4 leaves it out)
+            http_response = first_non_none_response(
+                self._events.emit(
+                    f"before-send.{self._service_id}.{model.name}",
+                    request=_Request(self.endpoint.url, headers, body),
+                )
+            )
+            if http_response is None:
+                http_response = self.endpoint.exchange(headers, body)
+        except NoCredentialsError:
+            raise
+        except Exception as error:  # botocore's endpoint hands every failed exchange to its retry handlers
+            return None, None, error
+        return http_response, self._parse(http_response, model), None
+
+    def _parse(self, http_response: Any, model: Any) -> dict[str, Any]:
+        status = http_response.status_code
+        content = http_response.content
+        if status < 301:
+            try:
+                parsed = json.loads(content) if content else {}
+            except ValueError:
+                parsed = {}
+            if not isinstance(parsed, dict):
+                parsed = {}
+            headers = http_response.headers
+            metadata: dict[str, Any] = {"HTTPStatusCode": status, "HTTPHeaders": {name.lower(): value for name, value in headers.items()}}
+            request_id = headers.get("x-amzn-requestid")
+            if request_id is not None:
+                metadata["RequestId"] = request_id
+            parsed["ResponseMetadata"] = metadata
+            return parsed
+        # An error: botocore's own parse, its second pass for the modeled error's fields included.
+        response_dict = {
+            "status_code": status,
+            "headers": http_response.headers,
+            "body": content,
+            "context": {"operation_name": model.name},
+        }
+        parsed = self._parser.parse(response_dict, model.output_shape)
+        code = parsed.get("Error", {}).get("Code")
+        error_shape = model.service_model.shape_for_error_code(code) if code else None
+        if error_shape is not None:
+            parsed.update(self._parser.parse(response_dict, error_shape))
+        return dict(parsed)
+
+    def close(self) -> None:
+        self.endpoint.close()
+
+
+def json_client(session: Any, service: str, config: Any) -> JsonClient:
+    """A ``JsonClient`` for ``service`` from a boto3 session: botocore resolves the endpoint (``AWS_ENDPOINT_URL``,
+    ``AWS_ENDPOINT_URL_<SERVICE>``), the region, the credentials and the CA bundle (``AWS_CA_BUNDLE``) as for its own client."""
+    client = session.client(service, config=config)
+    verify = session._session.get_config_variable("ca_bundle") or True
+    return JsonClient(client, session.get_credentials(), verify=verify)
