@@ -3,8 +3,11 @@ for them (the lake used to import ``log_retention`` from the processor's)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.settings import LOG_RETENTION_DAYS
@@ -25,3 +28,9 @@ def log_group(scope: Construct, construct_id: str, *, retention_days: int, retai
     """A log group the stack owns, so its retention and its fate on deletion are in the template (one Lambda
     creates on its first write never expires and is left behind): ``retention_days``, kept when ``retain``."""
     return logs.LogGroup(scope, construct_id, retention=log_retention(retention_days), removal_policy=retain_if(retain))
+
+
+def secure_queue(scope: Construct, construct_id: str, **props: Any) -> sqs.Queue:
+    """An SQS queue as every queue of the stack is: encrypted with SSE-SQS (no key policy for a sender to need)
+    and refusing plain HTTP; ``props`` say the rest (FIFO, names, retention, redrive)."""
+    return sqs.Queue(scope, construct_id, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True, **props)

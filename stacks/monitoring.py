@@ -64,7 +64,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
-from stacks.cdk_helpers import retain_if
+from stacks.cdk_helpers import retain_if, secure_queue
 
 ONE_MINUTE = Duration.minutes(1)
 FIVE_MINUTES = Duration.minutes(5)
@@ -269,52 +269,12 @@ class Monitoring(Construct):
 
     def _recovery_rule(self, name_prefix: str) -> events.Rule:
         """ALARM -> OK transitions of this stack's alarms, published to the topic as one readable line, through
-        resource-based grants only (see the module's docstring), retried, then dead-lettered."""
-        stack = Stack.of(self)
+        resource-based grants only (see the module's docstring), retried, then dead-lettered. The grants and the
+        dead-letter queue come first: they name the rule by its ARN, built from its name (no reference, no cycle)."""
         self.recovery_rule_name = f"{name_prefix}-alarm-recovered"
-        rule_arn = stack.format_arn(service="events", resource="rule", resource_name=self.recovery_rule_name)
-        self.alarm_topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowAlarmRecoveredRuleToPublish",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["sns:Publish"],
-                resources=[self.alarm_topic.topic_arn],
-                conditions={
-                    "ArnEqualsIfExists": {"aws:SourceArn": rule_arn},
-                    "StringEqualsIfExists": {"aws:SourceAccount": stack.account},
-                },
-            )
-        )
-        # This stack's topics, by the name CloudFormation gives them (the key cannot name the topic: a cycle).
-        self.topic_arn_pattern = stack.format_arn(service="sns", resource=f"{stack.stack_name}-*", arn_format=ArnFormat.NO_RESOURCE_NAME)
-        self.topic_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowEventBridgeToUseTheKeyForThisStacksTopics",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringLike": {"kms:EncryptionContext:aws:sns:topicArn": self.topic_arn_pattern}},
-            )
-        )
-        self.recovery_dead_letter_queue = sqs.Queue(
-            self,
-            "RecoveryDeadLetterQueue",
-            queue_name=f"{name_prefix}-alarm-recovered-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=RECOVERY_DLQ_RETENTION,
-            # It holds only "recovered" notices, which the mail log and the alarm history also have.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.recovery_dead_letter_queue.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowAlarmRecoveredRuleToDeadLetter",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["sqs:SendMessage"],
-                resources=[self.recovery_dead_letter_queue.queue_arn],
-                conditions={"ArnEquals": {"aws:SourceArn": rule_arn}},
-            )
-        )
+        rule_arn = Stack.of(self).format_arn(service="events", resource="rule", resource_name=self.recovery_rule_name)
+        self._grant_recovery_rule(rule_arn)
+        self.recovery_dead_letter_queue = self._recovery_dead_letter_queue(name_prefix, rule_arn)
         rule = events.Rule(
             self,
             "AlarmRecoveredRule",
@@ -341,6 +301,57 @@ class Monitoring(Construct):
             )
         )
         return rule
+
+    def _grant_recovery_rule(self, rule_arn: str) -> None:
+        """The target has no role, so the topic and its key grant EventBridge themselves: the topic for the recovery
+        rule whenever EventBridge names a rule (``...IfExists``), the key for this stack's topics only (matched by
+        the stack's name: naming the topic in the key policy would make the two depend on each other)."""
+        stack = Stack.of(self)
+        self.alarm_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAlarmRecoveredRuleToPublish",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.alarm_topic.topic_arn],
+                conditions={
+                    "ArnEqualsIfExists": {"aws:SourceArn": rule_arn},
+                    "StringEqualsIfExists": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
+        # This stack's topics, by the name CloudFormation gives them (the key cannot name the topic: a cycle).
+        self.topic_arn_pattern = stack.format_arn(service="sns", resource=f"{stack.stack_name}-*", arn_format=ArnFormat.NO_RESOURCE_NAME)
+        self.topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowEventBridgeToUseTheKeyForThisStacksTopics",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringLike": {"kms:EncryptionContext:aws:sns:topicArn": self.topic_arn_pattern}},
+            )
+        )
+
+    def _recovery_dead_letter_queue(self, name_prefix: str, rule_arn: str) -> sqs.Queue:
+        """Where EventBridge puts a notice it gave up publishing, so a failed recovery notice is kept (14 days) and
+        alarmed rather than lost: a standard queue (EventBridge requires one) that only the recovery rule may send to."""
+        queue = secure_queue(
+            self,
+            "RecoveryDeadLetterQueue",
+            queue_name=f"{name_prefix}-alarm-recovered-dlq",
+            retention_period=RECOVERY_DLQ_RETENTION,
+            # It holds only "recovered" notices, which the mail log and the alarm history also have.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAlarmRecoveredRuleToDeadLetter",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[queue.queue_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": rule_arn}},
+            )
+        )
+        return queue
 
     def _recovery_failures(self) -> cloudwatch.Metric:
         """The recovery rule's failed deliveries (EventBridge's FailedInvocations), over 5 minutes."""

@@ -9,7 +9,7 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.cdk_helpers import retain_if
+from stacks.cdk_helpers import retain_if, secure_queue
 
 MAX_RECEIVE_COUNT = 3
 # AWS's guidance for SQS event sources: a visibility timeout of at least six times the function's
@@ -46,21 +46,12 @@ class EventQueuesProps:
 
 
 def fifo_queue(scope: Construct, construct_id: str, *, queue_name: str, **props: Any) -> sqs.Queue:
-    """A FIFO queue with this project's safe defaults, stated once: SSE-SQS, TLS-only, and deduplication
-    by explicit ``MessageDeduplicationId`` only (content-based deduplication would merge two events
-    with equal bodies)."""
+    """A FIFO queue with this project's safe defaults, stated once: those of every queue (``secure_queue``:
+    SSE-SQS, TLS-only), and deduplication by explicit ``MessageDeduplicationId`` only (content-based
+    deduplication would merge two events with equal bodies)."""
     if not queue_name.endswith(".fifo"):
         raise ValueError(f"a FIFO queue's name ends with .fifo: {queue_name!r}")
-    return sqs.Queue(
-        scope,
-        construct_id,
-        queue_name=queue_name,
-        fifo=True,
-        content_based_deduplication=False,
-        encryption=sqs.QueueEncryption.SQS_MANAGED,
-        enforce_ssl=True,
-        **props,
-    )
+    return secure_queue(scope, construct_id, queue_name=queue_name, fifo=True, content_based_deduplication=False, **props)
 
 
 class EventQueues(Construct):
