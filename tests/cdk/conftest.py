@@ -1,12 +1,15 @@
-"""Templates synthesized once per test session (a Python CDK synth takes seconds)."""
+"""Templates synthesized once per test session (a Python CDK synth takes seconds), and the helpers the
+construct-level tests share (a construct on a fresh stack, its app synthesized once per module)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from tests.conftest import REPO, Synthesized, synthesize
 
-__all__ = ["REPO", "Synthesized", "only_resource", "resources_of", "synthesize"]
+__all__ = ["REPO", "Synthesized", "logical_id", "one_of", "only_resource", "resources_of", "synthesize", "templates_of"]
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +37,25 @@ def only_resource(raw: dict, resource_type: str, **match: object) -> tuple[str, 
     ]
     assert len(found) == 1, f"expected one {resource_type} matching {match}, found {[n for n, _ in found]}"
     return found[0]
+
+
+def templates_of(app: Any) -> dict[str, Any]:
+    """Each stack's ``aws_cdk.assertions.Template`` by stack name, from one synth of ``app`` (``Template.from_stack``
+    synthesizes the whole app again for every stack)."""
+    from aws_cdk.assertions import Template
+
+    assembly = app.synth()
+    return {stack.stack_name: Template.from_json(stack.template) for stack in assembly.stacks}
+
+
+def logical_id(stack: Any, construct: Any) -> str:
+    """The logical id ``stack`` gives an L2's resource (its default child) or an L1."""
+    return stack.get_logical_id(getattr(construct.node, "default_child", None) or construct)
+
+
+def one_of(template: Any, resource_type: str) -> tuple[str, dict]:
+    """The logical id and body of the template's only resource of a type."""
+    found = template.find_resources(resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {list(found)}"
+    name, resource = next(iter(found.items()))
+    return name, dict(resource)

@@ -16,6 +16,7 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Match, Template
 
 from stacks.lake import LAKE_COLUMNS, EventLake, EventLakeProps
+from tests.cdk.conftest import logical_id, one_of, templates_of
 
 ACCOUNT = {"Ref": "AWS::AccountId"}
 READERS = ("arn:aws:iam::111122223333:role/analyst", "arn:aws:iam::111122223333:user/ci")
@@ -42,14 +43,10 @@ class Built:
     template: Template
 
     def logical_id(self, construct: Any) -> str:
-        """The logical id of an L2's resource (its default child) or of an L1."""
-        return self.stack.get_logical_id(getattr(construct.node, "default_child", None) or construct)
+        return logical_id(self.stack, construct)
 
     def only(self, resource_type: str) -> tuple[str, dict]:
-        found = self.template.find_resources(resource_type)
-        assert len(found) == 1, f"expected one {resource_type}, found {list(found)}"
-        name, resource = next(iter(found.items()))
-        return name, dict(resource)
+        return one_of(self.template, resource_type)
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +57,8 @@ def built() -> dict[str, Built]:
         "lf": EventLake(stacks["LakeFormationStack"], "Lake", LF_PROPS),
         "plain": EventLake(stacks["PlainStack"], "Lake", PLAIN_PROPS),
     }
-    assembly = app.synth()
-    return {
-        key: Built(stack, lakes[key], Template.from_json(assembly.get_stack_by_name(stack.stack_name).template))
-        for key, stack in zip(("lf", "plain"), stacks.values(), strict=True)
-    }
+    templates = templates_of(app)
+    return {key: Built(stack, lakes[key], templates[stack.stack_name]) for key, stack in zip(("lf", "plain"), stacks.values(), strict=True)}
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Match, Template
 
 from stacks.monitoring import Monitoring, MonitoringProps
+from tests.cdk.conftest import logical_id, one_of, templates_of
 
 ACCOUNT = {"Ref": "AWS::AccountId"}
 PARTITION = {"Ref": "AWS::Partition"}
@@ -38,13 +39,10 @@ class Built:
     template: Template
 
     def logical_id(self, construct: Any) -> str:
-        return self.stack.get_logical_id(getattr(construct.node, "default_child", None) or construct)
+        return logical_id(self.stack, construct)
 
     def only(self, resource_type: str) -> tuple[str, dict]:
-        found = self.template.find_resources(resource_type)
-        assert len(found) == 1, f"expected one {resource_type}, found {list(found)}"
-        name, resource = next(iter(found.items()))
-        return name, dict(resource)
+        return one_of(self.template, resource_type)
 
 
 def build(app: App, name: str, *, alarm_email: str | None, retain_topic_key: bool) -> tuple[Stack, Monitoring, Any, Any, Any]:
@@ -86,8 +84,8 @@ def built() -> dict[str, Built]:
         "mail": build(app, "MailStack", alarm_email="oncall@example.com", retain_topic_key=True),
         "quiet": build(app, "QuietStack", alarm_email=None, retain_topic_key=False),
     }
-    assembly = app.synth()
-    return {key: Built(*part, Template.from_json(assembly.get_stack_by_name(part[0].stack_name).template)) for key, part in parts.items()}
+    templates = templates_of(app)
+    return {key: Built(*part, templates[part[0].stack_name]) for key, part in parts.items()}
 
 
 @pytest.fixture(scope="module")
