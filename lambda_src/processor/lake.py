@@ -122,9 +122,12 @@ def normalize_question(text: str) -> str:
 def _plain(value: dict[str, str], *, double: bool) -> Any:
     if "S" in value:
         return value["S"]
-    number = Decimal(value["N"])
+    text = value["N"]
     if double:
-        return float(number)
+        return float(text)  # correctly rounded from the decimal text, as float(Decimal(text)) is
+    if text.isascii() and text.isdigit():  # the usual integer (timestamps, versions): no Decimal needed
+        return int(text)
+    number = Decimal(text)
     return int(number) if number == number.to_integral_value() else float(number)
 
 

@@ -221,16 +221,27 @@ class _Update:
         return f"#{field_name}"
 
     def set(self, field_name: str, value: dict[str, str], *, keep_existing: bool = False) -> None:
-        path, placeholder = self.name(field_name), f":{field_name}"
+        path, placeholder, plain, keep = _CLAUSE_TEXT.get(field_name) or _clause_text(field_name)
+        self.names[path] = field_name
         self.values[placeholder] = value
-        self.clauses.append(f"{path} = if_not_exists({path}, {placeholder})" if keep_existing else f"{path} = {placeholder}")
+        self.clauses.append(keep if keep_existing else plain)
 
     def arguments(self) -> dict[str, Any]:
         return {
             "UpdateExpression": "SET " + ", ".join(self.clauses),
-            "ExpressionAttributeNames": dict(self.names),
-            "ExpressionAttributeValues": dict(self.values),
+            "ExpressionAttributeNames": self.names,
+            "ExpressionAttributeValues": self.values,
         }
+
+
+# field -> (#path, :placeholder, "#path = :placeholder", "#path = if_not_exists(#path, :placeholder)")
+_CLAUSE_TEXT: dict[str, tuple[str, str, str, str]] = {}
+
+
+def _clause_text(field_name: str) -> tuple[str, str, str, str]:
+    path, placeholder = f"#{field_name}", f":{field_name}"
+    text = _CLAUSE_TEXT[field_name] = (path, placeholder, f"{path} = {placeholder}", f"{path} = if_not_exists({path}, {placeholder})")
+    return text
 
 
 LatencyFrom = str  # "events" (both timestamps known) | "stored query" | "stored response" | "none"

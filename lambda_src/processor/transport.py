@@ -5,7 +5,7 @@ call, SigV4 as a generic signer, urllib3) cost the processor about 1 ms of CPU p
 the wire needs a small part of that (docs/benchmarks/processor.md). ``JsonClient`` sends the service's
 JSON protocol itself: ``POST /`` with ``X-Amz-Target: <targetPrefix>.<Operation>`` and
 ``Content-Type: application/x-amz-json-<jsonVersion>``, both read from botocore's service model, the
-body serialized as botocore serializes it (``json.dumps`` with compact separators, blobs in base64),
+body serialized as botocore serializes it (``json.dumps``, blobs in base64: the same bytes),
 signed with SigV4 (``SigV4Signer``: the canonical request botocore's ``SigV4Auth`` builds for such a
 request, the signing key kept for the day; a test holds the two byte-identical) using credentials from
 botocore's chain, frozen per request (botocore refreshes a refreshable role when near expiry).
@@ -49,6 +49,7 @@ import select
 import socket
 import ssl
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -71,7 +72,7 @@ from botocore.utils import normalize_url_path
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _USER_AGENT = f"chat-analytics-processor botocore/{botocore.__version__} Python/{platform.python_version()}"
-_COMPACT = json.JSONEncoder(separators=(",", ":"))  # botocore's JSON serializer: json.dumps(..., separators=(",", ":"))
+_JSON = json.JSONEncoder()  # what botocore's JSON serializer uses: json.dumps(body), default separators, ASCII
 
 
 def _hmac(key: bytes, text: str) -> bytes:
@@ -212,12 +213,14 @@ def read_response(reader: Any) -> tuple[int, str, dict[str, str], bytes, bool]:
             line = _line(reader)
             if line in (b"\r\n", b"\n", b""):
                 break
-            name, separator, value = line.partition(b":")
+            name, separator, value = line.decode("latin-1").partition(":")
             if not separator:
                 raise http.client.BadStatusLine(f"a header line without a colon: {line[:64]!r}")
-            key = name.strip().lower().decode("latin-1")
-            text = value.strip().decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            key = name.strip().lower()
+            if key in headers:
+                headers[key] = f"{headers[key]}, {value.strip()}"
+            else:
+                headers[key] = value.strip()
         else:
             raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers")
         if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
@@ -402,6 +405,26 @@ class _Request(AWSPreparedRequest):
         self._headers = value
 
 
+def _retry_free(http_response: Any, parsed: dict[str, Any] | None) -> bool:
+    """Whether botocore's ``standard`` retry handler certainly lets this answer be: a 2xx without an error
+    code whose ``x-amz-crc32`` (DynamoDB's checksum of the body), if any, matches the body.
+
+    Its checkers (``botocore/retries/standard.py``) retry a 5xx, a throttling, transient or modeled
+    retryable error code, a connection error, and, of a success, only a DynamoDB body whose CRC32 is not
+    the header's (``RetryDDBChecksumError``). Such a success skips the ``needs-retry`` event, which the
+    handler answers with None (7 µs a call); every other answer is given to it.
+    """
+    if parsed is None or not 200 <= http_response.status_code < 300 or "Error" in parsed:
+        return False
+    checksum = http_response.headers.get("x-amz-crc32")
+    if checksum is None:
+        return True
+    try:
+        return int(checksum) == zlib.crc32(http_response.content) & 0xFFFFFFFF
+    except ValueError:
+        return False
+
+
 class JsonClient:
     """``update_item`` and ``put_record_batch`` (whichever the service has) of ``client``, sent by this module.
 
@@ -441,12 +464,12 @@ class JsonClient:
 
     def update_item(self, **arguments: Any) -> dict[str, Any]:
         """DynamoDB ``UpdateItem``: every argument is text or nested dicts of text, serialized as botocore does."""
-        return self.call("UpdateItem", _COMPACT.encode(arguments).encode("utf-8"))
+        return self.call("UpdateItem", _JSON.encode(arguments).encode("utf-8"))
 
     def put_record_batch(self, DeliveryStreamName: str, Records: Sequence[dict[str, bytes]]) -> dict[str, Any]:
         """Firehose ``PutRecordBatch``: each record's ``Data`` in base64, as botocore serializes a blob."""
         records = [{"Data": base64.b64encode(record["Data"]).decode("ascii")} for record in Records]
-        body = _COMPACT.encode({"DeliveryStreamName": DeliveryStreamName, "Records": records})
+        body = _JSON.encode({"DeliveryStreamName": DeliveryStreamName, "Records": records})
         return self.call("PutRecordBatch", body.encode("utf-8"))
 
     # -- one call: attempts, retries, errors ----------------------------------------------------
@@ -464,6 +487,8 @@ class JsonClient:
             except NoCredentialsError as error:  # raised while signing, before any request: never retried
                 events.emit(f"after-call-error.{self._service_id}.{operation}", exception=error, context=context)
                 raise
+            if exception is None and _retry_free(http_response, parsed):
+                break
             response = None if exception is not None else (http_response, parsed)
             delay = first_non_none_response(
                 events.emit(

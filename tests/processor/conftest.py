@@ -38,7 +38,14 @@ ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
-UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_FIREHOSE", "AWS_SESSION_TOKEN", "AWS_PROFILE", "POWERTOOLS_METRICS_DISABLED")
+UNSET = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_FIREHOSE",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "POWERTOOLS_METRICS_DISABLED",
+)
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Processor:
     models: ModuleType
     invalid: ModuleType
     lake: ModuleType
+    transport: ModuleType
 
 
 @pytest.fixture(scope="package")
@@ -60,7 +68,9 @@ def processor() -> Iterator[Processor]:
     try:
         with processor_modules() as handler:
             vars(handler)["_cold_start"] = False  # the execution environment is warm; test_processor_handler checks the first invocation
-            yield Processor(handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"], sys.modules["lake"])
+            yield Processor(
+                handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"], sys.modules["lake"], sys.modules["transport"]
+            )
     finally:
         patch.undo()
 

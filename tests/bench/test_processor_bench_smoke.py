@@ -1,0 +1,35 @@
+"""``bench/processor_bench.py`` runs as documented, at its smallest size, so it cannot rot unnoticed.
+
+It is run as a script (it sets its own environment and imports the Lambda asset's top-level modules),
+one measured batch per mode. Nothing here judges a timing: the bench exits 3 when the lean clients miss
+their ratio (which a single batch on a busy machine may), and 1 only when it crashes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET_MISSED = 3
+
+
+def test_the_processor_bench_runs_and_prints_its_ratio_last(tmp_path: Path) -> None:
+    report = tmp_path / "processor.md"
+    done = subprocess.run(
+        [sys.executable, "bench/processor_bench.py", "--batches", "1", "--warmup", "0", "--latency-batches", "1", "--write", str(report)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode in (0, TARGET_MISSED), done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1].startswith("ratio: lean ") and "the bare parse" in lines[-1], lines[-1]
+    written = report.read_text(encoding="utf-8")
+    for mode in ("floor", "stub", "botocore", "lean"):
+        assert f"| {mode} | 1 x 10 |" in written, mode
+    assert "max concurrency for 1,000 questions/s" in written and "Model name" in written
