@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 
@@ -10,7 +11,7 @@ from aws_cdk.assertions import Match, Template
 
 from stacks.event_table import DAY_INDEX, DAY_INDEX_ATTRIBUTES
 from stacks.processor import ASSET_DIR, powertools_layer_parameter
-from tests.cdk.conftest import Synthesized, only_resource, resources_of
+from tests.cdk.conftest import REPO, Synthesized, only_resource, resources_of
 
 EVENTS_QUEUE = "ChatAnalytics-{stage}-events.fifo"
 DLQ = "ChatAnalytics-{stage}-dlq.fifo"
@@ -502,3 +503,21 @@ def test_an_explicit_powertools_layer_replaces_the_ssm_lookup(tmp_path) -> None:
     release = synthesize({"stage": "dev", "powertoolsLayer": "3.24.0"}, tmp_path / "release")
     defaults = [p["Default"] for p in release.raw["Parameters"].values() if "powertools" in str(p.get("Default", ""))]
     assert defaults == ["/aws/service/powertools/python/arm64/python3.14/3.24.0"]
+
+
+def test_no_construct_module_imports_another_constructs_module() -> None:
+    """docs/architecture.md: one construct per file, and what they share is in stacks/cdk_helpers.py, so each
+    construct can be built and tested on its own stack (test_lake_construct.py, test_monitoring_construct.py)."""
+    shared = {"stacks.cdk_helpers", "stacks.settings"}
+    composers = {"analytics_stack", "cdk_helpers", "settings", "__init__"}
+    modules = sorted(path for path in (REPO / "stacks").glob("*.py") if path.stem not in composers)
+    assert {path.stem for path in modules} >= {"lake", "monitoring", "processor", "queues", "event_table", "producer_access"}
+    imports = {
+        path.stem: {
+            node.module or ""
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stacks")
+        }
+        for path in modules
+    }
+    assert {name: found - shared for name, found in imports.items() if found - shared} == {}
