@@ -5,7 +5,8 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
-from stacks.event_table import EventTable, EventTableProps
+from stacks.erasure import ErasureAccess, ErasureAccessProps
+from stacks.event_table import DAY_INDEX, EventTable, EventTableProps
 from stacks.lake import EventLake, EventLakeProps
 from stacks.monitoring import Monitoring, MonitoringProps
 from stacks.processor import SERVICE_NAME, Processor, ProcessorProps
@@ -36,6 +37,13 @@ class ChatAnalyticsStack(Stack):
         self.processor = self._processor(settings)
         self.producer = self._producer(settings)
         self.monitoring = self._monitoring(settings)
+        self.erasure = ErasureAccess(
+            self,
+            "Erasure",
+            ErasureAccessProps(
+                settings.stack_name, self.table.events_table, DAY_INDEX, self.queues.dead_letter_queue, self.lake.lake_bucket
+            ),
+        )
         self._outputs()
         self._acknowledge_nag_findings()
 
@@ -132,6 +140,7 @@ class ChatAnalyticsStack(Stack):
             "AthenaWorkGroupName": self.lake.work_group.ref,
             "LakeStreamName": self.lake.stream_name,
             "ReportReaderPolicyArn": self.lake.report_reader_policy.managed_policy_arn,
+            "ErasurePolicyArn": self.erasure.erasure_policy.managed_policy_arn,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import __version__, check, credentials, dlq, lake, report
+from chat_analytics_ops import __version__, check, credentials, dlq, erase, lake, report
 from chat_analytics_ops.errors import EXIT_USAGE, OpsError, describe
 from chat_analytics_ops.outputs import (
     ATHENA_WORK_GROUP_NAME,
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     push.add_argument("--env", default=None, help="wrangler environment (--env)")
     push.set_defaults(handler=cmd_push_to_wrangler)
+    erase.register(commands, common)  # erase: erase.py
     return parser
 
 

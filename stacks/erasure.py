@@ -1,0 +1,96 @@
+"""What ``chat-analytics erase`` needs in AWS: one managed policy, published as output ``ErasurePolicyArn``.
+
+Erasure (docs/erasure.md) deletes a request's table item, rewrites the lake objects that hold its rows
+(the new object first, then the old one deleted), deletes its dead-letter messages and writes one audit
+line under ``erasure-audit/`` of the lake bucket. The policy allows exactly that, statement by statement,
+and nothing the command does not call: no ``dynamodb:Scan``, no ``s3:*`` outside ``requests/`` (read,
+rewrite, delete) and ``erasure-audit/`` (PutObject only: an eraser can add audit lines, not read, change
+or delete them; each run writes a new key), no ``sqs:SendMessage`` (erasure never moves a message).
+``cloudformation:DescribeStacks`` on the stack is how the CLI finds the resources by output name.
+
+The table is encrypted with the AWS managed key and the bucket and queues with SSE-S3 / SSE-SQS: no KMS
+permission is needed. Attach the policy to the person's or the job's role for the run only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+# The folders of the lake bucket the eraser works in: Firehose's rows, and its own audit lines.
+REQUESTS_PREFIX = "requests/"
+AUDIT_PREFIX = "erasure-audit/"
+
+
+@dataclass(frozen=True)
+class ErasureAccessProps:
+    """``day_index`` is the table's index that ``--question-contains`` queries day by day."""
+
+    name_prefix: str
+    events_table: dynamodb.ITable
+    day_index: str
+    dead_letter_queue: sqs.IQueue
+    lake_bucket: s3.IBucket
+
+
+class ErasureAccess(Construct):
+    """``erasure_policy``: the managed policy ``chat-analytics erase`` needs (module docstring)."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: ErasureAccessProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        table_arn = props.events_table.table_arn
+        bucket = props.lake_bucket
+        self.erasure_policy = iam.ManagedPolicy(
+            self,
+            "ErasurePolicy",
+            description=f"{props.name_prefix}: chat-analytics erase (table items, lake rows, dead letters, audit lines)",
+            statements=[
+                iam.PolicyStatement(
+                    sid="FindTheStacksResources",
+                    actions=["cloudformation:DescribeStacks"],
+                    resources=[stack.stack_id],
+                ),
+                iam.PolicyStatement(
+                    sid="FindAndDeleteTableItems",
+                    actions=["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query"],
+                    resources=[table_arn, f"{table_arn}/index/{props.day_index}"],
+                ),
+                iam.PolicyStatement(
+                    sid="ListTheLakesRows",
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    # The command lists only under requests/ (it names the prefix in every request).
+                    conditions={"StringLike": {"s3:prefix": [f"{REQUESTS_PREFIX}*"]}},
+                ),
+                iam.PolicyStatement(
+                    sid="RewriteTheLakesObjects",
+                    actions=["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                    resources=[bucket.arn_for_objects(f"{REQUESTS_PREFIX}*")],
+                ),
+                iam.PolicyStatement(
+                    sid="WriteAuditLines",
+                    actions=["s3:PutObject"],
+                    resources=[bucket.arn_for_objects(f"{AUDIT_PREFIX}*")],
+                ),
+                iam.PolicyStatement(
+                    sid="DeleteDeadLetters",
+                    actions=["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+                    resources=[props.dead_letter_queue.queue_arn],
+                ),
+            ],
+        )
+        bucket_arn = f"<{stack.get_logical_id(bucket.node.default_child)}.Arn>"  # type: ignore[arg-type]
+        for prefix, reason in (
+            (REQUESTS_PREFIX, "Firehose names each object of requests/dt=<day>/; erasure rewrites the ones holding a request, by name"),
+            (AUDIT_PREFIX, "one new audit object per erasure run under erasure-audit/ (put only, never read or deleted)"),
+        ):
+            Validations.of(self.erasure_policy).acknowledge(
+                Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/{prefix}*]", reason=reason)
+            )
