@@ -15,6 +15,10 @@ batch's writes are done, in one ``PutRecordBatch``. A row Firehose refuses fails
 rest of their group, like a failed write: SQS delivers them again, the write is repeated (it is
 idempotent) and the row is sent again, so the lake misses nothing the table holds.
 
+Both services are called through ``transport.py``: their JSON protocol signed with SigV4 on kept-alive
+connections, with botocore's endpoint resolution, credentials, retry handler and exceptions, at a
+third of botocore's CPU per call (docs/benchmarks/processor.md).
+
 No invocation outlives its timeout (which would return the whole batch to the queue and count as a
 function error): every DynamoDB and Firehose call is bounded by the invocation's deadline, the
 remaining time less ``RETURN_RESERVE_MS`` (``store.CallGuard``: a call starts only when one attempt of

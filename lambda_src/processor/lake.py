@@ -220,7 +220,8 @@ class LakeSink:
 
 
 def sink_from_environment() -> LakeSink | None:
-    """The sink for ``LAKE_STREAM_NAME``, or None when the function has no lake (the variable is unset)."""
+    """The sink for ``LAKE_STREAM_NAME``, or None when the function has no lake (the variable is unset);
+    it sends through ``transport.JsonClient`` (botocore resolves the endpoint, ``AWS_ENDPOINT_URL_FIREHOSE`` included)."""
     stream_name = os.environ.get("LAKE_STREAM_NAME")
     if not stream_name:
         return None

@@ -83,7 +83,9 @@ class CallLimits:
     """How long one call of a botocore client can wait on the network, from the client's ``Config``.
 
     Exact for botocore's ``standard`` retry mode (the only mode accepted), as botocore implements it
-    (``botocore/retries/standard.py``, ``botocore/endpoint.py``, urllib3's ``connectionpool.py``):
+    (``botocore/retries/standard.py``, ``botocore/endpoint.py``, urllib3's ``connectionpool.py``) and
+    as ``transport.JsonClient`` keeps it (botocore's retry handler decides its retries; its sockets wait
+    ``connect_timeout`` to connect, TLS handshake included, then ``read_timeout`` for each read):
 
     * ``total_max_attempts`` is the number of attempts, the first one included (``MaxAttemptsChecker``:
       a retry only while ``attempt_number < max_attempts``, ``attempt_number`` being 1-based);
@@ -358,7 +360,7 @@ def number_text(value: Decimal) -> str:
 
 class EventStore:
     """Merges validated events into the table through one DynamoDB client (reused across invocations;
-    boto3 clients are thread-safe, so concurrently written message groups share it). The client's
+    ``transport.JsonClient`` and boto3 clients are thread-safe, so concurrently written message groups share it). The client's
     retry mode must be ``standard`` with ``total_max_attempts`` (``CallGuard`` bounds its calls)."""
 
     def __init__(self, client: Any, table_name: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
@@ -452,7 +454,8 @@ def is_transient(error: BaseException) -> bool:
 
 def store_from_environment() -> EventStore:
     """A store for ``TABLE_NAME`` with a fresh boto3 session, so it sees the current credentials and
-    endpoint (boto3 honours ``AWS_ENDPOINT_URL``, which the local stack sets)."""
+    endpoint (botocore resolves ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_DYNAMODB``; the local stack
+    sets the first), sending through ``transport.JsonClient`` (docs/benchmarks/processor.md)."""
     table_name = os.environ.get("TABLE_NAME")
     if not table_name:
         raise ConfigurationError("TABLE_NAME is not set")

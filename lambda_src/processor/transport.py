@@ -76,7 +76,7 @@ _JSON = json.JSONEncoder()  # what botocore's JSON serializer uses: json.dumps(b
 
 
 def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.digest(key, text.encode("utf-8"), "sha256")
 
 
 class SigV4Signer:
@@ -137,7 +137,7 @@ class SigV4Signer:
         )
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         string_to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
-        signature = hmac.new(self._signing_key(frozen.secret_key, day), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        signature = hmac.digest(self._signing_key(frozen.secret_key, day), string_to_sign.encode("utf-8"), "sha256").hex()
         headers = {
             "Host": self.host,
             "Content-Type": content_type,
