@@ -261,7 +261,7 @@ def measure(modes: dict[str, Mode], count: int, warmup: int) -> dict[str, list[f
     The modes take turns, ``TURN`` batches each, so a machine whose load changes slows them alike, while
     each mode runs a few batches in a row as a Lambda execution environment runs only its own (the
     first batch of a turn finds the caches as another mode left them). Each mode has its own request ids."""
-    events = {mode: list(batches(count + warmup, mode)) for mode in modes}
+    events = {mode: list(batches(count + warmup, mode.replace(" ", "-"))) for mode in modes}  # request ids have no spaces
     per_event: dict[str, list[float]] = {mode: [] for mode in modes}
     with quiet():
         try:
