@@ -1,6 +1,6 @@
 """The caller's cost of analytics: ``AnalyticsLogger.log()`` against the alternatives, SQS up, down and slow.
 
-    .venv/bin/python bench/producer_bench.py [--calls 100000] [--seed-calls 200] [--section all|caller|sender]
+    .venv/bin/python bench/producer_bench.py [--calls 100000] [--seed-calls 200] [--section all|caller|sender|profile]
 
 What is timed is the call a request handler makes, one ``perf_counter_ns`` pair per call:
 
@@ -27,6 +27,14 @@ counted, answering every entry of every ``SendMessageBatch`` as successful):
   same endpoint (the wire's cost: no serialization, no signing, no parsing), in rounds taken in turn;
 - the callers' ``log()`` latency at 2,000 events/s from 4 threads while the sender sends, for both
   transports, and with a client that answers in-process (no HTTP: the floor).
+
+The profile section (``--section profile``) splits the lean sender's CPU per request into its steps
+(each timed alone), its own loop (the sender with its socket replaced by a recorded answer, minus the
+steps) and the wire as the thread pays it (the sender minus that).
+
+The last line printed is the ratio the sender is judged by: the lean sender thread's CPU over the raw
+loop's, the median of the rounds' ratios (each round runs the two back to back), when the sender
+section ran.
 """
 
 from __future__ import annotations
@@ -469,6 +477,20 @@ def sender_section(rate_seconds: float) -> tuple[list[tuple[str, list[float], in
     return rows, rates
 
 
+def round_ratios(rows: list[tuple[str, list[float], int]]) -> list[float]:
+    """The lean transport's CPU over the raw loop's, round by round (the two rows of one round ran back to back)."""
+    raw, lean = rows[0][1], rows[1][1]
+    return [lean_cpu / raw_cpu for raw_cpu, lean_cpu in zip(raw, lean, strict=True)]
+
+
+def sender_ratio_line(rows: list[tuple[str, list[float], int]]) -> str:
+    ratios = sorted(round_ratios(rows))
+    return (
+        f"ratio: sender thread CPU per event, lean transport / raw http.client POST loop: {ratios[len(ratios) // 2]:.2f}x"
+        f" (median of {len(ratios)} rounds; rounds {ratios[0]:.2f}x to {ratios[-1]:.2f}x; target <= 2.5x)"
+    )
+
+
 def print_sender_section(
     rows: list[tuple[str, list[float], int]], rates: list[tuple[str, dict[str, float], str]], rate_seconds: float
 ) -> None:
@@ -485,7 +507,8 @@ def print_sender_section(
         median = medians[label]
         print(f"| {label} | {per_1000(median, events):.1f} | {rounds} | {1e6 * median / (events / 10):.0f} | {median / raw:.2f}x |")
     lean, boto = medians[rows[1][0]], medians[rows[2][0]]
-    print(f"\nlean / raw: {lean / raw:.2f}x; botocore / raw: {boto / raw:.2f}x; botocore / lean: {boto / lean:.2f}x")
+    print(f"\nlean / raw: {lean / raw:.2f}x (medians); botocore / raw: {boto / raw:.2f}x; botocore / lean: {boto / lean:.2f}x")
+    print(f"lean / raw round by round: {', '.join(f'{ratio:.2f}x' for ratio in round_ratios(rows))}")
     print(f"\n### Callers' `log()` at {RATE_EVENTS_PER_S:,} events/s from {RATE_THREADS} threads, {rate_seconds:.0f} s, sender sending\n")
     print("| sender | calls | median | p99 | p99.9 | max | note |")
     print("|---|---:|---:|---:|---:|---:|---|")
@@ -493,6 +516,163 @@ def print_sender_section(
         print(
             f"| {label} | {stats['n']:,} | {fmt_us(stats['median'])} | {fmt_us(stats['p99'])} | {fmt_us(stats['p999'])} | {fmt_us(stats['max'])} | {note} |"
         )
+
+
+# -- the sender's profile --------------------------------------------------------------------------------
+
+PROFILE_REQUESTS = 2_000  # per part and repeat; the best of PROFILE_REPEATS repeats is kept
+
+
+class Recorded:
+    """One recorded answer, handed out by ``recv`` as a socket would (for timing ``read_response`` without the wire)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.left = data
+
+    def recv(self, limit: int) -> bytes:
+        piece, self.left = self.left[:limit], self.left[limit:]
+        return piece
+
+    def again(self) -> Recorded:
+        self.left = self.data
+        return self
+
+
+PROFILE_REPEATS = 5
+
+
+class Recording:
+    """A socket's ``recv``, keeping what it returned."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.data = b""
+
+    def recv(self, limit: int) -> bytes:
+        piece = self.sock.recv(limit)
+        self.data += piece
+        return piece
+
+
+def canned_sender_cpu(endpoint: str, queue_url: str, events: list[dict], answer: bytes) -> float:
+    """The lean sender's CPU as :func:`sender_cpu` measures it, its socket replaced by a recorded answer (everything but the wire)."""
+    from analytics_producer.transport import Response
+
+    response = Response(200, "OK", {"x-amzn-requestid": "canned"}, answer, False)
+    with sender_logger("lean", endpoint, queue_url, max_queue_size=len(events) + 100) as logger:
+        logger._client._exchange = lambda body, head: response  # this logger's transport only
+        for event in events[:200]:
+            logger.log(event)
+        assert logger.flush(timeout=30)
+        clock = time.pthread_getcpuclockid(logger._sender.thread.ident)
+        started = time.clock_gettime(clock)
+        for event in events:
+            logger.log(event)
+        assert logger.flush(timeout=120)
+        cpu = time.clock_gettime(clock) - started
+        stats = logger.stats()
+    assert stats["failed"] == 0 and stats["sent"] == len(events) + 200, stats
+    return cpu
+
+
+def profile_section() -> tuple[list[tuple[str, float]], dict[str, float]]:
+    """What one lean request of 10 events costs the sender thread, part by part (thread CPU clock, µs per request).
+
+    Each step of the transport is timed on its own in a loop, against the instant endpoint; then, in
+    rounds taken in turn, the raw loop, the lean sender, and the lean sender with its socket replaced by
+    a recorded answer. The sender's own share (its loop, taking the batch, the response's ids, counters,
+    locks, wake-ups, and each step's cache misses when it runs once per request) is that last one minus
+    the steps; the wire's share in the thread (send, poll, recv, read_response, and the context switch
+    while the endpoint answers) is the lean sender minus that last one.
+    """
+    import json
+
+    from analytics_producer.transport import SQSTransport, read_response
+
+    server, endpoint = start_instant_sqs()
+    queue_url = f"{endpoint}/123456789012/bench.fifo"
+    try:
+        transport = SQSTransport(
+            endpoint_url=endpoint, region_name=REGION, credentials=bench_session().get_credentials(), connect_timeout_s=1, read_timeout_s=3
+        )
+        events = sender_events("profile", 10)
+
+        def entries() -> list:
+            batch = [to_entry(event, None) for event in events]
+            for index, entry in enumerate(batch):
+                entry.entry_id = str(index)
+            return batch
+
+        batch = entries()
+        body = transport.batch_body(queue_url, batch)
+        head = transport._head(body)
+        sock = transport._connect()
+        sock.sendall(head + body)
+        recording = Recording(sock)
+        answer = read_response(recording)
+        recorded = Recorded(recording.data)
+        fresh = [entries() for _ in range(PROFILE_REQUESTS * PROFILE_REPEATS)]  # request_json() is built on first use
+        parts: list[tuple[str, Callable[[int], object]]] = [
+            ("events to entries: event JSON, FIFO ids, size and SQS-safety checks", lambda i: entries()),
+            ("request body: each entry's JSON, written once, joined", lambda i: transport.batch_body(queue_url, fresh[i])),
+            ("SigV4: credentials frozen, canonical request, 2 SHA-256, 1 HMAC, the head", lambda i: transport._head(body)),
+            ("the answer's JSON parsed (json.loads)", lambda i: json.loads(answer.body)),
+            (
+                "HTTP exchange on the kept-alive socket, in a loop: send, poll, recv, read_response",
+                lambda i: transport._exchange(body, head),
+            ),
+            ("read_response alone (the answer's bytes in memory)", lambda i: read_response(recorded.again())),
+        ]
+        steps = []
+        for label, part in parts:
+            best = float("inf")
+            for repeat in range(PROFILE_REPEATS):
+                offset = repeat * PROFILE_REQUESTS
+                started = time.thread_time()
+                for index in range(offset, offset + PROFILE_REQUESTS):
+                    part(index)
+                best = min(best, (time.thread_time() - started) / PROFILE_REQUESTS)
+            steps.append((label, 1e6 * best))
+        transport.close()
+        cpu: dict[str, list[float]] = {"raw": [], "lean": [], "canned": []}
+        requests = SENDER_EVENTS / 10
+        bodies = batch_bodies(queue_url, sender_events("profile-raw", SENDER_EVENTS))
+        for round_ in range(3):
+            round_events = sender_events(f"profile{round_}-{uuid.uuid4().hex[:6]}", SENDER_EVENTS)
+            cpu["raw"].append(1e6 * raw_post_cpu(endpoint, bodies) / requests)
+            cpu["lean"].append(1e6 * sender_cpu("lean", endpoint, queue_url, round_events)[0] / requests)
+            cpu["canned"].append(1e6 * canned_sender_cpu(endpoint, queue_url, round_events, answer.body) / requests)
+    finally:
+        server.terminate()
+        server.wait(10)
+    return steps, {name: sorted(values)[1] for name, values in cpu.items()}
+
+
+def print_profile(steps: list[tuple[str, float]], threads: dict[str, float]) -> None:
+    lean, canned, raw = threads["lean"], threads["canned"], threads["raw"]
+    in_thread = steps[:4]  # the steps the canned sender still runs
+    remains = [
+        *in_thread,
+        (
+            "the sender's own loop (batch taken, response's ids, counters, locks, wake-ups) and cache misses",
+            canned - sum(us for _, us in in_thread),
+        ),
+        ("the wire in the thread: send, poll, recv, read_response, the context switch while SQS answers", lean - canned),
+    ]
+    print(
+        f"\n### Where the lean sender's CPU goes, per request of 10 events (µs of thread CPU; steps: best of {PROFILE_REPEATS} x {PROFILE_REQUESTS:,})\n"
+    )
+    print("| part | µs per request | share |")
+    print("|---|---:|---:|")
+    for label, us in remains:
+        print(f"| {label} | {us:.1f} | {100 * us / lean:.0f}% |")
+    print(f"| **the lean sender thread** (median of 3 rounds) | **{lean:.1f}** | 100% |")
+    print(
+        f"\nthe same sender, its socket replaced by a recorded answer: {canned:.1f} µs per request; the raw http.client loop: {raw:.1f} ({lean / raw:.2f}x)"
+    )
+    exchange, parse = steps[4][1], steps[5][1]
+    print(f"in a tight loop: the HTTP exchange {exchange:.1f} µs, of which read_response {parse:.1f} µs (the rest: system calls)")
 
 
 # -- main ------------------------------------------------------------------------------------------------
@@ -514,7 +694,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calls", type=int, default=100_000, help="log() calls per scenario")
     parser.add_argument("--seed-calls", type=int, default=200, help="calls of the seed pattern with SQS up")
-    parser.add_argument("--section", choices=("all", "caller", "sender"), default="all", help="caller: log() and the alternatives")
+    parser.add_argument(
+        "--section",
+        choices=("all", "caller", "sender", "profile"),
+        default="all",
+        help="caller: log() and the alternatives; sender: the sender thread's CPU; profile: where it goes",
+    )
     parser.add_argument("--rate-seconds", type=float, default=10.0, help="seconds of 2,000 events/s per sender row")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -522,11 +707,16 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
+    rows = None
     if args.section in ("all", "sender"):
         rows, rates = sender_section(args.rate_seconds)
         print_sender_section(rows, rates, args.rate_seconds)
+    if args.section in ("all", "profile"):
+        print_profile(*profile_section())
     if args.section in ("all", "caller"):
         caller_section(args)
+    if rows is not None:
+        print(f"\n{sender_ratio_line(rows)}")  # last, so that a script reads the ratio from the last line
 
 
 def caller_section(args: argparse.Namespace) -> None:
