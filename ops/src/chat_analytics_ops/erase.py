@@ -154,7 +154,11 @@ def cmd_erase(args: argparse.Namespace, ctx: AwsContext) -> int:
         cache=cache,
         stack_name=ctx.stack_name,
     )
-    return eraser.run(selection, yes=args.yes, stdin=sys.stdin)
+    try:
+        return eraser.run(selection, yes=args.yes, stdin=sys.stdin)
+    except _duckdb().Error as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OpsError(f"DuckDB could not read the lake's copy in {cache}: {first_line}") from None
 
 
 # --- the plan -----------------------------------------------------------------------------------------
@@ -239,12 +243,14 @@ class Eraser:
             return self._unchecked_status(plan)
         if not yes:
             self.confirm(stdin)
+        # Every new lake object is made and checked on this machine before anything anywhere changes.
+        prepared = [self.prepare(rewrite) for rewrite in plan.rewrites]
         done = {"tableItems": 0, "lakeRows": 0, "lakeObjectsWritten": 0, "lakeObjectsDeleted": 0, "deadLetters": 0}
         try:
             done["deadLetters"] = self.erase_dead_letters(plan.ids)
             done["tableItems"] = self.erase_items(plan.table_items)
-            for rewrite in plan.rewrites:
-                written, deleted = self.rewrite(rewrite)
+            for rewrite, content in zip(plan.rewrites, prepared, strict=True):
+                written, deleted = self.rewrite(rewrite, content)
                 done["lakeObjectsWritten"] += written
                 done["lakeObjectsDeleted"] += deleted
                 done["lakeRows"] += rewrite.rows_removed
@@ -387,34 +393,37 @@ class Eraser:
             deleted += 1 if response.get("Attributes") else 0
         return deleted
 
-    def rewrite(self, rewrite: Rewrite) -> tuple[int, int]:
-        """Write the object without the rows (unless nothing is left), check it, then delete the old one and any
-        copy an interrupted run left. Returns (objects written, objects deleted)."""
-        old = self.cache / rewrite.key
+    def prepare(self, rewrite: Rewrite) -> Path | None:
+        """The new object's content, written next to the cached old one (``.part``: no reader takes it) and checked;
+        or the copy an interrupted run left, checked; None when no row is left. Nothing in AWS changes."""
+        new_key = rewrite.new_key
+        if new_key is None:
+            return None
+        old, new = self.cache / rewrite.key, self.cache / new_key
+        if new_key in rewrite.leftovers:
+            check_rewrite(old, new, rewrite.removed, rewrite.fmt)  # the interrupted run's copy: this content
+            return new
+        partial = new.with_name(new.name + ".part")
+        write_without(old, partial, rewrite.removed, rewrite.fmt)
+        check_rewrite(old, partial, rewrite.removed, rewrite.fmt)
+        return partial
+
+    def rewrite(self, rewrite: Rewrite, prepared: Path | None) -> tuple[int, int]:
+        """Put the new object (unless nothing is left, or an interrupted run already put it), make sure S3 holds
+        all of it, and only then delete the old one and any other copy an interrupted run left.
+        Returns (objects written, objects deleted)."""
         written = 0
         new_key = rewrite.new_key
-        if new_key is not None:
-            new = self.cache / new_key
-            if new_key in rewrite.leftovers:
-                check_rewrite(old, new, rewrite.removed, rewrite.fmt)  # the interrupted run's copy: the same content
-            else:
-                partial = new.with_name(new.name + ".part")
-                write_without(old, partial, rewrite.removed, rewrite.fmt)
-                check_rewrite(old, partial, rewrite.removed, rewrite.fmt)
-                body = partial.read_bytes()
-                self.s3.put_object(
-                    Bucket=self.bucket,
-                    Key=new_key,
-                    Body=body,
-                    ContentMD5=base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii"),  # S3 checks the body against it
-                )
-                head = self.s3.head_object(Bucket=self.bucket, Key=new_key)
-                if int(head["ContentLength"]) != len(body):
-                    raise OpsError(
-                        f"s3://{self.bucket}/{new_key}: {head['ContentLength']} bytes stored, {len(body)} written; old object kept"
-                    )
-                partial.replace(new)
-                written = 1
+        if new_key is not None and prepared is not None and prepared.name.endswith(".part"):
+            body = prepared.read_bytes()
+            digest = hashlib.md5(body, usedforsecurity=False).digest()
+            # S3 refuses the body unless it matches Content-MD5, so a body cut in transit is never stored.
+            self.s3.put_object(Bucket=self.bucket, Key=new_key, Body=body, ContentMD5=base64.b64encode(digest).decode("ascii"))
+            head = self.s3.head_object(Bucket=self.bucket, Key=new_key)
+            if int(head["ContentLength"]) != len(body):
+                raise OpsError(f"s3://{self.bucket}/{new_key}: {head['ContentLength']} bytes stored, {len(body)} written; old object kept")
+            prepared.replace(self.cache / new_key)
+            written = 1
         deleted = 0
         for key in [rewrite.key, *(leftover for leftover in rewrite.leftovers if leftover != new_key)]:
             self.s3.delete_object(Bucket=self.bucket, Key=key)
@@ -540,6 +549,15 @@ def plan_rewrites(cache: Path, ids: frozenset[str]) -> list[Rewrite]:
     """The lake objects to rewrite: those holding rows of ``ids``, and those an interrupted run left a copy of."""
     root = cache / lake.PREFIX
     keys = {path.relative_to(cache).as_posix() for path in root.rglob("*") if path.is_file() and not path.name.endswith(".part")}
+    # First the copies interrupted runs left (``K.erased-H`` beside ``K``), each checked to be ``K`` without
+    # whole requests: a copy that is not stops the run here, before anything changes.
+    leftovers: dict[str, list[str]] = {}
+    interrupted: dict[str, set[str]] = {}
+    for key in sorted(keys):
+        base = base_of(key)
+        if base is not None and base in keys:
+            leftovers.setdefault(base, []).append(key)
+            interrupted.setdefault(base, set()).update(interrupted_removal(cache / base, cache / key))
     holding: set[str] = set()
     if ids and keys:
         connection = lake_connection(cache)
@@ -550,18 +568,12 @@ def plan_rewrites(cache: Path, ids: frozenset[str]) -> list[Rewrite]:
         finally:
             connection.close()
         holding = {Path(name).resolve().relative_to(cache.resolve()).as_posix() for (name,) in files}
-    leftovers: dict[str, list[str]] = {}
-    for key in sorted(keys):
-        base = base_of(key)
-        if base is not None and base in keys:
-            leftovers.setdefault(base, []).append(key)
     rewrites = []
     for key in sorted((holding - {leftover for group in leftovers.values() for leftover in group}) | set(leftovers)):
         path = cache / key
         counts = object_ids(path)
         removed = {request_id for request_id in counts if request_id in ids}
-        for leftover in leftovers.get(key, []):
-            removed |= interrupted_removal(path, cache / leftover)
+        removed |= interrupted.get(key, set())
         total = sum(counts.values()) + _rows_without_id(path)
         rows_removed = sum(counts[request_id] for request_id in removed if request_id in counts)
         rewrites.append(Rewrite(key, object_format(path), frozenset(removed), rows_removed, total - rows_removed, leftovers.get(key, [])))
@@ -584,11 +596,11 @@ def _rows_without_id(path: Path) -> int:
 def interrupted_removal(old: Path, copy: Path) -> set[str]:
     """The request ids a copy an interrupted run left (``K.erased-H``) removed from ``K``: checked to be whole
     requests, every other row kept and the format alike; otherwise one line, and nothing changes."""
-    old_ids, copy_ids = object_ids(old), object_ids(copy)
-    removed = {request_id for request_id in old_ids if request_id not in copy_ids}
     try:
+        old_ids, copy_ids = object_ids(old), object_ids(copy)
+        removed = {request_id for request_id in old_ids if request_id not in copy_ids}
         check_rewrite(old, copy, frozenset(removed), object_format(old))
-    except OpsError as error:
+    except (OpsError, _duckdb().Error) as error:
         raise OpsError(
             f"{copy.name} is not {old.name} without some requests' rows ({error}); both left as they are: look at them before erasing"
         ) from None
@@ -644,6 +656,9 @@ def write_without(old: Path, new: Path, removed: frozenset[str], fmt: str) -> No
     connection = _duckdb().connect()
     try:
         connection.execute("SET preserve_insertion_order = true")
+        # Without this DuckDB marks a column REQUIRED when the old object's statistics say it holds no NULL;
+        # Firehose's (Hive's) schema declares every column OPTIONAL, and so must the new object.
+        connection.execute("SET disabled_optimizers = 'statistics_propagation'")
         connection.execute(
             f"COPY (SELECT * FROM read_parquet({lake._quoted(str(old))}, hive_partitioning = false)"
             f" WHERE request_id IS NULL OR NOT list_contains({_id_list(removed)}, request_id))"
@@ -668,7 +683,7 @@ def check_rewrite(old: Path, new: Path, removed: frozenset[str], fmt: str) -> No
     try:
         old_schema = connection.execute(f"DESCRIBE SELECT * FROM {old_sql}").fetchall()
         new_schema = connection.execute(f"DESCRIBE SELECT * FROM {new_sql}").fetchall()
-        physical = "SELECT name, type, repetition_type FROM parquet_schema({}) ORDER BY rowid"
+        physical = "SELECT name, type, repetition_type FROM parquet_schema({})"
         old_physical = connection.execute(physical.format(lake._quoted(str(old)))).fetchall()[1:]
         new_physical = connection.execute(physical.format(lake._quoted(str(new)))).fetchall()[1:]
         (missing,) = connection.execute(
