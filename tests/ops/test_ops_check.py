@@ -115,6 +115,8 @@ def test_canary_not_stored_fails_within_the_timeout(stack, cli, monkeypatch: pyt
         pauses.append(seconds)
         clock.now += seconds
 
+    import re
+
     from botocore.client import BaseClient
 
     looks: list[str] = []
@@ -137,7 +139,8 @@ def test_canary_not_stored_fails_within_the_timeout(stack, cli, monkeypatch: pyt
     assert rows["canary stored"]["status"] == FAIL
     detail = rows["canary stored"]["detail"]
     assert "within 3.5 s (nothing stored)" in detail
-    assert "events queue 2" in detail and "DLQ 0" in detail
+    # the two canary events wait in the events queue: the consumer is stopped
+    assert re.search(r"\b2 messages?\b.* in the events queue", detail) and "consumer is stopped" in detail
     assert rows["alarm actions"]["status"] == OK  # the other checks still ran
     # Looked at t = 0, 1, 2, 3 and 3.5: four waits, one poll interval each until the last, cut to what was left.
     assert pauses == [1.0, 1.0, 1.0, 0.5]
