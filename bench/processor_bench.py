@@ -58,7 +58,18 @@ os.environ.update(
     AWS_SECRET_ACCESS_KEY="bench",
     AWS_SESSION_TOKEN="bench-session-token",  # as in Lambda: a role's session credentials
 )
-for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_FIREHOSE", "AWS_PROFILE", "LAKE_STREAM_NAME"):
+# No endpoint override, and no proxy (with one, the handler would use botocore's clients: transport.json_client).
+for name in (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_FIREHOSE",
+    "AWS_PROFILE",
+    "LAKE_STREAM_NAME",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+):
     os.environ.pop(name, None)
 
 import handler  # noqa: E402  (the Lambda asset's top-level module)

@@ -28,7 +28,8 @@ Everything else stays botocore's, so a call behaves as the botocore client it is
   ``ConnectTimeoutError``, ``ReadTimeoutError``, ``ConnectionClosedError``, ``SSLError``;
   missing credentials as ``NoCredentialsError``.
 
-Not carried over: proxies (``HTTPS_PROXY``; Lambda has none) and client certificates. A success
+Not carried over: proxies (``HTTPS_PROXY``, ``Config.proxies``) and client certificates: with either,
+``json_client`` returns the botocore client itself (Lambda has neither by default). A success
 answer is read with ``json.loads``: the same dict as botocore's parse for what the processor reads
 (strings, numbers, booleans; a binary attribute would stay base64 text, and the processor writes none).
 
@@ -68,7 +69,7 @@ from botocore.exceptions import (
 )
 from botocore.hooks import first_non_none_response
 from botocore.parsers import create_parser
-from botocore.utils import normalize_url_path
+from botocore.utils import get_environ_proxies, normalize_url_path
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _USER_AGENT = f"chat-analytics-processor botocore/{botocore.__version__} Python/{platform.python_version()}"
@@ -571,9 +572,25 @@ class JsonClient:
         self.endpoint.close()
 
 
-def json_client(session: Any, service: str, config: Any) -> JsonClient:
+def needs_botocore(endpoint_url: str, config: Any) -> str | None:
+    """Why this transport cannot send for the client (a proxy, a client certificate), or None."""
+    scheme = urlsplit(endpoint_url).scheme
+    if (config.proxies or {}).get(scheme) or get_environ_proxies(endpoint_url).get(scheme):
+        return f"a proxy for {scheme}"
+    if config.client_cert:
+        return "a client certificate"
+    return None
+
+
+def json_client(session: Any, service: str, config: Any) -> Any:
     """A ``JsonClient`` for ``service`` from a boto3 session: botocore resolves the endpoint (``AWS_ENDPOINT_URL``,
-    ``AWS_ENDPOINT_URL_<SERVICE>``), the region, the credentials and the CA bundle (``AWS_CA_BUNDLE``) as for its own client."""
+    ``AWS_ENDPOINT_URL_<SERVICE>``), the region, the credentials and the CA bundle (``AWS_CA_BUNDLE``) as for its own client.
+
+    When the client would go through a proxy (``HTTPS_PROXY``, ``Config.proxies``) or present a client
+    certificate, which this transport does not do, the botocore client itself is returned: slower, never wrong.
+    """
     client = session.client(service, config=config)
+    if needs_botocore(client.meta.endpoint_url, client.meta.config):
+        return client
     verify = session._session.get_config_variable("ca_bundle") or True
     return JsonClient(client, session.get_credentials(), verify=verify)

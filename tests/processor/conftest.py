@@ -45,6 +45,10 @@ UNSET = (
     "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
     "POWERTOOLS_METRICS_DISABLED",
+    "HTTPS_PROXY",  # with a proxy the handler's clients are botocore's (transport.json_client)
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
 )
 
 

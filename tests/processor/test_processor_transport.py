@@ -20,6 +20,7 @@ import boto3
 import botocore.auth
 import pytest
 from botocore.awsrequest import AWSRequest, AWSResponse
+from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, ConnectionClosedError, NoCredentialsError, ReadTimeoutError
 
@@ -356,3 +357,20 @@ def test_the_handlers_clients_are_this_transport(processor: Processor, monkeypat
     finally:
         processor.handler.stores.reset()
         processor.handler.sinks.reset()
+
+
+def test_with_a_proxy_the_botocore_client_is_used(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This transport connects directly; where botocore would go through a proxy (``HTTPS_PROXY``, or a
+    ``Config``'s proxies) the store gets botocore's client, so no request bypasses the proxy."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = processor.transport.json_client(boto3.session.Session(), "dynamodb", processor.store.CLIENT_CONFIG)
+    assert not isinstance(proxied, processor.transport.JsonClient) and hasattr(proxied, "update_item")
+    monkeypatch.setenv("NO_PROXY", f"dynamodb.{REGION}.amazonaws.com")
+    direct = processor.transport.json_client(boto3.session.Session(), "dynamodb", processor.store.CLIENT_CONFIG)
+    assert isinstance(direct, processor.transport.JsonClient)
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("NO_PROXY")
+    configured = processor.store.CLIENT_CONFIG.merge(Config(proxies={"https": "http://127.0.0.1:3128"}))
+    assert not isinstance(processor.transport.json_client(boto3.session.Session(), "dynamodb", configured), processor.transport.JsonClient)
