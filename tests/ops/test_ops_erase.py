@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,6 @@ from botocore.exceptions import ClientError
 from chat_analytics_ops import erase, lake
 from chat_analytics_ops.errors import OpsError
 from tests.ops.conftest import REGION, Processor, Stack, dead_letter, query_event, response_event
-from tests.ops.test_ops_lake import day_start
 
 SECRET_QUESTION = "My number is 0170-5550199, does she know Rust?"
 SECRET_TEXT = "0170-5550199"
@@ -134,9 +134,13 @@ def filled(stack: Stack, tmp_path: Path) -> Stack:
     return stack
 
 
-def lake_day(timestamp_ms: int) -> str:
-    from datetime import UTC, datetime
+def day_start(days_ago: int) -> int:
+    """Midnight UTC ``days_ago`` days ago, in milliseconds."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((today - timedelta(days=days_ago)).timestamp() * 1000)
 
+
+def lake_day(timestamp_ms: int) -> str:
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC).date().isoformat()
 
 
