@@ -1,8 +1,8 @@
 """``bench/processor_bench.py`` runs as documented, at its smallest size, so it cannot rot unnoticed.
 
 It is run as a script (it sets its own environment and imports the Lambda asset's top-level modules),
-one measured batch per mode. Nothing here judges a timing: the bench exits 3 when the lean clients miss
-their ratio (which a single batch on a busy machine may), and 1 only when it crashes.
+one measured batch per mode. Nothing here judges a timing: without ``--check`` the bench exits 0 whatever
+it measured (the verdict is in its report), and 1 when it crashes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TARGET_MISSED = 3
 
 
 def test_the_processor_bench_runs_and_prints_its_ratio_last(tmp_path: Path) -> None:
@@ -25,7 +24,7 @@ def test_the_processor_bench_runs_and_prints_its_ratio_last(tmp_path: Path) -> N
         timeout=600,
         check=False,
     )
-    assert done.returncode in (0, TARGET_MISSED), done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[-1].startswith("ratio: lean ") and "the bare parse" in lines[-1], lines[-1]
