@@ -74,6 +74,35 @@ def test_inspect_empty_dlq_is_one_line_and_exit_3(stack, cli) -> None:
     assert "dead-letter queue is empty" in result.err
 
 
+def test_inspect_json_prints_json_in_every_case(stack, cli) -> None:
+    """--json prints the object even when there is nothing to list; the exit status and the one line on
+    stderr say why (ops/README.md): 3 for an empty DLQ, 1 when its messages are all in flight."""
+    empty = cli("dlq", "inspect", "--json")
+    assert empty.code == EXIT_EMPTY
+    assert json.loads(empty.out) == {"queueUrl": stack.dlq_url, "count": 0, "approximateNumberOfMessages": 0, "messages": []}
+    assert empty.err.strip().count("\n") == 0 and "dead-letter queue is empty" in empty.err
+
+    fill_dlq(stack, [["query"]])
+    stack.sqs.receive_message(QueueUrl=stack.dlq_url, VisibilityTimeout=60)  # someone else holds it
+    held = cli("dlq", "inspect", "--json")
+    assert held.code == 1
+    assert json.loads(held.out)["messages"] == []
+    assert held.err.strip() == (
+        "chat-analytics: the dead-letter queue's 1 message is in flight (another inspect or redrive holds it); try again in a minute"
+    )
+
+
+def test_inspect_says_what_it_could_not_list(stack, cli) -> None:
+    """One request with 12 messages: SQS returns at most 10 of one group together and none of the rest while
+    they are held, so two cannot be seen without deleting. They are not silently missing: stderr says so."""
+    fill_dlq(stack, [["query"] * 12])
+    result = cli("dlq", "inspect", "--max", "100")
+    assert result.code == 0
+    assert "10 messages in" in result.out
+    assert result.err.strip().startswith("chat-analytics: listed 10 of about 12 messages: 2 could not be received")
+    assert queue_counts(stack, stack.dlq_url) == (12, 0)
+
+
 def test_redrive_dry_run_moves_nothing(stack, cli) -> None:
     dead_letter(stack, query_event("req-1", NOW_MS, "Python?"), query_event("req-2", NOW_MS, "Go?"))
     result = cli("dlq", "redrive", "--dry-run")
@@ -320,7 +349,10 @@ def fill_dlq(stack, requests: list[list[str]]) -> list[str]:
                 query_event(group, NOW_MS + offset, "Python?") if kind == "query" else response_event(group, NOW_MS + offset, "full", 90)
             )
             stack.sqs.send_message(
-                QueueUrl=stack.dlq_url, MessageBody=json.dumps(event), MessageGroupId=group, MessageDeduplicationId=f"{group}:{kind}"
+                QueueUrl=stack.dlq_url,
+                MessageBody=json.dumps(event),
+                MessageGroupId=group,
+                MessageDeduplicationId=f"{group}:{kind}:{offset}",
             )
     return groups
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chat_analytics_ops.report import CANARY_SOURCE, Item, build_report, default_range, normalize_question, percentile
+from chat_analytics_ops.report import CANARY_SOURCE, Item, build_report, default_range, normalize_question, percentile, plural
 from tests.ops.conftest import put_item
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -90,7 +90,7 @@ def test_report_text_is_a_readable_table(seeded, cli) -> None:
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-02")
     assert result.code == 0, result.err
     out = result.out
-    assert "2026-03-01 .. 2026-03-02" in out
+    assert "2026-03-01 .. 2026-03-02 (2 days, UTC)" in out
     assert "match full" in out and "37.5%" in out
     assert "answer latency (latencyMs)" in out and "12 ms" in out
     assert "ingest lag, queries" in out and "200 ms" in out
@@ -160,6 +160,18 @@ def test_empty_range_reports_zeros(stack, cli) -> None:
     assert result.code == 0
     data = json.loads(result.out)
     assert data["requests"] == 0 and data["averageMatchScore"] is None and data["shares"]["full"] is None
+
+
+def test_counts_agree_with_their_nouns(stack, cli) -> None:
+    """Plurals in the text: one day is "1 day", one question "1 question"; several get an s (or "queries")."""
+    put_item(stack.dynamodb, stack.table, request(1, "2026-03-01", "Rust?", "none", 1))
+    result = cli("report", "--from", "2026-03-01", "--to", "2026-03-01")
+    assert result.code == 0, result.err
+    assert "2026-03-01 .. 2026-03-01 (1 day, UTC)" in result.out
+    assert "top 1 unmatched question (matchType none)" in result.out
+    assert "(s)" not in result.out
+    assert plural(0, "query", "queries") == "0 queries" and plural(1, "query", "queries") == "1 query"
+    assert plural(1, "message") == "1 message" and plural(2, "message") == "2 messages"
 
 
 def test_helpers() -> None:
