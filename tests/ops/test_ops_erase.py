@@ -24,7 +24,8 @@ from botocore.exceptions import ClientError
 
 from chat_analytics_ops import erase, lake
 from chat_analytics_ops.errors import OpsError
-from tests.ops.conftest import REGION, Processor, Stack, dead_letter, query_event, response_event
+from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter, query_event, response_event
+from tests.ops.test_ops_server import server_stack  # noqa: F401 - the moto server fixture
 
 SECRET_QUESTION = "My number is 0170-5550199, does she know Rust?"
 SECRET_TEXT = "0170-5550199"
@@ -373,6 +374,28 @@ def test_on_a_terminal_it_asks_and_only_yes_erases(filled: Stack, cli, tmp_path:
     result = cli(*erase_args("secret-2"), "--cache", str(tmp_path))
     assert result.code == 0, result.err
     assert "secret-2" not in table_ids(filled)
+
+
+def test_erase_through_the_endpoint_as_on_the_local_stack(server_stack, cli, tmp_path: Path) -> None:  # noqa: F811
+    """``--endpoint-url`` alone, as against the local stack (a moto server on 127.0.0.1)."""
+    endpoint, stack = server_stack
+    now = day_start(0) + 3_600_000
+    stack.send(query_event("local-1", now, SECRET_QUESTION))
+    stack.send(query_event("local-2", now + 10, "Kept?"))
+    Processor(stack, endpoint_url=endpoint).drain()
+    dead_letter(stack, response_event("local-1", now + 20, "none", 4, latencyMs=11))
+    argv = ("--endpoint-url", endpoint, "--stage", STAGE, *erase_args("local-1"), "--yes", "--cache", str(tmp_path))
+    result = cli(*argv, stage=False)
+    assert result.code == 0, result.err
+    assert "table: 1 item to delete" in result.out and "dead-letter queue: 1 message to delete" in result.out
+    assert {item["requestId"]["S"] for item in stack.items()} == {"local-2"} and stack.depth(stack.dlq_url) == 0
+    server_s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    bucket = stack.outputs["LakeBucketName"]
+    keys = [entry["Key"] for entry in server_s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    bodies = [server_s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys if key.startswith(lake.PREFIX)]
+    assert bodies and not any(b"local-1" in body for body in bodies) and any(b"local-2" in body for body in bodies)
+    assert sum(key.startswith(erase.AUDIT_PREFIX) for key in keys) == 1
+    assert "nothing to erase" in cli(*argv, stage=False).out
 
 
 @pytest.mark.parametrize(
