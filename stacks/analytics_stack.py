@@ -196,5 +196,6 @@ class ChatAnalyticsStack(Stack):
                 "the reader fetches it from there; the grant is limited to that folder.",
             ),
         ]
+        acknowledgements += self.erasure.nag_acknowledgements(bucket_arn)
         for construct, rule, reason in acknowledgements:
             Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Resource, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -86,11 +86,17 @@ class ErasureAccess(Construct):
                 ),
             ],
         )
-        bucket_arn = f"<{stack.get_logical_id(bucket.node.default_child)}.Arn>"  # type: ignore[arg-type]
-        for prefix, reason in (
-            (REQUESTS_PREFIX, "Firehose names each object of requests/dt=<day>/; erasure rewrites the ones holding a request, by name"),
-            (AUDIT_PREFIX, "one new audit object per erasure run under erasure-audit/ (put only, never read or deleted)"),
-        ):
-            Validations.of(self.erasure_policy).acknowledge(
-                Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/{prefix}*]", reason=reason)
-            )
+
+    def nag_acknowledgements(self, bucket_arn: str) -> list[tuple[Resource, str, str]]:
+        """The cdk-nag findings this policy raises, with why each is accepted (the stack acknowledges them all
+        in one place); ``bucket_arn`` is the lake bucket's ARN as cdk-nag names it."""
+        reasons = {
+            REQUESTS_PREFIX: "Firehose names each object under requests/dt=<day>/ itself; erasure reads them all to find a request's rows "
+            "and rewrites, by name, the ones that hold them; the grant is limited to that folder of the lake bucket.",
+            AUDIT_PREFIX: "Each erasure run adds one audit object under erasure-audit/ with a new name; the grant there is PutObject "
+            "only (no read, no delete), limited to that folder.",
+        }
+        return [
+            (self.erasure_policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/{prefix}*]", reason)
+            for prefix, reason in reasons.items()
+        ]
