@@ -320,6 +320,8 @@ def test_question_contains_finds_by_substring_in_the_range_only(stack: Stack, cl
     send_pair(stack, "no-match", today + 1000, "Does she know Go?")
     drain(stack)
     dead_letter(stack, query_event("match-dlq", today + 2000, f"call {SECRET_TEXT} please"))
+    dead_letter(stack, f"not JSON: call {SECRET_TEXT}", group="g-raw", dedup="d-raw")  # no request id: the text decides
+    dead_letter(stack, "not JSON, nothing to do with it", group="g-other", dedup="d-other")
     # A request only in the lake (its item expired from the table, say).
     put_parquet(stack, f"requests/dt={lake_day(today)}/lake-only-object", [row("match-lake", lake_day(today), SECRET_QUESTION)], tmp_path)
 
@@ -338,8 +340,10 @@ def test_question_contains_finds_by_substring_in_the_range_only(stack: Stack, cl
 
     assert result.code == 0, result.err
     assert "4 requests asked" in result.out and SECRET_TEXT not in result.out
+    assert "dead-letter queue: 2 messages to delete" in result.out
     assert table_ids(stack) == {"match-outside", "no-match"}
-    assert dlq_ids(cli) == []
+    [left] = json.loads(cli("dlq", "inspect", "--json", "--show-text").out)["messages"]
+    assert "nothing to do with it" in left["excerpt"]
     remaining = lake_rows(stack, tmp_path / "after")
     assert {values[-4] for values in remaining} == {"match-outside", "no-match"}
     [audit] = audit_lines(stack)

@@ -185,7 +185,7 @@ class Plan:
     ids: frozenset[str]
     table_items: list[str]
     rewrites: list[Rewrite]
-    dead_letters: int
+    dead_letters: frozenset[str]  # the MessageIds of the DLQ messages to delete
     dlq_unchecked: int
     objects_searched: int
 
@@ -212,6 +212,7 @@ class Eraser:
         self.cache = cache
         self.stack_name = stack_name
         self.out: TextIO = sys.stdout
+        self.raw_letters: set[str] = set()  # MessageIds of non-JSON DLQ bodies holding the --question-contains text
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -247,7 +248,7 @@ class Eraser:
         prepared = [self.prepare(rewrite) for rewrite in plan.rewrites]
         done = {"tableItems": 0, "lakeRows": 0, "lakeObjectsWritten": 0, "lakeObjectsDeleted": 0, "deadLetters": 0}
         try:
-            done["deadLetters"] = self.erase_dead_letters(plan.ids)
+            done["deadLetters"] = self.erase_dead_letters(plan.ids, plan.dead_letters)
             done["tableItems"] = self.erase_items(plan.table_items)
             for rewrite, content in zip(plan.rewrites, prepared, strict=True):
                 written, deleted = self.rewrite(rewrite, content)
@@ -293,12 +294,14 @@ class Eraser:
             self.say(f"    {rewrite.key}: {plural(rewrite.rows_removed, 'row')} removed {target}")
             for leftover in rewrite.leftovers:
                 self.say(f"      completes an interrupted erasure: {leftover} (its copy without some requests' rows)")
-        self.say(f"  dead-letter queue: {plural(plan.dead_letters, 'message')} to delete")
+        self.say(f"  dead-letter queue: {plural(len(plan.dead_letters), 'message')} to delete")
 
     # Finding.
 
     def find_by_question(self, text: str, days: list[str]) -> set[str]:
-        """The ids of requests whose question contains ``text`` (case-insensitive) and whose day is in ``days``."""
+        """The ids of requests whose question contains ``text`` (case-insensitive) and whose day is in ``days``.
+        A DLQ message whose body is not a JSON object (so has no request id) but contains the text is kept in
+        ``self.raw_letters``, to be deleted with the requests' messages."""
         needle = text.lower()
         found: set[str] = set()
         for item in report.read_items(self.dynamodb, self.table, days):
@@ -316,13 +319,19 @@ class Eraser:
         found |= {row[0] for row in rows}
         first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
         with self._dead_letters() as (letters, _):
-            for _letter, event in letters:
+            for letter, event in letters:
+                if not event and needle in letter.body.lower():
+                    self.raw_letters.add(letter.message_id)
+                    continue
                 query, timestamp = event.get("query"), event.get("timestamp")
                 request_id = event.get("requestId")
                 if not (isinstance(query, str) and needle in query.lower() and isinstance(request_id, str)):
                     continue
                 if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
-                    day = datetime.fromtimestamp(timestamp / 1000, UTC).date()
+                    try:
+                        day = datetime.fromtimestamp(timestamp / 1000, UTC).date()
+                    except (OverflowError, ValueError, OSError):  # no day to tell: the text decides
+                        day = first
                     if not first <= day <= last:
                         continue
                 found.add(request_id)
@@ -332,7 +341,9 @@ class Eraser:
         table_items = [request_id for request_id in sorted(ids) if self._has_item(request_id)]
         rewrites = plan_rewrites(self.cache, ids)
         with self._dead_letters() as (letters, unchecked):
-            dead = sum(1 for _, event in letters if event.get("requestId") in ids)
+            dead = frozenset(
+                letter.message_id for letter, event in letters if event.get("requestId") in ids or letter.message_id in self.raw_letters
+            )
         return Plan(ids, table_items, rewrites, dead, unchecked, objects)
 
     def _has_item(self, request_id: str) -> bool:
@@ -370,10 +381,17 @@ class Eraser:
 
     # Erasing.
 
-    def erase_dead_letters(self, ids: frozenset[str]) -> int:
+    def erase_dead_letters(self, ids: frozenset[str], planned: frozenset[str]) -> int:
+        """Delete the DLQ messages of ``ids`` (and those ``planned`` by MessageId); every other one is released."""
         deleted = 0
         with self._receiver() as (receiver, _):
-            doomed = [letter for letter in receiver.letters.values() if _parsed(letter.body).get("requestId") in ids]
+            doomed = [
+                letter
+                for letter in receiver.letters.values()
+                if letter.message_id in planned or _parsed(letter.body).get("requestId") in ids
+            ]
+            unheld = [letter for letter in doomed if letter.message_id not in receiver.handles]  # a hold that ran out
+            doomed = [letter for letter in doomed if letter.message_id in receiver.handles]
             for start in range(0, len(doomed), 10):
                 chunk = doomed[start : start + 10]
                 entries = [{"Id": str(i), "ReceiptHandle": receiver.handles[letter.message_id]} for i, letter in enumerate(chunk)]
@@ -384,6 +402,8 @@ class Eraser:
                 for letter in chunk:
                     receiver.forget(letter.message_id)
                 deleted += len(chunk)
+        if unheld:
+            raise OpsError(f"{plural(len(unheld), 'dead-letter message')} to delete slipped out of this run's hold: run erase again")
         return deleted
 
     def erase_items(self, request_ids: list[str]) -> int:
