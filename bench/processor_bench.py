@@ -492,7 +492,7 @@ ratios to `floor` compare like with like on a shared machine (load average {_loa
 - `lean` (after): the clients the handler builds (`transport.JsonClient`: the JSON protocol, SigV4
   with the day's signing key, kept-alive sockets read by its own HTTP/1.1 reader, botocore's retry
   handler and exceptions), each connection replaced by a socket that answers canned bytes: everything
-  but the kernel. Target: ≤ {TARGET_RATIO:g}x `floor`.
+  but TLS and the kernel, which botocore pays alike. Target: ≤ {TARGET_RATIO:g}x `floor`.
 - `moto`: the handler's own store against moto's in-process DynamoDB (no lake); moto's emulation runs in the
   same process, so this is an upper bound on the client's cost, not a prediction of Lambda's duration.
 
