@@ -14,7 +14,7 @@ from types import ModuleType
 
 from local.pipeline import PROCESSOR_DIR, import_processor
 
-MODULES = ("handler", "models", "store", "invalid", "lake")
+MODULES = ("handler", "models", "store", "invalid", "lake", "transport")
 
 
 class CurrentStdout:
