@@ -402,6 +402,19 @@ def test_erase_through_the_endpoint_as_on_the_local_stack(server_stack, cli, tmp
     assert "nothing to erase" in cli(*argv, stage=False).out
 
 
+def test_dead_letters_held_by_another_reader_are_reported_not_skipped(stack: Stack, cli, tmp_path: Path) -> None:
+    """A message another reader holds cannot be looked at: the run says how many and ends with status 1."""
+    dead_letter(stack, query_event("held-1", day_start(0), SECRET_QUESTION))
+    held = stack.sqs.receive_message(QueueUrl=stack.dlq_url, VisibilityTimeout=600, MaxNumberOfMessages=10)["Messages"]
+    assert len(held) == 1
+    result = cli(*erase_args("held-1"), "--yes", "--cache", str(tmp_path))
+    assert result.code == 1
+    assert "1 dead-letter message could not be checked" in result.err and result.err.count("\n") == 1
+    assert "or the dead-letter messages that could be checked" in result.out
+    [audit] = audit_lines(stack)
+    assert audit["deadLettersUnchecked"] == 1
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

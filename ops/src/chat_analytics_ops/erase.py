@@ -234,9 +234,10 @@ class Eraser:
         plan = self.plan(frozenset(ids), objects)
         self.print_plan(plan)
         if not plan.changes_anything():
+            queue = "the dead-letter queue" if not plan.dlq_unchecked else "the dead-letter messages that could be checked"
             self.say(
                 f"nothing to erase: {plural(len(ids), 'request')} in none of the table, the lake ({plural(objects, 'object')} searched)"
-                " or the dead-letter queue (already erased, or never stored); nothing changed"
+                f" or {queue} (already erased, or never stored); nothing changed"
             )
             self.audit(
                 selection, plan, {"tableItems": 0, "lakeRows": 0, "lakeObjectsWritten": 0, "lakeObjectsDeleted": 0, "deadLetters": 0}
