@@ -63,6 +63,7 @@ SILENT: dict[str, Scenario] = {
     "worker-env-secret-name": Scenario(("--secret-name", "s", "credentials", "worker-env", "--json"), "GetSecretValue"),
     "push-to-wrangler": Scenario(("credentials", "push-to-wrangler"), "DescribeStacks"),
     "check": Scenario(("check",), "DescribeStacks"),
+    "erase": Scenario(("erase", "--request-id", "req-1", "--yes"), "DescribeStacks"),
 }
 
 # A valid event: redrive moves it (an invalid one would be left in the DLQ, never sent).
