@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import boto3
 import botocore.client
@@ -254,6 +255,7 @@ def test_a_crash_before_the_old_object_is_deleted_loses_nothing_and_a_rerun_comp
     stack = filled
     rows_before = lake_rows(stack, tmp_path / "before")
     expected = Counter({values: n for values, n in rows_before.items() if values[-4] != "secret-1"})
+    lake_report_before = report_of(cli, "duckdb", tmp_path)
     failing = FailOnce(monkeypatch)
 
     crashed = cli(*erase_args("secret-1"), "--yes", "--cache", str(tmp_path / "cache"))
@@ -265,6 +267,8 @@ def test_a_crash_before_the_old_object_is_deleted_loses_nothing_and_a_rerun_comp
     assert pairs, "the new object was written and the old one is still there"
     middle = lake_rows(stack, tmp_path / "middle")
     assert +(expected - middle) == Counter(), "no row lost: every row to keep is still in the lake"
+    assert +(middle - rows_before), "the copied rows are read twice while both objects exist"
+    assert report_of(cli, "duckdb", tmp_path) == {**lake_report_before, "engine": ANY}, "the report is unaffected by the copies"
     assert [line["outcome"] for line in audit_lines(stack)] == ["failed: ClientError"]
 
     rerun = cli(*erase_args("secret-1"), "--yes", "--cache", str(tmp_path / "cache"))

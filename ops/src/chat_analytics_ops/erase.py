@@ -3,7 +3,7 @@
 A request lives in three places: its item in the table (``requestId``), its rows in the lake objects
 Firehose wrote under ``requests/dt=YYYY-MM-DD/`` (Parquet in AWS, JSON lines locally), and, when its
 events failed, messages in the DLQ. Erasure finds every one of them, prints what it will change, asks,
-and then, in this order:
+makes and checks every new lake object on this machine (nothing has changed yet), and then, in this order:
 
 1. deletes the request's DLQ messages (first: a redrive could otherwise store the request again);
 2. deletes its table item (``DeleteItem``);
