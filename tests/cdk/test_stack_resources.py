@@ -321,6 +321,7 @@ def test_outputs_are_the_documented_ones_and_reveal_no_secret(dev: Synthesized) 
         "AthenaWorkGroupName",
         "LakeStreamName",
         "ReportReaderPolicyArn",
+        "ErasurePolicyArn",
     }
     [(key_id, _)] = resources_of(dev.raw, "AWS::IAM::AccessKey").items()
     [(secret_id, _)] = resources_of(dev.raw, "AWS::SecretsManager::Secret").items()

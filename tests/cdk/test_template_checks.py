@@ -81,4 +81,5 @@ def test_cdk_nag_is_wired_in_and_every_acknowledgement_is_needed(tmp_path: Path)
         "ChatAnalytics-dev/Lake/Bucket/Resource",
         "ChatAnalytics-dev/Lake/DeliveryRole/Resource",
         "ChatAnalytics-dev/Lake/ReportReaderPolicy/Resource",
+        "ChatAnalytics-dev/Erasure/ErasurePolicy/Resource",
     }
