@@ -1,5 +1,5 @@
 """Write ``schema/analytics-event.schema.json`` from the processor's models, and
-``schema/lake-columns.json`` from its lake rows.
+``schema/lake-columns.json`` and ``schema/rejected-columns.json`` from its lake rows.
 
 Run ``.venv/bin/python schema/generate.py`` after changing ``lambda_src/processor/models.py`` or
 ``lake.py``; ``--check`` exits 1 when a checked-in file differs (a test does the same).
@@ -19,6 +19,9 @@ TARGETS = (SCHEMA_FILE, OPS_COPY)
 # The lake's columns: the CDK app's Glue table reads this file, the CLI ships a copy (its DuckDB view).
 LAKE_COLUMNS_FILE = REPO / "schema" / "lake-columns.json"
 LAKE_COLUMNS_TARGETS = (LAKE_COLUMNS_FILE, REPO / "ops" / "src" / "chat_analytics_ops" / "lake-columns.json")
+# The rejected table's columns (Glue table ``rejected``): the same two places read them.
+REJECTED_COLUMNS_FILE = REPO / "schema" / "rejected-columns.json"
+REJECTED_COLUMNS_TARGETS = (REJECTED_COLUMNS_FILE, REPO / "ops" / "src" / "chat_analytics_ops" / "rejected-columns.json")
 PROCESSOR_DIR = REPO / "lambda_src" / "processor"
 
 
@@ -45,8 +48,21 @@ def render_lake_columns() -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+def render_rejected_columns() -> str:
+    """``rejected-columns.json``: the Glue table ``rejected``'s columns, in order, as the processor's ``REJECTED_COLUMNS``."""
+    document = {
+        "description": (
+            "The event lake's rejected events (Glue table `rejected`, Parquet under rejected/dt=YYYY-MM-DD/), in order. "
+            "Generated from lambda_src/processor/lake.py REJECTED_COLUMNS by schema/generate.py; do not edit by hand."
+        ),
+        "columns": [{"name": name, "type": kind} for name, kind in _processor_module("lake").REJECTED_COLUMNS],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
 def main(argv: list[str]) -> int:
     outputs = [(path, render()) for path in TARGETS] + [(path, render_lake_columns()) for path in LAKE_COLUMNS_TARGETS]
+    outputs += [(path, render_rejected_columns()) for path in REJECTED_COLUMNS_TARGETS]
     if "--check" in argv:
         stale = [path for path, text in outputs if not path.exists() or path.read_text(encoding="utf-8") != text]
         for path in stale:

@@ -25,6 +25,13 @@ remaining time less ``RETURN_RESERVE_MS`` (``store.CallGuard``: a call starts on
 its client fits, a retry only when botocore's longest backoff and one more attempt fit). A record
 whose write was not started, or did not finish, fails with the rest of its group, like any failed write.
 
+An invalid record is logged once, counted (``InvalidEvents``) and failed, and on every receive its
+rejected row (``invalid.describe_rejection``: a reason code, the field, what could be read of the event,
+never the question or the reasoning) goes to the lake's second stream (``REJECTED_STREAM_NAME``; table
+``rejected``), in one ``PutRecordBatch`` after the lake's. Its delivery never changes a record's outcome:
+a refused row is counted (``RejectedDeliveryFailures``) and logged, the record still fails (the DLQ after
+the third receive) and its next receive sends a row again; the SQL counts each SQS message id once.
+
 When every record of a batch fails, the failures are reported like any others instead of raising:
 the effect on the queue is the same, and a poison message alone in a batch does not count as a
 function error (the DLQ alarm covers it).
@@ -41,8 +48,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from invalid import describe_invalid
-from lake import LakeSink, encode, lake_row, sink_from_environment
+from invalid import describe_invalid, describe_rejection
+from lake import LakeSink, encode, lake_row, rejected_row, rejected_sink_from_environment, sink_from_environment
 from models import QueryEvent, ResponseEvent, parse_event
 from pydantic import ValidationError
 from store import Provider, StoreProvider, error_code, is_transient
@@ -60,7 +67,17 @@ MAX_METRIC_VALUES = 100  # Powertools' MAX_METRICS: the values of one name an EM
 logger = Logger()  # JSON lines on stdout, which Lambda sends to the function's log group
 metrics = Metrics()
 stores = StoreProvider()
-sinks: Provider[LakeSink | None] = Provider(sink_from_environment)  # None: the function has no lake
+# The rejected rows' stream (None: the function has none); reset with ``sinks``, which whoever changes the environment resets.
+rejected_sinks: Provider[LakeSink | None] = Provider(rejected_sink_from_environment)
+
+
+class _LakeSinks(Provider[LakeSink | None]):
+    def reset(self) -> None:
+        super().reset()
+        rejected_sinks.reset()
+
+
+sinks: Provider[LakeSink | None] = _LakeSinks(sink_from_environment)  # None: the function has no lake
 # Reused across invocations (Lambda freezes its threads in between); created on first concurrent use.
 _pool: ThreadPoolExecutor | None = None
 # True until the execution environment's first invocation: its ColdStart metric (the dashboard's cold-start rate).
@@ -86,6 +103,7 @@ class _GroupOutcome:
     metrics: list[Metric] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)  # the group's records, in order
     lake: list[tuple[int, bytes]] = field(default_factory=list)  # (position of the run's first record, row)
+    rejected: list[bytes] = field(default_factory=list)  # the rejected rows of the group's invalid records
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,11 @@ def _parse(record: dict[str, Any], outcome: _GroupOutcome) -> _Parsed:
     except ValidationError as error:
         logger.error("Invalid event", extra={"messageId": record["messageId"], **describe_invalid(body, error)})
         outcome.metrics.append((record["messageId"], "InvalidEvents", MetricUnit.Count, 1))
+        try:  # the record fails whatever happens to its rejected row
+            outcome.rejected.append(encode(rejected_row(describe_rejection(body, error), record, clock())))
+        except Exception:
+            logger.exception("Rejected row not built", extra={"messageId": record["messageId"]})
+            outcome.metrics.append((record["messageId"], "RejectedDeliveryFailures", MetricUnit.Count, 1))
         return _Parsed(record, None)
 
 
@@ -221,6 +244,28 @@ def _deliver_to_lake(outcomes: list[_GroupOutcome], lake: LakeSink, deadline: fl
     )
 
 
+def _deliver_rejected(outcomes: list[_GroupOutcome], sink: LakeSink, deadline: float | None) -> None:
+    """One ``PutRecordBatch`` of the batch's rejected rows, after the lake's (which can fail records: this one
+    cannot). Their records have failed already and stay failed; a row Firehose refuses is counted and logged,
+    and the row of the record's next receive is the next try (the SQL counts a message id once)."""
+    rows = [row for outcome in outcomes for row in outcome.rejected]
+    if not rows:
+        return
+    try:
+        result = sink.put(rows, deadline=deadline)
+    except Exception as error:  # put() reports refusals; anything else must not change the batch's outcome either
+        logger.exception("Rejected rows not delivered to the lake", extra={"rows": len(rows), "errorCodes": [type(error).__name__]})
+        metrics.add_metric(name="RejectedDeliveryFailures", unit=MetricUnit.Count, value=len(rows))
+        return
+    metrics.add_metric(name="RejectedRows", unit=MetricUnit.Count, value=result.delivered)
+    if result.refused:
+        metrics.add_metric(name="RejectedDeliveryFailures", unit=MetricUnit.Count, value=len(result.refused))
+        logger.error(
+            "Rejected rows not delivered to the lake",
+            extra={"rows": len(rows), "refused": len(result.refused), "errorCodes": sorted(set(result.refused.values()))},
+        )
+
+
 def _add_metrics(emitted: list[Metric]) -> None:
     """``metrics.add_metric`` for each value, but only the first value of a name goes through it.
 
@@ -247,9 +292,12 @@ def invocation_deadline(context: Any) -> float | None:
     return time.monotonic() + (context.get_remaining_time_in_millis() - RETURN_RESERVE_MS) / 1000
 
 
-def process_batch(records: list[dict[str, Any]], store: Any, context: Any, lake: LakeSink | None = None) -> list[str]:
+def process_batch(
+    records: list[dict[str, Any]], store: Any, context: Any, lake: LakeSink | None = None, rejected: LakeSink | None = None
+) -> list[str]:
     """Handle a batch; the failed message IDs in batch order. Metrics are added here, in the caller's
-    thread (Powertools' metric set is not shared between threads)."""
+    thread (Powertools' metric set is not shared between threads). ``rejected`` receives the rows of the
+    invalid records, which fail whether or not their rows are delivered."""
     global _pool
     deadline = invocation_deadline(context)
     groups = _groups(records)
@@ -267,6 +315,8 @@ def process_batch(records: list[dict[str, Any]], store: Any, context: Any, lake:
         outcomes = [first, *(future.result() for future in pending)]
     if lake is not None:
         _deliver_to_lake(outcomes, lake, deadline)
+    if rejected is not None:
+        _deliver_rejected(outcomes, rejected, deadline)
     failed = {message_id for outcome in outcomes for message_id in outcome.failed}
     position = {record["messageId"]: index for index, record in enumerate(records)}
     emitted = sorted((metric for outcome in outcomes for metric in outcome.metrics), key=lambda metric: position[metric[0]])
@@ -283,7 +333,7 @@ def handler(event: dict, context: Any) -> dict:
         metrics.add_metric(name="ColdStart", unit=MetricUnit.Count, value=1)
     records = event.get("Records", [])
     try:
-        failed = process_batch(records, stores.get(), context, sinks.get())
+        failed = process_batch(records, stores.get(), context, sinks.get(), rejected_sinks.get())
     finally:
         logger.set_correlation_id(None)
         # One EMF document per invocation. Flushed by hand rather than with ``log_metrics``, which

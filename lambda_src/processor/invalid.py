@@ -1,8 +1,13 @@
-"""What the error log says about a record that is not a valid event, without the question text.
+"""What the error log and the lake's rejected row say about a record that is not a valid event, without the question text.
 
 The log must let an operator see why a message is headed for the DLQ, but the question a user
 typed never goes to logs: the excerpt leaves out ``query`` values (see ``excerpt``), and pydantic's
 errors are reported without their input values.
+
+The rejected row (``describe_rejection``; ``lake.rejected_row`` completes it) keeps the history of
+rejections in the lake's table ``rejected``: a stable reason code per rule of the contract (``REASONS``),
+the field as a JSON path, what could be read of the event, and an excerpt in which ``query`` and
+``reasoning`` are replaced by their lengths (docs/contracts.md, "The rejected row").
 """
 
 from __future__ import annotations
@@ -70,3 +75,161 @@ def describe_invalid(body: str, error: ValidationError) -> dict[str, Any]:
         "excerpt": excerpt(body),
     }
     return described
+
+
+# --- The rejected row's reason code and field (the lake's table ``rejected``; docs/contracts.md) ---------------
+
+# Stable reason codes, one per rule of the contract; ``reason_code`` maps pydantic's error types to them.
+REASONS = (
+    "invalid_json",  # not JSON, truncated, a lone surrogate escape, nested past the parser's limit
+    "not_an_object",  # JSON, but not an object (an array, a string, a number)
+    "missing_field",  # a required field is absent (eventType included)
+    "unknown_event_type",  # eventType is neither "query" nor "response"
+    "unsupported_schema_version",  # schemaVersion is not an integer 1 to 999
+    "invalid_type",  # a field of the wrong JSON type (a string for a number, a fraction for an integer...)
+    "out_of_range",  # a number outside its bounds, not finite, or a magnitude DynamoDB cannot store
+    "too_short",  # text under its minimum length (an empty requestId or query)
+    "too_long",  # text over its maximum length
+    "invalid_character",  # a character SQS refuses, or a requestId that is not printable ASCII without spaces
+    "invalid_value",  # a value outside its set (matchType), or any other rule
+    "invalid_extra_field",  # an unknown field (accepted and ignored) that breaks the bounds on unknown fields
+)
+_TYPE_REASONS = {
+    "json_invalid": "invalid_json",
+    "json_type": "invalid_json",
+    "missing": "missing_field",
+    "union_tag_not_found": "missing_field",
+    "union_tag_invalid": "unknown_event_type",
+    "greater_than": "out_of_range",
+    "greater_than_equal": "out_of_range",
+    "less_than": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "finite_number": "out_of_range",
+    "dynamodb_number": "out_of_range",
+    "too_short": "too_short",
+    "string_too_short": "too_short",
+    "too_long": "too_long",
+    "string_too_long": "too_long",
+    "sqs_character": "invalid_character",
+    "request_id_character": "invalid_character",
+    "extra_field": "invalid_extra_field",
+    "literal_error": "invalid_value",
+    "int_from_float": "invalid_type",
+}
+_NOT_AN_OBJECT = frozenset({"dict_type", "model_type", "model_attributes_type"})
+_EVENT_TAGS = frozenset({"query", "response"})  # the first part of a field's location: the union's member
+MAX_TEXT_COLUMN = 128  # request ids and event types in the rejected row: at most this many characters
+REJECTED_EXCERPT_CHARS = 256
+PRIVATE_FIELDS = ("query", "reasoning")  # never in a rejected row: their lengths stand in for them
+MAX_EPOCH_MS = 253402300799999  # the contract's timestamp bound (9999-12-31)
+_UNPARSED = object()  # what ``_loads`` returns for a body Python's parser refuses
+_TOO_DEEP = object()  # ... and for one nested past its recursion limit
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    """A JSON path (``$.matchScore``, ``$``) of an error's location, the union's member left out."""
+    parts = list(location)
+    if parts and parts[0] in _EVENT_TAGS:
+        parts = parts[1:]
+    path = "$"
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def reason_code(error: ValidationError) -> tuple[str, str]:
+    """The reason code and field (JSON path) of the first error, stable across pydantic's wording."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    kind, location = first["type"], tuple(first["loc"])
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        return _TYPE_REASONS[kind], "$.eventType"
+    if kind == "extra_field":
+        name = (first.get("ctx") or {}).get("field")
+        return "invalid_extra_field", "$" if name is None else _field_path((str(name),))
+    field = _field_path(location)
+    if field == "$.schemaVersion":
+        return "unsupported_schema_version", field
+    if kind in _NOT_AN_OBJECT and field == "$":
+        return "not_an_object", field
+    if kind in _TYPE_REASONS:
+        return _TYPE_REASONS[kind], field
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return "invalid_type", field
+    return "invalid_value", field
+
+
+def _text(value: str, limit: int) -> str:
+    """Text a row can hold: lone surrogates (valid in a parsed JSON escape, not in UTF-8) replaced, cut to ``limit``."""
+    return value.encode("utf-8", "replace").decode("utf-8")[:limit]
+
+
+def _private_replaced(value: Any) -> Any:
+    """``value`` with every ``query`` and ``reasoning`` member, at any depth, replaced by its length."""
+    if isinstance(value, dict):
+        return {key: _placeholder(key, item) if key in PRIVATE_FIELDS else _private_replaced(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_private_replaced(item) for item in value]
+    return value
+
+
+def _placeholder(key: str, value: Any) -> str:
+    if isinstance(value, str):
+        return f"<{key}, {len(value)} characters>"
+    return f"<{key}, {'null' if value is None else type(value).__name__}>"
+
+
+def lake_excerpt(parsed: Any, body: str) -> str:
+    """At most ``REJECTED_EXCERPT_CHARS`` characters that show the event's shape, never its question or reasoning.
+
+    Parsed JSON (Python's parser, which takes what pydantic's refuses: lone surrogate escapes, NaN) is
+    shown with ``query`` and ``reasoning`` replaced by their lengths. A body that does not parse is shown
+    only as its length: in broken JSON the question cannot be located reliably (a key can be escaped),
+    and a body that is not JSON may be the question itself; so may a bare JSON string.
+    """
+    if parsed is _UNPARSED:
+        return f"<not parseable JSON, {len(body)} characters>"
+    if parsed is _TOO_DEEP:
+        return f"<JSON nested past the parser's recursion limit, {len(body)} characters>"
+    if isinstance(parsed, str):
+        return f"<a JSON string, {len(parsed)} characters>"
+    try:
+        text = json.dumps(_private_replaced(parsed), ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:
+        return f"<JSON nested past the recursion limit, {len(body)} characters>"
+    text = _text(text, len(text))
+    return text if len(text) <= REJECTED_EXCERPT_CHARS else text[: REJECTED_EXCERPT_CHARS - 1] + "…"
+
+
+def _loads(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except RecursionError:
+        return _TOO_DEEP
+    except ValueError:
+        return _UNPARSED
+
+
+def _integer(value: Any, low: int, high: int) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high else None
+
+
+def describe_rejection(body: str, error: ValidationError) -> dict[str, Any]:
+    """What the rejected row says about the event (``lake.rejected_row`` adds the SQS and time columns):
+    reason, field, error count, body length, and what could be read of the event (its type, request id,
+    schema version, timestamp), each None when it could not."""
+    reason, field = reason_code(error)
+    parsed = _loads(body)
+    event = parsed if isinstance(parsed, dict) else {}
+    event_type = event.get("eventType")
+    request_id = event.get("requestId")
+    return {
+        "reason": reason,
+        "field_path": field,
+        "error_count": error.error_count(),
+        "body_length": len(body),
+        "event_type": _text(event_type, MAX_TEXT_COLUMN) if isinstance(event_type, str) else None,
+        "request_id": _text(request_id, MAX_TEXT_COLUMN) if isinstance(request_id, str) and request_id else None,
+        "schema_version": _integer(event.get("schemaVersion"), -(2**31), 2**31 - 1),
+        "event_timestamp": _integer(event.get("timestamp"), 0, MAX_EPOCH_MS),
+        "excerpt": lake_excerpt(parsed, body),
+    }

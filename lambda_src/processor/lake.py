@@ -33,6 +33,7 @@ import os
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -72,6 +73,25 @@ LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("query", "string"),
     ("reasoning", "string"),
 )
+# The columns of the Glue table ``rejected`` (Parquet under ``rejected/dt=YYYY-MM-DD/``), in order: one row per
+# rejected record per receive (invalid.describe_rejection, rejected_row). What sql/rejected.sql reads comes first.
+REJECTED_COLUMNS: tuple[tuple[str, str], ...] = (
+    # what rejected.sql reads
+    ("received_day", "string"),
+    ("reason", "string"),
+    ("message_id", "string"),
+    # the rest: numbers, then text
+    ("receive_count", "int"),
+    ("error_count", "int"),
+    ("schema_version", "int"),
+    ("received_at", "bigint"),
+    ("event_timestamp", "bigint"),
+    ("body_length", "bigint"),
+    ("field_path", "string"),
+    ("event_type", "string"),
+    ("request_id", "string"),
+    ("excerpt", "string"),
+)
 # The table item's attribute for each column that comes straight from it.
 ITEM_ATTRIBUTES = {
     "request_id": "requestId",
@@ -92,6 +112,7 @@ ITEM_ATTRIBUTES = {
 }
 _ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)  # built once, not per row
 _COLUMN_NAMES = tuple(name for name, _ in LAKE_COLUMNS)
+_REJECTED_NAMES = tuple(name for name, _ in REJECTED_COLUMNS)
 _DOUBLE_COLUMNS = frozenset(name for name, kind in LAKE_COLUMNS if kind == "double")
 # Characters the report trims from both ends of a question (closing punctuation, quotes, spaces).
 QUESTION_TRIM = " \"'`“”‘’?!.,;:…"
@@ -150,6 +171,22 @@ def lake_row(item: dict[str, dict[str, str]], written_at: int) -> dict[str, Any]
 def _lag(ingested_at: int | None, timestamp: int | None) -> int | None:
     """Processing time minus the producer's timestamp, never negative (a producer's clock ahead counts as 0)."""
     return None if ingested_at is None or timestamp is None else max(ingested_at - timestamp, 0)
+
+
+def rejected_row(description: dict[str, Any], record: dict[str, Any], received_at: int) -> dict[str, Any]:
+    """The rejected table's row for an SQS record the processor rejected: ``description`` is
+    ``invalid.describe_rejection``'s; the SQS message id, the receive count and the time come from here."""
+    row: dict[str, Any] = dict.fromkeys(_REJECTED_NAMES)
+    row.update({name: description[name] for name in _REJECTED_NAMES if name in description})
+    try:
+        receive_count: int | None = int(record.get("attributes", {}).get("ApproximateReceiveCount", ""))
+    except ValueError:
+        receive_count = None
+    row["message_id"] = record["messageId"]
+    row["receive_count"] = receive_count
+    row["received_at"] = received_at
+    row["received_day"] = datetime.fromtimestamp(received_at / 1000, UTC).date().isoformat()
+    return row
 
 
 def encode(row: dict[str, Any]) -> bytes:
@@ -219,10 +256,16 @@ class LakeSink:
         return PutResult(len(records) - len(refused), refused, requests)
 
 
-def sink_from_environment() -> LakeSink | None:
-    """The sink for ``LAKE_STREAM_NAME``, or None when the function has no lake (the variable is unset);
-    it sends through ``transport.JsonClient`` (botocore resolves the endpoint, ``AWS_ENDPOINT_URL_FIREHOSE`` included)."""
-    stream_name = os.environ.get("LAKE_STREAM_NAME")
+def sink_from_environment(variable: str = "LAKE_STREAM_NAME") -> LakeSink | None:
+    """The sink for the stream named by ``variable`` (``LAKE_STREAM_NAME``, or ``REJECTED_STREAM_NAME``), or None
+    when the function has none (the variable is unset); it sends through ``transport.JsonClient`` (botocore
+    resolves the endpoint, ``AWS_ENDPOINT_URL_FIREHOSE`` included)."""
+    stream_name = os.environ.get(variable)
     if not stream_name:
         return None
     return LakeSink(json_client(boto3.session.Session(), "firehose", CLIENT_CONFIG), stream_name)
+
+
+def rejected_sink_from_environment() -> LakeSink | None:
+    """The sink of the rejected rows' stream (``REJECTED_STREAM_NAME``), or None."""
+    return sink_from_environment("REJECTED_STREAM_NAME")
