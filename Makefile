@@ -90,6 +90,7 @@ bench: synth
 	$(BIN)/python bench/cost_bench.py
 	$(BIN)/python bench/lake_bench.py
 	$(BIN)/python bench/local_lifecycle_bench.py
+	$(BIN)/python bench/ops_timeouts_bench.py
 	if [ -f edge/package.json ]; then cd edge && npm run --silent bench; fi
 
 # The real-account integration test (docs/integ.md): deploys a throwaway stack, proves the pipeline on AWS,

@@ -168,7 +168,7 @@ def test_report_commands_as_printed_run(served: Served) -> None:
         ("secret_other_queue", {"producer secret": "not the stack's"}),
         ("recovery_target_without_dlq", {"recovery rule": "its target has no dead-letter queue"}),
         ("topic_without_events_grant", {"recovery grants": "no topic policy statement lets events.amazonaws.com"}),
-        ("recovery_notice_dead_lettered", {"recovery dead letters": "1 recovery notice(s) failed to reach the topic"}),
+        ("recovery_notice_dead_lettered", {"recovery dead letters": "1 recovery notice failed to reach the topic"}),
     ],
 )
 def test_check_fails_the_broken_part_and_names_it(served: Served, fault: str, expected: dict[str, str]) -> None:

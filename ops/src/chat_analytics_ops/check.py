@@ -69,7 +69,7 @@ from chat_analytics_ops.outputs import (
     RECOVERY_RULE_NAME,
     AwsContext,
 )
-from chat_analytics_ops.report import CANARY_SOURCE
+from chat_analytics_ops.report import CANARY_SOURCE, plural
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 DEFAULT_TIMEOUT_S = 60.0
@@ -201,7 +201,7 @@ def run_checks(ctx: AwsContext, *, timeout_s: float = DEFAULT_TIMEOUT_S, notify_
         name = state.url.rsplit("/", 1)[-1]
         if state.visible or state.in_flight:
             return OK, (
-                f"{name} reachable: {state.visible} message(s) waiting, {state.in_flight} in flight"
+                f"{name} reachable: {plural(state.visible, 'message')} waiting, {state.in_flight} in flight"
                 " (earlier failures: `dlq inspect`, then `dlq redrive`)"
             )
         return OK, f"{name} reachable: empty"
@@ -450,9 +450,9 @@ def _judge_alarm_actions(alarms: list[dict[str, Any]], topic_arn: str, prefix: s
     if disabled:
         problems.append(f"actions disabled: {', '.join(disabled)}")
     if problems:
-        return FAIL, f"{len(alarms)} alarm(s); " + "; ".join(problems)
+        return FAIL, f"{plural(len(alarms), 'alarm')}; " + "; ".join(problems)
     short = ", ".join(alarm["AlarmName"].removeprefix(prefix) for alarm in alarms)
-    return OK, f"{len(alarms)} alarm(s) notify {topic_arn.rsplit(':', 1)[-1]} on ALARM: {short}"
+    return OK, f"{plural(len(alarms), 'alarm')} notify {topic_arn.rsplit(':', 1)[-1]} on ALARM: {short}"
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -492,7 +492,10 @@ def judge_topic_policy(policy_text: str | None, topic_arn: str, alarm_arns: list
         if problem is None and not uncovered:
             conditions = sorted({key for block in grant.get("Condition", {}).values() for key in block})
             scope = f" for {' and '.join(conditions)} covering" if conditions else " with no condition (any account's alarms),"
-            return OK, f"{CLOUDWATCH_PRINCIPAL} may sns:Publish{scope} all {len(alarm_arns)} alarm(s) (statement {grant.get('Sid', '-')})"
+            return (
+                OK,
+                f"{CLOUDWATCH_PRINCIPAL} may sns:Publish{scope} all {plural(len(alarm_arns), 'alarm')} (statement {grant.get('Sid', '-')})",
+            )
         reasons.append(problem or f"its conditions do not cover {', '.join(arn.rsplit(':', 1)[-1] for arn in uncovered)}")
     return FAIL, f"{CLOUDWATCH_PRINCIPAL} may sns:Publish, but " + "; ".join(reasons)
 
@@ -577,7 +580,7 @@ def _notify_test(ctx: AwsContext, alarms: list[dict[str, Any]], topic_arn: str |
     protocols = ", ".join(sorted({str(sub.get("Protocol", "?")) for sub in confirmed}))
     return OK, (
         f"{name}: ALARM then OK accepted; a person must check that the ALARM mail and the recovery line"
-        f" reached the topic's {len(confirmed)} confirmed subscription(s) ({protocols})"
+        f" reached the topic's {plural(len(confirmed), 'confirmed subscription')} ({protocols})"
     )
 
 

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from chat_analytics_ops.dlq import QueueState, queue_state
 from chat_analytics_ops.errors import error_code
+from chat_analytics_ops.report import plural
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 
@@ -216,12 +217,12 @@ def canary_diagnosis(before: QueueDepths, after: QueueDepths, function_name: str
     events = after.events
     if events is not None and events.visible > 0:
         return (
-            f"{events.visible} message(s) wait unconsumed in the events queue: the consumer is stopped"
+            f"{plural(events.visible, 'message')} wait{'s' if events.visible == 1 else ''} unconsumed in the events queue: the consumer is stopped"
             " (is the processor's event source mapping enabled? is it throttled to 0?)"
         )
     if events is not None and events.in_flight > 0:
         return (
-            f"{events.in_flight} message(s) in flight: the processor receives them but has not finished; it is slow or failing"
+            f"{plural(events.in_flight, 'message')} in flight: the processor receives them but has not finished; it is slow or failing"
             f" (see {logs}; after {MAX_RECEIVE_COUNT} receives they reach the DLQ)"
         )
     return f"both queues hold nothing of it: the processor took the events without storing them (its TABLE_NAME? see {logs})"

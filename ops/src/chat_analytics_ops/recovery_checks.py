@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chat_analytics_ops.errors import error_code
+from chat_analytics_ops.report import plural
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 EVENTS_PRINCIPAL = "events.amazonaws.com"
@@ -147,7 +148,7 @@ def judge_recovery_dlq(sqs: Any, dlq_url: str, rule_arn: str) -> tuple[str, str]
         problems.append(f"its policy does not let the rule send ({EVENTS_PRINCIPAL}, aws:SourceArn the rule): failed notices are lost")
     waiting = int(attributes.get("ApproximateNumberOfMessages", "0")) + int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0"))
     if waiting:
-        problems.append(f"{waiting} recovery notice(s) failed to reach the topic (docs/runbook.md, RecoveryDeadLetters)")
+        problems.append(f"{plural(waiting, 'recovery notice')} failed to reach the topic (docs/runbook.md, RecoveryDeadLetters)")
     if problems:
         return FAIL, f"{name}: " + "; ".join(problems)
     return OK, f"{name}: encrypted, only the recovery rule may send, empty"

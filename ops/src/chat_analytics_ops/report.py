@@ -524,7 +524,7 @@ def render_text(report: Report) -> str:
     lines.append(_distribution_line("ingest lag, queries", report.query_ingest_lag))
     lines.append(_distribution_line("ingest lag, answers", report.response_ingest_lag))
     if report.canaries:
-        lines.append(f"  ({report.canaries} canary request(s) of `chat-analytics check` left out)")
+        lines.append(f"  ({plural(report.canaries, 'canary request')} of `chat-analytics check` left out)")
     lines += ["", f"  {'day':<10}  {'queries':>7}  {'full':>6}  {'partial':>7}  {'none':>6}  {'avg score':>9}"]
     for day in report.per_day:
         avg = f"{day.average_score:9.1f}" if day.average_score is not None else f"{'-':>9}"
