@@ -83,6 +83,8 @@ class ChatAnalyticsStack(Stack):
                 retain_logs=settings.is_production,
                 lake_stream_name=self.lake.stream_name,
                 lake_stream_arn=self.lake.stream_arn,
+                rejected_stream_name=self.lake.rejected_stream_name,
+                rejected_stream_arn=self.lake.rejected_stream_arn,
                 powertools_layer=settings.powertools_layer,
             ),
         )
@@ -139,6 +141,8 @@ class ChatAnalyticsStack(Stack):
             "LakeTableName": self.lake.lake_table.ref,
             "AthenaWorkGroupName": self.lake.work_group.ref,
             "LakeStreamName": self.lake.stream_name,
+            "RejectedTableName": self.lake.rejected_table.ref,
+            "RejectedStreamName": self.lake.rejected_stream.ref,
             "ReportReaderPolicyArn": self.lake.report_reader_policy.managed_policy_arn,
             "ErasurePolicyArn": self.erasure.erasure_policy.managed_policy_arn,
         }
@@ -188,6 +192,18 @@ class ChatAnalyticsStack(Stack):
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/requests/*]",
                 "Athena reads every Parquet file of the day partitions a query selects; the reader may read the "
                 "requests/ folder of the lake bucket and nothing else of it but the query results.",
+            ),
+            (
+                lake.delivery_role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/rejected/*]",
+                "Firehose writes one new object per buffer of rejected events under rejected/dt=<day>/ with names it "
+                "chooses; the grant is limited to that folder of the lake bucket.",
+            ),
+            (
+                lake.report_reader_policy,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/rejected/*]",
+                "Athena reads every Parquet file of the day partitions a query of the rejected table selects; the "
+                "grant is limited to the rejected/ folder of the lake bucket.",
             ),
             (
                 lake.report_reader_policy,

@@ -7,6 +7,11 @@ finds those folders by partition projection, so no crawler and no ``MSCK REPAIR`
 through ``work_group``, whose results go to ``athena-results/`` in the same bucket; ``report_reader_policy`` is
 what a person or CI attaches to run ``chat-analytics report --engine athena``.
 
+The events the processor rejects go the same way through a second stream, ``rejected_stream``
+(``<name_prefix>-rejected``), into the Glue table ``rejected`` under ``rejected/dt=YYYY-MM-DD/``: same
+partitioning and projection, same retention (a lifecycle rule on ``rejected/``), same delivery role and log
+group (a log stream of its own), its conversion errors under ``errors/rejected/``.
+
 The delivery stream is the L1 ``CfnDeliveryStream`` with a role of our own rather than the L2
 ``DeliveryStream`` + ``S3Bucket`` (which does support Parquet conversion in aws-cdk-lib 2.275): the L2
 destination grants its role ``grantReadWrite`` on the whole bucket (``s3:DeleteObject*``, ``s3:GetBucket*``,
@@ -48,28 +53,38 @@ from constructs import Construct
 
 from stacks.cdk_helpers import log_group
 
-# Folders of the lake bucket. Firehose writes requests/ and errors/; Athena writes athena-results/.
+# Folders of the lake bucket. Firehose writes requests/, rejected/ and errors/; Athena writes athena-results/.
 REQUESTS_PREFIX = "requests/"
+REJECTED_PREFIX = "rejected/"
 ERRORS_PREFIX = "errors/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
 ATHENA_RESULTS_DAYS = 7
 
 TABLE_NAME = "requests"
+REJECTED_TABLE_NAME = "rejected"  # the events the processor rejected (one row per rejected record per receive)
 PARTITION_KEY = "dt"
 # The first day partition projection considers; days before it hold no data (the lake starts in 2026).
 PROJECTION_START = "2026-01-01"
 # Firehose's own prefixes: the arrival day (UTC) names the partition the table projects.
 DATA_PREFIX = f"{REQUESTS_PREFIX}{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
 ERROR_PREFIX = f"{ERRORS_PREFIX}!{{firehose:error-output-type}}/{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
+REJECTED_DATA_PREFIX = f"{REJECTED_PREFIX}{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
+REJECTED_ERROR_PREFIX = f"{ERRORS_PREFIX}{REJECTED_TABLE_NAME}/!{{firehose:error-output-type}}/{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
 # Parquet conversion needs a buffer of at least 64 MiB; 128 MiB makes fewer, larger files.
 BUFFER_SIZE_MB = 128
 LOG_STREAM_NAME = "S3Delivery"
+REJECTED_LOG_STREAM_NAME = "RejectedS3Delivery"
 
 # (column, Glue type), in order: schema/lake-columns.json, which schema/generate.py writes from the
 # processor's LAKE_COLUMNS (the JSON lines it sends are these columns; a test keeps the file current).
 LAKE_COLUMNS_FILE = Path(__file__).resolve().parent.parent / "schema" / "lake-columns.json"
 LAKE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (column["name"], column["type"]) for column in json.loads(LAKE_COLUMNS_FILE.read_text(encoding="utf-8"))["columns"]
+)
+# The rejected table's columns: schema/rejected-columns.json, from the processor's REJECTED_COLUMNS.
+REJECTED_COLUMNS_FILE = LAKE_COLUMNS_FILE.parent / "rejected-columns.json"
+REJECTED_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (column["name"], column["type"]) for column in json.loads(REJECTED_COLUMNS_FILE.read_text(encoding="utf-8"))["columns"]
 )
 
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
@@ -129,12 +144,19 @@ class EventLake(Construct):
         # resources in the order they are created.
         self.lake_bucket = self._bucket(props)
         self.lake_database, self.lake_table = self._catalog(props)
+        self.rejected_table = self._rejected_table(props)
         self.log_group, self.log_stream, log_stream_arn = self._delivery_logs(props)
-        self.delivery_role = self._delivery_role(log_stream_arn)
+        self.rejected_log_stream, rejected_log_stream_arn = self._log_stream("RejectedDeliveryLogStream", REJECTED_LOG_STREAM_NAME)
+        self.delivery_role = self._delivery_role([log_stream_arn, rejected_log_stream_arn])
         self.delivery_stream = self._delivery_stream(props)
         # The stream's Ref (its name): what refers to it waits for it to exist.
         self.stream_name = self.delivery_stream.ref
         self.stream_arn = self.delivery_stream.attr_arn
+        self.rejected_stream = self._rejected_delivery_stream(props)
+        self.rejected_stream_arn = self.rejected_stream.attr_arn
+        # The rejected stream's name as text (not its Ref): the processor's environment holds it as it is, and the
+        # processor's role policy, which names the stream's ARN, already makes the function wait for the stream.
+        self.rejected_stream_name = self.rejected_stream_name_for(props)
         self.work_group = self._work_group(props)
         self.report_reader_policy = self._report_reader_policy(props)
         if props.lake_formation:
@@ -155,11 +177,13 @@ class EventLake(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(id="ExpireRequestRows", prefix=REQUESTS_PREFIX, expiration=Duration.days(props.retention_days)),
                 s3.LifecycleRule(id="ExpireErrorRecords", prefix=ERRORS_PREFIX, expiration=Duration.days(props.retention_days)),
+                s3.LifecycleRule(id="ExpireRejectedRows", prefix=REJECTED_PREFIX, expiration=Duration.days(props.retention_days)),
                 s3.LifecycleRule(id="ExpireAthenaResults", prefix=ATHENA_RESULTS_PREFIX, expiration=Duration.days(ATHENA_RESULTS_DAYS)),
                 s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
             ],
         )
         self.requests_location = f"s3://{bucket.bucket_name}/{REQUESTS_PREFIX}"
+        self.rejected_location = f"s3://{bucket.bucket_name}/{REJECTED_PREFIX}"
         return bucket
 
     def _catalog(self, props: EventLakeProps) -> tuple[glue.CfnDatabase, glue.CfnTable]:
@@ -175,14 +199,45 @@ class EventLake(Construct):
                 name=props.database_name, description=f"{props.name_prefix}: the event lake (one row per stored request state)"
             ),
         )
-        table = glue.CfnTable(
-            self,
+        self.lake_database = database
+        table = self._table(
             "Table",
+            TABLE_NAME,
+            "Request rows written by Kinesis Data Firehose as Parquet, one folder per arrival day (UTC)",
+            LAKE_COLUMNS,
+            self.requests_location,
+        )
+        catalog_arn = stack.format_arn(service="glue", resource="catalog")
+        database_arn = stack.format_arn(service="glue", resource="database", resource_name=props.database_name)
+        self.table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{props.database_name}/{TABLE_NAME}")
+        self.rejected_table_arn = stack.format_arn(
+            service="glue", resource="table", resource_name=f"{props.database_name}/{REJECTED_TABLE_NAME}"
+        )
+        self.glue_resources = [catalog_arn, database_arn, self.table_arn, self.rejected_table_arn]
+        return database, table
+
+    def _rejected_table(self, props: EventLakeProps) -> glue.CfnTable:
+        """The ``rejected`` table: the processor's rejected events, partitioned and projected as ``requests`` is."""
+        return self._table(
+            "RejectedTable",
+            REJECTED_TABLE_NAME,
+            "Events the processor rejected (reason code, field, no question text), written by Kinesis Data Firehose as "
+            "Parquet, one folder per arrival day (UTC)",
+            REJECTED_COLUMNS,
+            self.rejected_location,
+        )
+
+    def _table(self, construct_id: str, name: str, description: str, columns: tuple[tuple[str, str], ...], location: str) -> glue.CfnTable:
+        """A Parquet table of the lake's database, its ``dt`` day partitions found by projection."""
+        stack = Stack.of(self)
+        return glue.CfnTable(
+            self,
+            construct_id,
             catalog_id=stack.account,
-            database_name=database.ref,
+            database_name=self.lake_database.ref,
             table_input=glue.CfnTable.TableInputProperty(
-                name=TABLE_NAME,
-                description="Request rows written by Kinesis Data Firehose as Parquet, one folder per arrival day (UTC)",
+                name=name,
+                description=description,
                 table_type="EXTERNAL_TABLE",
                 parameters={
                     "classification": "parquet",
@@ -193,12 +248,12 @@ class EventLake(Construct):
                     f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
                     f"projection.{PARTITION_KEY}.interval": "1",
                     f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
-                    "storage.location.template": f"{self.requests_location}{PARTITION_KEY}=${{{PARTITION_KEY}}}/",
+                    "storage.location.template": f"{location}{PARTITION_KEY}=${{{PARTITION_KEY}}}/",
                 },
                 partition_keys=[glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string")],
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    columns=[glue.CfnTable.ColumnProperty(name=name, type=kind) for name, kind in LAKE_COLUMNS],
-                    location=self.requests_location,
+                    columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in columns],
+                    location=location,
                     input_format=PARQUET_INPUT_FORMAT,
                     output_format=PARQUET_OUTPUT_FORMAT,
                     serde_info=glue.CfnTable.SerdeInfoProperty(
@@ -209,36 +264,35 @@ class EventLake(Construct):
                 ),
             ),
         )
-        catalog_arn = stack.format_arn(service="glue", resource="catalog")
-        database_arn = stack.format_arn(service="glue", resource="database", resource_name=props.database_name)
-        self.table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{props.database_name}/{TABLE_NAME}")
-        self.glue_resources = [catalog_arn, database_arn, self.table_arn]
-        return database, table
 
     def _delivery_logs(self, props: EventLakeProps) -> tuple[logs.LogGroup, logs.LogStream, str]:
         """Firehose's log group and its one log stream, made by the stack: Firehose writes delivery and conversion
         errors there but creates neither, and a role that may write only this stream needs its ARN (returned)."""
         group = log_group(self, "DeliveryLogGroup", retention_days=props.log_retention_days, retain=props.protect_data)
-        stream = logs.LogStream(
-            self, "DeliveryLogStream", log_group=group, log_stream_name=LOG_STREAM_NAME, removal_policy=RemovalPolicy.DESTROY
-        )
+        self.log_group = group
+        stream, stream_arn = self._log_stream("DeliveryLogStream", LOG_STREAM_NAME)
+        return group, stream, stream_arn
+
+    def _log_stream(self, construct_id: str, name: str) -> tuple[logs.LogStream, str]:
+        """One log stream of Firehose's log group (one per delivery stream) and its ARN."""
+        stream = logs.LogStream(self, construct_id, log_group=self.log_group, log_stream_name=name, removal_policy=RemovalPolicy.DESTROY)
         stream_arn = Stack.of(self).format_arn(
             service="logs",
             resource="log-group",
-            resource_name=f"{group.log_group_name}:log-stream:{LOG_STREAM_NAME}",
+            resource_name=f"{self.log_group.log_group_name}:log-stream:{name}",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        return group, stream, stream_arn
+        return stream, stream_arn
 
-    def _delivery_role(self, log_stream_arn: str) -> iam.Role:
-        """Firehose's role, narrower than the L2 destination's (the module's docstring): write and read back under
-        ``requests/`` and ``errors/``, read the one Glue table, write the one log stream. Inline policies: they
-        exist before the stream does, so Firehose's first delivery is authorized."""
+    def _delivery_role(self, log_stream_arns: list[str]) -> iam.Role:
+        """The role of both delivery streams, narrower than the L2 destination's (the module's docstring): write and
+        read back under ``requests/``, ``rejected/`` and ``errors/``, read the two Glue tables, write the two log
+        streams. Inline policies: they exist before the streams do, so Firehose's first delivery is authorized."""
         stack = Stack.of(self)
         return iam.Role(
             self,
             "DeliveryRole",
-            description="Lake delivery stream: write Parquet under requests/ and errors/, read the Glue table, write its log stream",
+            description="Lake delivery streams: write Parquet under requests/, rejected/ and errors/, read the Glue tables, write their log streams",
             # Firehose's documented trust for a delivery role: its principal, with sts:ExternalId = this account
             # (https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#using-iam-s3).
             assumed_by=iam.ServicePrincipal("firehose.amazonaws.com", conditions={"StringEquals": {"sts:ExternalId": stack.account}}),
@@ -255,6 +309,7 @@ class EventLake(Construct):
                             actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
                             resources=[
                                 self.lake_bucket.arn_for_objects(f"{REQUESTS_PREFIX}*"),
+                                self.lake_bucket.arn_for_objects(f"{REJECTED_PREFIX}*"),
                                 self.lake_bucket.arn_for_objects(f"{ERRORS_PREFIX}*"),
                             ],
                         ),
@@ -263,7 +318,7 @@ class EventLake(Construct):
                             actions=["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
                             resources=self.glue_resources,
                         ),
-                        iam.PolicyStatement(sid="DeliveryLogs", actions=["logs:PutLogEvents"], resources=[log_stream_arn]),
+                        iam.PolicyStatement(sid="DeliveryLogs", actions=["logs:PutLogEvents"], resources=log_stream_arns),
                     ]
                 )
             },
@@ -273,11 +328,50 @@ class EventLake(Construct):
         """The DirectPut stream that turns the processor's JSON lines into Parquet through the Glue table. It is
         created after what Firehose checks at creation (the role, the log stream, and with Lake Formation the
         role's table grant), so a first deploy does not fail on a missing one."""
+        return self._stream(
+            props,
+            "DeliveryStream",
+            f"{props.name_prefix}-requests",
+            (DATA_PREFIX, ERROR_PREFIX),
+            (self.log_stream, LOG_STREAM_NAME),
+            self.lake_table,
+            "DeliveryRoleTableGrant",
+        )
+
+    def _rejected_delivery_stream(self, props: EventLakeProps) -> firehose.CfnDeliveryStream:
+        """The rejected events' stream: as the requests' one, into ``rejected/`` through the ``rejected`` table (its
+        conversion errors under ``errors/rejected/``), with the same buffering, role and log group."""
+        return self._stream(
+            props,
+            "RejectedDeliveryStream",
+            self.rejected_stream_name_for(props),
+            (REJECTED_DATA_PREFIX, REJECTED_ERROR_PREFIX),
+            (self.rejected_log_stream, REJECTED_LOG_STREAM_NAME),
+            self.rejected_table,
+            "DeliveryRoleRejectedTableGrant",
+        )
+
+    @staticmethod
+    def rejected_stream_name_for(props: EventLakeProps) -> str:
+        return f"{props.name_prefix}-{REJECTED_TABLE_NAME}"
+
+    def _stream(
+        self,
+        props: EventLakeProps,
+        construct_id: str,
+        name: str,
+        prefixes: tuple[str, str],
+        log: tuple[logs.LogStream, str],
+        table: glue.CfnTable,
+        grant_id: str,
+    ) -> firehose.CfnDeliveryStream:
         stack = Stack.of(self)
+        data_prefix, error_prefix = prefixes
+        log_stream, log_stream_name = log
         cfn_stream = firehose.CfnDeliveryStream(
             self,
-            "DeliveryStream",
-            delivery_stream_name=f"{props.name_prefix}-requests",
+            construct_id,
+            delivery_stream_name=name,
             delivery_stream_type="DirectPut",
             delivery_stream_encryption_configuration_input=firehose.CfnDeliveryStream.DeliveryStreamEncryptionConfigurationInputProperty(
                 key_type="AWS_OWNED_CMK"
@@ -285,15 +379,15 @@ class EventLake(Construct):
             extended_s3_destination_configuration=firehose.CfnDeliveryStream.ExtendedS3DestinationConfigurationProperty(
                 bucket_arn=self.lake_bucket.bucket_arn,
                 role_arn=self.delivery_role.role_arn,
-                prefix=DATA_PREFIX,
-                error_output_prefix=ERROR_PREFIX,
+                prefix=data_prefix,
+                error_output_prefix=error_prefix,
                 buffering_hints=firehose.CfnDeliveryStream.BufferingHintsProperty(
                     interval_in_seconds=props.buffer_interval_s, size_in_m_bs=BUFFER_SIZE_MB
                 ),
                 # Parquet is compressed by its serializer (Snappy), not again at the S3 level.
                 compression_format="UNCOMPRESSED",
                 cloud_watch_logging_options=firehose.CfnDeliveryStream.CloudWatchLoggingOptionsProperty(
-                    enabled=True, log_group_name=self.log_group.log_group_name, log_stream_name=LOG_STREAM_NAME
+                    enabled=True, log_group_name=self.log_group.log_group_name, log_stream_name=log_stream_name
                 ),
                 data_format_conversion_configuration=firehose.CfnDeliveryStream.DataFormatConversionConfigurationProperty(
                     enabled=True,
@@ -310,7 +404,7 @@ class EventLake(Construct):
                     schema_configuration=firehose.CfnDeliveryStream.SchemaConfigurationProperty(
                         catalog_id=stack.account,
                         database_name=self.lake_database.ref,
-                        table_name=self.lake_table.ref,
+                        table_name=table.ref,
                         region=stack.region,
                         role_arn=self.delivery_role.role_arn,
                         version_id="LATEST",
@@ -320,10 +414,10 @@ class EventLake(Construct):
         )
         # The schema configuration refers to the table (created first); the log stream must exist too, and the
         # role (its policy is inline: one resource) before Firehose is asked to assume it.
-        cfn_stream.node.add_dependency(self.log_stream)
+        cfn_stream.node.add_dependency(log_stream)
         cfn_stream.node.add_dependency(self.delivery_role)
         if props.lake_formation:
-            delivery_grant = self._grant("DeliveryRoleTableGrant", self.delivery_role.role_arn, ["DESCRIBE"], table=True)
+            delivery_grant = self._grant(grant_id, self.delivery_role.role_arn, ["DESCRIBE"], table=table)
             # Firehose reads the table's schema when the stream is created: the grant comes first.
             cfn_stream.node.add_dependency(delivery_grant)
         return cfn_stream
@@ -356,18 +450,19 @@ class EventLake(Construct):
         """With Lake Formation, IAM alone does not let a report reader query the table: each named principal also
         gets DESCRIBE on the database and SELECT + DESCRIBE on the table (what an Athena query needs)."""
         for index, principal_arn in enumerate(principal_arns, start=1):
-            self._grant(f"ReportReader{index}DatabaseGrant", principal_arn, ["DESCRIBE"], table=False)
-            self._grant(f"ReportReader{index}TableGrant", principal_arn, ["DESCRIBE", "SELECT"], table=True)
+            self._grant(f"ReportReader{index}DatabaseGrant", principal_arn, ["DESCRIBE"], table=None)
+            self._grant(f"ReportReader{index}TableGrant", principal_arn, ["DESCRIBE", "SELECT"], table=self.lake_table)
+            self._grant(f"ReportReader{index}RejectedTableGrant", principal_arn, ["DESCRIBE", "SELECT"], table=self.rejected_table)
 
     def _grant(
-        self, construct_id: str, principal_arn: str, permissions: list[str], *, table: bool
+        self, construct_id: str, principal_arn: str, permissions: list[str], *, table: glue.CfnTable | None
     ) -> lakeformation.CfnPrincipalPermissions:
-        """One Lake Formation grant (no grant option) on the lake's database or on its table."""
+        """One Lake Formation grant (no grant option) on the lake's database (``table`` None) or on one of its tables."""
         account = Stack.of(self).account
-        if table:
+        if table is not None:
             resource = lakeformation.CfnPrincipalPermissions.ResourceProperty(
                 table=lakeformation.CfnPrincipalPermissions.TableResourceProperty(
-                    catalog_id=account, database_name=self.lake_database.ref, name=self.lake_table.ref
+                    catalog_id=account, database_name=self.lake_database.ref, name=table.ref
                 )
             )
         else:
@@ -419,7 +514,11 @@ class EventLake(Construct):
                     actions=["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
                     resources=self.glue_resources,
                 ),
-                iam.PolicyStatement(sid="ReadTheRows", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{REQUESTS_PREFIX}*")]),
+                iam.PolicyStatement(
+                    sid="ReadTheRows",
+                    actions=["s3:GetObject"],
+                    resources=[bucket.arn_for_objects(f"{REQUESTS_PREFIX}*"), bucket.arn_for_objects(f"{REJECTED_PREFIX}*")],
+                ),
                 iam.PolicyStatement(
                     sid="ReadAndWriteQueryResults",
                     actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],

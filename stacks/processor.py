@@ -46,6 +46,9 @@ class ProcessorProps:
     # The event lake's delivery stream: the processor sends each stored request's state there (PutRecordBatch).
     lake_stream_name: str
     lake_stream_arn: str
+    # The rejected events' stream (table ``rejected``): the processor sends a row per rejected record there.
+    rejected_stream_name: str = ""
+    rejected_stream_arn: str = ""
     powertools_layer: str | None = None  # a layer version ARN, a Powertools release (3.x.y), or None for the latest
 
 
@@ -72,8 +75,9 @@ class Processor(Construct):
         )
         # UpdateItem is the only write the processor makes: it merges events into one item.
         self.role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[props.events_table.table_arn]))
-        # The lake's rows go out in batches: PutRecordBatch on the one delivery stream, nothing else.
-        self.role.add_to_policy(iam.PolicyStatement(actions=["firehose:PutRecordBatch"], resources=[props.lake_stream_arn]))
+        # The lake's rows go out in batches: PutRecordBatch on the lake's delivery streams (requests, rejected), nothing else.
+        streams = [props.lake_stream_arn] + ([props.rejected_stream_arn] if props.rejected_stream_arn else [])
+        self.role.add_to_policy(iam.PolicyStatement(actions=["firehose:PutRecordBatch"], resources=streams))
 
         if props.powertools_layer and props.powertools_layer.startswith("arn:"):
             layer_arn = props.powertools_layer
@@ -98,6 +102,7 @@ class Processor(Construct):
                 "TABLE_NAME": props.events_table.table_name,
                 "EVENT_RETENTION_DAYS": str(props.table_retention_days),
                 "LAKE_STREAM_NAME": props.lake_stream_name,
+                **({"REJECTED_STREAM_NAME": props.rejected_stream_name} if props.rejected_stream_name else {}),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": props.metrics_namespace,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
