@@ -376,7 +376,9 @@ def cmd_report(args: argparse.Namespace, ctx: AwsContext) -> int:
         items = report.read_items(ctx.client("dynamodb"), table, days, page_size=args.page_size, progress=report.Progress(args.progress))
         result = report.build_report(items, days, top=args.top, stack_name=ctx.stack_name)
     else:
-        result = lake.lake_report(_lake_engine(args, ctx, days), days, top=args.top, stack_name=ctx.stack_name)
+        engine = _lake_engine(args, ctx, days)
+        result = lake.lake_report(engine, days, top=args.top, stack_name=ctx.stack_name)
+        result.rejected = lake.rejected_counts(engine, days)  # the dynamodb engine's report says it cannot
     if args.chart:
         from chat_analytics_ops.chart import write_chart
 

@@ -10,6 +10,10 @@ builds (``report.build_report``), and a test holds the two equal on the same dat
 A request's rows arrive on or after its day (a clock ahead by up to a day aside) and, when they wait in
 the queue or the dead-letter queue, up to ``LATE_DAYS`` later, so a report of days D1..D2 reads the
 partitions D1 - 1 .. D2 + ``LATE_DAYS`` (never past tomorrow).
+
+The events the processor rejected are in a second table, ``rejected`` (``rejected/dt=YYYY-MM-DD/``, one
+row per rejected record per receive); ``rejected_counts`` counts them by reason code with
+``sql/rejected.sql``, on the same engines (DuckDB's view ``rejected`` is made like ``requests``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from chat_analytics_ops.errors import OpsError, error_code
-from chat_analytics_ops.report import Distribution, EngineInfo, Report, RequestTally, today_utc
+from chat_analytics_ops.report import Distribution, EngineInfo, RejectedCounts, Report, RequestTally, today_utc
 
 # (column, Glue type) of the Glue table ``requests``, in its order: the package's copy of
 # schema/lake-columns.json, which schema/generate.py writes from the processor's LAKE_COLUMNS.
@@ -36,6 +40,15 @@ COLUMNS: tuple[tuple[str, str], ...] = tuple(
 )
 TABLE = "requests"  # the Glue table, and the DuckDB view named like it
 PREFIX = "requests/"  # where Firehose writes in the lake bucket: requests/dt=YYYY-MM-DD/<object>
+# The Glue table ``rejected`` (the package's copy of schema/rejected-columns.json), its view and its folder.
+REJECTED_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (column["name"], column["type"])
+    for column in json.loads(resources.files("chat_analytics_ops").joinpath("rejected-columns.json").read_text(encoding="utf-8"))["columns"]
+)
+REJECTED_TABLE = "rejected"
+REJECTED_PREFIX = "rejected/"
+# A rejected row arrives in Firehose minutes after the processor received its record: on that day or the next.
+REJECTED_LATE_DAYS = 1
 EARLY_DAYS = 1  # a producer's clock ahead: a row can arrive the day before its request's day
 LATE_DAYS = 14  # the queues keep messages 14 days at most: no row arrives later than that
 MAX_LAKE_DAYS = 3660  # a report over the lake: up to ten years
@@ -49,6 +62,11 @@ PARQUET_MAGIC = b"PAR1"
 def report_sql() -> str:
     """``sql/report.sql``, as shipped in the package."""
     return resources.files("chat_analytics_ops").joinpath("sql/report.sql").read_text(encoding="utf-8")
+
+
+def rejected_sql() -> str:
+    """``sql/rejected.sql``, as shipped in the package."""
+    return resources.files("chat_analytics_ops").joinpath("sql/rejected.sql").read_text(encoding="utf-8")
 
 
 def partition_range(days: Sequence[str], *, today: date | None = None) -> tuple[str, str]:
@@ -69,6 +87,19 @@ def lake_report(engine: Engine, days: list[str], *, top: int, stack_name: str = 
     first_dt, last_dt = partition_range(days)
     rows, info = engine.run(report_sql(), [first_dt, last_dt, day_number(days[0]), day_number(days[-1]), top])
     return report_from_rows(rows, days, stack_name=stack_name, engine=info)
+
+
+def rejected_counts(engine: Engine, days: list[str]) -> RejectedCounts:
+    """The events rejected on ``days`` (the UTC day the processor received them), by reason code: each SQS
+    message once, however many times it was received. A query that fails (a stack deployed before the table
+    existed) is one line in the report, not an error: the report's other figures stand."""
+    last_dt = (date.fromisoformat(days[-1]) + timedelta(days=REJECTED_LATE_DAYS)).isoformat()
+    try:
+        rows, _ = engine.run(rejected_sql(), [days[0], last_dt, days[0], days[-1]])
+    except OpsError as error:
+        return RejectedCounts([], 0, note=f"not read from the lake table {REJECTED_TABLE}: {error}")
+    by_reason = [(str(row["reason"]), int(row["events"])) for row in rows]
+    return RejectedCounts(by_reason, sum(int(row["receives"]) for row in rows))
 
 
 def day_number(day: str) -> int:
@@ -113,9 +144,15 @@ def report_from_rows(rows: list[dict[str, Any]], days: list[str], *, stack_name:
 # --- DuckDB: the lake's files on this machine ---------------------------------------------------------
 
 
-def lake_files(root: Path) -> tuple[list[Path], list[Path]]:
-    """The Parquet and the JSON-lines files under ``root``'s ``requests/dt=*/`` (told apart by content)."""
-    base = root / TABLE if (root / TABLE).is_dir() else root
+def lake_files(root: Path, table: str = TABLE) -> tuple[list[Path], list[Path]]:
+    """The Parquet and the JSON-lines files under ``root``'s ``requests/dt=*/`` (told apart by content); with
+    ``table`` ``rejected``, under ``root/rejected/dt=*/`` (only there: ``root`` may be a ``requests`` folder)."""
+    if table != TABLE:
+        base = root / table
+        if not base.is_dir():
+            return [], []
+    else:
+        base = root / TABLE if (root / TABLE).is_dir() else root
     parquet: list[Path] = []
     json_lines: list[Path] = []
     for path in sorted(base.glob("dt=*/**/*")):
@@ -135,7 +172,8 @@ def _file_list(paths: list[Path]) -> str:
 
 
 class DuckDBEngine:
-    """DuckDB over a directory of lake files: a view ``requests`` with the Glue table's columns and ``dt``.
+    """DuckDB over a directory of lake files: a view ``requests`` with the Glue table's columns and ``dt``, and a
+    view ``rejected`` likewise over ``rejected/dt=*/``.
 
     Parquet (what Firehose writes in AWS) and JSON lines (what moto's Firehose writes) may be mixed;
     files of an older or newer schema are read by column name (a missing column is NULL), which is how
@@ -157,17 +195,22 @@ class DuckDBEngine:
         connection = duckdb.connect()
         if self.threads:
             connection.execute(f"SET threads = {int(self.threads)}")
-        columns = ", ".join(f"CAST(NULL AS {_DUCKDB_TYPES[kind]}) AS {name}" for name, kind in COLUMNS)
-        parts = [f"SELECT {columns}, CAST(NULL AS VARCHAR) AS dt WHERE false"]
-        parquet, json_lines = lake_files(self.root)
+        for table, columns in ((TABLE, COLUMNS), (REJECTED_TABLE, REJECTED_COLUMNS)):
+            connection.execute(f"CREATE VIEW {table} AS {self._view(table, columns)}")
+        return connection
+
+    def _view(self, table: str, columns: tuple[tuple[str, str], ...]) -> str:
+        """The view's query: a typed empty table (every column, even without files), then the files by column name."""
+        typed = ", ".join(f"CAST(NULL AS {_DUCKDB_TYPES[kind]}) AS {name}" for name, kind in columns)
+        parts = [f"SELECT {typed}, CAST(NULL AS VARCHAR) AS dt WHERE false"]
+        parquet, json_lines = lake_files(self.root, table)
         hive = "hive_partitioning = true, hive_types = {'dt': 'VARCHAR'}"
         if parquet:
             parts.append(f"SELECT * FROM read_parquet({_file_list(parquet)}, {hive}, union_by_name = true)")
         if json_lines:
-            spec = "{" + ", ".join(f"{_quoted(name)}: {_quoted(_DUCKDB_TYPES[kind])}" for name, kind in COLUMNS) + "}"
+            spec = "{" + ", ".join(f"{_quoted(name)}: {_quoted(_DUCKDB_TYPES[kind])}" for name, kind in columns) + "}"
             parts.append(f"SELECT * FROM read_json({_file_list(json_lines)}, format = 'newline_delimited', columns = {spec}, {hive})")
-        connection.execute(f"CREATE VIEW {TABLE} AS " + " UNION ALL BY NAME ".join(parts))
-        return connection
+        return " UNION ALL BY NAME ".join(parts)
 
     def run(self, sql: str, parameters: Sequence[str | int]) -> tuple[list[dict[str, Any]], EngineInfo]:
         started = time.monotonic()
@@ -189,8 +232,11 @@ class SyncResult:
     removed: int = 0
 
 
-def sync_partitions(s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Path) -> SyncResult:
-    """Make ``cache``'s partitions ``first_dt``..``last_dt`` a copy of the bucket's (same keys).
+def sync_partitions(
+    s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Path, *, prefixes: Sequence[str] = (PREFIX, REJECTED_PREFIX)
+) -> SyncResult:
+    """Make ``cache``'s partitions ``first_dt``..``last_dt`` of each table (``prefixes``: the requests and the
+    rejected events) a copy of the bucket's (same keys).
 
     Firehose never rewrites an object, so one already there with the same size is kept; a local file
     the bucket no longer has (expired by the lifecycle rule, or another stack's) is removed, so the
@@ -199,9 +245,10 @@ def sync_partitions(s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Pa
     start, end = date.fromisoformat(first_dt), date.fromisoformat(last_dt)
     objects = downloaded = size = removed = 0
     paginator = s3.get_paginator("list_objects_v2")
-    day = start
-    while day <= end:
-        prefix = f"{PREFIX}dt={day.isoformat()}/"
+    folders = [
+        f"{table}dt={(start + timedelta(days=offset)).isoformat()}/" for table in prefixes for offset in range((end - start).days + 1)
+    ]
+    for prefix in folders:
         listed: set[Path] = set()
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for entry in page.get("Contents", []):
@@ -222,7 +269,6 @@ def sync_partitions(s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Pa
                 if path.is_file() and path not in listed:
                     path.unlink()
                     removed += 1
-        day += timedelta(days=1)
     return SyncResult(objects, downloaded, size, removed)
 
 

@@ -30,6 +30,12 @@ MAX_DAYS = 366
 DEFAULT_DAYS = 7  # without --from/--to: the last 7 UTC days, today included
 # ``chat-analytics check`` marks its canary events with this source; the report leaves them out.
 CANARY_SOURCE = "chat-analytics-check"
+REJECTED_TABLE = "rejected"  # the lake's table of the events the processor rejected
+# What the report says instead of the rejected counts when it reads the table (which holds only valid events).
+REJECTED_NOT_IN_TABLE = (
+    "the dynamodb engine cannot count them (the table holds only valid events):"
+    f" --engine duckdb or athena reads the lake table {REJECTED_TABLE}"
+)
 PROGRESS_AFTER_PAGES = 3  # below this a report is instant and a progress line is noise
 QUESTION_CHARS = 120  # a top question is shown up to this length
 SCORE_BIN_WIDTH = 5  # the chart's score histogram: 20 bins of 5 points (the lake's SQL bins alike)
@@ -278,6 +284,30 @@ def score_bin(score: float) -> int:
 
 
 @dataclass(frozen=True)
+class RejectedCounts:
+    """The events the processor rejected in a report's days, by reason code (the lake's table ``rejected``;
+    ``lake.rejected_counts``): ``by_reason`` counts each SQS message once, most first; ``receives`` counts
+    the rows (a message is rejected on each receive); ``note`` says why they could not be read, if so."""
+
+    by_reason: list[tuple[str, int]]
+    receives: int
+    note: str = ""
+
+    @property
+    def events(self) -> int:
+        return sum(count for _, count in self.by_reason)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": REJECTED_TABLE,
+            "events": None if self.note else self.events,
+            "receives": None if self.note else self.receives,
+            "byReason": dict(self.by_reason),
+            "note": self.note or None,
+        }
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     """Where a report was read and what it cost: shown under the report, and in ``--json``."""
 
@@ -308,6 +338,7 @@ class Report:
     top_unmatched: list[tuple[str, int]]
     canaries: int = 0  # requests of ``chat-analytics check`` (source CANARY_SOURCE), left out of every figure
     engine: EngineInfo | None = None
+    rejected: RejectedCounts | None = None  # None: not counted (the dynamodb engine cannot)
 
     @property
     def requests(self) -> int:
@@ -355,6 +386,7 @@ class Report:
             "topUnmatched": [{"question": question, "count": count} for question, count in self.top_unmatched],
             "perDay": [day.to_json() for day in self.per_day],
             "canariesExcluded": self.canaries,
+            "rejected": self.rejected.to_json() if self.rejected else {"table": REJECTED_TABLE, "note": REJECTED_NOT_IN_TABLE},
             "engine": self.engine.to_json() if self.engine else None,
         }
 
@@ -538,9 +570,23 @@ def render_text(report: Report) -> str:
         lines.append("    (none)")
     for question, count in report.top_unmatched:
         lines.append(f"  {count:>6}  {question}")
+    lines += ["", *_rejected_lines(report.rejected)]
     if report.engine:
         lines += ["", f"  read by {report.engine.name} in {report.engine.seconds:.1f} s" + _engine_cost(report.engine)]
     return "\n".join(lines)
+
+
+def _rejected_lines(rejected: RejectedCounts | None) -> list[str]:
+    """The rejected events by reason, or the one line that says why they are not counted."""
+    if rejected is None:
+        return [f"  rejected events: {REJECTED_NOT_IN_TABLE}"]
+    if rejected.note:
+        return [f"  rejected events: {rejected.note}"]
+    lines = [f"  rejected events (lake table {REJECTED_TABLE}, by reason): {rejected.events}"]
+    if not rejected.by_reason:
+        lines.append("    (none)")
+    lines += [f"  {count:>6}  {reason}" for reason, count in rejected.by_reason]
+    return lines
 
 
 def _engine_cost(engine: EngineInfo) -> str:
