@@ -288,6 +288,7 @@ def cmd_dlq_inspect(args: argparse.Namespace, ctx: AwsContext) -> int:
                 f"{invalid} of {len(letters)} {'fails' if invalid == 1 else 'fail'} the event schema:"
                 f" fix the producer; redriving {'it' if invalid == 1 else 'them'} would dead-letter {'it' if invalid == 1 else 'them'} again."
             )
+        print(dlq.REJECTIONS_HISTORY)
     if unseen:
         print(
             f"{PROG}: listed {len(letters)} of about {plural(seen.approximate_count, 'message')}:"

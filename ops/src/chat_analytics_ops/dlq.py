@@ -419,13 +419,21 @@ def inspect(sqs: Any, dlq_url: str, limit: int) -> Inspection:
         return Inspection(state, list(letters))
 
 
+# Where the history of rejections lives: every receive of an invalid event leaves a row in the lake (the DLQ keeps
+# only the messages of the last 14 days, rejected or failed for other reasons, until they are redriven or deleted).
+REJECTIONS_HISTORY = (
+    "rejections are kept in the lake table rejected (reason code, field, no question text):"
+    " chat-analytics report --engine duckdb (or athena) shows them by reason"
+)
+
+
 def _nothing_received(state: QueueState) -> None:
     if state.in_flight:
         raise OpsError(
             f"the dead-letter queue's {plural(state.in_flight, 'message')} {'is' if state.in_flight == 1 else 'are'} in flight"
             f" (another inspect or redrive holds {'it' if state.in_flight == 1 else 'them'}); try again in a minute"
         )
-    raise EmptyQueueError(f"the dead-letter queue is empty: {state.url}")
+    raise EmptyQueueError(f"the dead-letter queue is empty: {state.url}; {REJECTIONS_HISTORY}")
 
 
 @dataclass
