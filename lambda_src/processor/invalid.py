@@ -137,10 +137,41 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return path
 
 
-def reason_code(error: ValidationError) -> tuple[str, str]:
-    """The reason code and field (JSON path) of the first error, stable across pydantic's wording."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_path(value: Any, path: str = "$") -> str | None:
+    """The JSON path of the first string holding a lone surrogate (the path of its object for a key), or None."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _SURROGATE.search(key):
+                return path
+            found = _surrogate_path(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def reason_code(error: ValidationError, parsed: Any = None) -> tuple[str, str]:
+    """The reason code and field (JSON path) of the first error, stable across pydantic's wording. ``parsed``
+    is the body as Python's parser reads it: pydantic's refuses a lone surrogate escape as invalid JSON,
+    Python's takes it, so such a body is found to hold a character SQS refuses, and where."""
     first = error.errors(include_url=False, include_input=False)[0]
     kind, location = first["type"], tuple(first["loc"])
+    if kind == "json_invalid" and isinstance(parsed, dict | list):
+        try:
+            found = _surrogate_path(parsed)
+        except RecursionError:
+            found = None
+        if found is not None:
+            return "invalid_character", found
     if kind in ("union_tag_not_found", "union_tag_invalid"):
         return _TYPE_REASONS[kind], "$.eventType"
     if kind == "extra_field":
@@ -217,8 +248,8 @@ def describe_rejection(body: str, error: ValidationError) -> dict[str, Any]:
     """What the rejected row says about the event (``lake.rejected_row`` adds the SQS and time columns):
     reason, field, error count, body length, and what could be read of the event (its type, request id,
     schema version, timestamp), each None when it could not."""
-    reason, field = reason_code(error)
     parsed = _loads(body)
+    reason, field = reason_code(error, parsed)
     event = parsed if isinstance(parsed, dict) else {}
     event_type = event.get("eventType")
     request_id = event.get("requestId")
