@@ -34,11 +34,12 @@ STAND_INS: dict[str, str] = {
     ),
     "AWS::Logs::LogStream": "CreateLogStream in its log group",
     "AWS::KinesisFirehose::DeliveryStream": (
-        "CreateDeliveryStream with the same destination; moto writes the JSON lines as they come (no Parquet"
-        " conversion) under the prefix, whose !{timestamp:...} expressions local.stack evaluates as Firehose does"
+        "CreateDeliveryStream with the same destination (each stream: the requests' and the rejected events'); moto"
+        " writes the JSON lines as they come (no Parquet conversion) under the prefix, whose !{timestamp:...}"
+        " expressions local.stack evaluates as Firehose does"
     ),
     "AWS::Glue::Database": "CreateDatabase (DuckDB, not Athena, reads the lake locally)",
-    "AWS::Glue::Table": "CreateTable with the same columns and partition projection",
+    "AWS::Glue::Table": "CreateTable with the same columns and partition projection (requests, rejected)",
     "AWS::Athena::WorkGroup": "CreateWorkGroup with the same configuration (moto runs no query: the duckdb engine does, locally)",
 }
 
