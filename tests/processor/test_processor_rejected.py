@@ -279,7 +279,7 @@ def test_a_rejected_row_not_delivered_is_counted_and_changes_no_outcome(
     sink: Any = RefusingSink(processor, {"r-bad"}) if broken == "refused" else RaisingSink()
     processor.handler.rejected_sinks.pin(sink)
     try:
-        records = [sqs_record(query_body("r-1")), sqs_record(query_body("r-bad", query=None)), sqs_record(response_body("r-1"))]
+        records = [sqs_record(query_body("r-1")), sqs_record({**query_body("r-bad"), "query": None}), sqs_record(response_body("r-1"))]
         failed = run(processor, *records)
     finally:
         processor.handler.rejected_sinks.reset()
