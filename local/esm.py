@@ -185,9 +185,21 @@ class EventSourceMappingEmulator:
             self._stop.wait(0.5)
             return 0
         messages = response.get("Messages", [])
+        if messages and self.enabled is not None and not self.enabled():
+            # Disabled while this receive was waiting: hand the messages back unprocessed, as a stopped
+            # mapping does not invoke the function.
+            self._release(messages)
+            return 0
         if messages:
             self._invoke(messages)
         return len(messages)
+
+    def _release(self, messages: list[dict]) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(messages)]
+        try:
+            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+        except (BotoCoreError, ClientError) as error:
+            log.warning("could not hand back %d messages: %s", len(messages), error)
 
     def _run(self) -> None:
         while not self._stop.is_set():

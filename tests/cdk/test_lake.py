@@ -24,6 +24,13 @@ def only(s: Synthesized, resource_type: str) -> tuple[str, dict]:
     return name, resource
 
 
+def report_reader_policy(s: Synthesized) -> tuple[str, dict]:
+    """The lake's managed policy (the stack has others: the erasure policy)."""
+    found = {name: r for name, r in resources_of(s.raw, "AWS::IAM::ManagedPolicy").items() if name.startswith("LakeReportReaderPolicy")}
+    assert len(found) == 1, f"expected one report reader policy, found {list(found)}"
+    return next(iter(found.items()))
+
+
 def bucket(s: Synthesized) -> tuple[str, dict]:
     return only(s, "AWS::S3::Bucket")
 
@@ -359,7 +366,7 @@ def test_report_reader_policy_is_athenas_documented_list_and_nothing_else(dev: S
     statement of ``REPORT_READER_STATEMENTS`` names its page. s3:ListBucket has no s3:prefix condition: with
     one, every request that names no prefix (HeadBucket, a list of the bucket's root) is denied."""
     bucket_id, _ = bucket(dev)
-    _, policy = only(dev, "AWS::IAM::ManagedPolicy")
+    _, policy = report_reader_policy(dev)
     props = policy["Properties"]
     assert not {"Users", "Groups", "Roles"} & set(props), "attached by whoever runs the report, not by the stack"
     resources = {
@@ -471,7 +478,7 @@ def test_lake_outputs_name_what_the_report_needs(dev: Synthesized) -> None:
         "LakeTableName": only(dev, "AWS::Glue::Table")[0],
         "AthenaWorkGroupName": only(dev, "AWS::Athena::WorkGroup")[0],
         "LakeStreamName": only(dev, "AWS::KinesisFirehose::DeliveryStream")[0],
-        "ReportReaderPolicyArn": only(dev, "AWS::IAM::ManagedPolicy")[0],
+        "ReportReaderPolicyArn": report_reader_policy(dev)[0],
     }
     for name, logical_id in refs.items():
         assert outputs[name] == {"Ref": logical_id}, name

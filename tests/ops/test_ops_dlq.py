@@ -98,8 +98,12 @@ def test_inspect_says_what_it_could_not_list(stack, cli) -> None:
     fill_dlq(stack, [["query"] * 12])
     result = cli("dlq", "inspect", "--max", "100")
     assert result.code == 0
-    assert "10 messages in" in result.out
-    assert result.err.strip().startswith("chat-analytics: listed 10 of about 12 messages: 2 could not be received")
+    if "12 messages in" in result.out:
+        # On a slow machine the first hold can run out during the look: the two come back and are listed too.
+        assert "could not be received" not in result.err
+    else:
+        assert "10 messages in" in result.out
+        assert result.err.strip().startswith("chat-analytics: listed 10 of about 12 messages: 2 could not be received")
     assert queue_counts(stack, stack.dlq_url) == (12, 0)
 
 
