@@ -161,6 +161,69 @@ def authorize_firehose_streams() -> None:
     FirehoseResponse._determine_resource = determine_resource  # type: ignore[attr-defined]
 
 
+def _json_params(response: object) -> dict:
+    try:
+        params = json.loads(getattr(response, "body", None) or "{}")
+    except ValueError:
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def authorize_athena_and_glue_resources() -> None:
+    """Make this process's moto authorize Athena and Glue actions against the resource's ARN, as AWS does (moto 5.2
+    checks them against ``*``, so the report reader policy, which names the workgroup and the catalog's ARNs,
+    never matches).
+
+    Athena: the workgroup ``arn:aws:athena:<region>:<account>:workgroup/<name>`` of the request's ``WorkGroup``;
+    for a call naming a query (GetQueryExecution, GetQueryResults, StopQueryExecution) the workgroup that query ran
+    in; StartQueryExecution without one runs in ``primary``
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonathena.html).
+
+    Glue: a call naming a table (GetTable, GetPartitions, ...) is checked against the table's ARN, one naming only a
+    database (GetDatabase, GetTables, ...) against the database's. A simplification: AWS requires the catalog, the
+    database *and* the table to be allowed for a table's call
+    (https://docs.aws.amazon.com/glue/latest/dg/glue-specifying-resource-arns.html); moto checks one resource per
+    request, so here only the most specific one is (the check's tests hold the policy's other ARNs in place).
+    Any other call stays checked against ``*``."""
+    from moto.athena.models import athena_backends
+    from moto.athena.responses import AthenaResponse
+    from moto.glue.responses import GlueResponse
+
+    if hasattr(AthenaResponse, "_determine_resource") and hasattr(GlueResponse, "_determine_resource"):
+        return
+
+    def athena_resource(self: AthenaResponse) -> str:
+        params = _json_params(self)
+        group = params.get("WorkGroup")
+        if not group and params.get("QueryExecutionId"):
+            execution = athena_backends[self.current_account][self.region].executions.get(params["QueryExecutionId"])
+            if execution is None:
+                return "*"
+            group = execution.workgroup.name if execution.workgroup else "primary"
+        if not group and self._get_action() == "StartQueryExecution":
+            group = "primary"
+        if not group:
+            return "*"
+        return f"arn:{self.partition}:athena:{self.region}:{self.current_account}:workgroup/{group}"
+
+    def glue_resource(self: GlueResponse) -> str:
+        params = _json_params(self)
+        action = self._get_action()
+        base = f"arn:{self.partition}:glue:{self.region}:{self.current_account}"
+        database = params.get("DatabaseName")
+        table = params.get("TableName") or (params.get("Name") if action.endswith("Table") else None)
+        if database and table:
+            return f"{base}:table/{database}/{table}"
+        if database:
+            return f"{base}:database/{database}"
+        if action.endswith("Database") and params.get("Name"):
+            return f"{base}:database/{params['Name']}"
+        return "*"
+
+    AthenaResponse._determine_resource = athena_resource  # type: ignore[attr-defined]
+    GlueResponse._determine_resource = glue_resource  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Credentials:
     access_key_id: str
@@ -320,6 +383,7 @@ class LocalStack:
         bridge_sqs_batch_actions()
         sign_bodiless_requests_as_sent()
         authorize_firehose_streams()
+        authorize_athena_and_glue_resources()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the output
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
@@ -348,6 +412,7 @@ class LocalStack:
         _secret_points_at_local_queue(setup.session(), self.endpoint_url, outputs)
         report.append("secret: AWS_SQS_URL is the queue's URL on the local endpoint (moto's CloudFormation reports AWS's host)")
         report.append("IAM: SQS batch actions authorized as their single-message action, as AWS does (moto patched)")
+        report.append("IAM: Athena and Glue actions authorized against the workgroup's and the table's ARN, as AWS does (moto patched)")
         _bridge_processor_role(iam, template, deployed, outputs)
         report.append(
             f"IAM: {MOTO_PROCESSOR_BRIDGE_POLICY} added to the processor role (moto authorizes DynamoDB calls against resource *)"

@@ -28,6 +28,12 @@ Each check is one row (name, OK/FAIL/SKIP, one line of detail):
   KMS key lets it encrypt for the topic (no role: ``recovery_checks.py`` says why).
 * **recovery dead letters**: the rule's dead-letter queue is encrypted, only the rule may send to it, and it is
   empty (a message there is a recovery notice that never reached the topic).
+* **event lake**: the lake's Firehose stream is active, its Glue table has the columns the report's SQL reads,
+  and the Athena workgroup enforces a per-query scan limit.
+* **report reader**: against a local stack (``--endpoint-url``), the calls of ``report --engine athena``
+  (Athena, Glue, S3) made by a temporary IAM user holding only the ``ReportReaderPolicyArn`` policy
+  (``reader_check.py``); FAIL names each action the policy lacks and on what. On AWS: SKIP (``check``
+  creates no IAM user in a real account; run ``report --engine athena`` as a principal holding the policy).
 * **notification test** (``--notify-test``): one alarm is set to ALARM and back to OK
   (``SetAlarmState``); the check reports that both changes were accepted. Whether the mails arrived
   only a person can tell.
@@ -51,7 +57,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import credentials, lake, pipeline_checks, recovery_checks
+from chat_analytics_ops import credentials, lake, pipeline_checks, reader_check, recovery_checks
 from chat_analytics_ops.dlq import queue_state
 from chat_analytics_ops.errors import UNREACHABLE_ERRORS, OpsError, describe, error_code
 from chat_analytics_ops.outputs import (
@@ -283,6 +289,7 @@ def run_checks(ctx: AwsContext, *, timeout_s: float = DEFAULT_TIMEOUT_S, notify_
     _guarded(report, "recovery dead letters", recovery_dead_letters)
 
     _guarded(report, "event lake", lambda: _judge_lake(ctx))
+    _guarded(report, "report reader", lambda: reader_check.judge_report_reader(ctx))
 
     if notify_test:
         _guarded(report, "notification test", lambda: _notify_test(ctx, alarms, topic_arn, prefix))
