@@ -141,9 +141,23 @@ def test_check_as_printed_passes_on_the_intact_local_stack(served: Served) -> No
     result = served.run(check_command(served))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout
-    names = ("producer secret", "canary sent", "canary stored", "redrive policy", "event source", "event lake")
+    names = ("producer secret", "canary sent", "canary stored", "redrive policy", "event source", "event lake", "report reader")
     for name in (*names, "recovery rule", "recovery grants", "recovery dead letters"):
         assert re.search(rf"^\s+{name}\s+OK\s", result.stdout, re.MULTILINE), (name, result.stdout)
+
+
+def test_report_reader_row_calls_as_the_policy_and_leaves_no_user(served: Served) -> None:
+    """The row counts the report's calls allowed with only ReportReaderPolicyArn attached, and the temporary
+    user it made for them is gone afterwards (with its key and attachment)."""
+    result = served.run(check_command(served), "--json")
+    status, detail = rows(result)["report reader"]
+    assert status == "OK", detail
+    assert re.search(r"\b(\d+) of \1 calls of `report --engine athena` allowed", detail), detail
+    iam = served.client("iam")
+    users = [user["UserName"] for user in iam.list_users()["Users"]]
+    assert not [name for name in users if name.startswith("chat-analytics-check-reader-")], users
+    policy = served.output("ReportReaderPolicyArn")
+    assert iam.list_entities_for_policy(PolicyArn=policy)["PolicyUsers"] == []
 
 
 def test_report_commands_as_printed_run(served: Served) -> None:
@@ -169,6 +183,7 @@ def test_report_commands_as_printed_run(served: Served) -> None:
         ("recovery_target_without_dlq", {"recovery rule": "its target has no dead-letter queue"}),
         ("topic_without_events_grant", {"recovery grants": "no topic policy statement lets events.amazonaws.com"}),
         ("recovery_notice_dead_lettered", {"recovery dead letters": "1 recovery notice failed to reach the topic"}),
+        ("reader_policy_without_list", {"report reader": "lacks s3:ListBucket on arn:aws:s3:::"}),
     ],
 )
 def test_check_fails_the_broken_part_and_names_it(served: Served, fault: str, expected: dict[str, str]) -> None:
@@ -299,6 +314,34 @@ class broken:
         policy["Statement"] = [s for s in policy["Statement"] if "events.amazonaws.com" not in json.dumps(s.get("Principal", {}))]
         sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(policy))
         self.undo.append(lambda: sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=saved))
+
+    def reader_policy_without_list(self) -> None:
+        """A new default version of the report reader policy without s3:ListBucket (its statement keeps s3:GetBucketLocation; an operator
+        trimming the policy); undone by making the old version the default again and deleting the new one."""
+        policy = self.served.output("ReportReaderPolicyArn")
+        [current] = [v for v in self.iam.list_policy_versions(PolicyArn=policy)["Versions"] if v["IsDefaultVersion"]]
+        document = self.iam.get_policy_version(PolicyArn=policy, VersionId=current["VersionId"])["PolicyVersion"]["Document"]
+        document = json.loads(document) if isinstance(document, str) else document
+        statements = []
+        for statement in document["Statement"]:
+            actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+            if "s3:ListBucket" in actions:
+                actions = [action for action in actions if action != "s3:ListBucket"]
+                if not actions:
+                    continue
+                statement = {**statement, "Action": actions}
+            statements.append(statement)
+        assert statements != document["Statement"], "the report reader policy grants no s3:ListBucket"
+        new = self.iam.create_policy_version(
+            PolicyArn=policy, PolicyDocument=json.dumps({**document, "Statement": statements}), SetAsDefault=True
+        )
+        version = new["PolicyVersion"]["VersionId"]
+
+        def undo() -> None:
+            self.iam.set_default_policy_version(PolicyArn=policy, VersionId=current["VersionId"])
+            self.iam.delete_policy_version(PolicyArn=policy, VersionId=version)
+
+        self.undo.append(undo)
 
     def recovery_notice_dead_lettered(self) -> None:
         url = local_url(self.served, self.served.output("RecoveryDeadLetterQueueUrl"))

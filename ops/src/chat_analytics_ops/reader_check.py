@@ -92,14 +92,19 @@ def judge_calls(calls: list[Call], policy_name: str) -> tuple[str, str]:
     """OK when every call was allowed; FAIL naming each action the policy lacks, and on what."""
     denied = [call for call in calls if call.outcome == DENIED]
     allowed = [call for call in calls if call.outcome == ALLOWED]
+    made = [call for call in calls if call.outcome != NOT_TRIED]
     if denied:
         lacks = "; ".join(f"{call.action} on {call.resource}" + (f" ({call.note})" if call.note else "") for call in denied)
-        return FAIL, f"{REPORT_READER_POLICY_ARN} ({policy_name}) lacks {lacks} ({len(allowed)} of {plural(len(calls), 'call')} allowed)"
-    if not calls:
+        return FAIL, f"{REPORT_READER_POLICY_ARN} ({policy_name}) lacks {lacks} ({len(allowed)} of {plural(len(made), 'call')} allowed)"
+    if not made:
         return FAIL, "no call was made as the reader"
-    notes = [f"{call.action}: {call.note}" for call in calls if call.note]
+    notes = [
+        f"{call.action} {call.outcome}: {call.note}" if call.outcome == NOT_TRIED else f"{call.action}: {call.note}"
+        for call in calls
+        if call.note
+    ]
     return OK, (
-        f"{len(allowed)} of {plural(len(calls), 'call')} of `report --engine athena` allowed with only {policy_name} attached"
+        f"{len(allowed)} of {plural(len(made), 'call')} of `report --engine athena` allowed with only {policy_name} attached"
         + (f" ({'; '.join(notes)})" if notes else "")
     )
 
