@@ -105,7 +105,7 @@ def served(local_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     process, lines = start_serve(local_template, tmp_path_factory.mktemp("serve"))
     try:
         pasted = [line.strip() for line in lines[lines.index("In another terminal, from this folder, paste:") + 1 :]]
-        env = dict(re.fullmatch(r"export (\w+)=(\S+)", line).groups() for line in pasted if line.startswith("export "))  # type: ignore[union-attr]
+        env = dict(re.fullmatch(r"export (\w+)=(\S+)", line).groups() for line in pasted if line.startswith("export "))  # type: ignore[union-attr,misc]
         env = {key: shlex.split(value)[0] for key, value in env.items()}
         commands = [line for line in pasted if line.startswith("chat-analytics ")]
         [endpoint] = {re.search(r"--endpoint-url (\S+)", command).group(1) for command in commands}  # type: ignore[union-attr]
