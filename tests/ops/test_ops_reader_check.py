@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chat_analytics_ops import lake, reader_check
+from chat_analytics_ops.errors import OpsError
 from chat_analytics_ops.outputs import AwsContext
 from chat_analytics_ops.reader_check import ALLOWED, DENIED, FAIL, NOT_TRIED, OK, SKIP, Call
 
@@ -45,7 +46,7 @@ def test_report_query_is_the_reports_sql_for_one_day() -> None:
 def test_account_of_a_policy_arn() -> None:
     assert reader_check.account_of("arn:aws:iam::123456789012:policy/Reader") == ("aws", "123456789012")
     assert reader_check.account_of("arn:aws-cn:iam::111122223333:policy/path/Reader") == ("aws-cn", "111122223333")
-    with pytest.raises(ValueError, match="not an IAM policy ARN"):
+    with pytest.raises(OpsError, match="not an IAM policy ARN"):
         reader_check.account_of("Reader")
 
 
@@ -106,3 +107,69 @@ def test_a_local_stack_without_the_policy_output_is_skipped_naming_it() -> None:
     status, detail = reader_check.judge_report_reader(Outputs(stack_name="S", endpoint_url="http://127.0.0.1:1"))
     assert status == SKIP
     assert "no ReportReaderPolicyArn output" in detail
+
+
+class FakeIam:
+    """Records the IAM calls; ``refuse`` names a removal that fails."""
+
+    def __init__(self, refuse: str = "") -> None:
+        self.calls: list[str] = []
+        self.refuse = refuse
+
+    def __getattr__(self, name: str):  # create_user, attach_user_policy, ... delete_user
+        def call(**kwargs: str) -> dict:
+            self.calls.append(name)
+            if name == self.refuse:
+                raise ClientError({"Error": {"Code": "ServiceFailure", "Message": "try again"}}, name)
+            return {"AccessKey": {"AccessKeyId": "AKIDREADER", "SecretAccessKey": "s"}} if name == "create_access_key" else {}
+
+        return call
+
+
+class LocalContext(AwsContext):
+    def __init__(self, iam: FakeIam) -> None:
+        super().__init__(stack_name="S", endpoint_url="http://127.0.0.1:1", region="us-east-1")
+        self.iam = iam
+
+    def client(self, service: str) -> object:
+        assert service == "iam"
+        return self.iam
+
+    def stack_outputs(self) -> dict[str, str]:
+        return {
+            "ReportReaderPolicyArn": "arn:aws:iam::123456789012:policy/Reader",
+            "AthenaWorkGroupName": "w",
+            "LakeDatabaseName": "d",
+            "LakeTableName": "t",
+            "LakeBucketName": "b",
+        }
+
+
+REMOVALS = ["delete_access_key", "detach_user_policy", "delete_user"]
+
+
+def test_the_temporary_user_is_removed_after_the_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    def calls(reader, outputs, partition, account, region) -> None:
+        reader.calls.append(Call("s3:ListBucket", "arn:aws:s3:::b", ALLOWED))
+
+    monkeypatch.setattr(reader_check, "_report_calls", calls)
+    iam = FakeIam()
+    status, detail = reader_check.judge_report_reader(LocalContext(iam))
+    assert (status, detail) == (OK, "1 of 1 call of `report --engine athena` allowed with only Reader attached")
+    assert iam.calls == ["create_user", "attach_user_policy", "create_access_key", *REMOVALS]
+
+
+def test_the_user_is_removed_when_a_call_fails_and_a_failed_removal_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    def calls(reader, outputs, partition, account, region) -> None:
+        raise ClientError({"Error": {"Code": "InternalFailure", "Message": "boom"}}, "GetWorkGroup")
+
+    monkeypatch.setattr(reader_check, "_report_calls", calls)
+    iam = FakeIam()
+    with pytest.raises(ClientError):
+        reader_check.judge_report_reader(LocalContext(iam))
+    assert iam.calls[-3:] == REMOVALS
+
+    iam = FakeIam(refuse="delete_user")
+    with pytest.raises(OpsError, match=r"the temporary IAM user chat-analytics-check-reader-\w+ was not entirely removed: the user:"):
+        reader_check.judge_report_reader(LocalContext(iam))
+    assert iam.calls[-3:] == REMOVALS

@@ -84,7 +84,7 @@ def account_of(policy_arn: str) -> tuple[str, str]:
     """The (partition, account) of an IAM policy ARN ``arn:<partition>:iam::<account>:policy/<name>``."""
     parts = policy_arn.split(":")
     if len(parts) < 6 or parts[0] != "arn" or parts[2] != "iam" or not parts[4]:
-        raise ValueError(f"{REPORT_READER_POLICY_ARN} {policy_arn!r} is not an IAM policy ARN")
+        raise OpsError(f"{REPORT_READER_POLICY_ARN} {policy_arn!r} is not an IAM policy ARN")
     return parts[1], parts[4]
 
 
@@ -153,6 +153,7 @@ def judge_report_reader(ctx: AwsContext) -> tuple[str, str]:
     iam = ctx.client("iam")
     user = f"{USER_PREFIX}{uuid.uuid4().hex[:12]}"
     created: list[tuple[str, Callable[[], Any]]] = []
+    failure: BaseException | None = None
     try:
         iam.create_user(UserName=user)
         created.append(("the user", lambda: iam.delete_user(UserName=user)))
@@ -166,21 +167,21 @@ def judge_report_reader(ctx: AwsContext) -> tuple[str, str]:
         reader = _Reader(session, ctx.endpoint_url)
         _report_calls(reader, outputs, partition, account, ctx.region_name)
         status, detail = judge_calls(reader.calls, policy_arn.rsplit("/", 1)[-1])
-    except UNREACHABLE_ERRORS:
-        raise  # the endpoint stopped answering: nothing more can be asked of it, removing the user included
-    except (ClientError, BotoCoreError, OpsError) as error:
-        left = _remove(created)
-        if left:
-            raise OpsError(f"{_reason(error)}; the temporary IAM user {user} was not entirely removed: {left}") from error
+    except BaseException as raised:
+        failure = raised
         raise
-    left = _remove(created)
+    finally:
+        # Removed whatever happened, except when the endpoint stopped answering (each removal would wait for it again).
+        left = "" if isinstance(failure, UNREACHABLE_ERRORS) else _remove(created)
+        if left and isinstance(failure, Exception):
+            raise OpsError(f"{_reason(failure)}; the temporary IAM user {user} was not entirely removed: {left}") from failure
     if left:
         return FAIL, f"{detail}; the temporary IAM user {user} was not entirely removed: {left}"
     return status, detail
 
 
 def _reason(error: BaseException) -> str:
-    return describe(error) if isinstance(error, ClientError | BotoCoreError) else str(error)
+    return describe(error) if isinstance(error, ClientError | BotoCoreError) else str(error) or type(error).__name__
 
 
 def _remove(created: list[tuple[str, Callable[[], Any]]]) -> str:
