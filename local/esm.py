@@ -188,13 +188,13 @@ class EventSourceMappingEmulator:
         if messages and self.enabled is not None and not self.enabled():
             # Disabled while this receive was waiting: hand the messages back unprocessed, as a stopped
             # mapping does not invoke the function.
-            self._release(messages)
+            self._hand_back(messages)
             return 0
         if messages:
             self._invoke(messages)
         return len(messages)
 
-    def _release(self, messages: list[dict]) -> None:
+    def _hand_back(self, messages: list[dict]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(messages)]
         try:
             self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)

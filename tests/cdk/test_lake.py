@@ -18,7 +18,12 @@ ACCOUNT = {"Ref": "AWS::AccountId"}
 
 
 def only(s: Synthesized, resource_type: str) -> tuple[str, dict]:
-    found = resources_of(s.raw, resource_type)
+    """The lake's one resource of a type, the rejected events' table and stream aside (tests/cdk/test_rejected.py)."""
+    found = {
+        name: res
+        for name, res in resources_of(s.raw, resource_type).items()
+        if not name.startswith(("LakeRejected", "Erasure"))  # the erasure policy: tests/cdk/test_stack_resources.py
+    }
     assert len(found) == 1, f"expected one {resource_type}, found {list(found)}"
     name, resource = next(iter(found.items()))
     return name, resource
@@ -261,7 +266,7 @@ def test_delivery_stream_logs_to_its_own_log_group_with_the_stacks_retention(sta
     assert logging["Enabled"] is True
     log_group = s.raw["Resources"][logging["LogGroupName"]["Ref"]]
     assert log_group["Type"] == "AWS::Logs::LogGroup" and log_group["Properties"]["RetentionInDays"] == days
-    [log_stream] = resources_of(s.raw, "AWS::Logs::LogStream").values()
+    _, log_stream = only(s, "AWS::Logs::LogStream")
     assert log_stream["Properties"] == {"LogGroupName": logging["LogGroupName"], "LogStreamName": logging["LogStreamName"]}
 
 
@@ -290,16 +295,18 @@ def test_delivery_role_trusts_firehose_of_this_account_and_grants_only_the_lake(
     assert statements["LakeBucket"]["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
     assert statements["LakeObjects"]["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
     assert sorted(map(json.dumps, statements["LakeObjects"]["Resource"])) == sorted(
-        json.dumps(object_arn(bucket_id, suffix)) for suffix in ("/requests/*", "/errors/*")
+        json.dumps(object_arn(bucket_id, suffix)) for suffix in ("/requests/*", "/rejected/*", "/errors/*")
     )
     assert statements["LakeSchema"]["Action"] == ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"]
     assert statements["LakeSchema"]["Resource"] == [
         glue_arn(":catalog"),
         glue_arn(":database/chat_analytics_dev"),
+        glue_arn(":table/chat_analytics_dev/rejected"),
         glue_arn(":table/chat_analytics_dev/requests"),
     ]
     assert statements["DeliveryLogs"]["Action"] == "logs:PutLogEvents"
-    assert ":log-stream:S3Delivery" in json.dumps(statements["DeliveryLogs"]["Resource"])
+    log_streams = sorted(json.dumps(arn).split(":log-stream:")[1].split('"')[0] for arn in statements["DeliveryLogs"]["Resource"])
+    assert log_streams == ["RejectedS3Delivery", "S3Delivery"]
     assert set(statements) == {"LakeBucket", "LakeObjects", "LakeSchema", "DeliveryLogs"}
 
 
@@ -345,7 +352,7 @@ REPORT_READER_STATEMENTS = (
         ATHENA_MANAGED_POLICIES,
     ),
     ("ReadTheTableDefinition", ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"], "glue", ATHENA_MANAGED_POLICIES),
-    ("ReadTheRows", "s3:GetObject", "/requests/*", ATHENA_S3_ACCESS),
+    ("ReadTheRows", "s3:GetObject", "rows", ATHENA_S3_ACCESS),
     (
         "ReadAndWriteQueryResults",
         ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
@@ -376,7 +383,13 @@ def test_report_reader_policy_is_athenas_documented_list_and_nothing_else(dev: S
                 ["arn:", {"Ref": "AWS::Partition"}, ":athena:", {"Ref": "AWS::Region"}, ":", ACCOUNT, ":workgroup/ChatAnalytics-dev"],
             ]
         },
-        "glue": [glue_arn(":catalog"), glue_arn(":database/chat_analytics_dev"), glue_arn(":table/chat_analytics_dev/requests")],
+        "glue": [
+            glue_arn(":catalog"),
+            glue_arn(":database/chat_analytics_dev"),
+            glue_arn(":table/chat_analytics_dev/rejected"),
+            glue_arn(":table/chat_analytics_dev/requests"),
+        ],
+        "rows": [object_arn(bucket_id, "/rejected/*"), object_arn(bucket_id, "/requests/*")],  # CDK sorts them
         "bucket": {"Fn::GetAtt": [bucket_id, "Arn"]},
     }
     expected = [
@@ -404,7 +417,14 @@ def test_processor_knows_the_stream_and_may_only_put_record_batches_to_it(stage:
         for st in policy["Properties"]["PolicyDocument"]["Statement"]
         if any(str(action).startswith("firehose:") for action in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]))
     ]
-    assert firehose_statements == [{"Action": "firehose:PutRecordBatch", "Effect": "Allow", "Resource": {"Fn::GetAtt": [stream_id, "Arn"]}}]
+    rejected_id = "LakeRejectedDeliveryStream26B9E2F7"  # the rejected events' stream (tests/cdk/test_rejected.py)
+    assert firehose_statements == [
+        {
+            "Action": "firehose:PutRecordBatch",
+            "Effect": "Allow",
+            "Resource": [{"Fn::GetAtt": [stream_id, "Arn"]}, {"Fn::GetAtt": [rejected_id, "Arn"]}],
+        }
+    ]
     role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
     [policy] = [p for p in resources_of(s.raw, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"].get("Roles", [])]
     assert firehose_statements[0] in policy["Properties"]["PolicyDocument"]["Statement"]
@@ -532,6 +552,7 @@ def test_lake_formation_grants_firehose_describe_and_each_reader_select_and_desc
     granted = sorted(
         (json.dumps(g["Principal"]["DataLakePrincipalIdentifier"]), json.dumps(g["Resource"], sort_keys=True), sorted(g["Permissions"]))
         for g in lake_formation_grants(s).values()
+        if "LakeRejectedTable" not in json.dumps(g["Resource"])  # granted alike (tests/cdk/test_rejected.py)
     )
     assert granted == sorted(
         [
@@ -566,6 +587,7 @@ def test_the_delivery_stream_waits_for_its_role_and_with_lake_formation_for_its_
         for name, g in lake_formation_grants(with_lake_formation).items()
         if g["Principal"]["DataLakePrincipalIdentifier"]
         == {"Fn::GetAtt": [s3_destination(with_lake_formation)["RoleARN"]["Fn::GetAtt"][0], "Arn"]}
+        and "LakeRejectedTable" not in json.dumps(g["Resource"])  # the rejected stream's grant: tests/cdk/test_rejected.py
     ]
     _, stream = only(with_lake_formation, "AWS::KinesisFirehose::DeliveryStream")
     assert delivery_grant in stream["DependsOn"]

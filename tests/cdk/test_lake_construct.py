@@ -85,20 +85,20 @@ EXPECTED_COUNTS = {
     "AWS::S3::Bucket": 1,
     "AWS::S3::BucketPolicy": 1,  # enforce_ssl: the TLS-only bucket policy
     "AWS::Glue::Database": 1,
-    "AWS::Glue::Table": 1,
+    "AWS::Glue::Table": 2,  # requests and rejected
     "AWS::Logs::LogGroup": 1,
-    "AWS::Logs::LogStream": 1,
+    "AWS::Logs::LogStream": 2,  # one per delivery stream
     "AWS::IAM::Role": 1,
-    "AWS::KinesisFirehose::DeliveryStream": 1,
+    "AWS::KinesisFirehose::DeliveryStream": 2,  # requests and rejected
     "AWS::Athena::WorkGroup": 1,
     "AWS::IAM::ManagedPolicy": 1,
 }
 
 
-@pytest.mark.parametrize(("variant", "grants"), [("lf", 1 + 2 * len(READERS)), ("plain", 0)])
+@pytest.mark.parametrize(("variant", "grants"), [("lf", 2 + 3 * len(READERS)), ("plain", 0)])
 def test_the_lake_makes_exactly_its_resources_and_no_custom_resource(variant: str, grants: int, built: dict[str, Built]) -> None:
     """No auto-delete Lambda, no separate IAM policy (the delivery role's is inline), and one Lake Formation grant
-    for the delivery role plus two per report reader, only with ``lake_formation``."""
+    per table for the delivery role plus three per report reader (the database, each table), only with ``lake_formation``."""
     b = built[variant]
     for resource_type, count in EXPECTED_COUNTS.items():
         b.template.resource_count_is(resource_type, count)
@@ -125,6 +125,7 @@ def test_the_bucket_is_private_encrypted_retained_and_expires_each_folder_by_the
                     "Rules": [
                         {"Id": "ExpireRequestRows", "Prefix": "requests/", "ExpirationInDays": 45, "Status": "Enabled"},
                         {"Id": "ExpireErrorRecords", "Prefix": "errors/", "ExpirationInDays": 45, "Status": "Enabled"},
+                        {"Id": "ExpireRejectedRows", "Prefix": "rejected/", "ExpirationInDays": 45, "Status": "Enabled"},
                         {"Id": "ExpireAthenaResults", "Prefix": "athena-results/", "ExpirationInDays": 7, "Status": "Enabled"},
                         {"Id": "AbortIncompleteUploads", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}, "Status": "Enabled"},
                     ]
@@ -242,11 +243,15 @@ def test_the_delivery_stream_turns_json_into_snappy_parquet_through_the_table_wi
 def test_the_delivery_stream_is_created_after_what_firehose_checks_at_creation(variant: str, built: dict[str, Built]) -> None:
     """The role (policy inline), the log stream, and with Lake Formation the role's table grant."""
     b = built[variant]
-    _, stream = b.only("AWS::KinesisFirehose::DeliveryStream")
-    expected = {b.logical_id(b.lake.delivery_role), b.logical_id(b.lake.log_stream)}
-    if variant == "lf":
-        expected.add(b.logical_id(b.lake.lake_formation_grants[0]))
-    assert set(stream["DependsOn"]) == expected
+    streams = b.template.find_resources("AWS::KinesisFirehose::DeliveryStream")
+    for stream, log_stream, grant in (
+        (b.lake.delivery_stream, b.lake.log_stream, 0),
+        (b.lake.rejected_stream, b.lake.rejected_log_stream, 1),
+    ):
+        expected = {b.logical_id(b.lake.delivery_role), b.logical_id(log_stream)}
+        if variant == "lf":
+            expected.add(b.logical_id(b.lake.lake_formation_grants[grant]))
+        assert set(streams[b.logical_id(stream)]["DependsOn"]) == expected
 
 
 def test_the_delivery_role_trusts_firehose_of_this_account_and_may_touch_only_the_lake(lf: Built) -> None:
@@ -284,34 +289,46 @@ def test_the_delivery_role_trusts_firehose_of_this_account_and_may_touch_only_th
                                 "Sid": "LakeObjects",
                                 "Effect": "Allow",
                                 "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
-                                "Resource": [object_arn(bucket_id, "/requests/*"), object_arn(bucket_id, "/errors/*")],
+                                "Resource": [
+                                    object_arn(bucket_id, "/requests/*"),
+                                    object_arn(bucket_id, "/rejected/*"),
+                                    object_arn(bucket_id, "/errors/*"),
+                                ],
                             },
                             {
                                 "Sid": "LakeSchema",
                                 "Effect": "Allow",
                                 "Action": ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
-                                "Resource": [glue_arn(":catalog"), glue_arn(":database/lake_test"), glue_arn(":table/lake_test/requests")],
+                                "Resource": [
+                                    glue_arn(":catalog"),
+                                    glue_arn(":database/lake_test"),
+                                    glue_arn(":table/lake_test/requests"),
+                                    glue_arn(":table/lake_test/rejected"),
+                                ],
                             },
                             {
                                 "Sid": "DeliveryLogs",
                                 "Effect": "Allow",
                                 "Action": "logs:PutLogEvents",
-                                "Resource": {
-                                    "Fn::Join": [
-                                        "",
-                                        [
-                                            "arn:",
-                                            {"Ref": "AWS::Partition"},
-                                            ":logs:",
-                                            {"Ref": "AWS::Region"},
-                                            ":",
-                                            ACCOUNT,
-                                            ":log-group:",
-                                            {"Ref": log_group_id},
-                                            ":log-stream:S3Delivery",
-                                        ],
-                                    ]
-                                },
+                                "Resource": [
+                                    {
+                                        "Fn::Join": [
+                                            "",
+                                            [
+                                                "arn:",
+                                                {"Ref": "AWS::Partition"},
+                                                ":logs:",
+                                                {"Ref": "AWS::Region"},
+                                                ":",
+                                                ACCOUNT,
+                                                ":log-group:",
+                                                {"Ref": log_group_id},
+                                                f":log-stream:{name}",
+                                            ],
+                                        ]
+                                    }
+                                    for name in ("S3Delivery", "RejectedS3Delivery")
+                                ],
                             },
                         ],
                         "Version": "2012-10-17",
@@ -363,9 +380,14 @@ def test_the_report_reader_policy_grants_the_one_work_group_the_table_the_rows_a
         ),
         "ReadTheTableDefinition": (
             ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
-            [glue_arn(":catalog"), glue_arn(":database/lake_test"), glue_arn(":table/lake_test/requests")],
+            [
+                glue_arn(":catalog"),
+                glue_arn(":database/lake_test"),
+                glue_arn(":table/lake_test/requests"),
+                glue_arn(":table/lake_test/rejected"),
+            ],
         ),
-        "ReadTheRows": ("s3:GetObject", object_arn(bucket_id, "/requests/*")),
+        "ReadTheRows": ("s3:GetObject", [object_arn(bucket_id, "/requests/*"), object_arn(bucket_id, "/rejected/*")]),
         "ReadAndWriteQueryResults": (
             ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
             object_arn(bucket_id, "/athena-results/*"),
@@ -378,11 +400,16 @@ def test_the_report_reader_policy_grants_the_one_work_group_the_table_the_rows_a
 def test_lake_formation_grants_the_delivery_role_describe_and_each_reader_select_on_the_table(lf: Built) -> None:
     database = {"Ref": lf.logical_id(lf.lake.lake_database)}
     table = {"Table": {"CatalogId": ACCOUNT, "DatabaseName": database, "Name": {"Ref": lf.logical_id(lf.lake.lake_table)}}}
+    rejected = {"Table": {"CatalogId": ACCOUNT, "DatabaseName": database, "Name": {"Ref": lf.logical_id(lf.lake.rejected_table)}}}
     on_database = {"Database": {"CatalogId": ACCOUNT, "Name": database}}
     role_arn = {"Fn::GetAtt": [lf.logical_id(lf.lake.delivery_role), "Arn"]}
-    expected: list[tuple[Any, dict, list[str]]] = [(role_arn, table, ["DESCRIBE"])]
+    expected: list[tuple[Any, dict, list[str]]] = [(role_arn, table, ["DESCRIBE"]), (role_arn, rejected, ["DESCRIBE"])]
     for reader in READERS:
-        expected += [(reader, on_database, ["DESCRIBE"]), (reader, table, ["DESCRIBE", "SELECT"])]
+        expected += [
+            (reader, on_database, ["DESCRIBE"]),
+            (reader, table, ["DESCRIBE", "SELECT"]),
+            (reader, rejected, ["DESCRIBE", "SELECT"]),
+        ]
     grants = lf.template.find_resources("AWS::LakeFormation::PrincipalPermissions")
     found = [
         (p["Principal"]["DataLakePrincipalIdentifier"], p["Resource"], p["Permissions"])

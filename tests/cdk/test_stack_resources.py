@@ -223,13 +223,13 @@ def test_processor_role_can_update_the_table_read_the_queue_and_write_its_logs_o
     events_id, _ = queue(dev, "dev", EVENTS_QUEUE)
     table_id = next(iter(resources_of(dev.raw, "AWS::DynamoDB::Table")))
     log_id = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-    [stream_id] = resources_of(dev.raw, "AWS::KinesisFirehose::DeliveryStream")
+    stream_id, rejected_id = resources_of(dev.raw, "AWS::KinesisFirehose::DeliveryStream")  # requests, rejected
     by_resource = {json.dumps(st["Resource"], sort_keys=True): sorted(_as_list(st["Action"])) for st in statements}
     assert all(st["Effect"] == "Allow" and "Condition" not in st for st in statements)
     assert by_resource == {
         json.dumps({"Fn::GetAtt": [log_id, "Arn"]}): ["logs:CreateLogStream", "logs:PutLogEvents"],
         json.dumps({"Fn::GetAtt": [table_id, "Arn"]}): ["dynamodb:UpdateItem"],
-        json.dumps({"Fn::GetAtt": [stream_id, "Arn"]}): ["firehose:PutRecordBatch"],
+        json.dumps([{"Fn::GetAtt": [stream_id, "Arn"]}, {"Fn::GetAtt": [rejected_id, "Arn"]}]): ["firehose:PutRecordBatch"],
         json.dumps({"Fn::GetAtt": [events_id, "Arn"]}): sorted(
             ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]
         ),
@@ -320,6 +320,8 @@ def test_outputs_are_the_documented_ones_and_reveal_no_secret(dev: Synthesized) 
         "LakeTableName",
         "AthenaWorkGroupName",
         "LakeStreamName",
+        "RejectedTableName",
+        "RejectedStreamName",
         "ReportReaderPolicyArn",
         "ErasurePolicyArn",
     }
@@ -414,7 +416,7 @@ def test_alarms_thresholds_and_notifications(stage: str, age_threshold: int, req
     events_id, _ = queue(s, stage, EVENTS_QUEUE)
     dlq_id, _ = queue(s, stage, DLQ)
     fn_id, fn = function(s)
-    [stream_id] = resources_of(s.raw, "AWS::KinesisFirehose::DeliveryStream")
+    stream_id = next(name for name in resources_of(s.raw, "AWS::KinesisFirehose::DeliveryStream") if not name.startswith("LakeRejected"))
     stream = json.dumps({"Ref": stream_id})
     [recovery_dlq_id] = [
         name
