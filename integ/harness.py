@@ -47,7 +47,17 @@ REPO = Path(__file__).resolve().parent.parent
 PROBE_SOURCE = Path(__file__).resolve().parent / "probe" / "probe.py"
 OPS_PACKAGE = REPO / "ops" / "src" / "chat_analytics_ops"
 # What the probe imports of the operations CLI: the report from the table and from the lake (boto3 only).
-OPS_FILES = ("__init__.py", "errors.py", "timeouts.py", "report.py", "lake.py", "lake-columns.json", "sql/report.sql")
+OPS_FILES = (
+    "__init__.py",
+    "errors.py",
+    "timeouts.py",
+    "report.py",
+    "lake.py",
+    "lake-columns.json",
+    "rejected-columns.json",
+    "sql/report.sql",
+    "sql/rejected.sql",
+)
 
 STAGE = "integ"
 LAKE_BUFFER_S = 60  # Firehose's minimum buffer interval
