@@ -491,23 +491,7 @@ def _parsed(body: str) -> dict[str, Any]:
 def sync_lake(s3: Any, bucket: str, cache: Path) -> int:
     """Make ``cache``'s ``requests/`` a copy of the bucket's (same keys): new objects are downloaded, a local one
     the bucket no longer has is removed (its rows may be ones erased since). Returns the number of objects."""
-    listed: set[Path] = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=lake.PREFIX):
-        for entry in page.get("Contents", []):
-            target = cache / entry["Key"]
-            listed.add(target)
-            if target.is_file() and target.stat().st_size == entry["Size"]:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".part")
-            s3.download_file(bucket, entry["Key"], str(partial))
-            partial.replace(target)
-    local = cache / lake.PREFIX
-    if local.is_dir():
-        for path in local.rglob("*"):
-            if path.is_file() and path not in listed:
-                path.unlink()
-    return len(listed)
+    return lake.mirror_prefix(s3, bucket, lake.PREFIX, cache).objects
 
 
 def _duckdb() -> Any:

@@ -243,32 +243,43 @@ def sync_partitions(
     copy never reports more than the lake holds.
     """
     start, end = date.fromisoformat(first_dt), date.fromisoformat(last_dt)
-    objects = downloaded = size = removed = 0
-    paginator = s3.get_paginator("list_objects_v2")
     folders = [
         f"{table}dt={(start + timedelta(days=offset)).isoformat()}/" for table in prefixes for offset in range((end - start).days + 1)
     ]
-    for prefix in folders:
-        listed: set[Path] = set()
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for entry in page.get("Contents", []):
-                objects += 1
-                target = cache / entry["Key"]
-                listed.add(target)
-                if target.is_file() and target.stat().st_size == entry["Size"]:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(target.name + ".part")
-                s3.download_file(bucket, entry["Key"], str(partial))
-                partial.replace(target)
-                downloaded += 1
-                size += entry["Size"]
-        local = cache / prefix
-        if local.is_dir():
-            for path in local.rglob("*"):
-                if path.is_file() and path not in listed:
-                    path.unlink()
-                    removed += 1
+    done = [mirror_prefix(s3, bucket, prefix, cache) for prefix in folders]
+    return SyncResult(
+        objects=sum(part.objects for part in done),
+        downloaded=sum(part.downloaded for part in done),
+        bytes_downloaded=sum(part.bytes_downloaded for part in done),
+        removed=sum(part.removed for part in done),
+    )
+
+
+def mirror_prefix(s3: Any, bucket: str, prefix: str, cache: Path) -> SyncResult:
+    """Make ``cache / prefix`` a copy of the bucket's objects under ``prefix`` (same keys): an object is downloaded
+    when missing or of another size (through a ``.part`` file, so a cut download is never read), a local file the
+    bucket no longer has is removed."""
+    objects = downloaded = size = removed = 0
+    listed: set[Path] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            objects += 1
+            target = cache / entry["Key"]
+            listed.add(target)
+            if target.is_file() and target.stat().st_size == entry["Size"]:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".part")
+            s3.download_file(bucket, entry["Key"], str(partial))
+            partial.replace(target)
+            downloaded += 1
+            size += entry["Size"]
+    local = cache / prefix
+    if local.is_dir():
+        for path in local.rglob("*"):
+            if path.is_file() and path not in listed:
+                path.unlink()
+                removed += 1
     return SyncResult(objects, downloaded, size, removed)
 
 
