@@ -60,7 +60,7 @@ class Meter:
         self.pipeline = pipeline
         self.lock = threading.Lock()
         self._clear()
-        handler_module = sys.modules["handler"]
+        handler_module = sys.modules["chat_processor.handler"]
         # The store the handler will use: built now from the environment the pipeline set, and reused while it stays.
         store = handler_module.stores.get()
         events = store.client.meta.events

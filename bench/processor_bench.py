@@ -45,7 +45,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "lambda_src" / "processor"))
+sys.path.insert(0, str(REPO / "lambda_src"))  # as Lambda's /var/task: the package chat_processor
 os.environ.update(
     TABLE_NAME="bench-events",
     EVENT_RETENTION_DAYS="30",
@@ -72,11 +72,8 @@ for name in (
 ):
     os.environ.pop(name, None)
 
-import handler  # noqa: E402  (the Lambda asset's top-level module)
-import lake  # noqa: E402
-import store  # noqa: E402
-import transport  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from chat_processor import handler, lake, store, transport  # noqa: E402
 
 from tests.processor.lambda_events import BASE_TS, LambdaContext, query_body, response_body, sqs_event, sqs_record  # noqa: E402
 

@@ -18,7 +18,8 @@ from typing import IO, Any
 from local.esm import EventSourceMappingEmulator
 from local.stack import REPO, LocalStack, StackInfo, event_source_enabled
 
-PROCESSOR_DIR = REPO / "lambda_src" / "processor"
+LAMBDA_DIR = REPO / "lambda_src"  # holds the package chat_processor, as Lambda's /var/task does
+PROCESSOR_DIR = LAMBDA_DIR / "chat_processor"
 
 
 class _ThreadRoutedStdout(io.TextIOBase):
@@ -57,18 +58,18 @@ class _ThreadRoutedStdout(io.TextIOBase):
 
 
 def import_processor() -> ModuleType:
-    """``lambda_src/processor/handler.py`` imported as Lambda imports it (top-level modules), its store
+    """``chat_processor.handler`` imported as Lambda imports it (lambda_src/ on the path), its store
     reset: the environment may have changed since an earlier import in this process."""
-    if str(PROCESSOR_DIR) not in sys.path:
-        sys.path.insert(0, str(PROCESSOR_DIR))
-    module = importlib.import_module("handler")
+    if str(LAMBDA_DIR) not in sys.path:
+        sys.path.insert(0, str(LAMBDA_DIR))
+    module = importlib.import_module("chat_processor.handler")
     module.stores.reset()
     module.sinks.reset()
     return module
 
 
 def load_processor(info: StackInfo, *, retention_days: str | None = None) -> Any:
-    """Import ``lambda_src/processor/handler.py`` as Lambda would, configured for the local stack.
+    """Import ``chat_processor.handler`` as Lambda would, configured for the local stack.
 
     The environment is the function's (from the template) plus what the Lambda service adds: the
     region and the credentials of the function's role (assumed through moto's STS, so moto

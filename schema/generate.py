@@ -1,12 +1,13 @@
 """Write ``schema/analytics-event.schema.json`` from the processor's models, and
 ``schema/lake-columns.json`` and ``schema/rejected-columns.json`` from its lake rows.
 
-Run ``.venv/bin/python schema/generate.py`` after changing ``lambda_src/processor/models.py`` or
+Run ``.venv/bin/python schema/generate.py`` after changing ``lambda_src/chat_processor/models.py`` or
 ``lake.py``; ``--check`` exits 1 when a checked-in file differs (a test does the same).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -22,13 +23,13 @@ LAKE_COLUMNS_TARGETS = (LAKE_COLUMNS_FILE, REPO / "ops" / "src" / "chat_analytic
 # The rejected table's columns (Glue table ``rejected``): the same two places read them.
 REJECTED_COLUMNS_FILE = REPO / "schema" / "rejected-columns.json"
 REJECTED_COLUMNS_TARGETS = (REJECTED_COLUMNS_FILE, REPO / "ops" / "src" / "chat_analytics_ops" / "rejected-columns.json")
-PROCESSOR_DIR = REPO / "lambda_src" / "processor"
+LAMBDA_DIR = REPO / "lambda_src"
 
 
 def _processor_module(name: str):
-    if str(PROCESSOR_DIR) not in sys.path:
-        sys.path.insert(0, str(PROCESSOR_DIR))
-    return __import__(name)  # the Lambda asset's top-level modules, as Lambda imports them
+    if str(LAMBDA_DIR) not in sys.path:
+        sys.path.insert(0, str(LAMBDA_DIR))
+    return importlib.import_module(f"chat_processor.{name}")
 
 
 def render() -> str:
@@ -41,7 +42,7 @@ def render_lake_columns() -> str:
     document = {
         "description": (
             "The event lake's columns (Glue table `requests`, Parquet under requests/dt=YYYY-MM-DD/), in order. "
-            "Generated from lambda_src/processor/lake.py LAKE_COLUMNS by schema/generate.py; do not edit by hand."
+            "Generated from lambda_src/chat_processor/lake.py LAKE_COLUMNS by schema/generate.py; do not edit by hand."
         ),
         "columns": [{"name": name, "type": kind} for name, kind in _processor_module("lake").LAKE_COLUMNS],
     }
@@ -53,7 +54,7 @@ def render_rejected_columns() -> str:
     document = {
         "description": (
             "The event lake's rejected events (Glue table `rejected`, Parquet under rejected/dt=YYYY-MM-DD/), in order. "
-            "Generated from lambda_src/processor/lake.py REJECTED_COLUMNS by schema/generate.py; do not edit by hand."
+            "Generated from lambda_src/chat_processor/lake.py REJECTED_COLUMNS by schema/generate.py; do not edit by hand."
         ),
         "columns": [{"name": name, "type": kind} for name, kind in _processor_module("lake").REJECTED_COLUMNS],
     }

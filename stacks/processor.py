@@ -16,7 +16,9 @@ from constructs import Construct
 
 from stacks.cdk_helpers import log_group
 
-ASSET_DIR = Path(__file__).resolve().parent.parent / "lambda_src" / "processor"
+# The asset is lambda_src/, which holds the package chat_processor/ and nothing else (a test holds it so).
+ASSET_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
+HANDLER = "chat_processor.handler.handler"
 BATCH_SIZE = 10
 SERVICE_NAME = "chat-analytics-processor"
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -90,7 +92,7 @@ class Processor(Construct):
             description="Validates analytics events from the events queue and merges them into the events table",
             runtime=lambda_.Runtime(props.python_runtime, lambda_.RuntimeFamily.PYTHON),
             architecture=ARCHITECTURE,
-            handler="handler.handler",
+            handler=HANDLER,
             code=lambda_.Code.from_asset(str(ASSET_DIR), exclude=["__pycache__", "*.pyc"]),
             layers=[lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", layer_arn)],
             timeout=Duration.seconds(props.timeout_s),

@@ -1,7 +1,6 @@
 """The processor's modules imported for one test package, and put back afterwards.
 
-The Lambda asset's modules are top-level (``handler``, ``models``, ``store``, ``invalid``), as in
-Lambda. Each package that runs the processor imports them fresh with its own environment, and the
+The Lambda asset is the package ``chat_processor`` (lambda_src/ on the path, as in Lambda). Each package that runs the processor imports them fresh with its own environment, and the
 previous ones (another package's) are restored at the end, so packages do not leak into each other.
 """
 
@@ -12,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from local.pipeline import PROCESSOR_DIR, import_processor
+from local.pipeline import LAMBDA_DIR, import_processor
 
-MODULES = ("handler", "models", "store", "invalid", "lake", "transport")
+MODULES = tuple(["chat_processor"] + [f"chat_processor.{name}" for name in ("handler", "models", "store", "invalid", "lake", "transport")])
 
 
 class CurrentStdout:
@@ -32,7 +31,7 @@ def processor_modules() -> Iterator[ModuleType]:
     """The handler module, freshly imported (the environment must be set first); its Logger writes to
     the current stdout, so each test's capture sees its logs."""
     saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
-    inserted = str(PROCESSOR_DIR) not in sys.path
+    inserted = str(LAMBDA_DIR) not in sys.path
     try:
         handler = import_processor()
         handler.logger.registered_handler.stream = CurrentStdout()
@@ -41,5 +40,5 @@ def processor_modules() -> Iterator[ModuleType]:
         for name in MODULES:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
-        if inserted and str(PROCESSOR_DIR) in sys.path:
-            sys.path.remove(str(PROCESSOR_DIR))
+        if inserted and str(LAMBDA_DIR) in sys.path:
+            sys.path.remove(str(LAMBDA_DIR))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,6 @@ import pytest
 from stacks.lake import EventLakeProps
 from tests.cdk.conftest import REPO, Synthesized, resources_of
 
-PROCESSOR_DIR = REPO / "lambda_src" / "processor"
 ACCOUNT = {"Ref": "AWS::AccountId"}
 
 
@@ -62,24 +59,10 @@ def glue_arn(suffix: str) -> dict:
 
 
 def processor_lake_columns() -> tuple[tuple[str, str], ...]:
-    """``LAKE_COLUMNS`` of lambda_src/processor/lake.py, loaded by path as Lambda imports it (top-level modules)."""
-    inserted = str(PROCESSOR_DIR) not in sys.path
-    if inserted:
-        sys.path.insert(0, str(PROCESSOR_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("_processor_lake_for_cdk_tests", PROCESSOR_DIR / "lake.py")
-        if spec is None or spec.loader is None or not Path(spec.origin or "").exists():
-            raise ImportError("lambda_src/processor/lake.py does not exist")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up while they are defined
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.modules.pop(spec.name, None)
-        return tuple(tuple(column) for column in module.LAKE_COLUMNS)
-    finally:
-        if inserted and str(PROCESSOR_DIR) in sys.path:
-            sys.path.remove(str(PROCESSOR_DIR))
+    """``LAKE_COLUMNS`` of the processor's lake module (lambda_src/chat_processor/lake.py), the authority."""
+    from chat_processor import lake
+
+    return tuple(tuple(column) for column in lake.LAKE_COLUMNS)
 
 
 # The bucket -----------------------------------------------------------------------------------
@@ -190,13 +173,13 @@ def test_glue_columns_are_the_processors_lake_columns(dev: Synthesized) -> None:
     try:
         expected = processor_lake_columns()
     except ImportError as error:  # the processor's lake module is written separately
-        pytest.skip(f"lambda_src/processor/lake.py cannot be imported yet ({error}); the Glue columns are unchecked")
+        pytest.skip(f"lambda_src/chat_processor/lake.py cannot be imported yet ({error}); the Glue columns are unchecked")
     columns = tuple((c["Name"], c["Type"]) for c in table_input(dev)["StorageDescriptor"]["Columns"])
     assert columns == expected
 
 
 def test_glue_columns_are_the_designed_ones_in_order(dev: Synthesized) -> None:
-    """The order is part of the design (lambda_src/processor/lake.py): the columns report.sql reads come first,
+    """The order is part of the design (lambda_src/chat_processor/lake.py): the columns report.sql reads come first,
     in one run, and the large text (request id, session, question, reasoning) last, so Athena reads fewer,
     merged ranges of each Parquet file."""
     columns = [(c["Name"], c["Type"]) for c in table_input(dev)["StorageDescriptor"]["Columns"]]

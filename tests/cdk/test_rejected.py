@@ -53,7 +53,7 @@ def test_the_rejected_table_has_the_processors_columns_and_the_requests_partitio
     assert table["Name"] == "rejected"
     columns = [(column["Name"], column["Type"]) for column in table["StorageDescriptor"]["Columns"]]
     with processor_modules():  # the processor's lake.py, as Lambda imports it: the authority
-        assert columns == list(sys.modules["lake"].REJECTED_COLUMNS) == list(REJECTED_COLUMNS)
+        assert columns == list(sys.modules["chat_processor.lake"].REJECTED_COLUMNS) == list(REJECTED_COLUMNS)
     schema_file = json.loads((REPO / "schema" / "rejected-columns.json").read_text(encoding="utf-8"))
     assert columns == [(column["name"], column["type"]) for column in schema_file["columns"]]
     assert table["PartitionKeys"] == requests["TableInput"]["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]

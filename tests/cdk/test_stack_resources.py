@@ -175,7 +175,7 @@ def test_processor_runtime_arch_limits_and_environment(dev: Synthesized) -> None
     assert props["Runtime"].startswith("python3.")
     assert props["Architectures"] == ["arm64"]
     assert props["Timeout"] == 30 and props["MemorySize"] == 256
-    assert props["Handler"] == "handler.handler"
+    assert props["Handler"] == "chat_processor.handler.handler"
     env = props["Environment"]["Variables"]
     table_id = next(iter(resources_of(dev.raw, "AWS::DynamoDB::Table")))
     assert env["TABLE_NAME"] == {"Ref": table_id}
@@ -201,14 +201,16 @@ def test_processor_has_its_own_log_group_with_retention(dev: Synthesized, prod: 
         assert s.raw["Resources"][log_id]["Properties"]["RetentionInDays"] == days
 
 
-def test_processor_code_asset_is_exactly_lambda_src_processor(dev: Synthesized) -> None:
+def test_processor_code_asset_is_exactly_lambda_src_and_its_handler_is_in_the_package(dev: Synthesized) -> None:
     _, fn = function(dev)
     asset_hash = fn["Properties"]["Code"]["S3Key"].removesuffix(".zip")
     staged = dev.assembly_dir / f"asset.{asset_hash}"
     shipped = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
     expected = sorted(p.relative_to(ASSET_DIR).as_posix() for p in ASSET_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     assert shipped == expected
-    assert "handler.py" in shipped
+    # Lambda imports "module.function" from the asset's root: chat_processor/handler.py's handler.
+    assert fn["Properties"]["Handler"] == "chat_processor.handler.handler"
+    assert {"chat_processor/__init__.py", "chat_processor/handler.py"} <= set(shipped)
 
 
 def test_processor_role_can_update_the_table_read_the_queue_and_write_its_logs_only(dev: Synthesized) -> None:

@@ -15,16 +15,14 @@ The Worker runs the same examples in ``edge/test`` (its validator and ajv over t
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema
 import pytest
+from chat_processor import models
 from pydantic import ValidationError
 
 from analytics_producer.events import InvalidEventError
@@ -40,17 +38,7 @@ INVALID_EVENTS = [example for example in INVALID if "event" in example]
 SQS_ALLOWED = ((0x9, 0x9), (0xA, 0xA), (0xD, 0xD), (0x20, 0xD7FF), (0xE000, 0xFFFD), (0x10000, 0x10FFFF))
 
 
-def _load_models() -> ModuleType:
-    """The processor's ``models`` module under a private name (the Lambda asset's modules are top-level)."""
-    spec = importlib.util.spec_from_file_location("contract_models", REPO / "lambda_src" / "processor" / "models.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the postponed annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-MODELS = _load_models()
+MODELS = models
 SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 

@@ -155,7 +155,7 @@ def day_of(timestamp_ms: int) -> str:
 
 
 class Processor:
-    """The real processor (``lambda_src/processor``) fed by the event-source-mapping emulator, with the
+    """The real processor (``lambda_src/chat_processor``) fed by the event-source-mapping emulator, with the
     function's environment from the template; or, ``broken``, one that fails every record."""
 
     def __init__(self, stack: Stack, *, broken: bool = False, endpoint_url: str | None = None) -> None:

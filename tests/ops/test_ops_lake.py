@@ -9,7 +9,6 @@ sends and how it reads an answer, and the SQL is checked in Athena's dialect wit
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from datetime import UTC, datetime, timedelta
@@ -26,28 +25,13 @@ from chat_analytics_ops import lake
 from chat_analytics_ops.errors import OpsError
 from chat_analytics_ops.report import CANARY_SOURCE, EngineInfo
 from tests.ops.conftest import REGION, Processor, Stack, query_event, response_event
-from tests.processor_modules import MODULES
-
-PROCESSOR_LAKE = Path(__file__).resolve().parents[2] / "lambda_src" / "processor" / "lake.py"
 
 
 def processor_lake_module() -> Any:
-    """The processor's ``lake.py``, imported as Lambda imports it (its siblings ``store`` and ``models`` as
-    top-level modules); ``sys.path`` and the processor's modules in ``sys.modules`` are put back afterwards."""
-    saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
-    sys.path.insert(0, str(PROCESSOR_LAKE.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("processor_lake_for_ops_tests", PROCESSOR_LAKE)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(PROCESSOR_LAKE.parent))
-        for name in MODULES:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
+    """The processor's lake module (lambda_src/chat_processor/lake.py), the authority for the lake's columns."""
+    from chat_processor import lake as processor_lake
+
+    return processor_lake
 
 
 def day_start(days_ago: int) -> int:

@@ -23,7 +23,7 @@ from tests.conftest import Synthesized
 from tests.processor.lambda_events import BASE_TS, REGION, LambdaContext, sqs_event
 from tests.processor_modules import processor_modules
 
-PROCESSOR_DIR = Path(__file__).resolve().parents[2] / "lambda_src" / "processor"
+PROCESSOR_DIR = Path(__file__).resolve().parents[2] / "lambda_src" / "chat_processor"
 TABLE = "chat-analytics-test-events"
 NAMESPACE = "ChatAnalyticsTest"
 SERVICE = "chat-analytics-processor"
@@ -73,7 +73,12 @@ def processor() -> Iterator[Processor]:
         with processor_modules() as handler:
             vars(handler)["_cold_start"] = False  # the execution environment is warm; test_processor_handler checks the first invocation
             yield Processor(
-                handler, sys.modules["store"], sys.modules["models"], sys.modules["invalid"], sys.modules["lake"], sys.modules["transport"]
+                handler,
+                sys.modules["chat_processor.store"],
+                sys.modules["chat_processor.models"],
+                sys.modules["chat_processor.invalid"],
+                sys.modules["chat_processor.lake"],
+                sys.modules["chat_processor.transport"],
             )
     finally:
         patch.undo()

@@ -42,8 +42,9 @@ import boto3
 from botocore import configprovider
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from models import QueryEvent, ResponseEvent
-from transport import json_client
+
+from .models import QueryEvent, ResponseEvent
+from .transport import json_client
 
 DEFAULT_RETENTION_DAYS = 30
 T = TypeVar("T")

@@ -252,7 +252,7 @@ def json_schema() -> dict:
         "title": "AnalyticsEvent",
         "description": (
             "The body of one message on the events queue: a query or a response event. Generated from "
-            "lambda_src/processor/models.py by schema/generate.py; do not edit by hand. Text holds only characters "
+            "lambda_src/chat_processor/models.py by schema/generate.py; do not edit by hand. Text holds only characters "
             "SQS accepts, numbers fit DynamoDB, and unknown fields are ignored but bounded (ExtraValue*)."
         ),
         **generated,

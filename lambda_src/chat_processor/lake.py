@@ -39,8 +39,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from store import CallGuard, NoTimeLeft, error_code
-from transport import json_client
+
+from .store import CallGuard, NoTimeLeft, error_code
+from .transport import json_client
 
 # (column, Glue type), in the Glue table's order, which is the order Firehose writes each Parquet file's
 # column chunks in; the CDK app's Glue table is tested against this. Nothing reads by position (Athena
