@@ -33,14 +33,19 @@ DAY_INDEX_ATTRIBUTES = (
 @dataclass(frozen=True)
 class EventTableProps:
     protect_data: bool
+    # The byDay index (setting ``tableDayIndex``): what ``report --engine dynamodb`` and the table half of
+    # ``erase --question-contains`` query. Every write that changes a projected attribute is written to it
+    # again (a second WRU per question, and its storage); without it the lake is where days are read.
+    day_index: bool = True
 
 
 class EventTable(Construct):
     """``events_table``: on-demand, point-in-time recovery, TTL on ``expiresAt``.
 
-    The ``byDay`` index (``day`` = UTC date, sorted by ``requestId``) lets a report read one
-    day's requests without a scan; it projects only ``DAY_INDEX_ATTRIBUTES``, what its readers use. ``AWS::DynamoDB::Table`` rather than TableV2's GlobalTable:
-    the pipeline is single-region and the local stack can deploy it.
+    The ``byDay`` index (``day`` = UTC date, sorted by ``requestId``; only when ``props.day_index``) lets a
+    report read one day's requests without a scan; it projects only ``DAY_INDEX_ATTRIBUTES``, what its readers
+    use. ``AWS::DynamoDB::Table`` rather than TableV2's GlobalTable: the pipeline is single-region and the
+    local stack can deploy it.
     """
 
     def __init__(self, scope: Construct, construct_id: str, props: EventTableProps) -> None:
@@ -56,6 +61,9 @@ class EventTable(Construct):
             deletion_protection=props.protect_data,
             removal_policy=retain_if(props.protect_data),
         )
+        self.day_index = DAY_INDEX if props.day_index else None
+        if self.day_index is None:
+            return
         self.events_table.add_global_secondary_index(
             index_name=DAY_INDEX,
             partition_key=dynamodb.Attribute(name=DAY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),

@@ -18,7 +18,7 @@ from typing import Any
 
 STAGES = ("dev", "prod")
 # The processor's shortest useful timeout: one DynamoDB attempt (2 s to connect + 4 s to read) and the 1 s it
-# keeps to return must fit, or every record fails for lack of time and ends in the DLQ (lambda_src/processor).
+# keeps to return must fit, or every record fails for lack of time and ends in the DLQ (lambda_src/chat_processor).
 MIN_PROCESSOR_TIMEOUT_S = 10
 
 # CloudWatch Logs accepts only these retention periods.
@@ -41,12 +41,33 @@ _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-
 # 12-digit account, an optional path (Identity Center's roles live under aws-reserved/sso.amazonaws.com/).
 _PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$")
 
+# Lambda's system log levels (LoggingConfig.SystemLogLevel), and the processor's own (Powertools' POWERTOOLS_LOG_LEVEL).
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+PROCESSOR_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 # Defaults that differ by stage; any of them can be overridden by a context key.
 _STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "dev": {"logRetentionDays": 14, "eventRetentionDays": 30, "processorMaxConcurrency": 2},
+    "dev": {
+        "logRetentionDays": 14,
+        "eventRetentionDays": 30,
+        "processorMaxConcurrency": 2,
+        "tableDayIndex": True,
+        "processorSystemLogLevel": "INFO",
+        "processorLogLevel": "INFO",
+    },
     # prod keeps 400 days in the event lake (S3) and 90 in the table: the lake answers long reports for
-    # a fraction of the table's storage and PITR (docs/cost.md).
-    "prod": {"logRetentionDays": 90, "eventRetentionDays": 400, "tableRetentionDays": 90, "processorMaxConcurrency": 10},
+    # a fraction of the table's storage and PITR. It reports from the lake only (no byDay index: half the
+    # table's writes) and logs what goes wrong, not every batch nor Lambda's START/REPORT lines (docs/cost.md,
+    # "What each lever saves").
+    "prod": {
+        "logRetentionDays": 90,
+        "eventRetentionDays": 400,
+        "tableRetentionDays": 90,
+        "processorMaxConcurrency": 10,
+        "tableDayIndex": False,
+        "processorSystemLogLevel": "WARN",
+        "processorLogLevel": "WARNING",
+    },
 }
 
 
@@ -72,6 +93,9 @@ SETTING_KEYS = (
     "lakeScanLimitGb",
     "lakeFormation",
     "reportReaderPrincipalArns",
+    "tableDayIndex",
+    "processorSystemLogLevel",
+    "processorLogLevel",
 )
 
 
@@ -110,6 +134,12 @@ class Settings:
     # catalog: docs/aws-accounts.md), and the IAM roles or users granted to read it through Athena.
     lake_formation: bool = False
     report_reader_principal_arns: tuple[str, ...] = field(default_factory=tuple)
+    # Cost levers (docs/cost.md, "What each lever saves"). The table's byDay index: what `report --engine dynamodb`
+    # and `erase --question-contains`'s table half read; without it every write is one WRU instead of two.
+    table_day_index: bool = True
+    # Lambda's own START/REPORT records (INFO) and the processor's log level (the "Batch processed" line is INFO).
+    processor_system_log_level: str = "INFO"
+    processor_log_level: str = "INFO"
 
     @property
     def stack_name(self) -> str:
@@ -173,6 +203,9 @@ class Settings:
             lake_scan_limit_gb=_int(value("lakeScanLimitGb", 10), "lakeScanLimitGb", 1, 1000),
             lake_formation=lake_formation,
             report_reader_principal_arns=readers,
+            table_day_index=_bool(value("tableDayIndex"), "tableDayIndex"),
+            processor_system_log_level=_level(value("processorSystemLogLevel", "INFO"), "processorSystemLogLevel", SYSTEM_LOG_LEVELS),
+            processor_log_level=_level(value("processorLogLevel", "INFO"), "processorLogLevel", PROCESSOR_LOG_LEVELS),
         )
 
 
@@ -181,6 +214,14 @@ def _choice(lookup: Callable[[str], Any], key: str, allowed: tuple[str, ...], de
     text = default if raw is None or raw == "" else str(raw)
     if text not in allowed:
         raise SettingsError(f"context key '{key}': {text!r} is not one of {', '.join(allowed)}")
+    return text
+
+
+def _level(raw: Any, key: str, allowed: tuple[str, ...]) -> str:
+    """A log level, in any case (``-c processorLogLevel=warning``); one of ``allowed``."""
+    text = str(raw).strip().upper()
+    if text not in allowed:
+        raise SettingsError(f"context key '{key}': {raw!r} is not one of {', '.join(allowed)}")
     return text
 
 
