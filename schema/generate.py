@@ -24,6 +24,11 @@ LAKE_COLUMNS_TARGETS = (LAKE_COLUMNS_FILE, REPO / "ops" / "src" / "chat_analytic
 REJECTED_COLUMNS_FILE = REPO / "schema" / "rejected-columns.json"
 REJECTED_COLUMNS_TARGETS = (REJECTED_COLUMNS_FILE, REPO / "ops" / "src" / "chat_analytics_ops" / "rejected-columns.json")
 LAMBDA_DIR = REPO / "lambda_src"
+# The shared names (schema/contract.py, the authority): byte copies for the two readers that cannot import it (the
+# Lambda asset ships lambda_src/ alone; the CLI is an installed wheel), and the Worker's constants.
+CONTRACT_FILE = REPO / "schema" / "contract.py"
+CONTRACT_COPIES = (LAMBDA_DIR / "chat_processor" / "contract.py", REPO / "ops" / "src" / "chat_analytics_ops" / "contract.py")
+WORKER_CONTRACT = REPO / "edge" / "packages" / "worker-logger" / "src" / "contract.generated.ts"
 
 
 def _processor_module(name: str):
@@ -61,9 +66,33 @@ def render_rejected_columns() -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+def render_contract_copy() -> str:
+    """schema/contract.py as it is, under a first line that says where it comes from."""
+    return "# Generated from schema/contract.py by schema/generate.py; do not edit by hand.\n" + CONTRACT_FILE.read_text(encoding="utf-8")
+
+
+def render_worker_contract() -> str:
+    """The names the Worker's logger needs (the match types, the canary source), as TypeScript constants."""
+    contract = _contract_module()
+    types = ", ".join(json.dumps(name) for name in contract.MATCH_TYPES)
+    return (
+        "// Generated from schema/contract.py by schema/generate.py; do not edit by hand.\n"
+        f"export const MATCH_TYPES = [{types}] as const;\n"
+        "export type MatchType = (typeof MATCH_TYPES)[number];\n"
+        f"export const CANARY_SOURCE = {json.dumps(contract.CANARY_SOURCE)};\n"
+    )
+
+
+def _contract_module():
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    return importlib.import_module("schema.contract")
+
+
 def main(argv: list[str]) -> int:
     outputs = [(path, render()) for path in TARGETS] + [(path, render_lake_columns()) for path in LAKE_COLUMNS_TARGETS]
     outputs += [(path, render_rejected_columns()) for path in REJECTED_COLUMNS_TARGETS]
+    outputs += [(path, render_contract_copy()) for path in CONTRACT_COPIES] + [(WORKER_CONTRACT, render_worker_contract())]
     if "--check" in argv:
         stale = [path for path, text in outputs if not path.exists() or path.read_text(encoding="utf-8") != text]
         for path in stale:
