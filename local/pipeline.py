@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from local.esm import EventSourceMappingEmulator
 from local.stack import REPO, LocalStack, StackInfo, event_source_enabled
+from schema import contract
 
 LAMBDA_DIR = REPO / "lambda_src"  # holds the package chat_processor, as Lambda's /var/task does
 PROCESSOR_DIR = LAMBDA_DIR / "chat_processor"
@@ -85,7 +86,7 @@ def load_processor(info: StackInfo, *, retention_days: str | None = None) -> Any
         AWS_ACCESS_KEY_ID=info.processor.access_key_id,
         AWS_SECRET_ACCESS_KEY=info.processor.secret_access_key,
         AWS_SESSION_TOKEN=info.processor.session_token or "",
-        AWS_LAMBDA_FUNCTION_NAME=info.outputs.get("ProcessorFunctionName", "processor"),
+        AWS_LAMBDA_FUNCTION_NAME=info.outputs.get(contract.PROCESSOR_FUNCTION_NAME, "processor"),
     )
     os.environ.update(env)
     return import_processor().handler
@@ -150,7 +151,7 @@ class LocalPipeline:
             batch_size=self.info.event_source["batch_size"],
             max_concurrency=self.info.event_source["max_concurrency"],
             report_batch_item_failures=self.info.event_source["report_batch_item_failures"],
-            function_name=self.info.outputs.get("ProcessorFunctionName", "processor"),
+            function_name=self.info.outputs.get(contract.PROCESSOR_FUNCTION_NAME, "processor"),
             failure_visibility_s=self.failure_visibility_s,
             region=self.info.region,
             enabled=_mapping_state(self.info),

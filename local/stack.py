@@ -32,6 +32,7 @@ from moto.ssm.models import Parameter, ssm_backends
 from local.faults import free_port
 from local.standins import create_stand_ins
 from local.template import STAND_INS, adapt
+from schema import contract
 
 REPO = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -256,15 +257,15 @@ class StackInfo:
 
     @property
     def events_queue_url(self) -> str:
-        return self.outputs["EventsQueueUrl"]
+        return self.outputs[contract.EVENTS_QUEUE_URL]
 
     @property
     def dead_letter_queue_url(self) -> str:
-        return self.outputs["DeadLetterQueueUrl"]
+        return self.outputs[contract.DEAD_LETTER_QUEUE_URL]
 
     @property
     def table_name(self) -> str:
-        return self.outputs["EventsTableName"]
+        return self.outputs[contract.EVENTS_TABLE_NAME]
 
     def client(self, service: str, credentials: Credentials | None = None):
         return (credentials or self.admin).session(self.region).client(service, endpoint_url=self.endpoint_url)
@@ -307,8 +308,8 @@ def processor_environment(template: dict, outputs: dict[str, str]) -> dict[str, 
     """The processor function's environment as the template sets it, with the deployed table's name."""
     function = _single(template, "AWS::Lambda::Function")
     env = {k: v for k, v in function["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
-    env["TABLE_NAME"] = outputs["EventsTableName"]
-    env["LAKE_STREAM_NAME"] = outputs["LakeStreamName"]
+    env["TABLE_NAME"] = outputs[contract.EVENTS_TABLE_NAME]
+    env["LAKE_STREAM_NAME"] = outputs[contract.LAKE_STREAM_NAME]
     return env
 
 
@@ -546,7 +547,7 @@ def _logical_id(template: dict, resource_type: str) -> str:
 def _producer_credentials(session: boto3.Session, endpoint_url: str, template: dict, deployed: dict, outputs: dict) -> Credentials:
     """Read the producer's key the way a deployer does: from the stack's secret."""
     secrets = session.client("secretsmanager", endpoint_url=endpoint_url)
-    value = json.loads(secrets.get_secret_value(SecretId=outputs["ProducerSecretName"])["SecretString"])
+    value = json.loads(secrets.get_secret_value(SecretId=outputs[contract.PRODUCER_SECRET_NAME])["SecretString"])
     return Credentials(value["AWS_ACCESS_KEY_ID"], value["AWS_SECRET_ACCESS_KEY"])
 
 
@@ -559,9 +560,9 @@ def _secret_points_at_local_queue(session: boto3.Session, endpoint_url: str, out
     """The producer secret holds the queue URL a producer sends to; locally that is the local endpoint's, so the
     Worker's values (`chat-analytics credentials worker-env`, `AnalyticsLogger.from_env`) send here, not to AWS."""
     secrets = session.client("secretsmanager", endpoint_url=endpoint_url)
-    value = json.loads(secrets.get_secret_value(SecretId=outputs["ProducerSecretName"])["SecretString"])
-    value["AWS_SQS_URL"] = local_queue_url(endpoint_url, outputs["EventsQueueUrl"])
-    secrets.put_secret_value(SecretId=outputs["ProducerSecretName"], SecretString=json.dumps(value))
+    value = json.loads(secrets.get_secret_value(SecretId=outputs[contract.PRODUCER_SECRET_NAME])["SecretString"])
+    value["AWS_SQS_URL"] = local_queue_url(endpoint_url, outputs[contract.EVENTS_QUEUE_URL])
+    secrets.put_secret_value(SecretId=outputs[contract.PRODUCER_SECRET_NAME], SecretString=json.dumps(value))
 
 
 def _policy(*statements: dict) -> str:
@@ -599,9 +600,9 @@ def _register_event_source_mapping(session: boto3.Session, endpoint_url: str | N
 
     mapping = _single(template, "AWS::Lambda::EventSourceMapping")["Properties"]
     sqs = session.client("sqs", endpoint_url=endpoint_url)
-    queue_url = local_queue_url(endpoint_url, outputs["EventsQueueUrl"]) if endpoint_url else outputs["EventsQueueUrl"]
+    queue_url = local_queue_url(endpoint_url, outputs[contract.EVENTS_QUEUE_URL]) if endpoint_url else outputs[contract.EVENTS_QUEUE_URL]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    spec: dict = {"EventSourceArn": queue_arn, "FunctionName": outputs["ProcessorFunctionName"]}
+    spec: dict = {"EventSourceArn": queue_arn, "FunctionName": outputs[contract.PROCESSOR_FUNCTION_NAME]}
     for key in ("BatchSize", "FunctionResponseTypes", "ScalingConfig", "Enabled", "MaximumBatchingWindowInSeconds"):
         if key in mapping:
             spec[key] = mapping[key]

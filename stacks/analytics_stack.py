@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
+from schema import contract
 from stacks.erasure import ErasureAccess, ErasureAccessProps
 from stacks.event_table import DAY_INDEX, EventTable, EventTableProps
 from stacks.lake import EventLake, EventLakeProps
@@ -127,24 +128,24 @@ class ChatAnalyticsStack(Stack):
         """What the operations CLI, the local stack and a person read after a deploy, by output name (no secret:
         the producer's key is only in its secret)."""
         outputs = {
-            "EventsQueueUrl": self.queues.events_queue.queue_url,
-            "DeadLetterQueueUrl": self.queues.dead_letter_queue.queue_url,
-            "EventsTableName": self.table.events_table.table_name,
-            "ProducerSecretName": self.producer.secret_name,
-            "DashboardName": self.monitoring.dashboard.dashboard_name,
-            "AlarmTopicArn": self.monitoring.alarm_topic.topic_arn,
-            "RecoveryRuleName": self.monitoring.recovery_rule.rule_name,
-            "RecoveryDeadLetterQueueUrl": self.monitoring.recovery_dead_letter_queue.queue_url,
-            "ProcessorFunctionName": self.processor.function.function_name,
-            "LakeBucketName": self.lake.lake_bucket.bucket_name,
-            "LakeDatabaseName": self.lake.lake_database.ref,
-            "LakeTableName": self.lake.lake_table.ref,
-            "AthenaWorkGroupName": self.lake.work_group.ref,
-            "LakeStreamName": self.lake.stream_name,
-            "RejectedTableName": self.lake.rejected_table.ref,
-            "RejectedStreamName": self.lake.rejected_stream.ref,
-            "ReportReaderPolicyArn": self.lake.report_reader_policy.managed_policy_arn,
-            "ErasurePolicyArn": self.erasure.erasure_policy.managed_policy_arn,
+            contract.EVENTS_QUEUE_URL: self.queues.events_queue.queue_url,
+            contract.DEAD_LETTER_QUEUE_URL: self.queues.dead_letter_queue.queue_url,
+            contract.EVENTS_TABLE_NAME: self.table.events_table.table_name,
+            contract.PRODUCER_SECRET_NAME: self.producer.secret_name,
+            contract.DASHBOARD_NAME: self.monitoring.dashboard.dashboard_name,
+            contract.ALARM_TOPIC_ARN: self.monitoring.alarm_topic.topic_arn,
+            contract.RECOVERY_RULE_NAME: self.monitoring.recovery_rule.rule_name,
+            contract.RECOVERY_DEAD_LETTER_QUEUE_URL: self.monitoring.recovery_dead_letter_queue.queue_url,
+            contract.PROCESSOR_FUNCTION_NAME: self.processor.function.function_name,
+            contract.LAKE_BUCKET_NAME: self.lake.lake_bucket.bucket_name,
+            contract.LAKE_DATABASE_NAME: self.lake.lake_database.ref,
+            contract.LAKE_TABLE_NAME: self.lake.lake_table.ref,
+            contract.ATHENA_WORK_GROUP_NAME: self.lake.work_group.ref,
+            contract.LAKE_STREAM_NAME: self.lake.stream_name,
+            contract.REJECTED_TABLE_NAME: self.lake.rejected_table.ref,
+            contract.REJECTED_STREAM_NAME: self.lake.rejected_stream.ref,
+            contract.REPORT_READER_POLICY_ARN: self.lake.report_reader_policy.managed_policy_arn,
+            contract.ERASURE_POLICY_ARN: self.erasure.erasure_policy.managed_policy_arn,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -15,26 +15,46 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from chat_analytics_ops.contract import (
+    ALARM_TOPIC_ARN,
+    ATHENA_WORK_GROUP_NAME,
+    DEAD_LETTER_QUEUE_URL,
+    EVENTS_QUEUE_URL,
+    EVENTS_TABLE_NAME,
+    LAKE_BUCKET_NAME,
+    LAKE_DATABASE_NAME,
+    LAKE_STREAM_NAME,
+    LAKE_TABLE_NAME,
+    PROCESSOR_FUNCTION_NAME,
+    PRODUCER_SECRET_NAME,
+    RECOVERY_DEAD_LETTER_QUEUE_URL,
+    RECOVERY_RULE_NAME,
+)
 from chat_analytics_ops.errors import OpsError, error_code
 from chat_analytics_ops.timeouts import CLIENT_CONFIG
 
 DEFAULT_STAGE = "dev"
 LOCAL_DEFAULT_REGION = "us-east-1"  # the local moto stack's region
 
-# The contract's output names, and the CLI override that stands in for each.
-EVENTS_QUEUE_URL = "EventsQueueUrl"
-DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
-EVENTS_TABLE_NAME = "EventsTableName"
-PRODUCER_SECRET_NAME = "ProducerSecretName"
-ALARM_TOPIC_ARN = "AlarmTopicArn"
-LAKE_BUCKET_NAME = "LakeBucketName"
-LAKE_DATABASE_NAME = "LakeDatabaseName"
-LAKE_TABLE_NAME = "LakeTableName"
-LAKE_STREAM_NAME = "LakeStreamName"
-ATHENA_WORK_GROUP_NAME = "AthenaWorkGroupName"
-PROCESSOR_FUNCTION_NAME = "ProcessorFunctionName"
-RECOVERY_RULE_NAME = "RecoveryRuleName"
-RECOVERY_DEAD_LETTER_QUEUE_URL = "RecoveryDeadLetterQueueUrl"
+# The contract's output names (contract.py, generated from schema/contract.py), and the CLI override that stands in for each.
+__all__ = [  # the output names other modules read from here, with the context that resolves them
+    "ALARM_TOPIC_ARN",
+    "ATHENA_WORK_GROUP_NAME",
+    "DEAD_LETTER_QUEUE_URL",
+    "EVENTS_QUEUE_URL",
+    "EVENTS_TABLE_NAME",
+    "LAKE_BUCKET_NAME",
+    "LAKE_DATABASE_NAME",
+    "LAKE_STREAM_NAME",
+    "LAKE_TABLE_NAME",
+    "OVERRIDE_OPTIONS",
+    "PROCESSOR_FUNCTION_NAME",
+    "PRODUCER_SECRET_NAME",
+    "RECOVERY_DEAD_LETTER_QUEUE_URL",
+    "RECOVERY_RULE_NAME",
+    "AwsContext",
+    "stack_name_for",
+]
 OVERRIDE_OPTIONS = {
     EVENTS_QUEUE_URL: "--queue-url",
     DEAD_LETTER_QUEUE_URL: "--dlq-url",

@@ -28,13 +28,14 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chat_analytics_ops import lake
+from chat_analytics_ops.contract import REPORT_READER_POLICY_ARN
 from chat_analytics_ops.errors import UNREACHABLE_ERRORS, OpsError, describe, error_code
 from chat_analytics_ops.outputs import ATHENA_WORK_GROUP_NAME, LAKE_BUCKET_NAME, LAKE_DATABASE_NAME, LAKE_TABLE_NAME, AwsContext
-from chat_analytics_ops.report import plural, today_utc
+from chat_analytics_ops.render import plural
+from chat_analytics_ops.report_model import today_utc
 from chat_analytics_ops.timeouts import CLIENT_CONFIG
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
-REPORT_READER_POLICY_ARN = "ReportReaderPolicyArn"
 USER_PREFIX = "chat-analytics-check-reader-"
 AWS_HINT = f"run `report --engine athena` as a principal holding {REPORT_READER_POLICY_ARN}"
 RESULTS_PREFIX = "athena-results/"
