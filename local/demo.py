@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chat_analytics_ops import lake
-from chat_analytics_ops.report import Item, Report, build_report, item_from_dynamodb
+from chat_analytics_ops.report_model import Report
+from chat_analytics_ops.table_engine import Item, build_report, item_from_dynamodb
 from local.answers import CvSkillMatcher
 from local.pipeline import LocalPipeline
 from local.stack import REPO, StackInfo, template_path

@@ -15,7 +15,7 @@ import sys
 import time
 from urllib.parse import quote, urlsplit
 
-from chat_analytics_ops.report import percentile
+from chat_analytics_ops.report_model import percentile
 from local.answers import SAMPLE_QUESTIONS
 
 

@@ -10,8 +10,6 @@ export interface Answer {
   matchType: MatchType;
   matchScore: number;
   reasoning: string;
-  /** What answered: the Workers AI model's name, or the deterministic matcher's (logged as the response's `model`). */
-  model: string;
 }
 
 export interface AnswerGenerator {
@@ -39,9 +37,6 @@ const OTHER_SKILLS = new Set([
 ]);
 const ALIASES: Record<string, string> = { postgres: "postgresql", k8s: "kubernetes", py: "python", workers: "cloudflare", ts: "typescript" };
 
-/** The name the deterministic matcher answers under (the response event's `model`). */
-export const MATCHER_MODEL = "cv-skill-matcher";
-
 export class CvSkillMatcher implements AnswerGenerator {
   skillsIn(question: string): string[] {
     const words = (question.toLowerCase().match(/[a-z0-9+#]+/g) ?? []).map((w) => ALIASES[w] ?? w);
@@ -56,7 +51,6 @@ export class CvSkillMatcher implements AnswerGenerator {
         matchType: "none",
         matchScore: 0,
         reasoning: "no known skill named in the question",
-        model: MATCHER_MODEL,
       };
     }
     const found = asked.filter((s) => s in CV_SKILLS);
@@ -66,7 +60,7 @@ export class CvSkillMatcher implements AnswerGenerator {
     const parts = found.map((s) => CV_SKILLS[s]);
     if (missing.length) parts.push(`no experience listed with ${missing.join(", ")}`);
     const reasoning = `matched ${found.length} of ${asked.length} skills` + (missing.length ? `; missing: ${missing.join(", ")}` : "");
-    return { text: parts.join("; ") + ".", matchType, matchScore, reasoning, model: MATCHER_MODEL };
+    return { text: parts.join("; ") + ".", matchType, matchScore, reasoning };
   }
 }
 
@@ -91,7 +85,7 @@ export class WorkersAiAnswerer implements AnswerGenerator {
         { role: "user", content: question },
       ],
     });
-    return { ...match, text: result.response ?? match.text, model: this.model };
+    return { ...match, text: result.response ?? match.text };
   }
 }
 

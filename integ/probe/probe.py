@@ -30,7 +30,9 @@ from typing import Any
 
 import boto3
 
-from chat_analytics_ops import lake, report
+from chat_analytics_ops import lake
+from chat_analytics_ops.report_model import Report, day_range
+from chat_analytics_ops.table_engine import build_report, read_items
 
 # Two requests, both answered: a full match and a miss (its question is the report's top unmatched one).
 REQUESTS = (
@@ -125,10 +127,10 @@ def poison() -> dict[str, Any]:
 def report_days(today: datetime | None = None) -> list[str]:
     """Yesterday and today (UTC): the events were sent today, or yesterday if the run crossed midnight."""
     day = (today or datetime.now(UTC)).date()
-    return report.day_range(day - timedelta(days=1), day)
+    return day_range(day - timedelta(days=1), day)
 
 
-def comparable(result: report.Report) -> dict[str, Any]:
+def comparable(result: Report) -> dict[str, Any]:
     """A report's figures without where and how it was computed (the engine's time and bytes)."""
     return {**result.to_json(), "engine": None}
 
@@ -136,8 +138,8 @@ def comparable(result: report.Report) -> dict[str, Any]:
 def reports() -> dict[str, Any]:
     days = report_days()
     stack = _env("STACK_NAME")
-    items = report.read_items(boto3.client("dynamodb"), _env("TABLE_NAME"), days)
-    from_table = comparable(report.build_report(items, days, top=REPORT_TOP, stack_name=stack))
+    items = read_items(boto3.client("dynamodb"), _env("TABLE_NAME"), days)
+    from_table = comparable(build_report(items, days, top=REPORT_TOP, stack_name=stack))
     engine = lake.AthenaEngine(boto3.client("athena"), _env("WORK_GROUP"), _env("LAKE_DATABASE"), timeout_s=ATHENA_TIMEOUT_S)
     from_lake = comparable(lake.lake_report(engine, days, top=REPORT_TOP, stack_name=stack))
     parquet, other = lake_files(boto3.client("s3"), _env("LAKE_BUCKET"))

@@ -156,9 +156,11 @@ def test_the_probe_asset_hash_does_not_depend_on_where_it_was_staged() -> None:
         "chat_analytics_ops/lake-columns.json",
         "chat_analytics_ops/lake.py",
         "chat_analytics_ops/rejected-columns.json",
-        "chat_analytics_ops/report.py",
+        "chat_analytics_ops/render.py",
+        "chat_analytics_ops/report_model.py",
         "chat_analytics_ops/sql/rejected.sql",
         "chat_analytics_ops/sql/report.sql",
+        "chat_analytics_ops/table_engine.py",
         "chat_analytics_ops/timeouts.py",
         "probe.py",
     ]

@@ -148,7 +148,7 @@ def test_table_is_on_demand_with_pitr_ttl_request_key_and_day_index(dev: Synthes
 def test_the_day_index_projects_what_the_report_reads_and_not_the_reasoning(dev: Synthesized) -> None:
     """A Query on a GSI returns only projected attributes; one the report asks for and the index lacks
     would silently read as missing (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Projections)."""
-    from chat_analytics_ops.report import PROJECTED
+    from chat_analytics_ops.table_engine import PROJECTED
 
     [table] = resources_of(dev.raw, "AWS::DynamoDB::Table").values()
     [index] = table["Properties"]["GlobalSecondaryIndexes"]

@@ -23,7 +23,7 @@ from sqlglot import expressions
 
 from chat_analytics_ops import lake
 from chat_analytics_ops.errors import OpsError
-from chat_analytics_ops.report import CANARY_SOURCE, EngineInfo
+from chat_analytics_ops.report_model import CANARY_SOURCE, EngineInfo
 from tests.ops.conftest import REGION, Processor, Stack, query_event, response_event
 
 

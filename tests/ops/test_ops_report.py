@@ -8,7 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from chat_analytics_ops.report import CANARY_SOURCE, Item, build_report, default_range, normalize_question, percentile, plural
+from chat_analytics_ops import cli as cli_module
+from chat_analytics_ops import lake
+from chat_analytics_ops.cli import build_parser, report_engine
+from chat_analytics_ops.engines import AthenaReportEngine, DuckDBReportEngine, DynamoDBReportEngine, ReportEngine
+from chat_analytics_ops.lake import MAX_LAKE_DAYS
+from chat_analytics_ops.outputs import AwsContext
+from chat_analytics_ops.render import plural, render_text
+from chat_analytics_ops.report_model import (
+    CANARY_SOURCE,
+    MAX_DAYS,
+    REJECTED_NOT_IN_TABLE,
+    RejectedCounts,
+    Report,
+    default_range,
+    percentile,
+)
+from chat_analytics_ops.table_engine import Item, build_report, normalize_question
 from tests.ops.conftest import put_item
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -250,3 +266,108 @@ def test_one_day_chart_through_the_cli(stack, cli, tmp_path: Path) -> None:
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--chart", str(chart))
     assert result.code == 0, result.err
     assert chart.read_bytes().startswith(PNG_SIGNATURE)
+
+
+# --- one interface, three engines: the CLI builds the one --engine names and runs it -----------------------
+
+
+class NoAws:
+    """Stands for the ``AwsContext``: building an engine must read nothing (no client, no output), so a wrong
+    option or date range is reported before any AWS call."""
+
+    stack_name = "ChatAnalytics-dev"
+
+    def client(self, service: str) -> None:
+        raise AssertionError(f"client({service!r}) while building an engine")
+
+    def output(self, name: str) -> None:
+        raise AssertionError(f"output({name!r}) while building an engine")
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind", "name", "max_days"),
+    [
+        ([], DynamoDBReportEngine, "dynamodb", MAX_DAYS),
+        (["--engine", "dynamodb", "--page-size", "7"], DynamoDBReportEngine, "dynamodb", MAX_DAYS),
+        (["--engine", "duckdb"], DuckDBReportEngine, "duckdb", MAX_LAKE_DAYS),
+        (["--engine", "duckdb", "--cache", "{tmp}"], DuckDBReportEngine, "duckdb", MAX_LAKE_DAYS),
+        (["--engine", "duckdb", "--lake", "{tmp}"], DuckDBReportEngine, "duckdb", MAX_LAKE_DAYS),
+        (["--engine", "athena", "--query-timeout", "42"], AthenaReportEngine, "athena", MAX_LAKE_DAYS),
+    ],
+)
+def test_the_engine_flags_build_one_report_engine_that_reads_nothing_yet(
+    flags: list[str], kind: type, name: str, max_days: int, tmp_path: Path
+) -> None:
+    args = build_parser().parse_args(["report", *(flag.format(tmp=tmp_path) for flag in flags)])
+    context = NoAws()
+    engine = report_engine(args, context)  # type: ignore[arg-type]
+    assert type(engine) is kind and isinstance(engine, ReportEngine)
+    assert (engine.name, engine.max_days) == (name, max_days)
+    if isinstance(engine, DynamoDBReportEngine):
+        assert engine.page_size == (7 if "--page-size" in flags else None)
+    if isinstance(engine, AthenaReportEngine):
+        assert engine.timeout_s == 42
+    if isinstance(engine, DuckDBReportEngine):
+        if "--lake" in flags:
+            assert (engine.root, engine.ctx) == (tmp_path, None)  # the folder as it is: no bucket, no copy
+        else:
+            default = Path.home() / ".cache" / "chat-analytics" / "ChatAnalytics-dev"
+            assert (engine.root, engine.ctx) == (tmp_path if "--cache" in flags else default, context)
+
+
+def test_the_cli_runs_the_engine_the_factory_builds_within_its_max_days(monkeypatch: pytest.MonkeyPatch, cli) -> None:
+    ran: list[tuple[list[str], int, str]] = []
+    built: list[str] = []
+
+    class Scripted:
+        name = "scripted"
+        max_days = 3
+
+        def report(self, days: list[str], *, top: int, stack_name: str = "") -> Report:
+            ran.append((days, top, stack_name))
+            result = build_report([], days, top=top, stack_name=stack_name)
+            result.rejected = RejectedCounts([("SCHEMA_INVALID", 2)], 3)
+            return result
+
+    def factory(args, ctx) -> ReportEngine:
+        built.append(args.engine)
+        return Scripted()
+
+    assert isinstance(Scripted(), ReportEngine)
+    monkeypatch.setattr(cli_module, "report_engine", factory)
+    result = cli("report", "--engine", "athena", "--from", "2026-03-01", "--to", "2026-03-03", "--top", "4", "--json")
+    assert result.code == 0, result.err
+    assert built == ["athena"]
+    assert ran == [(["2026-03-01", "2026-03-02", "2026-03-03"], 4, "ChatAnalytics-dev")]
+    assert json.loads(result.out)["rejected"]["byReason"] == {"SCHEMA_INVALID": 2}
+    text = cli("report", "--engine", "duckdb", "--days", "2", "--to", "2026-03-03")
+    assert text.code == 0 and "rejected events (lake table rejected, by reason): 2" in text.out
+    too_long = cli("report", "--from", "2026-03-01", "--to", "2026-03-04")  # the engine's max_days, not the table's
+    assert too_long.code == 1 and "4 days; at most 3 per report" in too_long.err
+    assert len(ran) == 2 and built == ["athena", "duckdb", "dynamodb"]
+
+
+def test_the_table_engine_cannot_count_rejected_events_and_the_lake_engines_do(stack, tmp_path: Path) -> None:
+    days = ["2026-03-01"]
+    put_item(stack.dynamodb, stack.table, request(1, "2026-03-01", "Python?", "full", 92))
+    from_table = DynamoDBReportEngine(AwsContext(stack_name="ChatAnalytics-dev")).report(days, top=5, stack_name="ChatAnalytics-dev")
+    assert from_table.requests == 1 and from_table.rejected is None
+    assert f"rejected events: {REJECTED_NOT_IN_TABLE}" in render_text(from_table)
+    from_files = DuckDBReportEngine(tmp_path).report(days, top=5)  # an empty lake
+    assert from_files.requests == 0 and from_files.rejected == RejectedCounts([], 0)
+    assert from_files.engine is not None and (from_files.engine.name, from_files.engine.detail) == ("duckdb", f"files in {tmp_path}")
+
+
+def test_the_athena_engine_runs_in_the_stack_workgroup_and_database() -> None:
+    class Outputs:
+        stack_name = "ChatAnalytics-dev"
+
+        def client(self, service: str) -> str:
+            return f"{service} client"
+
+        def output(self, name: str) -> str:
+            return {"AthenaWorkGroupName": "wg-dev", "LakeDatabaseName": "db_dev"}[name]
+
+    runner = AthenaReportEngine(Outputs(), timeout_s=9.0).runner(["2026-03-01"])  # type: ignore[arg-type]
+    assert isinstance(runner, lake.AthenaEngine)
+    assert (runner.athena, runner.work_group, runner.database, runner.timeout_s) == ("athena client", "wg-dev", "db_dev", 9.0)

@@ -11,7 +11,8 @@ from chat_analytics_ops import validation
 from chat_analytics_ops.chart import write_chart
 from chat_analytics_ops.dlq import excerpt
 from chat_analytics_ops.errors import OpsError
-from chat_analytics_ops.report import Item, build_report, day_range, parse_day
+from chat_analytics_ops.report_model import day_range, parse_day
+from chat_analytics_ops.table_engine import Item, build_report
 
 SECRET_QUESTION = "my private question about salary expectations " * 100
 

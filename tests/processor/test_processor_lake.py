@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from chat_analytics_ops.report import normalize_question as report_normalize_question
+from chat_analytics_ops.table_engine import normalize_question as report_normalize_question
 from tests.processor.conftest import REGION, FakeClock, Processor, Table
 from tests.processor.lambda_events import (
     BASE_TS,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_analytics_ops.errors import OpsError
-from chat_analytics_ops.report import MATCH_TYPES, SCORE_BIN_WIDTH, Report
+from chat_analytics_ops.report_model import MATCH_TYPES, SCORE_BIN_WIDTH, Report
 
 # Green, amber, red: the reading everyone already has for good, so-so and missing.
 COLORS = {"full": "#2e9d5b", "partial": "#f0a431", "none": "#d9534f"}

@@ -75,7 +75,8 @@ from chat_analytics_ops.outputs import (
     RECOVERY_RULE_NAME,
     AwsContext,
 )
-from chat_analytics_ops.report import CANARY_SOURCE, plural
+from chat_analytics_ops.render import plural
+from chat_analytics_ops.report_model import CANARY_SOURCE
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 DEFAULT_TIMEOUT_S = 60.0

@@ -19,21 +19,21 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import __version__, check, credentials, dlq, erase, lake, report
+from chat_analytics_ops import __version__, check, credentials, dlq, erase
+from chat_analytics_ops.engines import AthenaReportEngine, DuckDBReportEngine, DynamoDBReportEngine, ReportEngine
 from chat_analytics_ops.errors import EXIT_USAGE, OpsError, describe
 from chat_analytics_ops.outputs import (
-    ATHENA_WORK_GROUP_NAME,
     DEAD_LETTER_QUEUE_URL,
     DEFAULT_STAGE,
     EVENTS_QUEUE_URL,
     EVENTS_TABLE_NAME,
-    LAKE_BUCKET_NAME,
-    LAKE_DATABASE_NAME,
     PRODUCER_SECRET_NAME,
     AwsContext,
     stack_name_for,
 )
-from chat_analytics_ops.report import plural
+from chat_analytics_ops.render import plural, render_text
+from chat_analytics_ops.report_model import DEFAULT_DAYS, day_range, default_range, parse_day, today_utc
+from chat_analytics_ops.table_engine import Progress
 
 PROG = "chat-analytics"
 INSPECT_DEFAULT_MAX = 50
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="start",
         default=None,
         metavar="YYYY-MM-DD",
-        help=f"first day (UTC; default {report.DEFAULT_DAYS - 1} days before --to)",
+        help=f"first day (UTC; default {DEFAULT_DAYS - 1} days before --to)",
     )
     rep.add_argument("--to", dest="end", default=None, metavar="YYYY-MM-DD", help="last day (UTC), inclusive (default today)")
     rep.add_argument(
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         metavar="N",
-        help=f"the last N days up to --to (default {report.DEFAULT_DAYS}; instead of --from)",
+        help=f"the last N days up to --to (default {DEFAULT_DAYS}; instead of --from)",
     )
     rep.add_argument(
         "--engine",
@@ -359,27 +359,18 @@ def cmd_dlq_redrive(args: argparse.Namespace, ctx: AwsContext) -> int:
 def cmd_report(args: argparse.Namespace, ctx: AwsContext) -> int:
     from chat_analytics_ops.chart import check_chart_path
 
-    start = report.parse_day(args.start, "--from") if args.start is not None else None
-    end = report.parse_day(args.end, "--to") if args.end is not None else None
+    start = parse_day(args.start, "--from") if args.start is not None else None
+    end = parse_day(args.end, "--to") if args.end is not None else None
     if args.days is not None:
         if start is not None:
             raise OpsError("give --from or --days, not both")
-        last = end or report.today_utc()
+        last = end or today_utc()
         start, end = last - timedelta(days=args.days - 1), last
-    if args.engine != "duckdb" and (args.lake or args.cache):
-        raise OpsError(f"--lake and --cache are for --engine duckdb, not {args.engine}")
-    max_days = report.MAX_DAYS if args.engine == "dynamodb" else lake.MAX_LAKE_DAYS
-    days = report.day_range(*report.default_range(start, end), max_days=max_days)
+    engine = report_engine(args, ctx)
+    days = day_range(*default_range(start, end), max_days=engine.max_days)
     if args.chart:
         check_chart_path(args.chart)
-    if args.engine == "dynamodb":
-        table = ctx.output(EVENTS_TABLE_NAME)
-        items = report.read_items(ctx.client("dynamodb"), table, days, page_size=args.page_size, progress=report.Progress(args.progress))
-        result = report.build_report(items, days, top=args.top, stack_name=ctx.stack_name)
-    else:
-        engine = _lake_engine(args, ctx, days)
-        result = lake.lake_report(engine, days, top=args.top, stack_name=ctx.stack_name)
-        result.rejected = lake.rejected_counts(engine, days)  # the dynamodb engine's report says it cannot
+    result = engine.report(days, top=args.top, stack_name=ctx.stack_name)
     if args.chart:
         from chat_analytics_ops.chart import write_chart
 
@@ -390,27 +381,26 @@ def cmd_report(args: argparse.Namespace, ctx: AwsContext) -> int:
             payload["chart"] = str(args.chart)
         _print_json(payload)
     else:
-        print(report.render_text(result))
+        print(render_text(result))
         if args.chart:
             print(f"\nchart: {args.chart}")
     return 0
 
 
-def _lake_engine(args: argparse.Namespace, ctx: AwsContext, days: list[str]) -> lake.Engine:
-    """The engine ``--engine`` names, reading the stack's lake (or ``--lake DIR``)."""
+def report_engine(args: argparse.Namespace, ctx: AwsContext) -> ReportEngine:
+    """The engine ``--engine`` names (``engines.py``), over the stack's table or lake, or ``--lake DIR``.
+    It reads nothing until it reports."""
+    if args.engine != "duckdb" and (args.lake or args.cache):
+        raise OpsError(f"--lake and --cache are for --engine duckdb, not {args.engine}")
+    if args.engine == "dynamodb":
+        return DynamoDBReportEngine(ctx, page_size=args.page_size, progress=Progress(args.progress))
     if args.engine == "athena":
-        return lake.AthenaEngine(
-            ctx.client("athena"), ctx.output(ATHENA_WORK_GROUP_NAME), ctx.output(LAKE_DATABASE_NAME), timeout_s=args.query_timeout
-        )
+        return AthenaReportEngine(ctx, timeout_s=args.query_timeout)
     if args.lake is not None:
         if not args.lake.is_dir():
             raise OpsError(f"--lake {args.lake}: not a directory")
-        return lake.DuckDBEngine(args.lake, detail=f"files in {args.lake}")
-    cache = args.cache or Path.home() / ".cache" / "chat-analytics" / ctx.stack_name
-    first_dt, last_dt = lake.partition_range(days)
-    synced = lake.sync_partitions(ctx.client("s3"), ctx.output(LAKE_BUCKET_NAME), first_dt, last_dt, cache)
-    detail = f"{synced.objects} lake objects, {synced.downloaded} downloaded ({synced.bytes_downloaded / 1e6:,.1f} MB) to {cache}"
-    return lake.DuckDBEngine(cache, detail=detail)
+        return DuckDBReportEngine(args.lake)
+    return DuckDBReportEngine(args.cache or Path.home() / ".cache" / "chat-analytics" / ctx.stack_name, ctx=ctx)
 
 
 def cmd_worker_env(args: argparse.Namespace, ctx: AwsContext) -> int:

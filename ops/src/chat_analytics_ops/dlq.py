@@ -32,7 +32,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chat_analytics_ops.errors import UNREACHABLE_ERRORS, EmptyQueueError, OpsError, error_code
-from chat_analytics_ops.report import plural
+from chat_analytics_ops.render import plural
 from chat_analytics_ops.validation import validate_body
 
 HOLD_SECONDS = 60  # how long a received message stays locked while we work on it

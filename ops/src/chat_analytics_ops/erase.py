@@ -43,10 +43,12 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import dlq, lake, report
+from chat_analytics_ops import dlq, lake
 from chat_analytics_ops.errors import EXIT_USAGE, OpsError
 from chat_analytics_ops.outputs import DEAD_LETTER_QUEUE_URL, EVENTS_TABLE_NAME, LAKE_BUCKET_NAME, AwsContext
-from chat_analytics_ops.report import plural
+from chat_analytics_ops.render import plural
+from chat_analytics_ops.report_model import day_range, parse_day
+from chat_analytics_ops.table_engine import read_items
 
 AUDIT_PREFIX = "erasure-audit/"
 ERASED_MARK = ".erased-"
@@ -136,8 +138,8 @@ def selection_from(args: argparse.Namespace) -> Selection:
         raise OpsError("--question-contains: expected some text (it is matched case-insensitively inside each question)")
     if args.start is None or args.end is None:
         raise OpsError("--question-contains needs --from YYYY-MM-DD and --to YYYY-MM-DD (the days the question may have been asked)")
-    start, end = report.parse_day(args.start, "--from"), report.parse_day(args.end, "--to")
-    days = report.day_range(start, end, max_days=MAX_QUESTION_DAYS)
+    start, end = parse_day(args.start, "--from"), parse_day(args.end, "--to")
+    days = day_range(start, end, max_days=MAX_QUESTION_DAYS)
     return Selection(ids, args.question_contains, tuple(days))
 
 
@@ -305,7 +307,7 @@ class Eraser:
         ``self.raw_letters``, to be deleted with the requests' messages."""
         needle = text.lower()
         found: set[str] = set()
-        for item in report.read_items(self.dynamodb, self.table, days):
+        for item in read_items(self.dynamodb, self.table, days):
             if item.query and needle in item.query.lower():
                 found.add(item.request_id)
         connection = lake_connection(self.cache)

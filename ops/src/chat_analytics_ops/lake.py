@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from chat_analytics_ops.errors import OpsError, error_code
-from chat_analytics_ops.report import Distribution, EngineInfo, RejectedCounts, Report, RequestTally, today_utc
+from chat_analytics_ops.report_model import Distribution, EngineInfo, RejectedCounts, Report, RequestTally, today_utc
 
 # (column, Glue type) of the Glue table ``requests``, in its order: the package's copy of
 # schema/lake-columns.json, which schema/generate.py writes from the processor's LAKE_COLUMNS.

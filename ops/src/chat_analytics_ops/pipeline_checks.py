@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from chat_analytics_ops.dlq import QueueState, queue_state
 from chat_analytics_ops.errors import error_code
-from chat_analytics_ops.report import plural
+from chat_analytics_ops.render import plural
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 

@@ -1,11 +1,10 @@
-"""What the chatbot was asked and how well it answered, read from the table's ``byDay`` index.
+"""The report's figures, whichever engine computed them (``engines.py``): the model the table engine
+(``table_engine.py``) and the lake engines (``lake.py``'s SQL) fill alike, and the days a report covers.
 
-One ``Query`` per UTC day on the GSI ``byDay`` (partition key ``day``) reads exactly the requests of
-the range without a table scan; pages are followed to the end. Only the attributes the report uses
-are projected, so the reasoning text never travels. The figures follow the table contract in
-``docs/contracts.md``: an item is one request, with its query fields, its response fields, or both.
-Requests whose ``source`` is ``chat-analytics-check`` are the canaries of ``chat-analytics check``:
-they are counted apart and left out of every figure.
+``RequestTally`` holds the one definition of each count that both kinds of engine add to; ``Report`` is
+every figure, and its ``to_json`` is ``chat-analytics report --json``. Rendering is ``render.py``'s.
+Requests whose ``source`` is ``CANARY_SOURCE`` are the canaries of ``chat-analytics check``: they are
+counted apart and left out of every figure.
 """
 
 from __future__ import annotations
@@ -13,20 +12,15 @@ from __future__ import annotations
 import math
 import re
 import statistics
-import sys
-import time
-import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any
 
 from chat_analytics_ops.errors import OpsError
 
-DAY_INDEX = "byDay"
 MATCH_TYPES = ("full", "partial", "none")
-MAX_DAYS = 366
+MAX_DAYS = 366  # a report of the table (one query per day); the lake engines take MAX_LAKE_DAYS (lake.py)
 DEFAULT_DAYS = 7  # without --from/--to: the last 7 UTC days, today included
 # ``chat-analytics check`` marks its canary events with this source; the report leaves them out.
 CANARY_SOURCE = "chat-analytics-check"
@@ -36,24 +30,9 @@ REJECTED_NOT_IN_TABLE = (
     "the dynamodb engine cannot count them (the table holds only valid events):"
     f" --engine duckdb or athena reads the lake table {REJECTED_TABLE}"
 )
-PROGRESS_AFTER_PAGES = 3  # below this a report is instant and a progress line is noise
 QUESTION_CHARS = 120  # a top question is shown up to this length
 SCORE_BIN_WIDTH = 5  # the chart's score histogram: 20 bins of 5 points (the lake's SQL bins alike)
 SCORE_BINS = 20
-PROJECTED = (
-    "requestId",
-    "day",
-    "query",
-    "matchType",
-    "matchScore",
-    "latencyMs",
-    "responseLatencyMs",
-    "queryTimestamp",
-    "queryIngestedAt",
-    "responseTimestamp",
-    "responseIngestedAt",
-    "source",
-)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -88,125 +67,6 @@ def day_range(start: date, end: date, *, max_days: int = MAX_DAYS) -> list[str]:
         hint = " (one query per day; the lake engines take longer ranges)" if max_days == MAX_DAYS else ""
         raise OpsError(f"bad date range: {count} days; at most {max_days} per report{hint}")
     return [(start + timedelta(days=offset)).isoformat() for offset in range(count)]
-
-
-@dataclass(frozen=True)
-class Item:
-    """The report's view of one table item (one request)."""
-
-    request_id: str
-    day: str
-    query: str | None = None
-    match_type: str | None = None
-    match_score: float | None = None
-    latency_ms: float | None = None
-    response_latency_ms: float | None = None
-    query_timestamp: float | None = None
-    query_ingested_at: float | None = None
-    response_timestamp: float | None = None
-    response_ingested_at: float | None = None
-    source: str | None = None
-
-
-def item_from_dynamodb(raw: dict[str, dict[str, str]]) -> Item:
-    """Convert a low-level ``{"attr": {"S"|"N": ...}}`` item."""
-
-    def text(name: str) -> str | None:
-        value = raw.get(name)
-        return value.get("S") if value else None
-
-    def num(name: str) -> float | None:
-        value = raw.get(name)
-        if not value or "N" not in value:
-            return None
-        try:
-            return float(value["N"])
-        except ValueError:
-            return None
-
-    return Item(
-        request_id=text("requestId") or "",
-        day=text("day") or "",
-        query=text("query"),
-        match_type=text("matchType"),
-        match_score=num("matchScore"),
-        latency_ms=num("latencyMs"),
-        response_latency_ms=num("responseLatencyMs"),
-        query_timestamp=num("queryTimestamp"),
-        query_ingested_at=num("queryIngestedAt"),
-        response_timestamp=num("responseTimestamp"),
-        response_ingested_at=num("responseIngestedAt"),
-        source=text("source"),
-    )
-
-
-class Progress:
-    """A one-line counter on stderr, shown once a report needs more than a few pages.
-
-    ``mode`` is ``auto`` (only on a terminal), ``always`` or ``never``.
-    """
-
-    def __init__(self, mode: str = "auto", stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = mode == "always" or (mode == "auto" and self.stream.isatty())
-        self.shown = False
-        self._last = 0.0
-
-    def update(self, day: str, day_index: int, days: int, pages: int, items: int) -> None:
-        if not self.enabled or pages < PROGRESS_AFTER_PAGES:
-            return
-        now = time.monotonic()
-        if self.shown and now - self._last < 0.1:
-            return
-        self._last = now
-        self.shown = True
-        self.stream.write(f"\rreading {DAY_INDEX}: day {day_index}/{days} ({day}), {plural(pages, 'page')}, {plural(items, 'item')} ")
-        self.stream.flush()
-
-    def finish(self, pages: int, items: int) -> None:
-        if self.shown:
-            self.stream.write(f"\rread {plural(pages, 'page')}, {plural(items, 'item')}{' ' * 30}\n")
-            self.stream.flush()
-
-
-def read_items(
-    dynamodb: Any, table_name: str, days: list[str], *, page_size: int | None = None, progress: Progress | None = None
-) -> Iterator[Item]:
-    """Every item of ``days`` from the ``byDay`` index, following ``LastEvaluatedKey`` to the end."""
-    progress = progress or Progress("never")
-    paginator = dynamodb.get_paginator("query")
-    names = {f"#a{i}": name for i, name in enumerate(PROJECTED)}
-    day_name = next(alias for alias, name in names.items() if name == "day")
-    pages = items = 0
-    for index, day in enumerate(days, start=1):
-        arguments: dict[str, Any] = {
-            "TableName": table_name,
-            "IndexName": DAY_INDEX,
-            "KeyConditionExpression": f"{day_name} = :day",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {":day": {"S": day}},
-            "ProjectionExpression": ", ".join(names),
-        }
-        if page_size:
-            arguments["PaginationConfig"] = {"PageSize": page_size}
-        for page in paginator.paginate(**arguments):
-            pages += 1
-            for raw in page.get("Items", []):
-                items += 1
-                yield item_from_dynamodb(raw)
-            progress.update(day, index, len(days), pages, items)
-    progress.finish(pages, items)
-
-
-def normalize_question(text: str) -> str:
-    """One key for questions that differ only in case, spacing, quotes or closing punctuation.
-
-    The processor computes the same key into the lake's ``question_key`` (lambda_src/processor/lake.py;
-    a test holds the two equal), so both engines group unmatched questions alike.
-    """
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    collapsed = " ".join(folded.split())
-    return collapsed.strip(" \"'`“”‘’?!.,;:…")
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -463,42 +323,6 @@ class RequestTally:
         )
 
 
-def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name: str = "") -> Report:
-    """Aggregate the items of ``days`` in one pass (the table engine; the lake's SQL computes the same)."""
-    tally = RequestTally(days)
-    answer, response, query_lag, response_lag = [], [], [], []
-    unmatched: Counter[str] = Counter()
-    for item in items:
-        canary = item.source == CANARY_SOURCE
-        score = item.match_score
-        tally.add(
-            item.day,
-            1,
-            canary=canary,
-            has_query=item.query is not None,
-            match_type=item.match_type,
-            score_sum=score,
-            score_bin=None if score is None else score_bin(score),
-        )
-        if canary:
-            continue
-        answer.append(item.latency_ms)
-        response.append(item.response_latency_ms)
-        query_lag.append(_difference(item.query_ingested_at, item.query_timestamp))
-        response_lag.append(_difference(item.response_ingested_at, item.response_timestamp))
-        if item.match_type == "none" and item.query:
-            key = normalize_question(item.query)
-            if key:
-                unmatched[key] += 1
-    distributions = (Distribution.of(answer), Distribution.of(response), Distribution.of(query_lag), Distribution.of(response_lag))
-    top_unmatched = sorted(unmatched.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
-    return tally.report(days, distributions, top_unmatched, stack_name=stack_name)
-
-
-def _difference(later: float | None, earlier: float | None) -> float | None:
-    return None if later is None or earlier is None else max(later - earlier, 0.0)
-
-
 def shorten_question(text: str) -> str:
     """A top question as the report shows it: at most ``QUESTION_CHARS`` characters."""
     return text if len(text) <= QUESTION_CHARS else text[: QUESTION_CHARS - 1] + "…"
@@ -506,91 +330,3 @@ def shorten_question(text: str) -> str:
 
 def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
-
-
-def format_ms(value: float | None) -> str:
-    """``850 ms``, ``12.3 s``, ``4.1 min``: the unit a person reads at a glance."""
-    if value is None:
-        return "-"
-    if value < 1000:
-        return f"{value:.0f} ms"
-    if value < 60_000:
-        return f"{value / 1000:.1f} s"
-    return f"{value / 60_000:.1f} min"
-
-
-def _share(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:5.1f}%"
-
-
-def _distribution_line(label: str, dist: Distribution) -> str:
-    if not dist.count:
-        return f"  {label:<28} -"
-    return (
-        f"  {label:<28} median {format_ms(dist.median):>9}   p95 {format_ms(dist.p95):>9}   max {format_ms(dist.max):>9}   (n={dist.count})"
-    )
-
-
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """The count and its noun in agreement: ``1 message``, ``2 messages``, ``1 query``, ``3 queries``."""
-    return f"{count} {noun if count == 1 else many or noun + 's'}"
-
-
-def render_text(report: Report) -> str:
-    """The default output: a summary, a per-day table and the unmatched questions."""
-    lines = [
-        f"Chat analytics {report.stack_name}: {report.start} .. {report.end} ({plural(len(report.per_day), 'day')}, UTC)",
-        "",
-        f"  {'requests':<28} {report.requests:>8}",
-        f"  {'queries':<28} {report.queries:>8}",
-        f"  {'answers':<28} {report.responses:>8}   ({plural(report.unanswered, 'query', 'queries')} without answer, {plural(report.without_query, 'answer')} without query)",
-    ]
-    shares = report.shares
-    for kind, count in report.matches.items():
-        lines.append(f"  {'  match ' + kind:<28} {count:>8}   {_share(shares[kind])}")
-    average = report.average_score
-    lines.append(f"  {'average match score':<28} {'-' if average is None else f'{average:8.1f}'}")
-    lines.append("")
-    lines.append(_distribution_line("answer latency (latencyMs)", report.answer_latency))
-    lines.append(_distribution_line("query -> response", report.response_latency))
-    lines.append(_distribution_line("ingest lag, queries", report.query_ingest_lag))
-    lines.append(_distribution_line("ingest lag, answers", report.response_ingest_lag))
-    if report.canaries:
-        lines.append(f"  ({plural(report.canaries, 'canary request')} of `chat-analytics check` left out)")
-    lines += ["", f"  {'day':<10}  {'queries':>7}  {'full':>6}  {'partial':>7}  {'none':>6}  {'avg score':>9}"]
-    for day in report.per_day:
-        avg = f"{day.average_score:9.1f}" if day.average_score is not None else f"{'-':>9}"
-        m = day.matches
-        lines.append(f"  {day.day:<10}  {day.queries:>7}  {m['full']:>6}  {m['partial']:>7}  {m['none']:>6}  {avg}")
-    lines += [
-        "",
-        f"  top {len(report.top_unmatched)} unmatched {'question' if len(report.top_unmatched) == 1 else 'questions'} (matchType none)",
-    ]
-    if not report.top_unmatched:
-        lines.append("    (none)")
-    for question, count in report.top_unmatched:
-        lines.append(f"  {count:>6}  {question}")
-    lines += ["", *_rejected_lines(report.rejected)]
-    if report.engine:
-        lines += ["", f"  read by {report.engine.name} in {report.engine.seconds:.1f} s" + _engine_cost(report.engine)]
-    return "\n".join(lines)
-
-
-def _rejected_lines(rejected: RejectedCounts | None) -> list[str]:
-    """The rejected events by reason, or the one line that says why they are not counted."""
-    if rejected is None:
-        return [f"  rejected events: {REJECTED_NOT_IN_TABLE}"]
-    if rejected.note:
-        return [f"  rejected events: {rejected.note}"]
-    lines = [f"  rejected events (lake table {REJECTED_TABLE}, by reason): {rejected.events}"]
-    if not rejected.by_reason:
-        lines.append("    (none)")
-    lines += [f"  {count:>6}  {reason}" for reason, count in rejected.by_reason]
-    return lines
-
-
-def _engine_cost(engine: EngineInfo) -> str:
-    parts = [] if engine.bytes_scanned is None else [f"{engine.bytes_scanned / 1e6:,.1f} MB scanned"]
-    if engine.detail:
-        parts.append(engine.detail)
-    return f" ({', '.join(parts)})" if parts else ""
