@@ -78,6 +78,24 @@ describe("validateEvent", () => {
     expect(validateEvent([query])).toBe("not a JSON object");
   });
 
+  it("contract 1.1: a response may name its model; 1.0 events stay valid; an unknown major is refused", () => {
+    expect(validateEvent(response)).toBeNull(); // 1.0: no model
+    expect(validateEvent({ ...response, model: "@cf/meta/llama-3.1-8b-instruct" })).toBeNull();
+    expect(validateEvent({ ...response, model: null })).toBeNull();
+    expect(validateEvent({ ...response, model: "m".repeat(128) })).toBeNull();
+    expect(validateEvent({ ...response, model: "m".repeat(129) })).toBe("model: over 128 characters");
+    expect(validateEvent({ ...response, model: "" })).toBe("model: empty");
+    expect(validateEvent({ ...response, model: 3 })).toBe("model: not a string");
+    expect(validateEvent({ ...query, model: 3 })).toBeNull(); // on a query, model is an unknown extra field
+    expect(validateEvent({ ...response, model: "x", tokensUsed: 412 })).toBeNull(); // a later minor's field: ignored
+    expect(validateEvent({ ...response, schemaVersion: 1 })).toBeNull();
+    expect(validateEvent({ ...response, schemaVersion: 2 })).toBe("schemaVersion: major version 2 is not one the processor knows (1)");
+    expect(validateEvent({ ...response, schemaVersion: 1000 })).toBe("schemaVersion: outside 1..999");
+    expect(validateEvent({ schemaVersion: 2, eventType: "feedback", requestId: "req-1", rating: 5 })).toBe(
+      "schemaVersion: major version 2 is not one the processor knows (1)",
+    ); // a new major is refused for its version, before its fields are judged by 1.x rules
+  });
+
   it("toSqsSafe replaces each refused code point with U+FFFD and keeps surrogate pairs", () => {
     expect(toSqsSafe("a\ud800b\udc00c\uFFFE\uFFFF\u0000\u0008\u000B\u000C\u001F")).toBe("a\uFFFDb\uFFFDc" + "\uFFFD".repeat(7));
     expect(toSqsSafe("tab\tlf\ncr\r 😀 \uE000 \uFFFD")).toBe("tab\tlf\ncr\r 😀 \uE000 \uFFFD");

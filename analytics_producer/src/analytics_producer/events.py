@@ -1,6 +1,7 @@
 """The event contract as the producer checks it, and the FIFO ids derived from an event.
 
-:func:`validate` implements the contract (schemaVersion 1, tightened to what AWS accepts) exactly,
+:func:`validate` implements the contract (major version 1, revision 1.1: a response may name its
+``model``; tightened to what AWS accepts) exactly,
 so an event that passes it is one SQS, the processor and DynamoDB accept. It runs in the caller's
 thread, so it is plain ``isinstance``/``len`` tests and one scan per string for SQS-safe text (a
 precompiled regular expression, or ``bytes.translate`` for long ASCII text); extra fields are
@@ -22,6 +23,7 @@ MAX_SOURCE = 64
 MAX_SESSION_ID = 128
 MAX_TIMESTAMP = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the schema's bound
 MAX_SCHEMA_VERSION = 999
+MAX_MODEL = 128  # the answering model's name (contract 1.1)
 MAX_LATENCY_MS = 86_400_000  # one day
 # DynamoDB cannot store a non-zero number of magnitude below 1E-130 (e.g. 5e-324).
 MIN_NONZERO = 1e-130
@@ -29,7 +31,7 @@ MAX_EXTRA_DEPTH = 4  # arrays/objects nested inside one extra field's value
 MatchType = Literal["full", "partial", "none"]
 MATCH_TYPES = frozenset({"full", "partial", "none"})
 EVENT_TYPES = frozenset({"query", "response"})
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the contract's major version: the only one the processor knows (2 to 999 are refused)
 _MAX_FLOAT = sys.float_info.max
 
 # Code points SQS refuses in a message body (it accepts #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
@@ -42,8 +44,11 @@ SQS_SAFE_RULE = "SQS-safe text (no control characters but tab, LF and CR, no lon
 _COMMON_FIELDS = ("eventType", "requestId", "timestamp", "schemaVersion", "source", "sessionId", "latencyMs")
 _KNOWN_FIELDS = {
     "query": frozenset((*_COMMON_FIELDS, "query")),
-    "response": frozenset((*_COMMON_FIELDS, "matchType", "matchScore", "reasoning")),
+    "response": frozenset((*_COMMON_FIELDS, "matchType", "matchScore", "reasoning", "model")),
 }
+# Fields a minor revision added (1.1: ``model``). Before it they were the caller's own: ``extra={"model": ...}``
+# still works (as the field, checked by its rules) when its argument is not given, so no caller breaks on an upgrade.
+_ADDED_FIELDS = {"model": "model"}
 _ABSENT = object()
 
 
@@ -108,10 +113,11 @@ def validate(event: Any) -> None:
 
     The rules (``docs/contracts.md``): ``eventType`` "query" or "response"; ``requestId`` 1 to 128
     characters from "!" to "~"; ``timestamp`` an integer 0 to 253402300799999; ``schemaVersion``
-    absent or an integer 1 to 999. A query has ``query``, 1 to 4096 characters; a response has
-    ``matchType`` full|partial|none, ``matchScore`` 0 to 100 and ``reasoning``, 0 to 4096
-    characters. Optional, absent or null: ``source`` (at most 64 characters), ``sessionId`` (at
-    most 128), ``latencyMs`` (0 to 86400000). Integers are JSON Schema integers (1.0 is one, a
+    absent or 1 (the major version; 2 to 999 are majors the processor does not know, refused). A
+    query has ``query``, 1 to 4096 characters; a response has ``matchType`` full|partial|none,
+    ``matchScore`` 0 to 100 and ``reasoning``, 0 to 4096 characters. Optional, absent or null:
+    ``source`` (at most 64 characters), ``sessionId`` (at most 128), ``latencyMs`` (0 to
+    86400000), and on a response ``model`` (1 to 128 characters; contract 1.1). Integers are JSON Schema integers (1.0 is one, a
     bool never is); numbers are finite, and a non-zero ``matchScore`` or ``latencyMs`` is at
     least 1e-130 (DynamoDB's smallest magnitude). Every string is SQS-safe text (lengths count
     code points). Extra fields are allowed: an SQS-safe key and a JSON value (null, bool, finite
@@ -123,6 +129,13 @@ def validate(event: Any) -> None:
     if type(event) is not dict and not isinstance(event, Mapping):  # the exact-type test skips the ABC check
         raise InvalidEventError("event: expected a dict")
     get = event.get
+    # The version first: a major the processor does not know is refused for that alone (its fields may differ).
+    version = get("schemaVersion", _ABSENT)
+    if version is not _ABSENT and not (type(version) is int and version == SCHEMA_VERSION):  # the usual 1 costs one test
+        if (type(version) is not int and not _is_integer(version)) or not 1 <= version <= MAX_SCHEMA_VERSION:
+            raise InvalidEventError("schemaVersion: absent or an integer from 1 to 999")
+        if version != SCHEMA_VERSION:
+            raise InvalidEventError(f"schemaVersion: {int(version)} is a major version the processor does not know (it knows {SCHEMA_VERSION})")
     event_type = get("eventType")
     if type(event_type) is not str or event_type not in EVENT_TYPES:
         raise InvalidEventError("eventType: must be 'query' or 'response'")
@@ -154,11 +167,13 @@ def validate(event: Any) -> None:
         if not isinstance(text, str) or len(text) > MAX_TEXT or not_sqs_safe(text):
             raise _text_error("reasoning", 0, MAX_TEXT, text, False)
         present = 6  # eventType, requestId, timestamp, matchType, matchScore, reasoning
-    version = get("schemaVersion", _ABSENT)
+        model = get("model", _ABSENT)
+        if model is not _ABSENT:
+            present += 1
+            if model is not None and (not isinstance(model, str) or not 0 < len(model) <= MAX_MODEL or find_unsafe_char(model)):
+                raise _text_error("model", 1, MAX_MODEL, model, True)
     if version is not _ABSENT:
         present += 1
-        if (type(version) is not int and not _is_integer(version)) or not 1 <= version <= MAX_SCHEMA_VERSION:
-            raise InvalidEventError("schemaVersion: absent or an integer from 1 to 999")
     source = get("source", _ABSENT)
     if source is not _ABSENT:
         present += 1
@@ -272,8 +287,11 @@ def response_event(
     latency_ms: float | None = None,
     timestamp: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
-    """A seed ``response`` event (``matchType`` full|partial|none, ``matchScore`` 0-100); as :func:`query_event`."""
+    """A seed ``response`` event (``matchType`` full|partial|none, ``matchScore`` 0-100); as :func:`query_event`.
+
+    ``model`` is the answering model's name (contract 1.1; None leaves it out, as a 1.0 event)."""
     event: dict[str, Any] = {
         "schemaVersion": SCHEMA_VERSION,
         "eventType": "response",
@@ -283,6 +301,8 @@ def response_event(
         "matchScore": match_score,
         "reasoning": reasoning,
     }
+    if model is not None:
+        event["model"] = model
     if source is not None or session_id is not None or latency_ms is not None or extra is not None:
         _add_optional(event, source, session_id, latency_ms, extra)
     return event
@@ -305,6 +325,6 @@ def _add_optional(
             raise InvalidEventError(_EXTRA_RULE)
         known = _KNOWN_FIELDS[event["eventType"]]
         for key in extra:
-            if type(key) is str and key in known:
+            if type(key) is str and key in known and not (key in _ADDED_FIELDS and key not in event):
                 raise InvalidEventError(f"extra: {key!r} is a field of the contract; pass it as its own argument", rule=_EXTRA_RULE)
         event.update(extra)

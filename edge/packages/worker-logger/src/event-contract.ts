@@ -20,6 +20,9 @@ const MAX_TIMESTAMP = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
 const MAX_LATENCY_MS = 86_400_000; // one day
 const MIN_NONZERO = 1e-130; // DynamoDB cannot store a smaller non-zero magnitude
 const EXTRA_DEPTH = 4; // arrays / objects nested inside an unknown field
+/** The contract's major version (docs/contracts.md, "How the contract evolves"): the only one the processor knows. */
+export const SCHEMA_VERSION = 1;
+const MAX_MODEL = 128; // the answering model's name (contract 1.1)
 
 /** Replaces each code point SQS refuses with U+FFFD (text that is already valid comes back unchanged). */
 export function toSqsSafe(text: string): string {
@@ -94,7 +97,7 @@ function extraValue(value: unknown, field: string, depth: number): string | null
 
 const COMMON = new Set(["schemaVersion", "eventType", "requestId", "timestamp", "source", "sessionId", "latencyMs"]);
 const QUERY_FIELDS = new Set([...COMMON, "query"]);
-const RESPONSE_FIELDS = new Set([...COMMON, "matchType", "matchScore", "reasoning"]);
+const RESPONSE_FIELDS = new Set([...COMMON, "matchType", "matchScore", "reasoning", "model"]);
 
 /**
  * Checks one event body against the contract; null when valid, else the first problem found. A field
@@ -105,10 +108,14 @@ export function validateEvent(event: unknown): string | null {
   const e = event;
   const has = (k: string) => e[k] !== undefined;
   let error: string | null = null;
+  // The version first: a major the processor does not know is refused for that alone (its fields may differ).
+  if (has("schemaVersion")) {
+    if ((error = integer(e.schemaVersion, "schemaVersion", 1, 999))) return error;
+    if (e.schemaVersion !== SCHEMA_VERSION) return `schemaVersion: major version ${e.schemaVersion} is not one the processor knows (${SCHEMA_VERSION})`;
+  }
   if (e.eventType !== "query" && e.eventType !== "response") return "eventType: not query or response";
   if (typeof e.requestId !== "string" || !REQUEST_ID.test(e.requestId)) return "requestId: not 1 to 128 printable ASCII characters without spaces";
   if ((error = integer(e.timestamp, "timestamp", 0, MAX_TIMESTAMP))) return error;
-  if (has("schemaVersion") && (error = integer(e.schemaVersion, "schemaVersion", 1, 999))) return error;
   if (e.source != null && (error = text(e.source, "source", 0, 64))) return error;
   if (e.sessionId != null && (error = text(e.sessionId, "sessionId", 0, 128))) return error;
   if (e.latencyMs != null && (error = storableNumber(e.latencyMs, "latencyMs", MAX_LATENCY_MS))) return error;
@@ -118,6 +125,7 @@ export function validateEvent(event: unknown): string | null {
     if (typeof e.matchType !== "string" || !MATCH_TYPES.has(e.matchType)) return "matchType: not full, partial or none";
     if ((error = storableNumber(e.matchScore, "matchScore", 100))) return error;
     if ((error = text(e.reasoning, "reasoning", 0, 4096))) return error;
+    if (e.model != null && (error = text(e.model, "model", 1, MAX_MODEL))) return error;
   }
   const known = e.eventType === "query" ? QUERY_FIELDS : RESPONSE_FIELDS;
   for (const [key, value] of Object.entries(e)) {
