@@ -10,6 +10,8 @@ export interface Answer {
   matchType: MatchType;
   matchScore: number;
   reasoning: string;
+  /** What answered: the Workers AI model's name, or the deterministic matcher's (logged as the response's `model`). */
+  model: string;
 }
 
 export interface AnswerGenerator {
@@ -37,6 +39,9 @@ const OTHER_SKILLS = new Set([
 ]);
 const ALIASES: Record<string, string> = { postgres: "postgresql", k8s: "kubernetes", py: "python", workers: "cloudflare", ts: "typescript" };
 
+/** The name the deterministic matcher answers under (the response event's `model`). */
+export const MATCHER_MODEL = "cv-skill-matcher";
+
 export class CvSkillMatcher implements AnswerGenerator {
   skillsIn(question: string): string[] {
     const words = (question.toLowerCase().match(/[a-z0-9+#]+/g) ?? []).map((w) => ALIASES[w] ?? w);
@@ -51,6 +56,7 @@ export class CvSkillMatcher implements AnswerGenerator {
         matchType: "none",
         matchScore: 0,
         reasoning: "no known skill named in the question",
+        model: MATCHER_MODEL,
       };
     }
     const found = asked.filter((s) => s in CV_SKILLS);
@@ -60,7 +66,7 @@ export class CvSkillMatcher implements AnswerGenerator {
     const parts = found.map((s) => CV_SKILLS[s]);
     if (missing.length) parts.push(`no experience listed with ${missing.join(", ")}`);
     const reasoning = `matched ${found.length} of ${asked.length} skills` + (missing.length ? `; missing: ${missing.join(", ")}` : "");
-    return { text: parts.join("; ") + ".", matchType, matchScore, reasoning };
+    return { text: parts.join("; ") + ".", matchType, matchScore, reasoning, model: MATCHER_MODEL };
   }
 }
 
@@ -85,7 +91,7 @@ export class WorkersAiAnswerer implements AnswerGenerator {
         { role: "user", content: question },
       ],
     });
-    return { ...match, text: result.response ?? match.text };
+    return { ...match, text: result.response ?? match.text, model: this.model };
   }
 }
 

@@ -99,6 +99,7 @@ export default {
       reasoning: toSqsSafe(answer.reasoning),
       latencyMs: Date.now() - started,
       source: SOURCE,
+      model: answer.model, // contract 1.1: the answering model
     });
     await send();
     return json(200, { requestId, answer: answer.text, matchType: answer.matchType, matchScore: answer.matchScore });

@@ -73,7 +73,8 @@ describe("the chatbot Worker", () => {
       expect(message.dedupId).toBe(`${body.requestId}:${message.body.eventType}`);
     }
     expect(messages[0].body).toMatchObject({ query: "Does the candidate know Python and Rust?", source: "cv-worker", schemaVersion: 1 });
-    expect(messages[1].body).toMatchObject({ matchType: "partial", matchScore: 50, reasoning: "matched 1 of 2 skills; missing: rust" });
+    // contract 1.1: the response names the answering model (here the deterministic matcher)
+    expect(messages[1].body).toMatchObject({ matchType: "partial", matchScore: 50, reasoning: "matched 1 of 2 skills; missing: rust", model: "cv-skill-matcher", schemaVersion: 1 });
     expect(errors).not.toHaveBeenCalled();
   });
 

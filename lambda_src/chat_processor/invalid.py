@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .models import KNOWN_MAJOR_VERSIONS, MAX_SCHEMA_VERSION
+
 EXCERPT_CHARS = 200
 MAX_ERRORS = 5
 # A "query" member in text that is not parseable JSON (e.g. a truncated body): its value is masked.
@@ -86,6 +88,7 @@ REASONS = (
     "missing_field",  # a required field is absent (eventType included)
     "unknown_event_type",  # eventType is neither "query" nor "response"
     "unsupported_schema_version",  # schemaVersion is not an integer 1 to 999
+    "unknown_major_version",  # schemaVersion is a major this processor does not know (2 to 999): checked before any other rule
     "invalid_type",  # a field of the wrong JSON type (a string for a number, a fraction for an integer...)
     "out_of_range",  # a number outside its bounds, not finite, or a magnitude DynamoDB cannot store
     "too_short",  # text under its minimum length (an empty requestId or query)
@@ -113,6 +116,7 @@ _TYPE_REASONS = {
     "sqs_character": "invalid_character",
     "request_id_character": "invalid_character",
     "extra_field": "invalid_extra_field",
+    "unknown_major_version": "unknown_major_version",
     "literal_error": "invalid_value",
     "int_from_float": "invalid_type",
 }
@@ -159,10 +163,27 @@ def _surrogate_path(value: Any, path: str = "$") -> str | None:
     return None
 
 
+def unknown_major(parsed: Any) -> int | None:
+    """The body's ``schemaVersion`` when it is a major version this processor does not know (an integer 2 to
+    999, ``2.0`` included), else None. Such a body is refused for that alone: a new major may change any
+    field, so whatever else it breaks in this major's rules says nothing (docs/contracts.md)."""
+    if not isinstance(parsed, dict):
+        return None
+    version = parsed.get("schemaVersion")
+    if isinstance(version, float) and version.is_integer():
+        version = int(version)
+    if not isinstance(version, int) or isinstance(version, bool):
+        return None
+    return version if 1 <= version <= MAX_SCHEMA_VERSION and version not in KNOWN_MAJOR_VERSIONS else None
+
+
 def reason_code(error: ValidationError, parsed: Any = None) -> tuple[str, str]:
     """The reason code and field (JSON path) of the first error, stable across pydantic's wording. ``parsed``
     is the body as Python's parser reads it: pydantic's refuses a lone surrogate escape as invalid JSON,
-    Python's takes it, so such a body is found to hold a character SQS refuses, and where."""
+    Python's takes it, so such a body is found to hold a character SQS refuses, and where. A major version
+    this processor does not know is the reason whatever error pydantic found first (``unknown_major``)."""
+    if unknown_major(parsed) is not None:
+        return "unknown_major_version", "$.schemaVersion"
     first = error.errors(include_url=False, include_input=False)[0]
     kind, location = first["type"], tuple(first["loc"])
     if kind == "json_invalid" and isinstance(parsed, dict | list):

@@ -73,6 +73,9 @@ LAKE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("session_id", "string"),
     ("query", "string"),
     ("reasoning", "string"),
+    # added later, at the end (docs/contracts.md, "How the contract evolves"): Athena and the DuckDB view read
+    # Parquet by column name, so files written before a column existed read it as NULL
+    ("model", "string"),  # contract 1.1
 )
 # The columns of the Glue table ``rejected`` (Parquet under ``rejected/dt=YYYY-MM-DD/``), in order: one row per
 # rejected record per receive (invalid.describe_rejection, rejected_row). What sql/rejected.sql reads comes first.
@@ -110,6 +113,7 @@ ITEM_ATTRIBUTES = {
     "response_timestamp": "responseTimestamp",
     "response_ingested_at": "responseIngestedAt",
     "response_latency_ms": "responseLatencyMs",
+    "model": "model",
 }
 _ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)  # built once, not per row
 _COLUMN_NAMES = tuple(name for name, _ in LAKE_COLUMNS)

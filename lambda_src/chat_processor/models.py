@@ -20,6 +20,12 @@ three tries:
 * unknown extra fields are accepted for forward compatibility and ignored, but they obey the same
   text rule and nest at most ``MAX_EXTRA_DEPTH`` levels, so no body can exhaust a parser.
 
+How the contract evolves (docs/contracts.md, "How the contract evolves"): ``schemaVersion`` is the MAJOR
+version. A minor revision only adds optional fields (1.1 added ``model`` to the response), so an event of
+any 1.x revision is a valid 1.x event here: the fields this processor knows are stored, unknown ones
+ignored. A major this processor does not know (an integer 2 to ``MAX_SCHEMA_VERSION``) is refused
+(``invalid.reason_code``: ``unknown_major_version``), whatever else the body holds.
+
 "Integer" has JSON Schema's meaning: a number without a fractional part (``1.0`` is an integer).
 Validation is otherwise strict (no string-to-number coercion), so the processor accepts exactly what
 the schema accepts.
@@ -34,8 +40,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
-SCHEMA_VERSION = 1
-MAX_SCHEMA_VERSION = 999
+SCHEMA_VERSION = 1  # the major version producers send, and the only one this processor knows
+KNOWN_MAJOR_VERSIONS = frozenset({SCHEMA_VERSION})
+MAX_SCHEMA_VERSION = 999  # the field's bound: 2 to 999 are majors this processor does not know, 0 or 1000 malformed
+MAX_MODEL_CHARS = 128  # the answering model's name (1.1)
 # 9999-12-31T23:59:59.999Z: the last instant a UTC date (the table's ``day``) can be formatted for.
 MAX_TIMESTAMP_MS = 253_402_300_799_999
 MAX_LATENCY_MS = 86_400_000  # one day: no answer takes longer
@@ -99,8 +107,32 @@ EpochMillis = Annotated[
     Field(ge=0, le=MAX_TIMESTAMP_MS, description="Epoch milliseconds when the producer saw the event"),
     BeforeValidator(_integral_float_as_int),
 ]
+
+
+def _known_major(value: int) -> int:
+    if value not in KNOWN_MAJOR_VERSIONS:
+        raise PydanticCustomError(
+            "unknown_major_version",
+            "major version {version} is not one this processor knows ({known})",
+            {"version": value, "known": ", ".join(map(str, sorted(KNOWN_MAJOR_VERSIONS)))},
+        )
+    return value
+
+
 SchemaVersion = Annotated[
-    int, Field(ge=1, le=MAX_SCHEMA_VERSION, description="Version of this contract"), BeforeValidator(_integral_float_as_int)
+    int,
+    Field(
+        ge=1,
+        le=MAX_SCHEMA_VERSION,
+        description=(
+            "The contract's major version: 1. A minor revision (1.1: model) only adds optional fields and keeps it; "
+            "a major this processor does not know (2 to 999) is refused"
+        ),
+        # The schema states what is accepted: the known major (``le`` bounds the field, ``_known_major`` refuses the rest).
+        json_schema_extra={"maximum": max(KNOWN_MAJOR_VERSIONS)},
+    ),
+    BeforeValidator(_integral_float_as_int),
+    AfterValidator(_known_major),
 ]
 LatencyMs = Annotated[
     float,
@@ -228,6 +260,9 @@ class ResponseEvent(_EventBase):
     matchType: Literal["full", "partial", "none"]
     matchScore: MatchScore
     reasoning: Annotated[SqsText, Field(min_length=0, max_length=MAX_TEXT_CHARS)]
+    model: Annotated[SqsText, Field(min_length=1, max_length=MAX_MODEL_CHARS)] | None = Field(
+        default=None, description="The answering model's name (added in 1.1; absent in 1.0 events)"
+    )
 
 
 AnalyticsEvent = Annotated[QueryEvent | ResponseEvent, Field(discriminator="eventType")]

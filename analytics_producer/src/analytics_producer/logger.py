@@ -366,8 +366,12 @@ class AnalyticsLogger:
         latency_ms: float | None = None,
         timestamp: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        model: str | None = None,
     ) -> bool:
-        """Log the seed's ``response`` event (``match_type`` full|partial|none, ``match_score`` 0-100); as :meth:`log_query`."""
+        """Log the seed's ``response`` event (``match_type`` full|partial|none, ``match_score`` 0-100); as :meth:`log_query`.
+
+        ``model`` is the answering model's name (contract 1.1: 1 to 128 characters); None leaves it out.
+        """
         try:
             event = response_event(
                 request_id,
@@ -379,6 +383,7 @@ class AnalyticsLogger:
                 latency_ms=latency_ms,
                 timestamp=timestamp,
                 extra=extra,
+                model=model,
             )
         except Exception as error:
             return self._refuse(error)

@@ -32,7 +32,7 @@
  * protocol. One signing client per isolate. IAM: `sqs:SendMessage` authorizes SendMessageBatch on AWS.
  */
 import { AwsClient } from "aws4fetch";
-import { validateEvent } from "./event-contract.js";
+import { SCHEMA_VERSION, validateEvent } from "./event-contract.js";
 
 export interface AnalyticsEnv {
   AWS_ACCESS_KEY_ID: string;
@@ -44,6 +44,7 @@ export interface AnalyticsEnv {
 }
 
 interface BaseEvent {
+  /** The contract's major version (1, the default): a minor revision such as 1.1 only adds optional fields. */
   schemaVersion?: number;
   requestId: string;
   timestamp: number;
@@ -62,6 +63,8 @@ export interface ResponseEvent extends BaseEvent {
   matchType: "full" | "partial" | "none";
   matchScore: number;
   reasoning: string;
+  /** The answering model's name, 1 to 128 characters (contract 1.1); leave it out (or null) when there is none. */
+  model?: string | null;
 }
 
 export type AnalyticsEvent = QueryEvent | ResponseEvent;
@@ -342,7 +345,7 @@ export async function logAnalyticsEvents(events: readonly AnalyticsEvent[], env:
 
     const entries: { entry: Entry; event: AnalyticsEvent }[] = [];
     for (const [index, event] of events.entries()) {
-      const body = { schemaVersion: 1, ...event };
+      const body = { schemaVersion: SCHEMA_VERSION, ...event };
       const invalid = validateEvent(body);
       if (invalid) {
         fail(event, `invalid event, not sent: ${invalid}`);
