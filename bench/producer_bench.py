@@ -64,46 +64,13 @@ sys.path.insert(0, str(REPO))
 
 from analytics_producer import AnalyticsLogger  # noqa: E402
 from analytics_producer.batching import to_entry  # noqa: E402
-from local.faults import DelayProxy, closed_port, free_port  # noqa: E402
+from local.faults import DelayProxy, closed_port  # noqa: E402
+from testkit.moto import moto_process  # noqa: E402
 
 REGION = "us-east-1"
 KEYS = {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret", "region_name": REGION}
 SLOW_DELAY_S = 1.0
 QUESTION = "Does the candidate have production experience with Python and AWS Lambda?"
-
-MOTO_SERVER = textwrap.dedent(
-    """
-    import sys, time
-    from moto.server import ThreadedMotoServer
-    from local.stack import speed_up_moto_sqs
-    speed_up_moto_sqs()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-    server.start()
-    print("ready", flush=True)
-    sys.stdin.read()
-    """
-)
-
-
-def start_moto() -> tuple[subprocess.Popen, str]:
-    """A moto server in its own process: its request handling does not share this process's GIL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SERVER, str(port)],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    return process, endpoint
 
 
 def sqs(endpoint: str, config: Config | None = None):
@@ -720,9 +687,9 @@ def main() -> None:
 
 
 def caller_section(args: argparse.Namespace) -> None:
-    moto, endpoint = start_moto()
     rows: list[tuple[str, dict[str, float], str]] = []
-    try:
+    # moto in its own process: its request handling does not share this process's GIL.
+    with moto_process(fast_sqs=True) as endpoint:
         queue_url = create_queue(endpoint)
         down = f"http://127.0.0.1:{closed_port()}"
         with DelayProxy(int(endpoint.rsplit(":", 1)[1]), delay_s=SLOW_DELAY_S) as proxy:
@@ -773,9 +740,6 @@ def caller_section(args: argparse.Namespace) -> None:
                 )
             )
         load = requests_per_1000(endpoint)
-    finally:
-        moto.terminate()
-        moto.wait(10)
 
     print("\n### Caller's cost per call\n")
     print("| caller's call | calls | median | p99 | p99.9 | max | note |")

@@ -6,35 +6,26 @@ import contextlib
 import io
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from chat_analytics_ops import check
-from local.faults import free_port
+from testkit.moto import moto_thread
 from tests.conftest import Synthesized
 from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter, deploy, query_event, response_event, stack_for
 
 
 @pytest.fixture
 def server_stack(dev: Synthesized) -> Iterator[tuple[str, Stack]]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
     # The server keeps moto's state in this process: start each test from an empty account.
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
-    try:
+    with moto_thread(reset_state=True) as endpoint:
 
         def client(service: str):
             return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
 
         yield endpoint, stack_for(deploy(dev, endpoint), client)
-    finally:
-        server.stop()
 
 
 def test_every_command_through_the_endpoint(server_stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:

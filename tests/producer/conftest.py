@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import textwrap
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +13,10 @@ import boto3
 import pytest
 from botocore.config import Config
 from jsonschema import Draft202012Validator
-from moto.server import ThreadedMotoServer
 
 from analytics_producer import AnalyticsLogger
-from local.faults import closed_port
-from local.stack import speed_up_moto_sqs
 from local.template import events_queue_attributes
+from testkit.moto import moto_process, moto_thread
 from tests.conftest import Synthesized
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +53,6 @@ class Queue:
 
     def drain(self, expected: int | None = None, timeout: float = 30.0) -> list[dict]:
         """Every message in the queue (received and deleted), with its FIFO attributes."""
-        import time
 
         sqs = self.client()
         messages: list[dict] = []
@@ -81,13 +75,9 @@ class Queue:
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> str:
-    speed_up_moto_sqs()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=closed_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_endpoint() -> Iterator[str]:
+    with moto_thread(fast_sqs=True) as endpoint:
+        yield endpoint
 
 
 def create_queue(endpoint_url: str, template: dict) -> Queue:
@@ -106,41 +96,11 @@ def logger_for(queue: Queue, transport: str, **kwargs) -> AnalyticsLogger:
     return logger_at(transport, queue.url, queue.endpoint_url, **kwargs)
 
 
-MOTO_WITH_IAM = textwrap.dedent(
-    """
-    import sys
-    from moto.server import ThreadedMotoServer
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-    server.start()
-    print("ready", flush=True)
-    sys.stdin.read()
-    """
-)
-
-
-def start_moto_with_iam() -> tuple[subprocess.Popen, str]:
-    """A moto server in its own process (IAM enforcement is a process-wide moto setting); auth is off until reset-auth."""
-    port = closed_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_WITH_IAM, str(port)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-    for _ in range(100):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    return process, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
-def moto_with_iam():
-    process, endpoint = start_moto_with_iam()
-    try:
+def moto_with_iam() -> Iterator[str]:
+    """A moto server in its own process (IAM enforcement is a process-wide moto setting); auth is off until reset-auth."""
+    with moto_process() as endpoint:
         yield endpoint
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ import time
 
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from analytics_producer import AnalyticsLogger, InvalidEventError
 from local.faults import DelayProxy, closed_port
+from testkit.moto import moto_thread
 from tests.producer.conftest import TRANSPORTS, Queue, create_queue, logger_at, sqs_client
 
 SLOW_CALL_S = 0.05  # generous: a call that waited on the network would take far longer
@@ -40,15 +40,11 @@ def test_endpoint_down_then_up_delivers_everything(queue: Queue, transport: str)
         assert log_many(logger, 30, "down") < SLOW_CALL_S
         time.sleep(1.0)
         assert logger.stats()["sent"] == 0 and logger.stats()["retried"] > 0
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        try:
+        with moto_thread(port):  # the same process: the queue made before is there
             assert logger.flush(timeout=20)
             stats = logger.stats()
             assert (stats["sent"], stats["failed"], stats["queued"]) == (30, 0, 0)
             assert len(Queue(queue_url, endpoint).drain(expected=30)) == 30
-        finally:
-            server.stop()
     finally:
         logger.close(timeout=1)
 
