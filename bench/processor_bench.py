@@ -58,7 +58,7 @@ os.environ.update(
     AWS_SECRET_ACCESS_KEY="bench",
     AWS_SESSION_TOKEN="bench-session-token",  # as in Lambda: a role's session credentials
 )
-# No endpoint override, and no proxy (with one, the handler would use botocore's clients: transport.json_client).
+# No endpoint override, and no proxy (with one, the handler would use botocore's clients: clients.json_client).
 for name in (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_DYNAMODB",
@@ -73,7 +73,7 @@ for name in (
     os.environ.pop(name, None)
 
 from botocore.config import Config  # noqa: E402
-from chat_processor import handler, lake, store, transport  # noqa: E402
+from chat_processor import clients, handler, lake, store  # noqa: E402
 
 from tests.processor.lambda_events import BASE_TS, LambdaContext, query_body, response_body, sqs_event, sqs_record  # noqa: E402
 
@@ -201,7 +201,7 @@ def botocore_clients(*, tuned: bool = False) -> tuple[store.EventStore, lake.Lak
 
     session = store.boto3.session.Session()
     store_config, lake_config = (
-        (store.CLIENT_CONFIG.merge(TUNED), lake.CLIENT_CONFIG.merge(TUNED)) if tuned else (store.CLIENT_CONFIG, lake.CLIENT_CONFIG)
+        (clients.DYNAMODB_CONFIG.merge(TUNED), clients.FIREHOSE_CONFIG.merge(TUNED)) if tuned else (clients.DYNAMODB_CONFIG, clients.FIREHOSE_CONFIG)
     )
     dynamodb = session.client("dynamodb", config=store_config)
     firehose = session.client("firehose", config=lake_config)
@@ -213,8 +213,8 @@ def botocore_clients(*, tuned: bool = False) -> tuple[store.EventStore, lake.Lak
 def lean_clients() -> tuple[store.EventStore, lake.LakeSink]:
     """The store and the sink as the handler builds them (``transport.JsonClient``), their connections canned."""
     session = store.boto3.session.Session()
-    dynamodb = transport.json_client(session, "dynamodb", store.CLIENT_CONFIG)
-    firehose = transport.json_client(session, "firehose", lake.CLIENT_CONFIG)
+    dynamodb = clients.json_client(session, "dynamodb", clients.DYNAMODB_CONFIG)
+    firehose = clients.json_client(session, "firehose", clients.FIREHOSE_CONFIG)
     for client in (dynamodb, firehose):
         client.endpoint.open_socket = CannedSocket
         client.endpoint.is_dropped = lambda sock: False

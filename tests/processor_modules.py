@@ -13,7 +13,7 @@ from types import ModuleType
 
 from local.pipeline import LAMBDA_DIR, import_processor
 
-MODULES = tuple(["chat_processor"] + [f"chat_processor.{name}" for name in ("handler", "models", "store", "invalid", "lake", "transport")])
+MODULES = tuple(["chat_processor"] + [f"chat_processor.{name}" for name in ("handler", "models", "store", "invalid", "lake", "transport", "clients", "contract")])
 
 
 class CurrentStdout:

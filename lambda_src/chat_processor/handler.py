@@ -50,10 +50,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
+from .clients import error_code, is_transient
 from .invalid import describe_invalid, describe_rejection
 from .lake import LakeSink, encode, lake_row, rejected_row, rejected_sink_from_environment, sink_from_environment
 from .models import QueryEvent, ResponseEvent, parse_event
-from .store import Provider, StoreProvider, error_code, is_transient
+from .store import Provider, StoreProvider
 
 # What the invocation keeps after its last network wait: merging the groups' outcomes, the metrics,
 # the log line and the response take milliseconds; a second leaves room for a slow, shared CPU.

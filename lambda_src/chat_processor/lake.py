@@ -20,7 +20,7 @@ unmatched questions; ``query`` holds every question); the two ``*_ingest_lag_ms`
 (small numbers, where the four timestamps they come from are not).
 
 Delivery is at least once: a row Firehose refuses (after ``MAX_PUT_ATTEMPTS``), or one whose
-``PutRecordBatch`` could not end before the invocation's deadline (``store.CallGuard``: not started,
+``PutRecordBatch`` could not end before the invocation's deadline (``clients.CallGuard``: not started,
 or not retried), fails its records, so SQS delivers them again, the table write (idempotent) is
 repeated and the row is sent again.
 """
@@ -37,11 +37,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from .store import CallGuard, NoTimeLeft, error_code
-from .transport import json_client
+from .clients import FIREHOSE_CONFIG, CallGuard, NoTimeLeft, error_code, service_client
 
 # (column, Glue type), in the Glue table's order, which is the order Firehose writes each Parquet file's
 # column chunks in; the CDK app's Glue table is tested against this. Nothing reads by position (Athena
@@ -124,10 +120,8 @@ QUESTION_TRIM = " \"'`“”‘’?!.,;:…"
 # PutRecordBatch takes at most 500 records; a batch of 10 SQS records makes at most 10 rows.
 MAX_RECORDS_PER_PUT = 500
 # Attempts at the entries Firehose refused (FailedPutCount); the client's own retries cover whole-call errors.
+# Each PutRecordBatch is bounded by the invocation's deadline (``clients.CallGuard``, ``clients.FIREHOSE_CONFIG``).
 MAX_PUT_ATTEMPTS = 3
-# Each PutRecordBatch is bounded by the invocation's deadline (``store.CallGuard``): one attempt of
-# this client waits at most 2 + 4 = 6 s, all three at most 21 s.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4)
 
 
 def request_key(request_id: str) -> int:
@@ -199,6 +193,32 @@ def encode(row: dict[str, Any]) -> bytes:
     return _ROW_ENCODER.encode(row).encode("utf-8") + b"\n"
 
 
+# Firehose bills each record rounded up to 5 KB (a ~600-byte row is billed as 5 KB), and its JSON-to-Parquet
+# conversion reads several JSON documents from one record ("You can convert the format of your data even if you
+# aggregate your records before sending them", https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html):
+# the rows of one put go as few records as fit Firehose's record limit (1,000 KiB, before base64:
+# https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html). docs/cost.md, "What each lever saves".
+MAX_RECORD_BYTES = 1_000 * 1024
+
+
+def pack_rows(rows: Sequence[bytes], limit: int = MAX_RECORD_BYTES) -> list[tuple[int, ...]]:
+    """The rows (each one newline-terminated JSON line) grouped into records: consecutive indexes whose bytes add
+    up to at most ``limit`` (a row longer than ``limit`` alone; ``test_the_largest_rows_fit_firehose_limits``
+    holds every row far below it)."""
+    groups: list[tuple[int, ...]] = []
+    current: list[int] = []
+    size = 0
+    for index, row in enumerate(rows):
+        if current and size + len(row) > limit:
+            groups.append(tuple(current))
+            current, size = [], 0
+        current.append(index)
+        size += len(row)
+    if current:
+        groups.append(tuple(current))
+    return groups
+
+
 @dataclass(frozen=True)
 class PutResult:
     """Which rows Firehose took (by index into the rows given) and the error code of each refused one."""
@@ -215,7 +235,7 @@ class LakeSink:
     def __init__(self, client: Any, stream_name: str) -> None:
         self.client = client
         self.stream_name = stream_name
-        self.guard = CallGuard(client, CLIENT_CONFIG)
+        self.guard = CallGuard(client, FIREHOSE_CONFIG)
 
     def put(self, records: Sequence[bytes], *, deadline: float | None = None) -> PutResult:
         """Send ``records``; never raises for Firehose's or the network's errors (they are refusals).
@@ -224,7 +244,17 @@ class LakeSink:
         retries, unless it can end before it; what is still pending is refused (``NoTimeLeft``, or the
         last attempt's error), so the invocation ends with its records failed rather than timing out
         with the whole batch.
+
+        The rows go packed (``pack_rows``): each Firehose record holds several rows, and a record Firehose
+        refuses refuses every row in it.
         """
+        groups = pack_rows(records)
+        sent = self._put_records([b"".join(records[index] for index in group) for group in groups], deadline)
+        refused = {index: code for position, code in sent.refused.items() for index in groups[position]}
+        return PutResult(len(records) - len(refused), refused, sent.requests)
+
+    def _put_records(self, records: Sequence[bytes], deadline: float | None) -> PutResult:
+        """Send ``records``, one Firehose record each, retrying the refused ones (``put``'s rules)."""
         pending = list(range(len(records)))
         refused: dict[int, str] = {}
         requests = 0
@@ -263,12 +293,12 @@ class LakeSink:
 
 def sink_from_environment(variable: str = "LAKE_STREAM_NAME") -> LakeSink | None:
     """The sink for the stream named by ``variable`` (``LAKE_STREAM_NAME``, or ``REJECTED_STREAM_NAME``), or None
-    when the function has none (the variable is unset); it sends through ``transport.JsonClient`` (botocore
+    when the function has none (the variable is unset); it sends through ``clients.service_client`` (botocore
     resolves the endpoint, ``AWS_ENDPOINT_URL_FIREHOSE`` included)."""
     stream_name = os.environ.get(variable)
     if not stream_name:
         return None
-    return LakeSink(json_client(boto3.session.Session(), "firehose", CLIENT_CONFIG), stream_name)
+    return LakeSink(service_client("firehose", FIREHOSE_CONFIG), stream_name)
 
 
 def rejected_sink_from_environment() -> LakeSink | None:

@@ -19,165 +19,32 @@ The result never depends on arrival order or on how often an event is delivered:
 * ``responseLatencyMs`` is written by whichever write finds both timestamps, from those timestamps.
 
 Every write returns the old item (``ALL_OLD``): an event whose ``*IngestedAt`` was already there is
-a replay, and metrics count it no more. Only ``UpdateItem`` is used: it is the only DynamoDB
-permission the function's role has.
+a replay, and metrics count it no more. The item the write leaves (the lake's row) follows from the old
+item and the ``Update`` that describes the write, the same description that renders its
+``UpdateExpression``. Only ``UpdateItem`` is used: it is the only DynamoDB permission the function's role has.
 
-No call outlives the invocation (``CallGuard``): a call starts only when one attempt of the client
-fits before the caller's deadline, and a retry only when its backoff and one more attempt still fit.
+No call outlives the invocation (``clients.CallGuard``).
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
-import boto3
-from botocore import configprovider
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from .clients import DYNAMODB_CONFIG, CallGuard, ConfigurationError, error_code, service_client
 from .models import QueryEvent, ResponseEvent
-from .transport import json_client
 
 DEFAULT_RETENTION_DAYS = 30
 T = TypeVar("T")
 SECONDS_PER_DAY = 86_400
-# Codes DynamoDB (or botocore) uses for errors that a later retry of the same record can succeed after.
-TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-    }
-)
-# Short timeouts and three attempts in all (``total_max_attempts`` counts the first; botocore's
-# ``max_attempts`` would count retries only): a record that still fails is simply retried by SQS.
-# ``CallGuard`` starts an attempt only when it fits in what is left of the invocation (one attempt:
-# at most 2 + 4 = 6 s; all three: at most 21 s, see ``CallLimits``).
-# One pooled connection per concurrently written message group (handler.MAX_CONCURRENT_GROUPS).
-CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4, max_pool_connections=10)
-
 _SHARED_FIELDS = ("source", "sessionId")
 CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
-class ConfigurationError(RuntimeError):
-    """The function's environment is incomplete: every invocation fails until it is fixed."""
-
-
-class NoTimeLeft(Exception):
-    """A call was not started: one attempt of its client could end after the caller's deadline."""
-
-
-@dataclass(frozen=True)
-class CallLimits:
-    """How long one call of a botocore client can wait on the network, from the client's ``Config``.
-
-    Exact for botocore's ``standard`` retry mode (the only mode accepted), as botocore implements it
-    (``botocore/retries/standard.py``, ``botocore/endpoint.py``, urllib3's ``connectionpool.py``) and
-    as ``transport.JsonClient`` keeps it (botocore's retry handler decides its retries; its sockets wait
-    ``connect_timeout`` to connect, TLS handshake included, then ``read_timeout`` for each read):
-
-    * ``total_max_attempts`` is the number of attempts, the first one included (``MaxAttemptsChecker``:
-      a retry only while ``attempt_number < max_attempts``, ``attempt_number`` being 1-based);
-    * one attempt waits at most ``connect_timeout`` for the connection and ``read_timeout`` for the
-      answer (urllib3 ``_make_request``: the connect timeout, then the read timeout on the socket);
-    * after failed attempt ``n`` (1-based) and before the next, botocore sleeps
-      ``ExponentialBackoff.delay_amount``: ``random() * min(2 ** (n - 1), 20)`` (``_BASE`` 2,
-      ``_MAX_BACKOFF`` 20 s), so less than 1 s, then 2 s, ...; with botocore's new retries
-      (``configprovider.NEW_RETRIES_ENABLED``) the factor before ``2 ** (n - 1)`` is at most 1 (1 for
-      throttling, 0.05 or 0.025 otherwise) and an ``x-amz-retry-after`` header adds up to
-      ``_RETRY_AFTER_MAX_ADDITIONAL`` (5 s), which ``backoff_s`` counts then. No sleep follows the last attempt.
-
-    Not bounded by these timeouts, and left to Lambda's own timeout: name resolution, a peer that
-    takes the request more slowly than the network or answers a byte at a time (each read waits up to
-    ``read_timeout`` again).
-    """
-
-    connect_timeout_s: float
-    read_timeout_s: float
-    total_max_attempts: int
-
-    @classmethod
-    def of(cls, config: Config) -> CallLimits:
-        retries = config.retries or {}
-        if retries.get("mode") != "standard" or not isinstance(retries.get("total_max_attempts"), int):
-            raise ValueError(f"a bounded call needs retries={{'mode': 'standard', 'total_max_attempts': N}}, not {retries!r}")
-        return cls(float(config.connect_timeout), float(config.read_timeout), retries["total_max_attempts"])
-
-    @property
-    def attempt_s(self) -> float:
-        """The longest one attempt can wait: the connection, then the answer."""
-        return self.connect_timeout_s + self.read_timeout_s
-
-    @staticmethod
-    def backoff_s(failed_attempt: int) -> float:
-        """The longest sleep after attempt ``failed_attempt`` (1-based), before the next one."""
-        longest = float(min(2 ** (failed_attempt - 1), BACKOFF_MAX_S))
-        if getattr(configprovider, "NEW_RETRIES_ENABLED", False):
-            longest += RETRY_AFTER_MAX_ADDITIONAL_S
-        return longest
-
-    def worst_case_s(self) -> float:
-        """The longest a whole call can wait: every attempt, and the sleeps between them."""
-        attempts = self.total_max_attempts
-        return attempts * self.attempt_s + sum(self.backoff_s(n) for n in range(1, attempts))
-
-
-BACKOFF_MAX_S = 20  # botocore.retries.standard.ExponentialBackoff._MAX_BACKOFF
-RETRY_AFTER_MAX_ADDITIONAL_S = 5  # ExponentialBackoff._RETRY_AFTER_MAX_ADDITIONAL (new retries only)
-_current = threading.local()  # the deadline and limits of the call this thread is making
-
-
-def _no_late_retry(attempts: int, **_: Any) -> bool | None:
-    """botocore's ``needs-retry`` event, before its retry handler: ``False`` (no retry) when the sleep
-    and one more attempt could end after the call's deadline. botocore takes the first answer that is
-    not None (``endpoint._needs_retry``), so otherwise its own handler decides, as without a deadline."""
-    deadline: float | None = getattr(_current, "deadline", None)
-    limits: CallLimits | None = getattr(_current, "limits", None)
-    if deadline is None or limits is None:
-        return None
-    if time.monotonic() + limits.backoff_s(attempts) + limits.attempt_s > deadline:
-        return False
-    return None
-
-
-class CallGuard:
-    """Makes a client's calls end before a deadline (``time.monotonic()`` seconds), counting its attempts.
-
-    ``call`` starts a call only when one attempt fits before the deadline (else ``NoTimeLeft``), and
-    each retry only when botocore's longest backoff and one more attempt fit: the call then raises its
-    last attempt's error, as it does after its last attempt. Without a deadline, calls are the client's own.
-    """
-
-    def __init__(self, client: Any, default_config: Config) -> None:
-        meta = getattr(client, "meta", None)  # test doubles have none: they are given the config they stand for
-        self.limits = CallLimits.of(meta.config if meta is not None else default_config)
-        if meta is not None:
-            service = meta.service_model.service_id.hyphenize()
-            meta.events.register_first(f"needs-retry.{service}", _no_late_retry, unique_id="processor-call-deadline")
-
-    def call(self, method: Callable[..., T], deadline: float | None, **arguments: Any) -> T:
-        if deadline is None:
-            return method(**arguments)
-        left = deadline - time.monotonic()
-        if left < self.limits.attempt_s:
-            raise NoTimeLeft(f"{left:.1f} s left, one attempt may take {self.limits.attempt_s:g} s")
-        _current.deadline, _current.limits = deadline, self.limits
-        try:
-            return method(**arguments)
-        finally:
-            _current.deadline = _current.limits = None
 
 
 @dataclass(frozen=True)
@@ -211,49 +78,114 @@ def utc_day(timestamp_ms: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(timestamp_ms // 1000))
 
 
-class _Update:
-    """An ``UpdateItem``'s SET clauses, names and values, built one field at a time."""
+Value = dict[str, str]  # a DynamoDB attribute value as the JSON protocol carries it: {"S": text} or {"N": number text}
+# How an assignment sets its attribute (``#a`` the attribute, ``:a`` the assignment's value, ``#o`` another attribute):
+Action = Literal["set", "if_not_exists", "value_minus", "minus_value"]
+SET: Action = "set"  # #a = :a
+IF_NOT_EXISTS: Action = "if_not_exists"  # #a = if_not_exists(#a, :a): what the item holds, else the value
+VALUE_MINUS: Action = "value_minus"  # #a = :a - #o: the value less what the item holds in o
+MINUS_VALUE: Action = "minus_value"  # #a = #o - :a: what the item holds in o less the value
+
+
+class Assignment(NamedTuple):
+    """One SET clause of an ``UpdateItem``: ``attribute`` gets ``value`` as ``action`` says (``other``: the
+    stored attribute a difference reads)."""
+
+    attribute: str
+    action: Action
+    value: Value
+    other: str = ""
+
+
+# (attribute, action, other) -> (clause, #attribute, :attribute, #other): each shape is rendered once, not once per write
+_RENDERED: dict[tuple[str, Action, str], tuple[str, str, str, str]] = {}
+
+
+def _render(attribute: str, action: Action, other: str) -> tuple[str, str, str, str]:
+    path, placeholder, other_path = f"#{attribute}", f":{attribute}", f"#{other}" if other else ""
+    clause = {
+        SET: f"{path} = {placeholder}",
+        IF_NOT_EXISTS: f"{path} = if_not_exists({path}, {placeholder})",
+        VALUE_MINUS: f"{path} = {placeholder} - {other_path}",
+        MINUS_VALUE: f"{path} = {other_path} - {placeholder}",
+    }[action]
+    rendered = _RENDERED[attribute, action, other] = (clause, path, placeholder, other_path)
+    return rendered
+
+
+class Update:
+    """What one ``UpdateItem`` does, described once: its assignments (one per attribute) and its condition.
+
+    ``arguments`` renders the ``UpdateExpression``, its names and values, and the ``ConditionExpression``
+    from the description; ``applied_to`` computes from the same description the item the write leaves.
+    """
+
+    __slots__ = ("assignments", "condition")
 
     def __init__(self) -> None:
-        self.clauses: list[str] = []
-        self.names: dict[str, str] = {}
-        self.values: dict[str, dict[str, str]] = {}
+        self.assignments: list[Assignment] = []
+        self.condition: tuple[str, str] | None = None  # (function, attribute): attribute_exists(#queryTimestamp)
 
-    def name(self, field_name: str) -> str:
-        self.names[f"#{field_name}"] = field_name
-        return f"#{field_name}"
+    def set(self, attribute: str, value: Value, *, keep_existing: bool = False) -> None:
+        """``attribute`` = ``value``; with ``keep_existing``, only when the item does not hold the attribute yet."""
+        self.assignments.append(Assignment(attribute, IF_NOT_EXISTS if keep_existing else SET, value))
 
-    def set(self, field_name: str, value: dict[str, str], *, keep_existing: bool = False) -> None:
-        path, placeholder, plain, keep = _CLAUSE_TEXT.get(field_name) or _clause_text(field_name)
-        self.names[path] = field_name
-        self.values[placeholder] = value
-        self.clauses.append(keep if keep_existing else plain)
+    def difference(self, attribute: str, action: Action, value: Value, other: str) -> None:
+        """``attribute`` = ``value`` - stored ``other`` (``VALUE_MINUS``) or stored ``other`` - ``value`` (``MINUS_VALUE``)."""
+        self.assignments.append(Assignment(attribute, action, value, other))
+
+    def require(self, function: Literal["attribute_exists", "attribute_not_exists"], attribute: str) -> None:
+        """The write happens only when ``function(attribute)`` holds for the stored item."""
+        self.condition = (function, attribute)
 
     def arguments(self) -> dict[str, Any]:
-        return {
-            "UpdateExpression": "SET " + ", ".join(self.clauses),
-            "ExpressionAttributeNames": self.names,
-            "ExpressionAttributeValues": self.values,
+        """The ``UpdateItem`` arguments (without table, key and return options)."""
+        names: dict[str, str] = {}
+        values: dict[str, Value] = {}
+        clauses: list[str] = []
+        for attribute, action, value, other in self.assignments:
+            clause, path, placeholder, other_path = _RENDERED.get((attribute, action, other)) or _render(attribute, action, other)
+            clauses.append(clause)
+            names[path] = attribute
+            values[placeholder] = value
+            if other:
+                names[other_path] = other
+        arguments: dict[str, Any] = {
+            "UpdateExpression": "SET " + ", ".join(clauses),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
         }
+        if self.condition is not None:
+            function, attribute = self.condition
+            names[f"#{attribute}"] = attribute
+            arguments["ConditionExpression"] = f"{function}(#{attribute})"
+        return arguments
+
+    def applied_to(self, old: dict[str, Value], key: dict[str, Value]) -> dict[str, Value]:
+        """The item this update leaves when applied to ``old`` (the item before it: ``ReturnValues=ALL_OLD``), as
+        DynamoDB applies it: every operand reads the item as it was before the update, so nothing is read back."""
+        item = {**old, **key}
+        for attribute, action, value, other in self.assignments:
+            if action == SET:
+                item[attribute] = value
+            elif action == IF_NOT_EXISTS:
+                item[attribute] = old.get(attribute) or value
+            else:
+                stored = old.get(other)
+                if stored is None:  # DynamoDB refuses the write; the write's condition prevents it
+                    raise ValueError(f"{attribute}: {other} is missing from the item")
+                left, right = (value, stored) if action == VALUE_MINUS else (stored, value)
+                item[attribute] = {"N": number_text(Decimal(left["N"]) - Decimal(right["N"]))}
+        return item
 
 
-# field -> (#path, :placeholder, "#path = :placeholder", "#path = if_not_exists(#path, :placeholder)")
-_CLAUSE_TEXT: dict[str, tuple[str, str, str, str]] = {}
-
-
-def _clause_text(field_name: str) -> tuple[str, str, str, str]:
-    path, placeholder = f"#{field_name}", f":{field_name}"
-    text = _CLAUSE_TEXT[field_name] = (path, placeholder, f"{path} = {placeholder}", f"{path} = if_not_exists({path}, {placeholder})")
-    return text
-
-
-LatencyFrom = str  # "events" (both timestamps known) | "stored query" | "stored response" | "none"
+LatencyFrom = Literal["events", "stored query", "stored response", "none"]
 
 
 def build_update(
     query: QueryEvent | None, response: ResponseEvent | None, now_ms: int, retention_days: int, *, latency: LatencyFrom = "none"
-) -> dict[str, Any]:
-    """The ``UpdateItem`` arguments (without table, key and return options) that merge the events.
+) -> Update:
+    """The update that merges the events into their request's item.
 
     ``latency`` says where ``responseLatencyMs`` comes from: both events (``events``), the response and
     the item's ``queryTimestamp`` (``stored query``), the query and the item's ``responseTimestamp``
@@ -262,7 +194,7 @@ def build_update(
     owner = query or response
     if owner is None:
         raise ValueError("no event to store")
-    update = _Update()
+    update = Update()
     keep = query is None  # only the query owns the shared fields; a response alone fills them in
     update.set("day", {"S": utc_day(owner.timestamp)}, keep_existing=keep)
     update.set("expiresAt", {"N": str(owner.timestamp // 1000 + retention_days * SECONDS_PER_DAY)}, keep_existing=keep)
@@ -284,74 +216,13 @@ def build_update(
         update.set("responseIngestedAt", {"N": str(now_ms)}, keep_existing=True)
         if response.latencyMs is not None:  # the answer time belongs to the response (see the table contract)
             update.set("latencyMs", {"N": number(response.latencyMs)})
-    latency_path = update.name("responseLatencyMs")
     if latency == "events" and query is not None and response is not None:
-        update.values[":responseLatencyMs"] = {"N": str(response.timestamp - query.timestamp)}
-        update.clauses.append(f"{latency_path} = :responseLatencyMs")
+        update.set("responseLatencyMs", {"N": str(response.timestamp - query.timestamp)})
     elif latency == "stored query" and response is not None:
-        update.clauses.append(f"{latency_path} = :responseTimestamp - {update.name('queryTimestamp')}")
+        update.difference("responseLatencyMs", VALUE_MINUS, {"N": str(response.timestamp)}, "queryTimestamp")
     elif latency == "stored response" and query is not None:
-        update.clauses.append(f"{latency_path} = {update.name('responseTimestamp')} - :queryTimestamp")
-    else:
-        del update.names[latency_path]
-    return update.arguments()
-
-
-_OPERAND = re.compile(r"^([#:][A-Za-z]+)$")
-_IF_NOT_EXISTS = re.compile(r"^if_not_exists\((#[A-Za-z]+), (:[A-Za-z]+)\)$")
-_DIFFERENCE = re.compile(r"^([#:][A-Za-z]+) - ([#:][A-Za-z]+)$")
-
-
-Clause = tuple[str, str, str, str]  # (target, kind: "keep" | "difference" | "operand", first operand, second operand)
-
-
-@functools.lru_cache(maxsize=1024)
-def parse_clauses(expression: str) -> tuple[Clause, ...]:
-    """The SET clauses of an update expression ``build_update`` wrote. Its expressions come in a few dozen
-    shapes (which fields an event has), so each shape is parsed once, not once per write."""
-    clauses: list[Clause] = []
-    for clause in re.split(r", (?=#)", expression.removeprefix("SET ")):  # every clause starts with its target
-        target, _, source = clause.partition(" = ")
-        if match := _IF_NOT_EXISTS.match(source):
-            clauses.append((target, "keep", match.group(1), match.group(2)))
-        elif match := _DIFFERENCE.match(source):
-            clauses.append((target, "difference", match.group(1), match.group(2)))
-        elif _OPERAND.match(source):
-            clauses.append((target, "operand", source, ""))
-        else:
-            raise ValueError(f"{clause!r} is not a clause build_update writes")
-    return tuple(clauses)
-
-
-def apply_update(old: dict[str, Any], request_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """The item ``arguments`` (from ``build_update``) leave when applied to ``old``, as DynamoDB applies them.
-
-    Every operand of a SET clause reads the item as it was before the update (DynamoDB's rule), so the
-    result follows from ``old`` (``ReturnValues=ALL_OLD``) without reading the item back. Only the
-    clause forms ``build_update`` writes are understood; anything else is a programming error.
-    """
-    names: dict[str, str] = arguments["ExpressionAttributeNames"]
-    values: dict[str, dict[str, str]] = arguments["ExpressionAttributeValues"]
-
-    def operand(token: str) -> dict[str, str] | None:
-        return values[token] if token.startswith(":") else old.get(names[token])
-
-    item = {**old, "requestId": {"S": request_id}}
-    for target, kind, first, second in parse_clauses(arguments["UpdateExpression"]):
-        if kind == "keep":
-            value = old.get(names[first]) or values[second]
-        elif kind == "difference":
-            left, right = operand(first), operand(second)
-            if left is None or right is None:  # DynamoDB refuses the write; build_update's conditions prevent it
-                raise ValueError(f"{target} = {first} - {second}: an operand is missing from the item")
-            value = {"N": number_text(Decimal(left["N"]) - Decimal(right["N"]))}
-        else:
-            found = operand(first)
-            if found is None:
-                raise ValueError(f"{target} = {first}: the attribute is missing from the item")
-            value = found
-        item[names[target]] = value
-    return item
+        update.difference("responseLatencyMs", MINUS_VALUE, {"N": str(query.timestamp)}, "responseTimestamp")
+    return update
 
 
 def number_text(value: Decimal) -> str:
@@ -368,7 +239,7 @@ class EventStore:
         self.client = client
         self.table_name = table_name
         self.retention_days = retention_days
-        self.guard = CallGuard(client, CLIENT_CONFIG)
+        self.guard = CallGuard(client, DYNAMODB_CONFIG)
 
     def write(self, events: Sequence[QueryEvent | ResponseEvent], now_ms: int, *, deadline: float | None = None) -> WriteResult:
         """Store the events of one request (one or both types; a repeated type: the last one wins).
@@ -384,46 +255,38 @@ class EventStore:
             raise ValueError("events of different requests cannot share a write")
         query = next((e for e in reversed(events) if isinstance(e, QueryEvent)), None)
         response = next((e for e in reversed(events) if isinstance(e, ResponseEvent)), None)
+        key = {"requestId": {"S": request_id}}
         if query is not None and response is not None:
-            arguments = build_update(query, response, now_ms, self.retention_days, latency="events")
-            old = self._update(request_id, arguments, deadline)
-            return WriteResult(request_id, self._first(old, query, response), 1, apply_update(old, request_id, arguments))
+            update = build_update(query, response, now_ms, self.retention_days, latency="events")
+            old = self._update(key, update, deadline)
+            return WriteResult(request_id, self._first(old, query, response), 1, update.applied_to(old, key))
         # Alone: expect the usual order, and learn from a failed condition what the item already holds.
         if response is not None:
-            expected, condition = "stored query", "attribute_exists(#queryTimestamp)"
+            update = build_update(query, response, now_ms, self.retention_days, latency="stored query")
+            update.require("attribute_exists", "queryTimestamp")
             fallback: LatencyFrom = "none"
         else:
-            expected, condition = "none", "attribute_not_exists(#responseTimestamp)"
+            update = build_update(query, response, now_ms, self.retention_days, latency="none")
+            update.require("attribute_not_exists", "responseTimestamp")
             fallback = "stored response"
-        arguments = build_update(query, response, now_ms, self.retention_days, latency=expected)
-        arguments["ExpressionAttributeNames"].setdefault("#queryTimestamp", "queryTimestamp")
-        arguments["ExpressionAttributeNames"].setdefault("#responseTimestamp", "responseTimestamp")
         try:
-            old = self._update(request_id, arguments, deadline, condition=condition)
-            return WriteResult(request_id, self._first(old, query, response), 1, apply_update(old, request_id, arguments))
+            old = self._update(key, update, deadline)
+            return WriteResult(request_id, self._first(old, query, response), 1, update.applied_to(old, key))
         except ClientError as error:
             if error_code(error) != CONDITION_FAILED:
                 raise
             before = error.response.get("Item", {})
-        arguments = build_update(query, response, now_ms, self.retention_days, latency=fallback)
-        old = self._update(request_id, arguments, deadline)
+        update = build_update(query, response, now_ms, self.retention_days, latency=fallback)
+        old = self._update(key, update, deadline)
         # The failed write changed nothing; ``before`` and ``old`` agree unless a concurrent writer came in between.
-        return WriteResult(request_id, self._first({**before, **old}, query, response), 2, apply_update(old, request_id, arguments))
+        return WriteResult(request_id, self._first({**before, **old}, query, response), 2, update.applied_to(old, key))
 
-    def _update(
-        self, request_id: str, arguments: dict[str, Any], deadline: float | None, *, condition: str | None = None
-    ) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        if condition:
-            extra = {"ConditionExpression": condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+    def _update(self, key: dict[str, Value], update: Update, deadline: float | None) -> dict[str, Value]:
+        arguments = update.arguments()
+        if update.condition is not None:
+            arguments["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         response = self.guard.call(
-            self.client.update_item,
-            deadline,
-            TableName=self.table_name,
-            Key={"requestId": {"S": request_id}},
-            ReturnValues="ALL_OLD",
-            **arguments,
-            **extra,
+            self.client.update_item, deadline, TableName=self.table_name, Key=key, ReturnValues="ALL_OLD", **arguments
         )
         return response.get("Attributes", {})
 
@@ -437,26 +300,10 @@ class EventStore:
         return frozenset(first)
 
 
-def error_code(error: BaseException) -> str:
-    """AWS's error code (DynamoDB's, Firehose's), or the exception's class name for errors raised before a response."""
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", "Unknown"))
-    return type(error).__name__
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for throttling, 5xx and connection errors, and a call not started for lack of time: a
-    retry of the same record may succeed."""
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error_code(error) in TRANSIENT_ERROR_CODES or status >= 500
-    return isinstance(error, BotoCoreError | NoTimeLeft)
-
-
 def store_from_environment() -> EventStore:
     """A store for ``TABLE_NAME`` with a fresh boto3 session, so it sees the current credentials and
     endpoint (botocore resolves ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_DYNAMODB``; the local stack
-    sets the first), sending through ``transport.JsonClient`` (docs/benchmarks/processor.md)."""
+    sets the first), sending through ``clients.service_client`` (docs/benchmarks/processor.md)."""
     table_name = os.environ.get("TABLE_NAME")
     if not table_name:
         raise ConfigurationError("TABLE_NAME is not set")
@@ -467,7 +314,7 @@ def store_from_environment() -> EventStore:
         raise ConfigurationError(f"EVENT_RETENTION_DAYS is not an integer: {raw_days!r}") from None
     if retention_days < 1:
         raise ConfigurationError(f"EVENT_RETENTION_DAYS must be at least 1, not {retention_days}")
-    return EventStore(json_client(boto3.session.Session(), "dynamodb", CLIENT_CONFIG), table_name, retention_days)
+    return EventStore(service_client("dynamodb", DYNAMODB_CONFIG), table_name, retention_days)
 
 
 class Provider(Generic[T]):

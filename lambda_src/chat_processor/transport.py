@@ -18,7 +18,7 @@ Everything else stays botocore's, so a call behaves as the botocore client it is
 * retries: after every attempt the client's ``needs-retry`` event is emitted with what botocore's
   endpoint passes, so botocore's own ``standard`` retry handler (``total_max_attempts``, its retry
   quota, its backoff, DynamoDB's CRC32 check) and any handler registered before it (the processor's
-  ``store.CallGuard``) decide; ``after-call`` and ``after-call-error`` are emitted as the client does
+  ``clients.CallGuard``) decide; ``after-call`` and ``after-call-error`` are emitted as the client does
   (the retry quota is given back on success);
 * a ``before-send`` handler may answer in place of the network, as with botocore (moto's in-process
   mock, the benchmark's canned answers);
@@ -29,7 +29,7 @@ Everything else stays botocore's, so a call behaves as the botocore client it is
   missing credentials as ``NoCredentialsError``.
 
 Not carried over: proxies (``HTTPS_PROXY``, ``Config.proxies``) and client certificates: with either,
-``json_client`` returns the botocore client itself (Lambda has neither by default). A success
+``clients.json_client`` returns the botocore client itself (Lambda has neither by default). A success
 answer is read with ``json.loads``: the same dict as botocore's parse for what the processor reads
 (strings, numbers, booleans; a binary attribute would stay base64 text, and the processor writes none).
 
@@ -69,7 +69,7 @@ from botocore.exceptions import (
 )
 from botocore.hooks import first_non_none_response
 from botocore.parsers import create_parser
-from botocore.utils import get_environ_proxies, normalize_url_path
+from botocore.utils import normalize_url_path
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _USER_AGENT = f"chat-analytics-processor botocore/{botocore.__version__} Python/{platform.python_version()}"
@@ -430,7 +430,7 @@ class JsonClient:
     """``update_item`` and ``put_record_batch`` (whichever the service has) of ``client``, sent by this module.
 
     Takes and returns what the botocore client's methods do; ``meta`` is the client's (its config,
-    events, endpoint and service model), so ``store.CallGuard`` bounds these calls as it bounds the client's.
+    events, endpoint and service model), so ``clients.CallGuard`` bounds these calls as it bounds the client's.
     """
 
     def __init__(self, client: Any, credentials: Any, *, verify: Any = True) -> None:
@@ -570,27 +570,3 @@ class JsonClient:
 
     def close(self) -> None:
         self.endpoint.close()
-
-
-def needs_botocore(endpoint_url: str, config: Any) -> str | None:
-    """Why this transport cannot send for the client (a proxy, a client certificate), or None."""
-    scheme = urlsplit(endpoint_url).scheme
-    if (config.proxies or {}).get(scheme) or get_environ_proxies(endpoint_url).get(scheme):
-        return f"a proxy for {scheme}"
-    if config.client_cert:
-        return "a client certificate"
-    return None
-
-
-def json_client(session: Any, service: str, config: Any) -> Any:
-    """A ``JsonClient`` for ``service`` from a boto3 session: botocore resolves the endpoint (``AWS_ENDPOINT_URL``,
-    ``AWS_ENDPOINT_URL_<SERVICE>``), the region, the credentials and the CA bundle (``AWS_CA_BUNDLE``) as for its own client.
-
-    When the client would go through a proxy (``HTTPS_PROXY``, ``Config.proxies``) or present a client
-    certificate, which this transport does not do, the botocore client itself is returned: slower, never wrong.
-    """
-    client = session.client(service, config=config)
-    if needs_botocore(client.meta.endpoint_url, client.meta.config):
-        return client
-    verify = session._session.get_config_variable("ca_bundle") or True
-    return JsonClient(client, session.get_credentials(), verify=verify)

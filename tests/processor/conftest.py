@@ -45,7 +45,7 @@ UNSET = (
     "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
     "POWERTOOLS_METRICS_DISABLED",
-    "HTTPS_PROXY",  # with a proxy the handler's clients are botocore's (transport.json_client)
+    "HTTPS_PROXY",  # with a proxy the handler's clients are botocore's (clients.json_client)
     "https_proxy",
     "HTTP_PROXY",
     "http_proxy",
@@ -60,6 +60,7 @@ class Processor:
     invalid: ModuleType
     lake: ModuleType
     transport: ModuleType
+    clients: ModuleType
 
 
 @pytest.fixture(scope="package")
@@ -79,6 +80,7 @@ def processor() -> Iterator[Processor]:
                 sys.modules["chat_processor.invalid"],
                 sys.modules["chat_processor.lake"],
                 sys.modules["chat_processor.transport"],
+                sys.modules["chat_processor.clients"],
             )
     finally:
         patch.undo()
@@ -129,7 +131,7 @@ def table(processor: Processor, dev: Synthesized) -> Iterator[Table]:
     """An empty events table in moto; the handler builds its store from the environment, as in Lambda.
     The test's client has the processor's config, so an ``EventStore`` can bound its calls (``CallGuard``)."""
     with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION, config=processor.store.CLIENT_CONFIG)
+        client = boto3.client("dynamodb", region_name=REGION, config=processor.clients.DYNAMODB_CONFIG)
         create_table(client, dev.raw)
         processor.handler.stores.reset()
         try:

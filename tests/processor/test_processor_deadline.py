@@ -46,7 +46,7 @@ def ids(*records: dict) -> list[str]:
 
 @pytest.fixture
 def silent_table(processor: Processor, monkeypatch: pytest.MonkeyPatch):
-    """The handler's own store (built from the environment, ``store.CLIENT_CONFIG``) pointed at an endpoint that never answers."""
+    """The handler's own store (built from the environment, ``clients.DYNAMODB_CONFIG``) pointed at an endpoint that never answers."""
     with SilentEndpoint() as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
         monkeypatch.delenv("LAKE_STREAM_NAME", raising=False)
@@ -62,8 +62,8 @@ def silent_table(processor: Processor, monkeypatch: pytest.MonkeyPatch):
 def test_the_configured_clients_could_outlive_the_invocation_without_the_guard(processor: Processor) -> None:
     """What the guard is for: three attempts of 2 s + 4 s and botocore's backoff (under 1 s, then under 2 s)
     take up to 21 s, more than the time the tests below give an invocation."""
-    for config in (processor.store.CLIENT_CONFIG, processor.lake.CLIENT_CONFIG):
-        limits = processor.store.CallLimits.of(config)
+    for config in (processor.clients.DYNAMODB_CONFIG, processor.clients.FIREHOSE_CONFIG):
+        limits = processor.clients.CallLimits.of(config)
         assert (limits.connect_timeout_s, limits.read_timeout_s, limits.total_max_attempts) == (2, 4, 3)
         assert (limits.attempt_s, limits.worst_case_s()) == (6, 3 * 6 + 1 + 2)
 
@@ -78,7 +78,7 @@ def test_a_silent_table_ends_the_invocation_before_its_deadline(
     config = processor.handler.stores.get().client.meta.config
     assert (config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]) == (2, 4, 3)
     context = DeadlineContext(15)
-    assert processor.store.CallLimits.of(config).worst_case_s() > 15
+    assert processor.clients.CallLimits.of(config).worst_case_s() > 15
     records = [
         sqs_record(query_body("r-1"), group="session-1"),
         sqs_record(query_body("r-2"), group="session-1"),
@@ -119,7 +119,7 @@ def test_a_silent_lake_ends_the_invocation_before_its_deadline_and_nothing_is_lo
     lake and the metrics do not count them again (the table already had them)."""
     with SilentEndpoint() as server:
         client = boto3.session.Session().client(
-            "firehose", region_name=REGION, endpoint_url=server.url, config=processor.lake.CLIENT_CONFIG
+            "firehose", region_name=REGION, endpoint_url=server.url, config=processor.clients.FIREHOSE_CONFIG
         )
         processor.handler.sinks.pin(processor.lake.LakeSink(client, STREAM))
         records = [sqs_record(query_body("r-1"), group="g"), sqs_record(query_body("r-2"), group="g"), sqs_record(query_body("r-3"))]
@@ -158,13 +158,13 @@ def test_the_backoff_bound_is_botocores_longest_sleep(processor: Processor, monk
     (``botocore/retries/standard.py``: ``random() * min(2 ** (attempt - 1), 20)``; with the new retries,
     a throttling factor of 1 and up to 5 s more for an ``x-amz-retry-after`` header), its ``random()`` at
     its supremum (1): the bound is the longest sleep, whichever retries the installed botocore runs."""
-    backoff_s = processor.store.CallLimits.backoff_s
+    backoff_s = processor.clients.CallLimits.backoff_s
     throttling = SimpleNamespace(is_throttling_error_from_context=lambda context: True)
     answer = SimpleNamespace(headers={"x-amz-retry-after": "3600000"}, status_code=400)  # an hour: capped at 5 s more
     expected = {False: [1, 2, 4, 8, 16, 20, 20, 20], True: [6, 7, 9, 13, 21, 25, 25, 25]}
     for new_retries, longest in expected.items():
         monkeypatch.setattr(standard, "NEW_RETRIES_ENABLED", new_retries)
-        monkeypatch.setattr(processor.store.configprovider, "NEW_RETRIES_ENABLED", new_retries, raising=False)
+        monkeypatch.setattr(processor.clients.configprovider, "NEW_RETRIES_ENABLED", new_retries, raising=False)
         backoff = standard.ExponentialBackoff(random=lambda: 1.0, service_name="dynamodb", throttling_detector=throttling)
         slept = [backoff.delay_amount(standard.RetryContext(attempt_number=n, http_response=answer)) for n in range(1, 9)]
         assert slept == [backoff_s(n) for n in range(1, 9)] == longest, new_retries
@@ -175,12 +175,12 @@ def test_only_the_standard_retry_mode_with_counted_attempts_is_accepted(processo
     ``max_attempts`` alone would be read as retries: the guard refuses what it cannot bound exactly."""
     for retries in ({"mode": "legacy", "total_max_attempts": 3}, {"mode": "adaptive", "total_max_attempts": 3}, {"mode": "standard"}):
         with pytest.raises(ValueError, match="standard"):
-            processor.store.CallLimits.of(Config(retries=retries, connect_timeout=1, read_timeout=1))
+            processor.clients.CallLimits.of(Config(retries=retries, connect_timeout=1, read_timeout=1))
     with pytest.raises(ValueError, match="standard"):
         processor.store.EventStore(boto3.client("dynamodb", region_name=REGION), "t")
     retries_only = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=1, read_timeout=1)
     with pytest.raises(ValueError, match="standard"):
-        processor.store.CallLimits.of(retries_only)
+        processor.clients.CallLimits.of(retries_only)
     client = boto3.client("dynamodb", region_name=REGION, config=retries_only)  # the client says what it will do
     limits = processor.store.EventStore(client, "t").guard.limits
     assert limits.total_max_attempts == 2, "botocore's Config max_attempts counts retries: 1 retry is 2 attempts"

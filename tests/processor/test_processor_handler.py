@@ -376,12 +376,12 @@ def test_one_store_per_execution_environment_until_reset(
     assert processor.handler.stores.get() is not first and processor.handler.stores.get().retention_days == 400
     monkeypatch.delenv("TABLE_NAME")
     processor.handler.stores.reset()
-    with pytest.raises(processor.store.ConfigurationError):
+    with pytest.raises(processor.clients.ConfigurationError):
         run(processor, sqs_record(query_body("r-2")))
     monkeypatch.setenv("TABLE_NAME", "x")
     monkeypatch.setenv("EVENT_RETENTION_DAYS", "thirty")
     processor.handler.stores.reset()
-    with pytest.raises(processor.store.ConfigurationError):
+    with pytest.raises(processor.clients.ConfigurationError):
         processor.handler.stores.get()
 
 

@@ -244,9 +244,9 @@ def test_the_sink_starts_no_attempt_without_time_left(processor: Processor, monk
     that one attempt of the client could take past the deadline is not started, its rows are refused,
     and their records come back."""
     clock = [1_000.0]
-    monkeypatch.setattr(processor.store.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(processor.clients.time, "monotonic", lambda: clock[0])
     client = SlowFirehose([{0: "ServiceUnavailableException"}, {}], clock, seconds=5)
-    attempt_s = processor.store.CallLimits.of(processor.lake.CLIENT_CONFIG).attempt_s
+    attempt_s = processor.clients.CallLimits.of(processor.clients.FIREHOSE_CONFIG).attempt_s
     result = processor.lake.LakeSink(client, STREAM).put([b"a\n", b"b\n"], deadline=clock[0] + attempt_s + 4)
     assert (result.delivered, result.refused, result.requests, len(client.calls)) == (1, {0: "NoTimeLeft"}, 1, 1)
 
@@ -257,11 +257,11 @@ def test_a_batch_near_its_deadline_fails_its_rows_records_instead_of_timing_out(
     """The writes fit in what is left, one attempt of the lake's client does not (its read timeout
     lengthened for the test): the rows are not sent, their records fail (SQS delivers them again) and
     the table holds the items (its writes are idempotent)."""
-    monkeypatch.setattr(processor.lake, "CLIENT_CONFIG", processor.lake.CLIENT_CONFIG.merge(Config(read_timeout=10)))
+    monkeypatch.setattr(processor.lake, "FIREHOSE_CONFIG", processor.clients.FIREHOSE_CONFIG.merge(Config(read_timeout=10)))
     client = ScriptedFirehose([])
     processor.handler.sinks.pin(processor.lake.LakeSink(client, STREAM))
-    store_attempt_s = processor.store.CallLimits.of(processor.store.CLIENT_CONFIG).attempt_s
-    lake_attempt_s = processor.store.CallLimits.of(processor.lake.CLIENT_CONFIG).attempt_s
+    store_attempt_s = processor.clients.CallLimits.of(processor.clients.DYNAMODB_CONFIG).attempt_s
+    lake_attempt_s = processor.clients.CallLimits.of(processor.lake.FIREHOSE_CONFIG).attempt_s
     left_ms = int((store_attempt_s + 3) * 1000) + processor.handler.RETURN_RESERVE_MS
     assert lake_attempt_s > store_attempt_s + 3, "the lake's one attempt does not fit"
     try:

@@ -128,11 +128,11 @@ def test_the_store_client_makes_exactly_three_attempts(processor: Processor, mon
     against an endpoint that never answers (the read timeout shortened; the retry settings are the real ones)."""
     from local.faults import SilentEndpoint
 
-    assert processor.store.CLIENT_CONFIG.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert processor.clients.DYNAMODB_CONFIG.retries == {"mode": "standard", "total_max_attempts": 3}
     with SilentEndpoint() as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
-        quick = processor.store.CLIENT_CONFIG.merge(Config(read_timeout=0.3, connect_timeout=0.3))
-        monkeypatch.setattr(processor.store, "CLIENT_CONFIG", quick)
+        quick = processor.clients.DYNAMODB_CONFIG.merge(Config(read_timeout=0.3, connect_timeout=0.3))
+        monkeypatch.setattr(processor.store, "DYNAMODB_CONFIG", quick)
         store = processor.store.store_from_environment()
         with pytest.raises(ReadTimeoutError):
             store.write([processor.models.parse_event(json.dumps(query_body("r-1")))], 1)

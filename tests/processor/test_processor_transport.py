@@ -120,7 +120,7 @@ def no_sleep(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> list[floa
 
 
 def client_at(processor: Processor, url: str, service: str = "dynamodb", **session_args: Any) -> Any:
-    config = processor.store.CLIENT_CONFIG if service == "dynamodb" else processor.lake.CLIENT_CONFIG
+    config = processor.clients.DYNAMODB_CONFIG if service == "dynamodb" else processor.clients.FIREHOSE_CONFIG
     origin = session(**session_args)
     return processor.transport.JsonClient(origin.client(service, endpoint_url=url, config=config), origin.get_credentials())
 
@@ -189,11 +189,11 @@ def test_the_request_is_the_one_botocore_sends(
 ) -> None:
     """Same URL, target, content type, body (byte for byte) and signature as botocore's client for the same call."""
     monkeypatch.setattr(processor.transport.time, "time", lambda: 1_767_225_662.5)  # 2026-01-01T00:01:02Z
-    config = processor.store.CLIENT_CONFIG if service == "dynamodb" else processor.lake.CLIENT_CONFIG
+    config = processor.clients.DYNAMODB_CONFIG if service == "dynamodb" else processor.clients.FIREHOSE_CONFIG
     reference = session().client(service, config=config)
     theirs = captured(reference)
     getattr(reference, method)(**arguments)
-    ours_client = processor.transport.json_client(session(), service, config)
+    ours_client = processor.clients.json_client(session(), service, config)
     ours = captured(ours_client)
     result = getattr(ours_client, method)(**arguments)
     (expected,), (sent,) = theirs, ours
@@ -209,8 +209,8 @@ def test_the_endpoint_is_botocores_from_the_environment(processor: Processor, mo
     (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html), resolved by botocore."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://localhost:8000")
-    dynamodb = processor.transport.json_client(boto3.session.Session(), "dynamodb", processor.store.CLIENT_CONFIG)
-    firehose = processor.transport.json_client(boto3.session.Session(), "firehose", processor.lake.CLIENT_CONFIG)
+    dynamodb = processor.clients.json_client(boto3.session.Session(), "dynamodb", processor.clients.DYNAMODB_CONFIG)
+    firehose = processor.clients.json_client(boto3.session.Session(), "firehose", processor.clients.FIREHOSE_CONFIG)
     assert (dynamodb.endpoint.url, dynamodb.signer.host, dynamodb.signer.region) == ("http://localhost:8000/", "localhost:8000", REGION)
     assert (firehose.endpoint.url, firehose.signer.host, firehose.signer.service) == (
         "http://127.0.0.1:4566/",
@@ -219,7 +219,7 @@ def test_the_endpoint_is_botocores_from_the_environment(processor: Processor, mo
     )
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
-    default = processor.transport.json_client(boto3.session.Session(), "dynamodb", processor.store.CLIENT_CONFIG)
+    default = processor.clients.json_client(boto3.session.Session(), "dynamodb", processor.clients.DYNAMODB_CONFIG)
     assert default.endpoint.url == f"https://dynamodb.{REGION}.amazonaws.com/"
     assert (default.endpoint.connect_timeout_s, default.endpoint.read_timeout_s, default.endpoint.max_idle) == (2, 4, 10)
 
@@ -234,7 +234,7 @@ def test_an_error_answer_is_the_clients_modeled_error_with_its_fields(processor:
         with pytest.raises(client.exceptions.ConditionalCheckFailedException) as caught:
             client.update_item(**UPDATE)
     error = caught.value
-    assert isinstance(error, ClientError) and processor.store.error_code(error) == "ConditionalCheckFailedException"
+    assert isinstance(error, ClientError) and processor.clients.error_code(error) == "ConditionalCheckFailedException"
     assert error.response["Item"] == item and error.response["Error"]["Message"] == "failed"
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400 and error.response["ResponseMetadata"]["RequestId"] == "req-1"
     assert len(server.requests) == 1 and no_sleep == []
@@ -254,7 +254,7 @@ def test_errors_that_are_not_retried(processor: Processor, no_sleep: list[float]
         client = client_at(processor, server.url)
         with pytest.raises(ClientError) as caught:
             client.update_item(**UPDATE)
-    assert processor.store.error_code(caught.value) == code and len(server.requests) == 1 and no_sleep == []
+    assert processor.clients.error_code(caught.value) == code and len(server.requests) == 1 and no_sleep == []
 
 
 def test_throttling_and_5xx_are_retried_by_botocores_standard_handler(processor: Processor, no_sleep: list[float]) -> None:
@@ -266,7 +266,7 @@ def test_throttling_and_5xx_are_retried_by_botocores_standard_handler(processor:
         result = client.update_item(**UPDATE)
     assert result["Attributes"] == {"a": {"S": "b"}} and result["ResponseMetadata"]["RetryAttempts"] == 2
     assert len(server.requests) == 3 and len(no_sleep) == 2
-    assert all(0 <= delay <= processor.store.CallLimits.backoff_s(n) for n, delay in enumerate(no_sleep, start=1))
+    assert all(0 <= delay <= processor.clients.CallLimits.backoff_s(n) for n, delay in enumerate(no_sleep, start=1))
     signatures = {headers["authorization"] for headers, _ in server.requests}
     assert all(headers["x-amz-target"] == "DynamoDB_20120810.UpdateItem" for headers, _ in server.requests)
     assert len({body for _, body in server.requests}) == 1 and signatures, "the same body each attempt, signed again"
@@ -278,7 +278,7 @@ def test_the_last_attempts_error_is_raised(processor: Processor, no_sleep: list[
         client = client_at(processor, server.url, "firehose")
         with pytest.raises(ClientError) as caught:
             client.put_record_batch(DeliveryStreamName="s", Records=[{"Data": b"a\n"}])
-    assert processor.store.error_code(caught.value) == "ServiceUnavailableException" and processor.store.is_transient(caught.value)
+    assert processor.clients.error_code(caught.value) == "ServiceUnavailableException" and processor.clients.is_transient(caught.value)
     assert len(server.requests) == 3 and len(no_sleep) == 2
     assert server.requests[0][0]["x-amz-target"] == "Firehose_20150804.PutRecordBatch"
     assert server.requests[0][0]["content-type"] == "application/x-amz-json-1.1"
@@ -323,7 +323,7 @@ def test_a_connection_closed_before_the_answer_is_a_retried_connection_error(pro
         client = client_at(processor, server.url)
         with pytest.raises(ConnectionClosedError) as caught:
             client.update_item(**UPDATE)
-    assert len(server.requests) == 3 and processor.store.is_transient(caught.value)
+    assert len(server.requests) == 3 and processor.clients.is_transient(caught.value)
 
 
 def test_a_read_timeout_is_botocores(processor: Processor, no_sleep: list[float]) -> None:
@@ -339,7 +339,7 @@ def test_a_read_timeout_is_botocores(processor: Processor, no_sleep: list[float]
 
 def test_without_credentials_nothing_is_sent(processor: Processor) -> None:
     with Scripted([answer(200, "{}")]) as server:
-        botocore_client = session().client("dynamodb", endpoint_url=server.url, config=processor.store.CLIENT_CONFIG)
+        botocore_client = session().client("dynamodb", endpoint_url=server.url, config=processor.clients.DYNAMODB_CONFIG)
         client = processor.transport.JsonClient(botocore_client, None)
         with pytest.raises(NoCredentialsError):
             client.update_item(**UPDATE)
@@ -365,12 +365,12 @@ def test_with_a_proxy_the_botocore_client_is_used(processor: Processor, monkeypa
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    proxied = processor.transport.json_client(boto3.session.Session(), "dynamodb", processor.store.CLIENT_CONFIG)
+    proxied = processor.clients.json_client(boto3.session.Session(), "dynamodb", processor.clients.DYNAMODB_CONFIG)
     assert not isinstance(proxied, processor.transport.JsonClient) and hasattr(proxied, "update_item")
     monkeypatch.setenv("NO_PROXY", f"dynamodb.{REGION}.amazonaws.com")
-    direct = processor.transport.json_client(boto3.session.Session(), "dynamodb", processor.store.CLIENT_CONFIG)
+    direct = processor.clients.json_client(boto3.session.Session(), "dynamodb", processor.clients.DYNAMODB_CONFIG)
     assert isinstance(direct, processor.transport.JsonClient)
     monkeypatch.delenv("HTTPS_PROXY")
     monkeypatch.delenv("NO_PROXY")
-    configured = processor.store.CLIENT_CONFIG.merge(Config(proxies={"https": "http://127.0.0.1:3128"}))
-    assert not isinstance(processor.transport.json_client(boto3.session.Session(), "dynamodb", configured), processor.transport.JsonClient)
+    configured = processor.clients.DYNAMODB_CONFIG.merge(Config(proxies={"https": "http://127.0.0.1:3128"}))
+    assert not isinstance(processor.clients.json_client(boto3.session.Session(), "dynamodb", configured), processor.transport.JsonClient)
