@@ -17,8 +17,16 @@ SQS requests per question (the producer's sends, and the consumer's receives and
 requests per question, the share of questions whose two events reached the processor in one batch, Lambda
 invocations and handler milliseconds per question, item and index-entry sizes (WRU), log bytes per invocation.
 
-    .venv/bin/python bench/cost_bench.py [--questions 300] [--rate 10] [--concurrency 4] [--arrivals poisson] [--json out.json]
+    .venv/bin/python bench/cost_bench.py [--rate table] [--seconds 60] [--pollers N] [--producers worker] [--json out.json]
+    .venv/bin/python bench/cost_bench.py --rate 10 --questions 300   # one rate, a fixed number of questions
     .venv/bin/python bench/cost_bench.py --costs-from out.json   # the tables and the monthly bill again, from a saved run
+
+``--rate`` is a comma-separated list of questions per second or of the rates the cost table prices: ``10M``
+(10M questions a month on average, 3.8/s), ``100M`` (38/s), ``100M-peak`` (3x the average, 114/s); ``table`` is
+the three. Each rate runs ``--seconds`` of arrivals (at least 200 questions, at most 2,000) unless
+``--questions`` is given, on one local stack, one rate after the other. The monthly bill takes each volume's
+per-question figures from the run at its rate (the lowest rate run for smaller volumes), and prints prod's
+bill at 100M lever by lever (the settings ``tableDayIndex``, ``processorSystemLogLevel``, ``processorLogLevel``).
 
 Needs ``make synth`` (cdk.out/ChatAnalytics-dev.template.json) and the npm packages in edge/.
 """
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import math
 import os
@@ -38,16 +47,20 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from botocore.exceptions import ClientError
 
 from local.answers import SAMPLE_QUESTIONS, CvSkillMatcher, WithLatency
 from local.chatbot import Chatbot
 from local.faults import DelayProxy
 from local.pipeline import LocalPipeline
 from local.stack import REPO, StackInfo, template_path
+from stacks.settings import Settings
 
 ANSWER_MS = 12.0  # the seed's CV assistant answers in ~12 ms
 EDGE = REPO / "edge"
@@ -62,11 +75,16 @@ class Meter:
         self._clear()
         handler_module = sys.modules["chat_processor.handler"]
         # The store the handler will use: built now from the environment the pipeline set, and reused while it stays.
+        # Its client is the processor's lean transport (``transport.JsonClient``, or botocore's client where that
+        # one cannot go): each ``update_item`` is wrapped here (the request id, the time, the outcome), and each
+        # HTTP attempt counted by the ``before-send`` event both emit.
         store = handler_module.stores.get()
-        events = store.client.meta.events
-        events.register("before-parameter-build.dynamodb.UpdateItem", self._before_update)
-        events.register("before-send.dynamodb.UpdateItem", self._http_attempt)
-        events.register("after-call.dynamodb.UpdateItem", self._after_update)
+        store.client.update_item = self._counted_update(store.client.update_item)
+        store.client.meta.events.register("before-send.dynamodb.UpdateItem", self._http_attempt)
+        # The lake's sink: each PutRecordBatch's records and their bytes (Firehose bills each record rounded up to 5 KB).
+        sink = handler_module.sinks.get()
+        if sink is not None:
+            sink.client.put_record_batch = self._counted_put(sink.client.put_record_batch)
         pipeline.esm.sqs.meta.events.register("after-call.sqs", self._after_sqs)
         self._inner = pipeline.esm.handler
         pipeline.esm.handler = self._timed_handler
@@ -79,6 +97,8 @@ class Meter:
         self.http_attempts = 0
         self.write_ms: list[float] = []
         self.sqs_calls: collections.Counter[str] = collections.Counter()
+        self.lake_puts = 0
+        self.lake_records: list[int] = []  # bytes of each Firehose record sent
 
     def reset(self) -> dict[str, Any]:
         with self.lock:
@@ -90,27 +110,46 @@ class Meter:
                 "http_attempts": self.http_attempts,
                 "write_ms": self.write_ms,
                 "sqs_calls": self.sqs_calls,
+                "lake_puts": self.lake_puts,
+                "lake_records": self.lake_records,
             }
             self._clear()
         return snapshot
 
-    def _before_update(self, params: dict, context: dict, **_: Any) -> None:
-        context["cost_bench"] = (params["Key"]["requestId"]["S"], time.perf_counter())
+    def _counted_update(self, inner: Any) -> Any:
+        def update_item(**arguments: Any) -> Any:
+            request_id, started, code = arguments["Key"]["requestId"]["S"], time.perf_counter(), None
+            try:
+                return inner(**arguments)
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code") or "?"
+                raise
+            except Exception:
+                code = "?"
+                raise
+            finally:
+                with self.lock:
+                    self.writes[request_id] += 1
+                    self.write_ms.append((time.perf_counter() - started) * 1000)
+                    if code == "ConditionalCheckFailedException":
+                        self.failed_conditions[request_id] += 1
+                    elif code:
+                        self.other_errors += 1
+
+        return update_item
+
+    def _counted_put(self, inner: Any) -> Any:
+        def put_record_batch(**arguments: Any) -> Any:
+            with self.lock:
+                self.lake_puts += 1
+                self.lake_records += [len(record["Data"]) for record in arguments["Records"]]
+            return inner(**arguments)
+
+        return put_record_batch
 
     def _http_attempt(self, **_: Any) -> None:
         with self.lock:
             self.http_attempts += 1
-
-    def _after_update(self, parsed: dict, context: dict, **_: Any) -> None:
-        request_id, started = context.get("cost_bench", ("?", time.perf_counter()))
-        code = parsed.get("Error", {}).get("Code")
-        with self.lock:
-            self.writes[request_id] += 1
-            self.write_ms.append((time.perf_counter() - started) * 1000)
-            if code == "ConditionalCheckFailedException":
-                self.failed_conditions[request_id] += 1
-            elif code:
-                self.other_errors += 1
 
     def _after_sqs(self, model: Any, parsed: dict, **_: Any) -> None:
         name = model.name
@@ -165,6 +204,8 @@ def index_projection(template: Path) -> set[str]:
     """The byDay index's keys and projected attributes, read from the synthesized template."""
     body = json.loads(template.read_text())
     [table] = [r for r in body["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
+    if not table["Properties"].get("GlobalSecondaryIndexes"):
+        return set()  # tableDayIndex false: no index entry is written
     [index] = table["Properties"]["GlobalSecondaryIndexes"]
     keys = {k["AttributeName"] for k in table["Properties"]["KeySchema"]} | {k["AttributeName"] for k in index["KeySchema"]}
     projection = index["Projection"]
@@ -287,8 +328,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
+def log_kinds(text: bytes) -> dict[str, int]:
+    """The handler's output by kind, in bytes (newline included): the Embedded Metric Format documents (``metrics``:
+    they are the metrics, whatever the log level), INFO lines (``info``: the "Batch processed" line; Lambda's
+    system records are not in this output), and WARNING or worse (``warnings``)."""
+    kinds = {"metrics": 0, "info": 0, "debug": 0, "warnings": 0}
+    for line in text.splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            kinds["warnings"] += len(line)  # not the logger's: a traceback or a print
+            continue
+        if isinstance(record, dict) and "_aws" in record:
+            kinds["metrics"] += len(line)
+        elif isinstance(record, dict) and str(record.get("level", "")).upper() in ("INFO", "DEBUG"):
+            kinds[str(record["level"]).lower()] += len(line)
+        else:
+            kinds["warnings"] += len(line)
+    return kinds
+
+
 def summarize(
-    name: str, driven: dict[str, Any], proxy: dict[str, Any], meter: dict[str, Any], items: list[dict], projected: set[str], log_bytes: int
+    name: str, driven: dict[str, Any], proxy: dict[str, Any], meter: dict[str, Any], items: list[dict], projected: set[str], log_text: bytes
 ) -> dict[str, Any]:
     n = driven["questions"]
     ids = set(driven["request_ids"])
@@ -321,7 +382,7 @@ def summarize(
     # WRU: each UpdateItem is ceil(larger of the item before and after / 1 KB), at least 1 (a failed condition too);
     # each successful write changes projected attributes, so the index entry is written too (ceil(entry / 1 KB)).
     wru_table = sum(writes[r] * max(1, math.ceil(table_max / 1024)) for r in ids) / n
-    wru_index = (update_items - failed) * max(1, math.ceil(index_max / 1024)) / n
+    wru_index = (update_items - failed) * max(1, math.ceil(index_max / 1024)) / n if projected else 0.0
     return {
         "producer": name,
         "questions": n,
@@ -362,7 +423,15 @@ def summarize(
         "index_entry_bytes_mean": round(statistics.mean(s[1] for s in sizes)) if sizes else None,
         "index_entry_bytes_max": index_max,
         "wru_per_question": {"table": round(wru_table, 3), "index": round(wru_index, 3), "total": round(wru_table + wru_index, 3)},
-        "log_bytes_per_invocation": round(log_bytes / max(1, len(invocations))),
+        "log_bytes_per_invocation": round(len(log_text) / max(1, len(invocations))),
+        "log_bytes_per_invocation_by_kind": {k: round(v / max(1, len(invocations))) for k, v in log_kinds(log_text).items()},
+        "achieved_rate": round(n / driven["elapsed_s"], 2) if driven["elapsed_s"] else None,
+        "lake_rows_per_invocation": round((update_items - failed) / max(1, len(invocations)), 2),
+        # what Firehose received: PutRecordBatch calls and records (one row each), and the records' bytes
+        "lake_put_record_batch_per_question": round(meter["lake_puts"] / n, 3),
+        "lake_records_per_question": round(len(meter["lake_records"]) / n, 3),
+        "lake_record_bytes_mean": round(statistics.mean(meter["lake_records"])) if meter["lake_records"] else None,
+        "lake_records_per_put_mean": round(len(meter["lake_records"]) / max(1, meter["lake_puts"]), 2),
     }
 
 
@@ -375,10 +444,18 @@ def phase(
     sys.stdout.flush()
     log_before = log_path.stat().st_size
     driven = run(info, proxy.origin)
-    drained = pipeline.esm.wait_until_drained(timeout=180, settle_s=1.5)
+    drive_ended = time.perf_counter()
+    drained = pipeline.esm.wait_until_drained(timeout=300, settle_s=1.5)
+    # The producer's last sends and the queue's backlog after the last question was answered (the settle
+    # included): how far behind the processor fell at this rate.
+    drain_s = time.perf_counter() - drive_ended
     sys.stdout.flush()
-    result = summarize(name, driven, proxy.reset(), meter.reset(), scan_raw(info), projected, log_path.stat().st_size - log_before)
+    with log_path.open("rb") as log:
+        log.seek(log_before)
+        log_text = log.read()
+    result = summarize(name, driven, proxy.reset(), meter.reset(), scan_raw(info), projected, log_text)
     result["drained"] = drained
+    result["drain_s"] = round(drain_s, 1)
     return result
 
 
@@ -415,20 +492,31 @@ TABLE_ROWS = [
     ("byDay index entry bytes, mean / max", None),
     ("WRU per question, table + index", None),
     ("log bytes per invocation (handler output)", "log_bytes_per_invocation"),
+    ("of which metrics (EMF) / INFO lines / WARNING and worse", None),
+    ("lake rows = Firehose records per question", "lake_records_per_question"),
+    ("Firehose record bytes, mean", "lake_record_bytes_mean"),
+    ("PutRecordBatch per question / records per call", None),
     ("questions stored complete", "stored_complete"),
+    ("achieved rate, questions/s", "achieved_rate"),
+    ("backlog drained, s after the last question", "drain_s"),
 ]
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
     def cell(result: dict[str, Any], label: str, key: str | None) -> str:
         if key is not None:
-            return str(result[key])
+            return str(result.get(key, "-"))
         if label.startswith("handler ms per invocation"):
             return f"{result['handler_ms_per_invocation_median']} / {result['handler_ms_per_invocation_p95']}"
         if label.startswith("item bytes"):
             return f"{result['item_bytes_mean']} / {result['item_bytes_max']}"
         if label.startswith("byDay"):
             return f"{result['index_entry_bytes_mean']} / {result['index_entry_bytes_max']}"
+        if label.startswith("of which"):
+            kinds = result.get("log_bytes_per_invocation_by_kind")
+            return f"{kinds['metrics']} / {kinds['info']} / {kinds['warnings']}" if kinds else "-"
+        if label.startswith("PutRecordBatch"):
+            return f"{result.get('lake_put_record_batch_per_question', '-')} / {result.get('lake_records_per_put_mean', '-')}"
         wru = result["wru_per_question"]
         return f"{wru['table']} + {wru['index']} = {wru['total']}"
 
@@ -463,7 +551,7 @@ PRICES = {
     "s3_put_per_1000": 0.005,
     "athena_per_tb": 5.0,  # bytes scanned, at least 10 MB per query
 }
-FIREHOSE_RECORD_BYTES = 5 * 1024  # every row is far below 5 KB: billed as 5 KB
+FIREHOSE_RECORD_BYTES = 5 * 1024  # every record is far below 5 KB (a few rows of ~600 bytes): billed as 5 KB
 # From bench/lake_bench.py (docs/benchmarks/lake.md), 10M requests in Firehose's layout: Parquet bytes per
 # request on S3, and what a 90-day `report --engine athena` scans per request in its range.
 LAKE_PARQUET_BYTES_PER_REQUEST = 130
@@ -488,20 +576,63 @@ STAGES = {
 GIB = 2**30
 
 
-def monthly_cost(figures: dict[str, Any], questions: float, stage: str, *, free_tier: bool = False) -> dict[str, float]:
-    """One month's bill, USD by line, for ``questions`` questions at the per-question ``figures`` a run measured."""
+@dataclass(frozen=True)
+class Levers:
+    """The settings that change the bill (docs/cost.md, "What each lever saves"), as a stage sets them."""
+
+    day_index: bool = True  # tableDayIndex: the byDay index's second write and its storage
+    system_log_level: str = "INFO"  # processorSystemLogLevel: at WARN, no START/REPORT records
+    processor_log_level: str = "INFO"  # processorLogLevel: at WARNING, no "Batch processed" line
+    table_retention_days: int | None = None  # tableRetentionDays (None: the stage's)
+
+    @classmethod
+    def of_stage(cls, stage: str, **overrides: Any) -> Levers:
+        settings = Settings.from_context({"stage": stage, **overrides})
+        return cls(
+            settings.table_day_index, settings.processor_system_log_level, settings.processor_log_level, settings.table_retention_days
+        )
+
+
+BEFORE_LEVERS = Levers()  # what every stage had before the levers: the index, every log line
+
+
+def log_bytes_per_invocation(figures: dict[str, Any], levers: Levers) -> float:
+    """What one invocation sends to CloudWatch Logs at these levels: the handler's measured output by kind and
+    Lambda's own records (estimated; INFO: START and REPORT)."""
+    kinds = figures.get("log_bytes_per_invocation_by_kind")
+    if kinds is None:  # a run saved before the output was split by kind: all of it, at every level
+        handler = figures["log_bytes_per_invocation"]
+    else:
+        handler = kinds["metrics"] + kinds["warnings"]
+        if levers.processor_log_level in ("DEBUG", "INFO"):
+            handler += kinds["info"]
+        if levers.processor_log_level == "DEBUG":
+            handler += kinds["debug"]
+    platform = PLATFORM_LOG_BYTES if levers.system_log_level in ("DEBUG", "INFO") else 0
+    return handler + platform
+
+
+def monthly_cost(
+    figures: dict[str, Any], questions: float, stage: str, *, free_tier: bool = False, levers: Levers | None = None
+) -> dict[str, float]:
+    """One month's bill, USD by line, for ``questions`` questions at the per-question ``figures`` a run measured,
+    with ``levers`` (default: the stage's settings). ``questions`` may be 0: a stack idle all month."""
     p, s = PRICES, STAGES[stage]
+    levers = levers or Levers.of_stage(stage)
     sqs_requests = questions * figures["sqs_requests_per_question"] + IDLE_RECEIVES_PER_MONTH
     invocations = questions * figures["invocations_per_question"]
     gb_s = questions * figures["billed_ms_per_question"] / 1000 * 0.25  # 256 MB
-    wru = questions * figures["wru_per_question"]["total"]
-    months_kept = s["retention_days"] / MONTH_DAYS
+    wru_per_question = figures["wru_per_question"]["table"] + (figures["wru_per_question"]["index"] if levers.day_index else 0.0)
+    wru = questions * wru_per_question
+    months_kept = (levers.table_retention_days or s["retention_days"]) / MONTH_DAYS
     table_bytes = questions * months_kept * (figures["item_bytes_mean"] + ITEM_OVERHEAD_BYTES)
-    index_bytes = questions * months_kept * (figures["index_entry_bytes_mean"] + ITEM_OVERHEAD_BYTES)
-    log_gb = invocations * (figures["log_bytes_per_invocation"] + PLATFORM_LOG_BYTES) / GIB
+    index_bytes = questions * months_kept * (figures["index_entry_bytes_mean"] + ITEM_OVERHEAD_BYTES) if levers.day_index else 0.0
+    log_gb = invocations * log_bytes_per_invocation(figures, levers) / GIB
     log_stored_gb = log_gb * s["log_days"] / MONTH_DAYS * LOG_COMPRESSION
     storage_gb = (table_bytes + index_bytes) / GIB
-    metrics, alarms, dashboards = FIXED["metrics"], FIXED["alarms"], FIXED["dashboards"]
+    # Custom metrics are billed in the hours they are published: an idle stack publishes none.
+    metrics = FIXED["metrics"] if questions else 0
+    alarms, dashboards = FIXED["alarms"], FIXED["dashboards"]
     if free_tier:  # the always-free allowances, if nothing else in the account uses them
         sqs_requests = max(0.0, sqs_requests - 1e6)
         invocations = max(0.0, invocations - 1e6)
@@ -521,95 +652,320 @@ def monthly_cost(figures: dict[str, Any], questions: float, stage: str, *, free_
         "secret_and_key": FIXED["secrets"] * p["secret_month"] + FIXED["kms_keys"] * p["kms_key_month"],
     }
     lake_rows = questions * figures.get("lake_rows_per_question", figures["update_item_per_question"])
-    firehose_gb = lake_rows * FIREHOSE_RECORD_BYTES / GIB
+    # Firehose bills records, each rounded up to 5 KB: the records the run sent (rows packed per put), or one per
+    # row for a run saved before they were counted. Every record measured is far below 5 KB.
+    firehose_records = questions * figures.get("lake_records_per_question", lake_rows / max(questions, 1))
+    firehose_gb = firehose_records * FIREHOSE_RECORD_BYTES / GIB
     lake_stored_gb = questions * s["lake_days"] / MONTH_DAYS * LAKE_PARQUET_BYTES_PER_REQUEST / GIB
     requests_in_90_days = questions * 90 / MONTH_DAYS
+    objects_per_day = min(FIREHOSE_OBJECTS_PER_DAY, lake_rows / MONTH_DAYS)  # a buffer with no rows writes nothing
     object_bytes = questions / MONTH_DAYS / FIREHOSE_OBJECTS_PER_DAY * LAKE_PARQUET_BYTES_PER_REQUEST
     per_request = LAKE_PARQUET_BYTES_PER_REQUEST if object_bytes <= ATHENA_SMALL_FILE_BYTES else ATHENA_MERGED_BYTES_PER_REQUEST
-    athena_tb = REPORTS_PER_MONTH * max(10e6, requests_in_90_days * per_request) / 1e12
+    reports = REPORTS_PER_MONTH if questions else 0
+    athena_tb = reports * max(10e6, requests_in_90_days * per_request) / 1e12
     bill["lake"] = (
         firehose_gb * (p["firehose_ingest_gb"] + p["firehose_conversion_gb"])
         + lake_stored_gb * p["s3_gb_month"]
-        + FIREHOSE_OBJECTS_PER_DAY * MONTH_DAYS / 1000 * p["s3_put_per_1000"]
+        + objects_per_day * MONTH_DAYS / 1000 * p["s3_put_per_1000"]
         + athena_tb * p["athena_per_tb"]
     )
     bill["total"] = sum(bill.values())
-    bill["cents_per_1000"] = bill["total"] / questions * 1000 * 100
+    bill["cents_per_1000"] = bill["total"] / questions * 1000 * 100 if questions else math.nan
     return bill
 
 
-def format_costs(results: list[dict[str, Any]]) -> str:
-    volumes = (1e6, 10e6, 100e6)
+# -- which run's figures price which volume ----------------------------------------------------------------------
+
+VOLUMES = (1e6, 10e6, 100e6)
+SECONDS_PER_MONTH = MONTH_DAYS * 86_400
+RATE_PRESETS = {"10M": 10e6 / SECONDS_PER_MONTH, "100M": 100e6 / SECONDS_PER_MONTH, "100M-peak": 3 * 100e6 / SECONDS_PER_MONTH}
+
+
+def parse_rates(text: str) -> list[float]:
+    """``--rate``: numbers and presets, comma-separated (``table``: 10M, 100M and 100M-peak)."""
+    rates: list[float] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "table":
+            rates += RATE_PRESETS.values()
+        elif part in RATE_PRESETS:
+            rates.append(RATE_PRESETS[part])
+        else:
+            try:
+                rate = float(part)
+            except ValueError:
+                raise SystemExit(f"--rate: {part!r} is neither a number nor one of table, {', '.join(RATE_PRESETS)}") from None
+            if not 0 < rate <= 1000:
+                raise SystemExit(f"--rate: {part} is outside 0..1000 questions per second")
+            rates.append(rate)
+    if not rates:
+        raise SystemExit("--rate: expected at least one rate")
+    return [round(rate, 2) for rate in rates]
+
+
+def run_for_volume(runs: list[dict[str, Any]], volume: float) -> dict[str, Any]:
+    """The run whose rate is closest (by ratio) to ``volume``'s monthly average rate."""
+    rate = volume / SECONDS_PER_MONTH
+    return min(runs, key=lambda run: abs(math.log(run["rate"] / rate)))
+
+
+def figures_of(run: dict[str, Any], producer: str) -> dict[str, Any] | None:
+    return next((result for result in run["producers"] if result["producer"] == producer), None)
+
+
+def producers_in(runs: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(result["producer"] for run in runs for result in run["producers"]))
+
+
+def format_costs(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| producer, stage | 1M questions | 10M | 100M | cents per 1,000 at 100M |",
         "|---|---:|---:|---:|---:|",
     ]
-    for result in results:
+    chosen = [run_for_volume(runs, volume) for volume in VOLUMES]
+    for producer in producers_in(runs):
         for stage in STAGES:
-            bills = [monthly_cost(result, v, stage) for v in volumes]
-            totals = " | ".join(f"${b['total']:,.2f}" for b in bills)
-            lines.append(f"| {result['producer']}, {stage} | {totals} | {bills[-1]['cents_per_1000']:.3f} |")
+            cells, cents = [], ""
+            for volume, run in zip(VOLUMES, chosen, strict=True):
+                figures = figures_of(run, producer)
+                if figures is None:
+                    cells.append("-")
+                    continue
+                bill = monthly_cost(figures, volume, stage)
+                cells.append(f"${bill['total']:,.2f}")
+                cents = f"{bill['cents_per_1000']:.3f}"
+            lines.append(f"| {producer}, {stage} | {' | '.join(cells)} | {cents} |")
+    rates = ", ".join(f"{volume / 1e6:g}M from the {run['rate']:g}/s run" for volume, run in zip(VOLUMES, chosen, strict=True))
+    return "\n".join(lines) + f"\n\n(per-question figures: {rates})"
+
+
+LEVER_STEPS = (
+    ("before the levers: the byDay index, every log line", BEFORE_LEVERS),
+    ("tableDayIndex false", Levers(day_index=False)),
+    ("+ processorSystemLogLevel WARN", Levers(day_index=False, system_log_level="WARN")),
+    ("+ processorLogLevel WARNING (prod's defaults)", Levers(day_index=False, system_log_level="WARN", processor_log_level="WARNING")),
+    (
+        "+ tableRetentionDays 30 (not a default)",
+        Levers(day_index=False, system_log_level="WARN", processor_log_level="WARNING", table_retention_days=30),
+    ),
+)
+BILL_LINES = ("sqs", "lambda", "dynamodb_writes", "dynamodb_storage", "pitr", "logs", "lake", "metrics_alarms_dashboard", "secret_and_key")
+
+
+def format_levers(runs: list[dict[str, Any]], producer: str = "worker", volume: float = 100e6, receives: float | None = None) -> str:
+    """Prod's bill at ``volume`` lever by lever, each line of the bill, from the run at the volume's rate
+    (with ``receives`` per question instead of the run's, if given: ``with_receives``)."""
+    run = run_for_volume(runs, volume)
+    figures = figures_of(run, producer)
+    if figures is None:
+        return f"(no {producer} run: no lever table)"
+    if receives is not None:
+        figures = with_receives(figures, receives)
+    which = f"{run['rate']:g}/s run" + (f", {receives:g} receive per question" if receives is not None else "")
+    header = "| prod, " + producer + f", {volume / 1e6:g}M ({which}) | " + " | ".join(BILL_LINES) + " | total | cents per 1,000 |"
+    lines = [header, "|---|" + "---:|" * (len(BILL_LINES) + 2)]
+    for label, levers in LEVER_STEPS:
+        bill = monthly_cost(figures, volume, "prod", levers=levers)
+        cells = " | ".join(f"{bill[key]:.2f}" for key in BILL_LINES)
+        lines.append(f"| {label} | {cells} | **{bill['total']:.2f}** | **{bill['cents_per_1000']:.3f}** |")
     return "\n".join(lines)
+
+
+def with_receives(figures: dict[str, Any], receives: float) -> dict[str, Any]:
+    """``figures`` with ``receives`` non-empty receives per question instead of the run's: each is one
+    ``DeleteMessageBatch``, one invocation (with its log output) and one ``PutRecordBatch`` (with the records per
+    call measured); the handler's milliseconds per question and everything per question (sends, writes, rows)
+    stay as measured."""
+    changed = dict(figures)
+    changed["sqs_requests_per_question"] = figures["sqs_send_requests_per_question"] + 2 * receives
+    changed["invocations_per_question"] = receives
+    if figures.get("lake_put_record_batch_per_question"):  # one PutRecordBatch per invocation, its records as measured
+        per_put = figures["lake_records_per_question"] / figures["lake_put_record_batch_per_question"]
+        changed["lake_records_per_question"] = min(figures["lake_rows_per_question"], receives * per_put)
+    return changed
+
+
+def format_batching(runs: list[dict[str, Any]], producer: str = "worker", volume: float = 100e6) -> str:
+    """Prod's bill at ``volume`` as a function of the receives per question: the local emulator runs one handler at
+    a time, so its receives carry more questions at a given rate than Lambda's pollers may (docs/cost.md)."""
+    run = run_for_volume(runs, volume)
+    figures = figures_of(run, producer)
+    if figures is None:
+        return ""
+    measured = figures["invocations_per_question"]
+    lines = ["| receives (= invocations) per question | questions per receive | total | cents per 1,000 |", "|---:|---:|---:|---:|"]
+    for receives in sorted({measured, 0.5, 0.6, 0.75, 1.0}):
+        bill = monthly_cost(with_receives(figures, receives), volume, "prod")
+        mark = " (measured)" if receives == measured else ""
+        lines.append(f"| {receives:g}{mark} | {1 / receives:.2f} | {bill['total']:.2f} | {bill['cents_per_1000']:.3f} |")
+    return "\n".join(lines)
+
+
+def format_small(runs: list[dict[str, Any]], producer: str = "worker") -> str:
+    """A stack idle, and at 10,000 questions a month, with and without the always-free allowances."""
+    run = min(runs, key=lambda r: r["rate"])
+    figures = figures_of(run, producer) or run["producers"][0]
+    lines = ["| stage, volume | no free tier | with the free tier |", "|---|---:|---:|"]
+    for stage in STAGES:
+        for volume, label in ((0, "idle"), (10_000, "10,000 questions")):
+            paid, free = (monthly_cost(figures, volume, stage, free_tier=tier) for tier in (False, True))
+            lines.append(f"| {stage}, {label} | ${paid['total']:.2f} | ${free['total']:.2f} |")
+    return "\n".join(lines) + f"\n\n(10,000 questions: the {run['rate']:g}/s run's figures, {figures['producer']})"
+
+
+def questions_at(rate: float, args: argparse.Namespace) -> int:
+    if args.questions:
+        return int(args.questions)
+    return max(MIN_QUESTIONS, min(MAX_QUESTIONS, round(rate * args.seconds)))
+
+
+MIN_QUESTIONS, MAX_QUESTIONS = 200, 2000
+
+
+def concurrency_at(rate: float, args: argparse.Namespace) -> int:
+    """Questions in flight at most: ``--concurrency``, or enough for the rate's bursts (a question is ~15 ms in flight)."""
+    return int(args.concurrency) if args.concurrency else max(4, math.ceil(rate / 10))
+
+
+def set_pollers(pipeline: LocalPipeline, pollers: int | None) -> int:
+    """The emulator's pollers (the template's maximum concurrency unless ``--pollers``); it runs one handler at a time."""
+    esm = pipeline.esm
+    assert esm is not None
+    if pollers and pollers != esm.max_concurrency:
+        esm.stop()
+        esm.max_concurrency = pollers
+        esm.start()
+    return esm.max_concurrency
+
+
+def format_runs(runs: list[dict[str, Any]]) -> str:
+    parts = []
+    for run in runs:
+        short = [
+            r["producer"]
+            for r in run["producers"]
+            if (r.get("achieved_rate") or 0) < 0.9 * run["rate"] or r["stored_complete"] < r["questions"]
+        ]
+        warning = (
+            f"\n\n**Not sustained** by {', '.join(short)}: this machine could not drive or store {run['rate']:g}/s (see the achieved rate and"
+            " the questions stored); its figures do not price this rate."
+            if short
+            else ""
+        )
+        achieved = ", ".join(f"{r['producer']} {r['achieved_rate']}/s (backlog drained {r['drain_s']} s after)" for r in run["producers"])
+        parts.append(
+            f"### {run['rate']:g} questions/s: {run['questions']} questions, concurrency {run['concurrency']}, "
+            f"{run['pollers']} pollers; achieved {achieved}{warning}\n\n" + format_table(run["producers"])
+        )
+    return "\n\n".join(parts)
+
+
+def report(results: dict[str, Any], out: Any) -> None:
+    runs = results["runs"]
+    print(format_runs(runs), file=out)
+    print("\nMonthly bill at these figures (USD, us-east-1 list prices, no free tier, each stage's settings; docs/cost.md):\n", file=out)
+    print(format_costs(runs), file=out)
+    print("\nA small stack (the lowest rate's figures; with the free tier: the always-free allowances only):\n", file=out)
+    print(format_small(runs), file=out)
+    print("\nProd at 100M, lever by lever:\n", file=out)
+    print(format_levers(runs), file=out)
+    print("\nThe same at one receive (one invocation) per question:\n", file=out)
+    print(format_levers(runs, receives=1.0), file=out)
+    run = run_for_volume(runs, 100e6)
+    figures = figures_of(run, "worker")
+    if figures is not None:
+        print("\nProd at 100M with prod's settings, by receives per question (the rest as measured):\n", file=out)
+        print(format_batching(runs), file=out)
+        bill = monthly_cost(figures, 100e6, "prod")
+        bound = monthly_cost(with_receives(figures, 1.0), 100e6, "prod")
+        print(
+            f"\nprod, Worker, 100M questions a month ({run['rate']:g}/s run): {bill['cents_per_1000']:.3f} cents per 1,000 questions as measured"
+            f" ({figures['invocations_per_question']:g} receives per question), {bound['cents_per_1000']:.3f} at one receive per question"
+            " (target 0.3)",
+            file=out,
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=int, default=300, help="questions per producer")
-    parser.add_argument("--rate", type=float, default=10.0, help="questions per second")
-    parser.add_argument("--concurrency", type=int, default=4, help="questions in flight at most")
+    parser.add_argument("--rate", default="table", help="questions per second, comma-separated, or presets: table, 10M, 100M, 100M-peak")
+    parser.add_argument("--seconds", type=float, default=60.0, help="arrivals per rate, in seconds (200 to 2,000 questions)")
+    parser.add_argument("--questions", type=int, default=None, help="questions per producer and rate (instead of --seconds)")
+    parser.add_argument("--concurrency", type=int, default=None, help="questions in flight at most (default: 4, or rate/10)")
+    parser.add_argument("--pollers", type=int, default=None, help="the emulator's pollers (default: the template's max concurrency)")
     parser.add_argument("--arrivals", choices=("poisson", "steady"), default="poisson", help="Poisson arrivals at --rate, or a metronome")
     parser.add_argument("--seed", type=int, default=11, help="the Poisson arrivals' seed (both producers get the same arrival times)")
-    parser.add_argument("--producers", default="python,worker", help="comma-separated: python, worker")
+    parser.add_argument("--producers", default="worker", help="comma-separated: python, worker")
     parser.add_argument("--json", type=Path, help="also write the full results here")
-    parser.add_argument("--costs-from", type=Path, help="run nothing: print the monthly bill from a --json file of an earlier run")
+    parser.add_argument(
+        "--costs-from", type=Path, help="run nothing: print the tables and the monthly bill from a --json file of an earlier run"
+    )
     args = parser.parse_args()
+    out = sys.__stdout__
     if args.costs_from:
         saved = json.loads(args.costs_from.read_text())
-        print(format_table(saved["producers"]) + "\n\n" + format_costs(saved["producers"]))
+        if "runs" not in saved:  # a run saved before --rate took a list: one rate
+            saved["runs"] = [
+                {
+                    "rate": saved["settings"]["rate"],
+                    "questions": saved["settings"]["questions"],
+                    "concurrency": saved["settings"]["concurrency"],
+                    "pollers": None,
+                    "producers": saved["producers"],
+                }
+            ]
+        report(saved, out)
         return 0
+    rates = parse_rates(args.rate)
+    producers = [name.strip() for name in args.producers.split(",") if name.strip()]
+    unknown = sorted(set(producers) - {"python", "worker"})
+    if unknown:
+        raise SystemExit(f"--producers: {', '.join(unknown)} is not python or worker")
     template = template_path()
     projected = index_projection(template)
-    questions = questions_for(args.questions)
-    offsets = arrival_offsets(args.questions, args.rate, args.arrivals, args.seed)
-    runners = {
-        "python": lambda info, origin: run_python(info, origin, questions, offsets, args.concurrency),
-        "worker": lambda info, origin: run_worker(info, origin, questions, offsets, args.concurrency),
-    }
     log_path = REPO / "cdk.out" / "bench-cost-processor.log"
     log_path.parent.mkdir(exist_ok=True)
     log_path.write_text("")
     started = time.perf_counter()
     results: dict[str, Any] = {
         "machine": machine(),
-        "settings": vars(args) | {"json": str(args.json) if args.json else None},
-        "producers": [],
+        "settings": vars(args) | {"json": str(args.json) if args.json else None, "costs_from": None, "rates": rates},
+        "runs": [],
     }
     with LocalPipeline(processor_log=log_path) as pipeline:
         meter = Meter(pipeline)
+        pollers = set_pollers(pipeline, args.pollers)
         proxy = DelayProxy(int(pipeline.info.endpoint_url.rsplit(":", 1)[1]), 0.0).start()
         try:
-            for name in args.producers.split(","):
-                results["producers"].append(phase(name, pipeline, proxy, meter, log_path, projected, runners[name]))
-                print(f"{name}: done", file=sys.__stderr__, flush=True)
+            for rate in rates:
+                count, concurrency = questions_at(rate, args), concurrency_at(rate, args)
+                questions = questions_for(count)
+                offsets = arrival_offsets(count, rate, args.arrivals, args.seed)
+                runners = {
+                    "python": functools.partial(run_python, questions=questions, offsets=offsets, concurrency=concurrency),
+                    "worker": functools.partial(run_worker, questions=questions, offsets=offsets, concurrency=concurrency),
+                }
+                run: dict[str, Any] = {"rate": rate, "questions": count, "concurrency": concurrency, "pollers": pollers, "producers": []}
+                for name in producers:
+                    run["producers"].append(phase(name, pipeline, proxy, meter, log_path, projected, runners[name]))
+                    print(f"{rate:g}/s {name}: done", file=sys.__stderr__, flush=True)
+                results["runs"].append(run)
         finally:
             proxy.stop()
     results["wall_s"] = round(time.perf_counter() - started, 1)
-    for result in results["producers"]:
-        if result.get("producer_stats") is None:
-            del result["producer_stats"]
+    for run in results["runs"]:
+        for result in run["producers"]:
+            if result.get("producer_stats") is None:
+                del result["producer_stats"]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-    out = sys.__stdout__
     print(json.dumps(results, indent=2), file=out)
+    machine_line = results["machine"]
     print(
-        f"\n{args.questions} questions per producer, {args.arrivals} arrivals at {args.rate:g}/s, concurrency {args.concurrency}, "
-        f"answer {ANSWER_MS:g} ms; "
-        f"run took {results['wall_s']} s\n",
+        f"\n{', '.join(f'{r:g}/s' for r in rates)}, {args.arrivals} arrivals, answer {ANSWER_MS:g} ms; run took {results['wall_s']} s on "
+        f"{machine_line['cpu']} ({machine_line['nproc']} cores)\n",
         file=out,
     )
-    print(format_table(results["producers"]), file=out)
-    print("\nMonthly bill at these figures (USD, us-east-1 list prices, no free tier; docs/cost.md):\n", file=out)
-    print(format_costs(results["producers"]), file=out)
+    report(results, out)
     return 0
 
 
