@@ -70,7 +70,10 @@ def validation_errors(error: ValidationError) -> list[dict[str, str]]:
 
 def describe_invalid(body: str, error: ValidationError) -> dict[str, Any]:
     """The structured fields of the one error log an invalid record gets."""
+    reason, field = reason_code(error, _loads(body))
     described: dict[str, Any] = {
+        "reason": reason,  # the rejected row's code and field (an unknown major's, whatever pydantic found first)
+        "field": field,
         "validationErrors": validation_errors(error),
         "errorCount": error.error_count(),
         "bodyLength": len(body),

@@ -216,6 +216,8 @@ def build_update(
         update.set("responseIngestedAt", {"N": str(now_ms)}, keep_existing=True)
         if response.latencyMs is not None:  # the answer time belongs to the response (see the table contract)
             update.set("latencyMs", {"N": number(response.latencyMs)})
+        if response.model is not None:  # contract 1.1: the answering model, the response's own
+            update.set("model", {"S": response.model})
     if latency == "events" and query is not None and response is not None:
         update.set("responseLatencyMs", {"N": str(response.timestamp - query.timestamp)})
     elif latency == "stored query" and response is not None:
