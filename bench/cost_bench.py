@@ -258,7 +258,17 @@ def env_via(info: StackInfo, origin: str) -> dict[str, str]:
 def run_python(info: StackInfo, origin: str, questions: list[str], offsets: list[float], concurrency: int) -> dict[str, Any]:
     from analytics_producer import AnalyticsLogger
 
-    logger = AnalyticsLogger.from_env(env_via(info, origin))
+    # The producer takes botocore's endpoint (AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL: the pipeline's, straight
+    # to moto) before the queue URL's host: the counting proxy's, for as long as its client is built.
+    saved = os.environ.get("AWS_ENDPOINT_URL_SQS")
+    os.environ["AWS_ENDPOINT_URL_SQS"] = origin
+    try:
+        logger = AnalyticsLogger.from_env(env_via(info, origin))
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_ENDPOINT_URL_SQS", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL_SQS"] = saved
     bot = Chatbot(WithLatency(CvSkillMatcher(), ANSWER_MS / 1000), logger)
     latencies: list[float] = []
 
@@ -371,6 +381,9 @@ def summarize(
     ms = [inv["ms"] for inv in invocations]
     records = [len(inv["records"]) for inv in invocations]
     send_requests = sum(proxy["requests"].values())
+    stats = driven.get("producer_stats") or {}
+    if stats.get("requests") and stats["requests"] != send_requests:  # the producer's own count must agree with the proxy's
+        raise RuntimeError(f"{name}: the proxy counted {send_requests} send requests, the producer {stats['requests']}")
     consumer = meter["sqs_calls"]
     consumer_per_question = (
         consumer["ReceiveMessage (messages)"] + consumer["DeleteMessageBatch"] + consumer["ChangeMessageVisibilityBatch"]
@@ -493,7 +506,8 @@ TABLE_ROWS = [
     ("WRU per question, table + index", None),
     ("log bytes per invocation (handler output)", "log_bytes_per_invocation"),
     ("of which metrics (EMF) / INFO lines / WARNING and worse", None),
-    ("lake rows = Firehose records per question", "lake_records_per_question"),
+    ("lake rows per question (one per successful write)", "lake_rows_per_question"),
+    ("Firehose records per question (a put's rows packed)", "lake_records_per_question"),
     ("Firehose record bytes, mean", "lake_record_bytes_mean"),
     ("PutRecordBatch per question / records per call", None),
     ("questions stored complete", "stored_complete"),
