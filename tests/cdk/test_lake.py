@@ -205,6 +205,8 @@ def test_glue_columns_are_the_designed_ones_in_order(dev: Synthesized) -> None:
         ("session_id", "string"),
         ("query", "string"),
         ("reasoning", "string"),
+        # added later (contract 1.1), at the end: a deploy adds it to the table; files written before read it as NULL
+        ("model", "string"),
     ]
 
 
