@@ -56,7 +56,10 @@ def test_log_response_sends_the_model_and_a_call_without_it_sends_the_same_1_0_e
 def test_the_model_is_checked_by_its_rules() -> None:
     logger = disabled()
     assert logger.log_response("r-1", "full", 100, "", model="m" * 128) is True
-    for bad, message in (("", "model: optional; a string of 1 to 128 characters"), ("m" * 129, "model: optional; a string of 1 to 128 characters")):
+    for bad, message in (
+        ("", "model: optional; a string of 1 to 128 characters"),
+        ("m" * 129, "model: optional; a string of 1 to 128 characters"),
+    ):
         with pytest.raises(InvalidEventError) as raised:
             logger.log_response("r-1", "full", 100, "", model=bad)
         assert str(raised.value) == message

@@ -135,7 +135,9 @@ def validate(event: Any) -> None:
         if (type(version) is not int and not _is_integer(version)) or not 1 <= version <= MAX_SCHEMA_VERSION:
             raise InvalidEventError("schemaVersion: absent or an integer from 1 to 999")
         if version != SCHEMA_VERSION:
-            raise InvalidEventError(f"schemaVersion: {int(version)} is a major version the processor does not know (it knows {SCHEMA_VERSION})")
+            raise InvalidEventError(
+                f"schemaVersion: {int(version)} is a major version the processor does not know (it knows {SCHEMA_VERSION})"
+            )
     event_type = get("eventType")
     if type(event_type) is not str or event_type not in EVENT_TYPES:
         raise InvalidEventError("eventType: must be 'query' or 'response'")
