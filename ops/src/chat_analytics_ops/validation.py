@@ -28,6 +28,7 @@ from chat_analytics_ops.errors import OpsError
 SCHEMA_ENV = "CHAT_ANALYTICS_SCHEMA"
 PACKAGED_SCHEMA = "analytics-event.schema.json"
 EVENT_TYPES = ("query", "response")
+MAX_SCHEMA_VERSION = 999  # the field's bound: above the known major and up to this, a major the contract does not know
 
 
 def schema_path() -> Path | None:
@@ -71,6 +72,15 @@ def validate_body(body: str) -> str | None:
         return "nested deeper than the JSON parser's recursion limit"
     if not isinstance(event, dict):
         return f"not a JSON object (a {type(event).__name__})"
+    known = _known_major(load_schema())
+    version = event.get("schemaVersion")
+    if (
+        isinstance(version, int | float)
+        and not isinstance(version, bool)
+        and version == int(version)
+        and known < version <= MAX_SCHEMA_VERSION
+    ):
+        return _unknown_major(version, known)  # first, as the processor judges it: a new major's other fields say nothing
     event_type = event.get("eventType")
     if event_type not in EVENT_TYPES:
         return "eventType: missing or not one of query, response"
@@ -127,6 +137,8 @@ def _describe(error: Any) -> str:
             kinds = [sub.validator_value for subs in branches.values() for sub in subs if sub.validator == "type"]
             return f"{path}: must be of type {' or '.join(map(str, kinds))}"
     rule, limit = error.validator, error.validator_value
+    if path == "schemaVersion" and rule == "maximum" and isinstance(error.instance, int | float) and error.instance <= MAX_SCHEMA_VERSION:
+        return _unknown_major(error.instance, limit)
     if rule == "not":
         return f"{path}: {_describe_not(limit)}"
     if rule == "required":
@@ -143,6 +155,20 @@ def _describe(error: Any) -> str:
         "anyOf": "matches none of the allowed forms",
     }.get(rule, f"fails {rule}")
     return f"{path}: {text}"
+
+
+def _known_major(schema: dict[str, Any]) -> int:
+    """The highest major version the schema accepts (its ``schemaVersion`` maximum; 1 when it says none)."""
+    for definition in schema.get("$defs", {}).values():
+        maximum = definition.get("properties", {}).get("schemaVersion", {}).get("maximum") if isinstance(definition, dict) else None
+        if isinstance(maximum, int):
+            return maximum
+    return 1
+
+
+def _unknown_major(version: float, known: int) -> str:
+    """A version number, never user text: a major the contract does not know (docs/contracts.md, "How the contract evolves")."""
+    return f"schemaVersion: {version:g} is a major version this contract does not know (it knows {known}): a newer producer, or a wrong one"
 
 
 def _describe_not(forbidden: dict[str, Any]) -> str:
