@@ -210,21 +210,25 @@ def with_timeout(function: Callable[[], object], seconds: float) -> None:
 # -- requests per 1,000 events -------------------------------------------------------------------------
 
 
-def requests_per_1000(endpoint: str) -> list[tuple[str, int, int, float]]:
+def requests_per_1000(endpoint: str, calls: int = 100_000) -> list[tuple[str, int, int, float]]:
+    """SendMessageBatch requests per 1,000 events: a burst of 3,000 events, then 1,000 events/s for 3 s (both cut
+    to ``calls`` events when fewer are asked for: the benchmark's smallest size, run by a test)."""
     results = []
+    burst = min(3000, calls)
+    per_thread = min(375, max(1, calls // 8))
     # A burst: 3,000 events logged as fast as possible.
     with AnalyticsLogger(create_queue(endpoint), client=fast_client(endpoint)) as logger:
-        for index in range(3000):
+        for index in range(burst):
             logger.log_query(f"burst-{index}", QUESTION)
         logger.flush(timeout=120)
         stats = logger.stats()
-    results.append(("burst of 3,000 events", stats["sent"], stats["requests"], 1000 * stats["requests"] / max(1, stats["sent"])))
+    results.append((f"burst of {burst:,} events", stats["sent"], stats["requests"], 1000 * stats["requests"] / max(1, stats["sent"])))
     # A steady load: four threads, 250 events/s each (1,000 events/s), for 3 s: query then response per request.
     with AnalyticsLogger(create_queue(endpoint), client=fast_client(endpoint)) as logger:
 
         def worker(thread: int) -> None:
             started = time.monotonic()
-            for index in range(375):
+            for index in range(per_thread):
                 rid = f"steady-{thread}-{index}"
                 logger.log_query(rid, QUESTION)
                 logger.log_response(rid, "partial", 50, "matched 1 of 2 skills", latency_ms=12.0)
@@ -240,7 +244,12 @@ def requests_per_1000(endpoint: str) -> list[tuple[str, int, int, float]]:
         logger.flush(timeout=120)
         stats = logger.stats()
     results.append(
-        ("steady 1,000 events/s, 4 threads, 3 s", stats["sent"], stats["requests"], 1000 * stats["requests"] / max(1, stats["sent"]))
+        (
+            f"steady 1,000 events/s, 4 threads, {per_thread * 8 / 1000:g} s",
+            stats["sent"],
+            stats["requests"],
+            1000 * stats["requests"] / max(1, stats["sent"]),
+        )
     )
     return results
 
@@ -668,6 +677,12 @@ def main() -> None:
         help="caller: log() and the alternatives; sender: the sender thread's CPU; profile: where it goes",
     )
     parser.add_argument("--rate-seconds", type=float, default=10.0, help="seconds of 2,000 events/s per sender row")
+    parser.add_argument(
+        "--fault-calls",
+        type=int,
+        default=None,
+        help="awaited calls per SQS-down / SQS-slow row (default 10 down, 5 slow; each takes seconds)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("analytics_producer").setLevel(logging.ERROR)  # close() reports what it abandons, on purpose
@@ -688,6 +703,8 @@ def main() -> None:
 
 def caller_section(args: argparse.Namespace) -> None:
     rows: list[tuple[str, dict[str, float], str]] = []
+    down_calls, slow_calls = (args.fault_calls, args.fault_calls) if args.fault_calls else (10, 5)
+    up_calls = min(1000, args.calls * 10)
     # moto in its own process: its request handling does not share this process's GIL.
     with moto_process(fast_sqs=True) as endpoint:
         queue_url = create_queue(endpoint)
@@ -700,22 +717,26 @@ def caller_section(args: argparse.Namespace) -> None:
             reused = fast_client(endpoint)
             reused.get_queue_attributes(QueueUrl=queue_url)  # the connection is open, as in a warm process
             rows.append(
-                ("awaited `send_message`, reused client, SQS up", summary(time_calls(reused_send(reused, queue_url), 1000)), "1,000 calls")
+                (
+                    "awaited `send_message`, reused client, SQS up",
+                    summary(time_calls(reused_send(reused, queue_url), up_calls)),
+                    f"{up_calls:,} calls",
+                )
             )
             reused_down = sqs(down)  # the defaults a handler would have: botocore retries and timeouts
             rows.append(
                 (
                     "awaited `send_message`, reused client, SQS down",
-                    summary(time_calls(reused_send(reused_down, queue_url_at(down, queue_url)), 10)),
-                    "10 calls, default retries",
+                    summary(time_calls(reused_send(reused_down, queue_url_at(down, queue_url)), down_calls)),
+                    f"{down_calls} calls, default retries",
                 )
             )
             reused_slow = fast_client(slow)
             rows.append(
                 (
                     "awaited `send_message`, reused client, SQS slow",
-                    summary(time_calls(reused_send(reused_slow, queue_url_at(slow, queue_url)), 5)),
-                    "5 calls",
+                    summary(time_calls(reused_send(reused_slow, queue_url_at(slow, queue_url)), slow_calls)),
+                    f"{slow_calls} calls",
                 )
             )
             rows.append(
@@ -728,18 +749,18 @@ def caller_section(args: argparse.Namespace) -> None:
             rows.append(
                 (
                     "seed: new client + awaited send, SQS down",
-                    summary(time_calls(seed_send(down, queue_url_at(down, queue_url)), 10)),
-                    "10 calls, default retries",
+                    summary(time_calls(seed_send(down, queue_url_at(down, queue_url)), down_calls)),
+                    f"{down_calls} calls, default retries",
                 )
             )
             rows.append(
                 (
                     "seed: new client + awaited send, SQS slow",
-                    summary(time_calls(seed_send(slow, queue_url_at(slow, queue_url)), 5)),
-                    "5 calls",
+                    summary(time_calls(seed_send(slow, queue_url_at(slow, queue_url)), slow_calls)),
+                    f"{slow_calls} calls",
                 )
             )
-        load = requests_per_1000(endpoint)
+        load = requests_per_1000(endpoint, args.calls)
 
     print("\n### Caller's cost per call\n")
     print("| caller's call | calls | median | p99 | p99.9 | max | note |")
