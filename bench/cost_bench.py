@@ -73,16 +73,17 @@ class Meter:
         self.pipeline = pipeline
         self.lock = threading.Lock()
         self._clear()
-        handler_module = sys.modules["chat_processor.handler"]
-        # The store the handler will use: built now from the environment the pipeline set, and reused while it stays.
+        processor = pipeline.processor
+        assert processor is not None, "the pipeline is started"
+        # The store the processor uses (built from the function's environment at the pipeline's start, and kept).
         # Its client is the processor's lean transport (``transport.JsonClient``, or botocore's client where that
         # one cannot go): each ``update_item`` is wrapped here (the request id, the time, the outcome), and each
         # HTTP attempt counted by the ``before-send`` event both emit.
-        store = handler_module.stores.get()
+        store: Any = processor.store  # an EventStore: its client is wrapped
         store.client.update_item = self._counted_update(store.client.update_item)
         store.client.meta.events.register("before-send.dynamodb.UpdateItem", self._http_attempt)
         # The lake's sink: each PutRecordBatch's records and their bytes (Firehose bills each record rounded up to 5 KB).
-        sink = handler_module.sinks.get()
+        sink: Any = processor.lake  # a LakeSink, or None
         if sink is not None:
             sink.client.put_record_batch = self._counted_put(sink.client.put_record_batch)
         pipeline.esm.sqs.meta.events.register("after-call.sqs", self._after_sqs)
@@ -598,6 +599,7 @@ class Levers:
     system_log_level: str = "INFO"  # processorSystemLogLevel: at WARN, no START/REPORT records
     processor_log_level: str = "INFO"  # processorLogLevel: at WARNING, no "Batch processed" line
     table_retention_days: int | None = None  # tableRetentionDays (None: the stage's)
+    pack_rows: bool = True  # the processor packs a put's lake rows into one Firehose record (code, every stage)
 
     @classmethod
     def of_stage(cls, stage: str, **overrides: Any) -> Levers:
@@ -607,7 +609,7 @@ class Levers:
         )
 
 
-BEFORE_LEVERS = Levers()  # what every stage had before the levers: the index, every log line
+BEFORE_LEVERS = Levers(pack_rows=False)  # what every stage had before the levers: a record per row, the index, every log line
 
 
 def log_bytes_per_invocation(figures: dict[str, Any], levers: Levers) -> float:
@@ -668,7 +670,8 @@ def monthly_cost(
     lake_rows = questions * figures.get("lake_rows_per_question", figures["update_item_per_question"])
     # Firehose bills records, each rounded up to 5 KB: the records the run sent (rows packed per put), or one per
     # row for a run saved before they were counted. Every record measured is far below 5 KB.
-    firehose_records = questions * figures.get("lake_records_per_question", lake_rows / max(questions, 1))
+    records_per_question = figures.get("lake_records_per_question") if levers.pack_rows else None
+    firehose_records = questions * records_per_question if records_per_question is not None else lake_rows
     firehose_gb = firehose_records * FIREHOSE_RECORD_BYTES / GIB
     lake_stored_gb = questions * s["lake_days"] / MONTH_DAYS * LAKE_PARQUET_BYTES_PER_REQUEST / GIB
     requests_in_90_days = questions * 90 / MONTH_DAYS
@@ -753,8 +756,9 @@ def format_costs(runs: list[dict[str, Any]]) -> str:
 
 
 LEVER_STEPS = (
-    ("before the levers: the byDay index, every log line", BEFORE_LEVERS),
-    ("tableDayIndex false", Levers(day_index=False)),
+    ("before the levers: a Firehose record per row, the byDay index, every log line", BEFORE_LEVERS),
+    ("a put's rows in one Firehose record (code)", Levers()),
+    ("+ tableDayIndex false", Levers(day_index=False)),
     ("+ processorSystemLogLevel WARN", Levers(day_index=False, system_log_level="WARN")),
     ("+ processorLogLevel WARNING (prod's defaults)", Levers(day_index=False, system_log_level="WARN", processor_log_level="WARNING")),
     (
@@ -773,7 +777,7 @@ def format_levers(runs: list[dict[str, Any]], producer: str = "worker", volume: 
     if figures is None:
         return f"(no {producer} run: no lever table)"
     if receives is not None:
-        figures = with_receives(figures, receives)
+        figures = with_receives(figures, receives, figures_of(min(runs, key=lambda r: r["rate"]), producer))
     which = f"{run['rate']:g}/s run" + (f", {receives:g} receive per question" if receives is not None else "")
     header = "| prod, " + producer + f", {volume / 1e6:g}M ({which}) | " + " | ".join(BILL_LINES) + " | total | cents per 1,000 |"
     lines = [header, "|---|" + "---:|" * (len(BILL_LINES) + 2)]
@@ -784,7 +788,7 @@ def format_levers(runs: list[dict[str, Any]], producer: str = "worker", volume: 
     return "\n".join(lines)
 
 
-def with_receives(figures: dict[str, Any], receives: float) -> dict[str, Any]:
+def with_receives(figures: dict[str, Any], receives: float, logs_from: dict[str, Any] | None = None) -> dict[str, Any]:
     """``figures`` with ``receives`` non-empty receives per question instead of the run's: each is one
     ``DeleteMessageBatch``, one invocation (with its log output) and one ``PutRecordBatch`` (with the records per
     call measured); the handler's milliseconds per question and everything per question (sends, writes, rows)
@@ -792,6 +796,8 @@ def with_receives(figures: dict[str, Any], receives: float) -> dict[str, Any]:
     changed = dict(figures)
     changed["sqs_requests_per_question"] = figures["sqs_send_requests_per_question"] + 2 * receives
     changed["invocations_per_question"] = receives
+    if logs_from is not None and "log_bytes_per_invocation_by_kind" in logs_from:  # an invocation's output at that batch size
+        changed["log_bytes_per_invocation_by_kind"] = logs_from["log_bytes_per_invocation_by_kind"]
     if figures.get("lake_put_record_batch_per_question"):  # one PutRecordBatch per invocation, its records as measured
         per_put = figures["lake_records_per_question"] / figures["lake_put_record_batch_per_question"]
         changed["lake_records_per_question"] = min(figures["lake_rows_per_question"], receives * per_put)
@@ -807,8 +813,10 @@ def format_batching(runs: list[dict[str, Any]], producer: str = "worker", volume
         return ""
     measured = figures["invocations_per_question"]
     lines = ["| receives (= invocations) per question | questions per receive | total | cents per 1,000 |", "|---:|---:|---:|---:|"]
+    lowest = figures_of(min(runs, key=lambda r: r["rate"]), producer)
     for receives in sorted({measured, 0.5, 0.6, 0.75, 1.0}):
-        bill = monthly_cost(with_receives(figures, receives), volume, "prod")
+        # an invocation's log output as measured at the rate whose receives are nearest (one question each at the lowest)
+        bill = monthly_cost(with_receives(figures, receives, lowest if receives >= 0.75 else None), volume, "prod")
         mark = " (measured)" if receives == measured else ""
         lines.append(f"| {receives:g}{mark} | {1 / receives:.2f} | {bill['total']:.2f} | {bill['cents_per_1000']:.3f} |")
     return "\n".join(lines)
@@ -890,7 +898,8 @@ def report(results: dict[str, Any], out: Any) -> None:
         print("\nProd at 100M with prod's settings, by receives per question (the rest as measured):\n", file=out)
         print(format_batching(runs), file=out)
         bill = monthly_cost(figures, 100e6, "prod")
-        bound = monthly_cost(with_receives(figures, 1.0), 100e6, "prod")
+        lowest = figures_of(min(runs, key=lambda r: r["rate"]), "worker")
+        bound = monthly_cost(with_receives(figures, 1.0, lowest), 100e6, "prod")
         print(
             f"\nprod, Worker, 100M questions a month ({run['rate']:g}/s run): {bill['cents_per_1000']:.3f} cents per 1,000 questions as measured"
             f" ({figures['invocations_per_question']:g} receives per question), {bound['cents_per_1000']:.3f} at one receive per question"
