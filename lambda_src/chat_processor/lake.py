@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 from .clients import FIREHOSE_CONFIG, CallGuard, NoTimeLeft, error_code, service_client
+from .contract import normalize_question
 
 # (column, Glue type), in the Glue table's order, which is the order Firehose writes each Parquet file's
 # column chunks in; the CDK app's Glue table is tested against this. Nothing reads by position (Athena
@@ -115,8 +115,6 @@ _ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow
 _COLUMN_NAMES = tuple(name for name, _ in LAKE_COLUMNS)
 _REJECTED_NAMES = tuple(name for name, _ in REJECTED_COLUMNS)
 _DOUBLE_COLUMNS = frozenset(name for name, kind in LAKE_COLUMNS if kind == "double")
-# Characters the report trims from both ends of a question (closing punctuation, quotes, spaces).
-QUESTION_TRIM = " \"'`“”‘’?!.,;:…"
 # PutRecordBatch takes at most 500 records; a batch of 10 SQS records makes at most 10 rows.
 MAX_RECORDS_PER_PUT = 500
 # Attempts at the entries Firehose refused (FailedPutCount); the client's own retries cover whole-call errors.
@@ -127,16 +125,6 @@ MAX_PUT_ATTEMPTS = 3
 def request_key(request_id: str) -> int:
     """A signed 64-bit key for ``request_id`` (the first 8 bytes of its SHA-256): what the lake's SQL groups by."""
     return int.from_bytes(hashlib.sha256(request_id.encode("utf-8")).digest()[:8], "big", signed=True)
-
-
-def normalize_question(text: str) -> str:
-    """One key for questions that differ only in case, spacing, quotes or closing punctuation.
-
-    The same function as the operations CLI's (``chat_analytics_ops.report.normalize_question``; a
-    test holds the two equal), so the lake and the table group unmatched questions alike.
-    """
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(folded.split()).strip(QUESTION_TRIM)
 
 
 def _plain(value: dict[str, str], *, double: bool) -> Any:

@@ -22,8 +22,9 @@ import sqlglot
 from sqlglot import expressions
 
 from chat_analytics_ops import lake
+from chat_analytics_ops.contract import CANARY_SOURCE
 from chat_analytics_ops.errors import OpsError
-from chat_analytics_ops.report_model import CANARY_SOURCE, EngineInfo
+from chat_analytics_ops.report_model import EngineInfo
 from tests.ops.conftest import REGION, Processor, Stack, query_event, response_event
 
 

@@ -11,12 +11,12 @@ import pytest
 from chat_analytics_ops import cli as cli_module
 from chat_analytics_ops import lake
 from chat_analytics_ops.cli import build_parser, report_engine
+from chat_analytics_ops.contract import CANARY_SOURCE, normalize_question
 from chat_analytics_ops.engines import AthenaReportEngine, DuckDBReportEngine, DynamoDBReportEngine, ReportEngine
 from chat_analytics_ops.lake import MAX_LAKE_DAYS
 from chat_analytics_ops.outputs import AwsContext
 from chat_analytics_ops.render import plural, render_text
 from chat_analytics_ops.report_model import (
-    CANARY_SOURCE,
     MAX_DAYS,
     REJECTED_NOT_IN_TABLE,
     RejectedCounts,
@@ -24,7 +24,7 @@ from chat_analytics_ops.report_model import (
     default_range,
     percentile,
 )
-from chat_analytics_ops.table_engine import Item, build_report, normalize_question
+from chat_analytics_ops.table_engine import Item, build_report
 from tests.ops.conftest import put_item
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,6 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from chat_analytics_ops.table_engine import normalize_question as report_normalize_question
 from tests.processor.conftest import REGION, FakeClock, Processor, Table
 from tests.processor.lambda_events import (
     BASE_TS,
@@ -57,12 +56,12 @@ class Lake:
 @pytest.fixture
 def lake(processor: Processor, table: Table, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
     monkeypatch.setenv("LAKE_STREAM_NAME", STREAM)
-    processor.handler.sinks.reset()
+    processor.reset()
     try:
         yield Lake()
     finally:
         monkeypatch.delenv("LAKE_STREAM_NAME")
-        processor.handler.sinks.reset()
+        processor.reset()
 
 
 def table_row(processor: Processor, table: Table, request_id: str) -> dict[str, Any]:
@@ -77,8 +76,8 @@ def without_written_at(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_without_a_stream_name_there_is_no_lake(processor: Processor, table: Table) -> None:
-    processor.handler.sinks.reset()
-    assert processor.handler.sinks.get() is None
+    processor.reset()
+    assert processor.app.lake is None
     assert run(processor, sqs_record(query_body("r-1"))) == []
 
 
@@ -133,7 +132,7 @@ def test_a_refused_row_fails_its_records_and_the_rest_of_its_group_only(
     processor: Processor, table: Table, capsys: pytest.CaptureFixture
 ) -> None:
     sink = RefusingSink(processor, {"r-2"})
-    processor.handler.sinks.pin(sink)
+    processor.pin(lake=sink)
     try:
         group = "session-1"
         records = [
@@ -145,7 +144,7 @@ def test_a_refused_row_fails_its_records_and_the_rest_of_its_group_only(
         ]
         failed = run(processor, *records)
     finally:
-        processor.handler.sinks.pin(None)
+        processor.pin(lake=None)
     assert failed == [record["messageId"] for record in records[1:4]], "from the refused run on, in its group; r-4's group goes on"
     assert sorted(row["request_id"] for row in sink.rows) == ["r-1", "r-3", "r-4"]
     out = capsys.readouterr().out
@@ -192,23 +191,6 @@ def test_request_key_is_a_stable_signed_64_bit_hash(processor: Processor) -> Non
         bytes.fromhex(__import__("hashlib").sha256(b"8c6f1d2a-1b7e-4e0f-9a55-3c2d1e0f9b8a").hexdigest()[:16]), "big", signed=True
     )
     assert all(-(2**63) <= key(f"r-{n}") < 2**63 for n in range(1000))
-
-
-QUESTIONS = [
-    "Does the candidate know Python?",
-    "  does THE candidate   know python??  ",
-    "“Ｐｙｔｈｏｎ” experience…",
-    "Straße und STRASSE",
-    "tab\tand\nnewline\r\nhere!",
-    "İstanbul ΣΊΣΥΦΟΣ",
-    "?!.,;:",
-    "emoji 🐍 and \u00a0no-break\u3000space",
-]
-
-
-@pytest.mark.parametrize("question", QUESTIONS)
-def test_the_question_key_is_the_reports_normalization(processor: Processor, question: str) -> None:
-    assert processor.lake.normalize_question(question) == report_normalize_question(question)
 
 
 def test_a_row_is_valid_json_for_any_contract_text(processor: Processor) -> None:
@@ -259,7 +241,7 @@ def test_a_batch_near_its_deadline_fails_its_rows_records_instead_of_timing_out(
     the table holds the items (its writes are idempotent)."""
     monkeypatch.setattr(processor.lake, "FIREHOSE_CONFIG", processor.clients.FIREHOSE_CONFIG.merge(Config(read_timeout=10)))
     client = ScriptedFirehose([])
-    processor.handler.sinks.pin(processor.lake.LakeSink(client, STREAM))
+    processor.pin(lake=processor.lake.LakeSink(client, STREAM))
     store_attempt_s = processor.clients.CallLimits.of(processor.clients.DYNAMODB_CONFIG).attempt_s
     lake_attempt_s = processor.clients.CallLimits.of(processor.lake.FIREHOSE_CONFIG).attempt_s
     left_ms = int((store_attempt_s + 3) * 1000) + processor.handler.RETURN_RESERVE_MS
@@ -268,7 +250,7 @@ def test_a_batch_near_its_deadline_fails_its_rows_records_instead_of_timing_out(
         records = [sqs_record(query_body("r-1")), sqs_record(query_body("r-2"))]
         failed = run(processor, *records, context=LambdaContext(remaining_ms=left_ms))
     finally:
-        processor.handler.sinks.pin(None)
+        processor.pin(lake=None)
     assert failed == [r["messageId"] for r in records]
     assert client.calls == [] and table.item("r-1") is not None
 

@@ -11,8 +11,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from chat_analytics_ops.contract import MATCH_TYPES
 from chat_analytics_ops.errors import OpsError
-from chat_analytics_ops.report_model import MATCH_TYPES, SCORE_BIN_WIDTH, Report
+from chat_analytics_ops.report_model import SCORE_BIN_WIDTH, Report
 
 # Green, amber, red: the reading everyone already has for good, so-so and missing.
 COLORS = {"full": "#2e9d5b", "partial": "#f0a431", "none": "#d9534f"}

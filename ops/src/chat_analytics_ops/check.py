@@ -58,6 +58,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chat_analytics_ops import credentials, lake, pipeline_checks, reader_check, recovery_checks
+from chat_analytics_ops.contract import CANARY_SOURCE
 from chat_analytics_ops.dlq import queue_state
 from chat_analytics_ops.errors import UNREACHABLE_ERRORS, OpsError, describe, error_code
 from chat_analytics_ops.outputs import (
@@ -76,7 +77,6 @@ from chat_analytics_ops.outputs import (
     AwsContext,
 )
 from chat_analytics_ops.render import plural
-from chat_analytics_ops.report_model import CANARY_SOURCE
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 DEFAULT_TIMEOUT_S = 60.0

@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from chat_analytics_ops.contract import MATCH_TYPES
 from chat_analytics_ops.errors import OpsError
 
-MATCH_TYPES = ("full", "partial", "none")
 MAX_DAYS = 366  # a report of the table (one query per day); the lake engines take MAX_LAKE_DAYS (lake.py)
 DEFAULT_DAYS = 7  # without --from/--to: the last 7 UTC days, today included
-# ``chat-analytics check`` marks its canary events with this source; the report leaves them out.
-CANARY_SOURCE = "chat-analytics-check"
 REJECTED_TABLE = "rejected"  # the lake's table of the events the processor rejected
 # What the report says instead of the rejected counts when it reads the table (which holds only valid events).
 REJECTED_NOT_IN_TABLE = (
@@ -258,7 +256,7 @@ class RequestTally:
 
     def __init__(self, days: list[str]) -> None:
         self.per_day = {day: DayFigures(day) for day in days}
-        self.score_bins = {kind: [0] * SCORE_BINS for kind in MATCH_TYPES}
+        self.score_bins: dict[str, list[int]] = {kind: [0] * SCORE_BINS for kind in MATCH_TYPES}
         self.unanswered = self.without_query = self.canaries = 0
 
     def add(

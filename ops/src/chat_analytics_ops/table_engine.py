@@ -13,31 +13,17 @@ from __future__ import annotations
 
 import sys
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from chat_analytics_ops.contract import CANARY_SOURCE, DAY_INDEX, DAY_INDEX_ATTRIBUTES, normalize_question
 from chat_analytics_ops.render import plural
-from chat_analytics_ops.report_model import CANARY_SOURCE, Distribution, Report, RequestTally, score_bin
+from chat_analytics_ops.report_model import Distribution, Report, RequestTally, score_bin
 
-DAY_INDEX = "byDay"
 PROGRESS_AFTER_PAGES = 3  # below this a report is instant and a progress line is noise
-PROJECTED = (
-    "requestId",
-    "day",
-    "query",
-    "matchType",
-    "matchScore",
-    "latencyMs",
-    "responseLatencyMs",
-    "queryTimestamp",
-    "queryIngestedAt",
-    "responseTimestamp",
-    "responseIngestedAt",
-    "source",
-)
+PROJECTED = ("requestId", "day", *DAY_INDEX_ATTRIBUTES)  # the index's keys and what it projects
 
 
 @dataclass(frozen=True)
@@ -146,17 +132,6 @@ def read_items(
                 yield item_from_dynamodb(raw)
             progress.update(day, index, len(days), pages, items)
     progress.finish(pages, items)
-
-
-def normalize_question(text: str) -> str:
-    """One key for questions that differ only in case, spacing, quotes or closing punctuation.
-
-    The processor computes the same key into the lake's ``question_key`` (lambda_src/chat_processor/lake.py;
-    a test holds the two equal), so both engines group unmatched questions alike.
-    """
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    collapsed = " ".join(folded.split())
-    return collapsed.strip(" \"'`“”‘’?!.,;:…")
 
 
 def build_report(items: Iterable[Item], days: list[str], *, top: int, stack_name: str = "") -> Report:
