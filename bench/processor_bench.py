@@ -72,6 +72,8 @@ for name in (
 ):
     os.environ.pop(name, None)
 
+import boto3  # noqa: E402
+from aws_lambda_powertools import Logger, Metrics  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from chat_processor import clients, handler, lake, store  # noqa: E402
 
@@ -199,9 +201,11 @@ def botocore_clients(*, tuned: bool = False) -> tuple[store.EventStore, lake.Lak
         body = canned_body(request.body)
         return AWSResponse(request.url, 200, _headers(body), _CannedRaw(body))
 
-    session = store.boto3.session.Session()
+    session = boto3.session.Session()
     store_config, lake_config = (
-        (clients.DYNAMODB_CONFIG.merge(TUNED), clients.FIREHOSE_CONFIG.merge(TUNED)) if tuned else (clients.DYNAMODB_CONFIG, clients.FIREHOSE_CONFIG)
+        (clients.DYNAMODB_CONFIG.merge(TUNED), clients.FIREHOSE_CONFIG.merge(TUNED))
+        if tuned
+        else (clients.DYNAMODB_CONFIG, clients.FIREHOSE_CONFIG)
     )
     dynamodb = session.client("dynamodb", config=store_config)
     firehose = session.client("firehose", config=lake_config)
@@ -212,7 +216,7 @@ def botocore_clients(*, tuned: bool = False) -> tuple[store.EventStore, lake.Lak
 
 def lean_clients() -> tuple[store.EventStore, lake.LakeSink]:
     """The store and the sink as the handler builds them (``transport.JsonClient``), their connections canned."""
-    session = store.boto3.session.Session()
+    session = boto3.session.Session()
     dynamodb = clients.json_client(session, "dynamodb", clients.DYNAMODB_CONFIG)
     firehose = clients.json_client(session, "firehose", clients.FIREHOSE_CONFIG)
     for client in (dynamodb, firehose):
@@ -244,11 +248,23 @@ def batches(count: int, prefix: str) -> Iterator[dict]:
         yield sqs_event(*records)
 
 
+# One Logger and one metric set for every processor the bench builds (Powertools shares both within a process).
+LOGGER = Logger(service=os.environ["POWERTOOLS_SERVICE_NAME"], level="INFO")
+METRICS = Metrics(namespace=os.environ["POWERTOOLS_METRICS_NAMESPACE"], service=os.environ["POWERTOOLS_SERVICE_NAME"])
+
+
+def processor(store_: Any, sink: Any) -> handler.Processor:
+    """A warm processor (its cold start counted already) on the given store and lake sink; no rejected rows' stream."""
+    built = handler.Processor(store_, sink, None, logger=LOGGER, metrics=METRICS)
+    built.cold_start = False
+    return built
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Logs and EMF to /dev/null for the block; the Logger's own stream is put back after it (it keeps the
-    stdout of import time, so it is pointed at the sink and back, never left on a closed file)."""
-    log_handler: Any = handler.logger.registered_handler  # a logging.StreamHandler
+    stdout of its first configuration, so it is pointed at the sink and back, never left on a closed file)."""
+    log_handler: Any = LOGGER.registered_handler  # a logging.StreamHandler
     previous = log_handler.stream
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         log_handler.setStream(sink)
@@ -258,7 +274,7 @@ def quiet() -> Iterator[None]:
             log_handler.setStream(previous)
 
 
-Mode = tuple[Any, Any]  # (store, sink) pinned for the mode; None: the floor (no handler)
+Mode = handler.Processor | None  # the mode's processor; None: the floor (no handler)
 FLOOR = "floor"
 TURN = 10  # batches a mode runs before the next mode's turn
 
@@ -272,18 +288,14 @@ def measure(modes: dict[str, Mode], count: int, warmup: int) -> dict[str, list[f
     events = {mode: list(batches(count + warmup, mode.replace(" ", "-"))) for mode in modes}  # request ids have no spaces
     per_event: dict[str, list[float]] = {mode: [] for mode in modes}
     with quiet():
-        try:
-            for turn in range(0, count + warmup, TURN):
-                for mode, pinned in modes.items():
-                    for index in range(turn, min(turn + TURN, count + warmup)):
-                        _measure_one(mode, pinned, events[mode][index], per_event[mode], measured=index >= warmup)
-        finally:
-            handler.stores.pin(None)
-            handler.sinks.pin(None)
+        for turn in range(0, count + warmup, TURN):
+            for mode, under_test in modes.items():
+                for index in range(turn, min(turn + TURN, count + warmup)):
+                    _measure_one(mode, under_test, events[mode][index], per_event[mode], measured=index >= warmup)
     return per_event
 
 
-def _measure_one(mode: str, pinned: Mode, event: dict, per_event: list[float], *, measured: bool) -> None:
+def _measure_one(mode: str, under_test: Mode, event: dict, per_event: list[float], *, measured: bool) -> None:
     """One batch of ``mode``: the bodies parsed (``floor``) or one handler invocation; its CPU per event appended."""
     if mode == FLOOR:
         bodies = [record["body"] for record in event["Records"]]
@@ -292,11 +304,10 @@ def _measure_one(mode: str, pinned: Mode, event: dict, per_event: list[float], *
             json.loads(body)
         elapsed = time.process_time() - started
     else:
-        handler.stores.pin(pinned[0])
-        handler.sinks.pin(pinned[1])
+        assert under_test is not None
         context = LambdaContext()
         started = time.process_time()
-        response = handler.handler(event, context)
+        response = under_test.handle(event, context)
         elapsed = time.process_time() - started
         assert not response["batchItemFailures"], (mode, response)
     if measured:
@@ -315,18 +326,22 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def run_cpu(count: int, warmup: int) -> dict[str, dict[str, float]]:
     modes: dict[str, Mode] = {
-        FLOOR: (None, None),
-        "stub": (StubStore(), StubSink()),
-        "botocore": botocore_clients(),
-        "botocore tuned": botocore_clients(tuned=True),
-        "lean": lean_clients(),
+        FLOOR: None,
+        "stub": processor(StubStore(), StubSink()),
+        "botocore": processor(*botocore_clients()),
+        "botocore tuned": processor(*botocore_clients(tuned=True)),
+        "lean": processor(*lean_clients()),
     }
-    return {mode: summary(values) for mode, values in measure(modes, count, warmup).items()}
+    try:
+        return {mode: summary(values) for mode, values in measure(modes, count, warmup).items()}
+    finally:
+        for under_test in modes.values():
+            if under_test is not None:
+                under_test.close()
 
 
 def run_moto(count: int, warmup: int) -> dict[str, float]:
     """The processor's own store (from the environment, as in Lambda) against moto's in-process DynamoDB; no lake."""
-    import boto3
     from moto import mock_aws
 
     from local.stack import template_path
@@ -335,11 +350,11 @@ def run_moto(count: int, warmup: int) -> dict[str, float]:
     template = json.loads(template_path("dev").read_text())  # `make bench` synthesizes first
     with mock_aws():
         create_table(boto3.client("dynamodb", region_name="us-east-1"), template, "bench-events")
-        handler.stores.reset()
+        under_test = processor(store.store_from_environment(), None)
         try:
-            return summary(measure({"moto": (handler.stores.get(), None)}, count, warmup)["moto"])
+            return summary(measure({"moto": under_test}, count, warmup)["moto"])
         finally:
-            handler.stores.reset()
+            under_test.close()
 
 
 def run_latency(count: int, delay_ms: float) -> dict[str, dict[str, float]]:
@@ -347,21 +362,19 @@ def run_latency(count: int, delay_ms: float) -> dict[str, dict[str, float]]:
     results = {}
     for shape, make in (("10 single-event groups", single_event_batches), ("5 requests, query + response", batches)):
         stub = StubStore(delay_ms / 1000)
-        handler.stores.pin(stub)
-        handler.sinks.pin(StubSink())
+        under_test = processor(stub, StubSink())
         walls = []
         try:
             with quiet():
                 for index, event in enumerate(make(count + 5, f"lat{len(shape)}")):
                     started = time.perf_counter()
-                    response = handler.handler(event, LambdaContext())
+                    response = under_test.handle(event, LambdaContext())
                     wall = (time.perf_counter() - started) * 1000
                     assert not response["batchItemFailures"], response
                     if index >= 5:
                         walls.append(wall)
         finally:
-            handler.stores.pin(None)
-            handler.sinks.pin(None)
+            under_test.close()
         summary_ms = summary(walls)
         summary_ms["writes_per_batch"] = stub.writes / (count + 5)
         results[shape] = summary_ms

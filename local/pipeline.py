@@ -6,13 +6,12 @@ Used by ``make demo``, ``make local``, the end-to-end tests and the benchmark.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import IO, Any
 
 from local.esm import EventSourceMappingEmulator
@@ -21,6 +20,10 @@ from schema import contract
 
 LAMBDA_DIR = REPO / "lambda_src"  # holds the package chat_processor, as Lambda's /var/task does
 PROCESSOR_DIR = LAMBDA_DIR / "chat_processor"
+if str(LAMBDA_DIR) not in sys.path:  # on Lambda's path as on pytest's (pyproject's pythonpath); scripts run from the repository
+    sys.path.append(str(LAMBDA_DIR))
+
+from chat_processor.handler import Processor, processor_from_environment  # noqa: E402
 
 
 class _ThreadRoutedStdout(io.TextIOBase):
@@ -58,27 +61,11 @@ class _ThreadRoutedStdout(io.TextIOBase):
             sink.flush()
 
 
-def import_processor() -> ModuleType:
-    """``chat_processor.handler`` imported as Lambda imports it (lambda_src/ on the path), its store
-    reset: the environment may have changed since an earlier import in this process."""
-    if str(LAMBDA_DIR) not in sys.path:
-        sys.path.insert(0, str(LAMBDA_DIR))
-    module = importlib.import_module("chat_processor.handler")
-    module.stores.reset()
-    module.sinks.reset()
-    return module
-
-
-def load_processor(info: StackInfo, *, retention_days: str | None = None) -> Any:
-    """Import ``chat_processor.handler`` as Lambda would, configured for the local stack.
-
-    The environment is the function's (from the template) plus what the Lambda service adds: the
-    region and the credentials of the function's role (assumed through moto's STS, so moto
-    enforces the role's policy), and the local endpoint.
-    """
+def lambda_environment(info: StackInfo) -> dict[str, str]:
+    """The processor function's environment on the local stack: the function's own (from the template) plus
+    what the Lambda service adds: the region and the credentials of the function's role (assumed through
+    moto's STS, so moto enforces the role's policy), and the local endpoint."""
     env = dict(info.processor_environment)
-    if retention_days:
-        env["EVENT_RETENTION_DAYS"] = retention_days
     env.update(
         AWS_ENDPOINT_URL=info.endpoint_url,
         AWS_REGION=info.region,
@@ -88,8 +75,15 @@ def load_processor(info: StackInfo, *, retention_days: str | None = None) -> Any
         AWS_SESSION_TOKEN=info.processor.session_token or "",
         AWS_LAMBDA_FUNCTION_NAME=info.outputs.get(contract.PROCESSOR_FUNCTION_NAME, "processor"),
     )
-    os.environ.update(env)
-    return import_processor().handler
+    return env
+
+
+def start_processor(info: StackInfo) -> Processor:
+    """The processor as the local stack's Lambda starts it: the function's environment set in this process
+    (``LocalPipeline.close`` puts the previous one back), then its cold start (``processor_from_environment``),
+    which reads it as Lambda's does."""
+    os.environ.update(lambda_environment(info))
+    return processor_from_environment()
 
 
 def _mapping_state(info: StackInfo) -> Any:
@@ -122,26 +116,28 @@ class LocalPipeline:
         self._saved_stdout = sys.stdout
         self._saved_env = dict(os.environ)
         self._logger_handler: Any = None
+        self.processor: Processor | None = None
 
     def start(self) -> LocalPipeline:
         self.info = self.stack.deploy()
-        handler = load_processor(self.info)
+        self.processor = processor = start_processor(self.info)
+        handler = processor.handle
         if self.processor_log is not None:
             self._log_file = self.processor_log.open("a", encoding="utf-8")
             router = _ThreadRoutedStdout(sys.stdout)
             sys.stdout = router
             sink = self._log_file
-            module = sys.modules[handler.__module__]
-            router.route_threads_named(module.GROUP_THREAD_PREFIX, sink)
-            # The handler's Logger bound the stdout of import time; Lambda's stdout is the router now.
-            module.logger.registered_handler.setStream(router)
-            self._logger_handler = module.logger.registered_handler
+            router.route_threads_named(processor.batches.thread_name_prefix, sink)
+            # The processor's Logger bound the stdout of its first configuration; Lambda's stdout is the router now.
+            log_handler: Any = processor.logger.registered_handler  # a logging.StreamHandler
+            log_handler.setStream(router)
+            self._logger_handler = log_handler
 
             def routed(event: dict, context: Any) -> Any:
                 router.route(sink)
                 return handler(event, context)
 
-            target = routed
+            target: Callable[[dict, Any], Any] = routed
         else:
             target = handler
         self.esm = EventSourceMappingEmulator(
@@ -161,6 +157,8 @@ class LocalPipeline:
     def close(self) -> None:
         if self.esm is not None:
             self.esm.stop()
+        if self.processor is not None:
+            self.processor.close()
         self.stack.close()
         sys.stdout = self._saved_stdout
         if self._logger_handler is not None:

@@ -29,17 +29,15 @@ LAMBDA_DIR = REPO / "lambda_src"
 CONTRACT_FILE = REPO / "schema" / "contract.py"
 CONTRACT_COPIES = (LAMBDA_DIR / "chat_processor" / "contract.py", REPO / "ops" / "src" / "chat_analytics_ops" / "contract.py")
 WORKER_CONTRACT = REPO / "edge" / "packages" / "worker-logger" / "src" / "contract.generated.ts"
+if str(LAMBDA_DIR) not in sys.path:  # on Lambda's path as on pytest's (pyproject's pythonpath); this script runs from schema/
+    sys.path.append(str(LAMBDA_DIR))
 
-
-def _processor_module(name: str):
-    if str(LAMBDA_DIR) not in sys.path:
-        sys.path.insert(0, str(LAMBDA_DIR))
-    return importlib.import_module(f"chat_processor.{name}")
+from chat_processor import lake, models  # noqa: E402
 
 
 def render() -> str:
     """The schema file's exact text: stable key order and a trailing newline, so diffs stay readable."""
-    return json.dumps(_processor_module("models").json_schema(), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(models.json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 def render_lake_columns() -> str:
@@ -49,7 +47,7 @@ def render_lake_columns() -> str:
             "The event lake's columns (Glue table `requests`, Parquet under requests/dt=YYYY-MM-DD/), in order. "
             "Generated from lambda_src/chat_processor/lake.py LAKE_COLUMNS by schema/generate.py; do not edit by hand."
         ),
-        "columns": [{"name": name, "type": kind} for name, kind in _processor_module("lake").LAKE_COLUMNS],
+        "columns": [{"name": name, "type": kind} for name, kind in lake.LAKE_COLUMNS],
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -61,7 +59,7 @@ def render_rejected_columns() -> str:
             "The event lake's rejected events (Glue table `rejected`, Parquet under rejected/dt=YYYY-MM-DD/), in order. "
             "Generated from lambda_src/chat_processor/lake.py REJECTED_COLUMNS by schema/generate.py; do not edit by hand."
         ),
-        "columns": [{"name": name, "type": kind} for name, kind in _processor_module("lake").REJECTED_COLUMNS],
+        "columns": [{"name": name, "type": kind} for name, kind in lake.REJECTED_COLUMNS],
     }
     return json.dumps(document, indent=2) + "\n"
 

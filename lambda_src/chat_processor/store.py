@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Generic, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -41,7 +41,6 @@ from .clients import DYNAMODB_CONFIG, CallGuard, ConfigurationError, error_code,
 from .models import QueryEvent, ResponseEvent
 
 DEFAULT_RETENTION_DAYS = 30
-T = TypeVar("T")
 SECONDS_PER_DAY = 86_400
 _SHARED_FIELDS = ("source", "sessionId")
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -87,30 +86,29 @@ VALUE_MINUS: Action = "value_minus"  # #a = :a - #o: the value less what the ite
 MINUS_VALUE: Action = "minus_value"  # #a = #o - :a: what the item holds in o less the value
 
 
-class Assignment(NamedTuple):
-    """One SET clause of an ``UpdateItem``: ``attribute`` gets ``value`` as ``action`` says (``other``: the
-    stored attribute a difference reads)."""
-
-    attribute: str
-    action: Action
-    value: Value
-    other: str = ""
+# One SET clause of an ``UpdateItem``: (attribute, action, value, other), ``other`` being the stored attribute a
+# difference reads ("" otherwise). A plain tuple: a write makes about 16 of them.
+Assignment = tuple[str, Action, Value, str]
 
 
-# (attribute, action, other) -> (clause, #attribute, :attribute, #other): each shape is rendered once, not once per write
-_RENDERED: dict[tuple[str, Action, str], tuple[str, str, str, str]] = {}
+class _Text(NamedTuple):
+    """How one attribute is written in an expression: its name and value placeholders and its clause for each action
+    that reads no other attribute (a difference's clause is written when it is rendered)."""
+
+    path: str
+    placeholder: str
+    clauses: dict[str, str]
 
 
-def _render(attribute: str, action: Action, other: str) -> tuple[str, str, str, str]:
-    path, placeholder, other_path = f"#{attribute}", f":{attribute}", f"#{other}" if other else ""
-    clause = {
-        SET: f"{path} = {placeholder}",
-        IF_NOT_EXISTS: f"{path} = if_not_exists({path}, {placeholder})",
-        VALUE_MINUS: f"{path} = {placeholder} - {other_path}",
-        MINUS_VALUE: f"{path} = {other_path} - {placeholder}",
-    }[action]
-    rendered = _RENDERED[attribute, action, other] = (clause, path, placeholder, other_path)
-    return rendered
+_TEXT: dict[str, _Text] = {}  # by attribute: each is rendered once, not once per write
+
+
+def _text(attribute: str) -> _Text:
+    path, placeholder = f"#{attribute}", f":{attribute}"
+    text = _TEXT[attribute] = _Text(
+        path, placeholder, {SET: f"{path} = {placeholder}", IF_NOT_EXISTS: f"{path} = if_not_exists({path}, {placeholder})"}
+    )
+    return text
 
 
 class Update:
@@ -128,11 +126,11 @@ class Update:
 
     def set(self, attribute: str, value: Value, *, keep_existing: bool = False) -> None:
         """``attribute`` = ``value``; with ``keep_existing``, only when the item does not hold the attribute yet."""
-        self.assignments.append(Assignment(attribute, IF_NOT_EXISTS if keep_existing else SET, value))
+        self.assignments.append((attribute, IF_NOT_EXISTS if keep_existing else SET, value, ""))
 
     def difference(self, attribute: str, action: Action, value: Value, other: str) -> None:
         """``attribute`` = ``value`` - stored ``other`` (``VALUE_MINUS``) or stored ``other`` - ``value`` (``MINUS_VALUE``)."""
-        self.assignments.append(Assignment(attribute, action, value, other))
+        self.assignments.append((attribute, action, value, other))
 
     def require(self, function: Literal["attribute_exists", "attribute_not_exists"], attribute: str) -> None:
         """The write happens only when ``function(attribute)`` holds for the stored item."""
@@ -144,12 +142,17 @@ class Update:
         values: dict[str, Value] = {}
         clauses: list[str] = []
         for attribute, action, value, other in self.assignments:
-            clause, path, placeholder, other_path = _RENDERED.get((attribute, action, other)) or _render(attribute, action, other)
-            clauses.append(clause)
+            path, placeholder, texts = _TEXT.get(attribute) or _text(attribute)
             names[path] = attribute
             values[placeholder] = value
             if other:
+                other_path = f"#{other}"
                 names[other_path] = other
+                clauses.append(
+                    f"{path} = {placeholder} - {other_path}" if action == VALUE_MINUS else f"{path} = {other_path} - {placeholder}"
+                )
+            else:
+                clauses.append(texts[action])
         arguments: dict[str, Any] = {
             "UpdateExpression": "SET " + ", ".join(clauses),
             "ExpressionAttributeNames": names,
@@ -317,41 +320,3 @@ def store_from_environment() -> EventStore:
     if retention_days < 1:
         raise ConfigurationError(f"EVENT_RETENTION_DAYS must be at least 1, not {retention_days}")
     return EventStore(service_client("dynamodb", DYNAMODB_CONFIG), table_name, retention_days)
-
-
-class Provider(Generic[T]):
-    """Builds a client-holding object on first use and keeps it: in Lambda the environment never
-    changes, so one client (and its connections) serves every invocation of the execution environment.
-
-    Lazily, so that importing the handler needs no environment. Whoever changes the environment inside
-    one process (the local stack deploying again, a test) calls ``reset``; ``pin`` replaces the object
-    outright (tests, benchmarks). The factory may return None (the lake, when the function has none).
-    """
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory = factory
-        self._built = False
-        self._value: T | None = None
-        self._pinned: Any = None
-
-    def get(self) -> Any:
-        if self._pinned is not None:
-            return self._pinned
-        if not self._built:
-            self._value, self._built = self._factory(), True
-        return self._value
-
-    def reset(self) -> None:
-        """Forget the object: the next ``get`` builds one from the environment as it is then."""
-        self._value, self._built, self._pinned = None, False, None
-
-    def pin(self, value: Any) -> None:
-        """Use ``value`` (for the store: anything with ``write`` like ``EventStore``) until ``pin(None)``."""
-        self._pinned = value
-
-
-class StoreProvider(Provider[EventStore]):
-    """The processor's ``EventStore``, from ``TABLE_NAME`` and ``EVENT_RETENTION_DAYS``."""
-
-    def __init__(self) -> None:
-        super().__init__(store_from_environment)

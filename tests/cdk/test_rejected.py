@@ -6,17 +6,16 @@ resources keep their logical ids (a renamed one would be replaced: a new table, 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
+from chat_processor import lake as processor_lake
 
 from stacks.lake import REJECTED_COLUMNS, EventLake
 from tests.cdk.conftest import REPO, Synthesized, logical_id, resources_of, templates_of
 from tests.cdk.test_lake_construct import LF_PROPS, READERS
-from tests.processor_modules import processor_modules
 
 # The lake's resources as they were before the rejected table: the same logical ids, so an update changes them in place.
 EXISTING_IDS = {
@@ -52,8 +51,8 @@ def test_the_rejected_table_has_the_processors_columns_and_the_requests_partitio
     table = rejected["TableInput"]
     assert table["Name"] == "rejected"
     columns = [(column["Name"], column["Type"]) for column in table["StorageDescriptor"]["Columns"]]
-    with processor_modules():  # the processor's lake.py, as Lambda imports it: the authority
-        assert columns == list(sys.modules["chat_processor.lake"].REJECTED_COLUMNS) == list(REJECTED_COLUMNS)
+    # the processor's lake.py, as Lambda imports it: the authority
+    assert columns == list(processor_lake.REJECTED_COLUMNS) == list(REJECTED_COLUMNS)
     schema_file = json.loads((REPO / "schema" / "rejected-columns.json").read_text(encoding="utf-8"))
     assert columns == [(column["name"], column["type"]) for column in schema_file["columns"]]
     assert table["PartitionKeys"] == requests["TableInput"]["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]

@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from chat_processor.handler import processor_from_environment
 from moto import mock_aws
 
 from chat_analytics_ops import dlq
@@ -25,7 +26,7 @@ from chat_analytics_ops.cli import main
 from local.esm import EventSourceMappingEmulator
 from local.stack import Deployment, deploy_template, processor_environment
 from tests.conftest import Synthesized
-from tests.processor_modules import processor_modules
+from tests.processor.lambda_events import CurrentStdout
 
 STAGE = "dev"
 STACK_NAME = f"ChatAnalytics-{STAGE}"
@@ -162,7 +163,7 @@ class Processor:
         self.stack = stack
         self.broken = broken
         self.endpoint_url = endpoint_url
-        self._handler: Any = None  # imported at the first poll, then kept: one execution environment
+        self._handler: Any = None  # built at the first poll, then kept: one execution environment
 
     def poll(self) -> int:
         """One receive of up to 10 messages; returns how many the processor stored."""
@@ -177,9 +178,10 @@ class Processor:
         saved = dict(os.environ)
         os.environ.update(environment)
         try:
-            if self._handler is None:
-                with processor_modules() as handler:  # the module keeps working once sys.modules is put back
-                    self._handler = handler.handler
+            if self._handler is None:  # the function's cold start, under its environment
+                processor = processor_from_environment()
+                processor.logger.registered_handler.stream = CurrentStdout()  # each test's capture sees its logs
+                self._handler = processor.handle
             esm = EventSourceMappingEmulator(
                 self.stack.sqs, self.stack.events_url, self._handler, wait_time_s=0, failure_visibility_s=0, region=REGION
             )

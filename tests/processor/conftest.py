@@ -1,27 +1,27 @@
-"""Fixtures for the processor Lambda: its modules imported as Lambda imports them, and moto's DynamoDB.
+"""Fixtures for the processor Lambda: its package imported as Lambda imports it (lambda_src/ on the path),
+a ``handler.Processor`` built from explicit parts for each test, and moto's DynamoDB.
 
-The processor's modules are top-level (``handler``, ``models``, ``store``, ``invalid``), as in the
-Lambda asset. They are imported fresh for this package, with this package's environment, and the
-previous ones (e.g. the local stack's) are put back afterwards, so test packages do not leak into each other.
+The parts a test does not give (``Processor.pin``) are built from this package's environment when the
+processor is first used after a ``reset``, as an execution environment's cold start builds them.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools import Logger, Metrics
+from chat_processor import clients, fifo_batch, handler, invalid, lake, models, store, transport
 from moto import mock_aws
 
 from local.template import table_arguments
 from tests.conftest import Synthesized
-from tests.processor.lambda_events import BASE_TS, REGION, LambdaContext, sqs_event
-from tests.processor_modules import processor_modules
+from tests.processor.lambda_events import BASE_TS, REGION, CurrentStdout, LambdaContext, sqs_event
 
 PROCESSOR_DIR = Path(__file__).resolve().parents[2] / "lambda_src" / "chat_processor"
 TABLE = "chat-analytics-test-events"
@@ -54,13 +54,53 @@ UNSET = (
 
 @dataclass
 class Processor:
-    handler: ModuleType
-    store: ModuleType
-    models: ModuleType
-    invalid: ModuleType
-    lake: ModuleType
-    transport: ModuleType
-    clients: ModuleType
+    """The processor's modules, and the ``handler.Processor`` under test (``app``): built on first use from the
+    pinned parts (``pin``) and, for the others, the environment as it is then; ``reset`` starts a new one."""
+
+    logger: Logger
+    metrics: Metrics
+    handler: ModuleType = handler
+    store: ModuleType = store
+    models: ModuleType = models
+    invalid: ModuleType = invalid
+    lake: ModuleType = lake
+    transport: ModuleType = transport
+    clients: ModuleType = clients
+    fifo_batch: ModuleType = fifo_batch
+    clock: Callable[[], int] = handler.epoch_ms
+    pinned: dict[str, Any] = field(default_factory=dict)
+    _app: handler.Processor | None = None
+
+    @property
+    def app(self) -> handler.Processor:
+        if self._app is None:
+            parts = {
+                "store": self.pinned["store"] if "store" in self.pinned else store.store_from_environment(),
+                "lake": self.pinned["lake"] if "lake" in self.pinned else lake.sink_from_environment(),
+                "rejected": self.pinned["rejected"] if "rejected" in self.pinned else lake.rejected_sink_from_environment(),
+            }
+            self._app = handler.Processor(**parts, logger=self.logger, metrics=self.metrics, clock=lambda: self.clock())
+            self._app.cold_start = False  # the execution environment is warm; test_processor_handler checks the first invocation
+        return self._app
+
+    def pin(self, **parts: Any) -> None:
+        """Use these parts (``store``, ``lake``, ``rejected``) from now on; None: the environment's again."""
+        for name, value in parts.items():
+            if value is None:
+                self.pinned.pop(name, None)
+            else:
+                self.pinned[name] = value
+        self._drop()
+
+    def reset(self) -> None:
+        """A new execution environment: nothing pinned, every part built from the environment as it is at the next use."""
+        self.pinned.clear()
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._app is not None:
+            self._app.close()
+        self._app = None
 
 
 @pytest.fixture(scope="package")
@@ -71,17 +111,12 @@ def processor() -> Iterator[Processor]:
     for name in UNSET:
         patch.delenv(name, raising=False)
     try:
-        with processor_modules() as handler:
-            vars(handler)["_cold_start"] = False  # the execution environment is warm; test_processor_handler checks the first invocation
-            yield Processor(
-                handler,
-                sys.modules["chat_processor.store"],
-                sys.modules["chat_processor.models"],
-                sys.modules["chat_processor.invalid"],
-                sys.modules["chat_processor.lake"],
-                sys.modules["chat_processor.transport"],
-                sys.modules["chat_processor.clients"],
-            )
+        logger = Logger(service=SERVICE, level="INFO")
+        logger.setLevel("INFO")  # Powertools configures a service's logging.Logger once per process: the level is ours
+        logger.registered_handler.stream = CurrentStdout()  # each test's capture sees its logs
+        under_test = Processor(logger, Metrics(namespace=NAMESPACE, service=SERVICE))
+        yield under_test
+        under_test.reset()
     finally:
         patch.undo()
 
@@ -99,7 +134,7 @@ class FakeClock:
 @pytest.fixture
 def clock(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(processor.handler, "clock", fake)
+    monkeypatch.setattr(processor, "clock", fake)
     return fake
 
 
@@ -128,19 +163,19 @@ def create_table(client: Any, template: dict, name: str = TABLE) -> None:
 
 @pytest.fixture
 def table(processor: Processor, dev: Synthesized) -> Iterator[Table]:
-    """An empty events table in moto; the handler builds its store from the environment, as in Lambda.
+    """An empty events table in moto; the processor builds its store from the environment, as in Lambda.
     The test's client has the processor's config, so an ``EventStore`` can bound its calls (``CallGuard``)."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, config=processor.clients.DYNAMODB_CONFIG)
         create_table(client, dev.raw)
-        processor.handler.stores.reset()
+        processor.reset()
         try:
             yield Table(client, TABLE)
         finally:
-            processor.handler.stores.reset()
+            processor.reset()
 
 
 def run(processor: Processor, *records: dict, context: Any = None) -> list[str]:
     """Invoke the handler with one batch; the failed message IDs, in batch order."""
-    response = processor.handler.handler(sqs_event(*records), context or LambdaContext())
+    response = processor.app.handle(sqs_event(*records), context or LambdaContext())
     return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import itertools
 import json
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -116,6 +117,17 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+class CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is at the time of the write (pytest's capture of the running test):
+    the processor's Logger is configured once per process, so its stream must follow the test."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
 
 
 def json_lines(text: str) -> list[dict]:

@@ -50,13 +50,11 @@ def silent_table(processor: Processor, monkeypatch: pytest.MonkeyPatch):
     with SilentEndpoint() as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
         monkeypatch.delenv("LAKE_STREAM_NAME", raising=False)
-        processor.handler.stores.reset()
-        processor.handler.sinks.reset()
+        processor.reset()
         try:
             yield server
         finally:
-            processor.handler.stores.reset()
-            processor.handler.sinks.reset()
+            processor.reset()
 
 
 def test_the_configured_clients_could_outlive_the_invocation_without_the_guard(processor: Processor) -> None:
@@ -75,7 +73,7 @@ def test_a_silent_table_ends_the_invocation_before_its_deadline(
     fit), times out after 4 s, is retried once (up to 1 s of backoff and 6 s end before 14 s) and not a third
     time (up to 2 s and 6 s after the second timeout, about 8-9 s in, do not). The groups' failed writes fail
     them whole; the store's client is the real one, with the configured timeouts."""
-    config = processor.handler.stores.get().client.meta.config
+    config = processor.app.store.client.meta.config
     assert (config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]) == (2, 4, 3)
     context = DeadlineContext(15)
     assert processor.clients.CallLimits.of(config).worst_case_s() > 15
@@ -121,14 +119,14 @@ def test_a_silent_lake_ends_the_invocation_before_its_deadline_and_nothing_is_lo
         client = boto3.session.Session().client(
             "firehose", region_name=REGION, endpoint_url=server.url, config=processor.clients.FIREHOSE_CONFIG
         )
-        processor.handler.sinks.pin(processor.lake.LakeSink(client, STREAM))
+        processor.pin(lake=processor.lake.LakeSink(client, STREAM))
         records = [sqs_record(query_body("r-1"), group="g"), sqs_record(query_body("r-2"), group="g"), sqs_record(query_body("r-3"))]
         context = DeadlineContext(9)
         try:
             failed = run(processor, *records, context=context)
             returned = time.monotonic()
         finally:
-            processor.handler.sinks.pin(None)
+            processor.pin(lake=None)
         assert returned < context.deadline, "the handler returned before Lambda would have ended it"
         assert server.actions == ["PutRecordBatch"]
     assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (2, 4)
@@ -141,13 +139,13 @@ def test_a_silent_lake_ends_the_invocation_before_its_deadline_and_nothing_is_lo
     assert error["errorCodes"] == ["ReadTimeoutError"]
 
     monkeypatch.setenv("LAKE_STREAM_NAME", STREAM)
-    processor.handler.sinks.reset()
+    processor.reset()
     try:
         lake = Lake()
         assert run(processor, *(redelivered(record) for record in records)) == []
     finally:
         monkeypatch.delenv("LAKE_STREAM_NAME")
-        processor.handler.sinks.reset()
+        processor.reset()
     assert sorted(row["request_id"] for row in lake.rows()) == ["r-1", "r-2", "r-3"]
     values = metric_values(capsys.readouterr().out)
     assert "QueryEvents" not in values and values["LakeRows"] == [3]

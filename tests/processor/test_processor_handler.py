@@ -19,6 +19,7 @@ from tests.processor.lambda_events import (
     query_body,
     redelivered,
     response_body,
+    sqs_event,
     sqs_record,
 )
 
@@ -53,7 +54,7 @@ class FlakyClient:
 def flaky(processor: Processor, table: Table):
     def pin(code: str = "ProvisionedThroughputExceededException", status: int = 400, **kwargs: Any) -> FlakyClient:
         client = FlakyClient(table.client, code, status, **kwargs)
-        processor.handler.stores.pin(processor.store.EventStore(client, table.name, 30))
+        processor.pin(store=processor.store.EventStore(client, table.name, 30))
         return client
 
     return pin
@@ -185,12 +186,12 @@ def test_the_question_text_never_reaches_the_logs_even_at_debug(
     processor: Processor, table: Table, clock: FakeClock, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
-    level = processor.handler.logger.log_level
-    processor.handler.logger.setLevel("DEBUG")
+    level = processor.app.logger.log_level
+    processor.app.logger.setLevel("DEBUG")
     try:
         assert run(processor, sqs_record(query_body("r-1", query=SECRET_QUESTION)), sqs_record(response_body("r-1"))) == []
     finally:
-        processor.handler.logger.setLevel(level)
+        processor.app.logger.setLevel(level)
     out = capsys.readouterr().out
     assert "secret handshake" not in out
     stored = [log for log in log_records(out) if log["message"] == "Event stored"]
@@ -305,11 +306,11 @@ class RecordingClient:
 def recording(processor: Processor, table: Table):
     def pin(barrier: threading.Barrier | None = None) -> RecordingClient:
         client = RecordingClient(table.client, barrier)
-        processor.handler.stores.pin(processor.store.EventStore(client, table.name, 30))
+        processor.pin(store=processor.store.EventStore(client, table.name, 30))
         return client
 
     yield pin
-    processor.handler.stores.pin(None)
+    processor.pin(store=None)
 
 
 def test_a_query_and_its_response_in_one_batch_are_one_write(processor: Processor, table: Table, clock: FakeClock, recording) -> None:
@@ -362,34 +363,72 @@ def test_records_are_not_started_when_the_invocation_is_about_to_time_out(proces
     assert table.count() == 0
 
 
-def test_one_store_per_execution_environment_until_reset(
+def test_lambdas_handler_builds_one_processor_from_the_environment_at_its_first_invocation(
+    processor: Processor, table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda's environment never changes: ``handler.handler`` builds its processor (the store and its client)
+    from the environment once, at the execution environment's first invocation (importing the module reads
+    nothing); an incomplete environment fails every invocation until it is fixed."""
+    monkeypatch.setattr(processor.handler, "_processor", None)  # a new execution environment
+
+    def invoke(request_id: str) -> list[dict]:
+        return processor.handler.handler(sqs_event(sqs_record(query_body(request_id))), LambdaContext())["batchItemFailures"]
+
+    try:
+        assert invoke("r-1") == []
+        first = processor.handler._processor
+        assert isinstance(first, processor.handler.Processor) and isinstance(first.store, processor.store.EventStore)
+        assert invoke("r-2") == [] and processor.handler._processor is first, "one client per execution environment"
+        monkeypatch.setenv("EVENT_RETENTION_DAYS", "400")
+        assert invoke("r-3") == [] and processor.handler._processor is first, "the environment is read once"
+        assert first.store.retention_days == 30
+        first.close()
+        monkeypatch.setattr(processor.handler, "_processor", None)
+        assert invoke("r-4") == []
+        assert processor.handler._processor is not first and processor.handler._processor.store.retention_days == 400
+        processor.handler._processor.close()
+        monkeypatch.setattr(processor.handler, "_processor", None)
+        monkeypatch.delenv("TABLE_NAME")
+        for _ in range(2):
+            with pytest.raises(processor.clients.ConfigurationError):
+                invoke("r-5")
+        monkeypatch.setenv("TABLE_NAME", "x")
+        monkeypatch.setenv("EVENT_RETENTION_DAYS", "thirty")
+        with pytest.raises(processor.clients.ConfigurationError):
+            processor.handler.processor_from_environment()
+    finally:
+        if processor.handler._processor is not None:
+            processor.handler._processor.close()
+
+
+def test_the_processors_parts_not_given_are_built_from_the_environment_once(
     processor: Processor, table: Table, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Lambda's environment never changes: the store (and its client) is built once. A process that
-    changes the environment itself (the local stack, a test) says so with ``reset``."""
+    """The store (and its client) is built once per processor. A process that changes the environment
+    itself (the local stack, a test) builds a new processor."""
     assert run(processor, sqs_record(query_body("r-1"))) == []
-    first = processor.handler.stores.get()
-    assert processor.handler.stores.get() is first, "one client per execution environment"
+    first = processor.app.store
+    assert processor.app.store is first, "one client per execution environment"
     monkeypatch.setenv("EVENT_RETENTION_DAYS", "400")
-    assert processor.handler.stores.get() is first, "the environment is read once"
-    processor.handler.stores.reset()
-    assert processor.handler.stores.get() is not first and processor.handler.stores.get().retention_days == 400
+    assert processor.app.store is first, "the environment is read once"
+    processor.reset()
+    assert processor.app.store is not first and processor.app.store.retention_days == 400
     monkeypatch.delenv("TABLE_NAME")
-    processor.handler.stores.reset()
+    processor.reset()
     with pytest.raises(processor.clients.ConfigurationError):
         run(processor, sqs_record(query_body("r-2")))
     monkeypatch.setenv("TABLE_NAME", "x")
     monkeypatch.setenv("EVENT_RETENTION_DAYS", "thirty")
-    processor.handler.stores.reset()
+    processor.reset()
     with pytest.raises(processor.clients.ConfigurationError):
-        processor.handler.stores.get()
+        _ = processor.app.store
 
 
 def test_the_first_invocation_of_an_execution_environment_counts_one_cold_start(
     processor: Processor, table: Table, clock: FakeClock, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The dashboard's cold-start rate: ``ColdStart`` is 1 in the first invocation only."""
-    monkeypatch.setattr(processor.handler, "_cold_start", True)
+    monkeypatch.setattr(processor.app, "cold_start", True)
     assert run(processor, sqs_record(query_body("r-1"))) == []
     assert metric_values(capsys.readouterr().out)["ColdStart"] == [1.0]
     assert run(processor, sqs_record(query_body("r-2"))) == []

@@ -128,12 +128,12 @@ class RejectedLake:
 @pytest.fixture
 def rejected(processor: Processor, table: Table, monkeypatch: pytest.MonkeyPatch) -> Iterator[RejectedLake]:
     monkeypatch.setenv("REJECTED_STREAM_NAME", REJECTED_STREAM)
-    processor.handler.sinks.reset()  # resets the rejected rows' sink too
+    processor.reset()  # the lake's sinks too
     try:
         yield RejectedLake()
     finally:
         monkeypatch.delenv("REJECTED_STREAM_NAME")
-        processor.handler.sinks.reset()
+        processor.reset()
 
 
 def private_texts(value: Any) -> list[str]:
@@ -274,17 +274,17 @@ def test_a_rejected_row_not_delivered_is_counted_and_changes_no_outcome(
 ) -> None:
     """The valid events are stored once and their lake rows delivered; the invalid record fails as it would anyway."""
     monkeypatch.setenv("LAKE_STREAM_NAME", STREAM)
-    processor.handler.sinks.reset()
+    processor.reset()
     lake = Lake()
     sink: Any = RefusingSink(processor, {"r-bad"}) if broken == "refused" else RaisingSink()
-    processor.handler.rejected_sinks.pin(sink)
+    processor.pin(rejected=sink)
     try:
         records = [sqs_record(query_body("r-1")), sqs_record({**query_body("r-bad"), "query": None}), sqs_record(response_body("r-1"))]
         failed = run(processor, *records)
     finally:
-        processor.handler.rejected_sinks.reset()
+        processor.pin(rejected=None)
         monkeypatch.delenv("LAKE_STREAM_NAME")
-        processor.handler.sinks.reset()
+        processor.reset()
     assert failed == [records[1]["messageId"]]
     assert [row["request_id"] for row in lake.rows()] == ["r-1"] and lake.rows()[0]["complete"] is True
     out = capsys.readouterr().out
@@ -309,8 +309,8 @@ def test_a_row_that_cannot_be_built_is_counted_and_the_record_fails_as_before(
 
 
 def test_without_a_rejected_stream_there_are_no_rejected_rows(processor: Processor, table: Table, capsys: pytest.CaptureFixture) -> None:
-    processor.handler.sinks.reset()
-    assert processor.handler.rejected_sinks.get() is None
+    processor.reset()
+    assert processor.app.rejected is None
     record = sqs_record("not json")
     assert run(processor, record) == [record["messageId"]]
     assert "RejectedRows" not in metric_values(capsys.readouterr().out)

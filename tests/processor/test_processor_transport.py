@@ -349,14 +349,12 @@ def test_without_credentials_nothing_is_sent(processor: Processor) -> None:
 def test_the_handlers_clients_are_this_transport(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> None:
     """The store and the lake the handler builds from the environment send through ``transport.JsonClient``."""
     monkeypatch.setenv("LAKE_STREAM_NAME", "s")
-    processor.handler.stores.reset()
-    processor.handler.sinks.reset()
+    processor.reset()
     try:
-        assert isinstance(processor.handler.stores.get().client, processor.transport.JsonClient)
-        assert isinstance(processor.handler.sinks.get().client, processor.transport.JsonClient)
+        assert isinstance(processor.app.store.client, processor.transport.JsonClient)
+        assert isinstance(processor.app.lake.client, processor.transport.JsonClient)
     finally:
-        processor.handler.stores.reset()
-        processor.handler.sinks.reset()
+        processor.reset()
 
 
 def test_with_a_proxy_the_botocore_client_is_used(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> None:
