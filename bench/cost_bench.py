@@ -86,9 +86,11 @@ class Meter:
         sink: Any = processor.lake  # a LakeSink, or None
         if sink is not None:
             sink.client.put_record_batch = self._counted_put(sink.client.put_record_batch)
-        pipeline.esm.sqs.meta.events.register("after-call.sqs", self._after_sqs)
-        self._inner = pipeline.esm.handler
-        pipeline.esm.handler = self._timed_handler
+        esm = pipeline.esm
+        assert esm is not None, "the pipeline is started"
+        esm.sqs.meta.events.register("after-call.sqs", self._after_sqs)
+        self._inner = esm.handler
+        esm.handler = self._timed_handler
 
     def _clear(self) -> None:
         self.invocations: list[dict[str, Any]] = []
@@ -452,14 +454,15 @@ def summarize(
 def phase(
     name: str, pipeline: LocalPipeline, proxy: DelayProxy, meter: Meter, log_path: Path, projected: set[str], run: Any
 ) -> dict[str, Any]:
-    info = pipeline.info
+    info, esm = pipeline.info, pipeline.esm
+    assert info is not None and esm is not None, "the pipeline is started"
     proxy.reset()
     meter.reset()
     sys.stdout.flush()
     log_before = log_path.stat().st_size
     driven = run(info, proxy.origin)
     drive_ended = time.perf_counter()
-    drained = pipeline.esm.wait_until_drained(timeout=300, settle_s=1.5)
+    drained = esm.wait_until_drained(timeout=300, settle_s=1.5)
     # The producer's last sends and the queue's backlog after the last question was answered (the settle
     # included): how far behind the processor fell at this rate.
     drain_s = time.perf_counter() - drive_ended
@@ -957,6 +960,7 @@ def main() -> int:
     with LocalPipeline(processor_log=log_path) as pipeline:
         meter = Meter(pipeline)
         pollers = set_pollers(pipeline, args.pollers)
+        assert pipeline.info is not None, "the pipeline is started"
         proxy = DelayProxy(int(pipeline.info.endpoint_url.rsplit(":", 1)[1]), 0.0).start()
         try:
             for rate in rates:
