@@ -210,3 +210,45 @@ def test_a_repeated_event_type_in_one_write_keeps_the_last(processor: Processor,
     assert table.item("r-1")["query"] == {"S": "second"}
     with pytest.raises(ValueError, match="different requests"):
         merge(processor, table, query_body("r-1"), response_body("r-2"))
+
+
+def test_one_update_description_renders_the_expression_and_gives_the_item(processor: Processor) -> None:
+    """The write's description renders its ``UpdateExpression`` and applies itself to the old item as DynamoDB
+    does (every operand reads the item before the write); ``merge`` above holds the result equal to moto's item."""
+    store = processor.store
+    update = store.Update()
+    update.set("query", {"S": "q"})
+    update.set("queryIngestedAt", {"N": "5"}, keep_existing=True)
+    update.difference("responseLatencyMs", store.VALUE_MINUS, {"N": "12"}, "queryTimestamp")
+    update.difference("gap", store.MINUS_VALUE, {"N": "0.5"}, "queryTimestamp")
+    update.require("attribute_exists", "queryTimestamp")
+    assert update.arguments() == {
+        "UpdateExpression": "SET #query = :query, #queryIngestedAt = if_not_exists(#queryIngestedAt, :queryIngestedAt), "
+        "#responseLatencyMs = :responseLatencyMs - #queryTimestamp, #gap = #queryTimestamp - :gap",
+        "ExpressionAttributeNames": {
+            "#query": "query",
+            "#queryIngestedAt": "queryIngestedAt",
+            "#responseLatencyMs": "responseLatencyMs",
+            "#queryTimestamp": "queryTimestamp",
+            "#gap": "gap",
+        },
+        "ExpressionAttributeValues": {
+            ":query": {"S": "q"},
+            ":queryIngestedAt": {"N": "5"},
+            ":responseLatencyMs": {"N": "12"},
+            ":gap": {"N": "0.5"},
+        },
+        "ConditionExpression": "attribute_exists(#queryTimestamp)",
+    }
+    key = {"requestId": {"S": "r-1"}}
+    old = {"queryTimestamp": {"N": "2"}, "queryIngestedAt": {"N": "1"}}
+    assert update.applied_to(old, key) == {
+        "requestId": {"S": "r-1"},
+        "queryTimestamp": {"N": "2"},
+        "queryIngestedAt": {"N": "1"},
+        "query": {"S": "q"},
+        "responseLatencyMs": {"N": "10"},
+        "gap": {"N": "1.5"},
+    }
+    with pytest.raises(ValueError, match="queryTimestamp is missing"):  # DynamoDB refuses it; the write's condition prevents it
+        update.applied_to({}, key)
