@@ -52,6 +52,13 @@ class ProcessorProps:
     rejected_stream_name: str = ""
     rejected_stream_arn: str = ""
     powertools_layer: str | None = None  # a layer version ARN, a Powertools release (3.x.y), or None for the latest
+    # Lambda's own records (settings ``processorSystemLogLevel``): at WARN, no START and REPORT per invocation.
+    system_log_level: str = "INFO"
+    # The processor's level (``processorLogLevel``, POWERTOOLS_LOG_LEVEL): at WARNING, no "Batch processed" line.
+    # Lambda's application log filter (ApplicationLogLevel) is never set: it counts a line without a "level" key,
+    # as every metrics (EMF) document is, as INFO, so at WARN it would drop the metrics; and Powertools follows
+    # it (AWS_LAMBDA_LOG_LEVEL) before POWERTOOLS_LOG_LEVEL.
+    log_level: str = "INFO"
 
 
 class Processor(Construct):
@@ -100,6 +107,7 @@ class Processor(Construct):
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            system_log_level_v2=lambda_.SystemLogLevel[props.system_log_level],
             environment={
                 "TABLE_NAME": props.events_table.table_name,
                 "EVENT_RETENTION_DAYS": str(props.table_retention_days),
@@ -107,7 +115,7 @@ class Processor(Construct):
                 **({"REJECTED_STREAM_NAME": props.rejected_stream_name} if props.rejected_stream_name else {}),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": props.metrics_namespace,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_LOG_LEVEL": props.log_level,
             },
         )
         self.event_source = event_sources.SqsEventSource(
