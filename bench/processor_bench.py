@@ -305,7 +305,7 @@ def _measure_one(mode: str, under_test: Mode, event: dict, per_event: list[float
         elapsed = time.process_time() - started
     else:
         assert under_test is not None
-        context = LambdaContext()
+        context: Any = LambdaContext()  # the attributes Powertools' LambdaContext has
         started = time.process_time()
         response = under_test.handle(event, context)
         elapsed = time.process_time() - started
@@ -367,8 +367,9 @@ def run_latency(count: int, delay_ms: float) -> dict[str, dict[str, float]]:
         try:
             with quiet():
                 for index, event in enumerate(make(count + 5, f"lat{len(shape)}")):
+                    context: Any = LambdaContext()  # the attributes Powertools' LambdaContext has
                     started = time.perf_counter()
-                    response = under_test.handle(event, LambdaContext())
+                    response = under_test.handle(event, context)
                     wall = (time.perf_counter() - started) * 1000
                     assert not response["batchItemFailures"], response
                     if index >= 5:

@@ -180,7 +180,8 @@ class Processor:
         try:
             if self._handler is None:  # the function's cold start, under its environment
                 processor = processor_from_environment()
-                processor.logger.registered_handler.stream = CurrentStdout()  # each test's capture sees its logs
+                log_handler: Any = processor.logger.registered_handler  # a logging.StreamHandler
+                log_handler.stream = CurrentStdout()  # each test's capture sees its logs
                 self._handler = processor.handle
             esm = EventSourceMappingEmulator(
                 self.stack.sqs, self.stack.events_url, self._handler, wait_time_s=0, failure_visibility_s=0, region=REGION

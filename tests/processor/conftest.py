@@ -17,6 +17,7 @@ import boto3
 import pytest
 from aws_lambda_powertools import Logger, Metrics
 from chat_processor import clients, fifo_batch, handler, invalid, lake, models, store, transport
+from chat_processor.handler import Processor as ProcessorApp
 from moto import mock_aws
 
 from local.template import table_arguments
@@ -69,17 +70,20 @@ class Processor:
     fifo_batch: ModuleType = fifo_batch
     clock: Callable[[], int] = handler.epoch_ms
     pinned: dict[str, Any] = field(default_factory=dict)
-    _app: handler.Processor | None = None
+    _app: ProcessorApp | None = None
 
     @property
-    def app(self) -> handler.Processor:
+    def app(self) -> ProcessorApp:
         if self._app is None:
-            parts = {
-                "store": self.pinned["store"] if "store" in self.pinned else store.store_from_environment(),
-                "lake": self.pinned["lake"] if "lake" in self.pinned else lake.sink_from_environment(),
-                "rejected": self.pinned["rejected"] if "rejected" in self.pinned else lake.rejected_sink_from_environment(),
-            }
-            self._app = handler.Processor(**parts, logger=self.logger, metrics=self.metrics, clock=lambda: self.clock())
+            pinned = self.pinned
+            self._app = ProcessorApp(
+                pinned["store"] if "store" in pinned else store.store_from_environment(),
+                pinned["lake"] if "lake" in pinned else lake.sink_from_environment(),
+                pinned["rejected"] if "rejected" in pinned else lake.rejected_sink_from_environment(),
+                logger=self.logger,
+                metrics=self.metrics,
+                clock=lambda: self.clock(),
+            )
             self._app.cold_start = False  # the execution environment is warm; test_processor_handler checks the first invocation
         return self._app
 
@@ -113,7 +117,8 @@ def processor() -> Iterator[Processor]:
     try:
         logger = Logger(service=SERVICE, level="INFO")
         logger.setLevel("INFO")  # Powertools configures a service's logging.Logger once per process: the level is ours
-        logger.registered_handler.stream = CurrentStdout()  # each test's capture sees its logs
+        log_handler: Any = logger.registered_handler  # a logging.StreamHandler
+        log_handler.stream = CurrentStdout()  # each test's capture sees its logs
         under_test = Processor(logger, Metrics(namespace=NAMESPACE, service=SERVICE))
         yield under_test
         under_test.reset()
@@ -177,5 +182,6 @@ def table(processor: Processor, dev: Synthesized) -> Iterator[Table]:
 
 def run(processor: Processor, *records: dict, context: Any = None) -> list[str]:
     """Invoke the handler with one batch; the failed message IDs, in batch order."""
-    response = processor.app.handle(sqs_event(*records), context or LambdaContext())
+    lambda_context: Any = context or LambdaContext()  # the attributes Powertools' LambdaContext has
+    response = processor.app.handle(sqs_event(*records), lambda_context)
     return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
