@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import __version__, check, credentials, dlq, erase
+from chat_analytics_ops import __version__, check, compact, credentials, dlq, erase
 from chat_analytics_ops.engines import AthenaReportEngine, DuckDBReportEngine, DynamoDBReportEngine, ReportEngine
 from chat_analytics_ops.errors import EXIT_USAGE, OpsError, describe
 from chat_analytics_ops.outputs import (
@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--env", default=None, help="wrangler environment (--env)")
     push.set_defaults(handler=cmd_push_to_wrangler)
     erase.register(commands, common)  # erase: erase.py
+    compact.register(commands, common)  # compact: compact.py
     return parser
 
 

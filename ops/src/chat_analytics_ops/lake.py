@@ -14,6 +14,11 @@ partitions D1 - 1 .. D2 + ``LATE_DAYS`` (never past tomorrow).
 The events the processor rejected are in a second table, ``rejected`` (``rejected/dt=YYYY-MM-DD/``, one
 row per rejected record per receive); ``rejected_counts`` counts them by reason code with
 ``sql/rejected.sql``, on the same engines (DuckDB's view ``rejected`` is made like ``requests``).
+
+Compaction (``sql/compact.sql``; Athena on the stack's daily schedule, DuckDB with ``chat-analytics compact``)
+turns each complete day's raw rows into one row per request in a third table, ``compacted``
+(``compacted/dt=YYYY-MM-DD/late=0|1/``); the report then reads a compacted day from it and the other days'
+raw rows (``compacted_days`` says which days, ``sql/compacted_days.sql``), with the same figures.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
@@ -47,10 +52,24 @@ REJECTED_COLUMNS: tuple[tuple[str, str], ...] = tuple(
 )
 REJECTED_TABLE = "rejected"
 REJECTED_PREFIX = "rejected/"
+# The table compaction writes: the lake's columns, how many raw rows each row merges, and the partitions
+# dt (the raw rows' day) and late ('1': the request also has rows in an earlier partition).
+COMPACTED_TABLE = "compacted"
+COMPACTED_PREFIX = "compacted/"
+COMPACTED_COLUMNS: tuple[tuple[str, str], ...] = (*COLUMNS, ("source_rows", "bigint"))
+COMPACTED_PARTITIONS = ("dt", "late")
+# What the report's SQL holds in place of the list of compacted days (lake.py writes the list there).
+COMPACTED_DAYS_MARKER = "('compacted days')"
+NO_COMPACTED_DAY = "('none')"  # an IN list no partition matches
 # A rejected row arrives in Firehose minutes after the processor received its record: on that day or the next.
 REJECTED_LATE_DAYS = 1
 EARLY_DAYS = 1  # a producer's clock ahead: a row can arrive the day before its request's day
 LATE_DAYS = 14  # the queues keep messages 14 days at most: no row arrives later than that
+# Compaction looks this far back for a request's earlier rows (its rows arrive from its day - 1 to its day + 14).
+LOOKBACK_DAYS = EARLY_DAYS + LATE_DAYS
+# A day is compacted once complete: Firehose delivers a day's last rows by the next day (it retries a
+# failed delivery for 24 hours), so the schedule and ``compact`` take days up to today - 2.
+SETTLE_DAYS = 2
 MAX_LAKE_DAYS = 3660  # a report over the lake: up to ten years
 # report.sql's distribution sections, in the order RequestTally.report takes them.
 DISTRIBUTIONS = ("answer_ms", "response_ms", "query_lag_ms", "response_lag_ms")
@@ -62,6 +81,33 @@ PARQUET_MAGIC = b"PAR1"
 def report_sql() -> str:
     """``sql/report.sql``, as shipped in the package."""
     return resources.files("chat_analytics_ops").joinpath("sql/report.sql").read_text(encoding="utf-8")
+
+
+def compact_sql() -> str:
+    """``sql/compact.sql``: Athena's ``INSERT INTO compacted SELECT ...`` (DuckDB runs the SELECT)."""
+    return resources.files("chat_analytics_ops").joinpath("sql/compact.sql").read_text(encoding="utf-8")
+
+
+def compact_parameters(first_dt: str, last_dt: str) -> list[str | int]:
+    """``compact.sql``'s parameters for the days ``first_dt``..``last_dt``."""
+    lookback = (date.fromisoformat(first_dt) - timedelta(days=LOOKBACK_DAYS)).isoformat()
+    return [first_dt, last_dt, first_dt, last_dt, lookback, last_dt]
+
+
+def compacted_days_sql() -> str:
+    return resources.files("chat_analytics_ops").joinpath("sql/compacted_days.sql").read_text(encoding="utf-8")
+
+
+def report_sql_for(compacted: Sequence[str]) -> str:
+    """``report.sql`` with the days read from ``compacted`` written in as literals (Athena prunes partitions
+    by literal predicates; each is an ISO date, checked here)."""
+    for day in compacted:
+        date.fromisoformat(day)
+    listed = "(" + ", ".join(_quoted(day) for day in compacted) + ")" if compacted else NO_COMPACTED_DAY
+    sql = report_sql()
+    if COMPACTED_DAYS_MARKER not in sql:
+        raise OpsError(f"report.sql has no {COMPACTED_DAYS_MARKER} to replace")
+    return sql.replace(COMPACTED_DAYS_MARKER, listed)
 
 
 def rejected_sql() -> str:
@@ -83,10 +129,31 @@ class Engine(Protocol):
 
 
 def lake_report(engine: Engine, days: list[str], *, top: int, stack_name: str = "") -> Report:
-    """The report of ``days`` computed by ``engine`` from the lake (one query)."""
+    """The report of ``days`` computed by ``engine`` from the lake: which days are compacted (a small query),
+    then the report's one query."""
     first_dt, last_dt = partition_range(days)
-    rows, info = engine.run(report_sql(), [first_dt, last_dt, day_number(days[0]), day_number(days[-1]), top])
+    compacted, note, scanned = compacted_days(engine, first_dt, last_dt)
+    rows, info = engine.run(report_sql_for(compacted), [first_dt, last_dt, day_number(days[0]), day_number(days[-1]), top])
+    if scanned is not None and info.bytes_scanned is not None:
+        info = replace(info, bytes_scanned=info.bytes_scanned + scanned)
+    detail = f"{len(compacted)} of the {_days_between(first_dt, last_dt)} partitions read compacted" + (f" ({note})" if note else "")
+    info = replace(info, detail="; ".join(part for part in (info.detail, detail) if part))
     return report_from_rows(rows, days, stack_name=stack_name, engine=info)
+
+
+def _days_between(first_dt: str, last_dt: str) -> int:
+    return (date.fromisoformat(last_dt) - date.fromisoformat(first_dt)).days + 1
+
+
+def compacted_days(engine: Engine, first_dt: str, last_dt: str) -> tuple[list[str], str, int | None]:
+    """The partitions of ``first_dt``..``last_dt`` to read from ``compacted`` (compacted, and no raw row since),
+    a note when the table could not be read (then none: the report reads every raw row, the same figures),
+    and the bytes the query scanned."""
+    try:
+        rows, info = engine.run(compacted_days_sql(), [first_dt, last_dt, first_dt, last_dt])
+    except OpsError as error:
+        return [], f"the {COMPACTED_TABLE} table not read: {error}", None
+    return [str(row["dt"]) for row in rows if int(row["raw_rows"]) == int(row["compacted_rows"])], "", info.bytes_scanned
 
 
 def rejected_counts(engine: Engine, days: list[str]) -> RejectedCounts:
@@ -195,16 +262,23 @@ class DuckDBEngine:
         connection = duckdb.connect()
         if self.threads:
             connection.execute(f"SET threads = {int(self.threads)}")
-        for table, columns in ((TABLE, COLUMNS), (REJECTED_TABLE, REJECTED_COLUMNS)):
-            connection.execute(f"CREATE VIEW {table} AS {self._view(table, columns)}")
+        for table, columns, partitions in (
+            (TABLE, COLUMNS, ("dt",)),
+            (REJECTED_TABLE, REJECTED_COLUMNS, ("dt",)),
+            (COMPACTED_TABLE, COMPACTED_COLUMNS, COMPACTED_PARTITIONS),
+        ):
+            connection.execute(f"CREATE VIEW {table} AS {self._view(table, columns, partitions)}")
         return connection
 
-    def _view(self, table: str, columns: tuple[tuple[str, str], ...]) -> str:
+    def _view(self, table: str, columns: tuple[tuple[str, str], ...], partitions: tuple[str, ...] = ("dt",)) -> str:
         """The view's query: a typed empty table (every column, even without files), then the files by column name."""
-        typed = ", ".join(f"CAST(NULL AS {_DUCKDB_TYPES[kind]}) AS {name}" for name, kind in columns)
-        parts = [f"SELECT {typed}, CAST(NULL AS VARCHAR) AS dt WHERE false"]
+        typed = ", ".join(
+            [f"CAST(NULL AS {_DUCKDB_TYPES[kind]}) AS {name}" for name, kind in columns]
+            + [f"CAST(NULL AS VARCHAR) AS {name}" for name in partitions]
+        )
+        parts = [f"SELECT {typed} WHERE false"]
         parquet, json_lines = lake_files(self.root, table)
-        hive = "hive_partitioning = true, hive_types = {'dt': 'VARCHAR'}"
+        hive = "hive_partitioning = true, hive_types = {" + ", ".join(f"'{name}': 'VARCHAR'" for name in partitions) + "}"
         if parquet:
             parts.append(f"SELECT * FROM read_parquet({_file_list(parquet)}, {hive}, union_by_name = true)")
         if json_lines:
@@ -233,10 +307,16 @@ class SyncResult:
 
 
 def sync_partitions(
-    s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Path, *, prefixes: Sequence[str] = (PREFIX, REJECTED_PREFIX)
+    s3: Any,
+    bucket: str,
+    first_dt: str,
+    last_dt: str,
+    cache: Path,
+    *,
+    prefixes: Sequence[str] = (PREFIX, REJECTED_PREFIX, COMPACTED_PREFIX),
 ) -> SyncResult:
-    """Make ``cache``'s partitions ``first_dt``..``last_dt`` of each table (``prefixes``: the requests and the
-    rejected events) a copy of the bucket's (same keys).
+    """Make ``cache``'s partitions ``first_dt``..``last_dt`` of each table (``prefixes``: the requests, the
+    rejected events and the compacted requests) a copy of the bucket's (same keys).
 
     Firehose never rewrites an object, so one already there with the same size is kept; a local file
     the bucket no longer has (expired by the lifecycle rule, or another stack's) is removed, so the

@@ -1,25 +1,84 @@
--- Every figure of `chat-analytics report`, in ONE scan of the event lake's `requests` table.
+-- Every figure of `chat-analytics report`, in ONE query of the event lake: the compacted days from the
+-- `compacted` table (one row per request and partition, sql/compact.sql), the other days' raw rows from
+-- `requests`.
 --
 -- The same text runs on Athena (engine version 3, Trino's dialect) and on DuckDB: it keeps to what both
 -- mean alike (tests parse it with sqlglot in both dialects and run it on DuckDB against the table's
 -- report). Athena inlines WITH clauses (each reference scans again), so every CTE below is referenced
--- once, and the sections are one GROUPING SETS aggregation instead of one query each. No least() or
--- greatest(): DuckDB skips their NULL arguments where Trino returns NULL, so CASE says what is meant.
+-- once but `late_row`, whose second reference reads only its request keys (the raw rows of the days not
+-- compacted and the few late compacted rows), and the sections are one GROUPING SETS aggregation instead
+-- of one query each. No least() or greatest(): DuckDB skips their NULL arguments where Trino returns NULL,
+-- so CASE says what is meant.
 --
 -- Parameters (positional), in order:
 --   1, 2  the first and last `dt` partition read (the UTC days Firehose received rows: a request's rows
 --         arrive on or after its day, and late ones up to the queue's retention later),
 --   3, 4  the first and last request day of the report (the table's `day`, the query's UTC day) as YYYYMMDD,
 --   5     how many unmatched questions to list.
+-- and the text 'compacted days', replaced by lake.py with the range's partitions to read from `compacted`
+-- (sql/compacted_days.sql finds them) as quoted literals, or by one that matches no partition.
 -- Output: one row per (section, key); chat_analytics_ops/lake.py turns them into the report.
-WITH request AS (
-    -- One row per request. Its rows are successive states of the table's item and a complete one holds
-    -- everything the others hold (every complete row of a request is the same). A column only a complete
-    -- row has, or that every row having it holds alike (what the response sets, the query's ingest lag),
-    -- is found by max(); the day and the source can differ (a response stored before its query sets them
-    -- until the query overwrites them), so they come from the row with the most state (max_by). Text
-    -- becomes numbers before this aggregation, its one large hash table (a group per request): the day as
-    -- YYYYMMDD, the source as a canary flag, the match type as a code.
+WITH late_row AS (
+    -- The rows merged per request: the raw rows of the days not compacted (one per stored state), and the
+    -- compacted rows of requests that also have rows in an earlier partition (`late` = '1'). A request's rows
+    -- are successive states of the table's item and a complete one holds everything the others hold (every
+    -- complete row of a request is the same). A column only a complete row has, or that every row having it
+    -- holds alike (what the response sets, the query's ingest lag), is found by max(); the day and the source
+    -- can differ (a response stored before its query sets them until the query overwrites them), so they come
+    -- from the row with the most state (max_by). Text becomes numbers before the aggregation (its one large
+    -- hash table when nothing is compacted: a group per request): the day as YYYYMMDD, the source as a
+    -- canary flag, the match type as a code.
+    SELECT
+        request_key,
+        CAST(replace(day, '-', '') AS INTEGER) AS day_number,
+        CASE WHEN source = 'chat-analytics-check' THEN 1 ELSE 0 END AS canary,
+        question_key,
+        CASE match_type WHEN 'full' THEN 1 WHEN 'partial' THEN 2 WHEN 'none' THEN 3 END AS match_code,
+        match_score,
+        latency_ms,
+        response_latency_ms,
+        query_ingest_lag_ms,
+        response_ingest_lag_ms,
+        CASE WHEN complete THEN 1 ELSE 0 END AS state
+    FROM requests
+    -- 'compacted days' is replaced by the list of the range's days read from `compacted` (lake.py): literals,
+    -- so that Athena prunes those partitions instead of reading them
+    WHERE dt BETWEEN ? AND ? AND dt NOT IN ('compacted days')
+    UNION ALL
+    SELECT
+        request_key,
+        CAST(replace(day, '-', '') AS INTEGER) AS day_number,
+        CASE WHEN source = 'chat-analytics-check' THEN 1 ELSE 0 END AS canary,
+        question_key,
+        CASE match_type WHEN 'full' THEN 1 WHEN 'partial' THEN 2 WHEN 'none' THEN 3 END AS match_code,
+        match_score,
+        latency_ms,
+        response_latency_ms,
+        query_ingest_lag_ms,
+        response_ingest_lag_ms,
+        CASE WHEN complete THEN 1 ELSE 0 END AS state
+    FROM compacted
+    WHERE dt IN ('compacted days') AND late = '1'
+),
+request AS (
+    -- One row per request. A compacted row of a request's first partition (`late` = '0') is the request as
+    -- it is, unless the request has a later row in the range (then that later row holds all of it); the
+    -- late rows are merged per request. Without compaction this is the whole lake grouped by request.
+    SELECT
+        CAST(replace(only_row.day, '-', '') AS INTEGER) AS day_number,
+        CASE WHEN only_row.source = 'chat-analytics-check' THEN 1 ELSE 0 END AS canary,
+        only_row.question_key,
+        CASE only_row.match_type WHEN 'full' THEN 1 WHEN 'partial' THEN 2 WHEN 'none' THEN 3 END AS match_code,
+        only_row.match_score,
+        only_row.latency_ms,
+        only_row.response_latency_ms,
+        only_row.query_ingest_lag_ms,
+        only_row.response_ingest_lag_ms
+    FROM compacted AS only_row
+    LEFT JOIN (SELECT DISTINCT request_key FROM late_row) AS later
+        ON later.request_key = only_row.request_key
+    WHERE only_row.dt IN ('compacted days') AND only_row.late = '0' AND later.request_key IS NULL
+    UNION ALL
     SELECT
         max_by(day_number, state) AS day_number,
         max_by(canary, state) AS canary,
@@ -30,22 +89,7 @@ WITH request AS (
         max(response_latency_ms) AS response_latency_ms,
         max(query_ingest_lag_ms) AS query_ingest_lag_ms,
         max(response_ingest_lag_ms) AS response_ingest_lag_ms
-    FROM (
-        SELECT
-            request_key,
-            CAST(replace(day, '-', '') AS INTEGER) AS day_number,
-            CASE WHEN source = 'chat-analytics-check' THEN 1 ELSE 0 END AS canary,
-            question_key,
-            CASE match_type WHEN 'full' THEN 1 WHEN 'partial' THEN 2 WHEN 'none' THEN 3 END AS match_code,
-            match_score,
-            latency_ms,
-            response_latency_ms,
-            query_ingest_lag_ms,
-            response_ingest_lag_ms,
-            CASE WHEN complete THEN 1 ELSE 0 END AS state
-        FROM requests
-        WHERE dt BETWEEN ? AND ?
-    ) AS lake_row
+    FROM late_row
     GROUP BY request_key
 ),
 measured AS (

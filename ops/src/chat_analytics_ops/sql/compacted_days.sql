@@ -1,0 +1,12 @@
+-- The partitions of a report's range that it reads from `compacted` rather than `requests`: compacted, and
+-- holding still exactly the raw rows the compaction merged (the day's raw row count is the sum of its
+-- compacted rows' `source_rows`). A row delivered to a day after its compaction, or a day compacted twice,
+-- and the counts differ: the report reads that day's raw rows, which are always kept (until the lifecycle
+-- rule expires both). Both counts come from the files' footers and one small column.
+--
+-- Parameters (positional): 1, 2 the first and last `dt` of the range; 3, 4 the same.
+SELECT raw_day.dt, raw_day.n AS raw_rows, compacted_day.n AS compacted_rows
+FROM (SELECT dt, count(*) AS n FROM requests WHERE dt BETWEEN ? AND ? GROUP BY dt) AS raw_day
+JOIN (SELECT dt, sum(source_rows) AS n FROM compacted WHERE dt BETWEEN ? AND ? GROUP BY dt) AS compacted_day
+    ON compacted_day.dt = raw_day.dt
+ORDER BY raw_day.dt
