@@ -37,6 +37,14 @@ a 90-day report in <= 5 s on DuckDB over local files, and <= 10 GB scanned (<= $
     .venv/bin/python bench/lake_bench.py [--requests 10000000] [--days 90] [--dir /tmp/chat-analytics-lake-bench]
         [--regenerate] [--files-per-day N] [--columns lake-columns.json] [--runs 5] [--threads N] [--json out.json]
 
+4. **The report over compacted days** (``--compact``): ``compact.compact_directory`` writes every day of the
+   data set into ``<dir>-compacted/compacted/`` (cached like the data set; its ``requests`` is a link to
+   ``<dir>/requests``), then the 90-day report is timed there, and against it the **column-read floor**:
+   DuckDB reading the files that report reads (the compacted objects) and hashing the same 11 columns
+   (``SELECT sum(hash(...))``), in the same process, CPU seconds (``getrusage``: the machine is shared, wall
+   time is not the work). The floor and the report over the raw files are measured the same way. The last
+   line is the compacted report's CPU over its floor's (target <= 2.5).
+
 Athena's own wall time (its p95) cannot be measured without AWS; see docs/benchmarks/lake.md.
 """
 
@@ -44,7 +52,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,7 +69,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ops" / "src"))
 
-from chat_analytics_ops import lake
+from chat_analytics_ops import compact, lake
 
 DEFAULT_DIR = Path("/tmp/chat-analytics-lake-bench")
 FIRST_DAY = date(2026, 6, 1)  # the data set's first request day (in the past, so every partition is read)
@@ -378,6 +388,7 @@ def generate(
         "response_ingest_lag_ms": "CASE WHEN l.complete THEN r.response_lag END",
         "complete": "l.complete",
         "written_at": "l.written_at",
+        "model": "CASE WHEN l.complete THEN 'cv-skill-matcher' END",
     }
     assert sorted(columns) == sorted(name for name, _ in order), "every column of the lake has an expression"
     select = ",\n".join(f"CAST({columns[name]} AS {lake._DUCKDB_TYPES[kind]}) AS {name}" for name, kind in order)
@@ -556,6 +567,90 @@ def time_report(root: Path, days: list[str], runs: int, threads: int | None) -> 
     }
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time, DuckDB's threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def floor_cpu(files: list[Path], threads: int | None) -> float:
+    """The column-read floor: DuckDB reading ``files`` and hashing the 11 columns report.sql reads (CPU seconds)."""
+    connection = duckdb.connect()
+    if threads:
+        connection.execute(f"SET threads = {int(threads)}")
+    started = cpu_seconds()
+    connection.execute(f"SELECT sum(hash({', '.join(REPORT_COLUMNS)})) FROM read_parquet({lake._file_list(files)})").fetchall()
+    spent = cpu_seconds() - started
+    connection.close()
+    return spent
+
+
+def report_cpu(root: Path, days: list[str], threads: int | None) -> tuple[float, float, Any]:
+    engine = lake.DuckDBEngine(root, threads=threads)
+    started, wall = cpu_seconds(), time.perf_counter()
+    report = lake.lake_report(engine, days, top=10)
+    return cpu_seconds() - started, time.perf_counter() - wall, report
+
+
+def compacted_lake(root: Path, threads: int | None) -> tuple[Path, float | None]:
+    """``<root>-compacted``: ``requests`` a link to ``root``'s, every day compacted (reused when done already)."""
+    target = root.with_name(root.name + "-compacted")
+    stamp = target / "compacted.json"
+    meta = json.loads((root / "dataset.json").read_text())
+    if stamp.is_file() and json.loads(stamp.read_text()).get("dataset") == meta:
+        return target, None
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    os.symlink(root.resolve() / "requests", target / "requests")
+    partitions = sorted(path.name[3:] for path in (root / "requests").glob("dt=*"))
+    started = time.perf_counter()
+    compact.compact_directory(target, partitions[0], partitions[-1], threads=threads)
+    seconds = time.perf_counter() - started
+    stamp.write_text(json.dumps({"dataset": meta, "compact_s": round(seconds, 1)}) + "\n")
+    return target, seconds
+
+
+def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None) -> dict[str, Any]:
+    """The 90-day report's CPU over the column-read floor of the files it reads, raw and compacted, interleaved."""
+    target, compact_s = compacted_lake(root, threads)
+    first_dt, last_dt = lake.partition_range(days)
+    raw_files = parquet_files(root, first_dt, last_dt)
+    compacted_files = sorted(
+        path for path in (target / "compacted").glob("dt=*/late=*/*.parquet") if first_dt <= path.parent.parent.name[3:] <= last_dt
+    )
+    measured: dict[str, list[float]] = {
+        "raw_report": [],
+        "raw_floor": [],
+        "compacted_report": [],
+        "compacted_floor": [],
+        "compacted_wall": [],
+    }
+    requests = {}
+    for _ in range(max(runs, 1)):
+        cpu, _, report = report_cpu(root, days, threads)
+        measured["raw_report"].append(cpu)
+        requests["raw"] = report.requests
+        measured["raw_floor"].append(floor_cpu(raw_files, threads))
+        cpu, wall, report = report_cpu(target, days, threads)
+        measured["compacted_report"].append(cpu)
+        measured["compacted_wall"].append(wall)
+        requests["compacted"] = report.requests
+        measured["compacted_floor"].append(floor_cpu(compacted_files, threads))
+    median = {key: statistics.median(values) for key, values in measured.items()}
+    stamp = json.loads((target / "compacted.json").read_text())
+    return {
+        "compact_s": round(compact_s, 1) if compact_s is not None else stamp.get("compact_s"),
+        "compacted_objects": len(compacted_files),
+        "compacted_bytes": sum(path.stat().st_size for path in compacted_files),
+        "requests": requests,
+        "runs_cpu_s": {key: [round(value, 3) for value in values] for key, values in measured.items()},
+        "median_cpu_s": {key: round(value, 3) for key, value in median.items()},
+        "raw_ratio": round(median["raw_report"] / median["raw_floor"], 2),
+        "compacted_ratio": round(median["compacted_report"] / median["compacted_floor"], 2),
+        "compacted_over_raw_floor": round(median["compacted_report"] / median["raw_floor"], 2),
+    }
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -611,6 +706,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="DuckDB report runs per range (0: do not time DuckDB)")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: DuckDB's, one per core)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--compact", action="store_true", help="also compact the data set and measure the report over it against the floor")
     args = parser.parse_args()
     if args.requests < 1 or args.days < 7 or args.runs < 0 or args.files_per_day < 0 or (args.threads is not None and args.threads < 1):
         parser.error("--requests and --threads must be at least 1, --days at least 7, --runs and --files-per-day at least 0")
@@ -674,6 +770,8 @@ def main() -> int:
         "usd_90_days": round(ninety / 1e12 * PRICE_PER_TB, 5),
         "ratio": round(max(ninety / TARGET_BYTES, ninety / 1e12 * PRICE_PER_TB / TARGET_USD), 3),
     }
+    if args.compact:
+        results["compaction"] = compaction_ratio(args.dir, all_days, args.runs, args.threads)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     print_results(results)
@@ -719,6 +817,17 @@ def print_results(results: dict[str, Any]) -> None:
         f"90-day report at 100M questions/month, as Trino reads: {target['trino_bytes_per_request']} B/request x 300M = "
         f"{target['gb_90_days']} GB, ${target['usd_90_days']}: {target['ratio']} x the target (<= 10 GB, <= $0.05)"
     )
+    if "compaction" in results:
+        c = results["compaction"]
+        m = c["median_cpu_s"]
+        print(
+            f"compaction: {c['compacted_objects']} objects, {c['compacted_bytes'] / 1e6:.1f} MB, compacted in {c['compact_s']} s; "
+            f"90-day report CPU (median of {len(c['runs_cpu_s']['raw_report'])}): raw {m['raw_report']} s over a floor of "
+            f"{m['raw_floor']} s ({c['raw_ratio']} x), compacted {m['compacted_report']} s (wall {m['compacted_wall']} s)"
+        )
+        print(
+            f"90-day report over compacted days: {m['compacted_report']} s CPU / column-read floor {m['compacted_floor']} s = {c['compacted_ratio']} x (target <= 2.5)"
+        )
 
 
 if __name__ == "__main__":
