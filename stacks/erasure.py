@@ -30,11 +30,12 @@ AUDIT_PREFIX = "erasure-audit/"
 
 @dataclass(frozen=True)
 class ErasureAccessProps:
-    """``day_index`` is the table's index that ``--question-contains`` queries day by day."""
+    """``day_index`` is the table's index that ``--question-contains`` queries day by day (None: the table has
+    none, setting ``tableDayIndex``; the lake alone then answers it)."""
 
     name_prefix: str
     events_table: dynamodb.ITable
-    day_index: str
+    day_index: str | None
     dead_letter_queue: sqs.IQueue
     lake_bucket: s3.IBucket
 
@@ -59,8 +60,9 @@ class ErasureAccess(Construct):
                 ),
                 iam.PolicyStatement(
                     sid="FindAndDeleteTableItems",
-                    actions=["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query"],
-                    resources=[table_arn, f"{table_arn}/index/{props.day_index}"],
+                    # DescribeTable: whether the table has its day index (setting tableDayIndex), before querying it.
+                    actions=["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"],
+                    resources=[table_arn] + ([f"{table_arn}/index/{props.day_index}"] if props.day_index else []),
                 ),
                 iam.PolicyStatement(
                     sid="ListTheLakesRows",

@@ -30,6 +30,7 @@ from tests.ops.test_ops_server import server_stack  # noqa: F401 - the moto serv
 
 SECRET_QUESTION = "My number is 0170-5550199, does she know Rust?"
 SECRET_TEXT = "0170-5550199"
+REQUEST_ID = [name for name, _ in lake.COLUMNS].index("request_id")  # a row's position of its request id
 ERASED = ("secret-1", "secret-2", "secret-3")
 
 
@@ -177,7 +178,7 @@ def test_erase_removes_the_requests_everywhere_and_changes_nothing_else(filled: 
     stack = filled
     rows_before = lake_rows(stack, tmp_path / "before")
     lines_before = json_lines(stack)
-    secret_rows = Counter({values: count for values, count in rows_before.items() if values[-4] in ERASED})
+    secret_rows = Counter({values: count for values, count in rows_before.items() if values[REQUEST_ID] in ERASED})
     assert sum(secret_rows.values()) == 5, "secret-1 and secret-2 have a JSON-lines row each, secret-1 three Parquet rows"
     assert {"secret-1", "secret-2"} <= table_ids(stack) and sorted(dlq_ids(cli)) == ["other-dlq", "secret-3"]
     reports_before = {engine: report_of(cli, engine, tmp_path) for engine in ("dynamodb", "duckdb")}
@@ -254,7 +255,7 @@ def test_a_crash_before_the_old_object_is_deleted_loses_nothing_and_a_rerun_comp
 ) -> None:
     stack = filled
     rows_before = lake_rows(stack, tmp_path / "before")
-    expected = Counter({values: n for values, n in rows_before.items() if values[-4] != "secret-1"})
+    expected = Counter({values: n for values, n in rows_before.items() if values[REQUEST_ID] != "secret-1"})
     lake_report_before = report_of(cli, "duckdb", tmp_path)
     failing = FailOnce(monkeypatch)
 
@@ -297,11 +298,11 @@ def test_an_interrupted_erasure_of_other_requests_is_completed_by_the_next_run(
     assert not [key for key in keys if erase.base_of(key) in keys], "the pair is resolved"
     after = lake_rows(stack, tmp_path / "after")
     assert +(after - rows_before) == Counter(), "no row doubled"
-    assert {values[-4] for values in rows_before - after} == {"secret-1", "other-0"}, "only the two requests' rows went"
-    assert "other-0" not in {values[-4] for values in after}
+    assert {values[REQUEST_ID] for values in rows_before - after} == {"secret-1", "other-0"}, "only the two requests' rows went"
+    assert "other-0" not in {values[REQUEST_ID] for values in after}
     # The crashed run's own erasure is finished by running it again (its audit line says it failed).
     assert cli(*erase_args("secret-1"), "--yes", "--cache", str(tmp_path / "cache")).code == 0
-    expected = Counter({values: n for values, n in rows_before.items() if values[-4] not in {"secret-1", "other-0"}})
+    expected = Counter({values: n for values, n in rows_before.items() if values[REQUEST_ID] not in {"secret-1", "other-0"}})
     assert lake_rows(stack, tmp_path / "final") == expected
 
 
@@ -349,7 +350,7 @@ def test_question_contains_finds_by_substring_in_the_range_only(stack: Stack, cl
     [left] = json.loads(cli("dlq", "inspect", "--json", "--show-text").out)["messages"]
     assert "nothing to do with it" in left["excerpt"]
     remaining = lake_rows(stack, tmp_path / "after")
-    assert {values[-4] for values in remaining} == {"match-outside", "no-match"}
+    assert {values[REQUEST_ID] for values in remaining} == {"match-outside", "no-match"}
     [audit] = audit_lines(stack)
     assert audit["requestIds"] == 4 and audit["selectedBy"] == ["question-contains"]
     assert audit["requestIdsSha256"] == erase.ids_hash(["match-today", "match-earlier", "match-dlq", "match-lake"])
@@ -484,7 +485,7 @@ def test_the_erasure_policy_grants_what_erase_calls_and_no_more(dev) -> None:
     }
     assert actions == {
         "FindTheStacksResources": ["cloudformation:DescribeStacks"],
-        "FindAndDeleteTableItems": ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query"],
+        "FindAndDeleteTableItems": ["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"],
         "ListTheLakesRows": ["s3:ListBucket"],
         "RewriteTheLakesObjects": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
         "WriteAuditLines": ["s3:PutObject"],

@@ -146,7 +146,7 @@ def test_schema_versions_mix_in_one_view(tmp_path: Path) -> None:
     partition = tmp_path / "requests" / "dt=2026-03-02"
     partition.mkdir(parents=True)
     connection = duckdb.connect()
-    old_columns = [name for name, _ in lake.COLUMNS if name not in {"session_id", "written_at"}]
+    old_columns = [name for name, _ in lake.COLUMNS if name not in {"session_id", "written_at", "model"}]
     connection.execute(
         f"COPY (SELECT 'old-1' AS request_id, 11::BIGINT AS request_key, '2026-03-02' AS day, 1 AS schema_version, NULL::VARCHAR AS source, "
         "'q' AS query, 'q' AS question_key, 1::BIGINT AS query_timestamp, 2::BIGINT AS query_ingested_at, 'none' AS match_type, "

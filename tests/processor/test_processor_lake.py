@@ -169,16 +169,18 @@ class ScriptedFirehose:
 
 
 def test_the_sink_retries_only_the_refused_entries(processor: Processor) -> None:
-    client = ScriptedFirehose([{1: "ServiceUnavailableException"}, {}])
+    """The rows of one put go packed in one record (test_processor_lake_packing.py); a refused record is sent again."""
+    client = ScriptedFirehose([{0: "ServiceUnavailableException"}, {}])
     result = processor.lake.LakeSink(client, STREAM).put([b"a\n", b"b\n", b"c\n"])
     assert (result.delivered, result.refused, result.requests) == (3, {}, 2)
-    assert client.calls == [[b"a\n", b"b\n", b"c\n"], [b"b\n"]]
+    assert client.calls == [[b"a\nb\nc\n"], [b"a\nb\nc\n"]]
 
 
 def test_the_sink_gives_up_after_its_attempts_and_on_a_failed_call(processor: Processor) -> None:
     always = ScriptedFirehose([{0: "InternalFailure"}] * 5)
-    result = processor.lake.LakeSink(always, STREAM).put([b"a\n", b"b\n"])
-    assert (result.delivered, result.refused, result.requests) == (1, {0: "InternalFailure"}, processor.lake.MAX_PUT_ATTEMPTS)
+    result = processor.lake.LakeSink(always, STREAM).put([b"a\n", b"b\n"])  # one record: both rows refused with it
+    expected = (0, {0: "InternalFailure", 1: "InternalFailure"}, processor.lake.MAX_PUT_ATTEMPTS)
+    assert (result.delivered, result.refused, result.requests) == expected
     broken = ScriptedFirehose([ConnectionError("no route")])
     result = processor.lake.LakeSink(broken, STREAM).put([b"a\n"])
     assert (result.delivered, result.refused) == (0, {0: "ConnectionError"})
@@ -230,7 +232,8 @@ def test_the_sink_starts_no_attempt_without_time_left(processor: Processor, monk
     client = SlowFirehose([{0: "ServiceUnavailableException"}, {}], clock, seconds=5)
     attempt_s = processor.clients.CallLimits.of(processor.clients.FIREHOSE_CONFIG).attempt_s
     result = processor.lake.LakeSink(client, STREAM).put([b"a\n", b"b\n"], deadline=clock[0] + attempt_s + 4)
-    assert (result.delivered, result.refused, result.requests, len(client.calls)) == (1, {0: "NoTimeLeft"}, 1, 1)
+    # both rows are one record: refused by the first call, and its retry is not started
+    assert (result.delivered, result.refused, result.requests, len(client.calls)) == (0, {0: "NoTimeLeft", 1: "NoTimeLeft"}, 1, 1)
 
 
 def test_a_batch_near_its_deadline_fails_its_rows_records_instead_of_timing_out(

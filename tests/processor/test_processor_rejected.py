@@ -22,6 +22,13 @@ BUCKET = "chat-analytics-test-lake-rejected"
 REJECTED_STREAM = "chat-analytics-test-rejected"
 # Every invalid example of the contract: the reason code and the field (JSON path) its rejected row names.
 EXPECTED: dict[str, tuple[str, str]] = {
+    "schemaVersion: 2 (v2.0), a major version this processor does not know": ("unknown_major_version", "$.schemaVersion"),
+    "schemaVersion: 2 with a new major's own shape (refused for its version, not its fields)": ("unknown_major_version", "$.schemaVersion"),
+    "schemaVersion: 999.0, the last major the field allows, unknown here": ("unknown_major_version", "$.schemaVersion"),
+    "model: empty": ("too_short", "$.model"),
+    "model: over 128 characters": ("too_long", "$.model"),
+    "model: a number": ("invalid_type", "$.model"),
+    "model: a control character": ("invalid_character", "$.model"),
     "query: a lone surrogate": ("invalid_character", "$.query"),
     "reasoning: a lone low surrogate": ("invalid_character", "$.reasoning"),
     "query: U+FFFE, which SQS refuses": ("invalid_character", "$.query"),

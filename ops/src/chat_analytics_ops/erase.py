@@ -44,11 +44,12 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chat_analytics_ops import dlq, lake
+from chat_analytics_ops.contract import DAY_INDEX
 from chat_analytics_ops.errors import EXIT_USAGE, OpsError
 from chat_analytics_ops.outputs import DEAD_LETTER_QUEUE_URL, EVENTS_TABLE_NAME, LAKE_BUCKET_NAME, AwsContext
 from chat_analytics_ops.render import plural
 from chat_analytics_ops.report_model import day_range, parse_day
-from chat_analytics_ops.table_engine import read_items
+from chat_analytics_ops.table_engine import has_day_index, read_items
 
 AUDIT_PREFIX = "erasure-audit/"
 ERASED_MARK = ".erased-"
@@ -307,9 +308,18 @@ class Eraser:
         ``self.raw_letters``, to be deleted with the requests' messages."""
         needle = text.lower()
         found: set[str] = set()
-        for item in read_items(self.dynamodb, self.table, days):
-            if item.query and needle in item.query.lower():
-                found.add(item.request_id)
+        if has_day_index(self.dynamodb, self.table):
+            for item in read_items(self.dynamodb, self.table, days):
+                if item.query and needle in item.query.lower():
+                    found.add(item.request_id)
+        else:
+            # tableDayIndex false: the lake holds every stored request's question, so the table's requests are
+            # found through it (and erased by id). A request stored in the last minutes may not be in the lake yet
+            # (Firehose buffers up to 15 minutes): run erase again later to be sure.
+            self.say(
+                f"  table {self.table} has no {DAY_INDEX} index: its requests are found through the event lake"
+                " (a request stored in the last 15 minutes may not be there yet: run erase again later)"
+            )
         connection = lake_connection(self.cache)
         try:
             rows = connection.execute(

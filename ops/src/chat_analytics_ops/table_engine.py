@@ -18,7 +18,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from botocore.exceptions import ClientError
+
 from chat_analytics_ops.contract import CANARY_SOURCE, DAY_INDEX, DAY_INDEX_ATTRIBUTES, normalize_question
+from chat_analytics_ops.errors import OpsError, error_code
 from chat_analytics_ops.render import plural
 from chat_analytics_ops.report_model import Distribution, Report, RequestTally, score_bin
 
@@ -105,6 +108,30 @@ class Progress:
             self.stream.flush()
 
 
+class NoDayIndex(OpsError):
+    """The table has no ``byDay`` index: the stack was deployed with ``tableDayIndex`` false (prod's default, since
+    the lake reports), so nothing can read a day's requests from the table."""
+
+    def __init__(self, table_name: str) -> None:
+        super().__init__(
+            f"table {table_name} has no {DAY_INDEX} index (the stack's setting tableDayIndex is false): "
+            "read the event lake instead, with --engine athena or --engine duckdb"
+        )
+
+
+def has_day_index(dynamodb: Any, table_name: str) -> bool:
+    """Whether the table has its ``byDay`` index (``DescribeTable``; the setting ``tableDayIndex`` decides)."""
+    table = dynamodb.describe_table(TableName=table_name)["Table"]
+    return any(index["IndexName"] == DAY_INDEX for index in table.get("GlobalSecondaryIndexes", []))
+
+
+def _has_index_or_unknown(dynamodb: Any, table_name: str) -> bool:
+    try:
+        return has_day_index(dynamodb, table_name)
+    except ClientError:  # DescribeTable not allowed, or no table: the query's own error says more
+        return True
+
+
 def read_items(
     dynamodb: Any, table_name: str, days: list[str], *, page_size: int | None = None, progress: Progress | None = None
 ) -> Iterator[Item]:
@@ -125,12 +152,21 @@ def read_items(
         }
         if page_size:
             arguments["PaginationConfig"] = {"PageSize": page_size}
-        for page in paginator.paginate(**arguments):
-            pages += 1
-            for raw in page.get("Items", []):
-                items += 1
-                yield item_from_dynamodb(raw)
-            progress.update(day, index, len(days), pages, items)
+        try:
+            for page in paginator.paginate(**arguments):
+                pages += 1
+                for raw in page.get("Items", []):
+                    items += 1
+                    yield item_from_dynamodb(raw)
+                progress.update(day, index, len(days), pages, items)
+        except ClientError as error:
+            # AWS answers ValidationException ("does not have the specified index"), moto ResourceNotFoundException:
+            # the table itself says whether the index exists.
+            if error_code(error) in ("ValidationException", "ResourceNotFoundException") and not _has_index_or_unknown(
+                dynamodb, table_name
+            ):
+                raise NoDayIndex(table_name) from None
+            raise
     progress.finish(pages, items)
 
 
