@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
 from schema import contract
+from stacks.compaction import LakeCompaction, LakeCompactionProps
 from stacks.erasure import ErasureAccess, ErasureAccessProps
-from stacks.event_table import DAY_INDEX, EventTable, EventTableProps
+from stacks.event_table import EventTable, EventTableProps
 from stacks.lake import EventLake, EventLakeProps
 from stacks.monitoring import Monitoring, MonitoringProps
 from stacks.processor import SERVICE_NAME, Processor, ProcessorProps
@@ -33,8 +36,9 @@ class ChatAnalyticsStack(Stack):
                 retain_dead_letters=settings.is_production,
             ),
         )
-        self.table = EventTable(self, "Events", EventTableProps(protect_data=settings.is_production))
+        self.table = EventTable(self, "Events", EventTableProps(protect_data=settings.is_production, day_index=settings.table_day_index))
         self.lake = self._lake(settings)
+        self.compaction = self._compaction(settings) if settings.lake_compaction else None
         self.processor = self._processor(settings)
         self.producer = self._producer(settings)
         self.monitoring = self._monitoring(settings)
@@ -42,7 +46,7 @@ class ChatAnalyticsStack(Stack):
             self,
             "Erasure",
             ErasureAccessProps(
-                settings.stack_name, self.table.events_table, DAY_INDEX, self.queues.dead_letter_queue, self.lake.lake_bucket
+                settings.stack_name, self.table.events_table, self.table.day_index, self.queues.dead_letter_queue, self.lake.lake_bucket
             ),
         )
         self._outputs()
@@ -66,6 +70,27 @@ class ChatAnalyticsStack(Stack):
             ),
         )
 
+    def _compaction(self, settings: Settings) -> LakeCompaction:
+        """The lake's daily compaction (its table, workgroup, schedule); report readers may read its table."""
+        lake = self.lake
+        compaction = LakeCompaction(
+            self,
+            "Compaction",
+            LakeCompactionProps(
+                name_prefix=settings.stack_name,
+                bucket=lake.lake_bucket,
+                database_name=settings.lake_database_name,
+                database_ref=lake.lake_database.ref,
+                glue_catalog_arn=lake.glue_resources[0],
+                glue_database_arn=lake.glue_resources[1],
+                requests_table_arn=lake.table_arn,
+                retention_days=settings.event_retention_days,
+                scan_limit_bytes=settings.lake_scan_limit_bytes,
+            ),
+        )
+        lake.report_reader_policy.add_statements(*compaction.reader_statements)
+        return compaction
+
     def _processor(self, settings: Settings) -> Processor:
         """The processor, wired to the resources it alone may touch: the events queue, the table, the lake's stream."""
         return Processor(
@@ -87,6 +112,8 @@ class ChatAnalyticsStack(Stack):
                 rejected_stream_name=self.lake.rejected_stream_name,
                 rejected_stream_arn=self.lake.rejected_stream_arn,
                 powertools_layer=settings.powertools_layer,
+                system_log_level=settings.processor_system_log_level,
+                log_level=settings.processor_log_level,
             ),
         )
 
@@ -121,6 +148,8 @@ class ChatAnalyticsStack(Stack):
                 metrics_namespace=settings.metrics_namespace,
                 service_name=SERVICE_NAME,
                 lake_stream_name=self.lake.stream_name,
+                compaction_work_group=self.compaction.work_group_name if self.compaction else None,
+                compaction_schedule_group=self.compaction.schedule_group_name if self.compaction else None,
             ),
         )
 
@@ -149,6 +178,38 @@ class ChatAnalyticsStack(Stack):
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
+
+    def _compaction_acknowledgements(self, bucket_arn: str) -> list[tuple[Any, str, str]]:
+        """The compaction's folder grants (stacks/compaction.py): Athena, running the query as the schedule's role,
+        reads every object of the day partitions it selects and writes objects it names itself."""
+        assert self.compaction is not None
+        role, reader = self.compaction.role, self.lake.report_reader_policy
+        return [
+            (
+                role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/requests/*]",
+                "The compaction query reads every raw Parquet file of the day partitions it compacts (and of the 15 days "
+                "before, for the request keys); the grant is limited to the requests/ folder.",
+            ),
+            (
+                role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/compacted/*]",
+                "INSERT INTO writes new objects under compacted/dt=<day>/late=<0|1>/ with names Athena chooses, and reads "
+                "that folder to skip the days already compacted; the grant is limited to it.",
+            ),
+            (
+                role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/athena-results/compaction/*]",
+                "Athena writes the compaction query's result and manifest under its workgroup's results folder with a "
+                "name it chooses (the query id); the grant is limited to that folder.",
+            ),
+            (
+                reader,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/compacted/*]",
+                "Athena reads every Parquet file of the compacted day partitions a report selects; the grant is "
+                "limited to the compacted/ folder of the lake bucket.",
+            ),
+        ]
 
     def _acknowledge_nag_findings(self) -> None:
         """Each cdk-nag finding we accept, with the reason it does not apply here."""
@@ -214,5 +275,7 @@ class ChatAnalyticsStack(Stack):
             ),
         ]
         acknowledgements += self.erasure.nag_acknowledgements(bucket_arn)
+        if self.compaction is not None:
+            acknowledgements += self._compaction_acknowledgements(bucket_arn)
         for construct, rule, reason in acknowledgements:
             Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))

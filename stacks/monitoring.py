@@ -97,6 +97,9 @@ class MonitoringProps:
     metrics_namespace: str
     service_name: str
     lake_stream_name: str
+    # The lake's compaction (stacks/compaction.py), when deployed: its workgroup and schedule group.
+    compaction_work_group: str | None = None
+    compaction_schedule_group: str | None = None
 
 
 @jsii.implements(events.IRuleTarget)
@@ -148,6 +151,7 @@ class Monitoring(Construct):
         self.topic_key, self.alarm_topic = self._alarm_topic(props)
         self._pipeline_alarms(props)
         self._lake_alarms(props)
+        self._compaction_alarms(props)
         self.recovery_rule = self._recovery_rule(props.name_prefix)
         self._recovery_alarms()
         self.dashboard = self._dashboard(props)
@@ -248,6 +252,39 @@ class Monitoring(Construct):
             threshold=1,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             description="Firehose could not convert lake rows to Parquet; they are under errors/ in the lake bucket",
+        )
+
+    def _compaction_alarms(self, props: MonitoringProps) -> None:
+        """Two alarms on the lake's daily compaction: its query failed in Athena (the compaction workgroup
+        publishes per-query metrics with the QueryState dimension), or the schedule could not start it (the
+        schedule group's invocations dropped after their retries). A failed day is read raw by the reports."""
+        if props.compaction_work_group is None or props.compaction_schedule_group is None:
+            return
+        self._alarm(
+            "LakeCompactionFailed",
+            cloudwatch.Metric(
+                namespace="AWS/Athena",
+                metric_name="TotalExecutionTime",
+                dimensions_map={"WorkGroup": props.compaction_work_group, "QueryState": "FAILED", "QueryType": "DML"},
+                statistic="SampleCount",
+                period=Duration.hours(1),
+            ),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description="The lake's compaction query failed in Athena (docs/runbook.md, Lake compaction); reports read that day raw",
+        )
+        self._alarm(
+            "LakeCompactionNotStarted",
+            cloudwatch.Metric(
+                namespace="AWS/Scheduler",
+                metric_name="InvocationDroppedCount",
+                dimensions_map={"ScheduleGroup": props.compaction_schedule_group},
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description="EventBridge Scheduler could not start the lake's compaction query (its retries exhausted)",
         )
 
     def _recovery_alarms(self) -> None:

@@ -92,6 +92,7 @@ SETTING_KEYS = (
     "powertoolsLayer",
     "lakeScanLimitGb",
     "lakeFormation",
+    "lakeCompaction",
     "reportReaderPrincipalArns",
     "tableDayIndex",
     "processorSystemLogLevel",
@@ -133,6 +134,9 @@ class Settings:
     # Lake Formation grants for the lake (accounts where Lake Formation, not IAM alone, guards the Glue
     # catalog: docs/aws-accounts.md), and the IAM roles or users granted to read it through Athena.
     lake_formation: bool = False
+    # The event lake's daily compaction (stacks/compaction.py): an EventBridge Scheduler schedule runs one Athena
+    # query at 02:00 UTC that turns each complete day into one row per request; reports read compacted days.
+    lake_compaction: bool = True
     report_reader_principal_arns: tuple[str, ...] = field(default_factory=tuple)
     # Cost levers (docs/cost.md, "What each lever saves"). The table's byDay index: what `report --engine dynamodb`
     # and `erase --question-contains`'s table half read; without it every write is one WRU instead of two.
@@ -202,6 +206,7 @@ class Settings:
             powertools_layer=_powertools_layer(value("powertoolsLayer")),
             lake_scan_limit_gb=_int(value("lakeScanLimitGb", 10), "lakeScanLimitGb", 1, 1000),
             lake_formation=lake_formation,
+            lake_compaction=_bool(value("lakeCompaction", True), "lakeCompaction"),
             report_reader_principal_arns=readers,
             table_day_index=_bool(value("tableDayIndex"), "tableDayIndex"),
             processor_system_log_level=_level(value("processorSystemLogLevel", "INFO"), "processorSystemLogLevel", SYSTEM_LOG_LEVELS),

@@ -1,0 +1,283 @@
+"""The event lake's daily compaction: a schedule that starts one Athena query, and the table it writes.
+
+Every day at ``schedule_expression`` (02:00 UTC by default) an EventBridge Scheduler schedule calls Athena's
+``StartQueryExecution`` through the universal target ``arn:aws:scheduler:::aws-sdk:athena:startQueryExecution``
+(https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-universal.html): no Lambda, nothing
+running between runs. The query is ``ops/src/chat_analytics_ops/sql/compact.sql`` (the file the CLI's DuckDB
+compaction runs), its parameters written in as SQL over ``current_date``: ``INSERT INTO compacted`` the days
+``today - catch_up_days`` .. ``today - 2`` not compacted yet, one row per request and partition
+(https://docs.aws.amazon.com/athena/latest/ug/insert-into.html). A day already in ``compacted`` is skipped, so a
+run that repeats changes nothing and a missed run is caught up by the next (within ``catch_up_days``).
+
+The query runs in a workgroup of its own (``<name_prefix>-compaction``: its own scan cutoff, results under
+``athena-results/compaction/``, CloudWatch metrics on) so that its failures are told apart from the reports':
+monitoring alarms on the workgroup's FAILED queries and on the schedule group's dropped invocations.
+
+Athena runs a query with its caller's credentials: the schedule's role may start queries in that workgroup
+only, read the catalog entries it names (the lake's database, ``requests`` and ``compacted``), add
+``compacted``'s partitions, read ``requests/`` and ``compacted/``, and write only ``compacted/`` and its own
+results folder. The bucket is SSE-S3: no KMS permission. The role trusts ``scheduler.amazonaws.com`` for this
+account only (``aws:SourceAccount``).
+
+The ``compacted`` table has the lake's columns plus ``source_rows`` and two partitions, ``dt`` (projected as
+``requests``' is) and ``late`` (enum ``0``/``1``); the Hive layout ``compacted/dt=.../late=.../`` is the one
+``INSERT INTO`` writes and the CLI's DuckDB compaction copies. Its rows expire with the raw rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_athena as athena
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from constructs import Construct
+
+from stacks.lake import (
+    ATHENA_RESULTS_PREFIX,
+    LAKE_COLUMNS,
+    PARQUET_INPUT_FORMAT,
+    PARQUET_OUTPUT_FORMAT,
+    PARQUET_SERDE,
+    PARTITION_KEY,
+    PROJECTION_START,
+    REQUESTS_PREFIX,
+)
+
+COMPACTED_TABLE_NAME = "compacted"
+COMPACTED_PREFIX = "compacted/"
+COMPACTION_RESULTS_PREFIX = f"{ATHENA_RESULTS_PREFIX}compaction/"
+COMPACTED_COLUMNS: tuple[tuple[str, str], ...] = (*LAKE_COLUMNS, ("source_rows", "bigint"))
+LATE_KEY = "late"
+COMPACT_SQL_FILE = Path(__file__).resolve().parent.parent / "ops" / "src" / "chat_analytics_ops" / "sql" / "compact.sql"
+UNIVERSAL_TARGET = "aws-sdk:athena:startQueryExecution"
+SETTLE_DAYS = 2  # a day is complete once Firehose's next-day deliveries (and their 24 h of retries) are in
+LOOKBACK_DAYS = 15  # a request's rows arrive from its day - 1 to its day + 14 (lake.py's EARLY_DAYS + LATE_DAYS)
+RETRY_ATTEMPTS = 3
+MAX_EVENT_AGE_S = 3600
+
+
+@dataclass(frozen=True)
+class LakeCompactionProps:
+    """``bucket`` and ``database_name`` / ``database_ref`` are the lake's (the Ref makes the table wait for the
+    database); ``glue_catalog_arn``, ``glue_database_arn`` and ``requests_table_arn`` the catalog entries the
+    query reads; ``retention_days`` expires ``compacted/`` as the raw rows expire; ``scan_limit_bytes`` is the
+    compaction workgroup's per-query cutoff; ``schedule_expression`` an EventBridge Scheduler expression (UTC);
+    ``catch_up_days`` how far back a run looks for days not compacted yet (at least ``SETTLE_DAYS``)."""
+
+    name_prefix: str
+    bucket: s3.Bucket
+    database_name: str
+    database_ref: str
+    glue_catalog_arn: str
+    glue_database_arn: str
+    requests_table_arn: str
+    retention_days: int
+    scan_limit_bytes: int
+    schedule_expression: str = "cron(0 2 * * ? *)"
+    catch_up_days: int = 7
+
+    def __post_init__(self) -> None:
+        if not SETTLE_DAYS <= self.catch_up_days <= 60:
+            raise ValueError(f"catch_up_days {self.catch_up_days} is outside {SETTLE_DAYS}..60")
+        if not re.fullmatch(r"(cron|rate)\(.+\)", self.schedule_expression):
+            raise ValueError(f"schedule_expression {self.schedule_expression!r}: expected cron(...) or rate(...)")
+
+
+def day_expression(days_ago: int) -> str:
+    """``today - days_ago`` as a ``dt`` value ('YYYY-MM-DD'), in SQL that Athena and DuckDB both evaluate alike."""
+    return f"CAST(CAST(current_date - INTERVAL '{days_ago}' DAY AS DATE) AS VARCHAR)"
+
+
+def scheduled_sql(catch_up_days: int, sql: str | None = None) -> str:
+    """compact.sql with its six parameters written in over ``current_date`` (the schedule's input is fixed
+    text): days today - ``catch_up_days`` .. today - 2, the look-back from ``LOOKBACK_DAYS`` before the first."""
+    text = sql if sql is not None else COMPACT_SQL_FILE.read_text(encoding="utf-8")
+    first, last, lookback = day_expression(catch_up_days), day_expression(SETTLE_DAYS), day_expression(catch_up_days + LOOKBACK_DAYS)
+    values = iter([first, last, first, last, lookback, last])
+    lines = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("--"):
+            continue  # the comments stay in the file; the schedule's input carries the statement only
+        lines.append(re.sub(r"\?", lambda _: next(values), line))
+    if next(values, None) is not None:
+        raise ValueError("compact.sql has fewer than six parameters")
+    return "\n".join(lines).strip() + "\n"
+
+
+class LakeCompaction(Construct):
+    """``table`` (Glue ``compacted``), ``work_group`` (``<name_prefix>-compaction``), ``role`` (the schedule's),
+    ``schedule_group`` and ``schedule``; ``reader_statements`` is what a report reader needs more to read it."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: LakeCompactionProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{props.database_name}/{COMPACTED_TABLE_NAME}")
+        self.table = self._table(props)
+        props.bucket.add_lifecycle_rule(id="ExpireCompactedRows", prefix=COMPACTED_PREFIX, expiration=Duration.days(props.retention_days))
+        self.work_group_name = f"{props.name_prefix}-compaction"
+        self.work_group = self._work_group(props)
+        self.work_group_arn = stack.format_arn(service="athena", resource="workgroup", resource_name=self.work_group_name)
+        self.role = self._role(props)
+        self.schedule_group_name = f"{props.name_prefix}-lake"
+        self.schedule_group = scheduler.CfnScheduleGroup(self, "ScheduleGroup", name=self.schedule_group_name)
+        self.query_string = scheduled_sql(props.catch_up_days)
+        self.schedule = self._schedule(props)
+        self.reader_statements = self._reader_statements(props)
+
+    def _table(self, props: LakeCompactionProps) -> glue.CfnTable:
+        location = f"s3://{props.bucket.bucket_name}/{COMPACTED_PREFIX}"
+        return glue.CfnTable(
+            self,
+            "Table",
+            catalog_id=Stack.of(self).account,
+            database_name=props.database_ref,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=COMPACTED_TABLE_NAME,
+                description="One row per request and arrival day, from the raw rows of requests (the daily compaction)",
+                table_type="EXTERNAL_TABLE",
+                parameters={
+                    "classification": "parquet",
+                    "EXTERNAL": "TRUE",
+                    "parquet.compression": "SNAPPY",
+                    "projection.enabled": "true",
+                    f"projection.{PARTITION_KEY}.type": "date",
+                    f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
+                    f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
+                    f"projection.{PARTITION_KEY}.interval": "1",
+                    f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
+                    f"projection.{LATE_KEY}.type": "enum",
+                    f"projection.{LATE_KEY}.values": "0,1",
+                },
+                partition_keys=[
+                    glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string"),
+                    glue.CfnTable.ColumnProperty(name=LATE_KEY, type="string"),
+                ],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in COMPACTED_COLUMNS],
+                    location=location,
+                    input_format=PARQUET_INPUT_FORMAT,
+                    output_format=PARQUET_OUTPUT_FORMAT,
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
+                    ),
+                    compressed=False,
+                    stored_as_sub_directories=False,
+                ),
+            ),
+        )
+
+    def _work_group(self, props: LakeCompactionProps) -> athena.CfnWorkGroup:
+        return athena.CfnWorkGroup(
+            self,
+            "WorkGroup",
+            name=self.work_group_name,
+            description=f"{props.name_prefix}: the event lake's daily compaction",
+            state="ENABLED",
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                bytes_scanned_cutoff_per_query=props.scan_limit_bytes,
+                engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version="Athena engine version 3"),
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{props.bucket.bucket_name}/{COMPACTION_RESULTS_PREFIX}",
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3"),
+                ),
+            ),
+        )
+
+    def _role(self, props: LakeCompactionProps) -> iam.Role:
+        bucket = props.bucket
+        tables = [props.requests_table_arn, self.table_arn]
+        return iam.Role(
+            self,
+            "ScheduleRole",
+            description="EventBridge Scheduler: start the lake's compaction query in Athena (which runs it as this role)",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}),
+            inline_policies={
+                "Compaction": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(sid="StartTheQuery", actions=["athena:StartQueryExecution"], resources=[self.work_group_arn]),
+                        iam.PolicyStatement(
+                            sid="ReadTheCatalog",
+                            actions=["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
+                            resources=[props.glue_catalog_arn, props.glue_database_arn, *tables],
+                        ),
+                        iam.PolicyStatement(
+                            sid="AddCompactedPartitions",
+                            actions=["glue:BatchCreatePartition", "glue:CreatePartition", "glue:GetPartition"],
+                            resources=[props.glue_catalog_arn, props.glue_database_arn, self.table_arn],
+                        ),
+                        iam.PolicyStatement(
+                            sid="ReadRawAndCompactedRows",
+                            actions=["s3:GetObject"],
+                            resources=[bucket.arn_for_objects(f"{REQUESTS_PREFIX}*"), bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")],
+                        ),
+                        iam.PolicyStatement(
+                            sid="WriteCompactedRowsAndResults",
+                            actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
+                            resources=[
+                                bucket.arn_for_objects(f"{COMPACTED_PREFIX}*"),
+                                bucket.arn_for_objects(f"{COMPACTION_RESULTS_PREFIX}*"),
+                            ],
+                        ),
+                        iam.PolicyStatement(
+                            sid="ListTheseFolders",
+                            actions=["s3:ListBucket"],
+                            resources=[bucket.bucket_arn],
+                            conditions={
+                                "StringLike": {
+                                    "s3:prefix": [f"{REQUESTS_PREFIX}*", f"{COMPACTED_PREFIX}*", f"{COMPACTION_RESULTS_PREFIX}*"]
+                                }
+                            },
+                        ),
+                        iam.PolicyStatement(sid="LocateTheBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
+                    ]
+                )
+            },
+        )
+
+    def _schedule(self, props: LakeCompactionProps) -> scheduler.CfnSchedule:
+        schedule = scheduler.CfnSchedule(
+            self,
+            "Schedule",
+            name=f"{props.name_prefix}-lake-compaction",
+            group_name=self.schedule_group_name,
+            description="Compact the event lake's complete days (INSERT INTO compacted, sql/compact.sql)",
+            schedule_expression=props.schedule_expression,
+            schedule_expression_timezone="UTC",
+            state="ENABLED",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=f"arn:{Aws.PARTITION}:scheduler:::{UNIVERSAL_TARGET}",
+                role_arn=self.role.role_arn,
+                input=Stack.of(self).to_json_string(
+                    {
+                        "QueryString": self.query_string,
+                        "WorkGroup": self.work_group_name,
+                        "QueryExecutionContext": {"Database": props.database_name},
+                    }
+                ),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_event_age_in_seconds=MAX_EVENT_AGE_S, maximum_retry_attempts=RETRY_ATTEMPTS
+                ),
+            ),
+        )
+        schedule.add_dependency(self.schedule_group)
+        schedule.add_dependency(self.work_group)
+        return schedule
+
+    def _reader_statements(self, props: LakeCompactionProps) -> list[iam.PolicyStatement]:
+        """A report reader reads ``compacted`` too: its catalog entry and its objects."""
+        return [
+            iam.PolicyStatement(sid="ReadCompactedTable", actions=["glue:GetPartitions", "glue:GetTable"], resources=[self.table_arn]),
+            iam.PolicyStatement(
+                sid="ReadCompactedRows", actions=["s3:GetObject"], resources=[props.bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")]
+            ),
+        ]
