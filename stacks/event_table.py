@@ -7,27 +7,12 @@ from dataclasses import dataclass
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from schema.contract import DAY_INDEX, DAY_INDEX_ATTRIBUTES  # the index's name and projection, shared with the CLI
 from stacks.cdk_helpers import retain_if
 
 PARTITION_KEY = "requestId"
-DAY_INDEX = "byDay"
 DAY_ATTRIBUTE = "day"
 TTL_ATTRIBUTE = "expiresAt"
-# What the index's readers use (``chat-analytics report``: questions, match quality, the timings; and
-# ``source`` to tell producers apart). Not ``reasoning`` (up to 4096 characters), ``sessionId``,
-# ``schemaVersion`` or ``expiresAt``: every byte projected is written twice.
-DAY_INDEX_ATTRIBUTES = (
-    "query",
-    "matchType",
-    "matchScore",
-    "latencyMs",
-    "responseLatencyMs",
-    "queryTimestamp",
-    "queryIngestedAt",
-    "responseTimestamp",
-    "responseIngestedAt",
-    "source",
-)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
  * matcher in tests and locally (the same rules as local/answers.py in the repository).
  */
 
-export type MatchType = "full" | "partial" | "none";
+import type { MatchType } from "@chat-analytics/worker-logger";
+
+export type { MatchType };
 
 export interface Answer {
   text: string;

@@ -11,11 +11,13 @@
  * an event: anything invalid that reaches it is not sent and is reported.
  */
 
+import { MATCH_TYPES } from "./contract.generated.js";
+
 /** Finds a code point SQS refuses; with the u flag a surrogate pair is one astral code point and does not match. */
 const REFUSED = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uD800-\uDFFF\uFFFE\uFFFF]/u;
 const REFUSED_ALL = new RegExp(REFUSED.source, "gu");
 const REQUEST_ID = /^[\x21-\x7E]{1,128}$/;
-const MATCH_TYPES = new Set(["full", "partial", "none"]);
+const MATCH_TYPE_SET: ReadonlySet<string> = new Set(MATCH_TYPES);
 const MAX_TIMESTAMP = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
 const MAX_LATENCY_MS = 86_400_000; // one day
 const MIN_NONZERO = 1e-130; // DynamoDB cannot store a smaller non-zero magnitude
@@ -122,7 +124,7 @@ export function validateEvent(event: unknown): string | null {
   if (e.eventType === "query") {
     if ((error = text(e.query, "query", 1, 4096))) return error;
   } else {
-    if (typeof e.matchType !== "string" || !MATCH_TYPES.has(e.matchType)) return "matchType: not full, partial or none";
+    if (typeof e.matchType !== "string" || !MATCH_TYPE_SET.has(e.matchType)) return "matchType: not full, partial or none";
     if ((error = storableNumber(e.matchScore, "matchScore", 100))) return error;
     if ((error = text(e.reasoning, "reasoning", 0, 4096))) return error;
     if (e.model != null && (error = text(e.model, "model", 1, MAX_MODEL))) return error;

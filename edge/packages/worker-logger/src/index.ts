@@ -16,3 +16,4 @@ export {
   logAnalyticsEvents,
 } from "./sqs-logger.js";
 export { toSqsSafe, validateEvent } from "./event-contract.js";
+export { CANARY_SOURCE, MATCH_TYPES, type MatchType } from "./contract.generated.js";

@@ -32,6 +32,7 @@
  * protocol. One signing client per isolate. IAM: `sqs:SendMessage` authorizes SendMessageBatch on AWS.
  */
 import { AwsClient } from "aws4fetch";
+import type { MatchType } from "./contract.generated.js";
 import { SCHEMA_VERSION, validateEvent } from "./event-contract.js";
 
 export interface AnalyticsEnv {
@@ -60,7 +61,7 @@ export interface QueryEvent extends BaseEvent {
 
 export interface ResponseEvent extends BaseEvent {
   eventType: "response";
-  matchType: "full" | "partial" | "none";
+  matchType: MatchType;
   matchScore: number;
   reasoning: string;
   /** The answering model's name, 1 to 128 characters (contract 1.1); leave it out (or null) when there is none. */
