@@ -1,0 +1,243 @@
+"""LakeCompaction (stacks/compaction.py) on a fresh Stack: the schedule, its universal target and input, the
+role's exact permissions, the compacted table, and the scheduled SQL's idempotence (run twice on DuckDB);
+the two alarms in the composed stack."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_s3 as s3
+from aws_cdk.assertions import Template
+
+from stacks.analytics_stack import ChatAnalyticsStack
+from stacks.compaction import (
+    COMPACTED_COLUMNS,
+    LakeCompaction,
+    LakeCompactionProps,
+    day_expression,
+    scheduled_sql,
+)
+from stacks.lake import LAKE_COLUMNS
+from stacks.settings import Settings
+
+PREFIX = "Test"
+
+
+def build(**overrides: Any) -> tuple[Stack, LakeCompaction, dict]:
+    stack = Stack(App(), "CompactionStack")
+    bucket = s3.Bucket(stack, "Bucket")
+    props = dict(
+        name_prefix=PREFIX,
+        bucket=bucket,
+        database_name="test_lake",
+        database_ref="test_lake",
+        glue_catalog_arn="arn:aws:glue:eu-west-1:111111111111:catalog",
+        glue_database_arn="arn:aws:glue:eu-west-1:111111111111:database/test_lake",
+        requests_table_arn="arn:aws:glue:eu-west-1:111111111111:table/test_lake/requests",
+        retention_days=30,
+        scan_limit_bytes=10 * 1024**3,
+    )
+    compaction = LakeCompaction(stack, "Compaction", LakeCompactionProps(**(props | overrides)))
+    return stack, compaction, Template.from_stack(stack).to_json()["Resources"]
+
+
+def only(resources: dict, kind: str) -> dict:
+    found = [resource["Properties"] for resource in resources.values() if resource["Type"] == kind]
+    assert len(found) == 1, f"{kind}: {len(found)}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def built() -> tuple[Stack, LakeCompaction, dict]:
+    return build()
+
+
+def test_a_daily_schedule_starts_the_compaction_query_in_athena_through_the_universal_target(built) -> None:
+    """The universal target's ARN is arn:aws:scheduler:::aws-sdk:<service>:<apiAction> and its Input is the API's
+    request as JSON (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-universal.html)."""
+    _, compaction, resources = built
+    schedule = only(resources, "AWS::Scheduler::Schedule")
+    assert schedule["ScheduleExpression"] == "cron(0 2 * * ? *)" and schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"} and schedule["State"] == "ENABLED"
+    assert schedule["GroupName"] == f"{PREFIX}-lake"
+    target = schedule["Target"]
+    assert target["Arn"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":scheduler:::aws-sdk:athena:startQueryExecution"]]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3}
+    request = json.loads(target["Input"])
+    assert set(request) == {"QueryString", "WorkGroup", "QueryExecutionContext"}
+    assert request["WorkGroup"] == f"{PREFIX}-compaction" and request["QueryExecutionContext"] == {"Database": "test_lake"}
+    query = request["QueryString"]
+    assert query.startswith("INSERT INTO compacted\n") and "?" not in query and "--" not in query
+    assert query.count(day_expression(7)) == 2 and query.count(day_expression(2)) == 3 and query.count(day_expression(22)) == 1
+    assert "dt NOT IN (SELECT done.dt FROM compacted AS done" in query, "a day already compacted is skipped"
+    group = only(resources, "AWS::Scheduler::ScheduleGroup")
+    assert group == {"Name": f"{PREFIX}-lake"}
+    assert compaction.query_string == query
+
+
+def test_the_compaction_workgroup_enforces_its_limits_and_publishes_metrics(built) -> None:
+    _, _, resources = built
+    work_group = only(resources, "AWS::Athena::WorkGroup")
+    assert work_group["Name"] == f"{PREFIX}-compaction"
+    config = work_group["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is True and config["PublishCloudWatchMetricsEnabled"] is True
+    assert config["BytesScannedCutoffPerQuery"] == 10 * 1024**3
+    assert config["ResultConfiguration"]["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
+    assert config["ResultConfiguration"]["OutputLocation"]["Fn::Join"][1][-1] == "/athena-results/compaction/"
+
+
+def statements(resources: dict) -> dict[str, dict]:
+    role = only(resources, "AWS::IAM::Role")
+    (policy,) = role["Policies"]
+    return {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+
+
+def test_the_role_is_assumed_by_the_scheduler_of_this_account_only(built) -> None:
+    _, _, resources = built
+    trust = only(resources, "AWS::IAM::Role")["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [
+        {
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+            "Effect": "Allow",
+            "Principal": {"Service": "scheduler.amazonaws.com"},
+        }
+    ]
+
+
+def test_the_role_may_do_exactly_what_the_query_needs(built) -> None:
+    """Athena runs the query with the caller's credentials: starting it in one workgroup, the catalog entries it
+    reads and the compacted partitions it adds, the folders it reads and writes. No delete, no KMS (SSE-S3)."""
+    stack, _, resources = built
+    found = statements(resources)
+    assert set(found) == {
+        "StartTheQuery",
+        "ReadTheCatalog",
+        "AddCompactedPartitions",
+        "ReadRawAndCompactedRows",
+        "WriteCompactedRowsAndResults",
+        "ListTheseFolders",
+        "LocateTheBucket",
+    }
+    assert found["StartTheQuery"]["Action"] == "athena:StartQueryExecution"
+    assert stack.resolve(found["StartTheQuery"]["Resource"])["Fn::Join"][1][-1] == f":workgroup/{PREFIX}-compaction"
+    assert found["ReadTheCatalog"]["Action"] == ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"]
+    assert found["ReadTheCatalog"]["Resource"][:3] == [
+        "arn:aws:glue:eu-west-1:111111111111:catalog",
+        "arn:aws:glue:eu-west-1:111111111111:database/test_lake",
+        "arn:aws:glue:eu-west-1:111111111111:table/test_lake/requests",
+    ]
+    assert found["AddCompactedPartitions"]["Action"] == ["glue:BatchCreatePartition", "glue:CreatePartition", "glue:GetPartition"]
+    assert json.dumps(found["AddCompactedPartitions"]["Resource"][2]).endswith(':table/test_lake/compacted"]]}')
+    assert found["ReadRawAndCompactedRows"]["Action"] == "s3:GetObject"
+    assert [part["Fn::Join"][1][-1] for part in found["ReadRawAndCompactedRows"]["Resource"]] == ["/requests/*", "/compacted/*"]
+    assert found["WriteCompactedRowsAndResults"]["Action"] == [
+        "s3:AbortMultipartUpload",
+        "s3:GetObject",
+        "s3:ListMultipartUploadParts",
+        "s3:PutObject",
+    ]
+    assert [part["Fn::Join"][1][-1] for part in found["WriteCompactedRowsAndResults"]["Resource"]] == [
+        "/compacted/*",
+        "/athena-results/compaction/*",
+    ]
+    assert found["ListTheseFolders"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["requests/*", "compacted/*", "athena-results/compaction/*"]}
+    }
+    actions = json.dumps([statement["Action"] for statement in found.values()])
+    assert "Delete" not in actions and "kms:" not in actions and '"*"' not in json.dumps(list(found.values()))
+
+
+def test_the_compacted_table_has_the_lakes_columns_source_rows_and_two_projected_partitions(built) -> None:
+    _, _, resources = built
+    table = only(resources, "AWS::Glue::Table")["TableInput"]
+    assert table["Name"] == "compacted"
+    assert [(column["Name"], column["Type"]) for column in table["StorageDescriptor"]["Columns"]] == list(COMPACTED_COLUMNS)
+    assert list(COMPACTED_COLUMNS) == [*LAKE_COLUMNS, ("source_rows", "bigint")]
+    assert table["PartitionKeys"] == [{"Name": "dt", "Type": "string"}, {"Name": "late", "Type": "string"}]
+    parameters = table["Parameters"]
+    assert parameters["projection.enabled"] == "true" and parameters["projection.dt.type"] == "date"
+    assert parameters["projection.late.type"] == "enum" and parameters["projection.late.values"] == "0,1"
+    assert "storage.location.template" not in parameters, "INSERT INTO writes the Hive layout dt=.../late=.../"
+    assert parameters["parquet.compression"] == "SNAPPY"
+
+
+def test_compacted_rows_expire_with_the_raw_rows(built) -> None:
+    _, _, resources = built
+    rules = only(resources, "AWS::S3::Bucket")["LifecycleConfiguration"]["Rules"]
+    assert {"Id": "ExpireCompactedRows", "Prefix": "compacted/", "ExpirationInDays": 30, "Status": "Enabled"} in rules
+
+
+def test_the_scheduled_sql_runs_on_duckdb_and_a_second_run_writes_nothing(tmp_path: Path) -> None:
+    """The date arithmetic written in for Athena (current_date - INTERVAL 'n' DAY, cast to DATE, then to text)
+    means the same on DuckDB: run the schedule's statement there twice over a small lake."""
+    today = datetime.now(UTC).date()
+    old = (today - timedelta(days=3)).isoformat()
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    typed = ", ".join(
+        f"NULL::{'VARCHAR' if kind == 'string' else 'BIGINT' if kind == 'bigint' else kind.upper()} AS {name}"
+        for name, kind in LAKE_COLUMNS
+    )
+    connection.execute(f"CREATE TABLE requests AS SELECT {typed}, '' AS dt WHERE false")
+    connection.execute(
+        "INSERT INTO requests (request_key, day, complete, request_id, dt) VALUES (1, ?, false, 'a', ?), (1, ?, true, 'a', ?), (2, ?, true, 'b', ?)",
+        [old, old, old, old, old, (today - timedelta(days=1)).isoformat()],
+    )
+    connection.execute(f"CREATE TABLE compacted AS SELECT {typed}, 0::BIGINT AS source_rows, '' AS dt, '' AS late WHERE false")
+    statement = scheduled_sql(7).replace("INSERT INTO compacted", "INSERT INTO compacted BY NAME", 1)
+    connection.execute(statement)
+    rows = connection.execute("SELECT request_key, complete, source_rows, dt, late FROM compacted ORDER BY request_key").fetchall()
+    assert rows == [(1, True, 2, old, "0")], "the complete day only (yesterday's is not complete), one row per request"
+    connection.execute(statement)
+    assert connection.execute("SELECT count(*) FROM compacted").fetchone()[0] == 1, "a second run changes nothing"
+
+
+def test_props_are_checked() -> None:
+    with pytest.raises(ValueError, match="catch_up_days 1"):
+        build(catch_up_days=1)
+    with pytest.raises(ValueError, match="schedule_expression"):
+        build(schedule_expression="every day")
+    with pytest.raises(ValueError, match="fewer than six"):
+        scheduled_sql(7, "SELECT ? , ?")
+
+
+def test_the_stack_alarms_on_a_failed_compaction_query_and_on_a_schedule_that_could_not_start_it() -> None:
+    """Athena publishes per-query metrics of a workgroup with metrics enabled, with the QueryState, QueryType and
+    WorkGroup dimensions (https://docs.aws.amazon.com/athena/latest/ug/query-metrics-viewing.html); EventBridge
+    Scheduler publishes InvocationDroppedCount per ScheduleGroup
+    (https://docs.aws.amazon.com/scheduler/latest/UserGuide/monitoring-cloudwatch.html)."""
+    stack = ChatAnalyticsStack(App(), "Analytics", settings=Settings.from_context({"stage": "dev"}))
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    alarms = {
+        resource["Properties"]["AlarmName"]: resource["Properties"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    failed = alarms[f"{stack.settings.stack_name}-LakeCompactionFailed"]
+    assert (failed["Namespace"], failed["MetricName"], failed["Statistic"]) == ("AWS/Athena", "TotalExecutionTime", "SampleCount")
+    assert sorted((d["Name"], d["Value"]) for d in failed["Dimensions"]) == [
+        ("QueryState", "FAILED"),
+        ("QueryType", "DML"),
+        ("WorkGroup", f"{stack.settings.stack_name}-compaction"),
+    ]
+    dropped = alarms[f"{stack.settings.stack_name}-LakeCompactionNotStarted"]
+    assert (dropped["Namespace"], dropped["MetricName"]) == ("AWS/Scheduler", "InvocationDroppedCount")
+    assert dropped["Dimensions"] == [{"Name": "ScheduleGroup", "Value": f"{stack.settings.stack_name}-lake"}]
+    for alarm in (failed, dropped):
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching" and len(alarm["AlarmActions"]) == 1
+    assert len(alarms) == 12
+    without = ChatAnalyticsStack(App(), "Analytics", settings=Settings.from_context({"stage": "dev", "lakeCompaction": False}))
+    names = [
+        r["Properties"]["AlarmName"]
+        for r in Template.from_stack(without).to_json()["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert len(names) == 10 and not any("Compaction" in name for name in names)
