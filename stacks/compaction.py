@@ -68,7 +68,9 @@ class LakeCompactionProps:
     database); ``glue_catalog_arn``, ``glue_database_arn`` and ``requests_table_arn`` the catalog entries the
     query reads; ``retention_days`` expires ``compacted/`` as the raw rows expire; ``scan_limit_bytes`` is the
     compaction workgroup's per-query cutoff; ``schedule_expression`` an EventBridge Scheduler expression (UTC);
-    ``catch_up_days`` how far back a run looks for days not compacted yet (at least ``SETTLE_DAYS``)."""
+    ``catch_up_days`` how far back a run looks for days not compacted yet (at least ``SETTLE_DAYS``; each run
+    reads the raw rows of every day of that window, compacted or not: Athena cannot prune partitions by
+    ``NOT IN (subquery)``, so the window stays short, three days: the day due and two missed runs)."""
 
     name_prefix: str
     bucket: s3.Bucket
@@ -80,7 +82,7 @@ class LakeCompactionProps:
     retention_days: int
     scan_limit_bytes: int
     schedule_expression: str = "cron(0 2 * * ? *)"
-    catch_up_days: int = 7
+    catch_up_days: int = 4
 
     def __post_init__(self) -> None:
         if not SETTLE_DAYS <= self.catch_up_days <= 60:

@@ -74,7 +74,7 @@ def test_a_daily_schedule_starts_the_compaction_query_in_athena_through_the_univ
     assert request["WorkGroup"] == f"{PREFIX}-compaction" and request["QueryExecutionContext"] == {"Database": "test_lake"}
     query = request["QueryString"]
     assert query.startswith("INSERT INTO compacted\n") and "?" not in query and "--" not in query
-    assert query.count(day_expression(7)) == 2 and query.count(day_expression(2)) == 3 and query.count(day_expression(22)) == 1
+    assert query.count(day_expression(4)) == 2 and query.count(day_expression(2)) == 3 and query.count(day_expression(19)) == 1
     assert "dt NOT IN (SELECT done.dt FROM compacted AS done" in query, "a day already compacted is skipped"
     group = only(resources, "AWS::Scheduler::ScheduleGroup")
     assert group == {"Name": f"{PREFIX}-lake"}
@@ -191,7 +191,7 @@ def test_the_scheduled_sql_runs_on_duckdb_and_a_second_run_writes_nothing(tmp_pa
         [old, old, old, old, old, (today - timedelta(days=1)).isoformat()],
     )
     connection.execute(f"CREATE TABLE compacted AS SELECT {typed}, 0::BIGINT AS source_rows, '' AS dt, '' AS late WHERE false")
-    statement = scheduled_sql(7).replace("INSERT INTO compacted", "INSERT INTO compacted BY NAME", 1)
+    statement = scheduled_sql(4).replace("INSERT INTO compacted", "INSERT INTO compacted BY NAME", 1)
     connection.execute(statement)
     rows = connection.execute("SELECT request_key, complete, source_rows, dt, late FROM compacted ORDER BY request_key").fetchall()
     assert rows == [(1, True, 2, old, "0")], "the complete day only (yesterday's is not complete), one row per request"

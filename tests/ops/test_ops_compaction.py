@@ -217,7 +217,7 @@ def test_a_day_not_complete_is_refused(cli, tmp_path: Path) -> None:
     assert result.code != 0 and f"{yesterday} is not complete yet" in result.err
     with pytest.raises(OpsError, match="not complete"):
         compact.days_to_compact(None, None, today().isoformat(), today=today())
-    assert compact.days_to_compact(None, None, None, today=date(2026, 3, 10)) == ("2026-03-03", "2026-03-08"), "the schedule's range"
+    assert compact.days_to_compact(None, None, None, today=date(2026, 3, 10)) == ("2026-03-06", "2026-03-08"), "the schedule's range"
 
 
 @pytest.mark.parametrize("dialect", ["athena", "trino", "duckdb"])

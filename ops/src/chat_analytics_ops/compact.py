@@ -23,7 +23,7 @@ from chat_analytics_ops import lake
 from chat_analytics_ops.errors import OpsError
 from chat_analytics_ops.outputs import LAKE_BUCKET_NAME, AwsContext
 
-DEFAULT_BACK_DAYS = 7  # without --day/--from: today - 7 .. today - 2, as the schedule
+DEFAULT_BACK_DAYS = 4  # without --day/--from: today - 4 .. today - 2, as the schedule
 
 
 @dataclass
@@ -118,7 +118,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Compact complete days of the event lake (sql/compact.sql) with DuckDB; in AWS the stack's schedule runs it in Athena.",
     )
     parser.add_argument("--day", metavar="YYYY-MM-DD", default=None, help="one day (UTC) to compact")
-    parser.add_argument("--from", dest="start", metavar="YYYY-MM-DD", default=None, help="first day (default: today - 7)")
+    parser.add_argument("--from", dest="start", metavar="YYYY-MM-DD", default=None, help="first day (default: today - 4)")
     parser.add_argument("--to", dest="end", metavar="YYYY-MM-DD", default=None, help="last day, inclusive (default: today - 2)")
     parser.add_argument("--lake", type=Path, metavar="DIR", default=None, help="compact the lake files in DIR (requests/dt=*/...)")
     parser.add_argument(

@@ -4,7 +4,7 @@
 -- DuckDB runs the SELECT after the first line and writes its result with `COPY ... PARTITION_BY (dt, late)`.
 --
 -- Parameters (positional), in order:
---   1, 2  the first and last `dt` partition to compact (complete days: the schedule passes today - 7 and
+--   1, 2  the first and last `dt` partition to compact (complete days: the schedule passes today - 4 and
 --         today - 2, so a missed run is caught up on the next),
 --   3, 4  the same two: the partitions of that range already in `compacted` are skipped, which makes the
 --         statement idempotent (run it twice, or over overlapping ranges: a day is written once),
