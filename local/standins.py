@@ -104,7 +104,28 @@ def _work_group(session, endpoint_url, stack_name, logical_id, props) -> str:
     return f"Athena workgroup {props['Name']} created"
 
 
+def _schedule_group(session, endpoint_url, stack_name, logical_id, props) -> str:
+    _client(session, "scheduler", endpoint_url).create_schedule_group(Name=props["Name"])
+    return f"EventBridge Scheduler group {props['Name']} created"
+
+
+def _schedule(session, endpoint_url, stack_name, logical_id, props) -> str:
+    target = props["Target"]
+    _client(session, "scheduler", endpoint_url).create_schedule(
+        Name=props["Name"],
+        GroupName=props["GroupName"],
+        ScheduleExpression=props["ScheduleExpression"],
+        ScheduleExpressionTimezone=props.get("ScheduleExpressionTimezone", "UTC"),
+        FlexibleTimeWindow=props["FlexibleTimeWindow"],
+        State=props.get("State", "ENABLED"),
+        Target={key: target[key] for key in ("Arn", "RoleArn", "Input", "RetryPolicy") if key in target},
+    )
+    return f"EventBridge Scheduler schedule {props['Name']} created (stored, never run locally)"
+
+
 _CREATORS: dict[str, Callable[..., str]] = {
+    "AWS::Scheduler::ScheduleGroup": _schedule_group,
+    "AWS::Scheduler::Schedule": _schedule,
     "AWS::Logs::LogStream": _log_stream,
     "AWS::KinesisFirehose::DeliveryStream": _delivery_stream,
     "AWS::Glue::Database": _glue_database,
@@ -125,4 +146,6 @@ _ORDER = {
     "AWS::Glue::Table": 6,
     "AWS::KinesisFirehose::DeliveryStream": 7,
     "AWS::Athena::WorkGroup": 7,
+    "AWS::Scheduler::ScheduleGroup": 8,
+    "AWS::Scheduler::Schedule": 9,
 }

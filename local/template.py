@@ -41,6 +41,11 @@ STAND_INS: dict[str, str] = {
     "AWS::Glue::Database": "CreateDatabase (DuckDB, not Athena, reads the lake locally)",
     "AWS::Glue::Table": "CreateTable with the same columns and partition projection (requests, rejected)",
     "AWS::Athena::WorkGroup": "CreateWorkGroup with the same configuration (moto runs no query: the duckdb engine does, locally)",
+    "AWS::Scheduler::ScheduleGroup": "CreateScheduleGroup (moto's Scheduler API; its CloudFormation has no Scheduler types)",
+    "AWS::Scheduler::Schedule": (
+        "CreateSchedule with the same expression, target and input (moto stores it and never runs it: locally"
+        " `chat-analytics compact` runs the compaction with DuckDB)"
+    ),
 }
 
 PLACEHOLDER = "__local_resolve_{}__"
