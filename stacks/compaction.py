@@ -26,6 +26,7 @@ The ``compacted`` table has the lake's columns plus ``source_rows`` and two part
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,15 +39,19 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from stacks.lake import (
-    ATHENA_RESULTS_PREFIX,
-    LAKE_COLUMNS,
-    PARQUET_INPUT_FORMAT,
-    PARQUET_OUTPUT_FORMAT,
-    PARQUET_SERDE,
-    PARTITION_KEY,
-    PROJECTION_START,
-    REQUESTS_PREFIX,
+# What this construct shares with the lake's (stacks/lake.py), restated here: one construct per module, none
+# imports another's (tests/cdk/test_stack_resources.py); tests/cdk/test_compaction.py holds them equal.
+REQUESTS_PREFIX = "requests/"
+ATHENA_RESULTS_PREFIX = "athena-results/"
+PARTITION_KEY = "dt"
+PROJECTION_START = "2026-01-01"
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+# The lake's columns: schema/lake-columns.json, as the lake's Glue table (stacks/lake.py) reads it.
+LAKE_COLUMNS_FILE = Path(__file__).resolve().parent.parent / "schema" / "lake-columns.json"
+LAKE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (column["name"], column["type"]) for column in json.loads(LAKE_COLUMNS_FILE.read_text(encoding="utf-8"))["columns"]
 )
 
 COMPACTED_TABLE_NAME = "compacted"

@@ -15,6 +15,8 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
+from stacks import compaction as compaction_module
+from stacks import lake as lake_module
 from stacks.analytics_stack import ChatAnalyticsStack
 from stacks.compaction import (
     COMPACTED_COLUMNS,
@@ -241,3 +243,10 @@ def test_the_stack_alarms_on_a_failed_compaction_query_and_on_a_schedule_that_co
         if r["Type"] == "AWS::CloudWatch::Alarm"
     ]
     assert len(names) == 10 and not any("Compaction" in name for name in names)
+
+
+def test_what_the_construct_restates_of_the_lakes_is_the_lakes() -> None:
+    names = ("REQUESTS_PREFIX", "ATHENA_RESULTS_PREFIX", "PARTITION_KEY", "PROJECTION_START", "PARQUET_INPUT_FORMAT")
+    names += ("PARQUET_OUTPUT_FORMAT", "PARQUET_SERDE", "LAKE_COLUMNS")
+    for name in names:
+        assert getattr(compaction_module, name) == getattr(lake_module, name), name

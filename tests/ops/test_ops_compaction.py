@@ -49,7 +49,9 @@ def spread(stack: Stack, tmp_path: Path) -> tuple[Stack, str, str, Path]:
         if path.is_file():
             for line in path.read_text().splitlines():
                 row = json.loads(line)
-                rows_by_request[row["request_id"]].append(row)  # in the order Firehose received them
+                rows_by_request[row["request_id"]].append(row)
+    for rows in rows_by_request.values():  # a request's states in the order the processor wrote them
+        rows.sort(key=lambda row: (row["written_at"] or 0, row["complete"] is True))
     root = tmp_path / "lake"
     by_dt: dict[str, list[dict[str, Any]]] = defaultdict(list)
     tomorrow = today() + timedelta(days=1)
