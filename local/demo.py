@@ -30,6 +30,7 @@ from chat_analytics_ops.table_engine import Item, build_report, item_from_dynamo
 from local.answers import CvSkillMatcher
 from local.pipeline import LocalPipeline
 from local.stack import REPO, StackInfo, template_path
+from schema import contract
 
 say = print  # rebound in main() to the real console
 
@@ -129,7 +130,7 @@ def lake_comparison(info: StackInfo, table_figures: Report) -> tuple[list[str], 
     """The lake's report of the table report's days (DuckDB over the bucket's files), and whether they agree."""
     days = [day.day for day in table_figures.per_day]
     cache = REPO / "cdk.out" / "local-lake"
-    synced = lake.sync_partitions(info.client("s3"), info.outputs["LakeBucketName"], *lake.partition_range(days), cache)
+    synced = lake.sync_partitions(info.client("s3"), info.outputs[contract.LAKE_BUCKET_NAME], *lake.partition_range(days), cache)
     engine = lake.DuckDBEngine(cache)
     from_lake = lake.lake_report(engine, days, top=5, stack_name=info.stack_name)
     connection = engine.connect()
