@@ -18,6 +18,8 @@ import pytest
 from aws_lambda_powertools import Logger, Metrics
 from chat_processor import clients, fifo_batch, handler, invalid, lake, models, store, transport
 from chat_processor.handler import Processor as ProcessorApp
+from chat_processor.lake import LakeSink
+from chat_processor.store import EventStore
 from moto import mock_aws
 
 from local.template import table_arguments
@@ -86,6 +88,20 @@ class Processor:
             )
             self._app.cold_start = False  # the execution environment is warm; test_processor_handler checks the first invocation
         return self._app
+
+    @property
+    def built_store(self) -> EventStore:
+        """The processor's store as built from the environment (an ``EventStore``, its client included)."""
+        built = self.app.store
+        assert isinstance(built, EventStore)
+        return built
+
+    @property
+    def built_lake(self) -> LakeSink:
+        """The processor's lake sink as built from the environment (``LAKE_STREAM_NAME`` set)."""
+        built = self.app.lake
+        assert isinstance(built, LakeSink)
+        return built
 
     def pin(self, **parts: Any) -> None:
         """Use these parts (``store``, ``lake``, ``rejected``) from now on; None: the environment's again."""

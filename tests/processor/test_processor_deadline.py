@@ -73,7 +73,7 @@ def test_a_silent_table_ends_the_invocation_before_its_deadline(
     fit), times out after 4 s, is retried once (up to 1 s of backoff and 6 s end before 14 s) and not a third
     time (up to 2 s and 6 s after the second timeout, about 8-9 s in, do not). The groups' failed writes fail
     them whole; the store's client is the real one, with the configured timeouts."""
-    config = processor.app.store.client.meta.config
+    config = processor.built_store.client.meta.config
     assert (config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]) == (2, 4, 3)
     context = DeadlineContext(15)
     assert processor.clients.CallLimits.of(config).worst_case_s() > 15

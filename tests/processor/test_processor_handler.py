@@ -412,7 +412,7 @@ def test_the_processors_parts_not_given_are_built_from_the_environment_once(
     monkeypatch.setenv("EVENT_RETENTION_DAYS", "400")
     assert processor.app.store is first, "the environment is read once"
     processor.reset()
-    assert processor.app.store is not first and processor.app.store.retention_days == 400
+    assert processor.app.store is not first and processor.built_store.retention_days == 400
     monkeypatch.delenv("TABLE_NAME")
     processor.reset()
     with pytest.raises(processor.clients.ConfigurationError):

@@ -351,8 +351,8 @@ def test_the_handlers_clients_are_this_transport(processor: Processor, monkeypat
     monkeypatch.setenv("LAKE_STREAM_NAME", "s")
     processor.reset()
     try:
-        assert isinstance(processor.app.store.client, processor.transport.JsonClient)
-        assert isinstance(processor.app.lake.client, processor.transport.JsonClient)
+        assert isinstance(processor.built_store.client, processor.transport.JsonClient)
+        assert isinstance(processor.built_lake.client, processor.transport.JsonClient)
     finally:
         processor.reset()
 
