@@ -1,11 +1,14 @@
 """What ``chat-analytics erase`` needs in AWS: one managed policy, published as output ``ErasurePolicyArn``.
 
 Erasure (docs/erasure.md) deletes a request's table item, rewrites the lake objects that hold its rows
-(the new object first, then the old one deleted), deletes its dead-letter messages and writes one audit
-line under ``erasure-audit/`` of the lake bucket. The policy allows exactly that, statement by statement,
-and nothing the command does not call: no ``dynamodb:Scan``, no ``s3:*`` outside ``requests/`` (read,
-rewrite, delete) and ``erasure-audit/`` (PutObject only: an eraser can add audit lines, not read, change
-or delete them; each run writes a new key), no ``sqs:SendMessage`` (erasure never moves a message).
+(the new object first, then the old one deleted): Firehose's under ``requests/`` and the daily compaction's
+under ``compacted/``, deletes its dead-letter messages and writes one audit line under ``erasure-audit/`` of
+the lake bucket. The policy allows exactly that, statement by statement, and nothing the command does not
+call: no ``dynamodb:Scan``, no ``s3:*`` outside ``requests/`` and ``compacted/`` (list, read, rewrite,
+delete) and ``erasure-audit/`` (PutObject only: an eraser can add audit lines, not read, change or delete
+them; each run writes a new key), no ``sqs:SendMessage`` (erasure never moves a message). ``compacted/`` is
+granted whether or not the stack compacts (``lakeCompaction``): objects a compaction wrote before it was
+turned off hold questions too, until they expire.
 ``cloudformation:DescribeStacks`` on the stack is how the CLI finds the resources by output name.
 
 The table is encrypted with the AWS managed key and the bucket and queues with SSE-S3 / SSE-SQS: no KMS
@@ -23,8 +26,12 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-# The folders of the lake bucket the eraser works in: Firehose's rows, and its own audit lines.
+# The folders of the lake bucket the eraser works in: Firehose's rows, the compaction's rows (restated, not
+# imported from stacks/compaction.py: one construct per module; the policy test holds them equal), and its
+# own audit lines.
 REQUESTS_PREFIX = "requests/"
+COMPACTED_PREFIX = "compacted/"
+ROW_PREFIXES = (REQUESTS_PREFIX, COMPACTED_PREFIX)
 AUDIT_PREFIX = "erasure-audit/"
 
 
@@ -51,7 +58,7 @@ class ErasureAccess(Construct):
         self.erasure_policy = iam.ManagedPolicy(
             self,
             "ErasurePolicy",
-            description=f"{props.name_prefix}: chat-analytics erase (table items, lake rows, dead letters, audit lines)",
+            description=f"{props.name_prefix}: chat-analytics erase (table items, lake rows, compacted rows, dead letters, audit lines)",
             statements=[
                 iam.PolicyStatement(
                     sid="FindTheStacksResources",
@@ -68,13 +75,13 @@ class ErasureAccess(Construct):
                     sid="ListTheLakesRows",
                     actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],
-                    # The command lists only under requests/ (it names the prefix in every request).
-                    conditions={"StringLike": {"s3:prefix": [f"{REQUESTS_PREFIX}*"]}},
+                    # The command lists only under requests/ and compacted/ (it names the prefix in every request).
+                    conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in ROW_PREFIXES]}},
                 ),
                 iam.PolicyStatement(
                     sid="RewriteTheLakesObjects",
                     actions=["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                    resources=[bucket.arn_for_objects(f"{REQUESTS_PREFIX}*")],
+                    resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in ROW_PREFIXES],
                 ),
                 iam.PolicyStatement(
                     sid="WriteAuditLines",
@@ -95,6 +102,9 @@ class ErasureAccess(Construct):
         reasons = {
             REQUESTS_PREFIX: "Firehose names each object under requests/dt=<day>/ itself; erasure reads them all to find a request's rows "
             "and rewrites, by name, the ones that hold them; the grant is limited to that folder of the lake bucket.",
+            COMPACTED_PREFIX: "The daily compaction (Athena's INSERT INTO) names each object under compacted/dt=<day>/late=<0|1>/ itself; "
+            "erasure reads them all to find a request's compacted rows and rewrites, by name, the ones that hold them; the grant is "
+            "limited to that folder of the lake bucket.",
             AUDIT_PREFIX: "Each erasure run adds one audit object under erasure-audit/ with a new name; the grant there is PutObject "
             "only (no read, no delete), limited to that folder.",
         }

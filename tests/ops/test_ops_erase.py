@@ -23,6 +23,8 @@ import duckdb
 import pytest
 from botocore.exceptions import ClientError
 
+import stacks.compaction
+import stacks.erasure
 from chat_analytics_ops import erase, lake
 from chat_analytics_ops.errors import OpsError
 from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter, query_event, response_event
@@ -471,7 +473,8 @@ def test_a_parquet_rewrite_with_another_schema_or_codec_or_rows_is_refused(tmp_p
 def test_the_erasure_policy_grants_what_erase_calls_and_no_more(dev) -> None:
     """IAM is not enforced by moto: the policy itself is asserted. ``s3:prefix`` limits ListBucket to the
     prefixes named (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html); erase
-    lists with Prefix=requests/ only."""
+    lists with Prefix=requests/ and Prefix=compacted/ only, and reads, writes and deletes objects under those
+    two folders only (the objects' folders are the ones the command's code names)."""
     [(logical_id, policy)] = [
         (name, resource)
         for name, resource in dev.raw["Resources"].items()
@@ -491,8 +494,23 @@ def test_the_erasure_policy_grants_what_erase_calls_and_no_more(dev) -> None:
         "WriteAuditLines": ["s3:PutObject"],
         "DeleteDeadLetters": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
     }
-    assert statements["ListTheLakesRows"]["Condition"] == {"StringLike": {"s3:prefix": ["requests/*"]}}
+    assert statements["ListTheLakesRows"]["Condition"] == {"StringLike": {"s3:prefix": ["requests/*", "compacted/*"]}}
+    # What the command lists and rewrites is what the policy names, and the compaction writes where both say.
+    assert erase.ROW_PREFIXES == (lake.COMPACTED_PREFIX, lake.PREFIX)
+    assert set(stacks.erasure.ROW_PREFIXES) == set(erase.ROW_PREFIXES)
+    assert stacks.erasure.COMPACTED_PREFIX == stacks.compaction.COMPACTED_PREFIX == lake.COMPACTED_PREFIX
+    [lake_bucket] = [
+        name for name, resource in dev.raw["Resources"].items() if resource["Type"] == "AWS::S3::Bucket" and name.startswith("LakeBucket")
+    ]
+    bucket_arn = {"Fn::GetAtt": [lake_bucket, "Arn"]}
+    rewritable = statements["RewriteTheLakesObjects"]["Resource"]
+    assert sorted(rewritable, key=json.dumps) == [
+        {"Fn::Join": ["", [bucket_arn, "/compacted/*"]]},
+        {"Fn::Join": ["", [bucket_arn, "/requests/*"]]},
+    ], "objects of the lake bucket under the two folders of rows, nothing else"
+    assert statements["ListTheLakesRows"]["Resource"] == bucket_arn
     text = json.dumps(statements)
-    assert '"/requests/*"' in text and '"/erasure-audit/*"' in text and "/index/byDay" in text
+    assert '"/requests/*"' in text and '"/compacted/*"' in text and '"/erasure-audit/*"' in text and "/index/byDay" in text
+    assert text.count('"/compacted/*"') == 1 and text.count('"/erasure-audit/*"') == 1, "audit lines: PutObject only, nothing else there"
     assert all(statement["Effect"] == "Allow" for statement in statements.values())
     assert "*" not in [statement["Resource"] for statement in statements.values()]

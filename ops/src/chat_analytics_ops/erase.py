@@ -1,16 +1,24 @@
 """``chat-analytics erase``: remove requests from the table, the event lake and the dead-letter queue.
 
 A request lives in three places: its item in the table (``requestId``), its rows in the lake objects
-Firehose wrote under ``requests/dt=YYYY-MM-DD/`` (Parquet in AWS, JSON lines locally), and, when its
-events failed, messages in the DLQ. Erasure finds every one of them, prints what it will change, asks,
-makes and checks every new lake object on this machine (nothing has changed yet), and then, in this order:
+Firehose wrote under ``requests/dt=YYYY-MM-DD/`` (Parquet in AWS, JSON lines locally) and, once its days
+are compacted, its rows in the ``compacted`` table (``compacted/dt=YYYY-MM-DD/late=0|1/``, Parquet: one row
+per request and day, with its question), and, when its events failed, messages in the DLQ. Erasure finds
+every one of them, prints what it will change, asks, makes and checks every new lake object on this machine
+(nothing has changed yet), and then, in this order:
 
 1. deletes the request's DLQ messages (first: a redrive could otherwise store the request again);
 2. deletes its table item (``DeleteItem``);
-3. rewrites each lake object holding its rows: the object without them is written FIRST, under a key
-   derived from the old one and the removed ids (``<old key>.erased-<12 hex of sha256>``), checked
-   (every other row the same, the same format, schema and compression), and only then is the old object
-   deleted. An object left with no row is deleted without a successor.
+3. rewrites each object under ``compacted/`` holding its rows, then each under ``requests/`` (the copy goes
+   before its source, so an interrupted run never leaves a compacted row whose raw rows are gone): the
+   object without them is written FIRST, under a key derived from the old one and the removed ids
+   (``<old key>.erased-<12 hex of sha256>``), checked (every other row the same, the same format, schema and
+   compression), and only then is the old object deleted. An object left with no row is deleted without a
+   successor.
+
+A compacted day stays compacted: the request's raw rows of a day and its compacted row of that day (whose
+``source_rows`` counts them) both go, so the day's raw row count still equals its summed ``source_rows``
+and the report keeps reading the day from ``compacted`` (``sql/compacted_days.sql``).
 
 An interrupted run (a crash between the write of the new object and the delete of the old one) leaves
 both; the next run finds the pair (a key ``K.erased-H`` next to ``K``), checks the new one is exactly
@@ -21,7 +29,8 @@ raw count of rows sees the copied rows twice; docs/erasure.md.
 
 Each run that gets past its plan (even one with nothing to change) writes one audit line, a JSON object,
 to stdout and as a new object under ``erasure-audit/`` of the lake bucket: how many request ids and the
-SHA-256 of them, when, and how many items, rows, objects and messages changed. Never a request id or a
+SHA-256 of them, when, and how many items, rows, objects (under ``requests/`` and ``compacted/``) and
+messages changed. Never a request id or a
 question's text; nor does anything else the command prints.
 """
 
@@ -52,6 +61,9 @@ from chat_analytics_ops.report_model import day_range, parse_day
 from chat_analytics_ops.table_engine import has_day_index, read_items
 
 AUDIT_PREFIX = "erasure-audit/"
+# The lake's folders that hold rows of requests: Firehose's raw rows, and the daily compaction's rows (the
+# compacted copy first: it is rewritten before its source, see the module docstring).
+ROW_PREFIXES = (lake.COMPACTED_PREFIX, lake.PREFIX)
 ERASED_MARK = ".erased-"
 HASH_CHARS = 12  # of the removed ids' SHA-256 in a rewritten object's key
 _DERIVED = re.compile(r"^(?P<base>.+)\.erased-(?P<hash>[0-9a-f]{12})$")
@@ -59,6 +71,17 @@ MAX_QUESTION_DAYS = 366
 PARQUET_COMPRESSIONS = {"SNAPPY": "snappy", "GZIP": "gzip", "ZSTD": "zstd", "UNCOMPRESSED": "uncompressed", "LZ4_RAW": "lz4_raw"}
 MAX_IDS = 10_000
 PROG = "chat-analytics"
+# What a run changed, as its audit line counts it (lake: under requests/; compacted: under compacted/).
+DONE = (
+    "tableItems",
+    "lakeRows",
+    "lakeObjectsWritten",
+    "lakeObjectsDeleted",
+    "compactedRows",
+    "compactedObjectsWritten",
+    "compactedObjectsDeleted",
+    "deadLetters",
+)
 
 
 def ids_hash(ids: Iterable[str]) -> str:
@@ -178,9 +201,15 @@ class Rewrite:
     rows_kept: int
     leftovers: list[str] = field(default_factory=list)  # rewritten copies of ``key`` an interrupted run left
 
+    source_rows_removed: int = 0  # a compacted object's: the raw rows its removed rows merged (their source_rows)
+
     @property
     def new_key(self) -> str | None:
         return derived_key(self.key, self.removed) if self.rows_kept else None
+
+    @property
+    def compacted(self) -> bool:
+        return self.key.startswith(lake.COMPACTED_PREFIX)
 
 
 @dataclass
@@ -190,11 +219,24 @@ class Plan:
     rewrites: list[Rewrite]
     dead_letters: frozenset[str]  # the MessageIds of the DLQ messages to delete
     dlq_unchecked: int
-    objects_searched: int
+    objects_searched: int  # under requests/
+    compacted_searched: int = 0  # under compacted/
+
+    @property
+    def lake_rewrites(self) -> list[Rewrite]:
+        return [rewrite for rewrite in self.rewrites if not rewrite.compacted]
+
+    @property
+    def compacted_rewrites(self) -> list[Rewrite]:
+        return [rewrite for rewrite in self.rewrites if rewrite.compacted]
 
     @property
     def rows(self) -> int:
-        return sum(rewrite.rows_removed for rewrite in self.rewrites)
+        return sum(rewrite.rows_removed for rewrite in self.lake_rewrites)
+
+    @property
+    def compacted_rows(self) -> int:
+        return sum(rewrite.rows_removed for rewrite in self.compacted_rewrites)
 
     @property
     def interrupted(self) -> int:
@@ -223,7 +265,7 @@ class Eraser:
     # The run: plan, ask, erase, audit.
 
     def run(self, selection: Selection, *, yes: bool, stdin: TextIO) -> int:
-        objects = sync_lake(self.s3, self.bucket, self.cache)
+        objects = sync_lake(self.s3, self.bucket, self.cache)  # (under requests/, under compacted/)
         ids = set(selection.request_ids)
         if selection.text is not None:
             found = self.find_by_question(selection.text, list(selection.days))
@@ -239,26 +281,27 @@ class Eraser:
         if not plan.changes_anything():
             queue = "the dead-letter queue" if not plan.dlq_unchecked else "the dead-letter messages that could be checked"
             self.say(
-                f"nothing to erase: {plural(len(ids), 'request')} in none of the table, the lake ({plural(objects, 'object')} searched)"
+                f"nothing to erase: {plural(len(ids), 'request')} in none of the table, the lake ({plural(objects[0], 'object')}"
+                f" under {lake.PREFIX} and {objects[1]} under {lake.COMPACTED_PREFIX} searched)"
                 f" or {queue} (already erased, or never stored); nothing changed"
             )
-            self.audit(
-                selection, plan, {"tableItems": 0, "lakeRows": 0, "lakeObjectsWritten": 0, "lakeObjectsDeleted": 0, "deadLetters": 0}
-            )
+            self.audit(selection, plan, dict.fromkeys(DONE, 0))
             return self._unchecked_status(plan)
         if not yes:
             self.confirm(stdin)
         # Every new lake object is made and checked on this machine before anything anywhere changes.
         prepared = [self.prepare(rewrite) for rewrite in plan.rewrites]
-        done = {"tableItems": 0, "lakeRows": 0, "lakeObjectsWritten": 0, "lakeObjectsDeleted": 0, "deadLetters": 0}
+        done = dict.fromkeys(DONE, 0)
         try:
             done["deadLetters"] = self.erase_dead_letters(plan.ids, plan.dead_letters)
             done["tableItems"] = self.erase_items(plan.table_items)
+            # plan.rewrites lists the objects under compacted/ first (ROW_PREFIXES' order).
             for rewrite, content in zip(plan.rewrites, prepared, strict=True):
                 written, deleted = self.rewrite(rewrite, content)
-                done["lakeObjectsWritten"] += written
-                done["lakeObjectsDeleted"] += deleted
-                done["lakeRows"] += rewrite.rows_removed
+                counted = "compacted" if rewrite.compacted else "lake"
+                done[f"{counted}ObjectsWritten"] += written
+                done[f"{counted}ObjectsDeleted"] += deleted
+                done[f"{counted}Rows"] += rewrite.rows_removed
         except (ClientError, BotoCoreError, OpsError, KeyboardInterrupt) as error:
             with contextlib.suppress(ClientError, BotoCoreError):
                 self.audit(selection, plan, done, outcome=f"failed: {type(error).__name__}")
@@ -267,7 +310,9 @@ class Eraser:
         self.say(
             f"erased {plural(len(plan.ids), 'request')}: {plural(done['tableItems'], 'table item')},"
             f" {plural(done['lakeRows'], 'lake row')} ({plural(done['lakeObjectsWritten'], 'object')} written,"
-            f" {plural(done['lakeObjectsDeleted'], 'object')} deleted), {plural(done['deadLetters'], 'dead letter')}"
+            f" {plural(done['lakeObjectsDeleted'], 'object')} deleted), {plural(done['compactedRows'], 'compacted row')}"
+            f" ({plural(done['compactedObjectsWritten'], 'object')} written, {plural(done['compactedObjectsDeleted'], 'object')} deleted),"
+            f" {plural(done['deadLetters'], 'dead letter')}"
         )
         return self._unchecked_status(plan)
 
@@ -292,13 +337,26 @@ class Eraser:
     def print_plan(self, plan: Plan) -> None:
         self.say(f"{plural(len(plan.ids), 'request')} to erase (ids' sha256 {ids_hash(plan.ids)[:16]}…):")
         self.say(f"  table: {plural(len(plan.table_items), 'item')} to delete")
-        self.say(f"  lake: {plural(plan.rows, 'row')} in {plural(len(plan.rewrites), 'object')} of {plan.objects_searched} searched")
-        for rewrite in plan.rewrites:
+        lake_rewrites, compacted_rewrites = plan.lake_rewrites, plan.compacted_rewrites
+        self.say(
+            f"  lake: {plural(plan.rows, 'row')} in {plural(len(lake_rewrites), 'object')} of {plan.objects_searched} searched"
+            f" under {lake.PREFIX}"
+        )
+        self._say_rewrites(lake_rewrites)
+        merged = sum(rewrite.source_rows_removed for rewrite in compacted_rewrites)
+        self.say(
+            f"  compacted: {plural(plan.compacted_rows, 'row')} (merging {plural(merged, 'raw row')}) in"
+            f" {plural(len(compacted_rewrites), 'object')} of {plan.compacted_searched} searched under {lake.COMPACTED_PREFIX}"
+        )
+        self._say_rewrites(compacted_rewrites)
+        self.say(f"  dead-letter queue: {plural(len(plan.dead_letters), 'message')} to delete")
+
+    def _say_rewrites(self, rewrites: list[Rewrite]) -> None:
+        for rewrite in rewrites:
             target = f"-> {rewrite.new_key} ({plural(rewrite.rows_kept, 'row')} kept)" if rewrite.new_key else "(no row left: deleted)"
             self.say(f"    {rewrite.key}: {plural(rewrite.rows_removed, 'row')} removed {target}")
             for leftover in rewrite.leftovers:
                 self.say(f"      completes an interrupted erasure: {leftover} (its copy without some requests' rows)")
-        self.say(f"  dead-letter queue: {plural(len(plan.dead_letters), 'message')} to delete")
 
     # Finding.
 
@@ -350,14 +408,14 @@ class Eraser:
                 found.add(request_id)
         return found
 
-    def plan(self, ids: frozenset[str], objects: int) -> Plan:
+    def plan(self, ids: frozenset[str], objects: tuple[int, int]) -> Plan:
         table_items = [request_id for request_id in sorted(ids) if self._has_item(request_id)]
         rewrites = plan_rewrites(self.cache, ids)
         with self._dead_letters() as (letters, unchecked):
             dead = frozenset(
                 letter.message_id for letter, event in letters if event.get("requestId") in ids or letter.message_id in self.raw_letters
             )
-        return Plan(ids, table_items, rewrites, dead, unchecked, objects)
+        return Plan(ids, table_items, rewrites, dead, unchecked, objects[0], objects[1])
 
     def _has_item(self, request_id: str) -> bool:
         response = self.dynamodb.get_item(
@@ -479,6 +537,7 @@ class Eraser:
             "outcome": outcome if plan.changes_anything() else "nothing to erase",
             **done,
             "lakeObjectsSearched": plan.objects_searched,
+            "compactedObjectsSearched": plan.compacted_searched,
             "interruptedErasuresCompleted": plan.interrupted if outcome == "completed" else 0,
             "deadLettersUnchecked": plan.dlq_unchecked,
         }
@@ -500,10 +559,12 @@ def _parsed(body: str) -> dict[str, Any]:
 # --- the lake -----------------------------------------------------------------------------------------
 
 
-def sync_lake(s3: Any, bucket: str, cache: Path) -> int:
-    """Make ``cache``'s ``requests/`` a copy of the bucket's (same keys): new objects are downloaded, a local one
-    the bucket no longer has is removed (its rows may be ones erased since). Returns the number of objects."""
-    return lake.mirror_prefix(s3, bucket, lake.PREFIX, cache).objects
+def sync_lake(s3: Any, bucket: str, cache: Path) -> tuple[int, int]:
+    """Make ``cache``'s ``requests/`` and ``compacted/`` copies of the bucket's (same keys): new objects are
+    downloaded, a local one the bucket no longer has is removed (its rows may be ones erased since). Returns the
+    number of objects under each."""
+    requests, compacted = (lake.mirror_prefix(s3, bucket, prefix, cache).objects for prefix in (lake.PREFIX, lake.COMPACTED_PREFIX))
+    return requests, compacted
 
 
 def _duckdb() -> Any:
@@ -519,9 +580,13 @@ def _json_columns() -> str:
 
 
 def lake_connection(cache: Path) -> Any:
-    """DuckDB with a view ``erasable`` (request_id, day, query, filename) over every lake object in ``cache``."""
+    """DuckDB with a view ``erasable`` (request_id, day, query, filename) over every lake object in ``cache``: the
+    raw rows under ``requests/`` and the compacted ones under ``compacted/`` (a compacted row whose raw rows are
+    gone, say erased by an earlier version of this command, is found all the same)."""
     connection = _duckdb().connect()
     parquet, json_lines = lake.lake_files(cache)
+    compacted_parquet, compacted_json = lake.lake_files(cache, lake.COMPACTED_TABLE)
+    parquet, json_lines = parquet + compacted_parquet, json_lines + compacted_json
     parts = [
         "SELECT CAST(NULL AS VARCHAR) AS request_id, CAST(NULL AS VARCHAR) AS day, CAST(NULL AS VARCHAR) AS query, '' AS filename WHERE false"
     ]
@@ -563,9 +628,14 @@ def object_ids(path: Path) -> dict[str, int]:
 
 
 def plan_rewrites(cache: Path, ids: frozenset[str]) -> list[Rewrite]:
-    """The lake objects to rewrite: those holding rows of ``ids``, and those an interrupted run left a copy of."""
-    root = cache / lake.PREFIX
-    keys = {path.relative_to(cache).as_posix() for path in root.rglob("*") if path.is_file() and not path.name.endswith(".part")}
+    """The lake objects to rewrite: those holding rows of ``ids``, and those an interrupted run left a copy of;
+    the ones under ``compacted/`` first, then those under ``requests/`` (the order they are rewritten in)."""
+    keys = {
+        path.relative_to(cache).as_posix()
+        for prefix in ROW_PREFIXES
+        for path in (cache / prefix).rglob("*")
+        if path.is_file() and not path.name.endswith(".part")
+    }
     # First the copies interrupted runs left (``K.erased-H`` beside ``K``), each checked to be ``K`` without
     # whole requests: a copy that is not stops the run here, before anything changes.
     leftovers: dict[str, list[str]] = {}
@@ -586,15 +656,33 @@ def plan_rewrites(cache: Path, ids: frozenset[str]) -> list[Rewrite]:
             connection.close()
         holding = {Path(name).resolve().relative_to(cache.resolve()).as_posix() for (name,) in files}
     rewrites = []
-    for key in sorted((holding - {leftover for group in leftovers.values() for leftover in group}) | set(leftovers)):
+    chosen = (holding - {leftover for group in leftovers.values() for leftover in group}) | set(leftovers)
+    for key in sorted(chosen, key=lambda key: (not key.startswith(lake.COMPACTED_PREFIX), key)):
         path = cache / key
         counts = object_ids(path)
         removed = {request_id for request_id in counts if request_id in ids}
         removed |= interrupted.get(key, set())
         total = sum(counts.values()) + _rows_without_id(path)
         rows_removed = sum(counts[request_id] for request_id in removed if request_id in counts)
-        rewrites.append(Rewrite(key, object_format(path), frozenset(removed), rows_removed, total - rows_removed, leftovers.get(key, [])))
+        fmt = object_format(path)
+        merged = _source_rows(path, frozenset(removed)) if key.startswith(lake.COMPACTED_PREFIX) and fmt == "parquet" else 0
+        rewrites.append(Rewrite(key, fmt, frozenset(removed), rows_removed, total - rows_removed, leftovers.get(key, []), merged))
     return rewrites
+
+
+def _source_rows(path: Path, removed: frozenset[str]) -> int:
+    """The raw rows the compacted rows of ``removed`` in ``path`` merged (the sum of their ``source_rows``)."""
+    if not removed:
+        return 0
+    connection = _duckdb().connect()
+    try:
+        (merged,) = connection.execute(
+            f"SELECT coalesce(sum(source_rows), 0) FROM read_parquet({lake._quoted(str(path))}, hive_partitioning = false)"
+            f" WHERE list_contains({_id_list(removed)}, request_id)"
+        ).fetchone()
+    finally:
+        connection.close()
+    return int(merged)
 
 
 def _rows_without_id(path: Path) -> int:
