@@ -164,7 +164,7 @@ class Table:
     client: Any
     name: str
 
-    def item(self, request_id: str) -> dict | None:
+    def item(self, request_id: str) -> Any:  # DynamoDB JSON (a dict), or None when there is no item
         return self.client.get_item(TableName=self.name, Key={"requestId": {"S": request_id}}, ConsistentRead=True).get("Item")
 
     def delete(self, request_id: str) -> None:

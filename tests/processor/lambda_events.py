@@ -21,7 +21,7 @@ BASE_TS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 _sequence = itertools.count(18_849_496_460_467_696_128)
 
 
-def query_body(request_id: str, *, timestamp: int = BASE_TS, query: str = "Does the candidate know Python?", **extra: Any) -> dict:
+def query_body(request_id: str, *, timestamp: Any = BASE_TS, query: str = "Does the candidate know Python?", **extra: Any) -> dict:
     """A valid query event."""
     return {"schemaVersion": 1, "eventType": "query", "requestId": request_id, "timestamp": timestamp, "query": query, **extra}
 
@@ -29,9 +29,9 @@ def query_body(request_id: str, *, timestamp: int = BASE_TS, query: str = "Does 
 def response_body(
     request_id: str,
     *,
-    timestamp: int = BASE_TS + 12,
+    timestamp: Any = BASE_TS + 12,  # any JSON value: tests send invalid ones too
     match_type: str = "full",
-    match_score: float = 100,
+    match_score: Any = 100,
     reasoning: str = "matched 1 of 1 skills",
     **extra: Any,
 ) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
+from schema import generate
 from tests.processor.conftest import PROCESSOR_DIR, Processor
 from tests.processor.lambda_events import query_body, response_body
 
@@ -56,13 +56,6 @@ INVALID = [
 ]
 
 
-def load_generator():
-    spec = importlib.util.spec_from_file_location("schema_generate", REPO / "schema" / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
@@ -71,7 +64,7 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def test_schema_file_is_in_sync_with_the_models(processor: Processor) -> None:
-    generator = load_generator()
+    generator = generate
     assert SCHEMA_FILE.read_text(encoding="utf-8") == generator.render(), "run: .venv/bin/python schema/generate.py"
     assert generator.main(["--check"]) == 0, "the operations CLI's packaged copy is stale: run schema/generate.py"
 

@@ -44,7 +44,7 @@ class Lake:
         )
 
     def rows(self) -> list[dict[str, Any]]:
-        found = []
+        found: list[dict[str, Any]] = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
             for entry in page.get("Contents", []):
                 body = self.s3.get_object(Bucket=BUCKET, Key=entry["Key"])["Body"].read().decode("utf-8")
@@ -115,7 +115,8 @@ class RefusingSink:
     """A sink that refuses the rows of chosen requests (``PutRecordBatch`` entries with an error code)."""
 
     def __init__(self, processor: Processor, refuse: set[str]) -> None:
-        self.processor, self.refuse, self.rows = processor, refuse, []
+        self.processor, self.refuse = processor, refuse
+        self.rows: list[dict[str, Any]] = []
 
     def put(self, records: list[bytes], *, deadline: float | None = None) -> Any:
         refused = {}
@@ -157,7 +158,8 @@ class ScriptedFirehose:
     """``put_record_batch`` answers from a script: a list of per-call outcomes (an exception, or error codes by entry)."""
 
     def __init__(self, script: list[Any]) -> None:
-        self.script, self.calls = list(script), []
+        self.script = list(script)
+        self.calls: list[list[bytes]] = []
 
     def put_record_batch(self, DeliveryStreamName: str, Records: list[dict]) -> dict:
         self.calls.append([record["Data"] for record in Records])
