@@ -73,10 +73,13 @@ def test_cloudwatch_may_publish_to_the_alarm_topic_for_this_stacks_alarms_only(s
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_every_alarm_name_falls_under_the_grants_source_arn(stage: str, request: pytest.FixtureRequest) -> None:
-    """The conditions match alarms by name; an alarm outside the prefix would notify nobody."""
+    """The conditions match alarms by name; an alarm outside the prefix would notify nobody. Twelve alarms:
+    the ten of the pipeline and the lake compaction's two (``lakeCompaction``, on by default)."""
     s: Synthesized = request.getfixturevalue(stage)
     alarms = resources_of(s.raw, "AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 10
+    assert len(alarms) == 12
+    names = {alarm["Properties"]["AlarmName"] for alarm in alarms}
+    assert {f"ChatAnalytics-{stage}-LakeCompactionFailed", f"ChatAnalytics-{stage}-LakeCompactionNotStarted"} <= names
     for alarm in alarms:
         assert alarm["Properties"]["AlarmName"].startswith(f"ChatAnalytics-{stage}-")
 
@@ -108,7 +111,7 @@ def test_the_topic_key_does_not_outlive_a_dev_stack(dev: Synthesized, prod: Synt
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_alarms_notify_on_alarm_and_recoveries_only_after_an_alarm(stage: str, request: pytest.FixtureRequest) -> None:
     """An OK action fires on every transition into OK, INSUFFICIENT_DATA -> OK included, so a fresh deploy
-    would mail ten "OK" messages (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-evaluation.html).
+    would mail twelve "OK" messages (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-evaluation.html).
     Alarms act on ALARM only; an EventBridge rule forwards ALARM -> OK and nothing else
     (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-and-eventbridge.html)."""
     s: Synthesized = request.getfixturevalue(stage)
@@ -304,7 +307,8 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
     * the topic and its key: CloudWatch and EventBridge, conditioned (above); the key's administrators;
     * the recovery rule's dead-letter queue: EventBridge, for that rule only (above);
     * role trust: Lambda for the processor, Firehose (conditioned on this account) for the lake's delivery
-      stream; no role for EventBridge (the recovery rule has none);
+      stream, EventBridge Scheduler (conditioned on this account, below) for the lake's compaction; no role
+      for EventBridge (the recovery rule has none);
     * the lake bucket: a TLS-only deny, no allow (Firehose and the report readers go through IAM);
     * identity policies (``AWS::IAM::Policy``, the report reader's ``AWS::IAM::ManagedPolicy``) name no principal;
     * no secret, table, function or log-group resource policy, no Lambda permission (an SQS event source
@@ -333,6 +337,7 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
             ("AWS::SQS::QueuePolicy", json.dumps({"Service": "events.amazonaws.com"}), True),
             ("AWS::IAM::Role", json.dumps({"Service": "lambda.amazonaws.com"}), False),
             ("AWS::IAM::Role", json.dumps({"Service": "firehose.amazonaws.com"}), True),
+            ("AWS::IAM::Role", json.dumps({"Service": "scheduler.amazonaws.com"}), True),
         ]
     )
     recovery_dlq_id, _ = recovery_dlq(s, stage)
@@ -343,6 +348,37 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
     assert {st["Effect"] for st in bucket_policy["Properties"]["PolicyDocument"]["Statement"]} == {"Deny"}
     for policy in resources_of(s.raw, "AWS::IAM::ManagedPolicy").values():
         assert all("Principal" not in st for st in policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_only_this_accounts_scheduler_may_assume_the_compaction_role(stage: str, request: pytest.FixtureRequest) -> None:
+    """EventBridge Scheduler assumes a schedule's execution role as ``scheduler.amazonaws.com``; its setup page
+    conditions the role's trust policy on ``aws:SourceAccount`` (the account of the schedule that assumes it) to
+    prevent the confused-deputy problem, so that a schedule of another account naming this role cannot use it
+    (https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html). The role is the compaction's
+    schedule's and no other schedule's target names it; no other role trusts the scheduler."""
+    s: Synthesized = request.getfixturevalue(stage)
+    trusting = {
+        role_id: role
+        for role_id, role in resources_of(s.raw, "AWS::IAM::Role").items()
+        if any(
+            st["Principal"] == {"Service": "scheduler.amazonaws.com"} for st in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        )
+    }
+    [(role_id, role)] = trusting.items()
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "scheduler.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+        }
+    ]
+    [schedule] = resources_of(s.raw, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["Name"] == f"ChatAnalytics-{stage}-lake-compaction"
+    assert schedule["Properties"]["GroupName"] == f"ChatAnalytics-{stage}-lake"
+    assert schedule["Properties"]["Target"]["RoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
 
 
 def test_the_processor_role_has_what_an_sqs_event_source_needs(dev: Synthesized) -> None:
