@@ -450,6 +450,10 @@ def test_alarms_thresholds_and_notifications(stage: str, age_threshold: int, req
             300,
             above,
         ),
+        # The lake's daily compaction (tests/cdk/test_compaction.py): over an hour, one failed query or one
+        # invocation the schedule gave up on is an alarm.
+        "AWS/Athena/TotalExecutionTime/FAILED": ("SampleCount", 1, 3600, at_least),
+        f"AWS/Scheduler/InvocationDroppedCount/ChatAnalytics-{stage}-lake": ("Sum", 1, 3600, at_least),
     }
     normalized = {
         re.sub(r"/(\{.*\})$", lambda m: "/" + json.dumps(json.loads(m.group(1).replace("'", '"'))), k): v for k, v in alarms.items()
@@ -464,6 +468,19 @@ def test_alarms_thresholds_and_notifications(stage: str, age_threshold: int, req
         assert props["TreatMissingData"] == "notBreaching"
         assert props["AlarmActions"] == [{"Ref": topic_id}]
         assert "OKActions" not in props, "recoveries go through the ALARM -> OK rule (tests/cdk/test_aws_rules.py)"
+    assert len(resources_of(s.raw, "AWS::CloudWatch::Alarm")) == len(expected) == 12
+    # Athena publishes a workgroup's per-query metrics (PublishCloudWatchMetricsEnabled) with the query's state
+    # and type; EventBridge Scheduler its dropped invocations per schedule group.
+    failed = normalized["AWS/Athena/TotalExecutionTime/FAILED"]
+    assert failed["AlarmName"] == f"ChatAnalytics-{stage}-LakeCompactionFailed"
+    assert sorted((d["Name"], d["Value"]) for d in failed["Dimensions"]) == [
+        ("QueryState", "FAILED"),
+        ("QueryType", "DML"),
+        ("WorkGroup", f"ChatAnalytics-{stage}-compaction"),
+    ]
+    dropped = normalized[f"AWS/Scheduler/InvocationDroppedCount/ChatAnalytics-{stage}-lake"]
+    assert dropped["AlarmName"] == f"ChatAnalytics-{stage}-LakeCompactionNotStarted"
+    assert dropped["Dimensions"] == [{"Name": "ScheduleGroup", "Value": f"ChatAnalytics-{stage}-lake"}]
 
 
 def test_dashboard_shows_queue_dlq_lambda_and_processor_metrics(dev: Synthesized) -> None:
