@@ -15,11 +15,13 @@ ACCOUNT = {"Ref": "AWS::AccountId"}
 
 
 def only(s: Synthesized, resource_type: str) -> tuple[str, dict]:
-    """The lake's one resource of a type, the rejected events' table and stream aside (tests/cdk/test_rejected.py)."""
+    """The lake's one resource of a type, by logical id: the rejected events' table and stream
+    (tests/cdk/test_rejected.py), the erasure policy (tests/cdk/test_stack_resources.py) and the compaction's
+    ``compacted`` table and ``-compaction`` workgroup (tests/cdk/test_compaction.py) aside."""
     found = {
         name: res
         for name, res in resources_of(s.raw, resource_type).items()
-        if not name.startswith(("LakeRejected", "Erasure"))  # the erasure policy: tests/cdk/test_stack_resources.py
+        if not name.startswith(("LakeRejected", "Erasure", "Compaction"))
     }
     assert len(found) == 1, f"expected one {resource_type}, found {list(found)}"
     name, resource = next(iter(found.items()))
@@ -91,8 +93,18 @@ def test_lake_bucket_is_encrypted_private_tls_only_and_expires_rows_with_the_eve
     assert rules["requests/"]["ExpirationInDays"] == days, "the lake keeps eventRetentionDays"
     assert int(fn["Properties"]["Environment"]["Variables"]["EVENT_RETENTION_DAYS"]) == table_days, "the table's TTL: tableRetentionDays"
     assert rules["errors/"]["ExpirationInDays"] == days
-    assert rules["athena-results/"]["ExpirationInDays"] == 7
+    assert rules["athena-results/"]["ExpirationInDays"] == 7, "the compaction's results (athena-results/compaction/) too"
     assert rules[""]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1} and "ExpirationInDays" not in rules[""]
+    assert rules["compacted/"]["Id"] == "ExpireCompactedRows"
+    assert rules["compacted/"]["ExpirationInDays"] == days, "the compacted rows expire with the raw rows they restate"
+    assert {prefix: rule["Id"] for prefix, rule in rules.items()} == {
+        "requests/": "ExpireRequestRows",
+        "errors/": "ExpireErrorRecords",
+        "rejected/": "ExpireRejectedRows",
+        "athena-results/": "ExpireAthenaResults",
+        "": "AbortIncompleteUploads",
+        "compacted/": "ExpireCompactedRows",
+    }, "every folder the stack writes expires"
     [policy] = resources_of(s.raw, "AWS::S3::BucketPolicy").values()
     assert policy["Properties"]["Bucket"] == {"Ref": bucket_id}
     [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -115,6 +127,7 @@ def test_lake_retention_follows_event_retention_days_from_context(tmp_path: Path
     _, lake = bucket(s)
     rules = {rule.get("Prefix", ""): rule for rule in lake["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["requests/"]["ExpirationInDays"] == rules["errors/"]["ExpirationInDays"] == 90
+    assert rules["compacted/"]["ExpirationInDays"] == 90
     _, fn = only(s, "AWS::Lambda::Function")
     assert fn["Properties"]["Environment"]["Variables"]["EVENT_RETENTION_DAYS"] == "14"
     config = only(s, "AWS::Athena::WorkGroup")[1]["Properties"]["WorkGroupConfiguration"]
@@ -345,6 +358,10 @@ REPORT_READER_STATEMENTS = (
         ATHENA_S3_ACCESS,
     ),
     ("LocateAndListTheLakeBucket", ["s3:GetBucketLocation", "s3:ListBucket"], "bucket", ATHENA_S3_ACCESS),
+    # The report reads the compacted days from ``compacted`` (stacks/compaction.py); its catalog and database
+    # are ReadTheTableDefinition's.
+    ("ReadCompactedTable", ["glue:GetPartitions", "glue:GetTable"], "compacted table", ATHENA_MANAGED_POLICIES),
+    ("ReadCompactedRows", "s3:GetObject", "/compacted/*", ATHENA_S3_ACCESS),
 )
 
 
@@ -376,6 +393,7 @@ def test_report_reader_policy_is_athenas_documented_list_and_nothing_else(dev: S
         ],
         "rows": [object_arn(bucket_id, "/rejected/*"), object_arn(bucket_id, "/requests/*")],  # CDK sorts them
         "bucket": {"Fn::GetAtt": [bucket_id, "Arn"]},
+        "compacted table": glue_arn(":table/chat_analytics_dev/compacted"),
     }
     expected = [
         {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources.get(where) or object_arn(bucket_id, where)}
