@@ -585,7 +585,9 @@ IDLE_RECEIVES_PER_MONTH = 0.65e6  # the mapping's long polls that return nothing
 PLATFORM_LOG_BYTES = 500  # Lambda's own platform.start and platform.report records per invocation (JSON format; estimated)
 ITEM_OVERHEAD_BYTES = 100  # DynamoDB's per-item storage overhead, in the table and again in the index
 LOG_COMPRESSION = 0.15
-FIXED = {"metrics": 11, "alarms": 10, "dashboards": 1, "secrets": 1, "kms_keys": 1}
+# alarms: the stack's twelve with lakeCompaction (default true): the pipeline's ten and the compaction's two
+# (tests/cdk/test_stack_resources.py holds this equal to the synthesized templates' count).
+FIXED = {"metrics": 11, "alarms": 12, "dashboards": 1, "secrets": 1, "kms_keys": 1}
 # retention_days: the table's items (tableRetentionDays); lake_days: the lake's rows (eventRetentionDays).
 STAGES = {
     "dev": {"retention_days": 30, "lake_days": 30, "log_days": 14},

@@ -483,6 +483,23 @@ def test_alarms_thresholds_and_notifications(stage: str, age_threshold: int, req
     assert dropped["Dimensions"] == [{"Name": "ScheduleGroup", "Value": f"ChatAnalytics-{stage}-lake"}]
 
 
+def test_the_cost_bench_prices_every_alarm_the_stack_has(dev: Synthesized, prod: Synthesized) -> None:
+    """Alarms are billed per alarm-month: ``bench/cost_bench.py`` prices as many as each stage deploys."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("cost_bench_for_alarms", REPO / "bench" / "cost_bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        del sys.modules[spec.name]
+    for s in (dev, prod):
+        assert bench.FIXED["alarms"] == len(resources_of(s.raw, "AWS::CloudWatch::Alarm")) == 12
+
+
 def test_dashboard_shows_queue_dlq_lambda_and_processor_metrics(dev: Synthesized) -> None:
     [dashboard] = resources_of(dev.raw, "AWS::CloudWatch::Dashboard").values()
     assert dashboard["Properties"]["DashboardName"] == "ChatAnalytics-dev"
