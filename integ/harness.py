@@ -49,6 +49,7 @@ OPS_PACKAGE = REPO / "ops" / "src" / "chat_analytics_ops"
 # What the probe imports of the operations CLI: the report from the table and from the lake (boto3 only).
 OPS_FILES = (
     "__init__.py",
+    "contract.py",
     "errors.py",
     "timeouts.py",
     "render.py",
@@ -58,6 +59,7 @@ OPS_FILES = (
     "lake-columns.json",
     "rejected-columns.json",
     "sql/report.sql",
+    "sql/compacted_days.sql",
     "sql/rejected.sql",
 )
 

@@ -64,12 +64,13 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
+from schema import contract
 from stacks.cdk_helpers import retain_if, secure_queue
 
 ONE_MINUTE = Duration.minutes(1)
 FIVE_MINUTES = Duration.minutes(5)
-PROCESSOR_METRICS = ("QueryEvents", "ResponseEvents", "InvalidEvents")
-MATCH_METRICS = ("MatchFull", "MatchPartial", "MatchNone")
+PROCESSOR_METRICS = (contract.QUERY_EVENTS, contract.RESPONSE_EVENTS, contract.INVALID_EVENTS)
+MATCH_METRICS = tuple(contract.MATCH_METRICS[kind] for kind in contract.MATCH_TYPES)
 # The event lake's promise: a row is queryable within 30 minutes of reaching Firehose (its buffer is 15).
 LAKE_FRESHNESS_THRESHOLD_S = 1800
 # A recovery notice EventBridge could not publish is retried for up to an hour (or 24 times, whichever
@@ -235,7 +236,7 @@ class Monitoring(Construct):
         either way): rows the processor could not send, rows late to S3, rows Firehose could not convert."""
         self._alarm(
             "LakeDeliveryFailures",
-            self._own(props, "LakeDeliveryFailures"),
+            self._own(props, contract.LAKE_DELIVERY_FAILURES),
             threshold=1,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             description="The processor could not send lake rows to Firehose (their records are retried through SQS)",
@@ -480,14 +481,14 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(title="Answers by match type", left=[own(name) for name in MATCH_METRICS], width=8),
             cloudwatch.GraphWidget(
                 title="Match score and ingest lag",
-                left=[own("MatchScore", "Average")],
-                right=[own("IngestLagMs", "p99")],
+                left=[own(contract.MATCH_SCORE, "Average")],
+                right=[own(contract.INGEST_LAG_MS, "p99")],
                 width=8,
             ),
         )
         # Cold starts (the processor's own ColdStart metric, one per execution environment) and how often
         # an invocation pays for one: a rising share means Lambda keeps scaling out and in.
-        cold_starts = own("ColdStart")
+        cold_starts = own(contract.COLD_START)
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Processor cold starts",
@@ -509,11 +510,11 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Event lake: rows in and out",
                 left=[
-                    own("LakeRows"),
+                    own(contract.LAKE_ROWS),
                     self._firehose(props, "IncomingRecords", "Sum"),
                     self._firehose(props, "DeliveryToS3.Records", "Sum"),
                 ],
-                right=[own("LakeDeliveryFailures"), self._firehose(props, "FailedConversion.Records", "Sum")],
+                right=[own(contract.LAKE_DELIVERY_FAILURES), self._firehose(props, "FailedConversion.Records", "Sum")],
                 width=12,
             ),
             cloudwatch.GraphWidget(

@@ -152,12 +152,14 @@ def test_the_probe_asset_hash_does_not_depend_on_where_it_was_staged() -> None:
     assert cdk.FileSystem.fingerprint(first) == cdk.FileSystem.fingerprint(second)
     assert sorted(str(path.relative_to(first)) for path in Path(first).rglob("*") if path.is_file()) == [
         "chat_analytics_ops/__init__.py",
+        "chat_analytics_ops/contract.py",
         "chat_analytics_ops/errors.py",
         "chat_analytics_ops/lake-columns.json",
         "chat_analytics_ops/lake.py",
         "chat_analytics_ops/rejected-columns.json",
         "chat_analytics_ops/render.py",
         "chat_analytics_ops/report_model.py",
+        "chat_analytics_ops/sql/compacted_days.sql",
         "chat_analytics_ops/sql/rejected.sql",
         "chat_analytics_ops/sql/report.sql",
         "chat_analytics_ops/table_engine.py",

@@ -262,16 +262,34 @@ def test_report_sql_uses_only_portable_functions_and_one_scan() -> None:
 # --- Athena -------------------------------------------------------------------------------------------
 
 
+NO_COMPACTED_DAYS = [
+    {
+        "ResultSet": {
+            "Rows": [{"Data": [{"VarCharValue": name} for name in ("dt", "raw_rows", "compacted_rows")]}],
+            "ResultSetMetadata": {
+                "ColumnInfo": [
+                    {"Name": "dt", "Type": "varchar"},
+                    {"Name": "raw_rows", "Type": "bigint"},
+                    {"Name": "compacted_rows", "Type": "bigint"},
+                ]
+            },
+        }
+    }
+]
+
+
 class ScriptedAthena:
     """What the engine asks Athena, and Athena's answers: states in turn, then results in pages."""
 
     def __init__(self, states: list[str], pages: list[dict], reason: str = "") -> None:
         self.states, self.pages, self.reason = list(states), pages, reason
         self.started: dict[str, Any] = {}
+        self.queries: list[str] = []
         self.stopped: list[str] = []
 
     def start_query_execution(self, **kwargs: Any) -> dict:
         self.started = kwargs
+        self.queries.append(kwargs["QueryString"])
         return {"QueryExecutionId": "q-1"}
 
     def get_query_execution(self, QueryExecutionId: str) -> dict:
@@ -287,7 +305,8 @@ class ScriptedAthena:
 
     def get_paginator(self, name: str) -> Any:
         assert name == "get_query_results"
-        pages = self.pages
+        # The report asks first which days are compacted (sql/compacted_days.sql): none, here.
+        pages = NO_COMPACTED_DAYS if self.started.get("QueryString") == lake.compacted_days_sql() else self.pages
 
         class Paginator:
             def paginate(self, **kwargs: Any) -> list[dict]:
@@ -327,13 +346,16 @@ def test_athena_runs_report_sql_in_the_workgroup_and_reads_every_page(filled, tm
     athena = ScriptedAthena(["QUEUED", "RUNNING", "SUCCEEDED"], athena_pages(rows))
     engine = lake.AthenaEngine(athena, "ChatAnalytics-dev", "chat_analytics_dev", sleep=lambda _: None)
     report = lake.lake_report(engine, days, top=5)
-    assert athena.started["QueryString"] == lake.report_sql()
+    assert athena.queries[0] == lake.compacted_days_sql()  # which days the compacted table holds: none here
+    assert athena.started["QueryString"] == lake.report_sql_for([])
     assert athena.started["WorkGroup"] == "ChatAnalytics-dev" and athena.started["QueryExecutionContext"] == {
         "Database": "chat_analytics_dev"
     }
     first_dt, last_dt = lake.partition_range(days)
     assert athena.started["ExecutionParameters"] == [f"'{first_dt}'", f"'{last_dt}'", first.replace("-", ""), last.replace("-", ""), "5"]
-    assert report.engine == EngineInfo("athena", report.engine.seconds, 123_456, "query q-1")
+    # Two queries, each scanning the scripted 123,456 bytes; the detail says how many partitions were compacted.
+    assert report.engine == EngineInfo("athena", report.engine.seconds, 2 * 123_456, report.engine.detail)
+    assert report.engine.detail.startswith("query q-1; 0 of the ") and report.engine.detail.endswith(" partitions read compacted")
     assert {**report.to_json(), "engine": None} == {**expected.to_json(), "engine": None}
 
 
@@ -387,19 +409,20 @@ def test_report_engine_athena_through_the_cli_against_the_deployed_stack(filled,
     )
     [page] = athena_pages(rows, page_size=10_000)
     result = page["ResultSet"]
-    athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(
-        QueryResults(result["Rows"], result["ResultSetMetadata"]["ColumnInfo"])
-    )
+    no_compacted_days = NO_COMPACTED_DAYS[0]["ResultSet"]
+    queue = athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue
+    for answer in (no_compacted_days, result):  # which days are compacted (none), then the report
+        queue.append(QueryResults(answer["Rows"], answer["ResultSetMetadata"]["ColumnInfo"]))
     text = cli("report", "--from", first, "--to", last, "--engine", "athena")
     assert text.code == 0, text.err
     assert "read by athena" in text.out
-    athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(
-        QueryResults(result["Rows"], result["ResultSetMetadata"]["ColumnInfo"])
-    )
+    for answer in (no_compacted_days, result):
+        queue.append(QueryResults(answer["Rows"], answer["ResultSetMetadata"]["ColumnInfo"]))
     assert report_json(cli, "--from", first, "--to", last, "--engine", "athena") == from_lake
-    [execution_id, *_] = athena_backends[DEFAULT_ACCOUNT_ID][REGION].executions
-    execution = athena_backends[DEFAULT_ACCOUNT_ID][REGION].executions[execution_id]
-    assert execution.query == lake.report_sql() and execution.workgroup.name == "ChatAnalytics-dev"
+    executions = athena_backends[DEFAULT_ACCOUNT_ID][REGION].executions
+    queries = [execution.query for execution in executions.values()]
+    assert queries[:2] == [lake.compacted_days_sql(), lake.report_sql_for([])]
+    assert {execution.workgroup.name for execution in executions.values()} == {"ChatAnalytics-dev"}
 
 
 def test_a_lake_chart_draws_from_the_lake_figures(filled, cli, tmp_path: Path) -> None:

@@ -20,17 +20,17 @@ from pathlib import Path
 import sqlglot
 from sqlglot import expressions
 
+from chat_analytics_ops import lake
 from tests.processor.conftest import Processor
 
 REPO = Path(__file__).resolve().parents[2]
-REPORT_SQL = REPO / "ops" / "src" / "chat_analytics_ops" / "sql" / "report.sql"
 BENCH = REPO / "bench" / "lake_bench.py"
 PARTITION = "dt"  # the Glue table's partition key: a directory, not a column of the files
 
 
 def report_columns() -> set[str]:
     """The lake's columns report.sql reads: those named in the one SELECT whose FROM is the table ``requests``."""
-    tree = sqlglot.parse_one(REPORT_SQL.read_text(encoding="utf-8"), read="athena")
+    tree = sqlglot.parse_one(lake.report_sql(), read="athena")  # as Athena gets it: the contract's names filled in
     scans = [table.find_ancestor(expressions.Select) for table in tree.find_all(expressions.Table) if table.name == "requests"]
     assert len(scans) == 1, "report.sql reads the table once"
     (scan,) = scans

@@ -24,6 +24,7 @@ raw rows (``compacted_days`` says which days, ``sql/compacted_days.sql``), with 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from chat_analytics_ops import contract
 from chat_analytics_ops.errors import OpsError, error_code
 from chat_analytics_ops.report_model import Distribution, EngineInfo, RejectedCounts, Report, RequestTally, today_utc
 
@@ -73,14 +75,31 @@ SETTLE_DAYS = 2
 MAX_LAKE_DAYS = 3660  # a report over the lake: up to ten years
 # report.sql's distribution sections, in the order RequestTally.report takes them.
 DISTRIBUTIONS = ("answer_ms", "response_ms", "query_lag_ms", "response_lag_ms")
-MATCH_CODES = {1: "full", 2: "partial", 3: "none"}  # report.sql's match_code
+MATCH_CODES = {code: kind for kind, code in contract.MATCH_CODES.items()}  # report.sql's match_code, to its type
 _DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN"}
 PARQUET_MAGIC = b"PAR1"
 
 
+# The shared names report.sql reads are written once (contract.py) and filled into the statement when it is loaded.
+_CANARY_SOURCE_PLACEHOLDER = "{{canary_source}}"
+_MATCH_CODE_PLACEHOLDER = re.compile(r"\{\{match_code\(([a-z_.]+)\)\}\}")
+
+
+def _match_code_case(column: str) -> str:
+    whens = " ".join(f"WHEN '{kind}' THEN {code}" for kind, code in contract.MATCH_CODES.items())
+    return f"CASE {column} {whens} END"
+
+
+def render_shared_names(sql: str) -> str:
+    """``sql`` with the contract's names written in: ``{{canary_source}}`` (a quoted literal) and
+    ``{{match_code(column)}}`` (the CASE that turns a match type into its code)."""
+    sql = sql.replace(_CANARY_SOURCE_PLACEHOLDER, _quoted(contract.CANARY_SOURCE))
+    return _MATCH_CODE_PLACEHOLDER.sub(lambda found: _match_code_case(found.group(1)), sql)
+
+
 def report_sql() -> str:
-    """``sql/report.sql``, as shipped in the package."""
-    return resources.files("chat_analytics_ops").joinpath("sql/report.sql").read_text(encoding="utf-8")
+    """``sql/report.sql``, as shipped in the package, with the contract's names written in."""
+    return render_shared_names(resources.files("chat_analytics_ops").joinpath("sql/report.sql").read_text(encoding="utf-8"))
 
 
 def compact_sql() -> str:

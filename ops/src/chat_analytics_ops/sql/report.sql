@@ -10,6 +10,9 @@
 -- of one query each. No least() or greatest(): DuckDB skips their NULL arguments where Trino returns NULL,
 -- so CASE says what is meant.
 --
+-- The contract's names are not written here: `{{canary_source}}` and `{{match_code(column)}}` are filled in from
+-- contract.py when the statement is loaded (lake.render_shared_names).
+--
 -- Parameters (positional), in order:
 --   1, 2  the first and last `dt` partition read (the UTC days Firehose received rows: a request's rows
 --         arrive on or after its day, and late ones up to the queue's retention later),
@@ -31,9 +34,9 @@ WITH late_row AS (
     SELECT
         request_key,
         CAST(replace(day, '-', '') AS INTEGER) AS day_number,
-        CASE WHEN source = 'chat-analytics-check' THEN 1 ELSE 0 END AS canary,
+        CASE WHEN source = {{canary_source}} THEN 1 ELSE 0 END AS canary,
         question_key,
-        CASE match_type WHEN 'full' THEN 1 WHEN 'partial' THEN 2 WHEN 'none' THEN 3 END AS match_code,
+        {{match_code(match_type)}} AS match_code,
         match_score,
         latency_ms,
         response_latency_ms,
@@ -48,9 +51,9 @@ WITH late_row AS (
     SELECT
         request_key,
         CAST(replace(day, '-', '') AS INTEGER) AS day_number,
-        CASE WHEN source = 'chat-analytics-check' THEN 1 ELSE 0 END AS canary,
+        CASE WHEN source = {{canary_source}} THEN 1 ELSE 0 END AS canary,
         question_key,
-        CASE match_type WHEN 'full' THEN 1 WHEN 'partial' THEN 2 WHEN 'none' THEN 3 END AS match_code,
+        {{match_code(match_type)}} AS match_code,
         match_score,
         latency_ms,
         response_latency_ms,
@@ -66,9 +69,9 @@ request AS (
     -- late rows are merged per request. Without compaction this is the whole lake grouped by request.
     SELECT
         CAST(replace(only_row.day, '-', '') AS INTEGER) AS day_number,
-        CASE WHEN only_row.source = 'chat-analytics-check' THEN 1 ELSE 0 END AS canary,
+        CASE WHEN only_row.source = {{canary_source}} THEN 1 ELSE 0 END AS canary,
         only_row.question_key,
-        CASE only_row.match_type WHEN 'full' THEN 1 WHEN 'partial' THEN 2 WHEN 'none' THEN 3 END AS match_code,
+        {{match_code(only_row.match_type)}} AS match_code,
         only_row.match_score,
         only_row.latency_ms,
         only_row.response_latency_ms,
