@@ -52,6 +52,7 @@ README_COMMANDS = {
     "chat-analytics dlq redrive [--dry-run] [--max N]": "tests/ops/test_ops_dlq.py",
     "chat-analytics credentials worker-env [--show]": "tests/ops/test_ops_credentials.py",
     "chat-analytics erase --request-id ID [--yes]": "tests/ops/test_ops_erase.py",
+    "chat-analytics compact --day YYYY-MM-DD": "tests/ops/test_ops_compaction.py",
 }
 
 
