@@ -30,6 +30,9 @@ Each check is one row (name, OK/FAIL/SKIP, one line of detail):
   empty (a message there is a recovery notice that never reached the topic).
 * **event lake**: the lake's Firehose stream is active, its Glue table has the columns the report's SQL reads,
   and the Athena workgroup enforces a per-query scan limit.
+* **lake compaction**: the daily schedule is enabled, calls Athena's StartQueryExecution with the compaction
+  statement in an enabled workgroup, and the ``compacted`` table exists (``compaction_check.py``); SKIP when the
+  stack has no compaction (``lakeCompaction`` false).
 * **report reader**: against a local stack (``--endpoint-url``), the calls of ``report --engine athena``
   (Athena, Glue, S3) made by a temporary IAM user holding only the ``ReportReaderPolicyArn`` policy
   (``reader_check.py``); FAIL names each action the policy lacks and on what. On AWS: SKIP (``check``
@@ -57,7 +60,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import credentials, lake, pipeline_checks, reader_check, recovery_checks
+from chat_analytics_ops import compaction_check, credentials, lake, pipeline_checks, reader_check, recovery_checks
 from chat_analytics_ops.contract import CANARY_SOURCE
 from chat_analytics_ops.dlq import queue_state
 from chat_analytics_ops.errors import UNREACHABLE_ERRORS, OpsError, describe, error_code
@@ -290,6 +293,11 @@ def run_checks(ctx: AwsContext, *, timeout_s: float = DEFAULT_TIMEOUT_S, notify_
     _guarded(report, "recovery dead letters", recovery_dead_letters)
 
     _guarded(report, "event lake", lambda: _judge_lake(ctx))
+    _guarded(
+        report,
+        "lake compaction",
+        lambda: compaction_check.judge_compaction(ctx.client("scheduler"), ctx.client("athena"), ctx.client("glue"), ctx.stack_outputs()),
+    )
     _guarded(report, "report reader", lambda: reader_check.judge_report_reader(ctx))
 
     if notify_test:

@@ -78,6 +78,7 @@ REJECTED_TABLE_NAME: Final = "RejectedTableName"
 REJECTED_STREAM_NAME: Final = "RejectedStreamName"
 REPORT_READER_POLICY_ARN: Final = "ReportReaderPolicyArn"
 ERASURE_POLICY_ARN: Final = "ErasurePolicyArn"
+COMPACTION_SCHEDULE: Final = "CompactionSchedule"  # "<schedule group>/<schedule name>"; only with lakeCompaction
 
 # What ``normalize_question`` trims from both ends after folding: spaces, quotes and closing punctuation.
 QUESTION_TRIM: Final = " \"'`“”‘’?!.,;:…"
