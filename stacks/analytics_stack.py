@@ -176,6 +176,8 @@ class ChatAnalyticsStack(Stack):
             contract.REPORT_READER_POLICY_ARN: self.lake.report_reader_policy.managed_policy_arn,
             contract.ERASURE_POLICY_ARN: self.erasure.erasure_policy.managed_policy_arn,
         }
+        if self.compaction is not None:
+            outputs[contract.COMPACTION_SCHEDULE] = f"{self.compaction.schedule_group_name}/{self.compaction.schedule.name}"
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
 
