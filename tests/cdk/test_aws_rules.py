@@ -352,12 +352,13 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_only_this_accounts_scheduler_may_assume_the_compaction_role(stage: str, request: pytest.FixtureRequest) -> None:
-    """EventBridge Scheduler assumes a schedule's execution role as ``scheduler.amazonaws.com``; its setup page
-    conditions the role's trust policy on ``aws:SourceAccount`` (the account of the schedule that assumes it) to
-    prevent the confused-deputy problem, so that a schedule of another account naming this role cannot use it
-    (https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role,
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html). The role is the compaction's
-    schedule's and no other schedule's target names it; no other role trusts the scheduler."""
+    """EventBridge Scheduler assumes a schedule's execution role as ``scheduler.amazonaws.com``. Its confused-deputy
+    page recommends ``aws:SourceAccount`` and/or ``aws:SourceArn`` in the role's trust policy: ``aws:SourceAccount``
+    lets any schedule of that account use the role, ``aws:SourceArn`` (a schedule group's ARN, never a schedule's)
+    one group's only (https://docs.aws.amazon.com/scheduler/latest/UserGuide/cross-service-confused-deputy-prevention.html,
+    https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role). As built:
+    this account's schedules only (``StringEquals aws:SourceAccount``), so a schedule of another account naming
+    this role cannot assume it. The role is the compaction schedule's target's; no other role trusts the scheduler."""
     s: Synthesized = request.getfixturevalue(stage)
     trusting = {
         role_id: role
