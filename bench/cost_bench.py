@@ -1,10 +1,10 @@
 """Cost benchmark on the local stack: what one chatbot question costs in billed AWS units, per producer.
 
 The real template is deployed into moto and the real processor handler runs behind the event-source-mapping
-emulator (``local.pipeline.LocalPipeline``). The same questions come from each producer in turn, at a steady
+emulator (``local.emulator.pipeline.LocalPipeline``). The same questions come from each producer in turn, at a steady
 rate with bounded concurrency, each a query and then a response ~12 ms later, as the CV chatbot does:
 
-* **python**: ``local.chatbot.Chatbot`` (the demo chatbot: ``log_query``, a 12 ms answer, ``log_response``)
+* **python**: ``local.demo.chatbot.Chatbot`` (the demo chatbot: ``log_query``, a 12 ms answer, ``log_response``)
   with an ``AnalyticsLogger.from_env`` built from the stack's ``worker_env()``;
 * **worker**: the real Worker (``edge/src/index.ts``) in workerd through Miniflare (``edge/bench/cost-driver.mjs``),
   ``GET /ask?q=...`` with a 12 ms answer, its bindings from ``worker_env()``.
@@ -55,12 +55,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from botocore.exceptions import ClientError
 
-from local.answers import SAMPLE_QUESTIONS, CvSkillMatcher, WithLatency
-from local.chatbot import Chatbot
-from local.faults import DelayProxy
-from local.pipeline import LocalPipeline
-from local.stack import REPO, StackInfo, template_path
+from local.demo.answers import SAMPLE_QUESTIONS, CvSkillMatcher, WithLatency
+from local.demo.chatbot import Chatbot
+from local.emulator.pipeline import LocalPipeline
+from local.emulator.stack import REPO, StackInfo, template_path
 from stacks.settings import Settings
+from testkit.faults import DelayProxy
 
 ANSWER_MS = 12.0  # the seed's CV assistant answers in ~12 ms
 EDGE = REPO / "edge"

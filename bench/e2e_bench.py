@@ -20,15 +20,48 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from local.demo import run_load, scan_items, start_chatbot, stop_chatbot
-from local.faults import DelayProxy, closed_port
-from local.pipeline import LocalPipeline
-from local.stack import REPO, StackInfo
+from local.demo.run import run_load, scan_items, start_chatbot, stop_chatbot
+from local.emulator.pipeline import LocalPipeline
+from local.emulator.stack import REPO, StackInfo
+from testkit.faults import DelayProxy, closed_port
 
 ANSWER_MS = 12.0  # the seed's CV assistant answers in ~12 ms
+
+
+class LatencyCase(TypedDict):
+    """One SQS condition: the load generator's figures with analytics on and off (its JSON), their ratios."""
+
+    case: str
+    on: dict[str, Any]
+    off: dict[str, Any]
+    ratio_median: float
+    ratio_p95: float
+    producer: dict[str, Any]  # the chatbot's producer counters, as it printed them
+
+
+class Throughput(TypedDict):
+    events: int
+    send_s: float
+    end_to_end_s: float
+    events_per_s: float
+    stored_requests: int
+    producer: dict[str, int]
+
+
+class Machine(TypedDict):
+    cpu: str
+    cores: int
+    python: str
+
+
+class Results(TypedDict):
+    machine: Machine
+    cases: list[LatencyCase]
+    throughput: Throughput
 
 
 def env_with_endpoint(info: StackInfo, port: int) -> dict[str, str]:
@@ -38,7 +71,7 @@ def env_with_endpoint(info: StackInfo, port: int) -> dict[str, str]:
     return env
 
 
-def latency_case(info: StackInfo, name: str, port: int, requests: int) -> dict:
+def latency_case(info: StackInfo, name: str, port: int, requests: int) -> LatencyCase:
     on, on_url = start_chatbot(env_with_endpoint(info, port), analytics=True, answer_ms=ANSWER_MS)
     off, off_url = start_chatbot(None, analytics=False, answer_ms=ANSWER_MS)
     try:
@@ -57,7 +90,7 @@ def latency_case(info: StackInfo, name: str, port: int, requests: int) -> dict:
     }
 
 
-def throughput(pipeline: LocalPipeline, events: int) -> dict:
+def throughput(pipeline: LocalPipeline, events: int) -> Throughput:
     from analytics_producer import AnalyticsLogger
 
     info = pipeline.info
@@ -86,7 +119,7 @@ def throughput(pipeline: LocalPipeline, events: int) -> dict:
     }
 
 
-def machine() -> dict:
+def machine() -> Machine:
     cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | head -1"], capture_output=True, text=True).stdout.split(":")[-1].strip()
     return {"cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0)), "python": platform.python_version()}
 
@@ -97,17 +130,16 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--delay-ms", type=float, default=50)
     args = parser.parse_args()
-    results = {"machine": machine(), "cases": []}
     log_path = REPO / "cdk.out" / "bench-processor.log"
     with LocalPipeline(processor_log=log_path) as pipeline:
         info = pipeline.info
         moto_port = int(info.endpoint_url.rsplit(":", 1)[1])
-        results["cases"].append(latency_case(info, "healthy", moto_port, args.requests))
+        cases = [latency_case(info, "healthy", moto_port, args.requests)]
         with DelayProxy(moto_port, args.delay_ms / 1000) as proxy:
-            results["cases"].append(latency_case(info, f"slow (+{args.delay_ms:.0f} ms)", proxy.port, args.requests))
-        results["cases"].append(latency_case(info, "down (connection refused)", closed_port(), args.requests))
+            cases.append(latency_case(info, f"slow (+{args.delay_ms:.0f} ms)", proxy.port, args.requests))
+        cases.append(latency_case(info, "down (connection refused)", closed_port(), args.requests))
         pipeline.esm.wait_until_drained(timeout=300)
-        results["throughput"] = throughput(pipeline, args.events)
+        results = Results(machine=machine(), cases=cases, throughput=throughput(pipeline, args.events))
     print(json.dumps(results, indent=2), file=sys.__stdout__)
     print(f"\n{'case':28}{'off median':>12}{'on median':>12}{'ratio':>8}{'off p95':>10}{'on p95':>10}{'ratio':>8}", file=sys.__stdout__)
     for case in results["cases"]:

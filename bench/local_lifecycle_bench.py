@@ -10,6 +10,7 @@ Prints one line per case (median and worst of the runs) and, last, the worst tim
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import signal
 import socket
@@ -18,12 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from local.faults import free_port
-from local.stack import REPO, template_path
+from local.emulator.stack import REPO, template_path
+from testkit.faults import free_port
 
 PROMISE_S = 5.0
 
@@ -73,10 +75,10 @@ def main() -> None:
     worst = 0.0
     with tempfile.TemporaryDirectory() as folder:
         dev_vars = Path(folder) / ".dev.vars"
-        cases = {"busy port: exit 2": lambda: busy_port_exit(args.template, dev_vars)}
+        cases: dict[str, Callable[[], float]] = {"busy port: exit 2": functools.partial(busy_port_exit, args.template, dev_vars)}
         for phase in ("deploying", "serving"):
             for signum in (signal.SIGINT, signal.SIGTERM):
-                cases[f"{signal.Signals(signum).name} while {phase}"] = lambda p=phase, s=signum: stop_time(args.template, dev_vars, p, s)
+                cases[f"{signal.Signals(signum).name} while {phase}"] = functools.partial(stop_time, args.template, dev_vars, phase, signum)
         for name, case in cases.items():
             times = [case() for _ in range(args.runs)]
             worst = max(worst, *times)

@@ -344,7 +344,7 @@ def run_moto(count: int, warmup: int) -> dict[str, float]:
     """The processor's own store (from the environment, as in Lambda) against moto's in-process DynamoDB; no lake."""
     from moto import mock_aws
 
-    from local.stack import template_path
+    from local.emulator.stack import template_path
     from tests.processor.conftest import create_table
 
     template = json.loads(template_path("dev").read_text())  # `make bench` synthesizes first

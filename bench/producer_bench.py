@@ -64,7 +64,8 @@ sys.path.insert(0, str(REPO))
 
 from analytics_producer import AnalyticsLogger  # noqa: E402
 from analytics_producer.batching import to_entry  # noqa: E402
-from local.faults import DelayProxy, closed_port  # noqa: E402
+from analytics_producer.sender import Sender  # noqa: E402
+from testkit.faults import DelayProxy, closed_port  # noqa: E402
 from testkit.moto import moto_process  # noqa: E402
 
 REGION = "us-east-1"
@@ -178,6 +179,15 @@ def reused_send(client, queue_url: str) -> Callable[[int], object]:
     return call
 
 
+def posthog_capture(capture: Callable[..., object]) -> Callable[[int], object]:
+    """The ``index``-th call of PostHog's ``capture()`` (PostHog's event, as its docs write one)."""
+
+    def call(index: int) -> object:
+        return capture("query", distinct_id=f"user-{index}", properties={"requestId": f"r{index}", "query": QUESTION})
+
+    return call
+
+
 def posthog_rows(calls: int, rows: list) -> None:
     from posthog import Posthog
 
@@ -192,10 +202,7 @@ def posthog_rows(calls: int, rows: list) -> None:
         try:
             capture = client.capture
             gc.collect()
-            samples = time_calls(
-                lambda i, capture=capture: capture("query", distinct_id=f"user-{i}", properties={"requestId": f"r{i}", "query": QUESTION}),
-                calls,
-            )
+            samples = time_calls(posthog_capture(capture), calls)
             rows.append((f"posthog `capture()`, {label}", summary(samples), "peer: an analytics client's enqueue call"))
         finally:
             with_timeout(client.shutdown, 2.0)
@@ -365,13 +372,20 @@ def sender_logger(transport: str, endpoint: str, queue_url: str, **kwargs) -> An
     return AnalyticsLogger(queue_url, endpoint_url=endpoint, session=bench_session(), transport=transport, **kwargs)
 
 
+def sender_clock(logger: AnalyticsLogger) -> int:
+    """The CPU clock of the logger's sender thread (started: the logger has sent)."""
+    sender = logger._sender
+    assert isinstance(sender, Sender) and sender.thread.ident is not None, "an enabled logger whose sender thread runs"
+    return time.pthread_getcpuclockid(sender.thread.ident)
+
+
 def sender_cpu(transport: str, endpoint: str, queue_url: str, events: list[dict]) -> tuple[float, dict[str, int]]:
     """CPU seconds of the logger's sender thread from the first ``log()`` of ``events`` to the end of ``flush()``."""
     with sender_logger(transport, endpoint, queue_url, max_queue_size=len(events) + 100) as logger:
         for event in events[:200]:  # warm: connection open, credentials frozen once, code paths loaded
             logger.log(event)
         assert logger.flush(timeout=30)
-        clock = time.pthread_getcpuclockid(logger._sender.thread.ident)
+        clock = sender_clock(logger)
         started = time.clock_gettime(clock)
         for event in events:
             logger.log(event)
@@ -541,7 +555,7 @@ def canned_sender_cpu(endpoint: str, queue_url: str, events: list[dict], answer:
         for event in events[:200]:
             logger.log(event)
         assert logger.flush(timeout=30)
-        clock = time.pthread_getcpuclockid(logger._sender.thread.ident)
+        clock = sender_clock(logger)
         started = time.clock_gettime(clock)
         for event in events:
             logger.log(event)

@@ -21,18 +21,18 @@ import contextlib
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from local.emulator.ports import next_free_port, port_is_free
+
 if TYPE_CHECKING:  # moto and boto3 take seconds to import: the port check must answer before them
-    from local.stack import StackInfo
+    from local.emulator.stack import StackInfo
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,27 +50,6 @@ class Stopped(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether a server could listen on ``host:port`` now. SO_REUSEADDR as servers set it, so a port that
-    only has connections in TIME_WAIT counts as free; a listener on it (any address) does not."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def next_free_port(after: int, avoid: Iterable[int] = ()) -> int:
-    """The first free port above ``after`` (a suggestion for the error line), skipping ``avoid``."""
-    taken = set(avoid)
-    for candidate in range(after + 1, min(after + 200, 65535)):
-        if candidate not in taken and port_is_free(candidate):
-            return candidate
-    return 0
 
 
 def port_problem(port: int, chatbot_port: int) -> str | None:
@@ -219,8 +198,8 @@ def _run(args: argparse.Namespace, shutdown: _Shutdown) -> int:
         print(f"error: {template} not found; run `make synth STAGE={args.stage}` first", file=sys.stderr)
         return 2
     # Imported here: moto and boto3 take seconds to import, and the port check must answer at once.
-    from local.demo import start_chatbot, stop_chatbot
-    from local.pipeline import LocalPipeline
+    from local.demo.run import start_chatbot, stop_chatbot
+    from local.emulator.pipeline import LocalPipeline
 
     log_path = REPO / "cdk.out" / "local-processor.log"
     started = time.monotonic()
@@ -231,7 +210,6 @@ def _run(args: argparse.Namespace, shutdown: _Shutdown) -> int:
     try:
         pipeline.start()
         info = pipeline.info
-        assert info is not None  # set by start()
         # Registered as soon as it is spawned: a signal while it starts must not leave it running.
         chatbot, chatbot_url = start_chatbot(info.worker_env(), analytics=True, port=args.chatbot_port, spawned=shutdown.children.append)
         write_dev_vars(args.dev_vars, worker_dev_vars(info))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from local.faults import free_port
+from testkit.faults import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ _SERVER_PROCESS = textwrap.dedent(
     import sys
     from moto.server import ThreadedMotoServer
     if sys.argv[2] == "fast-sqs":
-        from local.stack import speed_up_moto_sqs
+        from local.emulator.stack import speed_up_moto_sqs
         speed_up_moto_sqs()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
     server.start()
@@ -63,11 +63,11 @@ def reset(endpoint: str) -> None:
 def moto_thread(port: int | None = None, *, fast_sqs: bool = False, reset_state: bool = False) -> Iterator[str]:
     """A moto server in this process on 127.0.0.1 (``port`` or a free one); yields its endpoint URL.
 
-    ``fast_sqs``: moto's SQS without its FIFO slowdowns (``local.stack.speed_up_moto_sqs``);
+    ``fast_sqs``: moto's SQS without its FIFO slowdowns (``local.emulator.stack.speed_up_moto_sqs``);
     ``reset_state``: start from an empty account (moto's state is per process).
     """
     if fast_sqs:
-        from local.stack import speed_up_moto_sqs
+        from local.emulator.stack import speed_up_moto_sqs
 
         speed_up_moto_sqs()
     port = port or free_port()

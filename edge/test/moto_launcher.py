@@ -4,7 +4,7 @@ Started by vitest.config.ts (Node side) with the repository's .venv Python; prin
 everything the tests need, then serves until its stdin closes (the test run ended) or SIGTERM.
 
 - moto on 127.0.0.1 with the stack itself: the CDK app is synthesized for this test run (never a stale
-  cdk.out) and deployed by the local stack (`local.stack.LocalStack`), so the queue, the producer user and
+  cdk.out) and deployed by the local stack (`local.emulator.stack.LocalStack`), so the queue, the producer user and
   its policy are the template's own; plus a key with no permission (403 AccessDenied).
 - slow: a proxy adding 50 ms to every request; failing: an HTTP endpoint answering 500 and counting
   attempts; down: a closed port.
@@ -17,7 +17,7 @@ everything the tests need, then serves until its stdin closes (the test run ende
   SendMessageBatch requests moto served, by action, then reset), GET /stub-log (the stub's requests, then reset).
 
 IAM: on AWS, `sqs:SendMessage` also authorizes SendMessageBatch; moto checks the action name literally.
-The local stack bridges that in its one place (`local.stack.bridge_sqs_batch_actions`); the producer's
+The local stack bridges that in its one place (`local.emulator.stack.bridge_sqs_batch_actions`); the producer's
 policy stays the template's `sqs:SendMessage` only.
 """
 
@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO))
 import boto3  # noqa: E402
 from jsonschema import Draft202012Validator  # noqa: E402
 
-from local.faults import DelayProxy, closed_port  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.emulator.stack import LocalStack  # noqa: E402
+from testkit.faults import DelayProxy, closed_port  # noqa: E402
 
 REGION = "us-east-1"
 
@@ -91,9 +91,9 @@ def main() -> None:
     producer = {"AccessKeyId": stack.producer.access_key_id, "SecretAccessKey": stack.producer.secret_access_key}
     admin = {"AccessKeyId": stack.admin.access_key_id, "SecretAccessKey": stack.admin.secret_access_key}
 
-    admin_sqs = boto3.Session(aws_access_key_id=admin["AccessKeyId"], aws_secret_access_key=admin["SecretAccessKey"], region_name=REGION).client(
-        "sqs", endpoint_url=endpoint
-    )
+    admin_sqs = boto3.Session(
+        aws_access_key_id=admin["AccessKeyId"], aws_secret_access_key=admin["SecretAccessKey"], region_name=REGION
+    ).client("sqs", endpoint_url=endpoint)
     slow = DelayProxy(port, 0.05).start()
     attempts = {"count": 0}
     lock = threading.Lock()
@@ -204,7 +204,9 @@ def main() -> None:
     def drain() -> list[dict]:
         found = []
         while True:
-            batch = admin_sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]).get("Messages", [])
+            batch = admin_sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]).get(
+                "Messages", []
+            )
             if not batch:
                 return found
             for message in batch:
@@ -217,7 +219,9 @@ def main() -> None:
                         "schemaErrors": sorted(e.message for e in SCHEMA.iter_errors(body)),
                     }
                 )
-            admin_sqs.delete_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+            admin_sqs.delete_message_batch(
+                QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+            )
 
     control = ThreadingHTTPServer(("127.0.0.1", 0), Control)
     threading.Thread(target=control.serve_forever, daemon=True).start()

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from local import serve
-from local.stack import REPO, StackInfo
+from local.emulator.stack import REPO, Credentials, StackInfo
 
 
 def test_make_runs_the_stage_it_synthesized() -> None:
@@ -30,9 +30,9 @@ def test_the_workers_dev_vars_send_to_the_local_stack(tmp_path: Path) -> None:
         region="us-east-1",
         stack_name="ChatAnalytics-dev",
         outputs={"EventsQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/ChatAnalytics-dev-events.fifo"},
-        admin=None,  # type: ignore[arg-type]
-        producer=type("Key", (), {"access_key_id": "AKIDLOCAL", "secret_access_key": "local-secret"})(),  # type: ignore[arg-type]
-        processor=None,  # type: ignore[arg-type]
+        admin=Credentials("AKIDADMIN", "admin-secret"),
+        producer=Credentials("AKIDLOCAL", "local-secret"),
+        processor=Credentials("AKIDPROCESSOR", "processor-secret"),
         event_source={},
         processor_environment={},
     )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from local.stack import firehose_prefix
+from local.emulator.stack import firehose_prefix
 
 ARRIVED = datetime(2026, 11, 29, 23, 5, 7, tzinfo=UTC)
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from local.stack import LocalStack, StackInfo
+from local.emulator.stack import LocalStack, StackInfo
 from tests.conftest import Synthesized
 
 
 @pytest.fixture(scope="module")
-def stack(local_template) -> StackInfo:
+def stack(local_template: Path) -> Iterator[StackInfo]:
     local = LocalStack(local_template, enforce_iam=True)
     try:
         yield local.deploy()

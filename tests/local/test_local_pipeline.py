@@ -6,19 +6,21 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
 from analytics_producer import AnalyticsLogger
-from local.faults import DelayProxy
-from local.pipeline import LocalPipeline
+from local.emulator.pipeline import LocalPipeline
+from testkit.faults import DelayProxy
 
 
 @pytest.fixture(scope="module")
-def pipeline(local_template: Path, tmp_path_factory: pytest.TempPathFactory) -> LocalPipeline:
+def pipeline(local_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline]:
     log = tmp_path_factory.mktemp("local") / "processor.log"
     with LocalPipeline(template=local_template, failure_visibility_s=1, processor_log=log) as running:
         yield running
@@ -86,7 +88,7 @@ def test_poison_message_reaches_the_dlq_after_exactly_3_receives_while_other_gro
         assert logger.flush(timeout=60)
     admin = info.client("sqs")
     deadline = time.monotonic() + 60
-    moved = []
+    moved: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not moved:
         response = admin.receive_message(
             QueueUrl=info.dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0

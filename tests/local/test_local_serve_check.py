@@ -29,7 +29,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local.faults import free_port
+from testkit.faults import free_port
 from tests.conftest import REPO
 
 CHAT_ANALYTICS = Path(sys.executable).with_name("chat-analytics")
@@ -275,7 +275,7 @@ class broken:
 
     def processor_cannot_write(self) -> None:
         """Every statement of the processor role's policies that allows a DynamoDB action removed (the template's,
-        and the local bridge ``local.stack`` adds because moto authorizes DynamoDB against ``*``); its SQS and
+        and the local bridge ``local.emulator.stack`` adds because moto authorizes DynamoDB against ``*``); its SQS and
         log grants stay, so the emulator still receives for it."""
         function = self.lam.get_function_configuration(FunctionName=self.served.output("ProcessorFunctionName"))
         role = function["Role"].rsplit("/", 1)[-1]

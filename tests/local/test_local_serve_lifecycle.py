@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from local import serve
-from local.faults import free_port
+from testkit.faults import free_port
 from tests.conftest import REPO
 
 HANG_S = 60  # a process still running after this hangs; a working stop takes well under serve.STOP_GRACE_S

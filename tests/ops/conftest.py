@@ -1,7 +1,7 @@
 """The real stack for the CLI's tests: the synthesized dev template deployed into moto, and the real processor.
 
 The template is the one ``cdk deploy`` would ship (synthesized once per test session), deployed the way
-the local stack deploys it (``local.stack.deploy_template``: moto's CloudFormation plus the explicit
+the local stack deploys it (``local.emulator.stack.deploy_template``: moto's CloudFormation plus the explicit
 stand-ins), so the CLI reads the outputs, queues, table, index and secret it will meet in AWS.
 ``Processor`` runs the real handler through the event-source-mapping emulator; ``broken=True`` models a
 processor that fails every record (a bad deploy), so SQS dead-letters them after three receives.
@@ -23,8 +23,8 @@ from moto import mock_aws
 
 from chat_analytics_ops import dlq
 from chat_analytics_ops.cli import main
-from local.esm import EventSourceMappingEmulator
-from local.stack import Deployment, deploy_template, processor_environment
+from local.emulator.esm import EventSourceMappingEmulator
+from local.emulator.stack import Deployment, deploy_template, processor_environment
 from tests.conftest import Synthesized
 from tests.processor.lambda_events import CurrentStdout
 

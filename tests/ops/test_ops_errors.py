@@ -12,7 +12,7 @@ from moto import settings as moto_settings
 from chat_analytics_ops.cli import main
 from chat_analytics_ops.errors import EXIT_EMPTY, EXIT_USAGE, describe
 from chat_analytics_ops.timeouts import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, TOTAL_MAX_ATTEMPTS
-from local.faults import closed_port
+from testkit.faults import closed_port
 from tests.ops.conftest import REGION
 
 

@@ -30,7 +30,7 @@ import pytest
 from chat_analytics_ops import dlq, timeouts
 from chat_analytics_ops.cli import build_parser
 from chat_analytics_ops.outputs import CLIENT_CONFIG, AwsContext
-from local.faults import Answer, SilentEndpoint
+from testkit.faults import Answer, SilentEndpoint
 
 # Not a budget: only "it ends at all", well inside pytest's 300 s per test. Idle, the slowest takes ~14 s.
 PROCESS_TIMEOUT_S = 150

@@ -22,7 +22,7 @@ from chat_processor.lake import LakeSink
 from chat_processor.store import EventStore
 from moto import mock_aws
 
-from local.template import table_arguments
+from local.emulator.template import table_arguments
 from tests.conftest import Synthesized
 from tests.processor.lambda_events import BASE_TS, REGION, CurrentStdout, LambdaContext, sqs_event
 

@@ -5,7 +5,7 @@ Lambda ends an invocation at its timeout; the whole batch then returns to the qu
 counts as a function error (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html),
 which is what failing the unfinished records instead avoids. No emulator enforces that timeout, so these
 tests assert the rule itself: the handler returns before its context's deadline, with an endpoint that
-accepts connections and never answers (``local.faults.SilentEndpoint``, on 127.0.0.1), while the client's
+accepts connections and never answers (``testkit.faults.SilentEndpoint``, on 127.0.0.1), while the client's
 configured worst case is longer than the time the invocation has. They count the attempts the endpoint
 saw and assert the configured timeouts; they set no budget on how long anything takes.
 """
@@ -22,8 +22,8 @@ import pytest
 from botocore.config import Config
 from botocore.retries import standard
 
-from local.esm import EventSourceMappingEmulator
-from local.faults import SilentEndpoint
+from local.emulator.esm import EventSourceMappingEmulator
+from testkit.faults import SilentEndpoint
 from tests.processor.conftest import REGION, Processor, Table, run
 from tests.processor.lambda_events import LambdaContext, log_records, metric_values, query_body, redelivered, sqs_record
 from tests.processor.test_processor_lake import STREAM, Lake

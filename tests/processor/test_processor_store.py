@@ -126,7 +126,7 @@ def test_the_store_client_makes_exactly_three_attempts(processor: Processor, mon
     botocore ``Config``: "total_max_attempts ... including the initial request"). The processor's client
     makes three attempts per write, then the record fails and SQS redelivers it. Counted on the wire
     against an endpoint that never answers (the read timeout shortened; the retry settings are the real ones)."""
-    from local.faults import SilentEndpoint
+    from testkit.faults import SilentEndpoint
 
     assert processor.clients.DYNAMODB_CONFIG.retries == {"mode": "standard", "total_max_attempts": 3}
     with SilentEndpoint() as server:

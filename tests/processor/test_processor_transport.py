@@ -327,7 +327,7 @@ def test_a_connection_closed_before_the_answer_is_a_retried_connection_error(pro
 
 
 def test_a_read_timeout_is_botocores(processor: Processor, no_sleep: list[float]) -> None:
-    from local.faults import SilentEndpoint
+    from testkit.faults import SilentEndpoint
 
     with SilentEndpoint() as server:
         client = client_at(processor, server.url)

@@ -15,7 +15,7 @@ from botocore.config import Config
 from jsonschema import Draft202012Validator
 
 from analytics_producer import AnalyticsLogger
-from local.template import events_queue_attributes
+from local.emulator.template import events_queue_attributes
 from testkit.moto import moto_process, moto_thread
 from tests.conftest import Synthesized
 

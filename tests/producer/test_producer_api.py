@@ -140,7 +140,7 @@ def test_rejections_of_extra_fields_share_one_rule_and_a_raising_mapping_is_name
     caplog.set_level(logging.WARNING, logger="analytics_producer")
     with AnalyticsLogger(LOCAL_QUEUE_URL, client=NoClient()) as logger:
         for index in range(3):
-            assert logger.log(query(**{f"note{index}": {"a", "set"}})) is False
+            assert logger.log({**query(), f"note{index}": {"a", "set"}}) is False
         assert logger.log(Broken()) is False
         lines = warnings_of(caplog)
     assert len(lines) == 2, lines

@@ -25,8 +25,8 @@ from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 
 from analytics_producer import AnalyticsLogger, client_config
+from testkit.faults import SilentServer
 from tests.producer.conftest import KEYS, REGION, TRANSPORTS
-from tests.producer.silent_server import SilentServer
 
 READ_TIMEOUT_S = 0.5
 

@@ -104,7 +104,7 @@ VALID = {
     "a response carrying a query field (extra for it)": response(query=["anything", 1]),
 }
 
-INVALID = {
+INVALID: dict[str, tuple[Any, str]] = {  # events of any shape: the validator's input is untyped
     # (event, field named at the start of the message)
     "not a dict": (["eventType", "query"], "event"),
     "None": (None, "event"),

@@ -20,7 +20,7 @@ from botocore.exceptions import NoRegionError
 from analytics_producer import AnalyticsLogger, ConfigurationError
 from analytics_producer.destination import parse_queue_url, region_from_queue_url
 from analytics_producer.transport import SQSTransport
-from local.faults import closed_port
+from testkit.faults import closed_port
 from tests.producer.conftest import TRANSPORTS
 from tests.producer.scripted_sqs import ScriptedSQS
 

@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from analytics_producer import AnalyticsLogger, InvalidEventError
-from local.faults import DelayProxy, closed_port
+from testkit.faults import DelayProxy, closed_port
 from testkit.moto import moto_thread
 from tests.producer.conftest import TRANSPORTS, Queue, create_queue, logger_at, sqs_client
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from local.faults import closed_port
+from testkit.faults import closed_port
 from tests.producer.conftest import REPO, TRANSPORTS, Queue, logger_for
 
 CHILD = textwrap.dedent(

@@ -11,6 +11,7 @@ import ast
 import json
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -99,13 +100,19 @@ def test_the_sender_alone_offers_flushes_counts_and_closes() -> None:
 
 def test_a_logger_delegates_flush_close_and_stats_to_its_sender(monkeypatch) -> None:
     calls: list[tuple[str, Any]] = []
+
+    def recorded(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            calls.append((name, args))
+            return original(*args)
+
+        return call
+
     with AnalyticsLogger("http://127.0.0.1:1/123456789012/q.fifo", client=RecordingClient(), close_timeout_s=0.7) as logger:
         sender = logger._sender
         for name in ("flush", "close", "stats"):
             original = getattr(sender, name)
-            monkeypatch.setattr(
-                sender, name, lambda *args, _name=name, _original=original: (calls.append((_name, args)), _original(*args))[1]
-            )
+            monkeypatch.setattr(sender, name, recorded(name, original))
         logger.log(query("delegated"))
         assert logger.flush(2.5)
         assert logger.stats()["sent"] == 1

@@ -20,8 +20,8 @@ from analytics_producer import AnalyticsLogger, InvalidEventError, LoggerClosedE
 from analytics_producer import logger as logger_module
 from analytics_producer import sender as sender_module
 from analytics_producer.logger import DEFAULT_CLOSE_TIMEOUT_S
+from testkit.faults import SilentServer
 from tests.producer.conftest import REGION, TRANSPORTS, Queue
-from tests.producer.silent_server import SilentServer
 
 QUEUE_URL = "http://127.0.0.1:1/123456789012/q.fifo"
 
@@ -61,7 +61,7 @@ class Reports:
 
     def __call__(self, error: BaseException, events: list[dict[str, Any]]) -> None:
         with self.lock:
-            self.items.append((type(error), [event.get("requestId") for event in events]))
+            self.items.append((type(error), [event["requestId"] for event in events]))
 
     def ids(self) -> list[str]:
         return sorted(request_id for _, ids in self.items for request_id in ids)
@@ -338,15 +338,22 @@ def test_under_steady_traffic_log_stops_waking_the_sender_and_full_batches_still
     When traffic stops, the sender goes back to waiting and log() wakes it again."""
     client = FakeClient()
     with AnalyticsLogger("https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo", client=client, flush_interval_s=0.3) as logger:
-        sets = []
-        original_set = logger._wake.set
-        monkeypatch.setattr(logger._wake, "set", lambda: (sets.append(time.monotonic()), original_set())[1])
+        sender = logger._sender
+        assert isinstance(sender, sender_module.Sender), "an enabled logger has a sender thread"
+        sets: list[float] = []
+        original_set = sender.wake.set
+
+        def counted_set() -> None:
+            sets.append(time.monotonic())
+            original_set()
+
+        monkeypatch.setattr(sender.wake, "set", counted_set)
         for index in range(10):
             assert logger.log(query(f"steady-{index}"))
         deadline = time.monotonic() + 5
-        while not logger._sender.polling and time.monotonic() < deadline:
+        while not sender.polling and time.monotonic() < deadline:
             time.sleep(0.001)
-        assert logger._sender.polling, "a full batch taken: the sender polls"
+        assert sender.polling, "a full batch taken: the sender polls"
         woken = len(sets)
         for index in range(10, 60):
             assert logger.log(query(f"steady-{index}"))
@@ -357,7 +364,7 @@ def test_under_steady_traffic_log_stops_waking_the_sender_and_full_batches_still
         time.sleep(0.5)  # longer than the flush interval without a full batch
         assert logger.log(query("after-the-pause"))  # the sender looks once more and stops polling
         deadline = time.monotonic() + 5
-        while logger._sender.polling and time.monotonic() < deadline:
+        while sender.polling and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not logger._sender.polling
+        assert not sender.polling
     assert_settled(logger, accepted=61, sent=61, failed=0)

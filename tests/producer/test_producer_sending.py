@@ -14,7 +14,7 @@ from botocore.config import Config
 
 from analytics_producer import AnalyticsLogger, LoggerClosedError, UnsendableEventError
 from analytics_producer.batching import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, to_entry
-from local.faults import closed_port
+from testkit.faults import closed_port
 from tests.producer.conftest import TRANSPORTS, Queue, logger_for, sqs_client
 
 

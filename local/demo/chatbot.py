@@ -2,7 +2,7 @@
 
 ``GET /ask?q=...`` (or ``POST /ask`` with ``{"question": ...}``) answers with JSON. The query
 and the response events go through ``analytics_producer``, whose ``log_*`` calls only enqueue:
-the answer never waits on SQS. Run as ``python -m local.chatbot --port N`` with the four producer
+the answer never waits on SQS. Run as ``python -m local.demo.chatbot --port N`` with the four producer
 variables in the environment (``AWS_SQS_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``), or with ``--no-analytics``.
 """
@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local.answers import AnswerGenerator, CvSkillMatcher, WithLatency
+from local.demo.answers import AnswerGenerator, CvSkillMatcher, WithLatency
 
 SOURCE = "demo-chatbot"
 

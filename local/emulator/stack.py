@@ -1,7 +1,7 @@
 """Start a moto server on 127.0.0.1 and deploy the synthesized stack into it.
 
 What runs locally is what ``cdk deploy`` would create: the template in ``cdk.out`` goes through
-moto's CloudFormation; :mod:`local.template` and :mod:`local.standins` cover the types moto does
+moto's CloudFormation; :mod:`local.emulator.template` and :mod:`local.emulator.standins` cover the types moto does
 not implement. Then moto's IAM enforcement is switched on, so the producer's access key from the
 template can do exactly what its policy allows.
 """
@@ -29,12 +29,12 @@ from moto.core.utils import unix_time as _unix_time
 from moto.server import ThreadedMotoServer
 from moto.ssm.models import Parameter, ssm_backends
 
-from local.faults import free_port
-from local.standins import create_stand_ins
-from local.template import STAND_INS, adapt
+from local.emulator.ports import free_port
+from local.emulator.standins import create_stand_ins
+from local.emulator.template import STAND_INS, adapt
 from schema import contract
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT_ID = DEFAULT_ACCOUNT_ID
 BOOTSTRAP_QUALIFIER = "hnb659fds"

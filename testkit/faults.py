@@ -1,5 +1,6 @@
-"""Faults for the local stack and the tests: a port where nothing listens, a TCP proxy that delays traffic, and an
-endpoint that accepts requests and never answers (``SilentEndpoint``)."""
+"""Endpoints that misbehave on purpose, for the tests and the benchmarks: a port where nothing listens
+(``closed_port``), a TCP proxy that delays traffic (``DelayProxy``), and an endpoint that accepts requests and
+never answers (``SilentEndpoint``; ``SilentServer``, the same as an SQS queue's endpoint)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released): the one helper for a server to start on,
-    and for a port where connections are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from local.emulator.ports import free_port
 
 closed_port = free_port  # the same helper, named for the fault it stands for: connections refused
 
@@ -134,7 +128,6 @@ class DelayProxy:
 
 
 # An AWS endpoint that accepts connections, reads every request and never answers it.
-# An AWS endpoint that accepts connections, reads every request and never answers it.
 #
 # It stands for a hung proxy or a wedged local moto server: the TCP connect succeeds at once, so only
 # the client's read timeout and attempts decide how long a call waits. It records the action of every
@@ -167,7 +160,7 @@ class SilentEndpoint:
         self._connections: list[socket.socket] = []
         threading.Thread(target=self._accept, name="silent-endpoint", daemon=True).start()
 
-    def __enter__(self) -> SilentEndpoint:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -255,3 +248,13 @@ class SilentEndpoint:
             b"Content-Type: application/x-amz-json-1.0\r\n"
             b"x-amzn-RequestId: silent-endpoint\r\n" + f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload
         )
+
+
+class SilentServer(SilentEndpoint):
+    """A silent SQS endpoint: ``with SilentServer() as server:`` ... ``server.endpoint_url``, ``server.queue_url``,
+    ``server.counts()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.endpoint_url = self.url
+        self.queue_url = f"{self.url}/123456789012/silent.fifo"

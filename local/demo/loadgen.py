@@ -1,6 +1,6 @@
 """Send questions to one or more chatbot URLs, interleaved, and time each answer.
 
-Run in its own process (``python -m local.loadgen``) so the moto server and the processor in the
+Run in its own process (``python -m local.demo.loadgen``) so the moto server and the processor in the
 demo's process do not skew the client's clock. Interleaving the URLs request by request gives
 every variant the same background load, so their ratios are fair on a noisy machine.
 """
@@ -16,7 +16,7 @@ import time
 from urllib.parse import quote, urlsplit
 
 from chat_analytics_ops.report_model import percentile
-from local.answers import SAMPLE_QUESTIONS
+from local.demo.answers import SAMPLE_QUESTIONS
 
 
 def _rounded(value: float | None) -> float:

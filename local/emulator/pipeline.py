@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from local.esm import EventSourceMappingEmulator
-from local.stack import REPO, LocalStack, StackInfo, event_source_enabled
+from local.emulator.esm import EventSourceMappingEmulator
+from local.emulator.stack import REPO, LocalStack, StackInfo, event_source_enabled
 from schema import contract
 
 LAMBDA_DIR = REPO / "lambda_src"  # holds the package chat_processor, as Lambda's /var/task does
@@ -110,16 +110,30 @@ class LocalPipeline:
         self.stack = LocalStack(template, port=port, enforce_iam=enforce_iam)
         self.failure_visibility_s = failure_visibility_s
         self.processor_log = processor_log
-        self.info: StackInfo | None = None
-        self.esm: EventSourceMappingEmulator | None = None
+        self._info: StackInfo | None = None
+        self._esm: EventSourceMappingEmulator | None = None
         self._log_file: IO[str] | None = None
         self._saved_stdout = sys.stdout
         self._saved_env = dict(os.environ)
         self._logger_handler: Any = None
         self.processor: Processor | None = None
 
+    @property
+    def info(self) -> StackInfo:
+        """The deployed stack; raises before ``start()``."""
+        if self._info is None:
+            raise RuntimeError("LocalPipeline.info before start(): the stack is not deployed")
+        return self._info
+
+    @property
+    def esm(self) -> EventSourceMappingEmulator:
+        """The running event source mapping emulator; raises before ``start()``."""
+        if self._esm is None:
+            raise RuntimeError("LocalPipeline.esm before start(): the emulator is not running")
+        return self._esm
+
     def start(self) -> LocalPipeline:
-        self.info = self.stack.deploy()
+        self._info = self.stack.deploy()
         self.processor = processor = start_processor(self.info)
         handler = processor.handle
         if self.processor_log is not None:
@@ -140,7 +154,7 @@ class LocalPipeline:
             target: Callable[[dict, Any], Any] = routed
         else:
             target = handler
-        self.esm = EventSourceMappingEmulator(
+        self._esm = EventSourceMappingEmulator(
             self.info.client("sqs", self.info.processor),
             self.info.events_queue_url,
             target,
@@ -155,8 +169,8 @@ class LocalPipeline:
         return self
 
     def close(self) -> None:
-        if self.esm is not None:
-            self.esm.stop()
+        if self._esm is not None:
+            self._esm.stop()
         if self.processor is not None:
             self.processor.close()
         self.stack.close()

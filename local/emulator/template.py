@@ -2,7 +2,7 @@
 
 The template that ``cdk deploy`` would ship is deployed as is, except for resource types that
 moto's CloudFormation does not implement. Each of those is taken out and stood in for by an
-explicit step (``local.standins``), or replaced by the event-source-mapping emulator; none is
+explicit step (``local.emulator.standins``), or replaced by the event-source-mapping emulator; none is
 dropped silently: :data:`STAND_INS` lists every type that is handled, and an unknown
 unsupported type stops the deployment.
 
@@ -26,7 +26,7 @@ STAND_INS: dict[str, str] = {
     "AWS::SNS::TopicPolicy": "SetTopicAttributes(Policy) on each topic",
     "AWS::SecretsManager::Secret": "CreateSecret with the resolved SecretString",
     "AWS::CloudWatch::Alarm": "PutMetricAlarm with the resolved properties",
-    "AWS::Lambda::EventSourceMapping": "the event-source-mapping emulator (local.esm) polls the queue instead: moto would need Docker to run the function",
+    "AWS::Lambda::EventSourceMapping": "the event-source-mapping emulator (local.emulator.esm) polls the queue instead: moto would need Docker to run the function",
     "AWS::CDK::Metadata": "not an AWS resource (CDK's version report): nothing to create",
     "AWS::S3::BucketPolicy": (
         "not applied: moto 5.2 evaluates a bucket policy's conditions without the request's context, so the"
@@ -36,7 +36,7 @@ STAND_INS: dict[str, str] = {
     "AWS::KinesisFirehose::DeliveryStream": (
         "CreateDeliveryStream with the same destination (each stream: the requests' and the rejected events'); moto"
         " writes the JSON lines as they come (no Parquet conversion) under the prefix, whose !{timestamp:...}"
-        " expressions local.stack evaluates as Firehose does"
+        " expressions local.emulator.stack evaluates as Firehose does"
     ),
     "AWS::Glue::Database": "CreateDatabase (DuckDB, not Athena, reads the lake locally)",
     "AWS::Glue::Table": "CreateTable with the same columns and partition projection (requests, rejected)",
@@ -69,7 +69,7 @@ class LocalTemplate:
 
 
 def adapt(template: dict, supported_types: set[str]) -> LocalTemplate:
-    """Split ``template`` into what moto deploys and what :mod:`local.standins` creates."""
+    """Split ``template`` into what moto deploys and what :mod:`local.emulator.standins` creates."""
     body = copy.deepcopy(template)
     removed: dict[str, dict] = {}
     for logical_id, resource in list(body["Resources"].items()):

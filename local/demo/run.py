@@ -27,9 +27,9 @@ from pathlib import Path
 from chat_analytics_ops import lake
 from chat_analytics_ops.report_model import Report
 from chat_analytics_ops.table_engine import Item, build_report, item_from_dynamodb
-from local.answers import CvSkillMatcher
-from local.pipeline import LocalPipeline
-from local.stack import REPO, StackInfo, template_path
+from local.demo.answers import CvSkillMatcher
+from local.emulator.pipeline import LocalPipeline
+from local.emulator.stack import REPO, StackInfo, template_path
 from schema import contract
 
 say = print  # rebound in main() to the real console
@@ -45,7 +45,7 @@ def start_chatbot(
 ) -> tuple[subprocess.Popen, str]:
     """The chatbot in a process of its own, in a session of its own (a terminal's Ctrl-C reaches the caller,
     which stops it: the chatbot then flushes its analytics); ``spawned`` is told the process at once."""
-    command = [sys.executable, "-m", "local.chatbot", "--port", str(port), "--answer-ms", str(answer_ms)] + (
+    command = [sys.executable, "-m", "local.demo.chatbot", "--port", str(port), "--answer-ms", str(answer_ms)] + (
         [] if analytics else ["--no-analytics"]
     )
     child_env = {**_clean_env(), **(env or {})}
@@ -76,7 +76,7 @@ def stop_chatbot(process: subprocess.Popen, timeout: float = 15) -> dict:
 
 def run_load(urls: list[str], requests: int) -> dict[str, dict]:
     result = subprocess.run(
-        [sys.executable, "-m", "local.loadgen", *[arg for url in urls for arg in ("--url", url)], "--requests", str(requests)],
+        [sys.executable, "-m", "local.demo.loadgen", *[arg for url in urls for arg in ("--url", url)], "--requests", str(requests)],
         cwd=REPO,
         env=_clean_env(),
         capture_output=True,
@@ -213,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with LocalPipeline(template=args.template, processor_log=log_path) as pipeline:
         info, esm = pipeline.info, pipeline.esm
-        assert info is not None and esm is not None  # set by start()
         say(f"local stack {info.stack_name} on {info.endpoint_url}")
         for line in info.report:
             say(f"  {line}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from local.template import STAND_INS
+from local.emulator.template import STAND_INS
 
 
 def create_stand_ins(session: boto3.Session, endpoint_url: str | None, stack_name: str, resolved: dict[str, dict]) -> list[str]:
