@@ -4,6 +4,7 @@ the two alarms in the composed stack."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ PREFIX = "Test"
 def build(**overrides: Any) -> tuple[Stack, LakeCompaction, dict]:
     stack = Stack(App(), "CompactionStack")
     bucket = s3.Bucket(stack, "Bucket")
-    props = dict(
+    props = LakeCompactionProps(
         name_prefix=PREFIX,
         bucket=bucket,
         database_name="test_lake",
@@ -45,7 +46,7 @@ def build(**overrides: Any) -> tuple[Stack, LakeCompaction, dict]:
         retention_days=30,
         scan_limit_bytes=10 * 1024**3,
     )
-    compaction = LakeCompaction(stack, "Compaction", LakeCompactionProps(**(props | overrides)))
+    compaction = LakeCompaction(stack, "Compaction", dataclasses.replace(props, **overrides))
     return stack, compaction, Template.from_stack(stack).to_json()["Resources"]
 
 
@@ -198,7 +199,7 @@ def test_the_scheduled_sql_runs_on_duckdb_and_a_second_run_writes_nothing(tmp_pa
     rows = connection.execute("SELECT request_key, complete, source_rows, dt, late FROM compacted ORDER BY request_key").fetchall()
     assert rows == [(1, True, 2, old, "0")], "the complete day only (yesterday's is not complete), one row per request"
     connection.execute(statement)
-    assert connection.execute("SELECT count(*) FROM compacted").fetchone()[0] == 1, "a second run changes nothing"
+    assert connection.execute("SELECT count(*) FROM compacted").fetchall() == [(1,)], "a second run changes nothing"
 
 
 def test_props_are_checked() -> None:
@@ -246,7 +247,7 @@ def test_the_stack_alarms_on_a_failed_compaction_query_and_on_a_schedule_that_co
 
 
 def test_what_the_construct_restates_of_the_lakes_is_the_lakes() -> None:
-    names = ("REQUESTS_PREFIX", "ATHENA_RESULTS_PREFIX", "PARTITION_KEY", "PROJECTION_START", "PARQUET_INPUT_FORMAT")
+    names: tuple[str, ...] = ("REQUESTS_PREFIX", "ATHENA_RESULTS_PREFIX", "PARTITION_KEY", "PROJECTION_START", "PARQUET_INPUT_FORMAT")
     names += ("PARQUET_OUTPUT_FORMAT", "PARQUET_SERDE", "LAKE_COLUMNS")
     for name in names:
         assert getattr(compaction_module, name) == getattr(lake_module, name), name

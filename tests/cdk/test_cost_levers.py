@@ -52,7 +52,7 @@ def _processor(stack: Stack, **levers: str) -> Processor:
         lake_stream_name="lake",
         lake_stream_arn="arn:aws:firehose:us-east-1:111122223333:deliverystream/lake",
         powertools_layer=LAYER,
-        **levers,  # type: ignore[arg-type]
+        **levers,
     )
     return Processor(stack, "Processor", props)
 

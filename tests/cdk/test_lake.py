@@ -64,7 +64,7 @@ def processor_lake_columns() -> tuple[tuple[str, str], ...]:
     """``LAKE_COLUMNS`` of the processor's lake module (lambda_src/chat_processor/lake.py), the authority."""
     from chat_processor import lake
 
-    return tuple(tuple(column) for column in lake.LAKE_COLUMNS)
+    return tuple((name, kind) for name, kind in lake.LAKE_COLUMNS)
 
 
 # The bucket -----------------------------------------------------------------------------------

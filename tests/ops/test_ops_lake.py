@@ -25,7 +25,8 @@ from chat_analytics_ops import lake
 from chat_analytics_ops.contract import CANARY_SOURCE
 from chat_analytics_ops.errors import OpsError
 from chat_analytics_ops.report_model import EngineInfo
-from tests.ops.conftest import REGION, Processor, Stack, query_event, response_event
+from testkit.events import query_event, response_event
+from tests.ops.conftest import REGION, Processor, Stack
 
 
 def processor_lake_module() -> Any:
@@ -191,7 +192,7 @@ def test_the_lake_columns_are_the_processors() -> None:
 PORTABLE_FUNCTIONS = {"max_by", "max", "replace", "floor", "ceil", "coalesce", "count", "sum", "row_number", "grouping"}
 
 
-def sql_functions(tree: expressions.Expression) -> set[str]:
+def sql_functions(tree: expressions.Expr) -> set[str]:
     names = set()
     for node in tree.walk():
         if isinstance(node, expressions.Anonymous):
@@ -262,7 +263,7 @@ def test_report_sql_uses_only_portable_functions_and_one_scan() -> None:
 # --- Athena -------------------------------------------------------------------------------------------
 
 
-NO_COMPACTED_DAYS = [
+NO_COMPACTED_DAYS: list[dict[str, Any]] = [  # GetQueryResults pages: Athena's JSON
     {
         "ResultSet": {
             "Rows": [{"Data": [{"VarCharValue": name} for name in ("dt", "raw_rows", "compacted_rows")]}],
@@ -354,8 +355,10 @@ def test_athena_runs_report_sql_in_the_workgroup_and_reads_every_page(filled, tm
     first_dt, last_dt = lake.partition_range(days)
     assert athena.started["ExecutionParameters"] == [f"'{first_dt}'", f"'{last_dt}'", first.replace("-", ""), last.replace("-", ""), "5"]
     # Two queries, each scanning the scripted 123,456 bytes; the detail says how many partitions were compacted.
-    assert report.engine == EngineInfo("athena", report.engine.seconds, 2 * 123_456, report.engine.detail)
-    assert report.engine.detail.startswith("query q-1; 0 of the ") and report.engine.detail.endswith(" partitions read compacted")
+    engine_info = report.engine
+    assert engine_info is not None, "a lake report names its engine"
+    assert engine_info == EngineInfo("athena", engine_info.seconds, 2 * 123_456, engine_info.detail)
+    assert engine_info.detail.startswith("query q-1; 0 of the ") and engine_info.detail.endswith(" partitions read compacted")
     assert {**report.to_json(), "engine": None} == {**expected.to_json(), "engine": None}
 
 
@@ -422,7 +425,7 @@ def test_report_engine_athena_through_the_cli_against_the_deployed_stack(filled,
     executions = athena_backends[DEFAULT_ACCOUNT_ID][REGION].executions
     queries = [execution.query for execution in executions.values()]
     assert queries[:2] == [lake.compacted_days_sql(), lake.report_sql_for([])]
-    assert {execution.workgroup.name for execution in executions.values()} == {"ChatAnalytics-dev"}
+    assert {execution.workgroup and execution.workgroup.name for execution in executions.values()} == {"ChatAnalytics-dev"}
 
 
 def test_a_lake_chart_draws_from_the_lake_figures(filled, cli, tmp_path: Path) -> None:

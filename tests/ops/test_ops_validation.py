@@ -51,6 +51,7 @@ def test_the_wheel_carries_the_schema(tmp_path: Path) -> None:
 def test_findings_name_field_and_rule_but_never_the_value() -> None:
     body = json.dumps({"eventType": "query", "requestId": "has space", "timestamp": -1, "query": SECRET_QUESTION})
     finding = validation.validate_body(body)
+    assert finding is not None
     assert "query: longer than 4096 characters" in finding
     assert "requestId: does not match" in finding
     assert "timestamp: below the minimum 0" in finding
@@ -91,7 +92,8 @@ def test_a_schema_override_is_used_and_a_missing_one_is_an_error(monkeypatch: py
     override.write_text(json.dumps(strict))
     monkeypatch.setenv(validation.SCHEMA_ENV, str(override))
     body = {"eventType": "response", "requestId": "r", "timestamp": 1, "matchType": "full", "matchScore": 60, "reasoning": ""}
-    assert "matchScore: above the maximum 50" in validation.validate_body(json.dumps(body))
+    finding = validation.validate_body(json.dumps(body))
+    assert finding is not None and "matchScore: above the maximum 50" in finding
     monkeypatch.setenv(validation.SCHEMA_ENV, str(tmp_path / "missing.json"))
     with pytest.raises(OpsError, match=r"cannot read the event schema from .*missing\.json"):
         validation.validate_body(json.dumps(body))

@@ -18,7 +18,8 @@ class Firehose:
     """``put_record_batch`` answering from a script of per-call refusals (entry index -> error code)."""
 
     def __init__(self, script: list[dict[int, str]] | None = None) -> None:
-        self.script, self.calls = list(script or []), []
+        self.script = list(script or [])
+        self.calls: list[list[bytes]] = []
 
     def put_record_batch(self, DeliveryStreamName: str, Records: list[dict]) -> dict:
         self.calls.append([record["Data"] for record in Records])
