@@ -10,7 +10,9 @@ Unlike Powertools' record handler, a ``RunHandler`` is given the group and a pos
 the record there and as many following ones as it chooses to handle together (the processor stores the
 query and the response of one request in one write). Groups are handled concurrently (at most
 ``max_concurrent_groups`` at a time, in a thread pool kept across invocations): the first group in the
-calling thread, the others in the pool. A step after the groups (the lake's delivery) can still fail a
+calling thread, the others in the pool. With ``max_concurrent_groups=1`` every group is handled in the calling
+thread, one after the other (no thread hand-off, and no overlap of the groups' network waits: the benchmark
+measures the hand-off's CPU with it). A step after the groups (the lake's delivery) can still fail a
 run and the rest of its group (``Group.fail_from``).
 
 An exception a run handler raises is not a record failure: it propagates (after every group has ended)
@@ -117,6 +119,8 @@ class FifoBatchProcessor(Generic[S]):
         thread_name_prefix: str = "fifo-group",
         group_done: Callable[[], None] | None = None,
     ) -> None:
+        if max_concurrent_groups < 1:
+            raise ValueError(f"max_concurrent_groups must be at least 1, not {max_concurrent_groups}")
         self.handle_run = handle_run
         self.new_state = new_state
         self.max_concurrent_groups = max_concurrent_groups
@@ -128,8 +132,9 @@ class FifoBatchProcessor(Generic[S]):
     def process(self, records: list[Record], deadline: float | None) -> Batch[S]:
         """Every group of ``records`` handled (concurrently), each stopped at its first failed run."""
         batch = Batch(records, [Group(group, self.new_state()) for group in group_records(records)])
-        if len(batch.groups) == 1:
-            self._handle(batch.groups[0], deadline)
+        if len(batch.groups) == 1 or self.max_concurrent_groups == 1:  # one at a time: in this thread, in batch order
+            for group in batch.groups:
+                self._handle(group, deadline)
             return batch
         # The first group in this thread, the others in the pool, all at once (one thread hand-off fewer).
         if self._pool is None:

@@ -210,10 +210,14 @@ def read_response(reader: Any) -> tuple[int, str, dict[str, str], bytes, bool]:
             raise http.client.BadStatusLine(status_line.decode("latin-1", "replace").strip())
         reason = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
         headers: dict[str, str] = {}
+        readline = reader.readline  # the loop below is _line inlined: a call fewer per header line
         for _ in range(_MAX_HEADERS + 1):
-            line = _line(reader)
-            if line in (b"\r\n", b"\n", b""):
-                break
+            line = readline(_MAX_LINE + 1)
+            if len(line) < 3:  # b"\r\n", b"\n", b"" (a header line has a name and a colon)
+                if line in (b"\r\n", b"\n", b""):
+                    break
+            elif len(line) > _MAX_LINE:
+                raise http.client.LineTooLong("header line")
             name, separator, value = line.decode("latin-1").partition(":")
             if not separator:
                 raise http.client.BadStatusLine(f"a header line without a colon: {line[:64]!r}")
