@@ -326,7 +326,13 @@ def test_outputs_are_the_documented_ones_and_reveal_no_secret(dev: Synthesized) 
         "RejectedStreamName",
         "ReportReaderPolicyArn",
         "ErasurePolicyArn",
+        "CompactionSchedule",  # with lakeCompaction (default true): the schedule `chat-analytics check` reads
     }
+    [schedule] = resources_of(dev.raw, "AWS::Scheduler::Schedule").values()
+    group, name = schedule["Properties"]["GroupName"], schedule["Properties"]["Name"]
+    assert (
+        dev.raw["Outputs"]["CompactionSchedule"]["Value"] == f"{group}/{name}" == "ChatAnalytics-dev-lake/ChatAnalytics-dev-lake-compaction"
+    )
     [(key_id, _)] = resources_of(dev.raw, "AWS::IAM::AccessKey").items()
     [(secret_id, _)] = resources_of(dev.raw, "AWS::SecretsManager::Secret").items()
     outputs = json.dumps(dev.raw["Outputs"])
