@@ -6,7 +6,7 @@ a busy machine a process takes longer to start and a test that asserted a budget
 being wrong. The times are measured here instead, for ops/README.md's claim that a command gives up
 after about 11 s and ends within 20 s.
 
-Each command of the tests' table (``SILENT``, ``HALF_SILENT``: every subcommand, through the stack's
+Each command of the table the tests run (``testkit.ops_scenarios``: ``SILENT``, ``HALF_SILENT``, every subcommand, through the stack's
 outputs and with each service's override) runs as a real process, ``python -m chat_analytics_ops``,
 against its own ``SilentEndpoint`` on 127.0.0.1, one at a time (``--parallel``: all at once, as the test
 module runs them). Printed per command: the wall time, the configured wait on a silent endpoint
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "ops" / "src"))
 
 from chat_analytics_ops.timeouts import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, TOTAL_MAX_ATTEMPTS  # noqa: E402
-from tests.ops.test_ops_timeouts import HALF_SILENT, SILENT, Run, clean_env, run  # noqa: E402
+from testkit.ops_scenarios import HALF_SILENT, SILENT, Run, clean_env, run  # noqa: E402
 
 BACKOFF_S = 1.0  # standard retry mode: under 1 s before the one retry
 BUDGET_S = TOTAL_MAX_ATTEMPTS * READ_TIMEOUT_S + BACKOFF_S  # the wait on a silent endpoint (the connect succeeds at once)

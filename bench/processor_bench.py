@@ -77,7 +77,7 @@ from aws_lambda_powertools import Logger, Metrics  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from chat_processor import clients, handler, lake, store  # noqa: E402
 
-from tests.processor.lambda_events import BASE_TS, LambdaContext, query_body, response_body, sqs_event, sqs_record  # noqa: E402
+from testkit.events import BASE_TS, LambdaContext, query_body, response_body, sqs_event, sqs_record  # noqa: E402
 
 BATCH = 10
 STUB_TARGET_US = 200.0  # the handler's own cost
@@ -345,7 +345,7 @@ def run_moto(count: int, warmup: int) -> dict[str, float]:
     from moto import mock_aws
 
     from local.emulator.stack import template_path
-    from tests.processor.conftest import create_table
+    from testkit.tables import create_table
 
     template = json.loads(template_path("dev").read_text())  # `make bench` synthesizes first
     with mock_aws():

@@ -25,8 +25,8 @@ from chat_analytics_ops import dlq
 from chat_analytics_ops.cli import main
 from local.emulator.esm import EventSourceMappingEmulator
 from local.emulator.stack import Deployment, deploy_template, processor_environment
+from testkit.events import CurrentStdout, query_event, response_event  # noqa: F401 - the builders' old home, for tests not yet importing testkit.events
 from tests.conftest import Synthesized
-from tests.processor.lambda_events import CurrentStdout
 
 STAGE = "dev"
 STACK_NAME = f"ChatAnalytics-{STAGE}"
@@ -122,23 +122,6 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return Result(code, captured.out, captured.err)
 
     return run
-
-
-def query_event(request_id: str, timestamp: int, text: str, **extra: Any) -> dict[str, Any]:
-    return {"schemaVersion": 1, "eventType": "query", "requestId": request_id, "timestamp": timestamp, "query": text, **extra}
-
-
-def response_event(request_id: str, timestamp: int, match_type: str, score: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "schemaVersion": 1,
-        "eventType": "response",
-        "requestId": request_id,
-        "timestamp": timestamp,
-        "matchType": match_type,
-        "matchScore": score,
-        "reasoning": "matched against the CV",
-        **extra,
-    }
 
 
 def put_item(dynamodb: Any, table: str, item: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from chat_analytics_ops import dlq
 from chat_analytics_ops.errors import EXIT_EMPTY
-from tests.ops.conftest import Processor, dead_letter, query_event, response_event
+from testkit.events import query_event, response_event
+from tests.ops.conftest import Processor, dead_letter
 
 NOW_MS = time.time_ns() // 1_000_000
 LONG_QUESTION = "Does the candidate have production experience with Kubernetes operators " + "and more " * 60

@@ -27,7 +27,8 @@ import stacks.compaction
 import stacks.erasure
 from chat_analytics_ops import erase, lake
 from chat_analytics_ops.errors import OpsError
-from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter, query_event, response_event
+from testkit.events import query_event, response_event
+from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter
 from tests.ops.test_ops_server import server_stack  # noqa: F401 - the moto server fixture
 
 SECRET_QUESTION = "My number is 0170-5550199, does she know Rust?"

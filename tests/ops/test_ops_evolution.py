@@ -27,7 +27,8 @@ import pytest
 
 from chat_analytics_ops import lake
 from chat_analytics_ops.validation import validate_body
-from tests.ops.conftest import REGION, Processor, Stack, query_event, response_event
+from testkit.events import query_event, response_event
+from tests.ops.conftest import REGION, Processor, Stack
 
 MODELS = ("@cf/meta/llama-3.1-8b-instruct", "cv-skill-matcher")
 NEW_COLUMN = "model"

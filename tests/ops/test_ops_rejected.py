@@ -25,7 +25,8 @@ from chat_analytics_ops.errors import OpsError
 from chat_analytics_ops.render import render_text
 from chat_analytics_ops.report_model import REJECTED_NOT_IN_TABLE, RejectedCounts
 from chat_analytics_ops.table_engine import build_report
-from tests.ops.conftest import REGION, Processor, Stack, query_event, response_event
+from testkit.events import query_event, response_event
+from tests.ops.conftest import REGION, Processor, Stack
 from tests.ops.test_ops_lake import PORTABLE_FUNCTIONS, ScriptedAthena, processor_lake_module, sql_functions
 
 QUESTION = "Which of my colleagues earns the most, and why?"

@@ -12,9 +12,10 @@ import boto3
 import pytest
 
 from chat_analytics_ops import check
+from testkit.events import query_event, response_event
 from testkit.moto import moto_thread
 from tests.conftest import Synthesized
-from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter, deploy, query_event, response_event, stack_for
+from tests.ops.conftest import REGION, STAGE, Processor, Stack, dead_letter, deploy, stack_for
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from chat_processor.lake import LakeSink
 from chat_processor.store import EventStore
 from moto import mock_aws
 
-from local.emulator.template import table_arguments
+from testkit.events import BASE_TS, REGION, CurrentStdout, LambdaContext, sqs_event
+from testkit.tables import create_table
 from tests.conftest import Synthesized
-from tests.processor.lambda_events import BASE_TS, REGION, CurrentStdout, LambdaContext, sqs_event
 
 PROCESSOR_DIR = Path(__file__).resolve().parents[2] / "lambda_src" / "chat_processor"
 TABLE = "chat-analytics-test-events"
@@ -174,21 +174,13 @@ class Table:
         return self.client.scan(TableName=self.name, Select="COUNT")["Count"]
 
 
-def create_table(client: Any, template: dict, name: str = TABLE) -> None:
-    """The table exactly as the synthesized template defines it (keys, ``byDay`` index and its projection, TTL)."""
-    arguments, ttl_attribute = table_arguments(template, name)
-    client.create_table(**arguments)
-    if ttl_attribute:
-        client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute})
-
-
 @pytest.fixture
 def table(processor: Processor, dev: Synthesized) -> Iterator[Table]:
     """An empty events table in moto; the processor builds its store from the environment, as in Lambda.
     The test's client has the processor's config, so an ``EventStore`` can bound its calls (``CallGuard``)."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, config=processor.clients.DYNAMODB_CONFIG)
-        create_table(client, dev.raw)
+        create_table(client, dev.raw, TABLE)
         processor.reset()
         try:
             yield Table(client, TABLE)

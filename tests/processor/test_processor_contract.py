@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from schema import generate
+from testkit.events import query_body, response_body
 from tests.processor.conftest import PROCESSOR_DIR, Processor
-from tests.processor.lambda_events import query_body, response_body
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "schema" / "analytics-event.schema.json"

@@ -23,9 +23,9 @@ from botocore.config import Config
 from botocore.retries import standard
 
 from local.emulator.esm import EventSourceMappingEmulator
+from testkit.events import LambdaContext, log_records, metric_values, query_body, redelivered, sqs_record
 from testkit.faults import SilentEndpoint
 from tests.processor.conftest import REGION, Processor, Table, run
-from tests.processor.lambda_events import LambdaContext, log_records, metric_values, query_body, redelivered, sqs_record
 from tests.processor.test_processor_lake import STREAM, Lake
 
 

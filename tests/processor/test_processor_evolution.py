@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from testkit.events import metric_values, query_body, response_body, sqs_record
 from tests.processor.conftest import FakeClock, Processor, Table, run
-from tests.processor.lambda_events import metric_values, query_body, response_body, sqs_record
 from tests.processor.test_processor_lake import Lake, lake  # noqa: F401 (the fixture)
 from tests.processor.test_processor_rejected import RejectedLake, rejected  # noqa: F401 (the fixture)
 

@@ -11,7 +11,7 @@ import pytest
 from chat_processor import fifo_batch
 from chat_processor.fifo_batch import FifoBatchProcessor, Group
 
-from tests.processor.lambda_events import LambdaContext, sqs_record
+from testkit.events import LambdaContext, sqs_record
 
 
 @dataclass

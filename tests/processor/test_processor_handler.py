@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.processor.conftest import NAMESPACE, SERVICE, FakeClock, Processor, Table, run
-from tests.processor.lambda_events import (
+from testkit.events import (
     BASE_TS,
     LambdaContext,
     emf_documents,
@@ -22,6 +21,7 @@ from tests.processor.lambda_events import (
     sqs_event,
     sqs_record,
 )
+from tests.processor.conftest import NAMESPACE, SERVICE, FakeClock, Processor, Table, run
 
 SECRET_QUESTION = "Does the candidate know the secret handshake?"
 

@@ -10,8 +10,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.processor.conftest import REGION, FakeClock, Processor, Table
-from tests.processor.lambda_events import (
+from testkit.events import (
     BASE_TS,
     LambdaContext,
     metric_values,
@@ -20,6 +19,7 @@ from tests.processor.lambda_events import (
     response_body,
     sqs_record,
 )
+from tests.processor.conftest import REGION, FakeClock, Processor, Table
 from tests.processor.test_processor_handler import run
 
 BUCKET = "chat-analytics-test-lake"

@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
+from testkit.events import BASE_TS, metric_values, query_body, redelivered, response_body, sqs_record
 from tests.processor.conftest import REGION, FakeClock, Processor, Table, run
-from tests.processor.lambda_events import BASE_TS, metric_values, query_body, redelivered, response_body, sqs_record
 from tests.processor.test_processor_lake import STREAM, Lake, RefusingSink
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 
+from testkit.events import BASE_TS, query_body, response_body
 from tests.processor.conftest import FakeClock, Processor, Table
-from tests.processor.lambda_events import BASE_TS, query_body, response_body
 
 DAY_MS = 86_400_000
 

@@ -1,5 +1,9 @@
-"""Events in the exact shape Lambda delivers from an SQS FIFO event source, and readers for what the
-processor prints (EMF metrics and JSON logs). Reusable by any test or benchmark of the processor."""
+"""The analytics events (one set of builders for every test and benchmark), the Lambda events built from them in
+the exact shape Lambda delivers from an SQS FIFO event source, a fake Lambda context, and readers for what the
+processor prints (EMF metrics and JSON logs).
+
+``query_body``/``response_body`` take everything but the request ID by keyword; ``query_event``/``response_event``
+are the same events with the timestamp, text, match type and score given in order (the CLI's tests' shorthand)."""
 
 from __future__ import annotations
 
@@ -46,6 +50,16 @@ def response_body(
         "reasoning": reasoning,
         **extra,
     }
+
+
+def query_event(request_id: str, timestamp: int, text: str, **extra: Any) -> dict[str, Any]:
+    """``query_body`` with its timestamp and text in order."""
+    return query_body(request_id, timestamp=timestamp, query=text, **extra)
+
+
+def response_event(request_id: str, timestamp: int, match_type: str, score: float, **extra: Any) -> dict[str, Any]:
+    """``response_body`` with its timestamp, match type and score in order."""
+    return response_body(request_id, timestamp=timestamp, match_type=match_type, match_score=score, **extra)
 
 
 def sqs_record(
