@@ -1,6 +1,6 @@
 /**
  * Answer generation behind one interface: Workers AI in production, a deterministic CV-skills
- * matcher in tests and locally (the same rules as local/answers.py in the repository).
+ * matcher in tests and locally (the same rules as local/demo/answers.py in the repository).
  */
 
 import type { MatchType } from "@chat-analytics/worker-logger";
