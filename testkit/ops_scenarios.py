@@ -50,6 +50,7 @@ SILENT: dict[str, Scenario] = {
     "push-to-wrangler": Scenario(("credentials", "push-to-wrangler"), "DescribeStacks"),
     "check": Scenario(("check",), "DescribeStacks"),
     "erase": Scenario(("erase", "--request-id", "req-1", "--yes"), "DescribeStacks"),
+    "compact": Scenario(("compact", "--day", "2026-01-01"), "DescribeStacks"),
 }
 
 # A valid event: redrive moves it (an invalid one would be left in the DLQ, never sent).
