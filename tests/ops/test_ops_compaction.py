@@ -24,7 +24,7 @@ from sqlglot import expressions
 from chat_analytics_ops import compact, lake
 from chat_analytics_ops.errors import OpsError
 from tests.ops.conftest import REGION, Processor, Stack
-from tests.ops.test_ops_lake import processor_lake_module, report_json, send_varied_traffic
+from tests.ops.test_ops_lake import processor_lake_module, report_json, scalar, send_varied_traffic
 
 
 def today() -> date:
@@ -115,9 +115,9 @@ def test_one_row_per_request_and_partition_and_the_latest_is_the_tables_item(spr
     raw_days = partitions(root, "requests")
     compact.compact_directory(root, raw_days[0], raw_days[-1])
     connection = lake.DuckDBEngine(root).connect()
-    raw_rows = connection.execute("SELECT count(*) FROM requests").fetchone()[0]
-    assert connection.execute("SELECT sum(source_rows) FROM compacted").fetchone()[0] == raw_rows
-    assert connection.execute("SELECT count(*) - count(DISTINCT (request_key, dt)) FROM compacted").fetchone()[0] == 0
+    raw_rows = scalar(connection, "SELECT count(*) FROM requests")
+    assert scalar(connection, "SELECT sum(source_rows) FROM compacted") == raw_rows
+    assert scalar(connection, "SELECT count(*) - count(DISTINCT (request_key, dt)) FROM compacted") == 0
     names = [name for name, _ in lake.COLUMNS if name != "written_at"]
     latest = connection.execute(
         f"SELECT {', '.join(names)} FROM compacted QUALIFY row_number() OVER (PARTITION BY request_key ORDER BY dt DESC) = 1"
@@ -131,11 +131,11 @@ def test_one_row_per_request_and_partition_and_the_latest_is_the_tables_item(spr
         del row["written_at"]
         from_table[row["request_id"]] = row
     assert from_lake == from_table
-    late = connection.execute("SELECT count(*) FROM compacted WHERE late = '1'").fetchone()[0]
-    spanning = connection.execute(
-        "SELECT count(*) FROM (SELECT request_key FROM requests GROUP BY request_key HAVING count(DISTINCT dt) > 1)"
+    late = scalar(connection, "SELECT count(*) FROM compacted WHERE late = '1'")
+    spanning = scalar(
+        connection, "SELECT count(*) FROM (SELECT request_key FROM requests GROUP BY request_key HAVING count(DISTINCT dt) > 1)"
     )
-    assert late == spanning.fetchone()[0] > 0, "a request's rows in a later partition are marked late"
+    assert late == spanning > 0, "a request's rows in a later partition are marked late"
 
 
 def test_a_row_delivered_after_its_days_compaction_is_not_lost(spread, cli) -> None:

@@ -117,6 +117,13 @@ def test_the_lake_report_equals_the_table_report_on_the_same_pipeline(filled, cl
     assert not stale.exists(), "the copy follows the bucket"
 
 
+def scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The one value of a one-row, one-column query."""
+    row = connection.execute(sql).fetchone()
+    assert row is not None and len(row) == 1, sql
+    return row[0]
+
+
 def test_reconcile_every_table_item_is_one_request_in_the_lake(filled, tmp_path: Path) -> None:
     """No request missing or doubled: the lake's final state per request is exactly the table's items."""
     stack, _, _ = filled
@@ -125,7 +132,7 @@ def test_reconcile_every_table_item_is_one_request_in_the_lake(filled, tmp_path:
     assert keys and all(key.startswith(f"requests/dt={datetime.now(UTC).date().isoformat()}/ChatAnalytics-dev-requests-") for key in keys)
     lake.sync_partitions(s3, stack.outputs["LakeBucketName"], "2000-01-01", datetime.now(UTC).date().isoformat(), tmp_path)
     connection = lake.DuckDBEngine(tmp_path).connect()
-    total_rows = connection.execute("SELECT count(*) FROM requests").fetchone()[0]
+    total_rows = scalar(connection, "SELECT count(*) FROM requests")
     names = [name for name, _ in lake.COLUMNS if name != "written_at"]
     finals = connection.execute(
         f"SELECT {', '.join(f'max_by({name}, CASE WHEN complete THEN 1 ELSE 0 END) AS {name}' for name in names)} FROM requests GROUP BY request_key"

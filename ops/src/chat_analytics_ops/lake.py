@@ -31,13 +31,16 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from chat_analytics_ops import contract
 from chat_analytics_ops.errors import OpsError, error_code
 from chat_analytics_ops.report_model import Distribution, EngineInfo, RejectedCounts, Report, RequestTally, today_utc
+
+if TYPE_CHECKING:  # the optional extra `lake`: imported when an engine connects
+    import duckdb
 
 # (column, Glue type) of the Glue table ``requests``, in its order: the package's copy of
 # schema/lake-columns.json, which schema/generate.py writes from the processor's LAKE_COLUMNS.
@@ -273,7 +276,7 @@ class DuckDBEngine:
         self.threads = threads
         self.detail = detail
 
-    def connect(self) -> Any:
+    def connect(self) -> duckdb.DuckDBPyConnection:
         try:
             import duckdb
         except ImportError:
