@@ -74,7 +74,6 @@ class Meter:
         self.lock = threading.Lock()
         self._clear()
         processor = pipeline.processor
-        assert processor is not None, "the pipeline is started"
         # The store the processor uses (built from the function's environment at the pipeline's start, and kept).
         # Its client is the processor's lean transport (``transport.JsonClient``, or botocore's client where that
         # one cannot go): each ``update_item`` is wrapped here (the request id, the time, the outcome), and each
@@ -87,7 +86,6 @@ class Meter:
         if sink is not None:
             sink.client.put_record_batch = self._counted_put(sink.client.put_record_batch)
         esm = pipeline.esm
-        assert esm is not None, "the pipeline is started"
         esm.sqs.meta.events.register("after-call.sqs", self._after_sqs)
         self._inner = esm.handler
         esm.handler = self._timed_handler
@@ -455,7 +453,6 @@ def phase(
     name: str, pipeline: LocalPipeline, proxy: DelayProxy, meter: Meter, log_path: Path, projected: set[str], run: Any
 ) -> dict[str, Any]:
     info, esm = pipeline.info, pipeline.esm
-    assert info is not None and esm is not None, "the pipeline is started"
     proxy.reset()
     meter.reset()
     sys.stdout.flush()
@@ -856,7 +853,6 @@ def concurrency_at(rate: float, args: argparse.Namespace) -> int:
 def set_pollers(pipeline: LocalPipeline, pollers: int | None) -> int:
     """The emulator's pollers (the template's maximum concurrency unless ``--pollers``); it runs one handler at a time."""
     esm = pipeline.esm
-    assert esm is not None
     if pollers and pollers != esm.max_concurrency:
         esm.stop()
         esm.max_concurrency = pollers
@@ -962,7 +958,6 @@ def main() -> int:
     with LocalPipeline(processor_log=log_path) as pipeline:
         meter = Meter(pipeline)
         pollers = set_pollers(pipeline, args.pollers)
-        assert pipeline.info is not None, "the pipeline is started"
         proxy = DelayProxy(int(pipeline.info.endpoint_url.rsplit(":", 1)[1]), 0.0).start()
         try:
             for rate in rates:

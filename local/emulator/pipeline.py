@@ -116,7 +116,7 @@ class LocalPipeline:
         self._saved_stdout = sys.stdout
         self._saved_env = dict(os.environ)
         self._logger_handler: Any = None
-        self.processor: Processor | None = None
+        self._processor: Processor | None = None
 
     @property
     def info(self) -> StackInfo:
@@ -132,9 +132,16 @@ class LocalPipeline:
             raise RuntimeError("LocalPipeline.esm before start(): the emulator is not running")
         return self._esm
 
+    @property
+    def processor(self) -> Processor:
+        """The processor the emulator invokes; raises before ``start()``."""
+        if self._processor is None:
+            raise RuntimeError("LocalPipeline.processor before start(): the processor is not loaded")
+        return self._processor
+
     def start(self) -> LocalPipeline:
         self._info = self.stack.deploy()
-        self.processor = processor = start_processor(self.info)
+        self._processor = processor = start_processor(self.info)
         handler = processor.handle
         if self.processor_log is not None:
             self._log_file = self.processor_log.open("a", encoding="utf-8")
@@ -171,8 +178,8 @@ class LocalPipeline:
     def close(self) -> None:
         if self._esm is not None:
             self._esm.stop()
-        if self.processor is not None:
-            self.processor.close()
+        if self._processor is not None:
+            self._processor.close()
         self.stack.close()
         sys.stdout = self._saved_stdout
         if self._logger_handler is not None:
