@@ -51,7 +51,7 @@ os.environ.update(
     EVENT_RETENTION_DAYS="30",
     POWERTOOLS_SERVICE_NAME="chat-analytics-processor",
     POWERTOOLS_METRICS_NAMESPACE="ChatAnalyticsBench",
-    POWERTOOLS_LOG_LEVEL="INFO",
+    POWERTOOLS_LOG_LEVEL="WARNING",  # prod's processorLogLevel (stacks/settings.py)
     AWS_REGION="us-east-1",
     AWS_DEFAULT_REGION="us-east-1",
     AWS_ACCESS_KEY_ID="bench",
@@ -82,6 +82,12 @@ from testkit.events import BASE_TS, LambdaContext, query_body, response_body, sq
 BATCH = 10
 STUB_TARGET_US = 200.0  # the handler's own cost
 TARGET_RATIO = 40.0  # lean clients: at most 40x the bare parse
+# Before and after the last change to the processor's CPU, measured in turns on the machine below (kept when rewritten).
+HISTORY = """Before (2026-12-05, commit 3db92bf, the same command in turns with this one, 3 runs each): lean 59.3 to
+98.9x the bare parse with the Logger at INFO as the bench then ran it, 58.8 to 71.4x at WARNING; after (the EMF
+entries, the reader's header loop): 48.7 to 56.7x in the same turns and the run below (one run 91.7x at the
+machine's peak load, as two of the runs before), 41.2 to 44.8x in one thread; the threaded modes vary with the
+machine's load, the one-thread modes hardly."""
 TARGET_MISSED = 3  # exit status with --check when the lean clients miss TARGET_RATIO (a crash exits 1)
 STREAM = "bench-requests"
 # A stored item as the lake reads it (the stand-in store returns it, so the handler builds real rows).
@@ -249,14 +255,20 @@ def batches(count: int, prefix: str) -> Iterator[dict]:
 
 
 # One Logger and one metric set for every processor the bench builds (Powertools shares both within a process).
-LOGGER = Logger(service=os.environ["POWERTOOLS_SERVICE_NAME"], level="INFO")
+# The Logger at prod's level (processorLogLevel WARNING: no line for a batch that went well; dev's INFO adds the
+# "Batch processed" line of every batch, about 65 µs of Powertools' JSON formatter here, measured apart).
+PROD_LOG_LEVEL = "WARNING"
+LOGGER = Logger(service=os.environ["POWERTOOLS_SERVICE_NAME"], level=PROD_LOG_LEVEL)
 METRICS = Metrics(namespace=os.environ["POWERTOOLS_METRICS_NAMESPACE"], service=os.environ["POWERTOOLS_SERVICE_NAME"])
 
 
-def processor(store_: Any, sink: Any) -> handler.Processor:
-    """A warm processor (its cold start counted already) on the given store and lake sink; no rejected rows' stream."""
+def processor(store_: Any, sink: Any, *, one_thread: bool = False) -> handler.Processor:
+    """A warm processor (its cold start counted already) on the given store and lake sink; no rejected rows' stream.
+    ``one_thread``: its message groups handled one after the other in the calling thread (no hand-off to the pool)."""
     built = handler.Processor(store_, sink, None, logger=LOGGER, metrics=METRICS)
     built.cold_start = False
+    if one_thread:
+        built.batches.max_concurrent_groups = 1
     return built
 
 
@@ -276,6 +288,8 @@ def quiet() -> Iterator[None]:
 
 Mode = handler.Processor | None  # the mode's processor; None: the floor (no handler)
 FLOOR = "floor"
+ONE_THREAD_STUB = "stub, one thread"  # the same, message groups one after the other in the calling thread
+ONE_THREAD_LEAN = "lean, one thread"
 TURN = 10  # batches a mode runs before the next mode's turn
 
 
@@ -331,6 +345,8 @@ def run_cpu(count: int, warmup: int) -> dict[str, dict[str, float]]:
         "botocore": processor(*botocore_clients()),
         "botocore tuned": processor(*botocore_clients(tuned=True)),
         "lean": processor(*lean_clients()),
+        ONE_THREAD_STUB: processor(StubStore(), StubSink(), one_thread=True),
+        ONE_THREAD_LEAN: processor(*lean_clients(), one_thread=True),
     }
     try:
         return {mode: summary(values) for mode, values in measure(modes, count, warmup).items()}
@@ -456,7 +472,8 @@ def ratio_line(cpu: dict[str, dict[str, float]]) -> str:
     verdict = "meets" if lean <= TARGET_RATIO else "misses"
     return (
         f"ratio: lean {lean:.1f}x the bare parse (target <= {TARGET_RATIO:g}x: {verdict} it); "
-        f"botocore {before:.1f}x, botocore tuned {tuned:.1f}x; stub {cpu['stub']['median'] / floor:.1f}x"
+        f"botocore {before:.1f}x, botocore tuned {tuned:.1f}x; stub {cpu['stub']['median'] / floor:.1f}x; "
+        f"in one thread: lean {cpu[ONE_THREAD_LEAN]['median'] / floor:.1f}x, stub {cpu[ONE_THREAD_STUB]['median'] / floor:.1f}x"
     )
 
 
@@ -485,7 +502,7 @@ def report(cpu: dict[str, dict[str, float]], count: int, command: str, moto: tup
 
 CPU time per event (`time.process_time` around one handler invocation, divided by its 10 records),
 10-record SQS FIFO batches of 5 requests (query + response each: 5 `UpdateItem`, one `PutRecordBatch`
-of 5 lake rows), logs and EMF printed to /dev/null. The modes take turns, {TURN} batches each, so the
+of 5 lake rows), logs and EMF printed to /dev/null, the Logger at prod's level ({PROD_LOG_LEVEL}, `processorLogLevel`). The modes take turns, {TURN} batches each, so the
 ratios to `floor` compare like with like on a shared machine (load average {_load()} when the run ended).
 
 | mode | batches | median µs/event | p90 | p99 | mean | median / floor |
@@ -504,18 +521,33 @@ ratios to `floor` compare like with like on a shared machine (load average {_loa
   with the day's signing key, kept-alive sockets read by its own HTTP/1.1 reader, botocore's retry
   handler and exceptions), each connection replaced by a socket that answers canned bytes: everything
   but TLS and the kernel, which botocore pays alike. Target: ≤ {TARGET_RATIO:g}x `floor`.
+- `stub, one thread` and `lean, one thread`: the same processors with their message groups handled one
+  after the other in the calling thread (`max_concurrent_groups=1`): what the hand-off to the group
+  threads costs. Not what Lambda runs: there the threads let the groups' writes wait on DynamoDB at
+  the same time (the latency section below).
 - `moto`: the handler's own store against moto's in-process DynamoDB (no lake); moto's emulation runs in the
   same process, so this is an upper bound on the client's cost, not a prediction of Lambda's duration.
 
 {ratio_line(cpu)}
 
+{HISTORY}
+
 The store and the lake now add {cpu["lean"]["median"] - cpu["stub"]["median"]:.0f} µs per event to the handler's own
 {cpu["stub"]["median"]:.0f} µs (botocore added {cpu["botocore"]["median"] - cpu["stub"]["median"]:.0f} µs). The handler alone is
 {cpu["stub"]["median"] / floor:.0f}x the bare parse: pydantic's validation with its Python validators, the
-Logger's context and its one JSON line a batch, the EMF document, a lake row a request (SHA-256, JSON),
-and handing message groups to threads (8 to 17 µs a record on this machine against one thread, measured
-apart; in Lambda it is what lets the groups wait on DynamoDB at the same time). What is left of a write: building and serializing the `UpdateItem`
-(about a third), signing, the HTTP exchange and reading the answer.
+Logger's context (a correlation id a run; at prod's level no line for a batch that went well), the EMF
+document, a lake row a request (SHA-256, JSON), and handing message groups to threads.
+
+What limits the ratio now: handing the message groups to threads, {cpu["lean"]["median"] - cpu[ONE_THREAD_LEAN]["median"]:.0f} µs a record
+with the lean clients ({cpu["stub"]["median"] - cpu[ONE_THREAD_STUB]["median"]:.0f} µs with the stand-ins) against the same processors
+in one thread, and the part of the run that varies most from run to run (thread wake-ups and GIL hand-offs
+on a shared CPU). In one thread the lean processor is {cpu[ONE_THREAD_LEAN]["median"] / floor:.1f}x the floor: about a third
+of it the handler's own work, the rest the writes (building and serializing the `UpdateItem`, about a
+third of a write; signing; the HTTP exchange and reading the answer) and the lake's `PutRecordBatch`.
+Running the groups one after the other is not the way out: their writes would wait on DynamoDB one
+after the other (the latency section below). What would keep the overlap without the hand-offs is one
+thread with every group's write in flight at once (each `UpdateItem` sent on its own kept-alive connection,
+then the answers read), the retries and the deadline guard moved into that loop.
 
 ## Why a transport of its own
 

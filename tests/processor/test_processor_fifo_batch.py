@@ -115,6 +115,22 @@ def test_groups_are_handled_at_the_same_time_in_a_pool_kept_across_batches() -> 
     assert pool is not None and handler.threads <= first_threads, "the same pool's threads"
 
 
+def test_one_group_at_a_time_handles_every_group_in_the_calling_thread_in_batch_order() -> None:
+    handler = FakeHandler()
+    processor = FifoBatchProcessor(handler, Seen, max_concurrent_groups=1)
+    records = [record("ok", "a"), record("ok", "b"), record("fail", "b"), record("ok", "c"), record("ok", "a")]
+    batch = processor.process(records, None)
+    assert handler.threads == {threading.current_thread().name} and processor._pool is None
+    assert [group.state.runs for group in batch.groups] == [
+        [ids(records[0]), ids(records[4])],
+        [ids(records[1]), ids(records[2])],
+        [ids(records[3])],
+    ]
+    assert batch.failed() == ids(records[2])
+    with pytest.raises(ValueError, match="at least 1"):
+        FifoBatchProcessor(handler, Seen, max_concurrent_groups=0)
+
+
 def test_group_done_runs_once_per_group_even_when_a_run_handler_raises() -> None:
     """An exception is not a record failure: it propagates once every group has ended (Lambda then returns the
     whole batch), and each group's ``group_done`` ran in its own thread."""
