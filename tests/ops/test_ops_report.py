@@ -241,6 +241,7 @@ def one_day_report():
 
 def test_a_one_day_chart_is_one_bar_of_the_usual_width_and_one_legend() -> None:
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     from chat_analytics_ops.chart import MIN_DAY_SLOTS, day_limits, draw
 
@@ -249,7 +250,9 @@ def test_a_one_day_chart_is_one_bar_of_the_usual_width_and_one_legend() -> None:
         days_axis, score_axis = figure.axes
         left, right = days_axis.get_xlim()
         assert (left, right) == (-MIN_DAY_SLOTS / 2, MIN_DAY_SLOTS / 2)  # the bar at 0 sits in the middle of 7 slots
-        widths = {round(patch.get_width(), 2) for patch in days_axis.patches}
+        bars = [patch for patch in days_axis.patches if isinstance(patch, Rectangle)]
+        assert len(bars) == len(days_axis.patches), "the day panel's patches are its bars"
+        widths = {round(bar.get_width(), 2) for bar in bars}
         assert widths == {0.75} and 0.75 / (right - left) < 0.15  # a bar, not a block filling the plot
         # One legend for the figure, each match type once; none inside the panels.
         assert days_axis.get_legend() is None and score_axis.get_legend() is None

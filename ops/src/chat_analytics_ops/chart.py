@@ -9,11 +9,16 @@ from __future__ import annotations
 import importlib.util
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chat_analytics_ops.contract import MATCH_TYPES
 from chat_analytics_ops.errors import OpsError
 from chat_analytics_ops.report_model import SCORE_BIN_WIDTH, Report
+
+if TYPE_CHECKING:  # the optional extra `chart`: matplotlib is imported when a chart is drawn
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # Green, amber, red: the reading everyone already has for good, so-so and missing.
 COLORS = {"full": "#2e9d5b", "partial": "#f0a431", "none": "#d9534f"}
@@ -58,9 +63,9 @@ def day_limits(days: int) -> tuple[float, float]:
     return -0.5 - margin, days - 0.5 + margin
 
 
-def unique_legend_entries(axes: list[Any]) -> tuple[list[Any], list[str]]:
+def unique_legend_entries(axes: list[Axes]) -> tuple[list[Artist], list[str]]:
     """Handles and labels of ``axes``, each label once (both panels draw the same three match types)."""
-    seen: dict[str, Any] = {}
+    seen: dict[str, Artist] = {}
     for axis in axes:
         for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
             if label and not label.startswith("_"):
@@ -68,7 +73,7 @@ def unique_legend_entries(axes: list[Any]) -> tuple[list[Any], list[str]]:
     return list(seen.values()), list(seen)
 
 
-def draw(report: Report) -> Any:
+def draw(report: Report) -> Figure:
     """The chart's matplotlib ``Figure`` (the caller saves and closes it): answers per day by match type
     on the left, the score distribution on the right, one legend for both below them."""
     import matplotlib
