@@ -8,7 +8,7 @@ from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
 from schema import contract
-from stacks.compaction import LakeCompaction, LakeCompactionProps
+from stacks.compaction import CompactedTable, LakeCompaction, LakeCompactionProps
 from stacks.erasure import ErasureAccess, ErasureAccessProps
 from stacks.event_table import EventTable, EventTableProps
 from stacks.lake import EventLake, EventLakeProps
@@ -38,7 +38,8 @@ class ChatAnalyticsStack(Stack):
         )
         self.table = EventTable(self, "Events", EventTableProps(protect_data=settings.is_production, day_index=settings.table_day_index))
         self.lake = self._lake(settings)
-        self.compaction = self._compaction(settings) if settings.lake_compaction else None
+        self.compacted = self._compaction(settings)
+        self.compaction = self.compacted if isinstance(self.compacted, LakeCompaction) else None
         self.processor = self._processor(settings)
         self.producer = self._producer(settings)
         self.monitoring = self._monitoring(settings)
@@ -70,26 +71,26 @@ class ChatAnalyticsStack(Stack):
             ),
         )
 
-    def _compaction(self, settings: Settings) -> LakeCompaction:
-        """The lake's daily compaction (its table, workgroup, schedule); report readers may read its table."""
+    def _compaction(self, settings: Settings) -> LakeCompaction | CompactedTable:
+        """The lake's daily compaction (its table, workgroup, schedule), or with ``lakeCompaction`` false its table
+        alone (the report's SQL reads it either way); report readers may read the table."""
         lake = self.lake
-        compaction = LakeCompaction(
-            self,
-            "Compaction",
-            LakeCompactionProps(
-                name_prefix=settings.stack_name,
-                bucket=lake.lake_bucket,
-                database_name=settings.lake_database_name,
-                database_ref=lake.lake_database.ref,
-                glue_catalog_arn=lake.glue_resources[0],
-                glue_database_arn=lake.glue_resources[1],
-                requests_table_arn=lake.table_arn,
-                retention_days=settings.event_retention_days,
-                scan_limit_bytes=settings.lake_scan_limit_bytes,
-            ),
+        props = LakeCompactionProps(
+            name_prefix=settings.stack_name,
+            bucket=lake.lake_bucket,
+            database_name=settings.lake_database_name,
+            database_ref=lake.lake_database.ref,
+            glue_catalog_arn=lake.glue_resources[0],
+            glue_database_arn=lake.glue_resources[1],
+            requests_table_arn=lake.table_arn,
+            retention_days=settings.event_retention_days,
+            scan_limit_bytes=settings.lake_scan_limit_bytes,
         )
-        lake.report_reader_policy.add_statements(*compaction.reader_statements)
-        return compaction
+        built = LakeCompaction(self, "Compaction", props) if settings.lake_compaction else CompactedTable(self, "CompactedTable", props)
+        lake.report_reader_policy.add_statements(*built.reader_statements)
+        if settings.lake_formation:  # the report's SQL reads compacted: each reader needs it as it needs requests
+            lake.grant_report_readers(built.table, settings.report_reader_principal_arns, "Compacted")
+        return built
 
     def _processor(self, settings: Settings) -> Processor:
         """The processor, wired to the resources it alone may touch: the events queue, the table, the lake's stream."""
@@ -182,11 +183,23 @@ class ChatAnalyticsStack(Stack):
             CfnOutput(self, name, value=value)
 
     def _compaction_acknowledgements(self, bucket_arn: str) -> list[tuple[Any, str, str]]:
-        """The compaction's folder grants (stacks/compaction.py): Athena, running the query as the schedule's role,
-        reads every object of the day partitions it selects and writes objects it names itself."""
-        assert self.compaction is not None
-        role, reader = self.compaction.role, self.lake.report_reader_policy
+        """The compacted table's folder grants (stacks/compaction.py): a report reader's, in every stack; and with the
+        schedule, its role's: Athena, running the query as that role, reads every object of the day partitions it
+        selects and writes objects it names itself."""
+        reader = self.lake.report_reader_policy
+        readers = [
+            (
+                reader,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/compacted/*]",
+                "Athena reads every Parquet file of the compacted day partitions a report selects; the grant is "
+                "limited to the compacted/ folder of the lake bucket.",
+            ),
+        ]
+        if self.compaction is None:  # lakeCompaction false: the table alone, no schedule's role
+            return readers
+        role = self.compaction.role
         return [
+            *readers,
             (
                 role,
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/requests/*]",
@@ -204,12 +217,6 @@ class ChatAnalyticsStack(Stack):
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/athena-results/compaction/*]",
                 "Athena writes the compaction query's result and manifest under its workgroup's results folder with a "
                 "name it chooses (the query id); the grant is limited to that folder.",
-            ),
-            (
-                reader,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/compacted/*]",
-                "Athena reads every Parquet file of the compacted day partitions a report selects; the grant is "
-                "limited to the compacted/ folder of the lake bucket.",
             ),
         ]
 
@@ -277,7 +284,6 @@ class ChatAnalyticsStack(Stack):
             ),
         ]
         acknowledgements += self.erasure.nag_acknowledgements(bucket_arn)
-        if self.compaction is not None:
-            acknowledgements += self._compaction_acknowledgements(bucket_arn)
+        acknowledgements += self._compaction_acknowledgements(bucket_arn)
         for construct, rule, reason in acknowledgements:
             Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))

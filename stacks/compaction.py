@@ -117,6 +117,71 @@ def scheduled_sql(catch_up_days: int, sql: str | None = None) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
+def compacted_glue_table(scope: Construct, props: LakeCompactionProps) -> glue.CfnTable:
+    """The Glue table ``compacted`` (construct id ``Table`` in ``scope``): partitions projected by day and ``late``."""
+    location = f"s3://{props.bucket.bucket_name}/{COMPACTED_PREFIX}"
+    return glue.CfnTable(
+        scope,
+        "Table",
+        catalog_id=Stack.of(scope).account,
+        database_name=props.database_ref,
+        table_input=glue.CfnTable.TableInputProperty(
+            name=COMPACTED_TABLE_NAME,
+            description="One row per request and arrival day, from the raw rows of requests (the daily compaction)",
+            table_type="EXTERNAL_TABLE",
+            parameters={
+                "classification": "parquet",
+                "EXTERNAL": "TRUE",
+                "parquet.compression": "SNAPPY",
+                "projection.enabled": "true",
+                f"projection.{PARTITION_KEY}.type": "date",
+                f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
+                f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
+                f"projection.{PARTITION_KEY}.interval": "1",
+                f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
+                f"projection.{LATE_KEY}.type": "enum",
+                f"projection.{LATE_KEY}.values": "0,1",
+            },
+            partition_keys=[
+                glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string"),
+                glue.CfnTable.ColumnProperty(name=LATE_KEY, type="string"),
+            ],
+            storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in COMPACTED_COLUMNS],
+                location=location,
+                input_format=PARQUET_INPUT_FORMAT,
+                output_format=PARQUET_OUTPUT_FORMAT,
+                serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}),
+                compressed=False,
+                stored_as_sub_directories=False,
+            ),
+        ),
+    )
+
+
+def compacted_reader_statements(props: LakeCompactionProps, table_arn: str) -> list[iam.PolicyStatement]:
+    """A report reader reads ``compacted`` too: its catalog entry and its objects."""
+    return [
+        iam.PolicyStatement(sid="ReadCompactedTable", actions=["glue:GetPartitions", "glue:GetTable"], resources=[table_arn]),
+        iam.PolicyStatement(
+            sid="ReadCompactedRows", actions=["s3:GetObject"], resources=[props.bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")]
+        ),
+    ]
+
+
+class CompactedTable(Construct):
+    """The ``compacted`` table alone, for a stack whose lake is not compacted (``lakeCompaction`` false): the report's
+    SQL reads it whatever fills it (an empty table adds nothing), so it exists in every stack. ``table``,
+    ``table_arn`` and ``reader_statements`` as ``LakeCompaction``'s; no workgroup, role or schedule."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: LakeCompactionProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{props.database_name}/{COMPACTED_TABLE_NAME}")
+        self.table = compacted_glue_table(self, props)
+        self.reader_statements = compacted_reader_statements(props, self.table_arn)
+
+
 class LakeCompaction(Construct):
     """``table`` (Glue ``compacted``), ``work_group`` (``<name_prefix>-compaction``), ``role`` (the schedule's),
     ``schedule_group`` and ``schedule``; ``reader_statements`` is what a report reader needs more to read it."""
@@ -138,46 +203,7 @@ class LakeCompaction(Construct):
         self.reader_statements = self._reader_statements(props)
 
     def _table(self, props: LakeCompactionProps) -> glue.CfnTable:
-        location = f"s3://{props.bucket.bucket_name}/{COMPACTED_PREFIX}"
-        return glue.CfnTable(
-            self,
-            "Table",
-            catalog_id=Stack.of(self).account,
-            database_name=props.database_ref,
-            table_input=glue.CfnTable.TableInputProperty(
-                name=COMPACTED_TABLE_NAME,
-                description="One row per request and arrival day, from the raw rows of requests (the daily compaction)",
-                table_type="EXTERNAL_TABLE",
-                parameters={
-                    "classification": "parquet",
-                    "EXTERNAL": "TRUE",
-                    "parquet.compression": "SNAPPY",
-                    "projection.enabled": "true",
-                    f"projection.{PARTITION_KEY}.type": "date",
-                    f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
-                    f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
-                    f"projection.{PARTITION_KEY}.interval": "1",
-                    f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
-                    f"projection.{LATE_KEY}.type": "enum",
-                    f"projection.{LATE_KEY}.values": "0,1",
-                },
-                partition_keys=[
-                    glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string"),
-                    glue.CfnTable.ColumnProperty(name=LATE_KEY, type="string"),
-                ],
-                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in COMPACTED_COLUMNS],
-                    location=location,
-                    input_format=PARQUET_INPUT_FORMAT,
-                    output_format=PARQUET_OUTPUT_FORMAT,
-                    serde_info=glue.CfnTable.SerdeInfoProperty(
-                        serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
-                    ),
-                    compressed=False,
-                    stored_as_sub_directories=False,
-                ),
-            ),
-        )
+        return compacted_glue_table(self, props)
 
     def _work_group(self, props: LakeCompactionProps) -> athena.CfnWorkGroup:
         return athena.CfnWorkGroup(
@@ -281,10 +307,4 @@ class LakeCompaction(Construct):
         return schedule
 
     def _reader_statements(self, props: LakeCompactionProps) -> list[iam.PolicyStatement]:
-        """A report reader reads ``compacted`` too: its catalog entry and its objects."""
-        return [
-            iam.PolicyStatement(sid="ReadCompactedTable", actions=["glue:GetPartitions", "glue:GetTable"], resources=[self.table_arn]),
-            iam.PolicyStatement(
-                sid="ReadCompactedRows", actions=["s3:GetObject"], resources=[props.bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")]
-            ),
-        ]
+        return compacted_reader_statements(props, self.table_arn)

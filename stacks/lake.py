@@ -454,6 +454,12 @@ class EventLake(Construct):
             self._grant(f"ReportReader{index}TableGrant", principal_arn, ["DESCRIBE", "SELECT"], table=self.lake_table)
             self._grant(f"ReportReader{index}RejectedTableGrant", principal_arn, ["DESCRIBE", "SELECT"], table=self.rejected_table)
 
+    def grant_report_readers(self, table: glue.CfnTable, principal_arns: tuple[str, ...], name: str) -> None:
+        """With Lake Formation, SELECT + DESCRIBE on another table of the lake's database (``compacted``) for each
+        report reader, as on ``requests``: the report's SQL reads it."""
+        for index, principal_arn in enumerate(principal_arns, start=1):
+            self._grant(f"ReportReader{index}{name}TableGrant", principal_arn, ["DESCRIBE", "SELECT"], table=table)
+
     def _grant(
         self, construct_id: str, principal_arn: str, permissions: list[str], *, table: glue.CfnTable | None
     ) -> lakeformation.CfnPrincipalPermissions:

@@ -206,7 +206,7 @@ class Settings:
             powertools_layer=_powertools_layer(value("powertoolsLayer")),
             lake_scan_limit_gb=_int(value("lakeScanLimitGb", 10), "lakeScanLimitGb", 1, 1000),
             lake_formation=lake_formation,
-            lake_compaction=_bool(value("lakeCompaction", True), "lakeCompaction"),
+            lake_compaction=_lake_compaction(value("lakeCompaction"), lake_formation),
             report_reader_principal_arns=readers,
             table_day_index=_bool(value("tableDayIndex"), "tableDayIndex"),
             processor_system_log_level=_level(value("processorSystemLogLevel", "INFO"), "processorSystemLogLevel", SYSTEM_LOG_LEVELS),
@@ -240,6 +240,21 @@ def _int(raw: Any, key: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise SettingsError(f"context key '{key}': {number} is outside {low}..{high}")
     return number
+
+
+def _lake_compaction(raw: Any, lake_formation: bool) -> bool:
+    """``lakeCompaction``: on by default, off by default where Lake Formation guards the catalog. The compaction's
+    schedule runs Athena's INSERT INTO as its own role, which would need Lake Formation grants on both tables
+    (and Athena's support for writing to a governed table) that this stack does not build: refused, not half built."""
+    if raw is None:
+        return not lake_formation
+    enabled = _bool(raw, "lakeCompaction")
+    if enabled and lake_formation:
+        raise SettingsError(
+            "context key 'lakeCompaction': not with lakeFormation true (the compaction's role has no Lake Formation grants);"
+            " leave lakeCompaction unset or false there: the report reads the raw rows"
+        )
+    return enabled
 
 
 def _bool(raw: Any, key: str) -> bool:

@@ -21,7 +21,7 @@ def only(s: Synthesized, resource_type: str) -> tuple[str, dict]:
     found = {
         name: res
         for name, res in resources_of(s.raw, resource_type).items()
-        if not name.startswith(("LakeRejected", "Erasure", "Compaction"))
+        if not name.startswith(("LakeRejected", "Erasure", "Compaction", "CompactedTable"))
     }
     assert len(found) == 1, f"expected one {resource_type}, found {list(found)}"
     name, resource = next(iter(found.items()))
@@ -551,6 +551,11 @@ def test_lake_formation_grants_firehose_describe_and_each_reader_select_and_desc
     table_id, _ = only(s, "AWS::Glue::Table")
     role_id = s3_destination(s)["RoleARN"]["Fn::GetAtt"][0]
     table = {"Table": {"CatalogId": ACCOUNT, "DatabaseName": {"Ref": database_id}, "Name": {"Ref": table_id}}}
+    # With Lake Formation the lake is not compacted (lakeCompaction defaults to false), but report.sql reads the
+    # empty compacted table all the same: each reader may read it too.
+    compacted_id = next(name for name in resources_of(s.raw, "AWS::Glue::Table") if name.startswith("CompactedTable"))
+    compacted = {"Table": {"CatalogId": ACCOUNT, "DatabaseName": {"Ref": database_id}, "Name": {"Ref": compacted_id}}}
+    assert not [name for name in s.raw["Resources"] if name.startswith("Compaction")], "no schedule, role or workgroup"
     database = {"Database": {"CatalogId": ACCOUNT, "Name": {"Ref": database_id}}}
     granted = sorted(
         (json.dumps(g["Principal"]["DataLakePrincipalIdentifier"]), json.dumps(g["Resource"], sort_keys=True), sorted(g["Permissions"]))
@@ -564,6 +569,8 @@ def test_lake_formation_grants_firehose_describe_and_each_reader_select_and_desc
             (json.dumps(READER_A), json.dumps(table, sort_keys=True), ["DESCRIBE", "SELECT"]),
             (json.dumps(READER_B), json.dumps(database, sort_keys=True), ["DESCRIBE"]),
             (json.dumps(READER_B), json.dumps(table, sort_keys=True), ["DESCRIBE", "SELECT"]),
+            (json.dumps(READER_A), json.dumps(compacted, sort_keys=True), ["DESCRIBE", "SELECT"]),
+            (json.dumps(READER_B), json.dumps(compacted, sort_keys=True), ["DESCRIBE", "SELECT"]),
         ]
     )
     for grant in lake_formation_grants(s).values():
@@ -598,8 +605,17 @@ def test_the_delivery_stream_waits_for_its_role_and_with_lake_formation_for_its_
     assert "## First deploy: Firehose" in runbook
 
 
-def test_lake_formation_changes_nothing_else(dev: Synthesized, with_lake_formation: Synthesized) -> None:
-    """The setting adds grants (and the stream's dependency on its own); every other resource is the same."""
+@pytest.fixture(scope="module")
+def uncompacted(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """dev with ``lakeCompaction`` false: what ``lakeFormation`` true implies (the compaction needs grants it has not)."""
+    from tests.cdk.conftest import synthesize
+
+    return synthesize({"stage": "dev", "lakeCompaction": False}, tmp_path_factory.mktemp("cdk-uncompacted"))
+
+
+def test_lake_formation_changes_nothing_else(uncompacted: Synthesized, with_lake_formation: Synthesized) -> None:
+    """The setting adds grants (and the stream's dependency on its own) and leaves the lake uncompacted (its
+    default there: stacks/settings.py); every other resource is the same as a stack without compaction."""
 
     def rest(s: Synthesized) -> dict:
         return {
@@ -608,7 +624,7 @@ def test_lake_formation_changes_nothing_else(dev: Synthesized, with_lake_formati
             if r["Type"] != "AWS::LakeFormation::PrincipalPermissions"
         }
 
-    assert rest(dev) == rest(with_lake_formation)
+    assert rest(uncompacted) == rest(with_lake_formation)
 
 
 def test_the_lake_formation_template_passes_cfn_lint_and_cdk_nag(with_lake_formation: Synthesized) -> None:

@@ -212,3 +212,13 @@ def test_report_readers_without_lake_formation_say_what_to_do_instead() -> None:
     off is refused, with the IAM alternative."""
     with pytest.raises(SettingsError, match="attach the ReportReaderPolicyArn policy"):
         Settings.from_context({"reportReaderPrincipalArns": "arn:aws:iam::111122223333:role/analysts"})
+
+
+def test_the_lake_is_compacted_by_default_but_not_where_lake_formation_guards_it() -> None:
+    """The compaction's role runs Athena's INSERT INTO with no Lake Formation grant: with lakeFormation true it is
+    off by default, and asking for both is one line naming the key (stacks/settings.py)."""
+    assert Settings.from_context({"stage": "prod"}).lake_compaction is True
+    assert Settings.from_context({"stage": "dev", "lakeCompaction": "false"}).lake_compaction is False
+    assert Settings.from_context({"stage": "dev", "lakeFormation": True}).lake_compaction is False
+    with pytest.raises(SettingsError, match=r"^context key 'lakeCompaction': not with lakeFormation true"):
+        Settings.from_context({"stage": "dev", "lakeFormation": True, "lakeCompaction": True})
