@@ -260,16 +260,10 @@ class LakeCompaction(Construct):
                                 bucket.arn_for_objects(f"{COMPACTION_RESULTS_PREFIX}*"),
                             ],
                         ),
-                        iam.PolicyStatement(
-                            sid="ListTheseFolders",
-                            actions=["s3:ListBucket"],
-                            resources=[bucket.bucket_arn],
-                            conditions={
-                                "StringLike": {
-                                    "s3:prefix": [f"{REQUESTS_PREFIX}*", f"{COMPACTED_PREFIX}*", f"{COMPACTION_RESULTS_PREFIX}*"]
-                                }
-                            },
-                        ),
+                        # No s3:prefix condition (as the report reader's policy, stacks/lake.py): it would also deny
+                        # the requests that name no prefix (HeadBucket, a list of the root), which Athena makes. The
+                        # objects stay readable and writable only under the folders above.
+                        iam.PolicyStatement(sid="ListTheseFolders", actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
                         iam.PolicyStatement(sid="LocateTheBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
                     ]
                 )

@@ -150,9 +150,9 @@ def test_the_role_may_do_exactly_what_the_query_needs(built) -> None:
         "/compacted/*",
         "/athena-results/compaction/*",
     ]
-    assert found["ListTheseFolders"]["Condition"] == {
-        "StringLike": {"s3:prefix": ["requests/*", "compacted/*", "athena-results/compaction/*"]}
-    }
+    # No s3:prefix condition: it would deny the bucket-level calls Athena makes (HeadBucket, a list of the root);
+    # the reader policy drops it for the same reason (tests/cdk/test_lake.py).
+    assert "Condition" not in found["ListTheseFolders"]
     actions = json.dumps([statement["Action"] for statement in found.values()])
     assert "Delete" not in actions and "kms:" not in actions and '"*"' not in json.dumps(list(found.values()))
 
