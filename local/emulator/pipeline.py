@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import threading
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from local.emulator.esm import EventSourceMappingEmulator
+from local.emulator.esm import EventSourceMappingEmulator, Handler
 from local.emulator.stack import REPO, LocalStack, StackInfo, event_source_enabled
 from schema import contract
 
@@ -86,7 +87,7 @@ def start_processor(info: StackInfo) -> Processor:
     return processor_from_environment()
 
 
-def _mapping_state(info: StackInfo) -> Any:
+def _mapping_state(info: StackInfo) -> Callable[[], bool] | None:
     """The mapping's Enabled state as moto's Lambda holds it (``update-event-source-mapping --no-enabled`` stops
     the emulator's polling, as it stops Lambda's), or None when the stack registered no mapping."""
     uuid = info.event_source.get("uuid")
@@ -115,7 +116,7 @@ class LocalPipeline:
         self._log_file: IO[str] | None = None
         self._saved_stdout = sys.stdout
         self._saved_env = dict(os.environ)
-        self._logger_handler: Any = None
+        self._logger_handler: logging.StreamHandler | None = None
         self._processor: Processor | None = None
 
     @property
@@ -150,15 +151,16 @@ class LocalPipeline:
             sink = self._log_file
             router.route_threads_named(processor.batches.thread_name_prefix, sink)
             # The processor's Logger bound the stdout of its first configuration; Lambda's stdout is the router now.
-            log_handler: Any = processor.logger.registered_handler  # a logging.StreamHandler
+            log_handler = processor.logger.registered_handler
+            assert isinstance(log_handler, logging.StreamHandler), "Powertools' Logger writes to a stream"
             log_handler.setStream(router)
             self._logger_handler = log_handler
 
-            def routed(event: dict, context: Any) -> Any:
+            def routed(event: dict, context: Any) -> dict | None:
                 router.route(sink)
                 return handler(event, context)
 
-            target: Callable[[dict, Any], Any] = routed
+            target: Handler = routed
         else:
             target = handler
         self._esm = EventSourceMappingEmulator(
