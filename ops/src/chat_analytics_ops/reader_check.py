@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,6 +43,8 @@ MARKER_KEY = f"{RESULTS_PREFIX}chat-analytics-check/reader-{{token}}.txt"
 REPORT_TOP = 10  # the report's default --top
 QUERY_LOOKS = 10  # GetQueryExecution calls before the query is stopped (a local endpoint answers at once)
 QUERY_PAUSE_S = 0.2
+
+T = TypeVar("T")
 DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden"})
 ALLOWED, DENIED, NOT_TRIED = "allowed", "denied", "not tried"
 QUERY_ACCESS = "the query's own reads and writes"  # what Athena does as the caller once the query runs
@@ -123,7 +125,7 @@ class _Reader:
             self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG)
         return self._clients[service]
 
-    def call(self, action: str, resource: str, run: Callable[[], Any]) -> Any:
+    def call(self, action: str, resource: str, run: Callable[[], T]) -> T | None:
         """``run()``'s answer, or None when IAM refused it (recorded); any other error is raised."""
         try:
             answer = run()
