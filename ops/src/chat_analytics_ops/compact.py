@@ -109,7 +109,7 @@ def compact_bucket(s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Pat
     return result
 
 
-def register(commands: Any, common: argparse.ArgumentParser) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     """The ``compact`` subcommand, for cli.py's command tree."""
     parser = commands.add_parser(
         "compact",
