@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 import pytest
@@ -111,8 +111,14 @@ class Result:
     err: str
 
 
+class Cli(Protocol):
+    """The ``cli`` fixture: ``cli("report", "--days", "1")``; ``stage=False`` leaves out ``--stage``."""
+
+    def __call__(self, *argv: str, stage: bool = True) -> Result: ...
+
+
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
     """Run ``chat-analytics`` in-process with the test stack's stage; returns exit code, stdout, stderr."""
 
     def run(*argv: str, stage: bool = True) -> Result:

@@ -14,14 +14,14 @@ import pytest
 
 from chat_analytics_ops import check
 from chat_analytics_ops.check import FAIL, OK, SKIP, judge_topic_policy
-from tests.ops.conftest import REGION, STACK_NAME, Processor
+from tests.ops.conftest import REGION, STACK_NAME, Cli, Processor, Stack
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ChatAnalytics-dev-AlarmTopic"
 ALARMS = [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:ChatAnalytics-dev-{name}" for name in ("DeadLetters", "ProcessorErrors")]
 
 
 @pytest.fixture
-def processed(stack, monkeypatch: pytest.MonkeyPatch) -> Processor:
+def processed(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Processor:
     """In-process moto only intercepts botocore, so the producer sends through a boto3 client here (the
     lean transport is exercised against a moto server in test_ops_server.py); while check waits for the
     item, the real processor takes one round of the queue, as the Lambda would meanwhile."""
@@ -40,7 +40,7 @@ def statuses(output: str) -> dict[str, dict[str, str]]:
     return {row["name"]: row for row in json.loads(output)["checks"]}
 
 
-def test_check_passes_on_the_deployed_stack_and_the_canary_is_left_out_of_report(stack, processed, cli) -> None:
+def test_check_passes_on_the_deployed_stack_and_the_canary_is_left_out_of_report(stack: Stack, processed, cli: Cli) -> None:
     result = cli("check", "--json")
     assert result.code == 0, result.out + result.err
     rows = statuses(result.out)
@@ -86,7 +86,7 @@ def test_check_passes_on_the_deployed_stack_and_the_canary_is_left_out_of_report
     assert "1 canary request of `chat-analytics check` left out" in text
 
 
-def test_check_text_is_a_table(stack, processed, cli) -> None:
+def test_check_text_is_a_table(stack: Stack, processed, cli: Cli) -> None:
     result = cli("check")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
@@ -96,7 +96,7 @@ def test_check_text_is_a_table(stack, processed, cli) -> None:
     assert lines[-1].startswith("OK: 13 passed, 0 failed, 2 skipped")
 
 
-def test_canary_not_stored_fails_within_the_timeout(stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_canary_not_stored_fails_within_the_timeout(stack: Stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """No processor runs (a disabled event source): the item check looks every POLL_INTERVAL_S until
     --timeout runs out, then fails; it never waits longer than --timeout in all.
 
@@ -156,7 +156,7 @@ def test_canary_not_stored_fails_within_the_timeout(stack, cli, monkeypatch: pyt
     assert json.loads(result.out)["ok"] is False
 
 
-def test_topic_policy_without_the_cloudwatch_grant_fails(stack, processed, cli) -> None:
+def test_topic_policy_without_the_cloudwatch_grant_fails(stack: Stack, processed, cli: Cli) -> None:
     topic = stack.outputs["AlarmTopicArn"]
     sns = boto3.client("sns", region_name=REGION)
     policy = json.loads(sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
@@ -170,7 +170,7 @@ def test_topic_policy_without_the_cloudwatch_grant_fails(stack, processed, cli) 
     assert rows["canary stored"]["status"] == OK
 
 
-def test_alarm_without_actions_fails(stack, processed, cli) -> None:
+def test_alarm_without_actions_fails(stack: Stack, processed, cli: Cli) -> None:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     [alarm] = cloudwatch.describe_alarms(AlarmNames=[f"{STACK_NAME}-ProcessorThrottles"])["MetricAlarms"]
     keys = ("AlarmName", "MetricName", "Namespace", "Dimensions", "Period", "EvaluationPeriods", "Threshold", "ComparisonOperator")
@@ -182,7 +182,7 @@ def test_alarm_without_actions_fails(stack, processed, cli) -> None:
     assert result.out.splitlines()[-1].startswith("FAILED: 12 passed, 1 failed, 2 skipped")
 
 
-def test_notify_test_drives_an_alarm_to_alarm_and_back(stack, processed, cli) -> None:
+def test_notify_test_drives_an_alarm_to_alarm_and_back(stack: Stack, processed, cli: Cli) -> None:
     topic = stack.outputs["AlarmTopicArn"]
     alone = statuses(cli("check", "--notify-test", "--json").out)["notification test"]
     assert alone["status"] == FAIL and "no confirmed subscription" in alone["detail"]  # nobody would get the mails
@@ -200,7 +200,7 @@ def test_notify_test_drives_an_alarm_to_alarm_and_back(stack, processed, cli) ->
     assert (alarm["StateValue"], alarm["StateReason"]) == ("OK", check.NOTIFY_REASON)  # set by the test, and back to OK
 
 
-def test_a_missing_stack_is_one_line(stack, cli) -> None:
+def test_a_missing_stack_is_one_line(stack: Stack, cli: Cli) -> None:
     result = cli("--stack-name", "ChatAnalytics-nope", "check", stage=False)
     assert result.code == 1
     assert result.out == ""
@@ -210,7 +210,7 @@ def test_a_missing_stack_is_one_line(stack, cli) -> None:
     )
 
 
-def test_a_secret_naming_another_queue_fails_and_sends_nothing(stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_secret_naming_another_queue_fails_and_sends_nothing(stack: Stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(check, "PRODUCER_TRANSPORT", "botocore")
     secrets = boto3.client("secretsmanager", region_name=REGION)
     name = stack.outputs["ProducerSecretName"]
@@ -267,7 +267,7 @@ def test_topic_policy_judgement(policy: str | None, status: str, words: str) -> 
     assert (got, words in detail) == (status, True), detail
 
 
-def test_a_refused_send_fails_the_canary_row_with_the_reason(stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_send_fails_the_canary_row_with_the_reason(stack: Stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """The secret names a queue that does not exist (the stack's output agrees, so the secret row passes):
     the producer's refusal reaches the row through its on_error, and nothing is waited for."""
     monkeypatch.setattr(check, "PRODUCER_TRANSPORT", "botocore")
@@ -284,7 +284,7 @@ def test_a_refused_send_fails_the_canary_row_with_the_reason(stack, cli, monkeyp
     assert rows["canary stored"] == {"name": "canary stored", "status": SKIP, "detail": "no canary was sent"}
 
 
-def test_without_the_python_producer_the_canary_row_says_how_to_install_it(stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_python_producer_the_canary_row_says_how_to_install_it(stack: Stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "analytics_producer", None)  # import fails as if not installed
     rows = statuses(cli("check", "--json").out)
     assert rows["canary sent"]["status"] == FAIL
@@ -292,7 +292,7 @@ def test_without_the_python_producer_the_canary_row_says_how_to_install_it(stack
     assert rows["alarm actions"]["status"] == OK
 
 
-def test_check_fails_a_lake_whose_glue_table_lost_a_column(stack, processed, cli) -> None:
+def test_check_fails_a_lake_whose_glue_table_lost_a_column(stack: Stack, processed, cli: Cli) -> None:
     glue = boto3.client("glue", region_name=REGION)
     database, name = stack.outputs["LakeDatabaseName"], stack.outputs["LakeTableName"]
     table = glue.get_table(DatabaseName=database, Name=name)["Table"]

@@ -23,7 +23,7 @@ from sqlglot import expressions
 
 from chat_analytics_ops import compact, lake
 from chat_analytics_ops.errors import OpsError
-from tests.ops.conftest import REGION, Processor, Stack
+from tests.ops.conftest import REGION, Cli, Processor, Stack
 from tests.ops.test_ops_lake import processor_lake_module, report_json, scalar, send_varied_traffic
 
 
@@ -73,7 +73,7 @@ def partitions(root: Path, table: str) -> list[str]:
     return sorted({path.name[3:] for path in (root / table).glob("dt=*")})
 
 
-def test_the_report_is_the_tables_with_no_some_and_every_day_compacted(spread, cli) -> None:
+def test_the_report_is_the_tables_with_no_some_and_every_day_compacted(spread, cli: Cli) -> None:
     _, first, last, root = spread
     argv = ("--from", first, "--to", last)
     table = report_json(cli, *argv, "--engine", "dynamodb")
@@ -138,7 +138,7 @@ def test_one_row_per_request_and_partition_and_the_latest_is_the_tables_item(spr
     assert late == spanning > 0, "a request's rows in a later partition are marked late"
 
 
-def test_a_row_delivered_after_its_days_compaction_is_not_lost(spread, cli) -> None:
+def test_a_row_delivered_after_its_days_compaction_is_not_lost(spread, cli: Cli) -> None:
     """A row arriving in a compacted day (a copy, a delivery retried past the schedule) makes the day's raw
     count differ from its compacted rows' source_rows: the report reads that day raw again."""
     _, first, last, root = spread
@@ -162,7 +162,7 @@ def test_a_row_delivered_after_its_days_compaction_is_not_lost(spread, cli) -> N
     assert with_late["requests"] == without["requests"] + 1, "the late row's request is counted"
 
 
-def test_a_day_compacted_twice_is_read_raw(spread, cli) -> None:
+def test_a_day_compacted_twice_is_read_raw(spread, cli: Cli) -> None:
     """Two runs racing on one day write it twice: the counts no longer match and the day is read raw."""
     _, first, last, root = spread
     argv = ("--from", first, "--to", last)
@@ -177,7 +177,7 @@ def test_a_day_compacted_twice_is_read_raw(spread, cli) -> None:
     assert report_json(cli, *argv, "--engine", "duckdb", "--lake", str(root)) == table
 
 
-def test_compact_command_on_a_lake_directory_and_on_the_stacks_bucket(stack: Stack, cli, tmp_path: Path) -> None:
+def test_compact_command_on_a_lake_directory_and_on_the_stacks_bucket(stack: Stack, cli: Cli, tmp_path: Path) -> None:
     old = (today() - timedelta(days=3)).isoformat()
     folder = tmp_path / "lake" / "requests" / f"dt={old}"
     folder.mkdir(parents=True)
@@ -208,12 +208,12 @@ def test_compact_command_on_a_lake_directory_and_on_the_stacks_bucket(stack: Sta
         (["--from", "2026-01-05", "--to", "2026-01-01"], "--from 2026-01-05 is after --to 2026-01-01"),
     ],
 )
-def test_compact_options_are_checked(cli, tmp_path: Path, argv: list[str], message: str) -> None:
+def test_compact_options_are_checked(cli: Cli, tmp_path: Path, argv: list[str], message: str) -> None:
     result = cli("compact", *argv, "--lake", str(tmp_path))
     assert result.code != 0 and message in result.err and "Traceback" not in result.err
 
 
-def test_a_day_not_complete_is_refused(cli, tmp_path: Path) -> None:
+def test_a_day_not_complete_is_refused(cli: Cli, tmp_path: Path) -> None:
     yesterday = (today() - timedelta(days=1)).isoformat()
     result = cli("compact", "--day", yesterday, "--lake", str(tmp_path))
     assert result.code != 0 and f"{yesterday} is not complete yet" in result.err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.conftest import REGION
+from tests.ops.conftest import REGION, Cli, Stack
 
 FAKE_TOOL = """#!{python}
 # Stands in for wrangler (or npx): records argv, working directory and stdin; fails when FAKE_WRANGLER_FAIL is set.
@@ -64,7 +64,7 @@ def calls(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def test_worker_env_is_masked_by_default(stack, cli) -> None:
+def test_worker_env_is_masked_by_default(stack: Stack, cli: Cli) -> None:
     key_id, secret_key = stack.secret["AWS_ACCESS_KEY_ID"], stack.secret["AWS_SECRET_ACCESS_KEY"]
     result = cli("credentials", "worker-env")
     assert result.code == 0, result.err
@@ -78,7 +78,7 @@ def test_worker_env_is_masked_by_default(stack, cli) -> None:
     assert lines["AWS_REGION"] == REGION
 
 
-def test_worker_env_show_prints_dev_vars(stack, cli) -> None:
+def test_worker_env_show_prints_dev_vars(stack: Stack, cli: Cli) -> None:
     key_id, secret_key = stack.secret["AWS_ACCESS_KEY_ID"], stack.secret["AWS_SECRET_ACCESS_KEY"]
     result = cli("credentials", "worker-env", "--show")
     assert result.code == 0, result.err
@@ -90,7 +90,9 @@ def test_worker_env_show_prints_dev_vars(stack, cli) -> None:
     assert masked["AWS_SECRET_ACCESS_KEY"] != secret_key
 
 
-def test_push_dry_run_prints_one_bulk_command_without_values(stack, cli, project_wrangler: Path, wrangler_config: Path, tool_log) -> None:
+def test_push_dry_run_prints_one_bulk_command_without_values(
+    stack: Stack, cli: Cli, project_wrangler: Path, wrangler_config: Path, tool_log
+) -> None:
     key_id, secret_key = stack.secret["AWS_ACCESS_KEY_ID"], stack.secret["AWS_SECRET_ACCESS_KEY"]
     result = cli("credentials", "push-to-wrangler", "--dry-run", "--config", str(wrangler_config), "--env", "production")
     assert result.code == 0, result.err
@@ -102,7 +104,7 @@ def test_push_dry_run_prints_one_bulk_command_without_values(stack, cli, project
 
 
 def test_push_is_one_wrangler_secret_bulk_with_the_values_on_stdin(
-    stack, cli, project_wrangler: Path, wrangler_config: Path, tool_log
+    stack: Stack, cli: Cli, project_wrangler: Path, wrangler_config: Path, tool_log
 ) -> None:
     key_id, secret_key = stack.secret["AWS_ACCESS_KEY_ID"], stack.secret["AWS_SECRET_ACCESS_KEY"]
     result = cli("credentials", "push-to-wrangler", "--config", str(wrangler_config))
@@ -122,7 +124,7 @@ def test_push_is_one_wrangler_secret_bulk_with_the_values_on_stdin(
 
 
 def test_push_finds_the_project_wrangler_above_the_config_and_then_on_path(
-    stack, cli, wrangler_config: Path, tool_log: Path, tmp_path: Path, monkeypatch
+    stack: Stack, cli: Cli, wrangler_config: Path, tool_log: Path, tmp_path: Path, monkeypatch
 ) -> None:
     # node_modules one folder above the config's (an npm workspace root)
     install_tool(wrangler_config.parent.parent / "node_modules" / ".bin", "wrangler")
@@ -136,14 +138,14 @@ def test_push_finds_the_project_wrangler_above_the_config_and_then_on_path(
     assert [call["tool"] for call in calls(tool_log)] == ["wrangler", "wrangler"]
 
 
-def test_push_failure_of_wrangler_is_one_line(stack, cli, project_wrangler: Path, wrangler_config: Path, monkeypatch) -> None:
+def test_push_failure_of_wrangler_is_one_line(stack: Stack, cli: Cli, project_wrangler: Path, wrangler_config: Path, monkeypatch) -> None:
     monkeypatch.setenv("FAKE_WRANGLER_FAIL", "1")
     result = cli("credentials", "push-to-wrangler", "--config", str(wrangler_config))
     assert result.code == 1
     assert result.err.strip() == ("chat-analytics: wrangler secret bulk failed (exit 1, no secret put): X [ERROR] You are not logged in.")
 
 
-def test_push_without_config_or_wrangler(stack, cli, wrangler_config: Path, tool_log: Path, tmp_path: Path) -> None:
+def test_push_without_config_or_wrangler(stack: Stack, cli: Cli, wrangler_config: Path, tool_log: Path, tmp_path: Path) -> None:
     missing = cli("credentials", "push-to-wrangler", "--config", str(tmp_path / "nope.jsonc"))
     assert missing.code == 1 and "wrangler config not found" in missing.err
     no_wrangler = cli("credentials", "push-to-wrangler", "--config", str(wrangler_config))
@@ -156,7 +158,7 @@ def test_push_without_config_or_wrangler(stack, cli, wrangler_config: Path, tool
     assert dry.code == 0 and "note: wrangler not found" in dry.out
 
 
-def test_missing_secret_is_one_line(stack, cli) -> None:
+def test_missing_secret_is_one_line(stack: Stack, cli: Cli) -> None:
     result = cli("--secret-name", "ChatAnalytics-dev/nope", "credentials", "worker-env")
     assert result.code == 1
     assert (
@@ -165,7 +167,7 @@ def test_missing_secret_is_one_line(stack, cli) -> None:
     )
 
 
-def test_incomplete_secret_names_the_missing_keys(stack, cli) -> None:
+def test_incomplete_secret_names_the_missing_keys(stack: Stack, cli: Cli) -> None:
     import boto3
 
     boto3.client("secretsmanager", region_name=REGION).create_secret(Name="partial", SecretString=json.dumps({"AWS_REGION": REGION}))

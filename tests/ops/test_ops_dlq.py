@@ -10,13 +10,13 @@ import pytest
 from chat_analytics_ops import dlq
 from chat_analytics_ops.errors import EXIT_EMPTY
 from testkit.events import query_event, response_event
-from tests.ops.conftest import Processor, dead_letter
+from tests.ops.conftest import Cli, Processor, Stack, dead_letter
 
 NOW_MS = time.time_ns() // 1_000_000
 LONG_QUESTION = "Does the candidate have production experience with Kubernetes operators " + "and more " * 60
 
 
-def test_inspect_shows_ids_counts_and_a_short_excerpt_without_consuming(stack, cli) -> None:
+def test_inspect_shows_ids_counts_and_a_short_excerpt_without_consuming(stack: Stack, cli: Cli) -> None:
     dead_letter(stack, query_event("req-1", NOW_MS, LONG_QUESTION))
     result = cli("dlq", "inspect")
     assert result.code == 0, result.err
@@ -37,7 +37,7 @@ def test_inspect_shows_ids_counts_and_a_short_excerpt_without_consuming(stack, c
     assert json.loads(again.out)["count"] == 1
 
 
-def test_inspect_json_names_the_schema_violation(stack, cli) -> None:
+def test_inspect_json_names_the_schema_violation(stack: Stack, cli: Cli) -> None:
     bad = response_event("req-2", NOW_MS, "maybe", 140)
     stack.send("this is not json {", group="req-3", dedup="req-3:query")
     dead_letter(stack, bad)
@@ -57,7 +57,7 @@ def test_inspect_json_names_the_schema_violation(stack, cli) -> None:
     assert stack.depth(stack.dlq_url) == 2
 
 
-def test_inspect_max_limits_and_text_flags_invalid_events(stack, cli) -> None:
+def test_inspect_max_limits_and_text_flags_invalid_events(stack: Stack, cli: Cli) -> None:
     dead_letter(stack, *(query_event(f"req-{i}", NOW_MS, "", source="cv-worker") for i in range(4)))
     result = cli("dlq", "inspect", "--max", "2")
     assert result.code == 0, result.err
@@ -67,7 +67,7 @@ def test_inspect_max_limits_and_text_flags_invalid_events(stack, cli) -> None:
     assert stack.depth(stack.dlq_url) == 4
 
 
-def test_inspect_empty_dlq_is_one_line_and_exit_3(stack, cli) -> None:
+def test_inspect_empty_dlq_is_one_line_and_exit_3(stack: Stack, cli: Cli) -> None:
     result = cli("dlq", "inspect")
     assert result.code == EXIT_EMPTY
     assert result.out == ""
@@ -75,7 +75,7 @@ def test_inspect_empty_dlq_is_one_line_and_exit_3(stack, cli) -> None:
     assert "dead-letter queue is empty" in result.err
 
 
-def test_inspect_json_prints_json_in_every_case(stack, cli) -> None:
+def test_inspect_json_prints_json_in_every_case(stack: Stack, cli: Cli) -> None:
     """--json prints the object even when there is nothing to list; the exit status and the one line on
     stderr say why (ops/README.md): 3 for an empty DLQ, 1 when its messages are all in flight."""
     empty = cli("dlq", "inspect", "--json")
@@ -93,7 +93,7 @@ def test_inspect_json_prints_json_in_every_case(stack, cli) -> None:
     )
 
 
-def test_inspect_says_what_it_could_not_list(stack, cli) -> None:
+def test_inspect_says_what_it_could_not_list(stack: Stack, cli: Cli) -> None:
     """One request with 12 messages: SQS returns at most 10 of one group together and none of the rest while
     they are held, so two cannot be seen without deleting. They are not silently missing: stderr says so."""
     fill_dlq(stack, [["query"] * 12])
@@ -108,7 +108,7 @@ def test_inspect_says_what_it_could_not_list(stack, cli) -> None:
     assert queue_counts(stack, stack.dlq_url) == (12, 0)
 
 
-def test_redrive_dry_run_moves_nothing(stack, cli) -> None:
+def test_redrive_dry_run_moves_nothing(stack: Stack, cli: Cli) -> None:
     dead_letter(stack, query_event("req-1", NOW_MS, "Python?"), query_event("req-2", NOW_MS, "Go?"))
     result = cli("dlq", "redrive", "--dry-run")
     assert result.code == 0, result.err
@@ -118,7 +118,7 @@ def test_redrive_dry_run_moves_nothing(stack, cli) -> None:
     assert cli("dlq", "inspect").code == 0  # nothing left locked
 
 
-def test_poisoned_event_fixed_and_redriven_ends_as_one_item(stack, cli) -> None:
+def test_poisoned_event_fixed_and_redriven_ends_as_one_item(stack: Stack, cli: Cli) -> None:
     """The processor was broken when the response came; after the fix, a redrive completes the item."""
     fixed = Processor(stack)
     stack.send(query_event("req-42", NOW_MS - 900, "Does she know Rust?"))
@@ -151,7 +151,7 @@ def test_poisoned_event_fixed_and_redriven_ends_as_one_item(stack, cli) -> None:
     assert len(stack.items()) == 1
 
 
-def test_redrive_keeps_order_of_a_group_and_honours_max(stack, cli) -> None:
+def test_redrive_keeps_order_of_a_group_and_honours_max(stack: Stack, cli: Cli) -> None:
     dead_letter(
         stack,
         query_event("req-7", NOW_MS, "Kotlin?"),
@@ -173,7 +173,7 @@ def test_redrive_keeps_order_of_a_group_and_honours_max(stack, cli) -> None:
     assert stack.depth(stack.dlq_url) == 0
 
 
-def test_redrive_move_task_method_reports_unsupported_endpoint(stack, cli) -> None:
+def test_redrive_move_task_method_reports_unsupported_endpoint(stack: Stack, cli: Cli) -> None:
     dead_letter(stack, query_event("req-1", NOW_MS, "Python?"))
     result = cli("dlq", "redrive", "--method", "move-task")
     assert result.code == 1
@@ -184,7 +184,7 @@ def test_redrive_move_task_method_reports_unsupported_endpoint(stack, cli) -> No
     assert conflict.code == 1 and "cannot be combined" in conflict.err
 
 
-def test_redrive_moves_only_what_passes_the_contract_and_leaves_the_rest(stack, cli) -> None:
+def test_redrive_moves_only_what_passes_the_contract_and_leaves_the_rest(stack: Stack, cli: Cli) -> None:
     secret_question = "What is the candidate's home address?"
     dead_letter(
         stack,
@@ -231,7 +231,7 @@ def test_redrive_moves_only_what_passes_the_contract_and_leaves_the_rest(stack, 
     assert stack.depth(stack.dlq_url) == 0 and stack.depth(stack.events_url) == 3
 
 
-def test_redrive_max_counts_moved_messages_not_the_invalid_ones(stack, cli) -> None:
+def test_redrive_max_counts_moved_messages_not_the_invalid_ones(stack: Stack, cli: Cli) -> None:
     dead_letter(
         stack, response_event("req-bad", NOW_MS, "maybe", 1), query_event("req-1", NOW_MS, "Go?"), query_event("req-2", NOW_MS, "C?")
     )
@@ -243,7 +243,7 @@ def test_redrive_max_counts_moved_messages_not_the_invalid_ones(stack, cli) -> N
     assert stack.depth(stack.dlq_url) == 1
 
 
-def test_move_task_method_refuses_a_queue_with_invalid_messages(stack, cli) -> None:
+def test_move_task_method_refuses_a_queue_with_invalid_messages(stack: Stack, cli: Cli) -> None:
     dead_letter(stack, query_event("req-1", NOW_MS, "Python?"), response_event("req-bad", NOW_MS, "maybe", 1))
     result = cli("dlq", "redrive", "--method", "move-task")
     assert result.code == 1
@@ -342,7 +342,7 @@ def test_move_task_is_not_started_for_a_queue_with_invalid_messages_unless_force
 # in a full receive. The DLQs below are filled directly, in the order given.
 
 
-def fill_dlq(stack, requests: list[list[str]]) -> list[str]:
+def fill_dlq(stack: Stack, requests: list[list[str]]) -> list[str]:
     """Each request's events (``query``/``response``) sent to the DLQ as one FIFO group, in order; returns the
     group ids in order."""
     groups = []
@@ -362,7 +362,7 @@ def fill_dlq(stack, requests: list[list[str]]) -> list[str]:
     return groups
 
 
-def queue_counts(stack, url: str) -> tuple[int, int]:
+def queue_counts(stack: Stack, url: str) -> tuple[int, int]:
     attributes = stack.sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
@@ -377,7 +377,7 @@ FORTY_FOUR = [["query"]] + [["query", "response"]] * 21 + [["query"]]
 
 
 @pytest.mark.parametrize("requests", [ELEVEN, FORTY_FOUR], ids=["11-messages", "44-messages"])
-def test_inspect_lists_every_message_of_groups_that_straddle_receives(stack, cli, requests) -> None:
+def test_inspect_lists_every_message_of_groups_that_straddle_receives(stack: Stack, cli: Cli, requests) -> None:
     total = sum(len(kinds) for kinds in requests)
     fill_dlq(stack, requests)
     result = cli("dlq", "inspect", "--json")
@@ -393,7 +393,7 @@ def test_inspect_lists_every_message_of_groups_that_straddle_receives(stack, cli
     assert text.code == 0 and f"{total} messages in" in text.out and text.err == ""
 
 
-def test_redrive_dry_run_lists_every_message_and_redrive_moves_every_message(stack, cli) -> None:
+def test_redrive_dry_run_lists_every_message_and_redrive_moves_every_message(stack: Stack, cli: Cli) -> None:
     groups = fill_dlq(stack, FORTY_FOUR)
     dry = cli("dlq", "redrive", "--dry-run", "--json")
     assert dry.code == 0, dry.err
@@ -413,7 +413,7 @@ def test_redrive_dry_run_lists_every_message_and_redrive_moves_every_message(sta
     assert sum(1 for item in items.values() if "matchType" in item) == 21
 
 
-def test_redrive_holds_back_the_rest_of_a_group_behind_a_message_that_stays(stack, cli) -> None:
+def test_redrive_holds_back_the_rest_of_a_group_behind_a_message_that_stays(stack: Stack, cli: Cli) -> None:
     """The first event of a request fails the contract and stays: its valid second event stays behind it
     (moved, it would overtake it), and is listed as such instead of being left unsaid."""
     fill_dlq(stack, [["query"]] * 3)
@@ -492,13 +492,13 @@ class SimulatedHolds:
         return self.sqs.delete_message_batch(QueueUrl=QueueUrl, Entries=Entries)
 
 
-def simulated(stack, monkeypatch: pytest.MonkeyPatch, step_s: float) -> SimulatedHolds:
+def simulated(stack: Stack, monkeypatch: pytest.MonkeyPatch, step_s: float) -> SimulatedHolds:
     sqs = SimulatedHolds(stack.sqs, step_s)
     monkeypatch.setattr(dlq, "clock", sqs.clock)
     return sqs
 
 
-def test_a_look_longer_than_one_hold_lists_every_message_once(stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_look_longer_than_one_hold_lists_every_message_once(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each receive takes 20 s here: a hold (HOLD_SECONDS, 60 s) lasts three receives, fewer than the look
     needs. The look extends its holds before they end, so nothing comes back in its way; every message
     is listed once and nothing is left locked."""
@@ -512,7 +512,7 @@ def test_a_look_longer_than_one_hold_lists_every_message_once(stack, monkeypatch
     assert queue_counts(stack, stack.dlq_url) == (44, 0)
 
 
-def test_holds_that_run_out_anyway_end_the_look_with_what_it_saw_once(stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_holds_that_run_out_anyway_end_the_look_with_what_it_saw_once(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """A receive that takes longer than a hold (70 s): every message is visible again at the next receive,
     and the same ten come back each time. The look stops (no endless loop), lists each message it saw
     once, says how many it could not see, and leaves nothing locked."""
@@ -525,7 +525,7 @@ def test_holds_that_run_out_anyway_end_the_look_with_what_it_saw_once(stack, mon
     assert queue_counts(stack, stack.dlq_url) == (44, 0)
 
 
-def test_a_redrive_longer_than_one_hold_moves_every_message_once(stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_redrive_longer_than_one_hold_moves_every_message_once(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     fill_dlq(stack, FORTY_FOUR)
     sqs = simulated(stack, monkeypatch, step_s=dlq.HOLD_SECONDS / 3)
     result = dlq.redrive(sqs, stack.dlq_url, stack.events_url, limit=None, dry_run=True)

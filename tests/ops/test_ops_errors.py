@@ -13,7 +13,7 @@ from chat_analytics_ops.cli import main
 from chat_analytics_ops.errors import EXIT_EMPTY, EXIT_USAGE, describe
 from chat_analytics_ops.timeouts import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, TOTAL_MAX_ATTEMPTS
 from testkit.faults import closed_port
-from tests.ops.conftest import REGION
+from tests.ops.conftest import REGION, Cli, Stack
 
 
 def one_line(text: str) -> str:
@@ -34,7 +34,7 @@ def one_line(text: str) -> str:
         ["check"],
     ],
 )
-def test_no_such_stack(stack, cli, argv: list[str]) -> None:
+def test_no_such_stack(stack: Stack, cli: Cli, argv: list[str]) -> None:
     result = cli("--stage", "nope", *argv, stage=False)
     assert result.code == 1
     assert (
@@ -43,14 +43,14 @@ def test_no_such_stack(stack, cli, argv: list[str]) -> None:
     )
 
 
-def test_options_after_the_command_and_stack_name(stack, cli) -> None:
+def test_options_after_the_command_and_stack_name(stack: Stack, cli: Cli) -> None:
     result = cli("dlq", "inspect", "--stack-name", "Other", stage=False)
     assert "no such stack: Other" in one_line(result.err)
     conflict = cli("--stage", "dev", "--stack-name", "Other", "dlq", "inspect", stage=False)
     assert conflict.code == 1 and "disagree" in one_line(conflict.err)
 
 
-def test_access_denied(stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_access_denied(stack: Stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """The producer's own key (sqs:SendMessage only) cannot read the stack: one line naming the call."""
     iam = boto3.client("iam", region_name=REGION)
     iam.create_user(UserName="producer")
@@ -73,13 +73,13 @@ def test_access_denied(stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "permission denied: GetQueueAttributes" in one_line(direct.err)
 
 
-def test_endpoint_unreachable(cli) -> None:
+def test_endpoint_unreachable(cli: Cli) -> None:
     result = cli("--endpoint-url", f"http://127.0.0.1:{closed_port()}", "dlq", "inspect")
     assert result.code == 1
     assert one_line(result.err).startswith("chat-analytics: cannot reach the endpoint http://127.0.0.1:")
 
 
-def test_no_credentials(cli, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_no_credentials(cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -92,14 +92,14 @@ def test_no_credentials(cli, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     assert "no AWS credentials" in one_line(result.err)
 
 
-def test_empty_dlq_exit_code(stack, cli) -> None:
+def test_empty_dlq_exit_code(stack: Stack, cli: Cli) -> None:
     for argv in (["dlq", "inspect"], ["dlq", "redrive"], ["dlq", "redrive", "--dry-run"]):
         result = cli(*argv)
         assert result.code == EXIT_EMPTY
         assert "empty" in one_line(result.err)
 
 
-def test_unexpected_errors_are_one_line_unless_debugging(stack, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unexpected_errors_are_one_line_unless_debugging(stack: Stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*_args, **_kwargs):
         raise ValueError("something nobody foresaw")
 

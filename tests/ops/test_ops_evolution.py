@@ -28,7 +28,7 @@ import pytest
 from chat_analytics_ops import lake
 from chat_analytics_ops.validation import validate_body
 from testkit.events import query_event, response_event
-from tests.ops.conftest import REGION, Processor, Stack
+from tests.ops.conftest import REGION, Cli, Processor, Stack
 
 MODELS = ("@cf/meta/llama-3.1-8b-instruct", "cv-skill-matcher")
 NEW_COLUMN = "model"
@@ -112,7 +112,7 @@ def lay_out_lake(stack: Stack, raw: Path, root: Path) -> None:
     connection.close()
 
 
-def report_json(cli, *argv: str) -> dict[str, Any]:
+def report_json(cli: Cli, *argv: str) -> dict[str, Any]:
     result = cli("report", "--json", *argv)
     assert result.code == 0, result.err
     payload = json.loads(result.out)
@@ -120,7 +120,7 @@ def report_json(cli, *argv: str) -> dict[str, Any]:
     return payload
 
 
-def test_the_addition_flows_to_the_table_and_the_lake_and_mixed_days_report_as_the_table(stored, cli, tmp_path: Path) -> None:
+def test_the_addition_flows_to_the_table_and_the_lake_and_mixed_days_report_as_the_table(stored, cli: Cli, tmp_path: Path) -> None:
     stack, expected = stored
     items = {item["requestId"]["S"]: item for item in stack.items()}
     assert set(items) == set(expected), "every 1.x request stored, the 2.0 one not"

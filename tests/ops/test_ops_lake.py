@@ -26,7 +26,7 @@ from chat_analytics_ops.contract import CANARY_SOURCE
 from chat_analytics_ops.errors import OpsError
 from chat_analytics_ops.report_model import EngineInfo
 from testkit.events import query_event, response_event
-from tests.ops.conftest import REGION, Processor, Stack
+from tests.ops.conftest import REGION, Cli, Processor, Stack
 
 
 def processor_lake_module() -> Any:
@@ -91,7 +91,7 @@ def filled(stack: Stack) -> tuple[Stack, str, str]:
     return stack, first, last
 
 
-def report_json(cli, *argv: str) -> dict[str, Any]:
+def report_json(cli: Cli, *argv: str) -> dict[str, Any]:
     result = cli("report", "--json", *argv)
     assert result.code == 0, result.err
     payload = json.loads(result.out)
@@ -100,7 +100,7 @@ def report_json(cli, *argv: str) -> dict[str, Any]:
     return payload
 
 
-def test_the_lake_report_equals_the_table_report_on_the_same_pipeline(filled, cli, tmp_path: Path) -> None:
+def test_the_lake_report_equals_the_table_report_on_the_same_pipeline(filled, cli: Cli, tmp_path: Path) -> None:
     _, first, last = filled
     table = report_json(cli, "--from", first, "--to", last, "--engine", "dynamodb")
     from_lake = report_json(cli, "--from", first, "--to", last, "--engine", "duckdb", "--cache", str(tmp_path))
@@ -386,7 +386,7 @@ def test_athena_parameters_are_quoted_literals() -> None:
     assert lake.athena_literal(10) == "10"
 
 
-def test_engine_options_are_checked(stack, cli, tmp_path: Path) -> None:
+def test_engine_options_are_checked(stack: Stack, cli: Cli, tmp_path: Path) -> None:
     result = cli("report", "--engine", "athena", "--lake", str(tmp_path))
     assert result.code != 0 and result.err.count("\n") == 1 and "--lake and --cache are for --engine duckdb" in result.err
     result = cli("report", "--engine", "duckdb", "--lake", str(tmp_path / "missing"))
@@ -405,7 +405,7 @@ def test_duckdb_missing_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         lake.DuckDBEngine(tmp_path).connect()
 
 
-def test_report_engine_athena_through_the_cli_against_the_deployed_stack(filled, cli, tmp_path: Path) -> None:
+def test_report_engine_athena_through_the_cli_against_the_deployed_stack(filled, cli: Cli, tmp_path: Path) -> None:
     """The CLI finds the workgroup and database in the stack's outputs and moto's Athena (which runs no
     query) answers with what report.sql returns on DuckDB for the same files: the same report comes out."""
     from moto.athena.models import QueryResults, athena_backends
@@ -435,7 +435,7 @@ def test_report_engine_athena_through_the_cli_against_the_deployed_stack(filled,
     assert {execution.workgroup and execution.workgroup.name for execution in executions.values()} == {"ChatAnalytics-dev"}
 
 
-def test_a_lake_chart_draws_from_the_lake_figures(filled, cli, tmp_path: Path) -> None:
+def test_a_lake_chart_draws_from_the_lake_figures(filled, cli: Cli, tmp_path: Path) -> None:
     _, first, last = filled
     chart = tmp_path / "lake.png"
     result = cli("report", "--from", first, "--to", last, "--engine", "duckdb", "--cache", str(tmp_path / "cache"), "--chart", str(chart))
@@ -443,7 +443,7 @@ def test_a_lake_chart_draws_from_the_lake_figures(filled, cli, tmp_path: Path) -
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
-def test_report_engine_athena_against_a_stack_without_a_working_athena_is_one_line(stack, cli) -> None:
+def test_report_engine_athena_against_a_stack_without_a_working_athena_is_one_line(stack: Stack, cli: Cli) -> None:
     """moto's Athena (the local stack's) runs no query and answers each one "SUCCEEDED" with nothing: no
     rows and no columns. Real Athena describes the columns of every SELECT's result, even one without rows
     (ResultSetMetadata, https://docs.aws.amazon.com/athena/latest/APIReference/API_ResultSetMetadata.html):
@@ -458,7 +458,7 @@ def test_report_engine_athena_against_a_stack_without_a_working_athena_is_one_li
         assert "runs no queries" in line and "use --engine duckdb" in line
 
 
-def test_report_engine_athena_in_a_workgroup_that_does_not_exist_is_one_line(stack, cli) -> None:
+def test_report_engine_athena_in_a_workgroup_that_does_not_exist_is_one_line(stack: Stack, cli: Cli) -> None:
     """A stack whose workgroup is gone (or an endpoint without it): Athena (and moto) refuse the query; one
     line names the workgroup."""
     boto3.client("athena", region_name=REGION).delete_work_group(WorkGroup=stack.outputs["AthenaWorkGroupName"], RecursiveDeleteOption=True)

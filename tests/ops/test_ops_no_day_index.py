@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chat_analytics_ops.contract import DAY_INDEX
-from tests.ops.conftest import Stack
+from tests.ops.conftest import Cli, Stack
 from tests.ops.test_ops_erase import SECRET_QUESTION, SECRET_TEXT, day_start, drain, lake_day, send_pair, table_ids
 
 
@@ -25,7 +25,7 @@ def indexless(stack: Stack) -> Stack:
     return stack
 
 
-def test_the_table_engine_says_in_one_line_that_the_lake_engines_can(indexless: Stack, cli) -> None:
+def test_the_table_engine_says_in_one_line_that_the_lake_engines_can(indexless: Stack, cli: Cli) -> None:
     result = cli("report", "--engine", "dynamodb")
     assert result.code != 0 and "Traceback" not in result.err
     [line] = result.err.strip().splitlines()
@@ -33,7 +33,7 @@ def test_the_table_engine_says_in_one_line_that_the_lake_engines_can(indexless: 
     assert "--engine athena" in line and "--engine duckdb" in line
 
 
-def test_erase_by_question_finds_the_tables_requests_through_the_lake(stack: Stack, cli, tmp_path: Path) -> None:
+def test_erase_by_question_finds_the_tables_requests_through_the_lake(stack: Stack, cli: Cli, tmp_path: Path) -> None:
     today = day_start(0) + 3_600_000
     send_pair(stack, "secret-1", today, SECRET_QUESTION)
     send_pair(stack, "other-1", today + 1000, "Does she know Go?")

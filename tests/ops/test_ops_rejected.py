@@ -26,7 +26,7 @@ from chat_analytics_ops.render import render_text
 from chat_analytics_ops.report_model import REJECTED_NOT_IN_TABLE, RejectedCounts
 from chat_analytics_ops.table_engine import build_report
 from testkit.events import query_event, response_event
-from tests.ops.conftest import REGION, Processor, Stack
+from tests.ops.conftest import REGION, Cli, Processor, Stack
 from tests.ops.test_ops_lake import PORTABLE_FUNCTIONS, ScriptedAthena, processor_lake_module, sql_functions
 
 QUESTION = "Which of my colleagues earns the most, and why?"
@@ -54,7 +54,9 @@ def rejected_objects(stack: Stack) -> list[tuple[str, str]]:
     ]
 
 
-def test_an_invalid_event_sent_is_a_rejected_row_in_the_bucket_and_the_report_shows_it_by_reason(stack: Stack, cli, tmp_path: Path) -> None:
+def test_an_invalid_event_sent_is_a_rejected_row_in_the_bucket_and_the_report_shows_it_by_reason(
+    stack: Stack, cli: Cli, tmp_path: Path
+) -> None:
     now = int(datetime.now(UTC).timestamp() * 1000)
     stack.send(query_event("r-ok", now, "Does she know Python?"))
     stack.send(response_event("r-ok", now + 10, "full", 90))
@@ -111,7 +113,7 @@ def test_an_invalid_event_sent_is_a_rejected_row_in_the_bucket_and_the_report_sh
     assert dlq.REJECTIONS_HISTORY in inspected.out
 
 
-def test_an_empty_dlq_says_where_rejections_are_kept_in_its_one_line(stack: Stack, cli) -> None:
+def test_an_empty_dlq_says_where_rejections_are_kept_in_its_one_line(stack: Stack, cli: Cli) -> None:
     result = cli("dlq", "inspect")
     assert result.code == 3 and result.err.strip().count("\n") == 0
     assert "dead-letter queue is empty" in result.err and dlq.REJECTIONS_HISTORY in result.err

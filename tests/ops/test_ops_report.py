@@ -25,7 +25,7 @@ from chat_analytics_ops.report_model import (
     percentile,
 )
 from chat_analytics_ops.table_engine import Item, build_report
-from tests.ops.conftest import put_item
+from tests.ops.conftest import Cli, Stack, put_item
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -57,7 +57,7 @@ def request(index: int, day: str, question: str | None, match: str | None, score
 
 
 @pytest.fixture
-def seeded(stack):
+def seeded(stack: Stack):
     """Three days: 2026-03-01 (4 requests), 2026-03-02 (5), 2026-03-03 (none), plus one day outside the range."""
     items = [
         request(1, "2026-03-01", "Python?", "full", 92),
@@ -76,7 +76,7 @@ def seeded(stack):
     return stack
 
 
-def test_report_json_has_every_figure(seeded, cli) -> None:
+def test_report_json_has_every_figure(seeded, cli: Cli) -> None:
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-03", "--json", "--top", "2")
     assert result.code == 0, result.err
     data = json.loads(result.out)
@@ -102,7 +102,7 @@ def test_report_json_has_every_figure(seeded, cli) -> None:
     assert "outside the range" not in result.out
 
 
-def test_report_text_is_a_readable_table(seeded, cli) -> None:
+def test_report_text_is_a_readable_table(seeded, cli: Cli) -> None:
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-02")
     assert result.code == 0, result.err
     out = result.out
@@ -115,14 +115,14 @@ def test_report_text_is_a_readable_table(seeded, cli) -> None:
     assert "the CV says so" not in out  # reasoning is not read
 
 
-def test_unmatched_questions_are_normalized_and_counted(stack, cli) -> None:
+def test_unmatched_questions_are_normalized_and_counted(stack: Stack, cli: Cli) -> None:
     for index, text in enumerate(["Do you know Kubernetes?", "do you know  kubernetes", "DO YOU KNOW KUBERNETES!", "Haskell?"]):
         put_item(stack.dynamodb, stack.table, request(index, "2026-03-01", text, "none", 2))
     data = json.loads(cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--json").out)
     assert data["topUnmatched"] == [{"question": "do you know kubernetes", "count": 3}, {"question": "haskell", "count": 1}]
 
 
-def test_chart_is_a_valid_png(seeded, cli, tmp_path: Path) -> None:
+def test_chart_is_a_valid_png(seeded, cli: Cli, tmp_path: Path) -> None:
     chart = tmp_path / "report.png"
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-03", "--chart", str(chart))
     assert result.code == 0, result.err
@@ -134,14 +134,14 @@ def test_chart_is_a_valid_png(seeded, cli, tmp_path: Path) -> None:
     assert width > 1000 and height > 500
 
 
-def test_chart_path_is_checked_before_reading(stack, cli, tmp_path: Path) -> None:
+def test_chart_path_is_checked_before_reading(stack: Stack, cli: Cli, tmp_path: Path) -> None:
     wrong = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--chart", str(tmp_path / "report.jpg"))
     assert wrong.code == 1 and "PNG" in wrong.err
     missing = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--chart", str(tmp_path / "no" / "r.png"))
     assert missing.code == 1 and "does not exist" in missing.err
 
 
-def test_many_pages_are_all_read_with_progress_on_stderr(stack, cli) -> None:
+def test_many_pages_are_all_read_with_progress_on_stderr(stack: Stack, cli: Cli) -> None:
     for index in range(25):
         put_item(stack.dynamodb, stack.table, request(index, "2026-03-01", f"question {index % 5}", "none", 1))
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--json", "--page-size", "2", "--progress", "always")
@@ -163,7 +163,7 @@ def test_many_pages_are_all_read_with_progress_on_stderr(stack, cli) -> None:
         ("2024-01-01", "2026-01-01", "at most 366"),
     ],
 )
-def test_bad_dates_are_one_line(stack, cli, start: str, end: str, message: str) -> None:
+def test_bad_dates_are_one_line(stack: Stack, cli: Cli, start: str, end: str, message: str) -> None:
     result = cli("report", "--from", start, "--to", end)
     assert result.code == 1
     assert result.out == ""
@@ -171,14 +171,14 @@ def test_bad_dates_are_one_line(stack, cli, start: str, end: str, message: str) 
     assert message in result.err
 
 
-def test_empty_range_reports_zeros(stack, cli) -> None:
+def test_empty_range_reports_zeros(stack: Stack, cli: Cli) -> None:
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--json")
     assert result.code == 0
     data = json.loads(result.out)
     assert data["requests"] == 0 and data["averageMatchScore"] is None and data["shares"]["full"] is None
 
 
-def test_counts_agree_with_their_nouns(stack, cli) -> None:
+def test_counts_agree_with_their_nouns(stack: Stack, cli: Cli) -> None:
     """Plurals in the text: one day is "1 day", one question "1 question"; several get an s (or "queries")."""
     put_item(stack.dynamodb, stack.table, request(1, "2026-03-01", "Rust?", "none", 1))
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-01")
@@ -198,7 +198,7 @@ def test_helpers() -> None:
     assert report.top_unmatched == [] and report.shares["none"] == 1.0
 
 
-def test_without_dates_the_report_covers_the_last_7_days_ending_today(stack, cli) -> None:
+def test_without_dates_the_report_covers_the_last_7_days_ending_today(stack: Stack, cli: Cli) -> None:
     today = datetime.now(UTC).date()
     for offset in (0, 6, 7):
         day = (today - timedelta(days=offset)).isoformat()
@@ -263,7 +263,7 @@ def test_a_one_day_chart_is_one_bar_of_the_usual_width_and_one_legend() -> None:
     assert day_limits(30) == (-0.5, 29.5)  # a month fills the axis as before
 
 
-def test_one_day_chart_through_the_cli(stack, cli, tmp_path: Path) -> None:
+def test_one_day_chart_through_the_cli(stack: Stack, cli: Cli, tmp_path: Path) -> None:
     put_item(stack.dynamodb, stack.table, request(1, "2026-03-01", "Python?", "full", 92))
     chart = tmp_path / "one-day.png"
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-01", "--chart", str(chart))
@@ -318,7 +318,7 @@ def test_the_engine_flags_build_one_report_engine_that_reads_nothing_yet(
             assert (engine.root, engine.ctx) == (tmp_path if "--cache" in flags else default, context)
 
 
-def test_the_cli_runs_the_engine_the_factory_builds_within_its_max_days(monkeypatch: pytest.MonkeyPatch, cli) -> None:
+def test_the_cli_runs_the_engine_the_factory_builds_within_its_max_days(monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
     ran: list[tuple[list[str], int, str]] = []
     built: list[str] = []
 
@@ -350,7 +350,7 @@ def test_the_cli_runs_the_engine_the_factory_builds_within_its_max_days(monkeypa
     assert len(ran) == 2 and built == ["athena", "duckdb", "dynamodb"]
 
 
-def test_the_table_engine_cannot_count_rejected_events_and_the_lake_engines_do(stack, tmp_path: Path) -> None:
+def test_the_table_engine_cannot_count_rejected_events_and_the_lake_engines_do(stack: Stack, tmp_path: Path) -> None:
     days = ["2026-03-01"]
     put_item(stack.dynamodb, stack.table, request(1, "2026-03-01", "Python?", "full", 92))
     from_table = DynamoDBReportEngine(AwsContext(stack_name="ChatAnalytics-dev")).report(days, top=5, stack_name="ChatAnalytics-dev")
