@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,7 +107,7 @@ def test_bad_context_names_the_key(context: dict, key: str) -> None:
         ),
     ],
 )
-def test_app_stops_with_one_line_and_no_traceback(context: dict, expected: str, tmp_path) -> None:
+def test_app_stops_with_one_line_and_no_traceback(context: dict, expected: str, tmp_path: Path) -> None:
     """Run app.py the way the CDK CLI does (context in CDK_CONTEXT_JSON)."""
     env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)}
     result = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match, Template
@@ -534,7 +535,7 @@ def _as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def test_an_explicit_powertools_layer_replaces_the_ssm_lookup(tmp_path) -> None:
+def test_an_explicit_powertools_layer_replaces_the_ssm_lookup(tmp_path: Path) -> None:
     """Regions without the public SSM parameter (aws-cn, GovCloud, me-south-1, me-central-1) take the
     layer's ARN from context; a release number pins the versioned public parameter instead of ``latest``
     (https://docs.aws.amazon.com/powertools/python/latest/#lambda-layer)."""

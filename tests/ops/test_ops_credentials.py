@@ -124,7 +124,7 @@ def test_push_is_one_wrangler_secret_bulk_with_the_values_on_stdin(
 
 
 def test_push_finds_the_project_wrangler_above_the_config_and_then_on_path(
-    stack: Stack, cli: Cli, wrangler_config: Path, tool_log: Path, tmp_path: Path, monkeypatch
+    stack: Stack, cli: Cli, wrangler_config: Path, tool_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # node_modules one folder above the config's (an npm workspace root)
     install_tool(wrangler_config.parent.parent / "node_modules" / ".bin", "wrangler")
@@ -138,7 +138,9 @@ def test_push_finds_the_project_wrangler_above_the_config_and_then_on_path(
     assert [call["tool"] for call in calls(tool_log)] == ["wrangler", "wrangler"]
 
 
-def test_push_failure_of_wrangler_is_one_line(stack: Stack, cli: Cli, project_wrangler: Path, wrangler_config: Path, monkeypatch) -> None:
+def test_push_failure_of_wrangler_is_one_line(
+    stack: Stack, cli: Cli, project_wrangler: Path, wrangler_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FAKE_WRANGLER_FAIL", "1")
     result = cli("credentials", "push-to-wrangler", "--config", str(wrangler_config))
     assert result.code == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -79,7 +80,7 @@ def test_endpoint_unreachable(cli: Cli) -> None:
     assert one_line(result.err).startswith("chat-analytics: cannot reach the endpoint http://127.0.0.1:")
 
 
-def test_no_credentials(cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_no_credentials(cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))

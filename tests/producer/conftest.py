@@ -109,7 +109,7 @@ def event_schema() -> Draft202012Validator:
 
 
 @pytest.fixture
-def clean_aws_env(monkeypatch, tmp_path):
+def clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """No AWS settings from the machine: no keys, region, profile, endpoint or proxy, and empty config and
     credentials files. Returns the monkeypatch, for a test to set what it needs."""
     for name in (

@@ -46,7 +46,7 @@ def sender_threads() -> int:
 # -- disabled ---------------------------------------------------------------------------------------
 
 
-def test_a_disabled_logger_has_no_thread_no_client_and_sends_nothing_but_still_validates(monkeypatch) -> None:
+def test_a_disabled_logger_has_no_thread_no_client_and_sends_nothing_but_still_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_client(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a disabled logger builds no client")
 
@@ -93,7 +93,7 @@ def test_analytics_disabled_off_or_unreadable() -> None:
 
 
 @pytest.fixture
-def clock(monkeypatch) -> list[float]:
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The rate limiter's clock, moved by hand."""
     now = [10_000.0]
     monkeypatch.setattr(counters, "monotonic", lambda: now[0])
@@ -104,7 +104,9 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "analytics_producer" and r.levelno == logging.WARNING]
 
 
-def test_a_rejected_event_is_logged_naming_the_field_and_rule_at_most_once_a_minute_per_rule(caplog, clock) -> None:
+def test_a_rejected_event_is_logged_naming_the_field_and_rule_at_most_once_a_minute_per_rule(
+    caplog: pytest.LogCaptureFixture, clock
+) -> None:
     caplog.set_level(logging.WARNING, logger="analytics_producer")
     with AnalyticsLogger(LOCAL_QUEUE_URL, client=NoClient()) as logger:
         for _ in range(5):
@@ -126,7 +128,9 @@ def test_a_rejected_event_is_logged_naming_the_field_and_rule_at_most_once_a_min
     assert not any(SECRET in line for line in warnings_of(caplog)), "never the value"
 
 
-def test_rejections_of_extra_fields_share_one_rule_and_a_raising_mapping_is_named_by_type_only(caplog, clock) -> None:
+def test_rejections_of_extra_fields_share_one_rule_and_a_raising_mapping_is_named_by_type_only(
+    caplog: pytest.LogCaptureFixture, clock
+) -> None:
     class Broken(Mapping[str, Any]):
         def __getitem__(self, key: str) -> Any:
             raise KeyError(SECRET)
@@ -157,7 +161,7 @@ class DenyingClient:
         raise ClientError(response, "SendMessageBatch")
 
 
-def test_the_undelivered_warning_counts_in_words_and_says_nothing_of_none_held_back(caplog, clock) -> None:
+def test_the_undelivered_warning_counts_in_words_and_says_nothing_of_none_held_back(caplog: pytest.LogCaptureFixture, clock) -> None:
     caplog.set_level(logging.WARNING, logger="analytics_producer")
     with AnalyticsLogger(LOCAL_QUEUE_URL, client=DenyingClient()) as logger:
 
@@ -187,7 +191,7 @@ def test_the_undelivered_warning_counts_in_words_and_says_nothing_of_none_held_b
 
 
 @pytest.mark.parametrize("disabled", [False, True], ids=["live", "disabled"])
-def test_log_after_close_is_counted_and_logged_once_per_logger(caplog, disabled: bool) -> None:
+def test_log_after_close_is_counted_and_logged_once_per_logger(caplog: pytest.LogCaptureFixture, disabled: bool) -> None:
     caplog.set_level(logging.WARNING, logger="analytics_producer")
     first, second = (AnalyticsLogger(LOCAL_QUEUE_URL, client=NoClient(), disabled=disabled) for _ in range(2))
     first.close()
@@ -287,7 +291,7 @@ def built(environ: dict[str, str], **kwargs: Any) -> tuple[str, str, str, str | 
         logger.close(timeout=0.1)
 
 
-def test_without_a_region_the_queue_urls_is_used(clean_aws_env) -> None:
+def test_without_a_region_the_queue_urls_is_used(clean_aws_env: pytest.MonkeyPatch) -> None:
     clean_aws_env.setenv("AWS_ACCESS_KEY_ID", "AKIDCHAIN")
     clean_aws_env.setenv("AWS_SECRET_ACCESS_KEY", "chain-secret")
     clean_aws_env.setenv("AWS_REGION", "us-east-1")  # the application's region: the queue URL's wins over it
@@ -305,7 +309,7 @@ def test_without_a_region_the_queue_urls_is_used(clean_aws_env) -> None:
         AnalyticsLogger(AWS_QUEUE_URL, region_name="eu-west-1")
 
 
-def test_from_env_reads_its_own_names_first(clean_aws_env) -> None:
+def test_from_env_reads_its_own_names_first(clean_aws_env: pytest.MonkeyPatch) -> None:
     environ = {
         "ANALYTICS_SQS_URL": AWS_QUEUE_URL,
         "ANALYTICS_ACCESS_KEY_ID": "AKIDANALYTICS",
@@ -327,7 +331,7 @@ def test_from_env_reads_its_own_names_first(clean_aws_env) -> None:
     assert built(without_token)[2:] == ("AKIDANALYTICS", None), "never the app's session token with the producer's key"
 
 
-def test_from_env_falls_back_to_the_aws_names_the_stacks_secret_holds(clean_aws_env) -> None:
+def test_from_env_falls_back_to_the_aws_names_the_stacks_secret_holds(clean_aws_env: pytest.MonkeyPatch) -> None:
     environ = {"AWS_SQS_URL": "http://127.0.0.1:4566/123456789012/events.fifo", "AWS_REGION": "us-east-1"}
     keys = {"AWS_ACCESS_KEY_ID": "AKIDWORKER", "AWS_SECRET_ACCESS_KEY": "worker-secret", "AWS_SESSION_TOKEN": "worker-token"}
     logger = AnalyticsLogger.from_env({**environ, **keys})
@@ -347,7 +351,7 @@ def _keys(key_id: str) -> dict[str, str]:
     return {"aws_access_key_id": key_id, "aws_secret_access_key": "given-secret"}
 
 
-def test_the_producers_key_never_becomes_other_clients_credentials(clean_aws_env) -> None:
+def test_the_producers_key_never_becomes_other_clients_credentials(clean_aws_env: pytest.MonkeyPatch) -> None:
     environ = {"ANALYTICS_SQS_URL": AWS_QUEUE_URL, "ANALYTICS_ACCESS_KEY_ID": "AKIDSENDONLY", "ANALYTICS_SECRET_ACCESS_KEY": "send-only"}
     clean_aws_env.setenv("AWS_ACCESS_KEY_ID", "AKIDAPP")
     clean_aws_env.setenv("AWS_SECRET_ACCESS_KEY", "app-secret")
@@ -355,7 +359,7 @@ def test_the_producers_key_never_becomes_other_clients_credentials(clean_aws_env
     assert boto3.Session().get_credentials().get_frozen_credentials().access_key == "AKIDAPP", "the app's own clients keep theirs"
 
 
-def test_half_a_key_pair_is_an_error_not_a_silent_fallback(clean_aws_env) -> None:
+def test_half_a_key_pair_is_an_error_not_a_silent_fallback(clean_aws_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="ANALYTICS_ACCESS_KEY_ID and ANALYTICS_SECRET_ACCESS_KEY"):
         AnalyticsLogger.from_env({"ANALYTICS_SQS_URL": AWS_QUEUE_URL, "ANALYTICS_ACCESS_KEY_ID": "AKIDHALF", "AWS_ACCESS_KEY_ID": "x"})
 

@@ -106,7 +106,7 @@ def test_max_retries_n_makes_exactly_n_plus_1_requests(max_retries: int, transpo
     assert connections == max_retries + 1, "a timed-out connection is not reused"
 
 
-def test_the_loggers_own_client_makes_one_attempt_per_call(monkeypatch) -> None:
+def test_the_loggers_own_client_makes_one_attempt_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """The client the logger builds itself (no client=) also puts one request on the wire per attempt."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDOWNCLIENT")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "own-client-secret")

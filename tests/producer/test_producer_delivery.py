@@ -93,7 +93,7 @@ def test_log_is_safe_inside_an_asyncio_event_loop(queue: Queue) -> None:
     assert len(queue.drain(expected=100)) == 100
 
 
-def test_from_env_reads_the_seed_variables(queue: Queue, monkeypatch) -> None:
+def test_from_env_reads_the_seed_variables(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SQS_URL", queue.endpoint_url + "/" + "/".join(queue.url.rsplit("/", 2)[-2:]))
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")

@@ -31,7 +31,7 @@ AWS_URL = "https://sqs.eu-west-2.amazonaws.com/123456789012/events.fifo"
 
 
 @pytest.fixture
-def env(clean_aws_env):
+def env(clean_aws_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """A process environment without AWS settings; tests set what they need with ``env.setenv``."""
     for name in ("ANALYTICS_REGION", "ANALYTICS_SQS_URL", "AWS_SQS_URL", "ANALYTICS_DISABLED"):
         clean_aws_env.delenv(name, raising=False)
@@ -81,7 +81,7 @@ def signed_regions(server: ScriptedSQS) -> set[str]:
 
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_a_queue_url_on_aws_gives_the_region_and_the_regions_endpoint(env, way: str, transport: str) -> None:
+def test_a_queue_url_on_aws_gives_the_region_and_the_regions_endpoint(env: pytest.MonkeyPatch, way: str, transport: str) -> None:
     env.setenv("AWS_REGION", "us-east-1")  # the application's region: the queue URL's wins over it
     assert resolved(way, AWS_URL, transport) == ("https://sqs.eu-west-2.amazonaws.com", "eu-west-2")
 
@@ -108,7 +108,7 @@ def test_a_queue_url_on_aws_gives_the_region_and_the_regions_endpoint(env, way: 
 )
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_other_aws_hosts_name_the_region_and_a_fips_dual_stack_or_vpc_endpoint_host_is_where_it_sends(
-    env, queue_url: str, endpoint: str, region: str, transport: str
+    env: pytest.MonkeyPatch, queue_url: str, endpoint: str, region: str, transport: str
 ) -> None:
     """SQS's endpoints (regional, legacy ``<region>.queue.amazonaws.com``, FIPS ``sqs-fips``, dual-stack
     ``sqs.<region>.api.aws``) and interface VPC endpoint hosts, as AWS documents them:
@@ -124,7 +124,7 @@ def test_other_aws_hosts_name_the_region_and_a_fips_dual_stack_or_vpc_endpoint_h
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"], ids=["local-stack", "localstack-style"])
-def test_a_queue_url_on_another_host_is_where_it_sends(env, way: str, transport: str, host: str) -> None:
+def test_a_queue_url_on_another_host_is_where_it_sends(env: pytest.MonkeyPatch, way: str, transport: str, host: str) -> None:
     """The issue's case: no endpoint_url, the region from the environment; before, it raised NoRegionError,
     or with a region sent to https://sqs.<region>.amazonaws.com and retried there."""
     env.setenv("AWS_REGION", "eu-west-1")
@@ -139,7 +139,7 @@ def test_a_queue_url_on_another_host_is_where_it_sends(env, way: str, transport:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_the_issues_example_with_region_name_sends_to_the_urls_host(env, transport: str) -> None:
+def test_the_issues_example_with_region_name_sends_to_the_urls_host(env: pytest.MonkeyPatch, transport: str) -> None:
     with ScriptedSQS() as server:
         logger = AnalyticsLogger(server.queue_url, region_name="us-east-1", session=boto3.Session(**KEY), transport=transport)
         assert where(logger) == (server.endpoint_url, "us-east-1")
@@ -149,7 +149,7 @@ def test_the_issues_example_with_region_name_sends_to_the_urls_host(env, transpo
 
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_endpoint_url_overrides_the_queue_urls_host(env, way: str, transport: str) -> None:
+def test_endpoint_url_overrides_the_queue_urls_host(env: pytest.MonkeyPatch, way: str, transport: str) -> None:
     env.setenv("AWS_REGION", "eu-west-1")
     nowhere = f"http://127.0.0.1:{closed_port()}/123456789012/events.fifo"
     with ScriptedSQS() as server:
@@ -162,7 +162,7 @@ def test_endpoint_url_overrides_the_queue_urls_host(env, way: str, transport: st
 
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_an_endpoint_configured_for_botocore_wins_over_the_queue_urls_host(env, way: str, transport: str) -> None:
+def test_an_endpoint_configured_for_botocore_wins_over_the_queue_urls_host(env: pytest.MonkeyPatch, way: str, transport: str) -> None:
     """AWS_ENDPOINT_URL_SQS (or AWS_ENDPOINT_URL, or the config file) is botocore's endpoint_url: a container
     reaching a local stack by a name the queue URL does not carry keeps working."""
     env.setenv("AWS_REGION", "eu-west-1")
@@ -187,14 +187,16 @@ def test_an_endpoint_configured_for_botocore_wins_over_the_queue_urls_host(env, 
     ],
     ids=["AWS_DEFAULT_REGION", "AWS_REGION", "ANALYTICS_REGION", "empty-is-unset"],
 )
-def test_without_a_region_in_the_url_it_comes_from_the_environment(env, way: str, variables: dict[str, str], region: str) -> None:
+def test_without_a_region_in_the_url_it_comes_from_the_environment(
+    env: pytest.MonkeyPatch, way: str, variables: dict[str, str], region: str
+) -> None:
     for name, value in variables.items():
         env.setenv(name, value)
     assert resolved(way, "http://127.0.0.1:9/000000000000/q.fifo") == ("http://127.0.0.1:9", region)
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_the_region_in_the_url_wins_over_the_applications_and_must_agree_with_the_producers_own(env, way: str) -> None:
+def test_the_region_in_the_url_wins_over_the_applications_and_must_agree_with_the_producers_own(env: pytest.MonkeyPatch, way: str) -> None:
     env.setenv("AWS_REGION", "us-east-1")
     env.setenv("AWS_DEFAULT_REGION", "us-west-2")
     assert resolved(way, AWS_URL)[1] == "eu-west-2"
@@ -206,7 +208,7 @@ def test_the_region_in_the_url_wins_over_the_applications_and_must_agree_with_th
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_region_name_wins_and_may_not_contradict_the_urls(env, way: str) -> None:
+def test_region_name_wins_and_may_not_contradict_the_urls(env: pytest.MonkeyPatch, way: str) -> None:
     env.setenv("ANALYTICS_REGION", "eu-north-1")
     assert resolved(way, "http://127.0.0.1:9/000000000000/q.fifo", region_name="sa-east-1")[1] == "sa-east-1"
     assert resolved(way, AWS_URL, region_name="eu-west-2")[1] == "eu-west-2"
@@ -217,7 +219,7 @@ def test_region_name_wins_and_may_not_contradict_the_urls(env, way: str) -> None
 
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_no_region_anywhere_is_a_one_line_error_at_construction_not_botocores(env, way: str, transport: str) -> None:
+def test_no_region_anywhere_is_a_one_line_error_at_construction_not_botocores(env: pytest.MonkeyPatch, way: str, transport: str) -> None:
     queue_url = f"http://127.0.0.1:{closed_port()}/123456789012/x.fifo"
     with pytest.raises(ConfigurationError) as raised:
         build(way, queue_url, transport)
@@ -226,7 +228,7 @@ def test_no_region_anywhere_is_a_one_line_error_at_construction_not_botocores(en
     assert message == (f"no region for {queue_url!r}: its host names none; pass region_name= or set ANALYTICS_REGION (or AWS_REGION)")
 
 
-def test_the_sessions_region_is_the_last_fallback(env) -> None:
+def test_the_sessions_region_is_the_last_fallback(env: pytest.MonkeyPatch) -> None:
     """A session built with a region (or a profile's region) still works when nothing else names one."""
     session = boto3.Session(**KEY, region_name="ap-northeast-1")
     logger = AnalyticsLogger("http://127.0.0.1:9/000000000000/q.fifo", session=session)
@@ -258,7 +260,9 @@ def test_the_sessions_region_is_the_last_fallback(env) -> None:
     ids=["region_name", "AWS_REGION", "endpoint_url-region", "AWS_ENDPOINT_URL_SQS-region", "endpoint_url-scheme"],
 )
 @pytest.mark.parametrize("way", WAYS)
-def test_a_region_or_endpoint_that_cannot_work_is_refused_in_one_line(env, way: str, kwargs, variables, message: str) -> None:
+def test_a_region_or_endpoint_that_cannot_work_is_refused_in_one_line(
+    env: pytest.MonkeyPatch, way: str, kwargs, variables, message: str
+) -> None:
     for name, value in variables.items():
         env.setenv(name, value)
     queue_url = AWS_URL if "region_name" not in kwargs and "AWS_REGION" not in variables else "http://127.0.0.1:9/1/q.fifo"
@@ -272,7 +276,7 @@ def test_a_region_or_endpoint_that_cannot_work_is_refused_in_one_line(env, way: 
 
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("queue_url", ["http://127.0.0.1:9/123456789012/events", "https://sqs.eu-west-2.amazonaws.com/123456789012/events"])
-def test_a_queue_url_that_is_not_a_fifo_queues_is_refused_naming_it(env, way: str, queue_url: str) -> None:
+def test_a_queue_url_that_is_not_a_fifo_queues_is_refused_naming_it(env: pytest.MonkeyPatch, way: str, queue_url: str) -> None:
     env.setenv("AWS_REGION", "eu-west-2")
     with pytest.raises(ConfigurationError) as raised:
         build(way, queue_url)
@@ -282,7 +286,7 @@ def test_a_queue_url_that_is_not_a_fifo_queues_is_refused_naming_it(env, way: st
     )
 
 
-def test_from_env_names_the_variable_the_url_came_from(env) -> None:
+def test_from_env_names_the_variable_the_url_came_from(env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigurationError, match=r"^AWS_SQS_URL 'http://127.0.0.1:9/1/q' is not a FIFO queue's"):
         AnalyticsLogger.from_env({"AWS_SQS_URL": "http://127.0.0.1:9/1/q", "AWS_REGION": "eu-west-1"})
     with pytest.raises(ConfigurationError, match=r"^ANALYTICS_SQS_URL \(or AWS_SQS_URL\) is not set$"):
@@ -330,7 +334,7 @@ def test_a_password_in_a_queue_url_is_refused_without_repeating_it() -> None:
     assert str(raised.value) == "queue URL 'http://user:***@127.0.0.1:9/1/q.fifo' carries a user name or password: a queue URL has none"
 
 
-def test_a_disabled_logger_checks_no_queue_url(env) -> None:
+def test_a_disabled_logger_checks_no_queue_url(env: pytest.MonkeyPatch) -> None:
     """The off switch works whatever the URL holds: nothing is resolved or sent."""
     for queue_url in ("", "not a url", "http://127.0.0.1:9/1/standard-queue"):
         with AnalyticsLogger(queue_url, disabled=True) as logger:
@@ -340,7 +344,7 @@ def test_a_disabled_logger_checks_no_queue_url(env) -> None:
 # -- a client of the caller's: used as it is ------------------------------------------------------------------
 
 
-def test_a_client_of_the_callers_takes_no_region_endpoint_or_session(env) -> None:
+def test_a_client_of_the_callers_takes_no_region_endpoint_or_session(env: pytest.MonkeyPatch) -> None:
     client = boto3.Session(**KEY, region_name="eu-west-2").client("sqs", endpoint_url="http://127.0.0.1:9")
     for extra in ({"region_name": "eu-west-2"}, {"endpoint_url": "http://127.0.0.1:9"}, {"session": boto3.Session(**KEY)}):
         with pytest.raises(ConfigurationError, match=r"^client= is used as it is: build it with the region, endpoint and credentials"):
@@ -349,7 +353,9 @@ def test_a_client_of_the_callers_takes_no_region_endpoint_or_session(env) -> Non
         AnalyticsLogger("http://127.0.0.1:9/1/q", client=client)
 
 
-def test_a_client_of_the_callers_that_cannot_reach_the_queue_is_named_in_a_warning(env, caplog) -> None:
+def test_a_client_of_the_callers_that_cannot_reach_the_queue_is_named_in_a_warning(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="analytics_producer")
     aws_client = boto3.Session(**KEY, region_name="us-east-1").client("sqs")
     with AnalyticsLogger("http://127.0.0.1:9/1/q.fifo", client=aws_client) as logger:

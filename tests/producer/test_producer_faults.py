@@ -106,7 +106,7 @@ def test_failed_entries_of_a_batch_are_retried_on_their_own() -> None:
     assert (stats["sent"], stats["retried"], stats["failed"]) == (3, 1, 0)
 
 
-def test_access_denied_is_not_retried_and_reported_once_per_batch(caplog) -> None:
+def test_access_denied_is_not_retried_and_reported_once_per_batch(caplog: pytest.LogCaptureFixture) -> None:
     reports = []
     logger, stubber = stubbed(on_error=lambda error, events: reports.append((type(error).__name__, len(events))))
     stubber.add_client_error("send_message_batch", service_error_code="AccessDenied", http_status_code=403)

@@ -98,7 +98,7 @@ def test_the_sender_alone_offers_flushes_counts_and_closes() -> None:
         sender.close(timeout=0.1)
 
 
-def test_a_logger_delegates_flush_close_and_stats_to_its_sender(monkeypatch) -> None:
+def test_a_logger_delegates_flush_close_and_stats_to_its_sender(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, Any]] = []
 
     def recorded(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -197,7 +197,7 @@ def test_a_tally_counts_exactly_across_threads_and_reading_it_changes_nothing() 
     assert Tally().value == 0
 
 
-def test_a_rate_limiter_allows_one_line_per_key_per_interval_and_counts_the_rest(monkeypatch) -> None:
+def test_a_rate_limiter_allows_one_line_per_key_per_interval_and_counts_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     from analytics_producer import counters
 
     now = [1000.0]

@@ -121,7 +121,7 @@ def test_an_event_that_cannot_be_encoded_fails_alone_and_the_rest_of_its_batch_i
     assert sorted(bodies) == sorted([f"before-{i}" for i in range(4)] + [f"after-{i}" for i in range(5)])
 
 
-def test_a_with_block_returns_after_an_unencodable_event(monkeypatch) -> None:
+def test_a_with_block_returns_after_an_unencodable_event(monkeypatch: pytest.MonkeyPatch) -> None:
     """Even with validate() out of the way, flush() and leaving the block return promptly."""
     monkeypatch.setattr(logger_module, "validate", lambda event: None)
     reports = Reports()
@@ -142,7 +142,7 @@ def test_a_with_block_returns_after_an_unencodable_event(monkeypatch) -> None:
 # -- an exception at each step of the sender -----------------------------------------------------
 
 
-def test_an_exception_while_serializing_fails_that_event_alone(monkeypatch) -> None:
+def test_an_exception_while_serializing_fails_that_event_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     real = sender_module.to_entry
 
     def to_entry(event, group_key):
@@ -225,7 +225,7 @@ def test_malformed_items_of_a_response_are_not_trusted_and_their_entries_are_sen
         assert_still_delivers(logger, client, "items")
 
 
-def test_an_unexpected_exception_while_retrying_fails_exactly_the_unsettled_entries(monkeypatch) -> None:
+def test_an_unexpected_exception_while_retrying_fails_exactly_the_unsettled_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Entries 0 and 2 were delivered, 1 is to be retried when the backoff breaks: only 1 fails."""
     first = {
         "Successful": [{"Id": "0", "MessageId": "m0", "MD5OfMessageBody": "x"}, {"Id": "2", "MessageId": "m2", "MD5OfMessageBody": "x"}],
@@ -332,7 +332,7 @@ def test_leaving_a_with_block_is_bounded_when_sqs_never_answers(transport: str) 
 # -- steady traffic: the sender looks by itself, callers stop waking it ------------------------------
 
 
-def test_under_steady_traffic_log_stops_waking_the_sender_and_full_batches_still_go_out(monkeypatch) -> None:
+def test_under_steady_traffic_log_stops_waking_the_sender_and_full_batches_still_go_out(monkeypatch: pytest.MonkeyPatch) -> None:
     """Waking the sender thread is the largest part of log()'s p99 (bench/producer_bench.py): once full
     batches flow, the sender polls the buffer every few milliseconds and log() no longer sets its event.
     When traffic stops, the sender goes back to waiting and log() wakes it again."""

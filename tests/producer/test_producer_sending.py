@@ -129,7 +129,9 @@ def enforce_iam(endpoint: str) -> None:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(moto_with_iam: str, transport: str, caplog) -> None:
+def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(
+    moto_with_iam: str, transport: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """moto checks the signature of every request (the lean transport's own SigV4 request too), then the policy.
 
     moto answers the denied JSON request with a query-protocol XML error: the warning names its code and
@@ -194,7 +196,7 @@ def test_access_denied_by_iam_is_not_retried_and_delivery_resumes_once_allowed(m
     assert {json.loads(m["Body"])["requestId"] for m in received} == {f"allowed-{index}" for index in range(10)}
 
 
-def test_from_env_without_keys_uses_the_standard_credential_chain(queue: Queue, monkeypatch) -> None:
+def test_from_env_without_keys_uses_the_standard_credential_chain(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SQS_URL", queue.url)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):

@@ -161,7 +161,9 @@ XML_DENIED = (
     ids=["query-xml", "json-query-compatible", "json", "html-page"],
 )
 @pytest.mark.parametrize("transport", ["lean", "botocore"])
-def test_the_warning_carries_sqs_error_code_and_message_not_its_body(caplog, answer, expected: str, transport: str) -> None:
+def test_the_warning_carries_sqs_error_code_and_message_not_its_body(
+    caplog: pytest.LogCaptureFixture, answer, expected: str, transport: str
+) -> None:
     """Both shapes SQS answers with: the query protocol's XML (<Error><Code>, also moto's answer to a denied
     JSON request, which botocore leaves as the raw body in its message) and the JSON protocol's __type/message."""
     caplog.set_level(logging.WARNING, logger="analytics_producer")
@@ -398,13 +400,13 @@ def test_transport_botocore_builds_a_boto3_client(queue: Queue) -> None:
 
 
 @pytest.fixture
-def aws_env_with_keys(clean_aws_env):
+def aws_env_with_keys(clean_aws_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     clean_aws_env.setenv("AWS_ACCESS_KEY_ID", "AKIDRESOLVE")
     clean_aws_env.setenv("AWS_SECRET_ACCESS_KEY", "resolve-secret")
     return clean_aws_env
 
 
-def test_the_region_and_endpoint_come_from_an_aws_queue_url(aws_env_with_keys) -> None:
+def test_the_region_and_endpoint_come_from_an_aws_queue_url(aws_env_with_keys: pytest.MonkeyPatch) -> None:
     logger = AnalyticsLogger("https://sqs.eu-west-2.amazonaws.com/123456789012/events.fifo")
     try:
         transport = logger._client
@@ -419,7 +421,7 @@ def test_the_region_and_endpoint_come_from_an_aws_queue_url(aws_env_with_keys) -
     assert region_from_queue_url("http://127.0.0.1:5000/1/q.fifo") is None
 
 
-def test_the_endpoint_follows_aws_endpoint_url_sqs_and_a_proxy_falls_back_to_botocore(aws_env_with_keys) -> None:
+def test_the_endpoint_follows_aws_endpoint_url_sqs_and_a_proxy_falls_back_to_botocore(aws_env_with_keys: pytest.MonkeyPatch) -> None:
     aws_env_with_keys.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:4566")
     queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/events.fifo"
     logger = AnalyticsLogger(queue_url)
