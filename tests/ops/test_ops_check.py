@@ -40,7 +40,7 @@ def statuses(output: str) -> dict[str, dict[str, str]]:
     return {row["name"]: row for row in json.loads(output)["checks"]}
 
 
-def test_check_passes_on_the_deployed_stack_and_the_canary_is_left_out_of_report(stack: Stack, processed, cli: Cli) -> None:
+def test_check_passes_on_the_deployed_stack_and_the_canary_is_left_out_of_report(stack: Stack, processed: Processor, cli: Cli) -> None:
     result = cli("check", "--json")
     assert result.code == 0, result.out + result.err
     rows = statuses(result.out)
@@ -86,7 +86,7 @@ def test_check_passes_on_the_deployed_stack_and_the_canary_is_left_out_of_report
     assert "1 canary request of `chat-analytics check` left out" in text
 
 
-def test_check_text_is_a_table(stack: Stack, processed, cli: Cli) -> None:
+def test_check_text_is_a_table(stack: Stack, processed: Processor, cli: Cli) -> None:
     result = cli("check")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
@@ -156,7 +156,7 @@ def test_canary_not_stored_fails_within_the_timeout(stack: Stack, cli: Cli, monk
     assert json.loads(result.out)["ok"] is False
 
 
-def test_topic_policy_without_the_cloudwatch_grant_fails(stack: Stack, processed, cli: Cli) -> None:
+def test_topic_policy_without_the_cloudwatch_grant_fails(stack: Stack, processed: Processor, cli: Cli) -> None:
     topic = stack.outputs["AlarmTopicArn"]
     sns = boto3.client("sns", region_name=REGION)
     policy = json.loads(sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
@@ -170,7 +170,7 @@ def test_topic_policy_without_the_cloudwatch_grant_fails(stack: Stack, processed
     assert rows["canary stored"]["status"] == OK
 
 
-def test_alarm_without_actions_fails(stack: Stack, processed, cli: Cli) -> None:
+def test_alarm_without_actions_fails(stack: Stack, processed: Processor, cli: Cli) -> None:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     [alarm] = cloudwatch.describe_alarms(AlarmNames=[f"{STACK_NAME}-ProcessorThrottles"])["MetricAlarms"]
     keys = ("AlarmName", "MetricName", "Namespace", "Dimensions", "Period", "EvaluationPeriods", "Threshold", "ComparisonOperator")
@@ -182,7 +182,7 @@ def test_alarm_without_actions_fails(stack: Stack, processed, cli: Cli) -> None:
     assert result.out.splitlines()[-1].startswith("FAILED: 12 passed, 1 failed, 2 skipped")
 
 
-def test_notify_test_drives_an_alarm_to_alarm_and_back(stack: Stack, processed, cli: Cli) -> None:
+def test_notify_test_drives_an_alarm_to_alarm_and_back(stack: Stack, processed: Processor, cli: Cli) -> None:
     topic = stack.outputs["AlarmTopicArn"]
     alone = statuses(cli("check", "--notify-test", "--json").out)["notification test"]
     assert alone["status"] == FAIL and "no confirmed subscription" in alone["detail"]  # nobody would get the mails
@@ -292,7 +292,7 @@ def test_without_the_python_producer_the_canary_row_says_how_to_install_it(stack
     assert rows["alarm actions"]["status"] == OK
 
 
-def test_check_fails_a_lake_whose_glue_table_lost_a_column(stack: Stack, processed, cli: Cli) -> None:
+def test_check_fails_a_lake_whose_glue_table_lost_a_column(stack: Stack, processed: Processor, cli: Cli) -> None:
     glue = boto3.client("glue", region_name=REGION)
     database, name = stack.outputs["LakeDatabaseName"], stack.outputs["LakeTableName"]
     table = glue.get_table(DatabaseName=database, Name=name)["Table"]

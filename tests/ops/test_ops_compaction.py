@@ -73,7 +73,7 @@ def partitions(root: Path, table: str) -> list[str]:
     return sorted({path.name[3:] for path in (root / table).glob("dt=*")})
 
 
-def test_the_report_is_the_tables_with_no_some_and_every_day_compacted(spread, cli: Cli) -> None:
+def test_the_report_is_the_tables_with_no_some_and_every_day_compacted(spread: tuple[Stack, str, str, Path], cli: Cli) -> None:
     _, first, last, root = spread
     argv = ("--from", first, "--to", last)
     table = report_json(cli, *argv, "--engine", "dynamodb")
@@ -97,7 +97,7 @@ def test_the_report_is_the_tables_with_no_some_and_every_day_compacted(spread, c
     assert text.code == 0 and "partitions read compacted" in text.out, "the report says how much it read compacted"
 
 
-def test_compaction_is_idempotent(spread) -> None:
+def test_compaction_is_idempotent(spread: tuple[Stack, str, str, Path]) -> None:
     _, _, _, root = spread
     raw_days = partitions(root, "requests")
     first = compact.compact_directory(root, raw_days[0], raw_days[-1])
@@ -108,7 +108,7 @@ def test_compaction_is_idempotent(spread) -> None:
     assert {path: path.read_bytes() for path in (root / "compacted").rglob("*.parquet")} == files
 
 
-def test_one_row_per_request_and_partition_and_the_latest_is_the_tables_item(spread) -> None:
+def test_one_row_per_request_and_partition_and_the_latest_is_the_tables_item(spread: tuple[Stack, str, str, Path]) -> None:
     """Reconcile: the compacted rows merge every raw row (their source_rows add up to the raw count), and each
     request's row in its latest partition is exactly its table item (the processor's lake row)."""
     stack, _, _, root = spread
@@ -138,7 +138,7 @@ def test_one_row_per_request_and_partition_and_the_latest_is_the_tables_item(spr
     assert late == spanning > 0, "a request's rows in a later partition are marked late"
 
 
-def test_a_row_delivered_after_its_days_compaction_is_not_lost(spread, cli: Cli) -> None:
+def test_a_row_delivered_after_its_days_compaction_is_not_lost(spread: tuple[Stack, str, str, Path], cli: Cli) -> None:
     """A row arriving in a compacted day (a copy, a delivery retried past the schedule) makes the day's raw
     count differ from its compacted rows' source_rows: the report reads that day raw again."""
     _, first, last, root = spread
@@ -162,7 +162,7 @@ def test_a_row_delivered_after_its_days_compaction_is_not_lost(spread, cli: Cli)
     assert with_late["requests"] == without["requests"] + 1, "the late row's request is counted"
 
 
-def test_a_day_compacted_twice_is_read_raw(spread, cli: Cli) -> None:
+def test_a_day_compacted_twice_is_read_raw(spread: tuple[Stack, str, str, Path], cli: Cli) -> None:
     """Two runs racing on one day write it twice: the counts no longer match and the day is read raw."""
     _, first, last, root = spread
     argv = ("--from", first, "--to", last)

@@ -100,7 +100,7 @@ def report_json(cli: Cli, *argv: str) -> dict[str, Any]:
     return payload
 
 
-def test_the_lake_report_equals_the_table_report_on_the_same_pipeline(filled, cli: Cli, tmp_path: Path) -> None:
+def test_the_lake_report_equals_the_table_report_on_the_same_pipeline(filled: tuple[Stack, str, str], cli: Cli, tmp_path: Path) -> None:
     _, first, last = filled
     table = report_json(cli, "--from", first, "--to", last, "--engine", "dynamodb")
     from_lake = report_json(cli, "--from", first, "--to", last, "--engine", "duckdb", "--cache", str(tmp_path))
@@ -124,7 +124,7 @@ def scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return row[0]
 
 
-def test_reconcile_every_table_item_is_one_request_in_the_lake(filled, tmp_path: Path) -> None:
+def test_reconcile_every_table_item_is_one_request_in_the_lake(filled: tuple[Stack, str, str], tmp_path: Path) -> None:
     """No request missing or doubled: the lake's final state per request is exactly the table's items."""
     stack, _, _ = filled
     s3 = boto3.client("s3", region_name=REGION)
@@ -343,7 +343,7 @@ def athena_pages(rows: list[dict[str, Any]], page_size: int = 4) -> list[dict]:
     ]
 
 
-def test_athena_runs_report_sql_in_the_workgroup_and_reads_every_page(filled, tmp_path: Path) -> None:
+def test_athena_runs_report_sql_in_the_workgroup_and_reads_every_page(filled: tuple[Stack, str, str], tmp_path: Path) -> None:
     stack, first, last = filled
     days = [first, (datetime.fromisoformat(first) + timedelta(days=1)).date().isoformat(), last]
     s3 = boto3.client("s3", region_name=REGION)
@@ -405,7 +405,7 @@ def test_duckdb_missing_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         lake.DuckDBEngine(tmp_path).connect()
 
 
-def test_report_engine_athena_through_the_cli_against_the_deployed_stack(filled, cli: Cli, tmp_path: Path) -> None:
+def test_report_engine_athena_through_the_cli_against_the_deployed_stack(filled: tuple[Stack, str, str], cli: Cli, tmp_path: Path) -> None:
     """The CLI finds the workgroup and database in the stack's outputs and moto's Athena (which runs no
     query) answers with what report.sql returns on DuckDB for the same files: the same report comes out."""
     from moto.athena.models import QueryResults, athena_backends
@@ -435,7 +435,7 @@ def test_report_engine_athena_through_the_cli_against_the_deployed_stack(filled,
     assert {execution.workgroup and execution.workgroup.name for execution in executions.values()} == {"ChatAnalytics-dev"}
 
 
-def test_a_lake_chart_draws_from_the_lake_figures(filled, cli: Cli, tmp_path: Path) -> None:
+def test_a_lake_chart_draws_from_the_lake_figures(filled: tuple[Stack, str, str], cli: Cli, tmp_path: Path) -> None:
     _, first, last = filled
     chart = tmp_path / "lake.png"
     result = cli("report", "--from", first, "--to", last, "--engine", "duckdb", "--cache", str(tmp_path / "cache"), "--chart", str(chart))

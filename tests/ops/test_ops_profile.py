@@ -27,7 +27,7 @@ def profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_the_profile_gives_credentials_and_region(profiles) -> None:
+def test_the_profile_gives_credentials_and_region(profiles: None) -> None:
     session = AwsContext(profile="ops").session
     assert session.profile_name == "ops"
     assert session.region_name == REGION
@@ -35,7 +35,7 @@ def test_the_profile_gives_credentials_and_region(profiles) -> None:
     assert AwsContext(profile="elsewhere", region=REGION).session.region_name == REGION  # --region wins
 
 
-def test_every_command_takes_profile_before_or_after_the_command(stack: Stack, cli: Cli, profiles) -> None:
+def test_every_command_takes_profile_before_or_after_the_command(stack: Stack, cli: Cli, profiles: None) -> None:
     before = cli("--profile", "ops", "report", "--json")
     assert before.code == 0, before.err
     assert json.loads(before.out)["stack"] == "ChatAnalytics-dev"
@@ -51,7 +51,7 @@ def test_every_command_takes_profile_before_or_after_the_command(stack: Stack, c
     assert cli("--profile", "elsewhere", "--region", REGION, "report", "--json").code == 0
 
 
-def test_an_unknown_profile_is_one_line(stack: Stack, cli: Cli, profiles) -> None:
+def test_an_unknown_profile_is_one_line(stack: Stack, cli: Cli, profiles: None) -> None:
     result = cli("--profile", "nope", "check")
     assert result.code == 1
     assert result.out == ""

@@ -57,7 +57,7 @@ def request(index: int, day: str, question: str | None, match: str | None, score
 
 
 @pytest.fixture
-def seeded(stack: Stack):
+def seeded(stack: Stack) -> Stack:
     """Three days: 2026-03-01 (4 requests), 2026-03-02 (5), 2026-03-03 (none), plus one day outside the range."""
     items = [
         request(1, "2026-03-01", "Python?", "full", 92),
@@ -76,7 +76,7 @@ def seeded(stack: Stack):
     return stack
 
 
-def test_report_json_has_every_figure(seeded, cli: Cli) -> None:
+def test_report_json_has_every_figure(seeded: Stack, cli: Cli) -> None:
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-03", "--json", "--top", "2")
     assert result.code == 0, result.err
     data = json.loads(result.out)
@@ -102,7 +102,7 @@ def test_report_json_has_every_figure(seeded, cli: Cli) -> None:
     assert "outside the range" not in result.out
 
 
-def test_report_text_is_a_readable_table(seeded, cli: Cli) -> None:
+def test_report_text_is_a_readable_table(seeded: Stack, cli: Cli) -> None:
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-02")
     assert result.code == 0, result.err
     out = result.out
@@ -122,7 +122,7 @@ def test_unmatched_questions_are_normalized_and_counted(stack: Stack, cli: Cli) 
     assert data["topUnmatched"] == [{"question": "do you know kubernetes", "count": 3}, {"question": "haskell", "count": 1}]
 
 
-def test_chart_is_a_valid_png(seeded, cli: Cli, tmp_path: Path) -> None:
+def test_chart_is_a_valid_png(seeded: Stack, cli: Cli, tmp_path: Path) -> None:
     chart = tmp_path / "report.png"
     result = cli("report", "--from", "2026-03-01", "--to", "2026-03-03", "--chart", str(chart))
     assert result.code == 0, result.err

@@ -29,7 +29,7 @@ def server_stack(dev: Synthesized) -> Iterator[tuple[str, Stack]]:
         yield endpoint, stack_for(deploy(dev, endpoint), client)
 
 
-def test_every_command_through_the_endpoint(server_stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_command_through_the_endpoint(server_stack: tuple[str, Stack], cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     endpoint, stack = server_stack
     monkeypatch.delenv("AWS_REGION")  # --endpoint-url alone falls back to the local stack's region
     monkeypatch.delenv("AWS_DEFAULT_REGION")
@@ -64,7 +64,9 @@ def test_every_command_through_the_endpoint(server_stack, cli: Cli, monkeypatch:
     assert f"AWS_SQS_URL={stack.events_url}" in env.out
 
 
-def test_check_through_the_endpoint_with_the_producers_own_transport(server_stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_through_the_endpoint_with_the_producers_own_transport(
+    server_stack: tuple[str, Stack], cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The canary goes out through AnalyticsLogger's default (lean) transport to the server, signed with the
     secret's key; the real processor stores it while check waits."""
     endpoint, stack = server_stack
