@@ -25,7 +25,7 @@ from chat_analytics_ops import dlq
 from chat_analytics_ops.cli import main
 from local.emulator.esm import EventSourceMappingEmulator
 from local.emulator.stack import Deployment, deploy_template, processor_environment
-from testkit.events import CurrentStdout, query_event, response_event  # noqa: F401 - the builders' old home, for tests not yet importing testkit.events
+from testkit.events import CurrentStdout
 from tests.conftest import Synthesized
 
 STAGE = "dev"

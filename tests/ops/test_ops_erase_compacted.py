@@ -21,7 +21,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chat_analytics_ops import compact, erase, lake
-from tests.ops.conftest import Stack, query_event, response_event
+from testkit.events import query_event, response_event
+from tests.ops.conftest import Stack
 from tests.ops.test_ops_compaction import partitions, spread  # noqa: F401 - the spread lake fixture
 from tests.ops.test_ops_erase import (
     SECRET_QUESTION,
