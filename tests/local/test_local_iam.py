@@ -51,7 +51,7 @@ def test_every_resource_type_is_deployed_or_stood_in_for(stack: StackInfo, dev: 
     assert "AWS::Lambda::EventSourceMapping): not created (the event-source-mapping emulator" in report
     alarms = stack.client("cloudwatch").describe_alarms()["MetricAlarms"]
     in_template = [r for r in dev.raw["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    assert len(alarms) == len(in_template) == 10 and all(a["TreatMissingData"] == "notBreaching" for a in alarms)
+    assert len(alarms) == len(in_template) == 12 and all(a["TreatMissingData"] == "notBreaching" for a in alarms)
     stream = stack.client("firehose").describe_delivery_stream(DeliveryStreamName=stack.outputs["LakeStreamName"])
     assert stream["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE"
     table = stack.client("glue").get_table(DatabaseName=stack.outputs["LakeDatabaseName"], Name=stack.outputs["LakeTableName"])["Table"]
