@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sqlglot import expressions
 
 from chat_analytics_ops import compact, lake
 from chat_analytics_ops.errors import OpsError
+from chat_analytics_ops.report_model import EngineInfo
 from tests.ops.conftest import REGION, Cli, Processor, Stack
 from tests.ops.test_ops_lake import processor_lake_module, report_json, scalar, send_varied_traffic
 
@@ -249,8 +251,8 @@ def test_an_engine_without_the_compacted_table_reads_every_day_raw() -> None:
     class NoTable:
         name = "athena"
 
-        def run(self, sql: str, parameters: list[Any]) -> Any:
+        def run(self, sql: str, parameters: Sequence[str | int]) -> tuple[list[dict[str, Any]], EngineInfo]:
             raise OpsError("TABLE_NOT_FOUND: compacted")
 
-    days, note, scanned = lake.compacted_days(NoTable(), "2026-01-01", "2026-01-02")  # type: ignore[arg-type]
+    days, note, scanned = lake.compacted_days(NoTable(), "2026-01-01", "2026-01-02")
     assert days == [] and "compacted table not read" in note and scanned is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -280,10 +281,10 @@ class NoAws:
 
     stack_name = "ChatAnalytics-dev"
 
-    def client(self, service: str) -> None:
+    def client(self, service: str) -> NoReturn:
         raise AssertionError(f"client({service!r}) while building an engine")
 
-    def output(self, name: str) -> None:
+    def output(self, name: str) -> NoReturn:
         raise AssertionError(f"output({name!r}) while building an engine")
 
 
@@ -303,7 +304,7 @@ def test_the_engine_flags_build_one_report_engine_that_reads_nothing_yet(
 ) -> None:
     args = build_parser().parse_args(["report", *(flag.format(tmp=tmp_path) for flag in flags)])
     context = NoAws()
-    engine = report_engine(args, context)  # type: ignore[arg-type]
+    engine = report_engine(args, context)
     assert type(engine) is kind and isinstance(engine, ReportEngine)
     assert (engine.name, engine.max_days) == (name, max_days)
     if isinstance(engine, DynamoDBReportEngine):
@@ -358,7 +359,8 @@ def test_the_table_engine_cannot_count_rejected_events_and_the_lake_engines_do(s
     assert f"rejected events: {REJECTED_NOT_IN_TABLE}" in render_text(from_table)
     from_files = DuckDBReportEngine(tmp_path).report(days, top=5)  # an empty lake
     assert from_files.requests == 0 and from_files.rejected == RejectedCounts([], 0)
-    assert from_files.engine is not None and (from_files.engine.name, from_files.engine.detail) == ("duckdb", f"files in {tmp_path}")
+    assert from_files.engine is not None and from_files.engine.name == "duckdb"
+    assert from_files.engine.detail.startswith(f"files in {tmp_path}; 0 of the ")  # how many partitions were compacted
 
 
 def test_the_athena_engine_runs_in_the_stack_workgroup_and_database() -> None:
@@ -371,6 +373,6 @@ def test_the_athena_engine_runs_in_the_stack_workgroup_and_database() -> None:
         def output(self, name: str) -> str:
             return {"AthenaWorkGroupName": "wg-dev", "LakeDatabaseName": "db_dev"}[name]
 
-    runner = AthenaReportEngine(Outputs(), timeout_s=9.0).runner(["2026-03-01"])  # type: ignore[arg-type]
+    runner = AthenaReportEngine(Outputs(), timeout_s=9.0).runner(["2026-03-01"])
     assert isinstance(runner, lake.AthenaEngine)
     assert (runner.athena, runner.work_group, runner.database, runner.timeout_s) == ("athena client", "wg-dev", "db_dev", 9.0)

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chat_analytics_ops import __version__, check, compact, credentials, dlq, erase
-from chat_analytics_ops.engines import AthenaReportEngine, DuckDBReportEngine, DynamoDBReportEngine, ReportEngine
+from chat_analytics_ops.engines import AthenaReportEngine, DuckDBReportEngine, DynamoDBReportEngine, ReportEngine, StackContext
 from chat_analytics_ops.errors import EXIT_USAGE, OpsError, describe
 from chat_analytics_ops.outputs import (
     DEAD_LETTER_QUEUE_URL,
@@ -388,7 +388,7 @@ def cmd_report(args: argparse.Namespace, ctx: AwsContext) -> int:
     return 0
 
 
-def report_engine(args: argparse.Namespace, ctx: AwsContext) -> ReportEngine:
+def report_engine(args: argparse.Namespace, ctx: StackContext) -> ReportEngine:
     """The engine ``--engine`` names (``engines.py``), over the stack's table or lake, or ``--lake DIR``.
     It reads nothing until it reports."""
     if args.engine != "duckdb" and (args.lake or args.cache):

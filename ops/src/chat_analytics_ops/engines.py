@@ -19,12 +19,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from chat_analytics_ops import lake
-from chat_analytics_ops.outputs import ATHENA_WORK_GROUP_NAME, EVENTS_TABLE_NAME, LAKE_BUCKET_NAME, LAKE_DATABASE_NAME, AwsContext
+from chat_analytics_ops.outputs import ATHENA_WORK_GROUP_NAME, EVENTS_TABLE_NAME, LAKE_BUCKET_NAME, LAKE_DATABASE_NAME
 from chat_analytics_ops.report_model import MAX_DAYS, Report
 from chat_analytics_ops.table_engine import Progress, build_report, read_items
+
+
+class StackContext(Protocol):
+    """What an engine reads of the command's AWS context (``outputs.AwsContext``): the stack's name, a client
+    per service (boto3's, untyped) and the stack's outputs."""
+
+    @property
+    def stack_name(self) -> str: ...
+
+    def client(self, service: str) -> Any: ...
+
+    def output(self, name: str) -> str: ...
 
 
 @runtime_checkable
@@ -45,7 +57,7 @@ class DynamoDBReportEngine:
     name = "dynamodb"
     max_days = MAX_DAYS
 
-    def __init__(self, ctx: AwsContext, *, page_size: int | None = None, progress: Progress | None = None) -> None:
+    def __init__(self, ctx: StackContext, *, page_size: int | None = None, progress: Progress | None = None) -> None:
         self.ctx, self.page_size, self.progress = ctx, page_size, progress
 
     def report(self, days: list[str], *, top: int, stack_name: str = "") -> Report:
@@ -78,7 +90,7 @@ class DuckDBReportEngine(LakeReportEngine):
 
     name = "duckdb"
 
-    def __init__(self, root: Path, *, ctx: AwsContext | None = None) -> None:
+    def __init__(self, root: Path, *, ctx: StackContext | None = None) -> None:
         self.root, self.ctx = root, ctx
 
     def runner(self, days: list[str]) -> lake.Engine:
@@ -96,7 +108,7 @@ class AthenaReportEngine(LakeReportEngine):
 
     name = "athena"
 
-    def __init__(self, ctx: AwsContext, *, timeout_s: float = 300.0) -> None:
+    def __init__(self, ctx: StackContext, *, timeout_s: float = 300.0) -> None:
         self.ctx, self.timeout_s = ctx, timeout_s
 
     def runner(self, days: list[str]) -> lake.Engine:
