@@ -49,7 +49,7 @@ process.stdin.on("end", async () => { await mf.dispose(); process.exit(0); });
 """
 
 
-def run(argv: list[str], cwd: Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "WRANGLER_SEND_METRICS": "false",
@@ -57,7 +57,7 @@ def run(argv: list[str], cwd: Path, **kwargs: object) -> subprocess.CompletedPro
         "npm_config_fund": "false",
         "npm_config_audit": "false",
     }
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, timeout=300, **kwargs)  # type: ignore[call-overload]
+    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -113,8 +113,10 @@ def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_tarball_ships_built_js_with_types_and_aws4fetch_as_its_only_dependency(tarball: Path) -> None:
     with tarfile.open(tarball) as archive:
         names = set(archive.getnames())
-        manifest = json.loads(archive.extractfile("package/package.json").read())  # type: ignore[union-attr]
-        shipped_readme = archive.extractfile("package/README.md").read().decode()  # type: ignore[union-attr]
+        manifest_file, readme_file = archive.extractfile("package/package.json"), archive.extractfile("package/README.md")
+        assert manifest_file is not None and readme_file is not None, "regular files in the tarball"
+        manifest = json.loads(manifest_file.read())
+        shipped_readme = readme_file.read().decode()
     assert {f"package/dist/{module}.{ext}" for module in ("index", "sqs-logger", "event-contract") for ext in ("js", "d.ts")} <= names
     assert not [name for name in names if name.endswith(".ts") and not name.endswith(".d.ts")], "TypeScript sources shipped"
     assert manifest["name"] == PACKAGE
@@ -184,10 +186,10 @@ def test_a_new_worker_project_installs_the_tarball_and_sends_one_questions_event
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert worker.stdout is not None and worker.stdin is not None
+    assert worker.stdout is not None and worker.stdin is not None and worker.stderr is not None
     try:
         line = worker.stdout.readline()
-        assert line, f"the Worker did not answer: {worker.stderr.read() if worker.poll() is not None else '(still running)'}"  # type: ignore[union-attr]
+        assert line, f"the Worker did not answer: {worker.stderr.read() if worker.poll() is not None else '(still running)'}"
         answer = json.loads(line)
         assert answer["status"] == 200 and answer["body"]["answer"] == f"You asked: {QUESTION}"
         request_id = answer["body"]["requestId"]

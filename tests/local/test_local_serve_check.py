@@ -105,10 +105,13 @@ def served(local_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     process, lines = start_serve(local_template, tmp_path_factory.mktemp("serve"))
     try:
         pasted = [line.strip() for line in lines[lines.index("In another terminal, from this folder, paste:") + 1 :]]
-        env = dict(re.fullmatch(r"export (\w+)=(\S+)", line).groups() for line in pasted if line.startswith("export "))  # type: ignore[union-attr,misc]
-        env = {key: shlex.split(value)[0] for key, value in env.items()}
+        exports = [re.fullmatch(r"export (\w+)=(\S+)", line) for line in pasted if line.startswith("export ")]
+        assert all(exports), f"every export line is NAME=value: {pasted}"
+        env = {match[1]: shlex.split(match[2])[0] for match in exports if match}
         commands = [line for line in pasted if line.startswith("chat-analytics ")]
-        [endpoint] = {re.search(r"--endpoint-url (\S+)", command).group(1) for command in commands}  # type: ignore[union-attr]
+        endpoints = [re.search(r"--endpoint-url (\S+)", command) for command in commands]
+        assert all(endpoints), f"every command names its endpoint: {commands}"
+        [endpoint] = {match[1] for match in endpoints if match}
         yield Served(process, lines, endpoint, env, commands)
     finally:
         stop_serve(process)
