@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Match, Template
@@ -330,7 +331,9 @@ def test_the_recovery_dead_letter_queue_takes_only_the_rules_messages(mail: Buil
 def test_the_dashboard_has_the_props_name_and_shows_the_props_resources(mail: Built) -> None:
     _, dashboard = mail.only("AWS::CloudWatch::Dashboard")
     assert dashboard["Properties"]["DashboardName"] == "MailStack-dashboard"
-    body = str(mail.stack.resolve(mail.monitoring.dashboard.node.default_child.dashboard_body))  # type: ignore[union-attr]
+    cfn_dashboard = mail.monitoring.dashboard.node.default_child
+    assert isinstance(cfn_dashboard, cloudwatch.CfnDashboard)
+    body = str(mail.stack.resolve(cfn_dashboard.dashboard_body))
     for shown in (
         mail.logical_id(mail.events_queue),
         mail.logical_id(mail.dead_letter_queue),
