@@ -129,9 +129,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--delay-ms", type=float, default=50)
+    parser.add_argument("--template", type=Path, default=None, help="the synthesized dev template (default: make synth's)")
     args = parser.parse_args()
     log_path = REPO / "cdk.out" / "bench-processor.log"
-    with LocalPipeline(processor_log=log_path) as pipeline:
+    log_path.parent.mkdir(exist_ok=True)
+    with LocalPipeline(template=args.template, processor_log=log_path) as pipeline:
         info = pipeline.info
         moto_port = int(info.endpoint_url.rsplit(":", 1)[1])
         cases = [latency_case(info, "healthy", moto_port, args.requests)]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Synthesized
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -41,13 +43,13 @@ def test_the_producer_bench_caller_section_measures_every_row() -> None:
     assert any(line.startswith("| burst of 100 events | 100 |") for line in lines), "the requests-per-1,000 table"
 
 
-def test_the_end_to_end_bench_prints_its_throughput_last() -> None:
-    lines = run_bench("bench/e2e_bench.py", "--requests", "5", "--events", "10")
+def test_the_end_to_end_bench_prints_its_throughput_last(dev: Synthesized) -> None:
+    lines = run_bench("bench/e2e_bench.py", "--requests", "5", "--events", "10", "--template", str(dev.path))
     assert lines[-1].startswith("throughput: 10 events in ") and lines[-1].endswith("events/s end to end"), lines[-1]
 
 
-def test_the_local_lifecycle_bench_prints_its_ratio_to_the_promise_last() -> None:
-    lines = run_bench("bench/local_lifecycle_bench.py", "--runs", "1")
+def test_the_local_lifecycle_bench_prints_its_ratio_to_the_promise_last(dev: Synthesized) -> None:
+    lines = run_bench("bench/local_lifecycle_bench.py", "--runs", "1", "--template", str(dev.path))
     assert lines[-1].startswith("worst / 5 s promise: "), lines[-1]
     assert any(line.startswith("busy port: exit 2") for line in lines)
 
