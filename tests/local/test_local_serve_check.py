@@ -144,7 +144,16 @@ def test_check_as_printed_passes_on_the_intact_local_stack(served: Served) -> No
     result = served.run(check_command(served))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout
-    names = ("producer secret", "canary sent", "canary stored", "redrive policy", "event source", "event lake", "report reader")
+    names = (
+        "producer secret",
+        "canary sent",
+        "canary stored",
+        "redrive policy",
+        "event source",
+        "event lake",
+        "lake compaction",
+        "report reader",
+    )
     for name in (*names, "recovery rule", "recovery grants", "recovery dead letters"):
         assert re.search(rf"^\s+{name}\s+OK\s", result.stdout, re.MULTILINE), (name, result.stdout)
 

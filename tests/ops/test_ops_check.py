@@ -58,6 +58,7 @@ def test_check_passes_on_the_deployed_stack_and_the_canary_is_left_out_of_report
         "recovery grants": OK,
         "recovery dead letters": OK,
         "event lake": OK,
+        "lake compaction": OK,
         "report reader": SKIP,
         "notification test": SKIP,
     }
@@ -65,6 +66,7 @@ def test_check_passes_on_the_deployed_stack_and_the_canary_is_left_out_of_report
     assert "run `report --engine athena` as a principal holding ReportReaderPolicyArn" in rows["report reader"]["detail"]
     assert "AnalyticsLogger" in rows["canary sent"]["detail"]
     assert "stops queries past 10 GB" in rows["event lake"]["detail"]
+    assert "ChatAnalytics-dev-lake/ChatAnalytics-dev-lake-compaction enabled" in rows["lake compaction"]["detail"]
     assert stack.secret["AWS_SECRET_ACCESS_KEY"] not in result.out and stack.secret["AWS_ACCESS_KEY_ID"] not in result.out
     assert "responseLatencyMs 7 ms" in rows["canary stored"]["detail"]
     alarms = sum(1 for resource in stack.template["Resources"].values() if resource["Type"] == "AWS::CloudWatch::Alarm")
@@ -93,7 +95,7 @@ def test_check_text_is_a_table(stack: Stack, processed: Processor, cli: Cli) -> 
     assert lines[0] == f"chat-analytics check {STACK_NAME} ({REGION})"
     row = next(line for line in lines if line.strip().startswith("canary stored"))
     assert row.split()[2] == "OK"
-    assert lines[-1].startswith("OK: 13 passed, 0 failed, 2 skipped")
+    assert lines[-1].startswith("OK: 14 passed, 0 failed, 2 skipped")
 
 
 def test_canary_not_stored_fails_within_the_timeout(stack: Stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,7 +181,7 @@ def test_alarm_without_actions_fails(stack: Stack, processed: Processor, cli: Cl
     assert result.code == 1
     row = next(line for line in result.out.splitlines() if line.strip().startswith("alarm actions"))
     assert "FAIL" in row and "no ALARM action to the alarm topic: ChatAnalytics-dev-ProcessorThrottles" in row
-    assert result.out.splitlines()[-1].startswith("FAILED: 12 passed, 1 failed, 2 skipped")
+    assert result.out.splitlines()[-1].startswith("FAILED: 13 passed, 1 failed, 2 skipped")
 
 
 def test_notify_test_drives_an_alarm_to_alarm_and_back(stack: Stack, processed: Processor, cli: Cli) -> None:
