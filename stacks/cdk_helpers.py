@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_athena as athena
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -34,3 +35,28 @@ def secure_queue(scope: Construct, construct_id: str, **props: Any) -> sqs.Queue
     """An SQS queue as every queue of the stack is: encrypted with SSE-SQS (no key policy for a sender to need)
     and refusing plain HTTP; ``props`` say the rest (FIFO, names, retention, redrive)."""
     return sqs.Queue(scope, construct_id, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True, **props)
+
+
+def enforced_work_group(
+    scope: Construct, construct_id: str, *, name: str, description: str, scan_limit_bytes: int, results_location: str
+) -> athena.CfnWorkGroup:
+    """An Athena workgroup whose settings are enforced (a client cannot lift the per-query scan cutoff or move the
+    results), engine version 3, CloudWatch metrics on, results SSE-S3 at ``results_location`` (an ``s3://`` URL)."""
+    return athena.CfnWorkGroup(
+        scope,
+        construct_id,
+        name=name,
+        description=description,
+        state="ENABLED",
+        recursive_delete_option=True,
+        work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+            enforce_work_group_configuration=True,
+            publish_cloud_watch_metrics_enabled=True,
+            bytes_scanned_cutoff_per_query=scan_limit_bytes,
+            engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version="Athena engine version 3"),
+            result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                output_location=results_location,
+                encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3"),
+            ),
+        ),
+    )

@@ -39,6 +39,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
+from stacks.cdk_helpers import enforced_work_group
+
 # What this construct shares with the lake's (stacks/lake.py), restated here: one construct per module, none
 # imports another's (tests/cdk/test_stack_resources.py); tests/cdk/test_compaction.py holds them equal.
 REQUESTS_PREFIX = "requests/"
@@ -206,23 +208,13 @@ class LakeCompaction(Construct):
         return compacted_glue_table(self, props)
 
     def _work_group(self, props: LakeCompactionProps) -> athena.CfnWorkGroup:
-        return athena.CfnWorkGroup(
+        return enforced_work_group(
             self,
             "WorkGroup",
             name=self.work_group_name,
             description=f"{props.name_prefix}: the event lake's daily compaction",
-            state="ENABLED",
-            recursive_delete_option=True,
-            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
-                enforce_work_group_configuration=True,
-                publish_cloud_watch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=props.scan_limit_bytes,
-                engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version="Athena engine version 3"),
-                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
-                    output_location=f"s3://{props.bucket.bucket_name}/{COMPACTION_RESULTS_PREFIX}",
-                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3"),
-                ),
-            ),
+            scan_limit_bytes=props.scan_limit_bytes,
+            results_location=f"s3://{props.bucket.bucket_name}/{COMPACTION_RESULTS_PREFIX}",
         )
 
     def _role(self, props: LakeCompactionProps) -> iam.Role:

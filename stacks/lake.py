@@ -51,7 +51,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.cdk_helpers import log_group
+from stacks.cdk_helpers import enforced_work_group, log_group
 
 # Folders of the lake bucket. Firehose writes requests/, rejected/ and errors/; Athena writes athena-results/.
 REQUESTS_PREFIX = "requests/"
@@ -425,23 +425,13 @@ class EventLake(Construct):
     def _work_group(self, props: EventLakeProps) -> athena.CfnWorkGroup:
         """The Athena workgroup every report query runs in: its settings are enforced (a client cannot lift the
         per-query scan cutoff or move the results), and its results go to ``athena-results/``, which expires."""
-        work_group = athena.CfnWorkGroup(
+        work_group = enforced_work_group(
             self,
             "WorkGroup",
             name=props.name_prefix,
             description=f"{props.name_prefix}: queries over the event lake",
-            state="ENABLED",
-            recursive_delete_option=True,
-            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
-                enforce_work_group_configuration=True,
-                publish_cloud_watch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=props.scan_limit_bytes,
-                engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version="Athena engine version 3"),
-                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
-                    output_location=f"s3://{self.lake_bucket.bucket_name}/{ATHENA_RESULTS_PREFIX}",
-                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3"),
-                ),
-            ),
+            scan_limit_bytes=props.scan_limit_bytes,
+            results_location=f"s3://{self.lake_bucket.bucket_name}/{ATHENA_RESULTS_PREFIX}",
         )
         self.work_group_arn = Stack.of(self).format_arn(service="athena", resource="workgroup", resource_name=props.name_prefix)
         return work_group
