@@ -31,6 +31,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -174,6 +175,7 @@ def main() -> None:
         protocol_version = "HTTP/1.1"  # workerd reuses connections
 
         def do_GET(self) -> None:
+            result: Any
             if self.path == "/attempts":
                 with lock:
                     result, attempts["count"] = attempts["count"], 0
@@ -202,7 +204,7 @@ def main() -> None:
             pass
 
     def drain() -> list[dict]:
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             batch = admin_sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]).get(
                 "Messages", []
