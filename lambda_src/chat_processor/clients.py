@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import get_environ_proxies
 
-from .transport import JsonClient
+from .transport import Finished, JsonClient, Pending
 
 T = TypeVar("T")
 # Short timeouts and three attempts in all (``total_max_attempts`` counts the first; botocore's
@@ -129,15 +129,22 @@ class CallLimits:
         return attempts * self.attempt_s + sum(self.backoff_s(n) for n in range(1, attempts))
 
 
-_current = threading.local()  # the deadline and limits of the call this thread is making
+_current = threading.local()  # the deadline and limits of the whole call this thread is making (a botocore client's)
+_BOUND = "processor_call_bound"
+_UNKNOWN = object()  # the key of (deadline, limits) in the context of a call started in two steps
 
 
-def _no_late_retry(attempts: int, **_: Any) -> bool | None:
+def _no_late_retry(attempts: int, request_dict: dict[str, Any] | None = None, **_: Any) -> bool | None:
     """botocore's ``needs-retry`` event, before its retry handler: ``False`` (no retry) when the sleep
     and one more attempt could end after the call's deadline. botocore takes the first answer that is
-    not None (``endpoint._needs_retry``), so otherwise its own handler decides, as without a deadline."""
-    deadline: float | None = getattr(_current, "deadline", None)
-    limits: CallLimits | None = getattr(_current, "limits", None)
+    not None (``endpoint._needs_retry``), so otherwise its own handler decides, as without a deadline.
+
+    The deadline is the call's context's (``CallGuard.start``: its answer is read later, maybe while other
+    calls are under way) or, for a call made whole (``CallGuard.call``), the calling thread's."""
+    bound = ((request_dict or {}).get("context") or {}).get(_BOUND)
+    if bound is None:
+        bound = (getattr(_current, "deadline", None), getattr(_current, "limits", None))
+    deadline, limits = bound
     if deadline is None or limits is None:
         return None
     if time.monotonic() + limits.backoff_s(attempts) + limits.attempt_s > deadline:
@@ -151,26 +158,53 @@ class CallGuard:
     ``call`` starts a call only when one attempt fits before the deadline (else ``NoTimeLeft``), and
     each retry only when botocore's longest backoff and one more attempt fit: the call then raises its
     last attempt's error, as it does after its last attempt. Without a deadline, calls are the client's own.
+    ``start`` does the same for a call whose answer is read later (``transport.InFlight``).
     """
 
     def __init__(self, client: Any, default_config: Config) -> None:
         meta = getattr(client, "meta", None)  # test doubles have none: they are given the config they stand for
+        self.client = client
+        self._starters: dict[str, Any] = {}  # by operation: the client's start_<operation>, or None
         self.limits = CallLimits.of(meta.config if meta is not None else default_config)
         if meta is not None:
             service = meta.service_model.service_id.hyphenize()
             meta.events.register_first(f"needs-retry.{service}", _no_late_retry, unique_id="processor-call-deadline")
 
-    def call(self, method: Callable[..., T], deadline: float | None, **arguments: Any) -> T:
-        if deadline is None:
-            return method(**arguments)
+    def _check(self, deadline: float) -> None:
         left = deadline - time.monotonic()
         if left < self.limits.attempt_s:
             raise NoTimeLeft(f"{left:.1f} s left, one attempt may take {self.limits.attempt_s:g} s")
+
+    def call(self, method: Callable[..., T], deadline: float | None, **arguments: Any) -> T:
+        if deadline is None:
+            return method(**arguments)
+        self._check(deadline)
         _current.deadline, _current.limits = deadline, self.limits
         try:
             return method(**arguments)
         finally:
             _current.deadline = _current.limits = None
+
+    def start(self, operation: str, deadline: float | None, **arguments: Any) -> Pending:
+        """The client's ``operation`` (``update_item``, ``put_record_batch``) started: its answer is read by the
+        result's ``result()`` (or ``transport.complete``), so several calls can wait on the network at once in
+        one thread. ``NoTimeLeft`` (raised) when one attempt does not fit before ``deadline``.
+
+        A client that cannot split a call (a botocore client: ``needs_botocore``; a test double) has no
+        ``start_<operation>``: the whole call is made here, bounded as ``call`` bounds it, and its answer or
+        its error is returned as a ``transport.Finished``."""
+        if deadline is not None:
+            self._check(deadline)
+        start = self._starters.get(operation, _UNKNOWN)
+        if start is _UNKNOWN:
+            start = self._starters[operation] = getattr(self.client, f"start_{operation}", None)
+        if start is None:
+            try:
+                return Finished(self.call(getattr(self.client, operation), deadline, **arguments))
+            except Exception as error:
+                return Finished(error=error)
+        started: Pending = start({} if deadline is None else {_BOUND: (deadline, self.limits)}, **arguments)
+        return started
 
 
 def needs_botocore(endpoint_url: str, config: Any) -> str | None:

@@ -6,24 +6,24 @@ group; the records of a group are handled in order, and the first failure fails 
 later record of its group, so order within a group is kept while other groups go on. The response lists
 exactly the failed message IDs (``batchItemFailures``); SQS redelivers them.
 
-Unlike Powertools' record handler, a ``RunHandler`` is given the group and a position and handles a *run*:
+Unlike Powertools' record handler, a ``RunStarter`` is given the group and a position and starts a *run*:
 the record there and as many following ones as it chooses to handle together (the processor stores the
-query and the response of one request in one write). Groups are handled concurrently (at most
-``max_concurrent_groups`` at a time, in a thread pool kept across invocations): the first group in the
-calling thread, the others in the pool. With ``max_concurrent_groups=1`` every group is handled in the calling
-thread, one after the other (no thread hand-off, and no overlap of the groups' network waits: the benchmark
-measures the hand-off's CPU with it). A step after the groups (the lake's delivery) can still fail a
-run and the rest of its group (``Group.fail_from``).
+query and the response of one request in one write). A run is handled in two steps so that every group's
+network wait overlaps in one thread, without handing groups to threads (15-23 µs a record, measured in
+docs/benchmarks/processor.md): the batch goes in rounds, each round starting the next run of every group
+still going (the processor sends its write), then finishing them in batch order (the first finish reads
+every answer: the round waits about as long as its slowest write, not the sum). A step after the groups
+(the lake's delivery) can still fail a run and the rest of its group (``Group.fail_from``).
 
-An exception a run handler raises is not a record failure: it propagates (after every group has ended)
-and fails the invocation, so the whole batch comes back, as with any unexpected error.
+An exception a starter or a run raises is not a record failure: it propagates (after every run already
+started has finished and every group has ended) and fails the invocation, so the whole batch comes back,
+as with any unexpected error.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -61,9 +61,15 @@ class Group(Generic[S]):
         return [record["messageId"] for record in self.records[self.failed_from :]]
 
 
-# Handles the run that starts at ``position`` of the group; returns the position after it, or None when the
-# run failed (its records and the rest of the group fail). The deadline is ``time.monotonic()`` seconds (or None).
-RunHandler = Callable[[Group[S], int, float | None], int | None]
+class Run(Protocol):
+    """A run under way (its write sent): ``finish`` waits for its outcome, True when its records are done."""
+
+    def finish(self) -> bool: ...
+
+
+# Starts the run at ``position`` of the group: (the position after it, the run under way), or None when the run
+# failed at once (its records and the rest of the group fail). The deadline is ``time.monotonic()`` seconds (or None).
+RunStarter = Callable[[Group[S], int, float | None], tuple[int, Run] | None]
 
 
 @dataclass
@@ -107,64 +113,47 @@ def failure_response(failed: Sequence[str]) -> dict[str, list[dict[str, str]]]:
 
 
 class FifoBatchProcessor(Generic[S]):
-    """Handles the groups of FIFO batches with ``handle_run``; ``new_state`` makes each group's state and
-    ``group_done`` (optional) runs in the group's thread once it is handled (e.g. to clear thread-local log keys)."""
+    """Handles the groups of FIFO batches with ``start_run``, in rounds (the module docstring); ``new_state`` makes
+    each group's state."""
 
-    def __init__(
-        self,
-        handle_run: RunHandler[S],
-        new_state: Callable[[], S],
-        *,
-        max_concurrent_groups: int = 10,
-        thread_name_prefix: str = "fifo-group",
-        group_done: Callable[[], None] | None = None,
-    ) -> None:
-        if max_concurrent_groups < 1:
-            raise ValueError(f"max_concurrent_groups must be at least 1, not {max_concurrent_groups}")
-        self.handle_run = handle_run
+    # No thread is named so any more (the groups' threads are gone); local/emulator/pipeline.py still routes the output
+    # of threads by this prefix, which is harmless, until it drops that line.
+    thread_name_prefix = "processor-group"
+
+    def __init__(self, start_run: RunStarter[S], new_state: Callable[[], S]) -> None:
+        self.start_run = start_run
         self.new_state = new_state
-        self.max_concurrent_groups = max_concurrent_groups
-        self.thread_name_prefix = thread_name_prefix
-        self.group_done = group_done
-        # Reused across invocations (Lambda freezes its threads in between); created on first concurrent use.
-        self._pool: ThreadPoolExecutor | None = None
 
     def process(self, records: list[Record], deadline: float | None) -> Batch[S]:
-        """Every group of ``records`` handled (concurrently), each stopped at its first failed run."""
+        """Every group of ``records`` handled, each stopped at its first failed run."""
         batch = Batch(records, [Group(group, self.new_state()) for group in group_records(records)])
-        if len(batch.groups) == 1 or self.max_concurrent_groups == 1:  # one at a time: in this thread, in batch order
-            for group in batch.groups:
-                self._handle(group, deadline)
-            return batch
-        # The first group in this thread, the others in the pool, all at once (one thread hand-off fewer).
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.max_concurrent_groups - 1, thread_name_prefix=self.thread_name_prefix)
-        pending = [self._pool.submit(self._handle, group, deadline) for group in batch.groups[1:]]
-        try:
-            self._handle(batch.groups[0], deadline)
-        finally:
-            wait(pending)  # no group's work outlives the invocation, whatever happened in this thread
-        for future in pending:
-            future.result()  # a run handler's exception fails the invocation
+        going = [(group, 0) for group in batch.groups]  # each group still going, and the position of its next run
+        error: Exception | None = None  # the first exception, raised once every group has ended
+        while going:
+            started: list[tuple[Group[S], int, int, Run]] = []
+            for group, position in going:  # every group's next run under way at once...
+                try:
+                    begun = self.start_run(group, position, deadline)
+                    if begun is not None and begun[0] <= position:
+                        raise ValueError(f"a run must move on: it ends at {begun[0]}, its start")
+                except Exception as caught:
+                    error = error or caught
+                    begun = None
+                if begun is None:
+                    group.fail_from(position)
+                else:
+                    started.append((group, position, *begun))
+            going = []
+            for group, position, end, run in started:  # ...then their outcomes, in batch order
+                try:
+                    done = run.finish()
+                except Exception as caught:
+                    error = error or caught
+                    done = False
+                if not done:
+                    group.fail_from(position)
+                elif end < len(group.records):
+                    going.append((group, end))
+        if error is not None:
+            raise error
         return batch
-
-    def close(self) -> None:
-        """Stop the pool's threads (a process that builds processors again: tests, the local stack)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-    def _handle(self, group: Group[S], deadline: float | None) -> None:
-        position = 0
-        try:
-            while position < len(group.records):
-                end = self.handle_run(group, position, deadline)
-                if end is None:
-                    break
-                if end <= position:
-                    raise ValueError(f"a run handler must move on: it returned {end} at {position}")
-                position = end
-        finally:
-            if self.group_done is not None:
-                self.group_done()
-        group.fail_from(position)

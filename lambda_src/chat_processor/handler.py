@@ -5,10 +5,11 @@ sinks (``lake.py``) and the metrics, all given to its constructor. Lambda's entr
 one from the environment at the execution environment's first invocation (its cold start) and keeps it;
 tests, the local stack and the benchmarks build their own from explicit parts.
 
-A batch is split by message group. Groups are written concurrently (at most
-``MAX_CONCURRENT_GROUPS`` at a time, so DynamoDB's latency is paid about once per batch rather than
-once per record); the records of one group are handled in order, and consecutive records of the same
-request are stored by one write (a query and its response arriving together: one ``UpdateItem``).
+A batch is split by message group. Every group's write is in flight at once, in one thread (``fifo_batch.py``'s
+rounds: each group's next write sent on a connection of its own, then the answers read, so DynamoDB's latency is
+paid about once per round rather than once per record); the records of one group are handled in order, and
+consecutive records of the same request are stored by one write (a query and its response arriving together: one
+``UpdateItem``).
 
 FIFO skip-on-error (``fifo_batch.py``), as Powertools' ``SqsFifoPartialProcessor(skip_group_on_error=True)`` does it: a
 record that fails (invalid, or the table refused it) fails itself and every later record of its
@@ -67,19 +68,23 @@ from .store import WriteResult, store_from_environment
 # What the invocation keeps after its last network wait: merging the groups' outcomes, the metrics,
 # the log line and the response take milliseconds; a second leaves room for a slow, shared CPU.
 RETURN_RESERVE_MS = 1_000
-# Message groups written at the same time: a batch holds at most 10 records, so at most 10 groups.
-MAX_CONCURRENT_GROUPS = 10
-GROUP_THREAD_PREFIX = "processor-group"  # the threads that write message groups (the local stack routes their output)
 MAX_METRIC_VALUES = 100  # Powertools' MAX_METRICS: the values of one name an EMF document holds (it flushes then)
 
 Event = QueryEvent | ResponseEvent
 Metric = tuple[str, str, MetricUnit, float]  # the record's message ID, name, unit, value
 
 
-class EventWriter(Protocol):
-    """What the processor needs of the events table (``store.EventStore``)."""
+class StartedWrite(Protocol):
+    """A write under way (``store.PendingWrite``): ``finish`` waits for it and raises what the write raised."""
 
-    def write(self, events: Sequence[Event], now_ms: int, *, deadline: float | None = None) -> WriteResult: ...
+    def finish(self) -> WriteResult: ...
+
+
+class EventWriter(Protocol):
+    """What the processor needs of the events table (``store.EventStore``): a request's write started, its outcome
+    read later, so every message group's write of a round is in flight at once."""
+
+    def start(self, events: Sequence[Event], now_ms: int, *, deadline: float | None = None) -> StartedWrite: ...
 
 
 class RowSink(Protocol):
@@ -109,12 +114,54 @@ class _GroupOutcome:
     parsed: dict[int, _Parsed] = field(default_factory=dict)  # each record is parsed (and, if invalid, logged) once
 
 
+class _NotStarted:
+    """A write whose start raised: ``finish`` raises the same error, so the run fails as a failed write does."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def finish(self) -> WriteResult:
+        raise self.error
+
+
+class _StoredRun:
+    """A run whose write is under way (``fifo_batch.Run``): its records, events and processing time, for
+    ``Processor._finish_run``."""
+
+    __slots__ = ("events", "now", "outcome", "position", "processor", "run", "write")
+
+    def __init__(
+        self,
+        processor: Processor,
+        outcome: _GroupOutcome,
+        position: int,
+        run: list[_Parsed],
+        events: list[Event],
+        now: int,
+        write: StartedWrite,
+    ) -> None:
+        self.processor, self.outcome, self.position, self.run, self.events, self.now, self.write = (
+            processor,
+            outcome,
+            position,
+            run,
+            events,
+            now,
+            write,
+        )
+
+    def finish(self) -> bool:
+        return self.processor._finish_run(self)
+
+
 class Processor:
     """The processor of one execution environment, from its parts: the table's store, the lake's stream
     and the rejected rows' stream (None: the function has none), the Logger, the metrics and the clock.
 
     ``handle`` is the Lambda handler (``{"batchItemFailures": [...]}``); the first invocation counts the
-    environment's cold start. The message groups' threads are kept across invocations.
+    environment's cold start. One invocation at a time, as Lambda runs them.
     """
 
     def __init__(
@@ -136,20 +183,18 @@ class Processor:
         self.cold_start = True  # until the first invocation: its ColdStart metric (the dashboard's cold-start rate)
         # Per metric name: (the unit it is added with, Powertools' resolved unit and storage resolution) (``_add_metrics``).
         self._metric_entries: dict[str, tuple[MetricUnit, str, int]] = {}
-        self.batches = FifoBatchProcessor(
-            self._run,
-            _GroupOutcome,
-            max_concurrent_groups=MAX_CONCURRENT_GROUPS,
-            thread_name_prefix=GROUP_THREAD_PREFIX,
-            group_done=logger.thread_safe_clear_keys,
-        )
+        self.batches = FifoBatchProcessor(self._start_run, _GroupOutcome)
         self.handle: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = logger.inject_lambda_context(
             log_event=False, clear_state=True
         )(self._handle)
 
     def close(self) -> None:
-        """Stop the message groups' threads (Lambda never does: its execution environment ends with them)."""
-        self.batches.close()
+        """Close the clients' idle connections (a process that builds processors again: tests, the local stack;
+        Lambda never does: its execution environment ends with them)."""
+        for part in (self.store, self.lake, self.rejected):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
 
     def _handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if self.cold_start:
@@ -172,7 +217,10 @@ class Processor:
         thread (Powertools' metric set is not shared between threads). The rejected rows' stream receives
         the rows of the invalid records, which fail whether or not their rows are delivered."""
         deadline = deadline_of(context, RETURN_RESERVE_MS)
-        batch = self.batches.process(records, deadline)
+        try:
+            batch = self.batches.process(records, deadline)
+        finally:
+            self.logger.thread_safe_clear_keys()  # the correlation id of the last run logged
         if self.lake is not None:
             self._deliver_to_lake(batch, self.lake, deadline)
         if self.rejected is not None:
@@ -182,9 +230,9 @@ class Processor:
         self._add_metrics(emitted)  # in batch order, whatever order the groups finished in
         return batch.failed()
 
-    # The record handler (``fifo_batch.RunHandler``): one write for consecutive valid records of one request.
+    # The run starter (``fifo_batch.RunStarter``): one write for consecutive valid records of one request.
 
-    def _run(self, group: Group[_GroupOutcome], position: int, deadline: float | None) -> int | None:
+    def _start_run(self, group: Group[_GroupOutcome], position: int, deadline: float | None) -> tuple[int, _StoredRun] | None:
         records, outcome = group.records, group.state
         head = self._parsed(records, position, outcome)
         if head.event is None:
@@ -196,9 +244,14 @@ class Processor:
             and following.requestId == head.event.requestId
         ):
             end += 1
-        if not self._store_run(position, [outcome.parsed[index] for index in range(position, end)], deadline, outcome):
-            return None
-        return end
+        run = [outcome.parsed[index] for index in range(position, end)]
+        events = [item.event for item in run if item.event is not None]
+        now = self.clock()
+        try:
+            write: StartedWrite = self.store.start(events, now, deadline=deadline)
+        except Exception as error:  # a store that fails before sending: the run fails as when its write fails
+            write = _NotStarted(error)
+        return end, _StoredRun(self, outcome, position, run, events, now, write)
 
     def _parsed(self, records: list[Record], index: int, outcome: _GroupOutcome) -> _Parsed:
         parsed = outcome.parsed.get(index)
@@ -211,6 +264,7 @@ class Processor:
         try:
             return _Parsed(record, parse_event(body))
         except ValidationError as error:
+            self.logger.thread_safe_clear_keys()  # no request's correlation id: the record has none that can be trusted
             self.logger.error("Invalid event", extra={"messageId": record["messageId"], **describe_invalid(body, error)})
             outcome.metrics.append((record["messageId"], contract.INVALID_EVENTS, MetricUnit.Count, 1))
             try:  # the record fails whatever happens to its rejected row
@@ -220,18 +274,16 @@ class Processor:
                 outcome.metrics.append((record["messageId"], contract.REJECTED_DELIVERY_FAILURES, MetricUnit.Count, 1))
             return _Parsed(record, None)
 
-    def _store_run(self, position: int, run: list[_Parsed], deadline: float | None, outcome: _GroupOutcome) -> bool:
-        """One write for the run's events; True when stored. A failure (``NoTimeLeft`` included: the write
-        could not end before ``deadline`` and was not started) leaves the run's records failed."""
-        events = [item.event for item in run if item.event is not None]
-        request_id = events[0].requestId
-        logger = self.logger
-        logger.thread_safe_append_keys(correlation_id=request_id)
-        now = self.clock()
+    def _finish_run(self, stored: _StoredRun) -> bool:
+        """The run's write read: True when stored. A failure (``NoTimeLeft`` included: the write could not end
+        before the deadline and was not started) leaves the run's records failed. Logged with the request's
+        correlation id, set only when there is a line to log (at prod's level, only a failure)."""
+        run, events, now, outcome, logger = stored.run, stored.events, stored.now, stored.outcome, self.logger
         try:
-            result = self.store.write(events, now, deadline=deadline)
+            result = stored.write.finish()
         except Exception as error:
             transient = is_transient(error)
+            logger.thread_safe_append_keys(correlation_id=events[0].requestId)
             (logger.warning if transient else logger.error)(
                 "Event not stored",
                 extra={
@@ -243,7 +295,7 @@ class Processor:
             )
             return False
         if result.item:
-            outcome.lake.append((position, encode(lake_row(result.item, now))))
+            outcome.lake.append((stored.position, encode(lake_row(result.item, now))))
         counted: set[str] = set()
         for item in run:
             event = item.event
@@ -253,6 +305,7 @@ class Processor:
                 outcome.metrics.extend(_event_metrics(item.record["messageId"], event, now))
         if logger.log_level > logging.DEBUG:  # the extra fields below cost more than the disabled call
             return True
+        logger.thread_safe_append_keys(correlation_id=events[0].requestId)
         for item in run:
             assert item.event is not None
             logger.debug(

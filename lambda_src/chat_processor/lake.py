@@ -38,6 +38,7 @@ from typing import Any
 
 from .clients import FIREHOSE_CONFIG, CallGuard, NoTimeLeft, error_code, service_client
 from .contract import normalize_question
+from .transport import JsonClient
 
 # (column, Glue type), in the Glue table's order, which is the order Firehose writes each Parquet file's
 # column chunks in; the CDK app's Glue table is tested against this. Nothing reads by position (Athena
@@ -240,6 +241,11 @@ class LakeSink:
         sent = self._put_records([b"".join(records[index] for index in group) for group in groups], deadline)
         refused = {index: code for position, code in sent.refused.items() for index in groups[position]}
         return PutResult(len(records) - len(refused), refused, sent.requests)
+
+    def close(self) -> None:
+        """Close the transport's idle connections (a botocore client, which may be shared, is left as it is)."""
+        if isinstance(self.client, JsonClient):
+            self.client.close()
 
     def _put_records(self, records: Sequence[bytes], deadline: float | None) -> PutResult:
         """Send ``records``, one Firehose record each, retrying the refused ones (``put``'s rules)."""

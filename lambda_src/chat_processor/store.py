@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 
 from .clients import DYNAMODB_CONFIG, CallGuard, ConfigurationError, error_code, service_client
 from .models import QueryEvent, ResponseEvent
+from .transport import Finished, InFlight, JsonClient, Pending, complete
 
 DEFAULT_RETENTION_DAYS = 30
 SECONDS_PER_DAY = 86_400
@@ -236,15 +237,18 @@ def number_text(value: Decimal) -> str:
 
 
 class EventStore:
-    """Merges validated events into the table through one DynamoDB client (reused across invocations;
-    ``transport.JsonClient`` and boto3 clients are thread-safe, so concurrently written message groups share it). The client's
-    retry mode must be ``standard`` with ``total_max_attempts`` (``CallGuard`` bounds its calls)."""
+    """Merges validated events into the table through one DynamoDB client (reused across invocations). The client's
+    retry mode must be ``standard`` with ``total_max_attempts`` (``CallGuard`` bounds its calls).
+
+    One batch at a time, as Lambda runs an execution environment's invocations: the writes ``start`` sends are
+    read together by the first ``PendingWrite.finish`` (``settle``), whichever request they belong to."""
 
     def __init__(self, client: Any, table_name: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
         self.client = client
         self.table_name = table_name
         self.retention_days = retention_days
         self.guard = CallGuard(client, DYNAMODB_CONFIG)
+        self._in_flight: list[Pending] = []  # the calls of writes started and not read yet (``settle``)
 
     def write(self, events: Sequence[QueryEvent | ResponseEvent], now_ms: int, *, deadline: float | None = None) -> WriteResult:
         """Store the events of one request (one or both types; a repeated type: the last one wins).
@@ -253,6 +257,12 @@ class EventStore:
         not end before ``deadline`` (``time.monotonic()`` seconds) and was not started. The first attempt
         is one write for whatever order the events come in; see the module docstring for the one order that needs two.
         """
+        return self.start(events, now_ms, deadline=deadline).finish()
+
+    def start(self, events: Sequence[QueryEvent | ResponseEvent], now_ms: int, *, deadline: float | None = None) -> PendingWrite:
+        """``write``'s first ``UpdateItem`` sent, its answer read by ``PendingWrite.finish`` (which raises what
+        ``write`` raises, ``NoTimeLeft`` included): the processor starts every message group's write before it reads
+        any answer, so the writes of a batch wait on DynamoDB at the same time in one thread."""
         if not events:
             raise ValueError("no event to store")
         request_id = events[0].requestId
@@ -261,39 +271,46 @@ class EventStore:
         query = next((e for e in reversed(events) if isinstance(e, QueryEvent)), None)
         response = next((e for e in reversed(events) if isinstance(e, ResponseEvent)), None)
         key = {"requestId": {"S": request_id}}
+        fallback: LatencyFrom | None = None  # the second write's latency after a failed condition (None: no condition)
         if query is not None and response is not None:
             update = build_update(query, response, now_ms, self.retention_days, latency="events")
-            old = self._update(key, update, deadline)
-            return WriteResult(request_id, self._first(old, query, response), 1, update.applied_to(old, key))
-        # Alone: expect the usual order, and learn from a failed condition what the item already holds.
-        if response is not None:
+        elif response is not None:  # alone: expect the usual order, and learn from a failed condition what the item holds
             update = build_update(query, response, now_ms, self.retention_days, latency="stored query")
             update.require("attribute_exists", "queryTimestamp")
-            fallback: LatencyFrom = "none"
+            fallback = "none"
         else:
             update = build_update(query, response, now_ms, self.retention_days, latency="none")
             update.require("attribute_not_exists", "responseTimestamp")
             fallback = "stored response"
+        written = PendingWrite(self, request_id, key, query, response, now_ms, deadline, update, fallback)
         try:
-            old = self._update(key, update, deadline)
-            return WriteResult(request_id, self._first(old, query, response), 1, update.applied_to(old, key))
-        except ClientError as error:
-            if error_code(error) != CONDITION_FAILED:
-                raise
-            before = error.response.get("Item", {})
-        update = build_update(query, response, now_ms, self.retention_days, latency=fallback)
-        old = self._update(key, update, deadline)
-        # The failed write changed nothing; ``before`` and ``old`` agree unless a concurrent writer came in between.
-        return WriteResult(request_id, self._first({**before, **old}, query, response), 2, update.applied_to(old, key))
+            written.call = self._start(key, update, deadline)
+        except Exception as error:  # NoTimeLeft: not sent; finish raises it
+            written.call = Finished(error=error)
+        self._in_flight.append(written.call)
+        return written
 
-    def _update(self, key: dict[str, Value], update: Update, deadline: float | None) -> dict[str, Value]:
+    def close(self) -> None:
+        """Close the transport's idle connections (a botocore client, which may be shared, is left as it is)."""
+        if isinstance(self.client, JsonClient):
+            self.client.close()
+
+    def settle(self) -> None:
+        """Read the answers of every write started and not read yet (``transport.complete``): the first
+        ``PendingWrite.finish`` of a batch waits for all of them at once."""
+        in_flight, self._in_flight = self._in_flight, []
+        complete(in_flight)
+
+    def _start(self, key: dict[str, Value], update: Update, deadline: float | None) -> Pending:
         arguments = update.arguments()
         if update.condition is not None:
             arguments["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        response = self.guard.call(
-            self.client.update_item, deadline, TableName=self.table_name, Key=key, ReturnValues="ALL_OLD", **arguments
-        )
-        return response.get("Attributes", {})
+        return self.guard.start("update_item", deadline, TableName=self.table_name, Key=key, ReturnValues="ALL_OLD", **arguments)
+
+    def _update(self, key: dict[str, Value], update: Update, deadline: float | None) -> dict[str, Value]:
+        """One whole ``UpdateItem`` (the second write of an overtaking response or query): the item before it."""
+        attributes: dict[str, Value] = self._start(key, update, deadline).result().get("Attributes", {})
+        return attributes
 
     @staticmethod
     def _first(old: dict[str, Any], query: QueryEvent | None, response: ResponseEvent | None) -> frozenset[str]:
@@ -303,6 +320,46 @@ class EventStore:
         if response is not None and "responseIngestedAt" not in old:
             first.add("response")
         return frozenset(first)
+
+
+class PendingWrite:
+    """A request's write under way (``EventStore.start``); ``finish`` reads its answer and gives the ``WriteResult``."""
+
+    __slots__ = ("call", "deadline", "fallback", "key", "now_ms", "query", "request_id", "response", "store", "update")
+
+    def __init__(
+        self,
+        store: EventStore,
+        request_id: str,
+        key: dict[str, Value],
+        query: QueryEvent | None,
+        response: ResponseEvent | None,
+        now_ms: int,
+        deadline: float | None,
+        update: Update,
+        fallback: LatencyFrom | None,
+    ) -> None:
+        self.store, self.request_id, self.key, self.query, self.response = store, request_id, key, query, response
+        self.now_ms, self.deadline, self.update, self.fallback = now_ms, deadline, update, fallback
+        self.call: Pending = Finished(error=RuntimeError("not started"))
+
+    def finish(self) -> WriteResult:
+        """The write's outcome (every write of the store started so far is read with it: ``EventStore.settle``).
+        After a failed condition, the second write is made here, whole: only an overtaking event needs it."""
+        store, key, query, response = self.store, self.key, self.query, self.response
+        if isinstance(self.call, InFlight) and not self.call.settled:
+            store.settle()
+        try:
+            old: dict[str, Value] = self.call.result().get("Attributes", {})
+            return WriteResult(self.request_id, store._first(old, query, response), 1, self.update.applied_to(old, key))
+        except ClientError as error:
+            if self.fallback is None or error_code(error) != CONDITION_FAILED:
+                raise
+            before = error.response.get("Item", {})
+        update = build_update(query, response, self.now_ms, store.retention_days, latency=self.fallback)
+        old = store._update(key, update, self.deadline)
+        # The failed write changed nothing; ``before`` and ``old`` agree unless a concurrent writer came in between.
+        return WriteResult(self.request_id, store._first({**before, **old}, query, response), 2, update.applied_to(old, key))
 
 
 def store_from_environment() -> EventStore:

@@ -52,7 +52,7 @@ import ssl
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -269,6 +269,20 @@ def _read_chunked(reader: Any) -> bytes:
         _line(reader)  # the CRLF after the chunk
 
 
+_LEAST_WAIT_S = 1e-6  # a read whose time is up still takes what has arrived (a zero timeout would not block at all)
+
+
+def _exchange_error(error: BaseException, endpoint_url: str) -> Exception | None:
+    """botocore's exception for a failed send or read (urllib3's, as botocore maps them); None for any other error."""
+    if isinstance(error, TimeoutError):
+        return ReadTimeoutError(endpoint_url=endpoint_url, error=error)
+    if isinstance(error, ssl.SSLError):
+        return SSLError(endpoint_url=endpoint_url, error=error)
+    if isinstance(error, OSError | http.client.HTTPException):  # reset, broken pipe, closed before a whole answer
+        return ConnectionClosedError(endpoint_url=endpoint_url, error=error)
+    return None
+
+
 class _Connection:
     """A socket and its buffered reader, kept together between requests."""
 
@@ -360,31 +374,50 @@ class HttpEndpoint:
                 return connection
             connection.close()
 
-    def exchange(self, headers: dict[str, str], body: bytes) -> HttpResponse:
-        """``POST`` the body, read the whole answer; raises botocore's exception for a failed exchange."""
+    def send(self, headers: dict[str, str], body: bytes) -> _Connection:
+        """``POST`` the body on a connection of its own (idle or new), checked out until ``receive`` reads its
+        answer; raises botocore's exception for a failed connection or send."""
         connection = self._connection()
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         request = f"POST {self.path} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
         try:
             connection.sock.sendall(request)
-            status, reason, response_headers, data, will_close = read_response(connection.reader)
-        except TimeoutError as error:
+        except BaseException as error:
             connection.close()
-            raise ReadTimeoutError(endpoint_url=self.endpoint_url, error=error) from error
-        except ssl.SSLError as error:
+            failure = _exchange_error(error, self.endpoint_url)
+            if failure is None:
+                raise
+            raise failure from error
+        return connection
+
+    def receive(self, connection: _Connection, due: float) -> HttpResponse:
+        """The whole answer to the request ``send`` sent on ``connection``; the connection goes back to the idle ones
+        (or is closed). The answer's first byte must come by ``due`` (``time.monotonic()``: when the request was sent
+        plus the read timeout, however long other answers were read in between), each later read within the read
+        timeout, as botocore's urllib3 reads it. Raises botocore's exception for a failed exchange."""
+        sock, reader = connection.sock, connection.reader
+        try:
+            # A read timeout counts from the send: what is left of it for the first byte, then the whole timeout.
+            sock.settimeout(max(due - time.monotonic(), _LEAST_WAIT_S))
+            reader.peek(1)
+            sock.settimeout(self.read_timeout_s)
+            status, reason, response_headers, data, will_close = read_response(reader)
+        except BaseException as error:
             connection.close()
-            raise SSLError(endpoint_url=self.endpoint_url, error=error) from error
-        except (OSError, http.client.HTTPException) as error:  # reset, broken pipe, closed before a whole answer
-            connection.close()
-            raise ConnectionClosedError(endpoint_url=self.endpoint_url, error=error) from error
-        except BaseException:
-            connection.close()
-            raise
+            failure = _exchange_error(error, self.endpoint_url)
+            if failure is None:
+                raise
+            raise failure from error
         if will_close or len(self._idle) >= self.max_idle:
             connection.close()
         else:
             self._idle.append(connection)
         return HttpResponse(self.url, status, reason, response_headers, data)
+
+    def exchange(self, headers: dict[str, str], body: bytes) -> HttpResponse:
+        """``POST`` the body, read the whole answer; raises botocore's exception for a failed exchange."""
+        connection = self.send(headers, body)
+        return self.receive(connection, time.monotonic() + self.read_timeout_s)
 
     def close(self) -> None:
         while self._idle:
@@ -469,77 +502,107 @@ class JsonClient:
 
     def update_item(self, **arguments: Any) -> dict[str, Any]:
         """DynamoDB ``UpdateItem``: every argument is text or nested dicts of text, serialized as botocore does."""
-        return self.call("UpdateItem", _JSON.encode(arguments).encode("utf-8"))
+        return self.start_update_item({}, **arguments).result()
+
+    def start_update_item(self, context: dict[str, Any], **arguments: Any) -> InFlight:
+        """``update_item`` sent, its answer not read yet (``InFlight.result``, ``complete``). ``context`` is the call's
+        context as botocore's retry handlers see it (``clients.CallGuard`` keeps the call's deadline there)."""
+        return self.start("UpdateItem", _JSON.encode(arguments).encode("utf-8"), context)
 
     def put_record_batch(self, DeliveryStreamName: str, Records: Sequence[dict[str, bytes]]) -> dict[str, Any]:
         """Firehose ``PutRecordBatch``: each record's ``Data`` in base64, as botocore serializes a blob."""
+        return self.start_put_record_batch({}, DeliveryStreamName, Records).result()
+
+    def start_put_record_batch(self, context: dict[str, Any], DeliveryStreamName: str, Records: Sequence[dict[str, bytes]]) -> InFlight:
+        """``put_record_batch`` sent, its answer not read yet (as ``start_update_item``)."""
         records = [{"Data": base64.b64encode(record["Data"]).decode("ascii")} for record in Records]
         body = _JSON.encode({"DeliveryStreamName": DeliveryStreamName, "Records": records})
-        return self.call("PutRecordBatch", body.encode("utf-8"))
+        return self.start("PutRecordBatch", body.encode("utf-8"), context)
 
     # -- one call: attempts, retries, errors ----------------------------------------------------
 
     def call(self, operation: str, body: bytes) -> dict[str, Any]:
         """Send ``body`` until an answer needs no retry (botocore's ``Endpoint._send_request`` loop); the parsed answer."""
-        model = self.meta.service_model.operation_model(operation)
-        context: dict[str, Any] = {}
-        request_dict = {"context": context}  # what botocore's retry handlers read (the quota's capacity)
-        events = self._events
-        attempts = 1
-        while True:
-            try:
-                http_response, parsed, exception = self._attempt(model, body)
-            except NoCredentialsError as error:  # raised while signing, before any request: never retried
-                events.emit(f"after-call-error.{self._service_id}.{operation}", exception=error, context=context)
-                raise
-            if exception is None and _retry_free(http_response, parsed):
-                break
-            response = None if exception is not None else (http_response, parsed)
-            delay = first_non_none_response(
-                events.emit(
-                    f"needs-retry.{self._service_id}.{operation}",
-                    response=response,
-                    endpoint=self,
-                    operation=model,
-                    attempts=attempts,
-                    caught_exception=exception,
-                    request_dict=request_dict,
-                )
-            )
-            if delay is None or delay is False:
-                break
-            time.sleep(delay)
-            attempts += 1
-        if exception is not None:
-            events.emit(f"after-call-error.{self._service_id}.{operation}", exception=exception, context=context)
-            raise exception
-        assert http_response is not None and parsed is not None
-        parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempts - 1
-        events.emit(f"after-call.{self._service_id}.{operation}", http_response=http_response, parsed=parsed, model=model, context=context)
-        if http_response.status_code >= 300:
-            code = parsed.get("Error", {}).get("Code")
-            raise self.exceptions.from_code(code)(parsed, operation)
-        return parsed
+        return self.start(operation, body, {}).result()
 
-    def _attempt(self, model: Any, body: bytes) -> tuple[Any, dict[str, Any] | None, Exception | None]:
-        """One signed request: (answer, parsed answer, None), or (None, None, the exception)."""
-        target = f"{self._target_prefix}.{model.name}"
+    def start(self, operation: str, body: bytes, context: dict[str, Any]) -> InFlight:
+        """The call's first attempt sent; ``complete`` (or the call's ``result``) reads its answer and makes its retries."""
+        call = InFlight(self, self.meta.service_model.operation_model(operation), body, context)
+        self._send(call)
+        return call
+
+    def _send(self, call: InFlight) -> None:
+        """One attempt's request, signed: sent on a connection of its own (``call.connection``), answered by a
+        ``before-send`` handler (``call.response``) or failed (``call.exception``: botocore's endpoint hands every
+        failed exchange to its retry handlers; ``NoCredentialsError``, raised before any request, never is)."""
+        model = call.model
         try:
-            headers = self.signer.headers(target, self._content_type, body)
+            headers = self.signer.headers(f"{self._target_prefix}.{model.name}", self._content_type, call.body)
             headers["User-Agent"] = _USER_AGENT  # never signed (SigV4 leaves it out)
             http_response = first_non_none_response(
                 self._events.emit(
                     f"before-send.{self._service_id}.{model.name}",
-                    request=_Request(self.endpoint.url, headers, body),
+                    request=_Request(self.endpoint.url, headers, call.body),
                 )
             )
             if http_response is None:
-                http_response = self.endpoint.exchange(headers, body)
-        except NoCredentialsError:
-            raise
-        except Exception as error:  # botocore's endpoint hands every failed exchange to its retry handlers
-            return None, None, error
-        return http_response, self._parse(http_response, model), None
+                call.connection = self.endpoint.send(headers, call.body)
+                call.due = time.monotonic() + self.endpoint.read_timeout_s
+            else:
+                call.response = http_response
+        except Exception as error:
+            call.exception = error
+
+    def _receive(self, call: InFlight) -> None:
+        """The answer to the attempt ``_send`` sent (blocking until it comes, or the attempt's read timeout)."""
+        connection, call.connection = call.connection, None
+        assert connection is not None
+        try:
+            call.response = self.endpoint.receive(connection, call.due)
+        except Exception as error:
+            call.exception = error
+
+    def _settle(self, call: InFlight) -> None:
+        """What the attempt's answer means, as botocore's endpoint and client decide it: the call's result
+        (``call.value`` or ``call.error``), or a retry (``call.resend_at``) after the delay the ``needs-retry``
+        handlers give (botocore's ``standard`` retry handler; before it, ``clients.CallGuard``'s deadline)."""
+        operation, events, exception = call.model.name, self._events, call.exception
+        if isinstance(exception, NoCredentialsError):  # raised while signing, before any request: never retried
+            events.emit(f"after-call-error.{self._service_id}.{operation}", exception=exception, context=call.context)
+            call.error = exception
+            return
+        http_response = call.response
+        parsed = None if http_response is None else self._parse(http_response, call.model)
+        if exception is not None or not _retry_free(http_response, parsed):
+            delay = first_non_none_response(
+                events.emit(
+                    f"needs-retry.{self._service_id}.{operation}",
+                    response=None if exception is not None else (http_response, parsed),
+                    endpoint=self,
+                    operation=call.model,
+                    attempts=call.attempts,
+                    caught_exception=exception,
+                    request_dict=call.request_dict,
+                )
+            )
+            if delay is not None and delay is not False:
+                call.resend_at = time.monotonic() + delay
+                call.attempts += 1
+                return
+        if exception is not None:
+            events.emit(f"after-call-error.{self._service_id}.{operation}", exception=exception, context=call.context)
+            call.error = exception
+            return
+        assert http_response is not None and parsed is not None
+        parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = call.attempts - 1
+        events.emit(
+            f"after-call.{self._service_id}.{operation}", http_response=http_response, parsed=parsed, model=call.model, context=call.context
+        )
+        if http_response.status_code >= 300:
+            code = parsed.get("Error", {}).get("Code")
+            call.error = self.exceptions.from_code(code)(parsed, operation)
+        else:
+            call.value = parsed
 
     def _parse(self, http_response: Any, model: Any) -> dict[str, Any]:
         status = http_response.status_code
@@ -574,3 +637,95 @@ class JsonClient:
 
     def close(self) -> None:
         self.endpoint.close()
+
+
+class InFlight:
+    """One call of a ``JsonClient`` under way: its current attempt sent (or answered by a ``before-send`` handler,
+    or failed), the answer not read yet. ``result`` reads it; ``complete`` reads several calls' answers together,
+    so a batch's writes wait on the network at the same time in one thread."""
+
+    __slots__ = (
+        "attempts",
+        "body",
+        "client",
+        "connection",
+        "context",
+        "due",
+        "error",
+        "exception",
+        "model",
+        "request_dict",
+        "resend_at",
+        "response",
+        "value",
+    )
+
+    def __init__(self, client: JsonClient, model: Any, body: bytes, context: dict[str, Any]) -> None:
+        self.client, self.model, self.body, self.context = client, model, body, context
+        self.request_dict = {"context": context}  # what botocore's retry handlers read (the quota's capacity)
+        self.attempts = 1
+        self.connection: _Connection | None = None  # the connection the attempt's answer will come on
+        self.due = 0.0  # when the answer's first byte must have come (``time.monotonic()``)
+        self.response: Any = None  # the attempt's answer (an ``HttpResponse``, or a ``before-send`` handler's)
+        self.exception: Exception | None = None  # the attempt's failure
+        self.resend_at: float | None = None  # a retry's time (``time.monotonic()``), once the retry handler wants one
+        self.value: dict[str, Any] | None = None  # the call's parsed answer
+        self.error: Exception | None = None  # the call's error, raised by ``result``
+
+    @property
+    def settled(self) -> bool:
+        return self.value is not None or self.error is not None
+
+    def result(self) -> dict[str, Any]:
+        """The parsed answer, once every attempt the retry handlers want is made; raises the call's error."""
+        if not self.settled:
+            complete((self,))
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
+class Finished:
+    """A call already made whole (a botocore client's, which cannot be split into a send and a read): its answer or its error."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: dict[str, Any] | None = None, error: Exception | None = None) -> None:
+        self.value, self.error = value, error
+
+    def result(self) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
+Pending = InFlight | Finished  # a call whose answer ``result`` gives
+
+
+def complete(calls: Iterable[Pending]) -> None:
+    """Settle every call (a ``Finished`` one is already): each waiting attempt's answer read, in order (the
+    reads block, but the answers came meanwhile: the total wait is about the slowest one's, not the sum), then
+    each answer settled as the call's result or a retry. The retries are sent each at its time (the sleeps in
+    between are botocore's backoff, as its endpoint sleeps them), then their answers read, and so on.
+
+    A call's read timeout counts from its request's send (``HttpEndpoint.receive``), and each retry is decided
+    when its answer is settled, with the deadline guard's ``needs-retry`` handler first, so a call made here
+    waits no longer than the same call made alone."""
+    waiting = [call for call in calls if isinstance(call, InFlight) and not call.settled]
+    while waiting:
+        for call in waiting:
+            if call.connection is not None:
+                call.client._receive(call)
+        retried: list[InFlight] = []
+        for call in waiting:
+            call.client._settle(call)
+            if call.resend_at is not None:
+                retried.append(call)
+        retried.sort(key=lambda call: call.resend_at or 0.0)
+        for call in retried:
+            time.sleep(max(0.0, (call.resend_at or 0.0) - time.monotonic()))
+            call.resend_at = call.response = call.exception = None
+            call.client._send(call)
+        waiting = retried

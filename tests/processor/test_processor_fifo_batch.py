@@ -4,7 +4,6 @@ deadline and the partial-failure response, with a fake run handler (no DynamoDB,
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -29,29 +28,37 @@ def record(body: str, group: str | None = "g") -> dict:
     return made
 
 
+class FakeRun:
+    """A run under way: its outcome is known when it starts, given when it finishes (and noted in the journal)."""
+
+    def __init__(self, journal: list[str], ids: list[str], ok: bool) -> None:
+        self.journal, self.ids, self.ok = journal, ids, ok
+
+    def finish(self) -> bool:
+        self.journal.append("finish " + " ".join(self.ids))
+        return self.ok
+
+
 class FakeHandler:
-    """Handles runs: a record and the ``join`` records right after it; a run holding ``fail`` fails."""
+    """Starts runs: a record and the ``join`` records right after it; a run holding ``fail`` fails. The journal
+    lists each start and finish, with the thread each start ran in."""
 
-    def __init__(self, barrier: threading.Barrier | None = None) -> None:
-        self.barrier = barrier
+    def __init__(self) -> None:
         self.threads: set[str] = set()
-        self.lock = threading.Lock()
         self.deadlines: list[float | None] = []
+        self.journal: list[str] = []
 
-    def __call__(self, group: Group[Seen], position: int, deadline: float | None) -> int | None:
-        with self.lock:
-            self.threads.add(threading.current_thread().name)
-            self.deadlines.append(deadline)
-        if self.barrier is not None:
-            self.barrier.wait()
+    def __call__(self, group: Group[Seen], position: int, deadline: float | None) -> tuple[int, FakeRun] | None:
+        self.threads.add(threading.current_thread().name)
+        self.deadlines.append(deadline)
         end = position + 1
         while end < len(group.records) and group.records[end]["body"] == "join":
             end += 1
         run = group.records[position:end]
         group.state.runs.append([r["messageId"] for r in run])
-        if any(r["body"] == "fail" for r in run):
-            return None
-        return end
+        names = [r["messageId"] for r in run]
+        self.journal.append("start " + " ".join(names))
+        return end, FakeRun(self.journal, names, not any(r["body"] == "fail" for r in run))
 
 
 def ids(*records: dict) -> list[str]:
@@ -97,64 +104,63 @@ def test_a_later_step_can_fail_a_run_and_the_rest_of_its_group() -> None:
     assert fifo_batch.failure_response([]) == {"batchItemFailures": []}
 
 
-def test_groups_are_handled_at_the_same_time_in_a_pool_kept_across_batches() -> None:
-    """Every group's run is in flight at once (the barrier needs all five); the first group runs in the
-    caller's thread, the others in the pool's named threads, which the next batch reuses."""
-    handler = FakeHandler(threading.Barrier(5, timeout=10))
-    processor = FifoBatchProcessor(handler, Seen, max_concurrent_groups=5, thread_name_prefix="test-group")
-    try:
-        processor.process([record("ok", f"g{n}") for n in range(5)], None)
-        first_threads, pool = set(handler.threads), processor._pool
-        handler.threads.clear()
-        processor.process([record("ok", f"g{n}") for n in range(5)], None)
-    finally:
-        processor.close()
-    assert threading.current_thread().name in first_threads
-    assert len(first_threads - {threading.current_thread().name}) == 4
-    assert all(name.startswith("test-group") for name in first_threads - {threading.current_thread().name})
-    assert pool is not None and handler.threads <= first_threads, "the same pool's threads"
-
-
-def test_one_group_at_a_time_handles_every_group_in_the_calling_thread_in_batch_order() -> None:
+def test_every_groups_run_is_under_way_before_any_is_finished_in_the_calling_thread() -> None:
+    """A round starts the next run of every group still going (their writes all in flight at once), then
+    finishes them in batch order; groups with more records go again. No thread is handed anything."""
+    a1, b1, b2, c1, a2 = record("ok", "a"), record("ok", "b"), record("fail", "b"), record("ok", "c"), record("ok", "a")
     handler = FakeHandler()
-    processor = FifoBatchProcessor(handler, Seen, max_concurrent_groups=1)
-    records = [record("ok", "a"), record("ok", "b"), record("fail", "b"), record("ok", "c"), record("ok", "a")]
-    batch = processor.process(records, None)
-    assert handler.threads == {threading.current_thread().name} and processor._pool is None
-    assert [group.state.runs for group in batch.groups] == [
-        [ids(records[0]), ids(records[4])],
-        [ids(records[1]), ids(records[2])],
-        [ids(records[3])],
+    batch = FifoBatchProcessor(handler, Seen).process([a1, b1, b2, c1, a2], None)
+    assert handler.threads == {threading.current_thread().name}
+    (ma1, mb1, mb2, mc1, ma2) = (r["messageId"] for r in (a1, b1, b2, c1, a2))
+    assert handler.journal == [
+        *(f"start {m}" for m in (ma1, mb1, mc1)),
+        *(f"finish {m}" for m in (ma1, mb1, mc1)),
+        *(f"start {m}" for m in (ma2, mb2)),
+        *(f"finish {m}" for m in (ma2, mb2)),
     ]
-    assert batch.failed() == ids(records[2])
-    with pytest.raises(ValueError, match="at least 1"):
-        FifoBatchProcessor(handler, Seen, max_concurrent_groups=0)
+    assert [group.state.runs for group in batch.groups] == [[ids(a1), ids(a2)], [ids(b1), ids(b2)], [ids(c1)]]
+    assert batch.failed() == ids(b2)
 
 
-def test_group_done_runs_once_per_group_even_when_a_run_handler_raises() -> None:
-    """An exception is not a record failure: it propagates once every group has ended (Lambda then returns the
-    whole batch), and each group's ``group_done`` ran in its own thread."""
-    done: list[str] = []
-    ended = threading.Event()
+def test_an_exception_propagates_once_every_group_has_ended() -> None:
+    """An exception is not a record failure: it propagates (Lambda then returns the whole batch) once every
+    run already under way has finished and every other group has ended."""
+    handler = FakeHandler()
 
-    def handle(group: Group[Seen], position: int, deadline: float | None) -> int | None:
+    def start(group: Group[Seen], position: int, deadline: float | None) -> tuple[int, FakeRun] | None:
         if group.records[position]["body"] == "boom":
             raise RuntimeError("boom")
-        time.sleep(0.05)
-        ended.set()
-        return position + 1
+        return handler(group, position, deadline)
 
-    processor = FifoBatchProcessor(handle, Seen, group_done=lambda: done.append(threading.current_thread().name))
-    try:
-        with pytest.raises(RuntimeError, match="boom"):
-            processor.process([record("boom", "a"), record("ok", "b"), record("ok", "c")], None)
-    finally:
-        processor.close()
-    assert len(done) == 3 and ended.is_set()
+    class Broken(FakeRun):
+        def finish(self) -> bool:
+            raise RuntimeError("broken finish")
+
+    def start_broken(group: Group[Seen], position: int, deadline: float | None) -> tuple[int, FakeRun] | None:
+        started = handler(group, position, deadline)
+        if group.records[position]["body"] == "broken" and started is not None:
+            return started[0], Broken(handler.journal, ["broken"], True)
+        return started
+
+    records = [record("ok", "a"), record("boom", "b"), record("ok", "c"), record("ok", "a")]
+    with pytest.raises(RuntimeError, match="boom"):
+        FifoBatchProcessor(start, Seen).process(records, None)
+    assert handler.journal == [
+        f"start {records[0]['messageId']}",
+        f"start {records[2]['messageId']}",
+        f"finish {records[0]['messageId']}",
+        f"finish {records[2]['messageId']}",
+        f"start {records[3]['messageId']}",
+        f"finish {records[3]['messageId']}",
+    ]
+    handler.journal.clear()
+    with pytest.raises(RuntimeError, match="broken finish"):
+        FifoBatchProcessor(start_broken, Seen).process([record("broken", "a"), record("ok", "b"), record("ok", "b")], None)
+    assert [entry.split()[0] for entry in handler.journal] == ["start", "start", "finish", "start", "finish"], "b went on"
 
 
 def test_a_run_handler_must_move_on() -> None:
-    processor = FifoBatchProcessor(lambda group, position, deadline: position, Seen)
+    processor = FifoBatchProcessor(lambda group, position, deadline: (position, FakeRun([], [], True)), Seen)
     with pytest.raises(ValueError, match="must move on"):
         processor.process([record("ok")], None)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -283,29 +285,24 @@ def test_a_throttled_second_write_is_completed_by_the_retry_and_counted_once(
 
 
 class RecordingClient:
-    """The real (moto) client; records each ``UpdateItem``'s request id, and can hold calls at a barrier."""
+    """The real (moto) client; records each ``UpdateItem``'s request id."""
 
-    def __init__(self, client: Any, barrier: threading.Barrier | None = None) -> None:
-        self.client, self.barrier = client, barrier
+    def __init__(self, client: Any) -> None:
+        self.client = client
         self.calls: list[str] = []
-        self.lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
 
     def update_item(self, **kwargs: Any) -> dict:
-        with self.lock:
-            self.calls.append(kwargs["Key"]["requestId"]["S"])
-        if self.barrier is not None:
-            self.barrier.wait()  # BrokenBarrierError unless every group's write is in flight at once
-        with self.lock:  # moto's backend is not built for concurrent writers
-            return self.client.update_item(**kwargs)
+        self.calls.append(kwargs["Key"]["requestId"]["S"])
+        return self.client.update_item(**kwargs)
 
 
 @pytest.fixture
 def recording(processor: Processor, table: Table):
-    def pin(barrier: threading.Barrier | None = None) -> RecordingClient:
-        client = RecordingClient(table.client, barrier)
+    def pin() -> RecordingClient:
+        client = RecordingClient(table.client)
         processor.pin(store=processor.store.EventStore(client, table.name, 30))
         return client
 
@@ -320,13 +317,69 @@ def test_a_query_and_its_response_in_one_batch_are_one_write(processor: Processo
     assert table.item("r-1")["responseLatencyMs"] == {"N": "12"}
 
 
-def test_message_groups_are_written_concurrently(processor: Processor, table: Table, clock: FakeClock, recording) -> None:
-    """Ten single-event groups: every write is in flight at once (the barrier needs all ten), so a batch
-    waits for DynamoDB's latency about once, not ten times."""
-    client = recording(threading.Barrier(10, timeout=10))
-    records = [sqs_record(query_body(f"r-{n}")) for n in range(10)]
-    assert run(processor, *records) == []
-    assert sorted(client.calls) == sorted(f"r-{n}" for n in range(10)) and table.count() == 10
+class HoldingDynamoDB:
+    """A DynamoDB endpoint on 127.0.0.1 that answers no ``UpdateItem`` until ``hold`` of them are in flight at once
+    (each on its own connection, held at a barrier), then applies each to moto's table and answers what moto
+    returned: the writes are real, and a client that waits for one answer before sending the next request
+    never gets any (the barrier breaks, the connections close)."""
+
+    def __init__(self, table: Table, hold: int) -> None:
+        self.table, self.barrier = table, threading.Barrier(hold, timeout=10)
+        self.request_ids: list[str] = []
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rb") as reader:
+            while True:
+                request_line = reader.readline()
+                if not request_line:
+                    return
+                headers = {}
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                arguments = json.loads(reader.read(int(headers["content-length"])))
+                with self.lock:
+                    self.request_ids.append(arguments["Key"]["requestId"]["S"])
+                try:
+                    self.barrier.wait()  # BrokenBarrierError unless every group's write is in flight at once
+                except threading.BrokenBarrierError:
+                    return
+                with self.lock:  # moto's backend is not built for concurrent writers
+                    answer = self.table.client.update_item(**arguments)
+                body = json.dumps({"Attributes": answer.get("Attributes", {})}).encode()
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {len(body)}\r\n\r\n"
+                connection.sendall(head.encode() + body)
+
+
+def test_message_groups_are_written_concurrently(processor: Processor, table: Table, clock: FakeClock) -> None:
+    """Ten single-event groups: every write is in flight at once (the endpoint answers none until it holds all
+    ten), so a batch waits for DynamoDB's latency about once, not ten times."""
+    server = HoldingDynamoDB(table, 10)
+    origin = boto3.session.Session()
+    client = origin.client("dynamodb", endpoint_url=server.url, config=processor.clients.DYNAMODB_CONFIG)
+    processor.pin(store=processor.store.EventStore(processor.transport.JsonClient(client, origin.get_credentials()), table.name, 30))
+    try:
+        records = [sqs_record(query_body(f"r-{n}")) for n in range(10)]
+        assert run(processor, *records) == []
+    finally:
+        processor.pin(store=None)
+        server.close()
+    assert sorted(server.request_ids) == sorted(f"r-{n}" for n in range(10)) and table.count() == 10
 
 
 def test_the_records_of_one_group_are_written_in_order_and_a_failure_skips_the_rest(
