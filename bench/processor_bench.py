@@ -110,20 +110,35 @@ ITEM = {
 }
 
 
+class StubWrite:
+    """A stand-in write under way: its answer is ready ``delay_s`` after it started; ``finish`` sleeps until then."""
+
+    __slots__ = ("ready", "result")
+
+    def __init__(self, ready: float, result: store.WriteResult) -> None:
+        self.ready, self.result = ready, result
+
+    def finish(self) -> store.WriteResult:
+        wait = self.ready - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        return self.result
+
+
 class StubStore:
-    """Stands in for ``EventStore``: every event is a first delivery; ``delay_s`` per write (DynamoDB's latency)."""
+    """Stands in for ``EventStore``: every event is a first delivery; each write's answer is ready ``delay_s`` after
+    it started (DynamoDB's latency), as a write in flight on its own connection: the writes started together wait together."""
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self.writes = 0
 
-    def write(self, events: list[Any], now_ms: int, *, deadline: float | None = None) -> store.WriteResult:
+    def start(self, events: list[Any], now_ms: int, *, deadline: float | None = None) -> StubWrite:
         self.writes += 1
-        if self.delay_s:
-            time.sleep(self.delay_s)
         request_id = events[0].requestId
         item = {**ITEM, "requestId": {"S": request_id}}
-        return store.WriteResult(request_id, frozenset(event.eventType for event in events), 1, item)
+        result = store.WriteResult(request_id, frozenset(event.eventType for event in events), 1, item)
+        return StubWrite(time.perf_counter() + self.delay_s if self.delay_s else 0.0, result)
 
 
 class StubSink:
@@ -166,6 +181,9 @@ class CannedSocket:
 
     def makefile(self, mode: str) -> io.BufferedReader:
         return io.BufferedReader(self._stream)
+
+    def settimeout(self, timeout: float) -> None:
+        pass
 
     def sendall(self, request: bytes) -> None:
         body = canned_body(request)
@@ -262,13 +280,10 @@ LOGGER = Logger(service=os.environ["POWERTOOLS_SERVICE_NAME"], level=PROD_LOG_LE
 METRICS = Metrics(namespace=os.environ["POWERTOOLS_METRICS_NAMESPACE"], service=os.environ["POWERTOOLS_SERVICE_NAME"])
 
 
-def processor(store_: Any, sink: Any, *, one_thread: bool = False) -> handler.Processor:
-    """A warm processor (its cold start counted already) on the given store and lake sink; no rejected rows' stream.
-    ``one_thread``: its message groups handled one after the other in the calling thread (no hand-off to the pool)."""
+def processor(store_: Any, sink: Any) -> handler.Processor:
+    """A warm processor (its cold start counted already) on the given store and lake sink; no rejected rows' stream."""
     built = handler.Processor(store_, sink, None, logger=LOGGER, metrics=METRICS)
     built.cold_start = False
-    if one_thread:
-        built.batches.max_concurrent_groups = 1
     return built
 
 
@@ -288,8 +303,6 @@ def quiet() -> Iterator[None]:
 
 Mode = handler.Processor | None  # the mode's processor; None: the floor (no handler)
 FLOOR = "floor"
-ONE_THREAD_STUB = "stub, one thread"  # the same, message groups one after the other in the calling thread
-ONE_THREAD_LEAN = "lean, one thread"
 TURN = 10  # batches a mode runs before the next mode's turn
 
 
@@ -345,8 +358,6 @@ def run_cpu(count: int, warmup: int) -> dict[str, dict[str, float]]:
         "botocore": processor(*botocore_clients()),
         "botocore tuned": processor(*botocore_clients(tuned=True)),
         "lean": processor(*lean_clients()),
-        ONE_THREAD_STUB: processor(StubStore(), StubSink(), one_thread=True),
-        ONE_THREAD_LEAN: processor(*lean_clients(), one_thread=True),
     }
     try:
         return {mode: summary(values) for mode, values in measure(modes, count, warmup).items()}
@@ -472,8 +483,7 @@ def ratio_line(cpu: dict[str, dict[str, float]]) -> str:
     verdict = "meets" if lean <= TARGET_RATIO else "misses"
     return (
         f"ratio: lean {lean:.1f}x the bare parse (target <= {TARGET_RATIO:g}x: {verdict} it); "
-        f"botocore {before:.1f}x, botocore tuned {tuned:.1f}x; stub {cpu['stub']['median'] / floor:.1f}x; "
-        f"in one thread: lean {cpu[ONE_THREAD_LEAN]['median'] / floor:.1f}x, stub {cpu[ONE_THREAD_STUB]['median'] / floor:.1f}x"
+        f"botocore {before:.1f}x, botocore tuned {tuned:.1f}x; stub {cpu['stub']['median'] / floor:.1f}x"
     )
 
 
@@ -521,10 +531,6 @@ ratios to `floor` compare like with like on a shared machine (load average {_loa
   with the day's signing key, kept-alive sockets read by its own HTTP/1.1 reader, botocore's retry
   handler and exceptions), each connection replaced by a socket that answers canned bytes: everything
   but TLS and the kernel, which botocore pays alike. Target: ≤ {TARGET_RATIO:g}x `floor`.
-- `stub, one thread` and `lean, one thread`: the same processors with their message groups handled one
-  after the other in the calling thread (`max_concurrent_groups=1`): what the hand-off to the group
-  threads costs. Not what Lambda runs: there the threads let the groups' writes wait on DynamoDB at
-  the same time (the latency section below).
 - `moto`: the handler's own store against moto's in-process DynamoDB (no lake); moto's emulation runs in the
   same process, so this is an upper bound on the client's cost, not a prediction of Lambda's duration.
 
@@ -538,16 +544,7 @@ The store and the lake now add {cpu["lean"]["median"] - cpu["stub"]["median"]:.0
 Logger's context (a correlation id a run; at prod's level no line for a batch that went well), the EMF
 document, a lake row a request (SHA-256, JSON), and handing message groups to threads.
 
-What limits the ratio now: handing the message groups to threads, {cpu["lean"]["median"] - cpu[ONE_THREAD_LEAN]["median"]:.0f} µs a record
-with the lean clients ({cpu["stub"]["median"] - cpu[ONE_THREAD_STUB]["median"]:.0f} µs with the stand-ins) against the same processors
-in one thread, and the part of the run that varies most from run to run (thread wake-ups and GIL hand-offs
-on a shared CPU). In one thread the lean processor is {cpu[ONE_THREAD_LEAN]["median"] / floor:.1f}x the floor: about a third
-of it the handler's own work, the rest the writes (building and serializing the `UpdateItem`, about a
-third of a write; signing; the HTTP exchange and reading the answer) and the lake's `PutRecordBatch`.
-Running the groups one after the other is not the way out: their writes would wait on DynamoDB one
-after the other (the latency section below). What would keep the overlap without the hand-offs is one
-thread with every group's write in flight at once (each `UpdateItem` sent on its own kept-alive connection,
-then the answers read), the retries and the deadline guard moved into that loop.
+What limits the ratio now: (to be written)
 
 ## Why a transport of its own
 

@@ -175,6 +175,15 @@ class CallGuard:
         if left < self.limits.attempt_s:
             raise NoTimeLeft(f"{left:.1f} s left, one attempt may take {self.limits.attempt_s:g} s")
 
+    def context(self, deadline: float | None) -> dict[str, Any]:
+        """The context of a ``transport.JsonClient`` call started now, bounded by ``deadline`` (its retries are
+        decided when its answer is read, maybe while other calls are under way); ``NoTimeLeft`` when one
+        attempt does not fit before it."""
+        if deadline is None:
+            return {}
+        self._check(deadline)
+        return {_BOUND: (deadline, self.limits)}
+
     def call(self, method: Callable[..., T], deadline: float | None, **arguments: Any) -> T:
         if deadline is None:
             return method(**arguments)
@@ -193,8 +202,7 @@ class CallGuard:
         A client that cannot split a call (a botocore client: ``needs_botocore``; a test double) has no
         ``start_<operation>``: the whole call is made here, bounded as ``call`` bounds it, and its answer or
         its error is returned as a ``transport.Finished``."""
-        if deadline is not None:
-            self._check(deadline)
+        context = self.context(deadline)
         start = self._starters.get(operation, _UNKNOWN)
         if start is _UNKNOWN:
             start = self._starters[operation] = getattr(self.client, f"start_{operation}", None)
@@ -203,7 +211,7 @@ class CallGuard:
                 return Finished(self.call(getattr(self.client, operation), deadline, **arguments))
             except Exception as error:
                 return Finished(error=error)
-        started: Pending = start({} if deadline is None else {_BOUND: (deadline, self.limits)}, **arguments)
+        started: Pending = start(context, **arguments)
         return started
 
 

@@ -189,6 +189,36 @@ def _line(reader: Any) -> bytes:
     return line
 
 
+def _head(reader: Any) -> tuple[bytes, list[str]]:
+    """An answer's status line and its header lines (decoded, without their line ends), read up to the empty line.
+
+    When the whole head is in the reader's buffer already (an answer of one segment: nearly always), it is
+    split at once; otherwise, or when a line ends with a bare LF, read line by line: the same lines either way.
+    """
+    buffered = reader.peek(1)  # what the buffer holds (one read of the socket when it is empty)
+    end = buffered.find(b"\r\n\r\n")
+    if 0 <= end <= _MAX_LINE:
+        head = buffered[:end]
+        lines = head.decode("latin-1").split("\r\n")
+        if head.count(b"\n") == len(lines) - 1 and len(lines) <= _MAX_HEADERS + 1:  # CRLF line ends only
+            reader.read(end + 4)
+            return lines[0].encode("latin-1"), lines[1:]
+    status_line = _line(reader)
+    if not status_line:
+        raise http.client.RemoteDisconnected("the server closed the connection without an answer")
+    lines = []
+    readline = reader.readline  # the loop below is _line inlined: a call fewer per header line
+    for _ in range(_MAX_HEADERS + 1):
+        line = readline(_MAX_LINE + 1)
+        if len(line) < 3:  # b"\r\n", b"\n", b"" (a header line has a name and a colon)
+            if line in (b"\r\n", b"\n", b""):
+                return status_line, lines
+        elif len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        lines.append(line.decode("latin-1").rstrip("\r\n"))
+    raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers")
+
+
 def read_response(reader: Any) -> tuple[int, str, dict[str, str], bytes, bool]:
     """One HTTP/1.1 answer from a buffered reader: (status, reason, headers, body, whether the server closes).
 
@@ -198,9 +228,7 @@ def read_response(reader: Any) -> tuple[int, str, dict[str, str], bytes, bool]:
     ``BadStatusLine``, ``RemoteDisconnected``) and the socket's own errors (``TimeoutError``, ``OSError``).
     """
     while True:
-        status_line = _line(reader)
-        if not status_line:
-            raise http.client.RemoteDisconnected("the server closed the connection without an answer")
+        status_line, lines = _head(reader)
         parts = status_line.split(None, 2)
         try:
             version, status = parts[0], int(parts[1])
@@ -210,24 +238,15 @@ def read_response(reader: Any) -> tuple[int, str, dict[str, str], bytes, bool]:
             raise http.client.BadStatusLine(status_line.decode("latin-1", "replace").strip())
         reason = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
         headers: dict[str, str] = {}
-        readline = reader.readline  # the loop below is _line inlined: a call fewer per header line
-        for _ in range(_MAX_HEADERS + 1):
-            line = readline(_MAX_LINE + 1)
-            if len(line) < 3:  # b"\r\n", b"\n", b"" (a header line has a name and a colon)
-                if line in (b"\r\n", b"\n", b""):
-                    break
-            elif len(line) > _MAX_LINE:
-                raise http.client.LineTooLong("header line")
-            name, separator, value = line.decode("latin-1").partition(":")
+        for line in lines:
+            name, separator, value = line.partition(":")
             if not separator:
-                raise http.client.BadStatusLine(f"a header line without a colon: {line[:64]!r}")
+                raise http.client.BadStatusLine(f"a header line without a colon: {line.encode('latin-1')[:64]!r}")
             key = name.strip().lower()
             if key in headers:
                 headers[key] = f"{headers[key]}, {value.strip()}"
             else:
                 headers[key] = value.strip()
-        else:
-            raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers")
         if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
             continue
         break
@@ -497,6 +516,7 @@ class JsonClient:
             self.endpoint.path,
         )
         self._parser = create_parser(service_model.resolved_protocol)
+        self._models: dict[str, Any] = {}  # by operation name: botocore's operation model
 
     # -- the operations -------------------------------------------------------------------------
 
@@ -527,7 +547,10 @@ class JsonClient:
 
     def start(self, operation: str, body: bytes, context: dict[str, Any]) -> InFlight:
         """The call's first attempt sent; ``complete`` (or the call's ``result``) reads its answer and makes its retries."""
-        call = InFlight(self, self.meta.service_model.operation_model(operation), body, context)
+        model = self._models.get(operation)
+        if model is None:
+            model = self._models[operation] = self.meta.service_model.operation_model(operation)
+        call = InFlight(self, model, body, context)
         self._send(call)
         return call
 
@@ -615,7 +638,9 @@ class JsonClient:
             if not isinstance(parsed, dict):
                 parsed = {}
             headers = http_response.headers
-            metadata: dict[str, Any] = {"HTTPStatusCode": status, "HTTPHeaders": {name.lower(): value for name, value in headers.items()}}
+            # This module's answers have lowercase names already; a before-send handler's may not.
+            names = dict(headers) if type(http_response) is HttpResponse else {name.lower(): value for name, value in headers.items()}
+            metadata: dict[str, Any] = {"HTTPStatusCode": status, "HTTPHeaders": names}
             request_id = headers.get("x-amzn-requestid")
             if request_id is not None:
                 metadata["RequestId"] = request_id

@@ -252,3 +252,41 @@ def test_one_update_description_renders_the_expression_and_gives_the_item(proces
     }
     with pytest.raises(ValueError, match="queryTimestamp is missing"):  # DynamoDB refuses it; the write's condition prevents it
         update.applied_to({}, key)
+
+
+def test_the_request_body_is_botocores_byte_for_byte(processor: Processor) -> None:
+    """``Update.request_body`` (what the store hands ``transport.JsonClient``) is ``json.dumps`` of the request's
+    arguments, and the body botocore's own client sends for them, for every update the store makes and for texts
+    that need escaping; an update that names an attribute twice still renders as a dict of them does."""
+    from tests.processor.test_processor_transport import captured, session
+
+    store, models = processor.store, processor.models
+    texts = {"query": 'Straße "quoted" \\ back\tslash 🐍 \u2028 \x7f\r\n', "sessionId": "s-é", "source": "</script>"}
+    query = models.parse_event(json.dumps(query_body('r-"1\\', **texts)))
+    response = models.parse_event(json.dumps(response_body('r-"1\\', latencyMs=1.5, model="m-\u4e2d", sessionId="s-é")))
+    updates = [
+        store.build_update(query, response, BASE_TS + 250, 30, latency="events"),
+        store.build_update(None, response, BASE_TS + 250, 30, latency="stored query"),
+        store.build_update(None, response, BASE_TS + 250, 30, latency="none"),
+        store.build_update(query, None, BASE_TS + 250, 30, latency="none"),
+        store.build_update(query, None, BASE_TS + 250, 30, latency="stored response"),
+    ]
+    updates[1].require("attribute_exists", "queryTimestamp")
+    updates[3].require("attribute_not_exists", "responseTimestamp")
+    operand_first = store.Update()  # an operand named before it is assigned, and a condition on an assigned attribute
+    operand_first.difference("gap", store.MINUS_VALUE, {"N": "1"}, "day")
+    operand_first.set("day", {"S": "d"})
+    operand_first.require("attribute_exists", "gap")
+    twice = store.Update()
+    twice.set("day", {"S": "first"})
+    twice.set("day", {"S": "second"})
+    key = {"requestId": {"S": query.requestId}}
+    reference = session().client("dynamodb", config=processor.clients.DYNAMODB_CONFIG)
+    sent = captured(reference)
+    for update in [*updates, operand_first, twice]:
+        arguments = update.request_arguments("events-table", key)
+        body = update.request_body("events-table", key)
+        assert body == json.dumps(arguments).encode()
+        reference.update_item(**arguments)
+        assert body == sent[-1].body
+    assert b'"ReturnValuesOnConditionCheckFailure": "ALL_OLD"' in updates[1].request_body("t", key)

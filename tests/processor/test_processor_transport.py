@@ -9,6 +9,8 @@ it against the keys in the local stack: tests/local).
 from __future__ import annotations
 
 import datetime
+import http.client
+import io
 import json
 import socket
 import threading
@@ -372,3 +374,52 @@ def test_with_a_proxy_the_botocore_client_is_used(processor: Processor, monkeypa
     monkeypatch.delenv("NO_PROXY")
     configured = processor.clients.DYNAMODB_CONFIG.merge(Config(proxies={"https": "http://127.0.0.1:3128"}))
     assert not isinstance(processor.clients.json_client(boto3.session.Session(), "dynamodb", configured), processor.transport.JsonClient)
+
+
+class _Trickle(io.RawIOBase):
+    """A connection that hands over ``step`` bytes a read: an answer whose head comes in several segments."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step = data, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece, self.data = self.data[: self.step], self.data[self.step :]
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        answer(200, '{"Attributes":{}}', {"X-Twice": "a", "x-twice": "b", "X-Spaced": "  v  "}),
+        b"HTTP/1.1 100 Continue\r\n\r\n" + answer(400, "{}"),
+        b"HTTP/1.0 200 OK\nContent-Length: 2\n\n{}",  # bare LF line ends: read line by line
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+    ],
+)
+def test_an_answer_reads_the_same_whole_or_in_pieces(processor: Processor, reply: bytes) -> None:
+    """The reader splits a head it holds whole at once, and reads one that comes in pieces line by line: same answer."""
+    read_response = processor.transport.read_response
+    whole = read_response(io.BufferedReader(_Trickle(reply, len(reply))))
+    assert whole == read_response(io.BufferedReader(_Trickle(reply, 1)))
+    assert whole == read_response(io.BufferedReader(_Trickle(reply, 7)))
+    assert whole[0] in (200, 400, 204) and whole[2].get("x-twice", "a, b") == "a, b"
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "BadStatusLine"),
+        (b"SPDY/9 200 OK\r\n\r\n", "BadStatusLine"),
+        (b"", "RemoteDisconnected"),
+        (b"HTTP/1.1 200 OK\r\n" + b"x: y\r\n" * 101 + b"\r\n", "HTTPException"),
+    ],
+)
+def test_a_broken_answer_is_an_http_error_whole_or_in_pieces(processor: Processor, reply: bytes, error: str) -> None:
+    for step in (max(1, len(reply)), 3):
+        with pytest.raises(http.client.HTTPException) as caught:
+            processor.transport.read_response(io.BufferedReader(_Trickle(reply, step)))
+        assert type(caught.value).__name__ == error
