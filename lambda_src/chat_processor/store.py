@@ -28,6 +28,7 @@ No call outlives the invocation (``clients.CallGuard``).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -76,7 +77,13 @@ def number(value: int | float) -> str:
 
 def utc_day(timestamp_ms: int) -> str:
     """``YYYY-MM-DD`` (UTC) of an epoch-milliseconds timestamp: the ``byDay`` index's partition key."""
-    return time.strftime("%Y-%m-%d", time.gmtime(timestamp_ms // 1000))
+    return _day_text(timestamp_ms // (SECONDS_PER_DAY * 1000))
+
+
+@functools.lru_cache(maxsize=64)
+def _day_text(day: int) -> str:
+    """Day ``day`` since the epoch as ``YYYY-MM-DD``: events come from a day or two, so each is formatted once."""
+    return time.strftime("%Y-%m-%d", time.gmtime(day * SECONDS_PER_DAY))
 
 
 Value = dict[str, str]  # a DynamoDB attribute value as the JSON protocol carries it: {"S": text} or {"N": number text}

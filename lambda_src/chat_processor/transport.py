@@ -97,6 +97,7 @@ class SigV4Signer:
         self.canonical_path = quote(normalize_url_path(path), safe="/~")  # as SigV4Auth._normalize_url_path
         self._key: tuple[str, str, bytes] | None = None  # (secret key, day, signing key)
         self._date: tuple[int, str] = (-1, "")  # (epoch second, its x-amz-date)
+        self._token_line: tuple[str, str] = ("", "")  # (session token, its canonical header line)
 
     def _now(self) -> str:
         """``YYYYMMDDTHHMMSSZ`` (UTC), formatted once a second."""
@@ -127,7 +128,10 @@ class SigV4Signer:
         day = amz_date[:8]
         token = frozen.token
         if token:
-            token_line = "x-amz-security-token:" + " ".join(token.split()) + "\n"
+            cached_token = self._token_line
+            if cached_token[0] != token:  # a session token is ~1 KB in Lambda: its canonical line is made once per token
+                cached_token = self._token_line = (token, "x-amz-security-token:" + " ".join(token.split()) + "\n")
+            token_line = cached_token[1]
             signed = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
         else:
             token_line = ""
