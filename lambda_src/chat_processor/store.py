@@ -349,10 +349,15 @@ class EventStore:
         if not events:
             raise ValueError("no event to store")
         request_id = events[0].requestId
-        if any(event.requestId != request_id for event in events):
-            raise ValueError("events of different requests cannot share a write")
-        query = next((e for e in reversed(events) if isinstance(e, QueryEvent)), None)
-        response = next((e for e in reversed(events) if isinstance(e, ResponseEvent)), None)
+        query: QueryEvent | None = None
+        response: ResponseEvent | None = None
+        for event in events:  # the last of each type wins
+            if event.requestId != request_id:
+                raise ValueError("events of different requests cannot share a write")
+            if isinstance(event, QueryEvent):
+                query = event
+            else:
+                response = event
         key = {"requestId": {"S": request_id}}
         fallback: LatencyFrom | None = None  # the second write's latency after a failed condition (None: no condition)
         if query is not None and response is not None:

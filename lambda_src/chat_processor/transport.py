@@ -539,9 +539,10 @@ class JsonClient:
 
     def start_put_record_batch(self, context: dict[str, Any], DeliveryStreamName: str, Records: Sequence[dict[str, bytes]]) -> InFlight:
         """``put_record_batch`` sent, its answer not read yet (as ``start_update_item``)."""
-        records = [{"Data": base64.b64encode(record["Data"]).decode("ascii")} for record in Records]
-        body = _JSON.encode({"DeliveryStreamName": DeliveryStreamName, "Records": records})
-        return self.start("PutRecordBatch", body.encode("utf-8"), context)
+        # json.dumps's text, written directly: base64's alphabet needs no escaping, and json.dumps would scan every byte.
+        records = ", ".join(f'{{"Data": "{base64.b64encode(record["Data"]).decode("ascii")}"}}' for record in Records)
+        body = f'{{"DeliveryStreamName": {_JSON.encode(DeliveryStreamName)}, "Records": [{records}]}}'
+        return self.start("PutRecordBatch", body.encode("ascii"), context)
 
     # -- one call: attempts, retries, errors ----------------------------------------------------
 
