@@ -30,7 +30,7 @@ T = TypeVar("T")
 # ``max_attempts`` would count retries only): a record that still fails is simply retried by SQS.
 # ``CallGuard`` starts an attempt only when it fits in what is left of the invocation (one attempt:
 # at most 2 + 4 = 6 s; all three: at most 21 s, see ``CallLimits``).
-# One pooled connection per concurrently written message group (handler.MAX_CONCURRENT_GROUPS).
+# One kept-alive connection per message group's write in flight (a batch holds at most 10 records: 10 groups).
 DYNAMODB_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=4, max_pool_connections=10)
 # Each PutRecordBatch is bounded by the invocation's deadline the same way: one attempt of this client waits
 # at most 2 + 4 = 6 s, all three at most 21 s.

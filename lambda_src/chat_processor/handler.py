@@ -213,9 +213,9 @@ class Processor:
         return failure_response(failed)
 
     def process(self, records: list[Record], context: LambdaContext | None) -> list[str]:
-        """Handle a batch; the failed message IDs in batch order. Metrics are added here, in the caller's
-        thread (Powertools' metric set is not shared between threads). The rejected rows' stream receives
-        the rows of the invalid records, which fail whether or not their rows are delivered."""
+        """Handle a batch; the failed message IDs in batch order. Metrics are added here, in batch order, once the
+        groups are done. The rejected rows' stream receives the rows of the invalid records, which fail whether or
+        not their rows are delivered."""
         deadline = deadline_of(context, RETURN_RESERVE_MS)
         try:
             batch = self.batches.process(records, deadline)

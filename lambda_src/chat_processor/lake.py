@@ -140,12 +140,19 @@ def _plain(value: dict[str, str], *, double: bool) -> Any:
     return int(number) if number == number.to_integral_value() else float(number)
 
 
+# (column, attribute, whether a double): what ``lake_row`` reads, decided once rather than once a row.
+_COLUMN_ATTRIBUTES = tuple((column, attribute, column in _DOUBLE_COLUMNS) for column, attribute in ITEM_ATTRIBUTES.items())
+
+
 def lake_row(item: dict[str, dict[str, str]], written_at: int) -> dict[str, Any]:
     """The lake's row for a table item (DynamoDB's ``{"attr": {"S"|"N": ...}}`` form): every column, nulls included."""
     row: dict[str, Any] = dict.fromkeys(_COLUMN_NAMES)
-    for column, attribute in ITEM_ATTRIBUTES.items():
-        if attribute in item:
-            row[column] = _plain(item[attribute], double=column in _DOUBLE_COLUMNS)
+    for column, attribute, double in _COLUMN_ATTRIBUTES:
+        value = item.get(attribute)
+        if value is None:
+            continue
+        text = value.get("S")  # a text is itself; a number, ``_plain``'s
+        row[column] = text if text is not None else _plain(value, double=double)
     row["request_key"] = request_key(row["request_id"])
     if row["query"] is not None and row["match_type"] == "none":  # what the report lists: unmatched questions
         row["question_key"] = normalize_question(row["query"])

@@ -33,8 +33,12 @@ Not carried over: proxies (``HTTPS_PROXY``, ``Config.proxies``) and client certi
 answer is read with ``json.loads``: the same dict as botocore's parse for what the processor reads
 (strings, numbers, booleans; a binary attribute would stay base64 text, and the processor writes none).
 
-Thread-safe: concurrently written message groups share one client; each request takes an idle
-connection or opens one.
+A call goes in two steps, so one thread can have a batch's writes in flight at once: ``start_update_item``
+(and ``start_put_record_batch``) signs and sends the first attempt on a connection of its own (an idle one, or
+a new one), and ``InFlight.result`` or ``complete`` (several calls together) reads the answers, in order, and
+makes the retries botocore's handlers want, each at its time. ``update_item`` and ``put_record_batch`` do both.
+Whole calls may come from several threads (each takes its own connection); the calls ``complete`` settles
+must come from one thread.
 """
 
 from __future__ import annotations
