@@ -160,9 +160,11 @@ def test_an_exception_propagates_once_every_group_has_ended() -> None:
 
 
 def test_a_run_handler_must_move_on() -> None:
-    processor = FifoBatchProcessor(lambda group, position, deadline: (position, FakeRun([], [], True)), Seen)
+    journal: list[str] = []
+    processor = FifoBatchProcessor(lambda group, position, deadline: (position, FakeRun(journal, ["stuck"], True)), Seen)
     with pytest.raises(ValueError, match="must move on"):
         processor.process([record("ok")], None)
+    assert journal == ["finish stuck"], "its write is still read"
 
 
 def test_the_deadline_is_the_remaining_time_less_the_reserve(monkeypatch: pytest.MonkeyPatch) -> None:
