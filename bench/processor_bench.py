@@ -86,13 +86,16 @@ BATCH = 10
 STUB_TARGET_US = 200.0  # the handler's own cost
 TARGET_RATIO = 40.0  # lean clients: at most 40x the bare parse
 # Before and after the last change to the processor's CPU, measured in turns on the machine below (kept when rewritten).
-HISTORY = """Before (2026-12-05, commit 3db92bf, the same command in turns with this one, 3 runs each): lean 59.3 to
-98.9x the bare parse with the Logger at INFO as the bench then ran it, 58.8 to 71.4x at WARNING; after (the EMF
-entries, the reader's header loop): 48.7 to 56.7x in the same turns and the run below (one run 91.7x at the
-machine's peak load, as two of the runs before), 41.2 to 44.8x in one thread; the threaded modes vary with the
-machine's load, the one-thread modes hardly."""
+HISTORY = """Before (2026-12-05, commit f6491ca: the message groups handed to a thread pool; its bench and this one in
+turns, 3 runs each, `--batches 300 --latency-batches 50`, on the machine below): lean 49.5 to 52.2x the bare
+parse (97.5 to 101.8 µs an event), 40.6 to 41.9x with its groups one after the other in one thread (no
+hand-off, and no overlap of their DynamoDB waits: 15 to 23 µs a record was the hand-off). After (one thread
+with every group's write in flight at once; the `UpdateItem`'s and the `PutRecordBatch`'s JSON bodies written
+from text made once, the answer's head split at once, a lake row's columns read from a table made once): 33.7
+to 34.2x (65.0 to 65.8 µs) in the same turns, and the run below. The stand-in server's canned answers are now
+made once per body (its own work, not the processor's; measured apart, no difference beyond the noise)."""
 TARGET_MISSED = 3  # exit status with --check when the lean clients miss TARGET_RATIO (a crash exits 1)
-PROFILED = "cProfile inflates small calls: shares, not times; 2026-12-05, the machine below"
+PROFILED = "shares, not times: cProfile inflates small calls; 2026-12-05, the machine below"
 STREAM = "bench-requests"
 # A stored item as the lake reads it (the stand-in store returns it, so the handler builds real rows).
 ITEM = {
@@ -465,9 +468,9 @@ def latency_section(latency: dict[str, dict[str, float]], delay_ms: float, count
         )
     return f"""## Ceiling with DynamoDB latency, and at 256 MB
 
-Every write of a stand-in store sleeps {delay_ms:g} ms; wall time of one invocation ({count} batches each).
-Every message group's write is in flight at once, in one thread (each answers {delay_ms:g} ms after it started; the round's
-first read waits for it, the others are ready by then), a request's query and response in one write.
+Every write of a stand-in store answers {delay_ms:g} ms after it started; wall time of one invocation ({count} batches
+each). Every message group's write is in flight at once, in one thread (the round's first read waits for its
+answer, the others are ready by then), a request's query and response in one write.
 
 | batch | writes | median ms | p99 ms | events/s per concurrent execution |
 |---|---|---|---|---|
@@ -560,11 +563,11 @@ What limits the ratio now: no single part. The thread hand-offs are gone (one th
 write in flight at once). In a cProfile of the `lean` mode ({PROFILED}), the handler's own work
 is about a third (pydantic's validation 10%, the lake's rows 10%, the EMF document 6%); each `UpdateItem`
 is building the update (6%) and writing its JSON body (10%: each attribute's JSON text is made once, only
-the values are escaped per write), SigV4 (6%), sending it and reading the answer (14%), botocore's retry
-check and `after-call` event (7%); the lake's one `PutRecordBatch` a batch is 11%. What is left is a few µs
-of Python in each; going further would mean whole request bodies cached per shape of update, or fewer
-botocore events per call (its retry handler and the deadline guard are called only when an answer may
-need a retry already).
+the values are escaped per write), SigV4 (6%), sending it and reading the answer (14%), parsing the answer,
+botocore's retry check and its `after-call` event (7%); the lake's one `PutRecordBatch` a batch is 11%.
+What is left is a few µs of Python in each part. Going further would mean whole request bodies cached per
+shape of update (the values still escaped per write), or fewer of botocore's events per call (`before-send`
+and `after-call` stay: moto, this benchmark and botocore's retry quota rely on them).
 
 ## Why a transport of its own
 
