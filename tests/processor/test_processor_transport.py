@@ -423,3 +423,102 @@ def test_a_broken_answer_is_an_http_error_whole_or_in_pieces(processor: Processo
         with pytest.raises(http.client.HTTPException) as caught:
             processor.transport.read_response(io.BufferedReader(_Trickle(reply, step)))
         assert type(caught.value).__name__ == error
+
+
+class ByRequest(Scripted):
+    """A ``Scripted`` server whose answers are chosen by the request's ``Key.requestId`` (each its own list, in
+    order), so calls in flight together on several connections get their own answers whatever order they come in."""
+
+    def __init__(self, answers: dict[str, list[bytes]]) -> None:
+        super().__init__([])
+        self.by_request = {request_id: list(replies) for request_id, replies in answers.items()}
+        self.seen: list[str] = []
+
+    def _serve(self, connection: socket.socket) -> None:
+        buffer = b""
+        with connection:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[1])
+                while len(buffer) < length:
+                    buffer += connection.recv(65536)
+                body, buffer = buffer[:length], buffer[length:]
+                request_id = json.loads(body)["Key"]["requestId"]["S"]
+                with self._lock:
+                    self.seen.append(request_id)
+                    reply = self.by_request[request_id].pop(0)
+                if reply == self.CLOSE:
+                    return
+                connection.sendall(reply)
+
+
+def test_calls_in_flight_together_are_each_settled_and_retried_as_alone(processor: Processor, no_sleep: list[float]) -> None:
+    """Three ``UpdateItem`` sent before any answer is read (``start_update_item``), then read together
+    (``transport.complete``): each gets botocore's retries as a call made alone would (a throttled one and one
+    whose connection closed are sent again, each on a connection of its own), and its own answer or error."""
+    throttled = answer(400, '{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow"}')
+    denied = answer(400, '{"__type":"AccessDeniedException","Message":"no"}')
+    server = ByRequest(
+        {
+            "r-1": [throttled, answer(200, '{"Attributes":{"a":{"S":"1"}}}')],
+            "r-2": [answer(200, '{"Attributes":{"a":{"S":"2"}}}')],
+            "r-3": [Scripted.CLOSE, denied],
+        }
+    )
+    with server:
+        client = client_at(processor, server.url)
+        calls = [client.start_update_item({}, **{**UPDATE, "Key": {"requestId": {"S": f"r-{n}"}}}) for n in (1, 2, 3)]
+        processor.transport.complete(calls)
+        assert all(call.settled for call in calls)
+        first, second = calls[0].result(), calls[1].result()
+        with pytest.raises(ClientError) as caught:
+            calls[2].result()
+    assert (first["Attributes"], first["ResponseMetadata"]["RetryAttempts"]) == ({"a": {"S": "1"}}, 1)
+    assert (second["Attributes"], second["ResponseMetadata"]["RetryAttempts"]) == ({"a": {"S": "2"}}, 0)
+    assert processor.clients.error_code(caught.value) == "AccessDeniedException"
+    assert sorted(server.seen) == ["r-1", "r-1", "r-2", "r-3", "r-3"] and len(no_sleep) == 2
+    assert server.connections >= 3, "each call in flight on a connection of its own"
+
+
+class _RecordingSocket:
+    """A connection whose answer is already there; records the timeouts the reader sets."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+        self.stream = io.BytesIO(answer(200, "{}"))
+
+    def settimeout(self, timeout: float) -> None:
+        self.timeouts.append(timeout)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(self.stream)
+
+    def sendall(self, request: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_read_timeout_counts_from_the_send(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer read while others were read first waits for its first byte only what is left of the read
+    timeout since its request was sent (``due``), then the whole timeout for each later read, as botocore's
+    urllib3 reads an answer right after its send; an answer whose time is up takes what has arrived."""
+    endpoint = processor.transport.HttpEndpoint("http://127.0.0.1:9", connect_timeout_s=2, read_timeout_s=4, max_idle=0)
+    opened: list[_RecordingSocket] = []
+
+    def open_socket() -> _RecordingSocket:  # max_idle=0: a new connection for each send
+        opened.append(_RecordingSocket())
+        return opened[-1]
+
+    endpoint.open_socket = open_socket
+    monkeypatch.setattr(processor.transport.time, "monotonic", lambda: 101.5)
+    assert endpoint.receive(endpoint.send({"Host": "127.0.0.1:9"}, b"{}"), due=104.0).status_code == 200
+    assert endpoint.receive(endpoint.send({"Host": "127.0.0.1:9"}, b"{}"), due=100.0).status_code == 200
+    assert opened[0].timeouts == [2.5, 4.0]
+    assert opened[1].timeouts[1] == 4.0 and 0 < opened[1].timeouts[0] <= 1e-3
