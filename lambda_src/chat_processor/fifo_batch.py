@@ -116,10 +116,6 @@ class FifoBatchProcessor(Generic[S]):
     """Handles the groups of FIFO batches with ``start_run``, in rounds (the module docstring); ``new_state`` makes
     each group's state."""
 
-    # No thread is named so any more (the groups' threads are gone); local/emulator/pipeline.py still routes the output
-    # of threads by this prefix, which is harmless, until it drops that line.
-    thread_name_prefix = "processor-group"
-
     def __init__(self, start_run: RunStarter[S], new_state: Callable[[], S]) -> None:
         self.start_run = start_run
         self.new_state = new_state

@@ -31,27 +31,19 @@ class _ThreadRoutedStdout(io.TextIOBase):
     """Sends what the processor prints (EMF metrics, JSON logs) to a file, the rest to the console.
 
     Lambda sends a function's stdout to CloudWatch Logs; locally it would drown the demo's output.
-    Only threads registered with :meth:`route`, and threads whose name starts with a routed prefix
-    (the processor's own worker threads), are redirected.
+    Only threads registered with :meth:`route` (the poller threads while they run the handler, which writes
+    everything in the invoking thread) are redirected.
     """
 
     def __init__(self, console: IO[str]) -> None:
         self.console = console
         self.routes: dict[int, IO[str]] = {}
-        self.prefixes: dict[str, IO[str]] = {}
 
     def route(self, sink: IO[str]) -> None:
         self.routes[threading.get_ident()] = sink
 
-    def route_threads_named(self, prefix: str, sink: IO[str]) -> None:
-        self.prefixes[prefix] = sink
-
     def _sink(self) -> IO[str]:
-        sink = self.routes.get(threading.get_ident())
-        if sink is None:
-            name = threading.current_thread().name
-            sink = next((routed for prefix, routed in self.prefixes.items() if name.startswith(prefix)), self.console)
-        return sink
+        return self.routes.get(threading.get_ident(), self.console)
 
     def write(self, text: str) -> int:
         return self._sink().write(text)
@@ -149,7 +141,6 @@ class LocalPipeline:
             router = _ThreadRoutedStdout(sys.stdout)
             sys.stdout = router
             sink = self._log_file
-            router.route_threads_named(processor.batches.thread_name_prefix, sink)
             # The processor's Logger bound the stdout of its first configuration; Lambda's stdout is the router now.
             log_handler = processor.logger.registered_handler
             assert isinstance(log_handler, logging.StreamHandler), "Powertools' Logger writes to a stream"
