@@ -37,13 +37,17 @@ a 90-day report in <= 5 s on DuckDB over local files, and <= 10 GB scanned (<= $
     .venv/bin/python bench/lake_bench.py [--requests 10000000] [--days 90] [--dir /tmp/chat-analytics-lake-bench]
         [--regenerate] [--files-per-day N] [--columns lake-columns.json] [--runs 5] [--threads N] [--json out.json]
 
-4. **The report over compacted days** (``--compact``): ``compact.compact_directory`` writes every day of the
-   data set into ``<dir>-compacted/compacted/`` (cached like the data set; its ``requests`` is a link to
-   ``<dir>/requests``), then the 90-day report is timed there, and against it the **column-read floor**:
-   DuckDB reading the files that report reads (the compacted objects) and hashing the same 11 columns
-   (``SELECT sum(hash(...))``), in the same process, CPU seconds (``getrusage``: the machine is shared, wall
-   time is not the work). The floor and the report over the raw files are measured the same way. The last
-   line is the compacted report's CPU over its floor's (target <= 2.5).
+4. **The report over compacted and summarized days** (``--compact``): ``compact.compact_directory`` writes
+   every day of the data set into ``<dir>-compacted/compacted/`` and its section summary into
+   ``<dir>-compacted/compacted/sections/`` (cached like the data set; its ``requests`` is a link to
+   ``<dir>/requests``), then the 90-day report is timed there three ways, interleaved, in the same process,
+   CPU seconds (``getrusage``: the machine is shared, wall time is not the work): over the raw files, over
+   the compacted rows (``summaries=False``) and over the summaries (the default). Against them the
+   **column-read floors**: DuckDB reading files and hashing the 11 columns report.sql reads
+   (``SELECT sum(hash(...))``): the raw files, the compacted files (the same requests' rows: the honest
+   floor of the summarized report too), and the summary files (their 10 columns) plus the compacted files,
+   which is what the summarized report opens. The last line is the summarized report's CPU over the
+   compacted files' floor (target <= 2.5).
 
 Athena's own wall time (its p95) cannot be measured without AWS; see docs/benchmarks/lake.md.
 """
@@ -585,38 +589,63 @@ def floor_cpu(files: list[Path], threads: int | None) -> float:
     return spent
 
 
-def report_cpu(root: Path, days: list[str], threads: int | None) -> tuple[float, float, Any]:
+def sections_floor_cpu(files: list[Path], threads: int | None) -> float:
+    """The summary files' column-read floor: DuckDB reading ``files`` and hashing their 10 columns (CPU seconds)."""
+    if not files:
+        return 0.0
+    connection = duckdb.connect()
+    if threads:
+        connection.execute(f"SET threads = {int(threads)}")
+    columns = ", ".join(name for name, _ in lake.SECTIONS_COLUMNS)
+    started = cpu_seconds()
+    connection.execute(f"SELECT sum(hash({columns})) FROM read_parquet({lake._file_list(files)})").fetchall()
+    spent = cpu_seconds() - started
+    connection.close()
+    return spent
+
+
+def report_cpu(root: Path, days: list[str], threads: int | None, *, summaries: bool = True) -> tuple[float, float, Any]:
     engine = lake.DuckDBEngine(root, threads=threads)
     started, wall = cpu_seconds(), time.perf_counter()
-    report = lake.lake_report(engine, days, top=10)
+    report = lake.lake_report(engine, days, top=10, summaries=summaries)
     return cpu_seconds() - started, time.perf_counter() - wall, report
 
 
-def compacted_lake(root: Path, threads: int | None) -> tuple[Path, float | None]:
-    """``<root>-compacted``: ``requests`` a link to ``root``'s, every day compacted (reused when done already)."""
+def compacted_lake(root: Path, threads: int | None) -> tuple[Path, dict[str, Any]]:
+    """``<root>-compacted``: ``requests`` a link to ``root``'s, every day compacted and summarized (reused when
+    done already; a compaction cached before the summaries existed is summarized). Returns the stamp."""
     target = root.with_name(root.name + "-compacted")
     stamp = target / "compacted.json"
     meta = json.loads((root / "dataset.json").read_text())
-    if stamp.is_file() and json.loads(stamp.read_text()).get("dataset") == meta:
-        return target, None
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    os.symlink(root.resolve() / "requests", target / "requests")
     partitions = sorted(path.name[3:] for path in (root / "requests").glob("dt=*"))
-    started = time.perf_counter()
-    compact.compact_directory(target, partitions[0], partitions[-1], threads=threads)
-    seconds = time.perf_counter() - started
-    stamp.write_text(json.dumps({"dataset": meta, "compact_s": round(seconds, 1)}) + "\n")
-    return target, seconds
+    done = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    if done.get("dataset") != meta:
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        os.symlink(root.resolve() / "requests", target / "requests")
+        started = time.perf_counter()
+        compact.compact_directory(target, partitions[0], partitions[-1], threads=threads)
+        done = {"dataset": meta, "compact_s": round(time.perf_counter() - started, 1), "summarized": True}
+    elif not done.get("summarized"):
+        started = time.perf_counter()
+        compact.summarize_directory(
+            target, partitions[0], partitions[-1], compact.CompactResult(partitions[0], partitions[-1]), threads=threads
+        )
+        done |= {"summarize_s": round(time.perf_counter() - started, 1), "summarized": True}
+    stamp.write_text(json.dumps(done) + "\n")
+    return target, done
 
 
 def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None) -> dict[str, Any]:
-    """The 90-day report's CPU over the column-read floor of the files it reads, raw and compacted, interleaved."""
-    target, compact_s = compacted_lake(root, threads)
+    """The 90-day report's CPU over the column-read floors, raw, compacted and summarized, interleaved."""
+    target, stamp = compacted_lake(root, threads)
     first_dt, last_dt = lake.partition_range(days)
     raw_files = parquet_files(root, first_dt, last_dt)
     compacted_files = sorted(
         path for path in (target / "compacted").glob("dt=*/late=*/*.parquet") if first_dt <= path.parent.parent.name[3:] <= last_dt
+    )
+    section_files = sorted(
+        path for path in (target / lake.SECTIONS_PREFIX).glob("dt=*/*.parquet") if first_dt <= path.parent.name[3:] <= last_dt
     )
     measured: dict[str, list[float]] = {
         "raw_report": [],
@@ -624,30 +653,53 @@ def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None
         "compacted_report": [],
         "compacted_floor": [],
         "compacted_wall": [],
+        "summarized_report": [],
+        "summarized_wall": [],
+        "sections_floor": [],
     }
     requests = {}
+    reports = {}
     for _ in range(max(runs, 1)):
         cpu, _, report = report_cpu(root, days, threads)
         measured["raw_report"].append(cpu)
-        requests["raw"] = report.requests
+        requests["raw"], reports["raw"] = report.requests, report.to_json()
         measured["raw_floor"].append(floor_cpu(raw_files, threads))
-        cpu, wall, report = report_cpu(target, days, threads)
+        cpu, wall, report = report_cpu(target, days, threads, summaries=False)
         measured["compacted_report"].append(cpu)
         measured["compacted_wall"].append(wall)
-        requests["compacted"] = report.requests
+        requests["compacted"], reports["compacted"] = report.requests, report.to_json()
         measured["compacted_floor"].append(floor_cpu(compacted_files, threads))
+        cpu, wall, report = report_cpu(target, days, threads)
+        measured["summarized_report"].append(cpu)
+        measured["summarized_wall"].append(wall)
+        requests["summarized"], reports["summarized"] = report.requests, report.to_json()
+        measured["sections_floor"].append(sections_floor_cpu(section_files, threads))
+    for report in reports.values():  # the engine's timing and detail differ; the figures must not
+        report.pop("engine", None)
+        report.pop("generatedAt", None)
+    if not reports["raw"] == reports["compacted"] == reports["summarized"]:
+        raise SystemExit("the reports over the raw, compacted and summarized days differ: the benchmark's figures would mean nothing")
     median = {key: statistics.median(values) for key, values in measured.items()}
-    stamp = json.loads((target / "compacted.json").read_text())
+    opened_floor = median["compacted_floor"] + median["sections_floor"]
     return {
-        "compact_s": round(compact_s, 1) if compact_s is not None else stamp.get("compact_s"),
+        "compact_s": stamp.get("compact_s"),
+        "summarize_s": stamp.get("summarize_s"),
         "compacted_objects": len(compacted_files),
         "compacted_bytes": sum(path.stat().st_size for path in compacted_files),
+        "section_objects": len(section_files),
+        "section_bytes": sum(path.stat().st_size for path in section_files),
+        "section_rows": duckdb.sql(f"SELECT count(*) FROM read_parquet({lake._file_list(section_files)})").fetchone()[0]
+        if section_files
+        else 0,
         "requests": requests,
         "runs_cpu_s": {key: [round(value, 3) for value in values] for key, values in measured.items()},
         "median_cpu_s": {key: round(value, 3) for key, value in median.items()},
         "raw_ratio": round(median["raw_report"] / median["raw_floor"], 2),
         "compacted_ratio": round(median["compacted_report"] / median["compacted_floor"], 2),
         "compacted_over_raw_floor": round(median["compacted_report"] / median["raw_floor"], 2),
+        "summarized_ratio": round(median["summarized_report"] / median["compacted_floor"], 2),
+        "summarized_over_opened_floor": round(median["summarized_report"] / opened_floor, 2),
+        "summarized_over_raw_floor": round(median["summarized_report"] / median["raw_floor"], 2),
     }
 
 
@@ -822,11 +874,18 @@ def print_results(results: dict[str, Any]) -> None:
         m = c["median_cpu_s"]
         print(
             f"compaction: {c['compacted_objects']} objects, {c['compacted_bytes'] / 1e6:.1f} MB, compacted in {c['compact_s']} s; "
-            f"90-day report CPU (median of {len(c['runs_cpu_s']['raw_report'])}): raw {m['raw_report']} s over a floor of "
-            f"{m['raw_floor']} s ({c['raw_ratio']} x), compacted {m['compacted_report']} s (wall {m['compacted_wall']} s)"
+            f"summaries: {c['section_objects']} objects, {c['section_rows']:,} rows, {c['section_bytes'] / 1e6:.1f} MB"
         )
         print(
-            f"90-day report over compacted days: {m['compacted_report']} s CPU / column-read floor {m['compacted_floor']} s = {c['compacted_ratio']} x (target <= 2.5)"
+            f"90-day report CPU (median of {len(c['runs_cpu_s']['raw_report'])}): raw {m['raw_report']} s over a floor of "
+            f"{m['raw_floor']} s ({c['raw_ratio']} x); compacted rows {m['compacted_report']} s (wall {m['compacted_wall']} s) "
+            f"over their floor {m['compacted_floor']} s ({c['compacted_ratio']} x); summarized {m['summarized_report']} s "
+            f"(wall {m['summarized_wall']} s) over the files it opens {round(m['compacted_floor'] + m['sections_floor'], 3)} s "
+            f"({c['summarized_over_opened_floor']} x) and over the raw files' floor ({c['summarized_over_raw_floor']} x)"
+        )
+        print(
+            f"90-day report over summarized days: {m['summarized_report']} s CPU / column-read floor of the same requests' compacted rows "
+            f"{m['compacted_floor']} s = {c['summarized_ratio']} x (target <= 2.5)"
         )
 
 

@@ -94,9 +94,13 @@ def test_the_report_is_the_tables_with_no_some_and_every_day_compacted(spread: t
     assert partitions(root, "compacted") == raw_days
     late = list((root / "compacted").glob("dt=*/late=1/*.parquet"))
     assert late, "requests whose later states arrived on later days have late rows"
-    assert from_lake() == table, "every day compacted"
+    assert from_lake() == table, "every day compacted and summarized"
+    first_dt, last_dt = lake.partition_range([first, last])
+    read = lake.lake_days(lake.DuckDBEngine(root), first_dt, last_dt)
+    assert read.summarized == [day for day in raw_days if first_dt <= day <= last_dt] and read.compacted == []
     text = cli("report", *argv, "--engine", "duckdb", "--lake", str(root))
     assert text.code == 0 and "partitions read compacted" in text.out, "the report says how much it read compacted"
+    assert f"({len(read.summarized)} from their summaries)" in text.out
 
 
 def test_compaction_is_idempotent(spread: tuple[Stack, str, str, Path]) -> None:
@@ -188,6 +192,7 @@ def test_compact_command_on_a_lake_directory_and_on_the_stacks_bucket(stack: Sta
     done = cli("compact", "--day", old, "--lake", str(tmp_path / "lake"), "--json")
     assert done.code == 0, done.err
     assert json.loads(done.out)["days"] == {old: {"rows": 1, "rawRows": 2}}
+    assert json.loads(done.out)["summarized"] == {old: 1}, "the day's summary counts its one first-partition row"
     again = cli("compact", "--day", old, "--lake", str(tmp_path / "lake"))
     assert again.code == 0 and "nothing to do" in again.out
     s3 = boto3.client("s3", region_name=REGION)
@@ -195,8 +200,9 @@ def test_compact_command_on_a_lake_directory_and_on_the_stacks_bucket(stack: Sta
     s3.upload_file(str(folder / "object"), bucket, f"requests/dt={old}/object")
     uploaded = cli("compact", "--from", old, "--to", old, "--cache", str(tmp_path / "cache"))
     assert uploaded.code == 0, uploaded.err
-    keys = [entry["Key"] for entry in s3.list_objects_v2(Bucket=bucket, Prefix="compacted/")["Contents"]]
-    assert len(keys) == 1 and keys[0].startswith(f"compacted/dt={old}/late=0/") and keys[0].endswith(".parquet")
+    keys = sorted(entry["Key"] for entry in s3.list_objects_v2(Bucket=bucket, Prefix="compacted/")["Contents"])
+    assert len(keys) == 2 and all(key.endswith(".parquet") for key in keys)
+    assert keys[0].startswith(f"compacted/dt={old}/late=0/") and keys[1].startswith(f"compacted/sections/dt={old}/"), "the day, its summary"
     assert "nothing to do" in cli("compact", "--day", old, "--cache", str(tmp_path / "other-cache")).out, (
         "the bucket's compacted day is seen"
     )
@@ -256,3 +262,121 @@ def test_an_engine_without_the_compacted_table_reads_every_day_raw() -> None:
 
     days, note, scanned = lake.compacted_days(NoTable(), "2026-01-01", "2026-01-02")
     assert days == [] and "compacted table not read" in note and scanned is None
+
+
+def without_engine(report: Any) -> dict[str, Any]:
+    figures = report.to_json()
+    figures.pop("engine")
+    return figures
+
+
+def test_summarized_compacted_and_raw_days_mixed_give_the_tables_report(spread: tuple[Stack, str, str, Path], cli: Cli) -> None:
+    """Every mixture: a summarized day, a compacted day without its summary (deleted, as an erasure does), raw
+    days, a summary written twice (its count no longer the day's: the day is read from its rows), and a day's
+    summary left after a row of the day was removed from its compacted rows (the count again)."""
+    _, first, last, root = spread
+    argv = ("--from", first, "--to", last)
+    table = report_json(cli, *argv, "--engine", "dynamodb")
+    raw_days = partitions(root, "requests")
+    assert len(raw_days) >= 4
+    compact.compact_directory(root, raw_days[0], raw_days[-2])  # the last day stays raw
+    unsummarized = raw_days[1]
+    for path in (root / lake.SECTIONS_PREFIX / f"dt={unsummarized}").glob("*.parquet"):
+        path.unlink()
+    twice = raw_days[2]
+    [summary] = (root / lake.SECTIONS_PREFIX / f"dt={twice}").glob("*.parquet")
+    (summary.parent / "copy.parquet").write_bytes(summary.read_bytes())
+    first_dt, last_dt = lake.partition_range([first, last])
+    read = lake.lake_days(lake.DuckDBEngine(root), first_dt, last_dt)
+    assert raw_days[0] in read.summarized and unsummarized in read.compacted and twice in read.compacted
+    assert raw_days[-1] not in read.summarized + read.compacted
+    assert report_json(cli, *argv, "--engine", "duckdb", "--lake", str(root)) == table
+    again = compact.compact_directory(root, raw_days[0], raw_days[-2])
+    assert again.days == {} and sorted(again.summarized) == [unsummarized], "a day without its summary is summarized again"
+    assert unsummarized in lake.lake_days(lake.DuckDBEngine(root), first_dt, last_dt).summarized
+    assert report_json(cli, *argv, "--engine", "duckdb", "--lake", str(root)) == table
+
+
+def lake_row(request_key: int, day: str, **values: Any) -> dict[str, Any]:
+    return {name: None for name, _ in lake.COLUMNS} | {"request_id": f"r{request_key}", "request_key": request_key, "day": day} | values
+
+
+def write_partition(root: Path, dt: str, rows: list[dict[str, Any]]) -> None:
+    folder = root / "requests" / f"dt={dt}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"object-{len(list(folder.iterdir()))}").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_a_summarized_row_superseded_by_a_later_row_is_subtracted_and_its_values_dropped(tmp_path: Path) -> None:
+    """A request summarized on day D whose later row (D + 3, a redrive) holds other values: the summary counted
+    the first row's values, the report subtracts them (the request is counted once, with the later row's values)
+    and drops the keys whose count comes to 0: the first row's answer latency must not be the maximum, nor its
+    unmatched question listed with 0 requests. The same report as over the compacted rows."""
+    day = date(2026, 3, 2)
+    d, d3 = day.isoformat(), (day + timedelta(days=3)).isoformat()
+    common = {"source": "web", "query_ingest_lag_ms": 120, "response_ingest_lag_ms": 80}
+    first = lake_row(1, d, complete=False, match_type="none", match_score=3.0, question_key="q-first", latency_ms=9000.0, **common)
+    later = lake_row(1, d, complete=True, match_type="full", match_score=97.0, question_key="q-first", latency_ms=40.0, **common)
+    other = [
+        lake_row(key, d, complete=True, match_type="none", match_score=1.0, question_key="q-other", latency_ms=30.0 + key, **common)
+        for key in range(2, 6)
+    ]
+    write_partition(tmp_path, d, [first, *other])
+    write_partition(tmp_path, d3, [later])
+    compact.compact_directory(tmp_path, d, d)  # D compacted and summarized; D + 3 stays raw
+    engine = lake.DuckDBEngine(tmp_path)
+    first_dt, last_dt = lake.partition_range([d])
+    assert lake.lake_days(engine, first_dt, last_dt).summarized == [d]
+    summarized = lake.lake_report(engine, [d], top=10)
+    from_rows = lake.lake_report(engine, [d], top=10, summaries=False)
+    assert without_engine(summarized) == without_engine(from_rows)
+    assert summarized.requests == 5, "the superseded row is subtracted: request 1 counted once"
+    assert summarized.answer_latency.max == 40.0, "the later row's, not the superseded row's 9000 ms (its key's count is 0)"
+    assert summarized.top_unmatched == [("q-other", 4)], "q-first: 1 - 1 = 0 requests, not listed"
+    assert summarized.matches == {"full": 1, "partial": 0, "none": 4}
+
+
+def test_a_count_below_zero_is_an_error_not_a_report() -> None:
+    rows = [
+        {"section": "day", "day_number": 20260302, "canary": 0, "has_query": 1, "match_code": 1, "score_bin": 0, "n": -1, "score_sum": -3.0}
+    ]
+    with pytest.raises(OpsError, match="counts -1"):
+        lake.report_from_rows(rows, ["2026-03-02"])
+
+
+@pytest.mark.parametrize("dialect", ["athena", "trino", "duckdb"])
+def test_the_sections_sql_parses_in_each_engines_dialect_and_names_every_column(dialect: str) -> None:
+    tree = sqlglot.parse_one(lake.sections_sql(), read=dialect)
+    assert isinstance(tree, expressions.Insert) and tree.this.name == lake.SECTIONS_TABLE
+    names = [projection.alias_or_name for projection in tree.expression.expressions]
+    assert names == [name for name, _ in lake.SECTIONS_COLUMNS] + list(lake.SECTIONS_PARTITIONS), "Athena's INSERT: columns, then dt"
+    assert len(list(tree.find_all(expressions.Placeholder))) == len(lake.sections_parameters("2026-01-10", "2026-01-12"))
+
+
+def test_the_report_sql_takes_the_summarized_days_apart() -> None:
+    sql = lake.report_sql_for(["2026-01-01"], ["2026-01-02", "2026-01-03"])
+    assert "('2026-01-01')" in sql and "('2026-01-02', '2026-01-03')" in sql and lake.SUMMARIZED_DAYS_MARKER not in sql
+    for dialect in ("athena", "duckdb"):
+        sqlglot.parse_one(sql, read=dialect)
+    with pytest.raises(OpsError, match="both compacted and summarized"):
+        lake.report_sql_for(["2026-01-01"], ["2026-01-01"])
+    with pytest.raises(ValueError):
+        lake.report_sql_for([], ["2026-01-01') OR (1=1"])
+
+
+def test_an_engine_without_the_sections_table_reads_the_compacted_rows() -> None:
+    statements: list[str] = []
+
+    class NoSections:
+        name = "athena"
+
+        def run(self, sql: str, parameters: Sequence[str | int]) -> tuple[list[dict[str, Any]], EngineInfo]:
+            statements.append(sql)
+            if "FROM compacted_sections" in sql:
+                raise OpsError("TABLE_NOT_FOUND: compacted_sections")
+            row = {"dt": "2026-01-01", "raw_rows": 3, "compacted_rows": 3, "first_rows": 2, "summarized_rows": None}
+            return [row], EngineInfo(self.name, 0.0, 10, "")
+
+    read = lake.lake_days(NoSections(), "2026-01-01", "2026-01-02")
+    assert read.compacted == ["2026-01-01"] and read.summarized == [] and "compacted_sections table not read" in read.note
+    assert len(statements) == 2

@@ -6,6 +6,11 @@ or over a copy of the stack's bucket (the local stack's, or a real one), writes 
 object per ``late`` partition under ``compacted/dt=YYYY-MM-DD/late=0|1/`` and, for a bucket, uploads
 them under the same keys. A day already in ``compacted`` is skipped (the SQL says so), so a second run
 changes nothing.
+
+Then every compacted day of the range without a section summary is summarized (``sql/sections.sql``: in AWS
+a second schedule runs it over older days) into one object under ``compacted/sections/dt=YYYY-MM-DD/``; a
+day already summarized is skipped. A day whose summary an erasure deleted is summarized again by the next run
+over it.
 """
 
 from __future__ import annotations
@@ -34,20 +39,23 @@ class CompactResult:
     last_dt: str
     days: dict[str, tuple[int, int]] = field(default_factory=dict)  # dt -> (compacted rows, raw rows)
     objects: list[Path] = field(default_factory=list)
+    summarized: dict[str, int] = field(default_factory=dict)  # dt -> the late = '0' rows its summary counts
 
     def to_json(self) -> dict[str, Any]:
         return {
             "from": self.first_dt,
             "to": self.last_dt,
             "days": {day: {"rows": rows, "rawRows": raw} for day, (rows, raw) in sorted(self.days.items())},
+            "summarized": dict(sorted(self.summarized.items())),
             "objects": len(self.objects),
         }
 
     def text(self) -> str:
-        if not self.days:
-            return f"compact {self.first_dt}..{self.last_dt}: nothing to do (every day with rows is already compacted)"
+        if not self.days and not self.summarized:
+            return f"compact {self.first_dt}..{self.last_dt}: nothing to do (every day with rows is already compacted and summarized)"
         lines = [f"compact {self.first_dt}..{self.last_dt}: {len(self.days)} day(s), {len(self.objects)} object(s)"]
         lines += [f"  {day}: {raw:,} raw rows -> {rows:,} rows" for day, (rows, raw) in sorted(self.days.items())]
+        lines += [f"  {day}: summarized ({rows:,} first-partition rows)" for day, rows in sorted(self.summarized.items())]
         return "\n".join(lines)
 
 
@@ -94,15 +102,52 @@ def compact_directory(root: Path, first_dt: str, last_dt: str, *, threads: int |
                 result.days[str(day)] = (int(rows), int(raw))
         finally:
             check.close()
+    summarize_directory(root, first_dt, last_dt, result, threads=threads)
     return result
+
+
+def summarize_directory(root: Path, first_dt: str, last_dt: str, result: CompactResult, *, threads: int | None = None) -> None:
+    """Summarize the compacted days ``first_dt``..``last_dt`` of the lake under ``root`` that have no summary yet
+    (``sql/sections.sql``): one object per day under ``compacted/sections/dt=YYYY-MM-DD/``, added to ``result``."""
+    staging = root / f".summarizing-{uuid.uuid4().hex[:8]}"
+    select = lake.sections_sql().split(f"\nINSERT INTO {lake.SECTIONS_TABLE}\n", 1)[1]
+    connection = lake.DuckDBEngine(root, threads=threads).connect()
+    try:
+        connection.execute(
+            f"COPY ({select}) TO {lake._quoted(str(staging))} "
+            "(FORMAT parquet, COMPRESSION snappy, PARTITION_BY (dt), FILENAME_PATTERN 'sections-{uuid}')",
+            lake.sections_parameters(first_dt, last_dt),
+        )
+    finally:
+        connection.close()
+    written: list[Path] = []
+    try:
+        for path in sorted(staging.glob("dt=*/*.parquet")):
+            target = root / lake.SECTIONS_PREFIX / path.parent.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(target)
+            written.append(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if written:
+        check = lake.DuckDBEngine(root, threads=threads).connect()
+        try:
+            for day, rows in check.execute(
+                f"SELECT dt, sum(n) FROM read_parquet({lake._file_list(written)}, hive_partitioning = true)"
+                " WHERE section = 'rows' GROUP BY dt ORDER BY dt"
+            ).fetchall():
+                result.summarized[str(day)] = int(rows)
+        finally:
+            check.close()
+    result.objects.extend(written)
 
 
 def compact_bucket(s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Path) -> CompactResult:
     """Compact days of the stack's bucket: copy what the SQL reads to ``cache``, compact there, upload the new
-    objects under the same keys (``compacted/dt=.../late=.../``)."""
+    objects under the same keys (``compacted/dt=.../late=.../``, ``compacted/sections/dt=.../``)."""
     lookback = (date.fromisoformat(first_dt) - timedelta(days=lake.LOOKBACK_DAYS)).isoformat()
     lake.sync_partitions(s3, bucket, lookback, last_dt, cache, prefixes=(lake.PREFIX,))
-    lake.sync_partitions(s3, bucket, first_dt, last_dt, cache, prefixes=(lake.COMPACTED_PREFIX,))
+    lake.sync_partitions(s3, bucket, first_dt, last_dt, cache, prefixes=(lake.COMPACTED_PREFIX, lake.SECTIONS_PREFIX))
     result = compact_directory(cache, first_dt, last_dt)
     for path in result.objects:
         s3.upload_file(str(path), bucket, path.relative_to(cache).as_posix())

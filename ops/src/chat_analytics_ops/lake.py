@@ -18,7 +18,11 @@ row per rejected record per receive); ``rejected_counts`` counts them by reason 
 Compaction (``sql/compact.sql``; Athena on the stack's daily schedule, DuckDB with ``chat-analytics compact``)
 turns each complete day's raw rows into one row per request in a third table, ``compacted``
 (``compacted/dt=YYYY-MM-DD/late=0|1/``); the report then reads a compacted day from it and the other days'
-raw rows (``compacted_days`` says which days, ``sql/compacted_days.sql``), with the same figures.
+raw rows (``compacted_days`` says which days, ``sql/compacted_days.sql``), with the same figures. Each compacted
+day is then summarized (``sql/sections.sql``; Athena on a second schedule over older days, DuckDB right after the
+compaction) into a fourth table, ``compacted_sections`` (``compacted/sections/dt=YYYY-MM-DD/``): the day's
+groups of the report's sections, which the report reads instead of the day's requests while the summary still
+counts the day's first-partition rows (``lake_days``).
 """
 
 from __future__ import annotations
@@ -63,8 +67,26 @@ COMPACTED_TABLE = "compacted"
 COMPACTED_PREFIX = "compacted/"
 COMPACTED_COLUMNS: tuple[tuple[str, str], ...] = (*COLUMNS, ("source_rows", "bigint"))
 COMPACTED_PARTITIONS = ("dt", "late")
-# What the report's SQL holds in place of the list of compacted days (lake.py writes the list there).
+# The compacted days' section summaries (sql/sections.sql): one row per (section, key) and partition dt, under
+# compacted/sections/ (the compacted table's folder: its readers, its lifecycle rule and erasure reach it).
+SECTIONS_TABLE = "compacted_sections"
+SECTIONS_PREFIX = "compacted/sections/"
+SECTIONS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("section", "string"),
+    ("day_number", "int"),
+    ("canary", "int"),
+    ("has_query", "int"),
+    ("match_code", "int"),
+    ("score_bin", "int"),
+    ("value", "double"),
+    ("question", "string"),
+    ("n", "bigint"),
+    ("score_sum", "double"),
+)
+SECTIONS_PARTITIONS = ("dt",)
+# What the report's SQL holds in place of the lists of compacted and summarized days (lake.py writes them there).
 COMPACTED_DAYS_MARKER = "('compacted days')"
+SUMMARIZED_DAYS_MARKER = "('summarized days')"
 NO_COMPACTED_DAY = "('none')"  # an IN list no partition matches
 # A rejected row arrives in Firehose minutes after the processor received its record: on that day or the next.
 REJECTED_LATE_DAYS = 1
@@ -116,20 +138,46 @@ def compact_parameters(first_dt: str, last_dt: str) -> list[str | int]:
     return [first_dt, last_dt, first_dt, last_dt, lookback, last_dt]
 
 
+def sections_sql() -> str:
+    """``sql/sections.sql``: Athena's ``INSERT INTO compacted_sections SELECT ...`` (DuckDB runs the SELECT), with
+    the contract's names written in."""
+    return render_shared_names(resources.files("chat_analytics_ops").joinpath("sql/sections.sql").read_text(encoding="utf-8"))
+
+
+def sections_parameters(first_dt: str, last_dt: str) -> list[str | int]:
+    """``sections.sql``'s parameters for the days ``first_dt``..``last_dt``."""
+    return [first_dt, last_dt, first_dt, last_dt]
+
+
 def compacted_days_sql() -> str:
     return resources.files("chat_analytics_ops").joinpath("sql/compacted_days.sql").read_text(encoding="utf-8")
 
 
-def report_sql_for(compacted: Sequence[str]) -> str:
-    """``report.sql`` with the days read from ``compacted`` written in as literals (Athena prunes partitions
-    by literal predicates; each is an ISO date, checked here)."""
-    for day in compacted:
+# compacted_days.sql for a stack without the summaries' table (deployed before it): no day has a summary.
+_SECTIONS_FROM = "FROM compacted_sections WHERE"
+_NO_SECTIONS_FROM = (
+    "FROM (SELECT CAST(NULL AS VARCHAR) AS dt, CAST(NULL AS BIGINT) AS n, CAST(NULL AS VARCHAR) AS section) AS no_summary WHERE"
+)
+
+
+def _days_list(days: Sequence[str]) -> str:
+    for day in days:
         date.fromisoformat(day)
-    listed = "(" + ", ".join(_quoted(day) for day in compacted) + ")" if compacted else NO_COMPACTED_DAY
+    return "(" + ", ".join(_quoted(day) for day in days) + ")" if days else NO_COMPACTED_DAY
+
+
+def report_sql_for(compacted: Sequence[str], summarized: Sequence[str] = ()) -> str:
+    """``report.sql`` with the days read from ``compacted`` rows and the days read from their summaries
+    (``compacted_sections``) written in as literals (Athena prunes partitions by literal predicates; each is an
+    ISO date, checked here). A day is in one list at most."""
+    both = set(compacted) & set(summarized)
+    if both:
+        raise OpsError(f"days both compacted and summarized: {', '.join(sorted(both))}")
     sql = report_sql()
-    if COMPACTED_DAYS_MARKER not in sql:
-        raise OpsError(f"report.sql has no {COMPACTED_DAYS_MARKER} to replace")
-    return sql.replace(COMPACTED_DAYS_MARKER, listed)
+    for marker in (COMPACTED_DAYS_MARKER, SUMMARIZED_DAYS_MARKER):
+        if marker not in sql:
+            raise OpsError(f"report.sql has no {marker} to replace")
+    return sql.replace(COMPACTED_DAYS_MARKER, _days_list(compacted)).replace(SUMMARIZED_DAYS_MARKER, _days_list(summarized))
 
 
 def rejected_sql() -> str:
@@ -150,15 +198,22 @@ class Engine(Protocol):
     def run(self, sql: str, parameters: Sequence[str | int]) -> tuple[list[dict[str, Any]], EngineInfo]: ...
 
 
-def lake_report(engine: Engine, days: list[str], *, top: int, stack_name: str = "") -> Report:
-    """The report of ``days`` computed by ``engine`` from the lake: which days are compacted (a small query),
-    then the report's one query."""
+def lake_report(engine: Engine, days: list[str], *, top: int, stack_name: str = "", summaries: bool = True) -> Report:
+    """The report of ``days`` computed by ``engine`` from the lake: which days are compacted and summarized (a
+    small query), then the report's one query. ``summaries`` False reads the summarized days from their
+    compacted rows (the same figures: tests and the benchmark compare the two)."""
     first_dt, last_dt = partition_range(days)
-    compacted, note, scanned = compacted_days(engine, first_dt, last_dt)
-    rows, info = engine.run(report_sql_for(compacted), [first_dt, last_dt, day_number(days[0]), day_number(days[-1]), top])
-    if scanned is not None and info.bytes_scanned is not None:
-        info = replace(info, bytes_scanned=info.bytes_scanned + scanned)
-    detail = f"{len(compacted)} of the {_days_between(first_dt, last_dt)} partitions read compacted" + (f" ({note})" if note else "")
+    read = lake_days(engine, first_dt, last_dt)
+    if not summaries:
+        read = replace(read, compacted=sorted(read.compacted + read.summarized), summarized=[])
+    first, last = day_number(days[0]), day_number(days[-1])
+    rows, info = engine.run(report_sql_for(read.compacted, read.summarized), [first_dt, last_dt, first, last, first, last, top])
+    if read.scanned is not None and info.bytes_scanned is not None:
+        info = replace(info, bytes_scanned=info.bytes_scanned + read.scanned)
+    detail = (
+        f"{len(read.compacted) + len(read.summarized)} of the {_days_between(first_dt, last_dt)} partitions read compacted"
+        f" ({len(read.summarized)} from their summaries)"
+    ) + (f" ({read.note})" if read.note else "")
     info = replace(info, detail="; ".join(part for part in (info.detail, detail) if part))
     return report_from_rows(rows, days, stack_name=stack_name, engine=info)
 
@@ -167,15 +222,47 @@ def _days_between(first_dt: str, last_dt: str) -> int:
     return (date.fromisoformat(last_dt) - date.fromisoformat(first_dt)).days + 1
 
 
-def compacted_days(engine: Engine, first_dt: str, last_dt: str) -> tuple[list[str], str, int | None]:
-    """The partitions of ``first_dt``..``last_dt`` to read from ``compacted`` (compacted, and no raw row since),
-    a note when the table could not be read (then none: the report reads every raw row, the same figures),
-    and the bytes the query scanned."""
+@dataclass(frozen=True)
+class LakeDays:
+    """How a report reads the partitions of its range: ``compacted`` from the compacted rows, ``summarized`` from
+    their section summaries (the others raw); ``note`` when a table could not be read; the bytes scanned."""
+
+    compacted: list[str]
+    summarized: list[str]
+    note: str = ""
+    scanned: int | None = None
+
+
+def lake_days(engine: Engine, first_dt: str, last_dt: str) -> LakeDays:
+    """The partitions of ``first_dt``..``last_dt`` to read from ``compacted`` (compacted, and no raw row since) and,
+    of those, the ones to read from their summary (it still counts every ``late`` = '0' row of the day). Without
+    the summaries' table (a stack deployed before it) no day is summarized; without ``compacted`` none is
+    compacted: the report reads every raw row, the same figures, and the note says why."""
+    parameters: list[str | int] = [first_dt, last_dt] * 3
+    note = ""
     try:
-        rows, info = engine.run(compacted_days_sql(), [first_dt, last_dt, first_dt, last_dt])
+        rows, info = engine.run(compacted_days_sql(), parameters)
     except OpsError as error:
-        return [], f"the {COMPACTED_TABLE} table not read: {error}", None
-    return [str(row["dt"]) for row in rows if int(row["raw_rows"]) == int(row["compacted_rows"])], "", info.bytes_scanned
+        note = f"the {SECTIONS_TABLE} table not read: {error}"
+        try:
+            rows, info = engine.run(compacted_days_sql().replace(_SECTIONS_FROM, _NO_SECTIONS_FROM), parameters)
+        except OpsError as second:
+            return LakeDays([], [], f"the {COMPACTED_TABLE} table not read: {second}")
+    compacted: list[str] = []
+    summarized: list[str] = []
+    for row in rows:
+        if int(row["raw_rows"]) != int(row["compacted_rows"]):
+            continue
+        summary = row.get("summarized_rows")
+        (summarized if summary is not None and int(summary) == int(row["first_rows"]) else compacted).append(str(row["dt"]))
+    return LakeDays(compacted, summarized, note, info.bytes_scanned)
+
+
+def compacted_days(engine: Engine, first_dt: str, last_dt: str) -> tuple[list[str], str, int | None]:
+    """The partitions of ``first_dt``..``last_dt`` read compacted (from their rows or their summaries), a note when
+    a table could not be read, and the bytes the query scanned (``lake_days``, both lists in one)."""
+    read = lake_days(engine, first_dt, last_dt)
+    return sorted(read.compacted + read.summarized), read.note, read.scanned
 
 
 def rejected_counts(engine: Engine, days: list[str]) -> RejectedCounts:
@@ -208,6 +295,8 @@ def report_from_rows(rows: list[dict[str, Any]], days: list[str], *, stack_name:
     questions: list[tuple[int, str, int]] = []
     for row in rows:
         section = row["section"]
+        if int(row["n"]) < 0:  # a summarized day subtracted more than its summary counts: never a report
+            raise OpsError(f"the lake's answer counts {row['n']} in section {section!r}: its summaries disagree with its rows")
         if section == "day":
             tally.add(
                 day_text(int(row["day_number"])),
@@ -235,9 +324,10 @@ def report_from_rows(rows: list[dict[str, Any]], days: list[str], *, stack_name:
 
 def lake_files(root: Path, table: str = TABLE) -> tuple[list[Path], list[Path]]:
     """The Parquet and the JSON-lines files under ``root``'s ``requests/dt=*/`` (told apart by content); with
-    ``table`` ``rejected``, under ``root/rejected/dt=*/`` (only there: ``root`` may be a ``requests`` folder)."""
+    ``table`` ``rejected``, under ``root/rejected/dt=*/`` (only there: ``root`` may be a ``requests`` folder);
+    ``compacted_sections`` under ``root/compacted/sections/dt=*/``."""
     if table != TABLE:
-        base = root / table
+        base = root / (SECTIONS_PREFIX.rstrip("/") if table == SECTIONS_TABLE else table)
         if not base.is_dir():
             return [], []
     else:
@@ -288,6 +378,7 @@ class DuckDBEngine:
             (TABLE, COLUMNS, ("dt",)),
             (REJECTED_TABLE, REJECTED_COLUMNS, ("dt",)),
             (COMPACTED_TABLE, COMPACTED_COLUMNS, COMPACTED_PARTITIONS),
+            (SECTIONS_TABLE, SECTIONS_COLUMNS, SECTIONS_PARTITIONS),
         ):
             connection.execute(f"CREATE VIEW {table} AS {self._view(table, columns, partitions)}")
         return connection
@@ -335,10 +426,10 @@ def sync_partitions(
     last_dt: str,
     cache: Path,
     *,
-    prefixes: Sequence[str] = (PREFIX, REJECTED_PREFIX, COMPACTED_PREFIX),
+    prefixes: Sequence[str] = (PREFIX, REJECTED_PREFIX, COMPACTED_PREFIX, SECTIONS_PREFIX),
 ) -> SyncResult:
     """Make ``cache``'s partitions ``first_dt``..``last_dt`` of each table (``prefixes``: the requests, the
-    rejected events and the compacted requests) a copy of the bucket's (same keys).
+    rejected events, the compacted requests and their summaries) a copy of the bucket's (same keys).
 
     Firehose never rewrites an object, so one already there with the same size is kept; a local file
     the bucket no longer has (expired by the lifecycle rule, or another stack's) is removed, so the

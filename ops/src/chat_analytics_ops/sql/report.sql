@@ -1,6 +1,6 @@
--- Every figure of `chat-analytics report`, in ONE query of the event lake: the compacted days from the
--- `compacted` table (one row per request and partition, sql/compact.sql), the other days' raw rows from
--- `requests`.
+-- Every figure of `chat-analytics report`, in ONE query of the event lake: the summarized days from their
+-- section summaries (`compacted_sections`, sql/sections.sql), the other compacted days from the `compacted`
+-- table (one row per request and partition, sql/compact.sql), the other days' raw rows from `requests`.
 --
 -- The same text runs on Athena (engine version 3, Trino's dialect) and on DuckDB: it keeps to what both
 -- mean alike (tests parse it with sqlglot in both dialects and run it on DuckDB against the table's
@@ -10,6 +10,13 @@
 -- of one query each. No least() or greatest(): DuckDB skips their NULL arguments where Trino returns NULL,
 -- so CASE says what is meant.
 --
+-- A summarized day costs its summary's few thousand rows instead of its requests: the summary counts
+-- every `late` = '0' row of the partition (the request's first partition, as it is); the report adds the
+-- merged late rows as for any day, and subtracts (weight -1) the summarized `late` = '0' rows that a later
+-- row of the same request in the range supersedes (their own values: what the summary counted). Counts
+-- and score sums are additive, so the re-aggregation per (section, key) is the report over the rows; a
+-- key whose count comes to 0 is dropped (a value no request has must not be a distribution's maximum).
+--
 -- The contract's names are not written here: `{{canary_source}}` and `{{match_code(column)}}` are filled in from
 -- contract.py when the statement is loaded (lake.render_shared_names).
 --
@@ -17,9 +24,11 @@
 --   1, 2  the first and last `dt` partition read (the UTC days Firehose received rows: a request's rows
 --         arrive on or after its day, and late ones up to the queue's retention later),
 --   3, 4  the first and last request day of the report (the table's `day`, the query's UTC day) as YYYYMMDD,
---   5     how many unmatched questions to list.
--- and the text 'compacted days', replaced by lake.py with the range's partitions to read from `compacted`
--- (sql/compacted_days.sql finds them) as quoted literals, or by one that matches no partition.
+--   5, 6  the same two, for the summaries' rows,
+--   7     how many unmatched questions to list.
+-- and the texts 'compacted days' and 'summarized days', replaced by lake.py with the range's partitions to
+-- read from `compacted` rows and from their summaries (sql/compacted_days.sql finds them; a day is in one
+-- list at most) as quoted literals, or by one that matches no partition.
 -- Output: one row per (section, key); chat_analytics_ops/lake.py turns them into the report.
 WITH late_row AS (
     -- The rows merged per request: the raw rows of the days not compacted (one per stored state), and the
@@ -44,9 +53,9 @@ WITH late_row AS (
         response_ingest_lag_ms,
         CASE WHEN complete THEN 1 ELSE 0 END AS state
     FROM requests
-    -- 'compacted days' is replaced by the list of the range's days read from `compacted` (lake.py): literals,
-    -- so that Athena prunes those partitions instead of reading them
-    WHERE dt BETWEEN ? AND ? AND dt NOT IN ('compacted days')
+    -- 'compacted days' and 'summarized days' are replaced by the lists of the range's days read from
+    -- `compacted` and from their summaries (lake.py): literals, so that Athena prunes those partitions
+    WHERE dt BETWEEN ? AND ? AND dt NOT IN ('compacted days') AND dt NOT IN ('summarized days')
     UNION ALL
     SELECT
         request_key,
@@ -61,13 +70,16 @@ WITH late_row AS (
         response_ingest_lag_ms,
         CASE WHEN complete THEN 1 ELSE 0 END AS state
     FROM compacted
-    WHERE dt IN ('compacted days') AND late = '1'
+    WHERE (dt IN ('compacted days') OR dt IN ('summarized days')) AND late = '1'
 ),
 request AS (
-    -- One row per request. A compacted row of a request's first partition (`late` = '0') is the request as
-    -- it is, unless the request has a later row in the range (then that later row holds all of it); the
-    -- late rows are merged per request. Without compaction this is the whole lake grouped by request.
+    -- One row per request, weighted. A compacted row of a request's first partition (`late` = '0') is the
+    -- request as it is (+1), unless the request has a later row in the range (then that later row holds all
+    -- of it); of a summarized day, its summary counts that row already: it is subtracted (-1) when a later
+    -- row supersedes it. The late rows are merged per request (+1). Without compaction this is the whole
+    -- lake grouped by request.
     SELECT
+        CASE WHEN later.request_key IS NULL THEN 1 ELSE -1 END AS weight,
         CAST(replace(only_row.day, '-', '') AS INTEGER) AS day_number,
         CASE WHEN only_row.source = {{canary_source}} THEN 1 ELSE 0 END AS canary,
         only_row.question_key,
@@ -80,9 +92,15 @@ request AS (
     FROM compacted AS only_row
     LEFT JOIN (SELECT DISTINCT request_key FROM late_row) AS later
         ON later.request_key = only_row.request_key
-    WHERE only_row.dt IN ('compacted days') AND only_row.late = '0' AND later.request_key IS NULL
+    WHERE (only_row.dt IN ('compacted days') OR only_row.dt IN ('summarized days'))
+      AND only_row.late = '0'
+      AND (
+          (only_row.dt IN ('compacted days') AND later.request_key IS NULL)
+          OR (only_row.dt IN ('summarized days') AND later.request_key IS NOT NULL)
+      )
     UNION ALL
     SELECT
+        1 AS weight,
         max_by(day_number, state) AS day_number,
         max_by(canary, state) AS canary,
         max(question_key) AS question_key,
@@ -99,6 +117,7 @@ measured AS (
     -- The report's view of a request. Canaries (`chat-analytics check`) are counted apart and kept out
     -- of every distribution, score bin and question.
     SELECT
+        weight,
         day_number,
         canary,
         CASE WHEN query_ingest_lag_ms IS NOT NULL THEN 1 ELSE 0 END AS has_query,  -- set with the query, as queryTimestamp
@@ -116,7 +135,7 @@ measured AS (
 grouped AS (
     -- One aggregation, six grouping sets: the per-day figures and score bins (one set: everything else
     -- about a day is a sum over its groups), four value histograms, the unmatched questions. Only two
-    -- aggregates: every set computes every aggregate.
+    -- aggregates: every set computes every aggregate. The rows are weighted (see `request`).
     SELECT
         CASE
             WHEN grouping(day_number) = 0 THEN 'day'
@@ -133,8 +152,8 @@ grouped AS (
         score_bin,
         coalesce(answer_ms, response_ms, query_lag_ms, response_lag_ms) AS value,
         unmatched_question AS question,
-        count(*) AS n,
-        sum(match_score) AS score_sum
+        sum(weight) AS n,
+        sum(weight * match_score) AS score_sum
     FROM measured
     GROUP BY GROUPING SETS (
         (day_number, canary, has_query, match_code, score_bin),
@@ -145,6 +164,31 @@ grouped AS (
         (unmatched_question)
     )
 ),
+summed AS (
+    -- The groups of the rows above and the summaries' (whose day is a key of every section: kept for the
+    -- per-day section only), added up per (section, key); a key whose count is 0 is no value at all.
+    SELECT section, day_number, canary, has_query, match_code, score_bin, value, question, sum(n) AS n, sum(score_sum) AS score_sum
+    FROM (
+        SELECT section, day_number, canary, has_query, match_code, score_bin, value, question, n, score_sum
+        FROM grouped
+        UNION ALL
+        SELECT
+            section,
+            CASE WHEN section = 'day' THEN day_number END AS day_number,
+            canary,
+            has_query,
+            match_code,
+            score_bin,
+            value,
+            question,
+            n,
+            score_sum
+        FROM compacted_sections
+        WHERE dt IN ('summarized days') AND section <> 'rows' AND day_number BETWEEN ? AND ?
+    ) AS parts
+    GROUP BY section, day_number, canary, has_query, match_code, score_bin, value, question
+    HAVING sum(n) <> 0
+),
 ranked AS (
     -- Distributions: each value's count and the count up to it (nearest rank, as the table's report).
     SELECT
@@ -152,7 +196,7 @@ ranked AS (
         sum(n) OVER (PARTITION BY section ORDER BY value ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS upto,
         sum(n) OVER (PARTITION BY section) AS total,
         row_number() OVER (PARTITION BY section ORDER BY n DESC, question) AS position
-    FROM grouped
+    FROM summed
     WHERE section = 'day'
        OR (section = 'question' AND question IS NOT NULL)
        OR (section NOT IN ('day', 'question') AND value IS NOT NULL)
