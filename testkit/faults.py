@@ -23,6 +23,29 @@ closed_port = free_port  # the same helper, named for the fault it stands for: c
 _AMZ_TARGET = re.compile(rb"\r\nx-amz-target: *([a-z0-9._]+)\r\n")
 
 
+def read_request(connection: socket.socket, buffer: bytes) -> tuple[dict[str, str], bytes, bytes] | None:
+    """The next HTTP/1.1 request on ``connection`` after ``buffer`` (bytes already received): its headers
+    (lowercased names), its body (by ``Content-Length``) and the bytes received after it; None when the
+    client closed the connection first. For the test servers that script their answers."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+    head, buffer = buffer.split(b"\r\n\r\n", 1)
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(buffer) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+    return headers, buffer[:length], buffer[length:]
+
+
 class DelayProxy:
     """Forwards 127.0.0.1:<port> to ``target``, holding each client-to-server chunk ``delay_s`` (0: none).
 
@@ -201,23 +224,10 @@ class SilentEndpoint:
         buffer = b""
         try:
             while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                headers = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length", "0"))
-                while len(buffer) < length:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                body, buffer = buffer[:length], buffer[length:]
+                request = read_request(connection, buffer)
+                if request is None:
+                    return
+                headers, body, buffer = request
                 action = self._action(headers, body)
                 with self._lock:
                     self._actions.append(action)

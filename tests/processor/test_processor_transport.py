@@ -26,6 +26,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, ConnectionClosedError, NoCredentialsError, ReadTimeoutError
 
+from testkit.faults import read_request
 from tests.processor.conftest import REGION, Processor
 
 UPDATE = {
@@ -91,26 +92,19 @@ class Scripted:
         buffer = b""
         with connection:
             while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                headers = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length", "0"))
-                while len(buffer) < length:
-                    buffer += connection.recv(65536)
-                body, buffer = buffer[:length], buffer[length:]
-                with self._lock:
-                    self.requests.append((headers, body))
-                    reply = self.answers.pop(0) if self.answers else self.CLOSE
+                request = read_request(connection, buffer)
+                if request is None:
+                    return
+                headers, body, buffer = request
+                reply = self._reply(headers, body)
                 if reply == self.CLOSE:
                     return
                 connection.sendall(reply)
+
+    def _reply(self, headers: dict[str, str], body: bytes) -> bytes:
+        with self._lock:
+            self.requests.append((headers, body))
+            return self.answers.pop(0) if self.answers else self.CLOSE
 
 
 @pytest.fixture
@@ -434,27 +428,11 @@ class ByRequest(Scripted):
         self.by_request = {request_id: list(replies) for request_id, replies in answers.items()}
         self.seen: list[str] = []
 
-    def _serve(self, connection: socket.socket) -> None:
-        buffer = b""
-        with connection:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[1])
-                while len(buffer) < length:
-                    buffer += connection.recv(65536)
-                body, buffer = buffer[:length], buffer[length:]
-                request_id = json.loads(body)["Key"]["requestId"]["S"]
-                with self._lock:
-                    self.seen.append(request_id)
-                    reply = self.by_request[request_id].pop(0)
-                if reply == self.CLOSE:
-                    return
-                connection.sendall(reply)
+    def _reply(self, headers: dict[str, str], body: bytes) -> bytes:
+        request_id = json.loads(body)["Key"]["requestId"]["S"]
+        with self._lock:
+            self.seen.append(request_id)
+            return self.by_request[request_id].pop(0)
 
 
 def test_calls_in_flight_together_are_each_settled_and_retried_as_alone(processor: Processor, no_sleep: list[float]) -> None:
