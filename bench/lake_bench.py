@@ -688,7 +688,7 @@ def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None
         "compacted_bytes": sum(path.stat().st_size for path in compacted_files),
         "section_objects": len(section_files),
         "section_bytes": sum(path.stat().st_size for path in section_files),
-        "section_rows": duckdb.sql(f"SELECT count(*) FROM read_parquet({lake._file_list(section_files)})").fetchone()[0]
+        "section_rows": duckdb.connect().execute(f"SELECT count(*) FROM read_parquet({lake._file_list(section_files)})").fetchall()[0][0]
         if section_files
         else 0,
         "requests": requests,

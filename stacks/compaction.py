@@ -22,6 +22,16 @@ account only (``aws:SourceAccount``).
 The ``compacted`` table has the lake's columns plus ``source_rows`` and two partitions, ``dt`` (projected as
 ``requests``' is) and ``late`` (enum ``0``/``1``); the Hive layout ``compacted/dt=.../late=.../`` is the one
 ``INSERT INTO`` writes and the CLI's DuckDB compaction copies. Its rows expire with the raw rows.
+
+A second schedule in the same group, at ``summary_schedule_expression`` (03:00 UTC by default), runs
+``sql/sections.sql`` in the same workgroup (so the same two alarms cover it): ``INSERT INTO compacted_sections``
+the section summary of each compacted day of ``today - (catch_up_days + 3)`` .. ``today - (catch_up_days + 1)``
+not summarized yet: days older than any the compaction may still be writing, so that no summary counts a day
+half compacted, and a missed run is caught up by the next two. The table ``compacted_sections`` (partition
+``dt``, projected) lives under ``compacted/sections/``: inside the compacted table's folder, so the readers'
+grants, the lifecycle rule and erasure's grants that reach ``compacted/`` reach it. Its role may start queries in
+the workgroup, read the catalog entries of ``compacted`` and ``compacted_sections``, add the latter's partitions,
+read ``compacted/`` and write only ``compacted/sections/`` and the results folder: it never reads a raw row.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Acknowledgment, Aws, Duration, Stack, Validations
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -39,6 +49,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
+from schema import contract
 from stacks.cdk_helpers import enforced_work_group
 
 # What this construct shares with the lake's (stacks/lake.py), restated here: one construct per module, none
@@ -61,7 +72,25 @@ COMPACTED_PREFIX = "compacted/"
 COMPACTION_RESULTS_PREFIX = f"{ATHENA_RESULTS_PREFIX}compaction/"
 COMPACTED_COLUMNS: tuple[tuple[str, str], ...] = (*LAKE_COLUMNS, ("source_rows", "bigint"))
 LATE_KEY = "late"
-COMPACT_SQL_FILE = Path(__file__).resolve().parent.parent / "ops" / "src" / "chat_analytics_ops" / "sql" / "compact.sql"
+SQL_FOLDER = Path(__file__).resolve().parent.parent / "ops" / "src" / "chat_analytics_ops" / "sql"
+COMPACT_SQL_FILE = SQL_FOLDER / "compact.sql"
+# The compacted days' section summaries (ops/src/chat_analytics_ops/sql/sections.sql; the CLI's lake.py names them alike).
+SECTIONS_TABLE_NAME = "compacted_sections"
+SECTIONS_PREFIX = f"{COMPACTED_PREFIX}sections/"
+SECTIONS_SQL_FILE = SQL_FOLDER / "sections.sql"
+SECTIONS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("section", "string"),
+    ("day_number", "int"),
+    ("canary", "int"),
+    ("has_query", "int"),
+    ("match_code", "int"),
+    ("score_bin", "int"),
+    ("value", "double"),
+    ("question", "string"),
+    ("n", "bigint"),
+    ("score_sum", "double"),
+)
+SUMMARY_WINDOW_DAYS = 3  # each summary run looks at three days: the day due and two missed runs
 UNIVERSAL_TARGET = "aws-sdk:athena:startQueryExecution"
 SETTLE_DAYS = 2  # a day is complete once Firehose's next-day deliveries (and their 24 h of retries) are in
 LOOKBACK_DAYS = 15  # a request's rows arrive from its day - 1 to its day + 14 (lake.py's EARLY_DAYS + LATE_DAYS)
@@ -90,12 +119,19 @@ class LakeCompactionProps:
     scan_limit_bytes: int
     schedule_expression: str = "cron(0 2 * * ? *)"
     catch_up_days: int = 4
+    summary_schedule_expression: str = "cron(0 3 * * ? *)"
 
     def __post_init__(self) -> None:
         if not SETTLE_DAYS <= self.catch_up_days <= 60:
             raise ValueError(f"catch_up_days {self.catch_up_days} is outside {SETTLE_DAYS}..60")
-        if not re.fullmatch(r"(cron|rate)\(.+\)", self.schedule_expression):
-            raise ValueError(f"schedule_expression {self.schedule_expression!r}: expected cron(...) or rate(...)")
+        for name in ("schedule_expression", "summary_schedule_expression"):
+            if not re.fullmatch(r"(cron|rate)\(.+\)", getattr(self, name)):
+                raise ValueError(f"{name} {getattr(self, name)!r}: expected cron(...) or rate(...)")
+
+    @property
+    def summary_days_ago(self) -> tuple[int, int]:
+        """The summary's window (first, last) in days before today: older than the compaction's first day."""
+        return self.catch_up_days + SUMMARY_WINDOW_DAYS, self.catch_up_days + 1
 
 
 def day_expression(days_ago: int) -> str:
@@ -117,6 +153,66 @@ def scheduled_sql(catch_up_days: int, sql: str | None = None) -> str:
     if next(values, None) is not None:
         raise ValueError("compact.sql has fewer than six parameters")
     return "\n".join(lines).strip() + "\n"
+
+
+def shared_names(sql: str) -> str:
+    """The contract's names written into a statement as the CLI writes them (lake.render_shared_names): the canary
+    source and the match codes, from schema/contract.py."""
+    sql = sql.replace("{{canary_source}}", "'" + contract.CANARY_SOURCE.replace("'", "''") + "'")
+    whens = " ".join(f"WHEN '{kind}' THEN {code}" for kind, code in contract.MATCH_CODES.items())
+    return re.sub(r"\{\{match_code\(([a-z_.]+)\)\}\}", lambda found: f"CASE {found.group(1)} {whens} END", sql)
+
+
+def scheduled_sections_sql(first_days_ago: int, last_days_ago: int, sql: str | None = None) -> str:
+    """sections.sql with its four parameters written in over ``current_date``: the days today - ``first_days_ago`` ..
+    today - ``last_days_ago``, twice (the range, the summaries to skip); the contract's names written in."""
+    text = shared_names(sql if sql is not None else SECTIONS_SQL_FILE.read_text(encoding="utf-8"))
+    first, last = day_expression(first_days_ago), day_expression(last_days_ago)
+    values = iter([first, last, first, last])
+    lines = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        lines.append(re.sub(r"\?", lambda _: next(values), line))
+    if next(values, None) is not None:
+        raise ValueError("sections.sql has fewer than four parameters")
+    return "\n".join(lines).strip() + "\n"
+
+
+def sections_glue_table(scope: Construct, props: LakeCompactionProps) -> glue.CfnTable:
+    """The Glue table ``compacted_sections`` (construct id ``SectionsTable`` in ``scope``): partition ``dt`` projected."""
+    return glue.CfnTable(
+        scope,
+        "SectionsTable",
+        catalog_id=Stack.of(scope).account,
+        database_name=props.database_ref,
+        table_input=glue.CfnTable.TableInputProperty(
+            name=SECTIONS_TABLE_NAME,
+            description="Per compacted day, the groups of the report's sections over its first-partition rows (the daily summary)",
+            table_type="EXTERNAL_TABLE",
+            parameters={
+                "classification": "parquet",
+                "EXTERNAL": "TRUE",
+                "parquet.compression": "SNAPPY",
+                "projection.enabled": "true",
+                f"projection.{PARTITION_KEY}.type": "date",
+                f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
+                f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
+                f"projection.{PARTITION_KEY}.interval": "1",
+                f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
+            },
+            partition_keys=[glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string")],
+            storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in SECTIONS_COLUMNS],
+                location=f"s3://{props.bucket.bucket_name}/{SECTIONS_PREFIX}",
+                input_format=PARQUET_INPUT_FORMAT,
+                output_format=PARQUET_OUTPUT_FORMAT,
+                serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}),
+                compressed=False,
+                stored_as_sub_directories=False,
+            ),
+        ),
+    )
 
 
 def compacted_glue_table(scope: Construct, props: LakeCompactionProps) -> glue.CfnTable:
@@ -161,10 +257,13 @@ def compacted_glue_table(scope: Construct, props: LakeCompactionProps) -> glue.C
     )
 
 
-def compacted_reader_statements(props: LakeCompactionProps, table_arn: str) -> list[iam.PolicyStatement]:
-    """A report reader reads ``compacted`` too: its catalog entry and its objects."""
+def compacted_reader_statements(props: LakeCompactionProps, table_arn: str, sections_table_arn: str) -> list[iam.PolicyStatement]:
+    """A report reader reads ``compacted`` and ``compacted_sections`` too: their catalog entries and their objects
+    (the summaries are under ``compacted/``)."""
     return [
-        iam.PolicyStatement(sid="ReadCompactedTable", actions=["glue:GetPartitions", "glue:GetTable"], resources=[table_arn]),
+        iam.PolicyStatement(
+            sid="ReadCompactedTable", actions=["glue:GetPartitions", "glue:GetTable"], resources=[table_arn, sections_table_arn]
+        ),
         iam.PolicyStatement(
             sid="ReadCompactedRows", actions=["s3:GetObject"], resources=[props.bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")]
         ),
@@ -172,27 +271,38 @@ def compacted_reader_statements(props: LakeCompactionProps, table_arn: str) -> l
 
 
 class CompactedTable(Construct):
-    """The ``compacted`` table alone, for a stack whose lake is not compacted (``lakeCompaction`` false): the report's
-    SQL reads it whatever fills it (an empty table adds nothing), so it exists in every stack. ``table``,
-    ``table_arn`` and ``reader_statements`` as ``LakeCompaction``'s; no workgroup, role or schedule."""
+    """The ``compacted`` and ``compacted_sections`` tables alone, for a stack whose lake is not compacted
+    (``lakeCompaction`` false): the report's SQL reads them whatever fills them (an empty table adds nothing), so
+    they exist in every stack. ``table``, ``sections_table``, their ARNs and ``reader_statements`` as
+    ``LakeCompaction``'s; no workgroup, role or schedule."""
 
     def __init__(self, scope: Construct, construct_id: str, props: LakeCompactionProps) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{props.database_name}/{COMPACTED_TABLE_NAME}")
+        self.sections_table_arn = stack.format_arn(
+            service="glue", resource="table", resource_name=f"{props.database_name}/{SECTIONS_TABLE_NAME}"
+        )
         self.table = compacted_glue_table(self, props)
-        self.reader_statements = compacted_reader_statements(props, self.table_arn)
+        self.sections_table = sections_glue_table(self, props)
+        self.reader_statements = compacted_reader_statements(props, self.table_arn, self.sections_table_arn)
 
 
 class LakeCompaction(Construct):
-    """``table`` (Glue ``compacted``), ``work_group`` (``<name_prefix>-compaction``), ``role`` (the schedule's),
-    ``schedule_group`` and ``schedule``; ``reader_statements`` is what a report reader needs more to read it."""
+    """``table`` (Glue ``compacted``), ``sections_table`` (``compacted_sections``), ``work_group``
+    (``<name_prefix>-compaction``), ``role`` and ``schedule`` (the compaction's), ``summary_role`` and
+    ``summary_schedule`` (the summaries'), ``schedule_group``; ``reader_statements`` is what a report reader needs
+    more to read both tables."""
 
     def __init__(self, scope: Construct, construct_id: str, props: LakeCompactionProps) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{props.database_name}/{COMPACTED_TABLE_NAME}")
+        self.sections_table_arn = stack.format_arn(
+            service="glue", resource="table", resource_name=f"{props.database_name}/{SECTIONS_TABLE_NAME}"
+        )
         self.table = self._table(props)
+        self.sections_table = sections_glue_table(self, props)
         props.bucket.add_lifecycle_rule(id="ExpireCompactedRows", prefix=COMPACTED_PREFIX, expiration=Duration.days(props.retention_days))
         self.work_group_name = f"{props.name_prefix}-compaction"
         self.work_group = self._work_group(props)
@@ -202,7 +312,19 @@ class LakeCompaction(Construct):
         self.schedule_group = scheduler.CfnScheduleGroup(self, "ScheduleGroup", name=self.schedule_group_name)
         self.query_string = scheduled_sql(props.catch_up_days)
         self.schedule = self._schedule(props)
+        self.summary_role = self._summary_role(props)
+        self.summary_query_string = scheduled_sections_sql(*props.summary_days_ago)
+        self.summary_schedule = self._query_schedule(
+            props,
+            "SummarySchedule",
+            name=f"{props.name_prefix}-lake-summary",
+            description="Summarize the compacted days older than the compaction's (INSERT INTO compacted_sections, sql/sections.sql)",
+            expression=props.summary_schedule_expression,
+            role=self.summary_role,
+            query=self.summary_query_string,
+        )
         self.reader_statements = self._reader_statements(props)
+        self._acknowledge_summary_role(props)
 
     def _table(self, props: LakeCompactionProps) -> glue.CfnTable:
         return compacted_glue_table(self, props)
@@ -262,23 +384,105 @@ class LakeCompaction(Construct):
             },
         )
 
-    def _schedule(self, props: LakeCompactionProps) -> scheduler.CfnSchedule:
-        schedule = scheduler.CfnSchedule(
+    def _summary_role(self, props: LakeCompactionProps) -> iam.Role:
+        """The summary schedule's role: what ``INSERT INTO compacted_sections`` needs, no raw row, no compacted row written."""
+        bucket = props.bucket
+        return iam.Role(
             self,
+            "SummaryRole",
+            description="EventBridge Scheduler: start the lake's summary query in Athena (which runs it as this role)",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}),
+            inline_policies={
+                "Summary": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(sid="StartTheQuery", actions=["athena:StartQueryExecution"], resources=[self.work_group_arn]),
+                        iam.PolicyStatement(
+                            sid="ReadTheCatalog",
+                            actions=["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
+                            resources=[props.glue_catalog_arn, props.glue_database_arn, self.table_arn, self.sections_table_arn],
+                        ),
+                        iam.PolicyStatement(
+                            sid="AddSummaryPartitions",
+                            actions=["glue:BatchCreatePartition", "glue:CreatePartition", "glue:GetPartition"],
+                            resources=[props.glue_catalog_arn, props.glue_database_arn, self.sections_table_arn],
+                        ),
+                        iam.PolicyStatement(
+                            sid="ReadCompactedRowsAndSummaries",
+                            actions=["s3:GetObject"],
+                            resources=[bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")],
+                        ),
+                        iam.PolicyStatement(
+                            sid="WriteSummariesAndResults",
+                            actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
+                            resources=[
+                                bucket.arn_for_objects(f"{SECTIONS_PREFIX}*"),
+                                bucket.arn_for_objects(f"{COMPACTION_RESULTS_PREFIX}*"),
+                            ],
+                        ),
+                        iam.PolicyStatement(sid="ListTheseFolders", actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
+                        iam.PolicyStatement(sid="LocateTheBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
+                    ]
+                )
+            },
+        )
+
+    def _acknowledge_summary_role(self, props: LakeCompactionProps) -> None:
+        """The cdk-nag findings of the summary role's folder grants, acknowledged here with why (the compaction role's
+        are acknowledged by the stack, stacks/analytics_stack.py)."""
+        stack = Stack.of(self)
+        bucket_arn = f"<{stack.get_logical_id(props.bucket.node.default_child)}.Arn>"  # type: ignore[arg-type]
+        for folder, reason in (
+            (
+                COMPACTED_PREFIX,
+                "The summary query reads every first-partition Parquet file of the compacted days it summarizes and the "
+                "summaries there to skip the days done; the grant is limited to the compacted/ folder.",
+            ),
+            (
+                SECTIONS_PREFIX,
+                "INSERT INTO writes new objects under compacted/sections/dt=<day>/ with names Athena chooses; the grant is "
+                "limited to that folder.",
+            ),
+            (
+                COMPACTION_RESULTS_PREFIX,
+                "Athena writes the summary query's result and manifest under its workgroup's results folder with a name it "
+                "chooses (the query id); the grant is limited to that folder.",
+            ),
+        ):
+            Validations.of(self.summary_role).acknowledge(
+                Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/{folder}*]", reason=reason)
+            )
+
+    def _schedule(self, props: LakeCompactionProps) -> scheduler.CfnSchedule:
+        return self._query_schedule(
+            props,
             "Schedule",
             name=f"{props.name_prefix}-lake-compaction",
-            group_name=self.schedule_group_name,
             description="Compact the event lake's complete days (INSERT INTO compacted, sql/compact.sql)",
-            schedule_expression=props.schedule_expression,
+            expression=props.schedule_expression,
+            role=self.role,
+            query=self.query_string,
+        )
+
+    def _query_schedule(
+        self, props: LakeCompactionProps, construct_id: str, *, name: str, description: str, expression: str, role: iam.Role, query: str
+    ) -> scheduler.CfnSchedule:
+        """A schedule of the group that starts ``query`` in the compaction's workgroup as ``role``."""
+        schedule = scheduler.CfnSchedule(
+            self,
+            construct_id,
+            name=name,
+            group_name=self.schedule_group_name,
+            description=description,
+            schedule_expression=expression,
             schedule_expression_timezone="UTC",
             state="ENABLED",
             flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
             target=scheduler.CfnSchedule.TargetProperty(
                 arn=f"arn:{Aws.PARTITION}:scheduler:::{UNIVERSAL_TARGET}",
-                role_arn=self.role.role_arn,
+                role_arn=role.role_arn,
                 input=Stack.of(self).to_json_string(
                     {
-                        "QueryString": self.query_string,
+                        "QueryString": query,
                         "WorkGroup": self.work_group_name,
                         "QueryExecutionContext": {"Database": props.database_name},
                     }
@@ -293,4 +497,4 @@ class LakeCompaction(Construct):
         return schedule
 
     def _reader_statements(self, props: LakeCompactionProps) -> list[iam.PolicyStatement]:
-        return compacted_reader_statements(props, self.table_arn)
+        return compacted_reader_statements(props, self.table_arn, self.sections_table_arn)

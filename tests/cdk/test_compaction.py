@@ -1,6 +1,7 @@
-"""LakeCompaction (stacks/compaction.py) on a fresh Stack: the schedule, its universal target and input, the
-role's exact permissions, the compacted table, and the scheduled SQL's idempotence (run twice on DuckDB);
-the two alarms in the composed stack."""
+"""LakeCompaction (stacks/compaction.py) on a fresh Stack: the two schedules (the compaction, the summaries),
+their universal target and input, each role's exact permissions, the compacted and compacted_sections tables,
+and the scheduled SQL's idempotence (run twice on DuckDB); the two alarms in the composed stack, which cover both
+schedules' queries."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from stacks import lake as lake_module
 from stacks.analytics_stack import ChatAnalyticsStack
 from stacks.compaction import (
     COMPACTED_COLUMNS,
+    SECTIONS_COLUMNS,
     LakeCompaction,
     LakeCompactionProps,
     day_expression,
+    scheduled_sections_sql,
     scheduled_sql,
 )
 from stacks.lake import LAKE_COLUMNS
@@ -32,10 +35,10 @@ from stacks.settings import Settings
 PREFIX = "Test"
 
 
-def build(**overrides: Any) -> tuple[Stack, LakeCompaction, dict]:
-    stack = Stack(App(), "CompactionStack")
-    bucket = s3.Bucket(stack, "Bucket")
-    props = LakeCompactionProps(
+def build_props(bucket: s3.Bucket | None = None) -> LakeCompactionProps:
+    if bucket is None:
+        bucket = s3.Bucket(Stack(App(), "PropsStack"), "Bucket")
+    return LakeCompactionProps(
         name_prefix=PREFIX,
         bucket=bucket,
         database_name="test_lake",
@@ -46,13 +49,19 @@ def build(**overrides: Any) -> tuple[Stack, LakeCompaction, dict]:
         retention_days=30,
         scan_limit_bytes=10 * 1024**3,
     )
+
+
+def build(**overrides: Any) -> tuple[Stack, LakeCompaction, dict]:
+    stack = Stack(App(), "CompactionStack")
+    props = build_props(s3.Bucket(stack, "Bucket"))
     compaction = LakeCompaction(stack, "Compaction", dataclasses.replace(props, **overrides))
     return stack, compaction, Template.from_stack(stack).to_json()["Resources"]
 
 
-def only(resources: dict, kind: str) -> dict:
-    found = [resource["Properties"] for resource in resources.values() if resource["Type"] == kind]
-    assert len(found) == 1, f"{kind}: {len(found)}"
+def only(resources: dict, kind: str, logical: str = "") -> dict:
+    """The one resource of ``kind`` (whose logical id contains ``logical``, when given)."""
+    found = [resource["Properties"] for name, resource in resources.items() if resource["Type"] == kind and logical in name]
+    assert len(found) == 1, f"{kind} {logical}: {len(found)}"
     return found[0]
 
 
@@ -65,7 +74,7 @@ def test_a_daily_schedule_starts_the_compaction_query_in_athena_through_the_univ
     """The universal target's ARN is arn:aws:scheduler:::aws-sdk:<service>:<apiAction> and its Input is the API's
     request as JSON (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-universal.html)."""
     _, compaction, resources = built
-    schedule = only(resources, "AWS::Scheduler::Schedule")
+    schedule = only(resources, "AWS::Scheduler::Schedule", "CompactionSchedule")
     assert schedule["ScheduleExpression"] == "cron(0 2 * * ? *)" and schedule["ScheduleExpressionTimezone"] == "UTC"
     assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"} and schedule["State"] == "ENABLED"
     assert schedule["GroupName"] == f"{PREFIX}-lake"
@@ -95,15 +104,16 @@ def test_the_compaction_workgroup_enforces_its_limits_and_publishes_metrics(buil
     assert config["ResultConfiguration"]["OutputLocation"]["Fn::Join"][1][-1] == "/athena-results/compaction/"
 
 
-def statements(resources: dict) -> dict[str, dict]:
-    role = only(resources, "AWS::IAM::Role")
-    (policy,) = role["Policies"]
+def statements(resources: dict, role: str = "ScheduleRole") -> dict[str, dict]:
+    (policy,) = only(resources, "AWS::IAM::Role", role)["Policies"]
     return {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
 
 
-def test_the_role_is_assumed_by_the_scheduler_of_this_account_only(built) -> None:
+@pytest.mark.parametrize("role", ["ScheduleRole", "SummaryRole"])
+def test_each_role_is_assumed_by_the_scheduler_of_this_account_only(built, role: str) -> None:
     _, _, resources = built
-    trust = only(resources, "AWS::IAM::Role")["AssumeRolePolicyDocument"]["Statement"]
+    assert len([r for r in resources.values() if r["Type"] == "AWS::IAM::Role"]) == 2, "one role per schedule"
+    trust = only(resources, "AWS::IAM::Role", role)["AssumeRolePolicyDocument"]["Statement"]
     assert trust == [
         {
             "Action": "sts:AssumeRole",
@@ -159,7 +169,7 @@ def test_the_role_may_do_exactly_what_the_query_needs(built) -> None:
 
 def test_the_compacted_table_has_the_lakes_columns_source_rows_and_two_projected_partitions(built) -> None:
     _, _, resources = built
-    table = only(resources, "AWS::Glue::Table")["TableInput"]
+    table = only(resources, "AWS::Glue::Table", "CompactionTable")["TableInput"]
     assert table["Name"] == "compacted"
     assert [(column["Name"], column["Type"]) for column in table["StorageDescriptor"]["Columns"]] == list(COMPACTED_COLUMNS)
     assert list(COMPACTED_COLUMNS) == [*LAKE_COLUMNS, ("source_rows", "bigint")]
@@ -169,6 +179,90 @@ def test_the_compacted_table_has_the_lakes_columns_source_rows_and_two_projected
     assert parameters["projection.late.type"] == "enum" and parameters["projection.late.values"] == "0,1"
     assert "storage.location.template" not in parameters, "INSERT INTO writes the Hive layout dt=.../late=.../"
     assert parameters["parquet.compression"] == "SNAPPY"
+
+
+def test_a_second_schedule_summarizes_older_days_in_the_same_workgroup_and_group(built) -> None:
+    """The summary query runs where the compaction's runs (the compaction workgroup: LakeCompactionFailed counts
+    its failures; the schedule group: LakeCompactionNotStarted its dropped invocations), on days older than any
+    the compaction may still write (today - 7 .. today - 5 with catch_up_days 4), as the summary role."""
+    stack, compaction, resources = built
+    schedule = only(resources, "AWS::Scheduler::Schedule", "SummarySchedule")
+    assert schedule["Name"] == f"{PREFIX}-lake-summary" and schedule["GroupName"] == f"{PREFIX}-lake"
+    assert schedule["ScheduleExpression"] == "cron(0 3 * * ? *)" and schedule["State"] == "ENABLED"
+    target = schedule["Target"]
+    assert stack.resolve(target["RoleArn"]) == {"Fn::GetAtt": [next(n for n in resources if "SummaryRole" in n), "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3}
+    request = json.loads(target["Input"])
+    assert request["WorkGroup"] == f"{PREFIX}-compaction" and request["QueryExecutionContext"] == {"Database": "test_lake"}
+    query = request["QueryString"]
+    assert query.startswith("INSERT INTO compacted_sections\n") and "?" not in query and "--" not in query and "{{" not in query
+    assert query.count(day_expression(7)) == 2 and query.count(day_expression(5)) == 2
+    assert "dt NOT IN (SELECT done.dt FROM compacted_sections AS done" in query, "a day already summarized is skipped"
+    assert compaction.summary_query_string == query
+    assert dataclasses.replace(build_props(), catch_up_days=6).summary_days_ago == (9, 7), "older than the compaction's first day"
+
+
+def test_the_summary_role_may_do_exactly_what_its_query_needs(built) -> None:
+    """It reads the compacted rows and summaries, writes only summaries and results; never a raw row, never a compacted row."""
+    stack, _, resources = built
+    found = statements(resources, "SummaryRole")
+    assert set(found) == {
+        "StartTheQuery",
+        "ReadTheCatalog",
+        "AddSummaryPartitions",
+        "ReadCompactedRowsAndSummaries",
+        "WriteSummariesAndResults",
+        "ListTheseFolders",
+        "LocateTheBucket",
+    }
+    assert stack.resolve(found["StartTheQuery"]["Resource"])["Fn::Join"][1][-1] == f":workgroup/{PREFIX}-compaction"
+    tables = [json.dumps(arn) for arn in found["ReadTheCatalog"]["Resource"][2:]]
+    assert len(tables) == 2 and tables[0].endswith(':table/test_lake/compacted"]]}')
+    assert tables[1].endswith(':table/test_lake/compacted_sections"]]}')
+    assert "requests" not in json.dumps(found), "no raw row"
+    assert json.dumps(found["AddSummaryPartitions"]["Resource"][2]).endswith(':table/test_lake/compacted_sections"]]}')
+    assert found["ReadCompactedRowsAndSummaries"]["Resource"]["Fn::Join"][1][-1] == "/compacted/*"
+    assert [part["Fn::Join"][1][-1] for part in found["WriteSummariesAndResults"]["Resource"]] == [
+        "/compacted/sections/*",
+        "/athena-results/compaction/*",
+    ]
+    actions = json.dumps([statement["Action"] for statement in found.values()])
+    assert "Delete" not in actions and "kms:" not in actions and '"*"' not in json.dumps(list(found.values()))
+
+
+def test_the_sections_table_has_the_summary_columns_under_compacted(built) -> None:
+    _, _, resources = built
+    table = only(resources, "AWS::Glue::Table", "SectionsTable")["TableInput"]
+    assert table["Name"] == "compacted_sections"
+    assert [(column["Name"], column["Type"]) for column in table["StorageDescriptor"]["Columns"]] == list(SECTIONS_COLUMNS)
+    assert table["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
+    assert table["StorageDescriptor"]["Location"]["Fn::Join"][1][-1] == "/compacted/sections/"
+    assert table["Parameters"]["projection.dt.type"] == "date" and "projection.late.type" not in table["Parameters"]
+    from chat_analytics_ops import lake as ops_lake
+
+    assert list(SECTIONS_COLUMNS) == list(ops_lake.SECTIONS_COLUMNS) and ops_lake.SECTIONS_PREFIX == "compacted/sections/"
+
+
+def test_the_scheduled_summary_runs_on_duckdb_and_a_second_run_writes_nothing() -> None:
+    """The schedule's summary statement, dates written in, on DuckDB over one compacted day of the window."""
+    today = datetime.now(UTC).date()
+    old = (today - timedelta(days=6)).isoformat()
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute(
+        "CREATE TABLE compacted AS SELECT 1::BIGINT AS request_key, ? AS day, 'web' AS source, 'none' AS match_type, 3.0::DOUBLE AS"
+        " match_score, 'q' AS question_key, 12.0::DOUBLE AS latency_ms, 20::BIGINT AS response_latency_ms, 5::BIGINT AS"
+        " query_ingest_lag_ms, 6::BIGINT AS response_ingest_lag_ms, ? AS dt, '0' AS late",
+        [old, old],
+    )
+    typed = ", ".join(f"NULL::{'VARCHAR' if kind == 'string' else kind.upper()} AS {name}" for name, kind in SECTIONS_COLUMNS)
+    connection.execute(f"CREATE TABLE compacted_sections AS SELECT {typed}, '' AS dt WHERE false")
+    statement = scheduled_sections_sql(7, 5).replace("INSERT INTO compacted_sections", "INSERT INTO compacted_sections BY NAME", 1)
+    connection.execute(statement)
+    found = dict(connection.execute("SELECT section, sum(n) FROM compacted_sections WHERE dt = ? GROUP BY section", [old]).fetchall())
+    assert found == {"rows": 1, "day": 1, "answer_ms": 1, "response_ms": 1, "query_lag_ms": 1, "response_lag_ms": 1, "question": 1}
+    connection.execute(statement)
+    assert connection.execute("SELECT sum(n) FROM compacted_sections WHERE section = 'rows'").fetchall() == [(1,)], "once"
 
 
 def test_compacted_rows_expire_with_the_raw_rows(built) -> None:
@@ -207,6 +301,10 @@ def test_props_are_checked() -> None:
         build(catch_up_days=1)
     with pytest.raises(ValueError, match="schedule_expression"):
         build(schedule_expression="every day")
+    with pytest.raises(ValueError, match="summary_schedule_expression"):
+        build(summary_schedule_expression="at three")
+    with pytest.raises(ValueError, match="fewer than four"):
+        scheduled_sections_sql(7, 5, "SELECT ?")
     with pytest.raises(ValueError, match="fewer than six"):
         scheduled_sql(7, "SELECT ? , ?")
 

@@ -7,7 +7,9 @@ put in the stack's bucket in place of moto's objects, and every day is compacted
 ``compact.compact_bucket`` (``chat-analytics compact``'s code). Erasure must then remove each secret request's
 raw rows AND its compacted rows, leave every other object byte for byte and every other row as it was, and
 keep each day consistent (its raw row count still the sum of its ``source_rows``): the report still reads
-every day compacted, and equals the table's report.
+every day compacted, and equals the table's report. The section summaries of the days rewritten are deleted
+before the rewrite and made again after it (the secret's question is in no summary); an interrupted run leaves
+those days unsummarized, read from their compacted rows.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def compacted(stack: Stack, tmp_path: Path, request: pytest.FixtureRequest) -> t
             client.upload_file(str(path), bucket, path.relative_to(root).as_posix())
     raw_days = partitions(root, "requests")
     done = compact.compact_bucket(client, bucket, raw_days[0], raw_days[-1], tmp_path / "compact-cache")
-    assert sorted(done.days) == raw_days
+    assert sorted(done.days) == raw_days and sorted(done.summarized) == raw_days, "every day compacted and summarized"
     copy = copy_of(stack, tmp_path / "layout")
     secret_rows = of_requests(rows(copy, lake.COMPACTED_TABLE), lake.COMPACTED_TABLE, SECRETS)
     late = COLUMNS[lake.COMPACTED_TABLE].index("late")
@@ -125,11 +127,24 @@ def assert_nowhere(stack: Stack, root: Path, ids: tuple[str, ...], text: str = S
             assert secret.encode() not in body, key
 
 
+def summarized_days(root: Path, first: str, last: str) -> list[str]:
+    first_dt, last_dt = lake.partition_range([first, last])
+    return lake.lake_days(lake.DuckDBEngine(root), first_dt, last_dt).summarized
+
+
+def summaries(stack: Stack) -> dict[str, bytes]:
+    return all_objects(stack, lake.SECTIONS_PREFIX)
+
+
 def test_erase_removes_the_compacted_rows_and_the_days_stay_compacted(compacted, cli, tmp_path: Path) -> None:
     stack, first, last, raw_days = compacted
     before = copy_of(stack, tmp_path / "before")
     raw_before, compacted_before = rows(before, lake.TABLE), rows(before, lake.COMPACTED_TABLE)
-    objects_before = {key: body for key, body in all_objects(stack).items() if key.startswith(ROW_PREFIXES)}
+    summaries_before = summaries(stack)
+    assert summarized_days(before, first, last) == raw_days
+    objects_before = {
+        key: body for key, body in all_objects(stack).items() if key.startswith(ROW_PREFIXES) and not key.startswith(lake.SECTIONS_PREFIX)
+    }
     secret_raw = of_requests(raw_before, lake.TABLE, SECRETS)
     secret_compacted = of_requests(compacted_before, lake.COMPACTED_TABLE, SECRETS)
     merged = sum(values[COLUMNS[lake.COMPACTED_TABLE].index("source_rows")] * n for values, n in secret_compacted.items())
@@ -152,7 +167,9 @@ def test_erase_removes_the_compacted_rows_and_the_days_stay_compacted(compacted,
     # Every other row as it was, none doubled; every object that held no secret row the same bytes, same key.
     assert rows(after, lake.TABLE) == raw_before - secret_raw
     assert rows(after, lake.COMPACTED_TABLE) == compacted_before - secret_compacted
-    objects_after = {key: body for key, body in all_objects(stack).items() if key.startswith(ROW_PREFIXES)}
+    objects_after = {
+        key: body for key, body in all_objects(stack).items() if key.startswith(ROW_PREFIXES) and not key.startswith(lake.SECTIONS_PREFIX)
+    }
     kept = set(objects_before) & set(objects_after)
     assert all(objects_after[key] == objects_before[key] for key in kept), "an object without a secret row is untouched"
     new = set(objects_after) - set(objects_before)
@@ -163,6 +180,14 @@ def test_erase_removes_the_compacted_rows_and_the_days_stay_compacted(compacted,
             assert erase.parquet_compression(after / key) == "snappy", "the compaction's codec is kept"
     # Each day is still consistent, so the report still reads it compacted, and it equals the table's report.
     assert compacted_days(after, first, last) == days, "raw rows and compacted rows went together: the counts still match"
+    # The rewritten days' summaries were made again (new objects), the others' untouched; every day still summarized.
+    rewritten_days = {key.split("/")[1] for key in new if key.startswith(lake.COMPACTED_PREFIX)}
+    summaries_after = summaries(stack)
+    assert {key for key in summaries_before if key.split("/")[2] not in rewritten_days} == {
+        key for key in summaries_after if key in summaries_before
+    }, "a summary of a day not rewritten is kept, the rewritten days' are replaced"
+    assert {key.split("/")[2] for key in set(summaries_after) - set(summaries_before)} == rewritten_days
+    assert summarized_days(after, first, last) == raw_days, "each rewritten day summarized again, and its count matches"
     table_after = table_report(cli, first, last)
     assert table_after["requests"] == table_before["requests"] - 2
     assert lake_report(cli, first, last, tmp_path / "report-after") == table_after
@@ -174,8 +199,9 @@ def test_erase_removes_the_compacted_rows_and_the_days_stay_compacted(compacted,
     assert audit["compactedRows"] == 3 and audit["lakeRows"] == sum(secret_raw.values())
     assert audit["compactedObjectsWritten"] >= 1 and audit["compactedObjectsWritten"] + audit["lakeObjectsWritten"] == len(new)
     assert audit["compactedObjectsDeleted"] + audit["lakeObjectsDeleted"] == len(set(objects_before) - set(objects_after))
-    assert audit["compactedObjectsSearched"] == sum(key.startswith(lake.COMPACTED_PREFIX) for key in objects_before)
+    assert audit["summaryObjectsDeleted"] == audit["summaryObjectsWritten"] == len(rewritten_days)
     # Again: nothing to erase, nothing changes.
+    objects_after = {key: body for key, body in all_objects(stack).items() if key.startswith(ROW_PREFIXES)}
     again = cli(*erase_args(*SECRETS), "--yes", "--cache", str(tmp_path / "cache"))
     assert again.code == 0 and "nothing to erase" in again.out, again.err
     assert {key: body for key, body in all_objects(stack).items() if key.startswith(ROW_PREFIXES)} == objects_after
@@ -205,7 +231,8 @@ def test_a_crash_in_compacted_loses_nothing_and_a_rerun_completes(compacted, cli
     expected_raw = raw_before - of_requests(raw_before, lake.TABLE, ("secret-1",))
     expected_compacted = compacted_before - of_requests(compacted_before, lake.COMPACTED_TABLE, ("secret-1",))
     report_before = lake_report(cli, first, last, tmp_path / "report-before")
-    failing = FailOnceUnder(monkeypatch, lake.COMPACTED_PREFIX)
+    summarized_before = summarized_days(before, first, last)
+    failing = FailOnceUnder(monkeypatch, f"{lake.COMPACTED_PREFIX}dt=")
 
     crashed = cli(*erase_args("secret-1"), "--yes", "--cache", str(tmp_path / "cache"))
 
@@ -218,6 +245,8 @@ def test_a_crash_in_compacted_loses_nothing_and_a_rerun_completes(compacted, cli
     assert rows(middle, lake.TABLE) == raw_before, "the raw rows come after the compacted ones: not touched yet"
     pair_day = pair.split("/")[1].removeprefix("dt=")
     assert pair_day not in compacted_days(middle, first, last), "while both exist the day's counts differ: it is read raw"
+    assert pair_day not in {key.split("/")[2][3:] for key in summaries(stack)}, "the day's summary went before its rewrite"
+    assert len(summarized_days(middle, first, last)) < len(summarized_before), "the rewritten days are read from their rows"
     assert lake_report(cli, first, last, tmp_path / "report-middle") == report_before, "the report is unaffected by the copies"
     assert [line["outcome"] for line in audit_lines(stack)] == ["failed: ClientError"]
 
@@ -232,6 +261,7 @@ def test_a_crash_in_compacted_loses_nothing_and_a_rerun_completes(compacted, cli
     assert rows(after, lake.TABLE) == expected_raw
     assert_nowhere(stack, after, ("secret-1",), SECRET_QUESTION)
     assert compacted_days(after, first, last) == compacted_days(before, first, last) == raw_days, "every day compacted again"
+    assert summarized_days(after, first, last) == summarized_before, "the rerun summarized the rewritten days again"
     assert lake_report(cli, first, last, tmp_path / "report-after") == table_report(cli, first, last)
 
 

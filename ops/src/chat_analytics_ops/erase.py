@@ -20,6 +20,14 @@ A compacted day stays compacted: the request's raw rows of a day and its compact
 ``source_rows`` counts them) both go, so the day's raw row count still equals its summed ``source_rows``
 and the report keeps reading the day from ``compacted`` (``sql/compacted_days.sql``).
 
+A compacted day's section summary (``compacted/sections/dt=YYYY-MM-DD/``, ``sql/sections.sql``) counts the
+request and may hold its unmatched question: the summaries of the days whose compacted objects are rewritten
+are deleted BEFORE the first of those rewrites, and made again from the rewritten rows (on this machine, with
+DuckDB, as ``chat-analytics compact`` makes them) and put AFTER the last. A run interrupted in between leaves
+those days without a summary: the report reads them from their compacted rows, the same figures (a summary
+is read only while it counts the day's rows, so a stale one would not be read either), and the next run, or
+the summary schedule while the day is in its window, summarizes them again.
+
 An interrupted run (a crash between the write of the new object and the delete of the old one) leaves
 both; the next run finds the pair (a key ``K.erased-H`` next to ``K``), checks the new one is exactly
 ``K`` without the rows of some whole requests, and completes it (deletes ``K``), rewriting it again only
@@ -52,7 +60,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_analytics_ops import dlq, lake
+from chat_analytics_ops import compact, dlq, lake
 from chat_analytics_ops.contract import DAY_INDEX
 from chat_analytics_ops.errors import EXIT_USAGE, OpsError
 from chat_analytics_ops.outputs import DEAD_LETTER_QUEUE_URL, EVENTS_TABLE_NAME, LAKE_BUCKET_NAME, AwsContext
@@ -80,6 +88,8 @@ DONE = (
     "compactedRows",
     "compactedObjectsWritten",
     "compactedObjectsDeleted",
+    "summaryObjectsDeleted",
+    "summaryObjectsWritten",
     "deadLetters",
 )
 
@@ -221,6 +231,12 @@ class Plan:
     dlq_unchecked: int
     objects_searched: int  # under requests/
     compacted_searched: int = 0  # under compacted/
+    summaries: list[str] = field(default_factory=list)  # the summaries (keys) of the days whose compacted objects change
+
+    @property
+    def summarized_days(self) -> list[str]:
+        """The days whose summary is made again: those whose compacted objects are rewritten."""
+        return sorted({key.split("/")[1][3:] for key in (rewrite.key for rewrite in self.compacted_rewrites)})
 
     @property
     def lake_rewrites(self) -> list[Rewrite]:
@@ -295,6 +311,11 @@ class Eraser:
         try:
             done["deadLetters"] = self.erase_dead_letters(plan.ids, plan.dead_letters)
             done["tableItems"] = self.erase_items(plan.table_items)
+            # The summaries of the days rewritten go first: none is ever left counting rows that are gone.
+            for key in plan.summaries:
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
+                (self.cache / key).unlink(missing_ok=True)
+                done["summaryObjectsDeleted"] += 1
             # plan.rewrites lists the objects under compacted/ first (ROW_PREFIXES' order).
             for rewrite, content in zip(plan.rewrites, prepared, strict=True):
                 written, deleted = self.rewrite(rewrite, content)
@@ -302,6 +323,7 @@ class Eraser:
                 done[f"{counted}ObjectsWritten"] += written
                 done[f"{counted}ObjectsDeleted"] += deleted
                 done[f"{counted}Rows"] += rewrite.rows_removed
+            done["summaryObjectsWritten"] = self.summarize_again(plan.summarized_days)
         except (ClientError, BotoCoreError, OpsError, KeyboardInterrupt) as error:
             with contextlib.suppress(ClientError, BotoCoreError):
                 self.audit(selection, plan, done, outcome=f"failed: {type(error).__name__}")
@@ -312,6 +334,7 @@ class Eraser:
             f" {plural(done['lakeRows'], 'lake row')} ({plural(done['lakeObjectsWritten'], 'object')} written,"
             f" {plural(done['lakeObjectsDeleted'], 'object')} deleted), {plural(done['compactedRows'], 'compacted row')}"
             f" ({plural(done['compactedObjectsWritten'], 'object')} written, {plural(done['compactedObjectsDeleted'], 'object')} deleted),"
+            f" {plural(done['summaryObjectsWritten'], 'day summary', 'day summaries')} made again,"
             f" {plural(done['deadLetters'], 'dead letter')}"
         )
         return self._unchecked_status(plan)
@@ -349,6 +372,11 @@ class Eraser:
             f" {plural(len(compacted_rewrites), 'object')} of {plan.compacted_searched} searched under {lake.COMPACTED_PREFIX}"
         )
         self._say_rewrites(compacted_rewrites)
+        if plan.summarized_days:
+            self.say(
+                f"  summaries: {plural(len(plan.summaries), 'object')} of the {plural(len(plan.summarized_days), 'day')} rewritten"
+                f" under {lake.SECTIONS_PREFIX} deleted first, the days summarized again after"
+            )
         self.say(f"  dead-letter queue: {plural(len(plan.dead_letters), 'message')} to delete")
 
     def _say_rewrites(self, rewrites: list[Rewrite]) -> None:
@@ -415,7 +443,29 @@ class Eraser:
             dead = frozenset(
                 letter.message_id for letter, event in letters if event.get("requestId") in ids or letter.message_id in self.raw_letters
             )
-        return Plan(ids, table_items, rewrites, dead, unchecked, objects[0], objects[1])
+        plan = Plan(ids, table_items, rewrites, dead, unchecked, objects[0], objects[1])
+        plan.summaries = [
+            path.relative_to(self.cache).as_posix()
+            for day in plan.summarized_days
+            for path in sorted((self.cache / lake.SECTIONS_PREFIX / f"dt={day}").glob("*"))
+            if path.is_file() and not path.name.endswith(".part")
+        ]
+        return plan
+
+    def summarize_again(self, days: list[str]) -> int:
+        """Summarize ``days`` again from their rewritten compacted rows in the cache and put the new summaries
+        (under new keys); returns how many objects were put."""
+        written = 0
+        for day in days:
+            result = compact.CompactResult(day, day)
+            compact.summarize_directory(self.cache, day, day, result)
+            for path in result.objects:
+                body = path.read_bytes()
+                digest = hashlib.md5(body, usedforsecurity=False).digest()
+                key = path.relative_to(self.cache).as_posix()
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentMD5=base64.b64encode(digest).decode("ascii"))
+                written += 1
+        return written
 
     def _has_item(self, request_id: str) -> bool:
         response = self.dynamodb.get_item(
