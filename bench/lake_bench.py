@@ -461,7 +461,11 @@ class ParquetFile:
 
 def parquet_layouts(root: Path, first_dt: str, last_dt: str) -> list[ParquetFile]:
     """The layout of every file in partitions first_dt..last_dt (DuckDB's ``parquet_metadata``)."""
-    files = parquet_files(root, first_dt, last_dt)
+    return file_layouts(parquet_files(root, first_dt, last_dt))
+
+
+def file_layouts(files: list[Path]) -> list[ParquetFile]:
+    """The layout of each of ``files`` (DuckDB's ``parquet_metadata``)."""
     if not files:
         return []
     listing = "[" + ", ".join(f"'{path}'" for path in files) + "]"
@@ -681,6 +685,13 @@ def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None
         raise SystemExit("the reports over the raw, compacted and summarized days differ: the benchmark's figures would mean nothing")
     median = {key: statistics.median(values) for key, values in measured.items()}
     opened_floor = median["compacted_floor"] + median["sections_floor"]
+    # Athena, as Trino reads (the model above): the compacted report reads the 11 columns of every compacted
+    # file; the summarized one the same files (its semi-join takes request_key and the values of each day's
+    # first-partition rows, the late rows as before) and the summaries, whole (each is under 3 MiB).
+    in_range = requests.get("summarized") or 1
+    compacted_layouts = file_layouts(compacted_files)
+    compacted_trino = trino_bytes(compacted_layouts, REPORT_COLUMNS)["bytes"]
+    sections_trino = trino_bytes(file_layouts(section_files), tuple(name for name, _ in lake.SECTIONS_COLUMNS))["bytes"]
     return {
         "compact_s": stamp.get("compact_s"),
         "summarize_s": stamp.get("summarize_s"),
@@ -700,6 +711,11 @@ def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None
         "summarized_ratio": round(median["summarized_report"] / median["compacted_floor"], 2),
         "summarized_over_opened_floor": round(median["summarized_report"] / opened_floor, 2),
         "summarized_over_raw_floor": round(median["summarized_report"] / median["raw_floor"], 2),
+        "athena_bytes_per_request": {
+            "compacted": round(compacted_trino / in_range, 2),
+            "summarized": round((compacted_trino + sections_trino) / in_range, 2),
+            "summaries_alone": round(sections_trino / in_range, 2),
+        },
     }
 
 
@@ -882,6 +898,11 @@ def print_results(results: dict[str, Any]) -> None:
             f"over their floor {m['compacted_floor']} s ({c['compacted_ratio']} x); summarized {m['summarized_report']} s "
             f"(wall {m['summarized_wall']} s) over the files it opens {round(m['compacted_floor'] + m['sections_floor'], 3)} s "
             f"({c['summarized_over_opened_floor']} x) and over the raw files' floor ({c['summarized_over_raw_floor']} x)"
+        )
+        athena = c["athena_bytes_per_request"]
+        print(
+            f"Athena, as Trino reads, 90-day report: compacted rows {athena['compacted']} B/request, summarized "
+            f"{athena['summarized']} B/request (of which the summaries {athena['summaries_alone']})"
         )
         print(
             f"90-day report over summarized days: {m['summarized_report']} s CPU / column-read floor of the same requests' compacted rows "

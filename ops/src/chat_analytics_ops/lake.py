@@ -27,10 +27,11 @@ counts the day's first-partition rows (``lake_days``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from importlib import resources
@@ -177,6 +178,11 @@ def report_sql_for(compacted: Sequence[str], summarized: Sequence[str] = ()) -> 
     for marker in (COMPACTED_DAYS_MARKER, SUMMARIZED_DAYS_MARKER):
         if marker not in sql:
             raise OpsError(f"report.sql has no {marker} to replace")
+    for name, days in (("compacted days", compacted), ("summarized days", summarized)):
+        if not days:  # the block that reads these days' rows: nothing to read, and its join would scan late_row again
+            sql, removed = re.subn(rf"^ *-- {name}: begin\n.*?^ *-- {name}: end\n", "", sql, flags=re.S | re.M)
+            if removed != 1:
+                raise OpsError(f"report.sql has no block '-- {name}: begin' .. '-- {name}: end'")
     return sql.replace(COMPACTED_DAYS_MARKER, _days_list(compacted)).replace(SUMMARIZED_DAYS_MARKER, _days_list(summarized))
 
 
@@ -203,11 +209,17 @@ def lake_report(engine: Engine, days: list[str], *, top: int, stack_name: str = 
     small query), then the report's one query. ``summaries`` False reads the summarized days from their
     compacted rows (the same figures: tests and the benchmark compare the two)."""
     first_dt, last_dt = partition_range(days)
+    session = getattr(engine, "session", None)  # DuckDB: both queries over one connection (the files' views made once)
+    with session() if session is not None else contextlib.nullcontext():
+        return _lake_report(engine, days, first_dt, last_dt, top=top, stack_name=stack_name, summaries=summaries)
+
+
+def _lake_report(engine: Engine, days: list[str], first_dt: str, last_dt: str, *, top: int, stack_name: str, summaries: bool) -> Report:
     read = lake_days(engine, first_dt, last_dt)
     if not summaries:
         read = replace(read, compacted=sorted(read.compacted + read.summarized), summarized=[])
     first, last = day_number(days[0]), day_number(days[-1])
-    rows, info = engine.run(report_sql_for(read.compacted, read.summarized), [first_dt, last_dt, first, last, first, last, top])
+    rows, info = engine.run(report_sql_for(read.compacted, read.summarized), [first_dt, last_dt, first, last, top])
     if read.scanned is not None and info.bytes_scanned is not None:
         info = replace(info, bytes_scanned=info.bytes_scanned + read.scanned)
     detail = (
@@ -365,6 +377,17 @@ class DuckDBEngine:
         self.root = root
         self.threads = threads
         self.detail = detail
+        self._session: duckdb.DuckDBPyConnection | None = None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Run every query of the block over one connection: the views (the files they list) are made once."""
+        self._session = self.connect()
+        try:
+            yield
+        finally:
+            self._session.close()
+            self._session = None
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         try:
@@ -401,13 +424,14 @@ class DuckDBEngine:
 
     def run(self, sql: str, parameters: Sequence[str | int]) -> tuple[list[dict[str, Any]], EngineInfo]:
         started = time.monotonic()
-        connection = self.connect()
+        connection = self._session or self.connect()
         try:
             cursor = connection.execute(sql, list(parameters))
             names = [column[0] for column in cursor.description]
             rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
         finally:
-            connection.close()
+            if connection is not self._session:
+                connection.close()
         return rows, EngineInfo(self.name, time.monotonic() - started, None, self.detail)
 
 

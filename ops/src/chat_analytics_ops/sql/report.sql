@@ -5,7 +5,7 @@
 -- The same text runs on Athena (engine version 3, Trino's dialect) and on DuckDB: it keeps to what both
 -- mean alike (tests parse it with sqlglot in both dialects and run it on DuckDB against the table's
 -- report). Athena inlines WITH clauses (each reference scans again), so every CTE below is referenced
--- once but `late_row`, whose second reference reads only its request keys (the raw rows of the days not
+-- once but `report_days` (a constant) and `late_row`, whose other references read only its request keys (the raw rows of the days not
 -- compacted and the few late compacted rows), and the sections are one GROUPING SETS aggregation instead
 -- of one query each. No least() or greatest(): DuckDB skips their NULL arguments where Trino returns NULL,
 -- so CASE says what is meant.
@@ -23,9 +23,9 @@
 -- Parameters (positional), in order:
 --   1, 2  the first and last `dt` partition read (the UTC days Firehose received rows: a request's rows
 --         arrive on or after its day, and late ones up to the queue's retention later),
---   3, 4  the first and last request day of the report (the table's `day`, the query's UTC day) as YYYYMMDD,
---   5, 6  the same two, for the summaries' rows,
---   7     how many unmatched questions to list.
+--   3, 4  the first and last request day of the report (the table's `day`, the query's UTC day) as YYYYMMDD
+--         (`report_days`: the requests' and the summaries' rows are filtered by them),
+--   5     how many unmatched questions to list.
 -- and the texts 'compacted days' and 'summarized days', replaced by lake.py with the range's partitions to
 -- read from `compacted` rows and from their summaries (sql/compacted_days.sql finds them; a day is in one
 -- list at most) as quoted literals, or by one that matches no partition.
@@ -72,14 +72,21 @@ WITH late_row AS (
     FROM compacted
     WHERE (dt IN ('compacted days') OR dt IN ('summarized days')) AND late = '1'
 ),
+report_days AS (
+    -- The report's request days: a constant row (no scan), read by the requests and by the summaries.
+    SELECT CAST(? AS INTEGER) AS first_day, CAST(? AS INTEGER) AS last_day
+),
 request AS (
     -- One row per request, weighted. A compacted row of a request's first partition (`late` = '0') is the
     -- request as it is (+1), unless the request has a later row in the range (then that later row holds all
     -- of it); of a summarized day, its summary counts that row already: it is subtracted (-1) when a later
-    -- row supersedes it. The late rows are merged per request (+1). Without compaction this is the whole
-    -- lake grouped by request.
+    -- row supersedes it (a semi-join: only those rows come out). The late rows are merged per request (+1).
+    -- Without compaction this is the whole lake grouped by request. lake.py leaves out the block of a list
+    -- of days that is empty (its join would read `late_row`'s keys again for nothing: Athena scans each
+    -- reference), and keeps at least the last branch.
+    -- compacted days: begin
     SELECT
-        CASE WHEN later.request_key IS NULL THEN 1 ELSE -1 END AS weight,
+        1 AS weight,
         CAST(replace(only_row.day, '-', '') AS INTEGER) AS day_number,
         CASE WHEN only_row.source = {{canary_source}} THEN 1 ELSE 0 END AS canary,
         only_row.question_key,
@@ -92,13 +99,26 @@ request AS (
     FROM compacted AS only_row
     LEFT JOIN (SELECT DISTINCT request_key FROM late_row) AS later
         ON later.request_key = only_row.request_key
-    WHERE (only_row.dt IN ('compacted days') OR only_row.dt IN ('summarized days'))
-      AND only_row.late = '0'
-      AND (
-          (only_row.dt IN ('compacted days') AND later.request_key IS NULL)
-          OR (only_row.dt IN ('summarized days') AND later.request_key IS NOT NULL)
-      )
+    WHERE only_row.dt IN ('compacted days') AND only_row.late = '0' AND later.request_key IS NULL
     UNION ALL
+    -- compacted days: end
+    -- summarized days: begin
+    SELECT
+        -1 AS weight,
+        CAST(replace(superseded.day, '-', '') AS INTEGER) AS day_number,
+        CASE WHEN superseded.source = {{canary_source}} THEN 1 ELSE 0 END AS canary,
+        superseded.question_key,
+        {{match_code(superseded.match_type)}} AS match_code,
+        superseded.match_score,
+        superseded.latency_ms,
+        superseded.response_latency_ms,
+        superseded.query_ingest_lag_ms,
+        superseded.response_ingest_lag_ms
+    FROM compacted AS superseded
+    WHERE superseded.dt IN ('summarized days') AND superseded.late = '0'
+      AND superseded.request_key IN (SELECT request_key FROM late_row)
+    UNION ALL
+    -- summarized days: end
     SELECT
         1 AS weight,
         max_by(day_number, state) AS day_number,
@@ -130,7 +150,8 @@ measured AS (
         CASE WHEN canary = 1 THEN NULL ELSE CAST(response_ingest_lag_ms AS DOUBLE) END AS response_lag_ms,
         CASE WHEN canary = 0 AND match_code = 3 AND question_key <> '' THEN question_key END AS unmatched_question
     FROM request
-    WHERE day_number BETWEEN ? AND ?
+    CROSS JOIN report_days
+    WHERE day_number BETWEEN report_days.first_day AND report_days.last_day
 ),
 grouped AS (
     -- One aggregation, six grouping sets: the per-day figures and score bins (one set: everything else
@@ -184,7 +205,8 @@ summed AS (
             n,
             score_sum
         FROM compacted_sections
-        WHERE dt IN ('summarized days') AND section <> 'rows' AND day_number BETWEEN ? AND ?
+        CROSS JOIN report_days
+        WHERE dt IN ('summarized days') AND section <> 'rows' AND day_number BETWEEN report_days.first_day AND report_days.last_day
     ) AS parts
     GROUP BY section, day_number, canary, has_query, match_code, score_bin, value, question
     HAVING sum(n) <> 0
