@@ -5,7 +5,9 @@ are then laid out over several ``dt`` partitions as Firehose would deliver them 
 later states in later partitions: one day later for some, three days later for others, as a redrive from
 the dead-letter queue would), and the report read from the lake must equal the table's report with no
 day compacted, some days compacted, every day compacted, after a second compaction (which writes
-nothing), and after a row arrives in a compacted day (that day is read raw again).
+nothing), and after a row arrives in a compacted day (that day is read raw again). The compaction also
+summarizes each day (sql/sections.sql): the report over summarized days, compacted-only days and raw days
+mixed must equal the table's too, and a summarized row that a later row supersedes is subtracted.
 """
 
 from __future__ import annotations
@@ -351,6 +353,18 @@ def test_the_sections_sql_parses_in_each_engines_dialect_and_names_every_column(
     names = [projection.alias_or_name for projection in tree.expression.expressions]
     assert names == [name for name, _ in lake.SECTIONS_COLUMNS] + list(lake.SECTIONS_PARTITIONS), "Athena's INSERT: columns, then dt"
     assert len(list(tree.find_all(expressions.Placeholder))) == len(lake.sections_parameters("2026-01-10", "2026-01-12"))
+
+
+def test_the_report_sql_leaves_out_the_block_of_an_empty_day_list() -> None:
+    """Athena scans ``late_row`` again for each join on its keys: a day list that is empty has no block."""
+    both = lake.report_sql_for(["2026-01-01"], ["2026-01-02"])
+    assert both.count("FROM late_row") == 3
+    for compacted, summarized, left in ((["2026-01-01"], [], "superseded"), ([], ["2026-01-02"], "AS later"), ([], [], "")):
+        sql = lake.report_sql_for(compacted, summarized)
+        assert sql.count("FROM late_row") == 1 + len([days for days in (compacted, summarized) if days])
+        assert not left or left not in sql
+        for dialect in ("athena", "duckdb"):
+            sqlglot.parse_one(sql, read=dialect)
 
 
 def test_the_report_sql_takes_the_summarized_days_apart() -> None:

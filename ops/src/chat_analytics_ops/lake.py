@@ -224,8 +224,9 @@ def _lake_report(engine: Engine, days: list[str], first_dt: str, last_dt: str, *
         info = replace(info, bytes_scanned=info.bytes_scanned + read.scanned)
     detail = (
         f"{len(read.compacted) + len(read.summarized)} of the {_days_between(first_dt, last_dt)} partitions read compacted"
-        f" ({len(read.summarized)} from their summaries)"
-    ) + (f" ({read.note})" if read.note else "")
+        + (f" ({len(read.summarized)} from their summaries)" if read.summarized else "")
+        + (f" ({read.note})" if read.note else "")
+    )
     info = replace(info, detail="; ".join(part for part in (info.detail, detail) if part))
     return report_from_rows(rows, days, stack_name=stack_name, engine=info)
 
