@@ -90,6 +90,7 @@ class ChatAnalyticsStack(Stack):
         lake.report_reader_policy.add_statements(*built.reader_statements)
         if settings.lake_formation:  # the report's SQL reads compacted: each reader needs it as it needs requests
             lake.grant_report_readers(built.table, settings.report_reader_principal_arns, "Compacted")
+            lake.grant_report_readers(built.sections_table, settings.report_reader_principal_arns, "CompactedSections")
         return built
 
     def _processor(self, settings: Settings) -> Processor:
@@ -217,6 +218,24 @@ class ChatAnalyticsStack(Stack):
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/athena-results/compaction/*]",
                 "Athena writes the compaction query's result and manifest under its workgroup's results folder with a "
                 "name it chooses (the query id); the grant is limited to that folder.",
+            ),
+            (
+                self.compaction.summary_role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/compacted/*]",
+                "The summary query reads every first-partition Parquet file of the compacted days it summarizes and the "
+                "summaries there to skip the days done; the grant is limited to the compacted/ folder.",
+            ),
+            (
+                self.compaction.summary_role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/compacted/sections/*]",
+                "INSERT INTO writes new objects under compacted/sections/dt=<day>/ with names Athena chooses; the grant is "
+                "limited to that folder.",
+            ),
+            (
+                self.compaction.summary_role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/athena-results/compaction/*]",
+                "Athena writes the summary query's result and manifest under its workgroup's results folder with a name it "
+                "chooses (the query id); the grant is limited to that folder.",
             ),
         ]
 

@@ -41,7 +41,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Aws, Duration, Stack, Validations
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -324,7 +324,6 @@ class LakeCompaction(Construct):
             query=self.summary_query_string,
         )
         self.reader_statements = self._reader_statements(props)
-        self._acknowledge_summary_role(props)
 
     def _table(self, props: LakeCompactionProps) -> glue.CfnTable:
         return compacted_glue_table(self, props)
@@ -425,32 +424,6 @@ class LakeCompaction(Construct):
                 )
             },
         )
-
-    def _acknowledge_summary_role(self, props: LakeCompactionProps) -> None:
-        """The cdk-nag findings of the summary role's folder grants, acknowledged here with why (the compaction role's
-        are acknowledged by the stack, stacks/analytics_stack.py)."""
-        stack = Stack.of(self)
-        bucket_arn = f"<{stack.get_logical_id(props.bucket.node.default_child)}.Arn>"  # type: ignore[arg-type]
-        for folder, reason in (
-            (
-                COMPACTED_PREFIX,
-                "The summary query reads every first-partition Parquet file of the compacted days it summarizes and the "
-                "summaries there to skip the days done; the grant is limited to the compacted/ folder.",
-            ),
-            (
-                SECTIONS_PREFIX,
-                "INSERT INTO writes new objects under compacted/sections/dt=<day>/ with names Athena chooses; the grant is "
-                "limited to that folder.",
-            ),
-            (
-                COMPACTION_RESULTS_PREFIX,
-                "Athena writes the summary query's result and manifest under its workgroup's results folder with a name it "
-                "chooses (the query id); the grant is limited to that folder.",
-            ),
-        ):
-            Validations.of(self.summary_role).acknowledge(
-                Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{bucket_arn}/{folder}*]", reason=reason)
-            )
 
     def _schedule(self, props: LakeCompactionProps) -> scheduler.CfnSchedule:
         return self._query_schedule(

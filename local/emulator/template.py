@@ -39,7 +39,7 @@ STAND_INS: dict[str, str] = {
         " expressions local.emulator.stack evaluates as Firehose does"
     ),
     "AWS::Glue::Database": "CreateDatabase (DuckDB, not Athena, reads the lake locally)",
-    "AWS::Glue::Table": "CreateTable with the same columns and partition projection (requests, rejected)",
+    "AWS::Glue::Table": "CreateTable with the same columns and partitions (requests, rejected, compacted, compacted_sections)",
     "AWS::Athena::WorkGroup": "CreateWorkGroup with the same configuration (moto runs no query: the duckdb engine does, locally)",
     "AWS::Scheduler::ScheduleGroup": "CreateScheduleGroup (moto's Scheduler API; its CloudFormation has no Scheduler types)",
     "AWS::Scheduler::Schedule": (

@@ -337,7 +337,8 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
             ("AWS::SQS::QueuePolicy", json.dumps({"Service": "events.amazonaws.com"}), True),
             ("AWS::IAM::Role", json.dumps({"Service": "lambda.amazonaws.com"}), False),
             ("AWS::IAM::Role", json.dumps({"Service": "firehose.amazonaws.com"}), True),
-            ("AWS::IAM::Role", json.dumps({"Service": "scheduler.amazonaws.com"}), True),
+            ("AWS::IAM::Role", json.dumps({"Service": "scheduler.amazonaws.com"}), True),  # the compaction's schedule
+            ("AWS::IAM::Role", json.dumps({"Service": "scheduler.amazonaws.com"}), True),  # the summaries' schedule
         ]
     )
     recovery_dlq_id, _ = recovery_dlq(s, stage)
@@ -351,14 +352,15 @@ def test_every_resource_policy_grants_exactly_what_its_service_needs(stage: str,
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_only_this_accounts_scheduler_may_assume_the_compaction_role(stage: str, request: pytest.FixtureRequest) -> None:
+def test_only_this_accounts_scheduler_may_assume_the_lake_schedules_roles(stage: str, request: pytest.FixtureRequest) -> None:
     """EventBridge Scheduler assumes a schedule's execution role as ``scheduler.amazonaws.com``. Its confused-deputy
     page recommends ``aws:SourceAccount`` and/or ``aws:SourceArn`` in the role's trust policy: ``aws:SourceAccount``
     lets any schedule of that account use the role, ``aws:SourceArn`` (a schedule group's ARN, never a schedule's)
     one group's only (https://docs.aws.amazon.com/scheduler/latest/UserGuide/cross-service-confused-deputy-prevention.html,
     https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role). As built:
     this account's schedules only (``StringEquals aws:SourceAccount``), so a schedule of another account naming
-    this role cannot assume it. The role is the compaction schedule's target's; no other role trusts the scheduler."""
+    these roles cannot assume them. The roles are the two lake schedules' targets' (the compaction's, the summaries'),
+    one each; no other role trusts the scheduler."""
     s: Synthesized = request.getfixturevalue(stage)
     trusting = {
         role_id: role
@@ -367,19 +369,21 @@ def test_only_this_accounts_scheduler_may_assume_the_compaction_role(stage: str,
             st["Principal"] == {"Service": "scheduler.amazonaws.com"} for st in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         )
     }
-    [(role_id, role)] = trusting.items()
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "scheduler.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
-        }
-    ]
-    [schedule] = resources_of(s.raw, "AWS::Scheduler::Schedule").values()
-    assert schedule["Properties"]["Name"] == f"ChatAnalytics-{stage}-lake-compaction"
-    assert schedule["Properties"]["GroupName"] == f"ChatAnalytics-{stage}-lake"
-    assert schedule["Properties"]["Target"]["RoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    assert len(trusting) == 2
+    for role in trusting.values():
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "scheduler.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+            }
+        ]
+    schedules = {schedule["Properties"]["Name"]: schedule for schedule in resources_of(s.raw, "AWS::Scheduler::Schedule").values()}
+    assert set(schedules) == {f"ChatAnalytics-{stage}-lake-compaction", f"ChatAnalytics-{stage}-lake-summary"}
+    assert {schedule["Properties"]["GroupName"] for schedule in schedules.values()} == {f"ChatAnalytics-{stage}-lake"}
+    targets = [schedule["Properties"]["Target"]["RoleArn"] for schedule in schedules.values()]
+    assert sorted(json.dumps(target) for target in targets) == sorted(json.dumps({"Fn::GetAtt": [role_id, "Arn"]}) for role_id in trusting)
 
 
 def test_the_processor_role_has_what_an_sqs_event_source_needs(dev: Synthesized) -> None:

@@ -358,8 +358,8 @@ REPORT_READER_STATEMENTS = (
         ATHENA_S3_ACCESS,
     ),
     ("LocateAndListTheLakeBucket", ["s3:GetBucketLocation", "s3:ListBucket"], "bucket", ATHENA_S3_ACCESS),
-    # The report reads the compacted days from ``compacted`` (stacks/compaction.py); its catalog and database
-    # are ReadTheTableDefinition's.
+    # The report reads the compacted days from ``compacted`` and their summaries from ``compacted_sections``
+    # (stacks/compaction.py); their catalog and database are ReadTheTableDefinition's.
     ("ReadCompactedTable", ["glue:GetPartitions", "glue:GetTable"], "compacted table", ATHENA_MANAGED_POLICIES),
     ("ReadCompactedRows", "s3:GetObject", "/compacted/*", ATHENA_S3_ACCESS),
 )
@@ -393,7 +393,7 @@ def test_report_reader_policy_is_athenas_documented_list_and_nothing_else(dev: S
         ],
         "rows": [object_arn(bucket_id, "/rejected/*"), object_arn(bucket_id, "/requests/*")],  # CDK sorts them
         "bucket": {"Fn::GetAtt": [bucket_id, "Arn"]},
-        "compacted table": glue_arn(":table/chat_analytics_dev/compacted"),
+        "compacted table": [glue_arn(":table/chat_analytics_dev/compacted"), glue_arn(":table/chat_analytics_dev/compacted_sections")],
     }
     expected = [
         {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources.get(where) or object_arn(bucket_id, where)}
@@ -552,9 +552,11 @@ def test_lake_formation_grants_firehose_describe_and_each_reader_select_and_desc
     role_id = s3_destination(s)["RoleARN"]["Fn::GetAtt"][0]
     table = {"Table": {"CatalogId": ACCOUNT, "DatabaseName": {"Ref": database_id}, "Name": {"Ref": table_id}}}
     # With Lake Formation the lake is not compacted (lakeCompaction defaults to false), but report.sql reads the
-    # empty compacted table all the same: each reader may read it too.
-    compacted_id = next(name for name in resources_of(s.raw, "AWS::Glue::Table") if name.startswith("CompactedTable"))
+    # empty compacted table and its summaries' table all the same: each reader may read them too.
+    compacted_id, sections_id = sorted(name for name in resources_of(s.raw, "AWS::Glue::Table") if name.startswith("CompactedTable"))
+    assert "Sections" in sections_id and "Sections" not in compacted_id
     compacted = {"Table": {"CatalogId": ACCOUNT, "DatabaseName": {"Ref": database_id}, "Name": {"Ref": compacted_id}}}
+    sections = {"Table": {"CatalogId": ACCOUNT, "DatabaseName": {"Ref": database_id}, "Name": {"Ref": sections_id}}}
     assert not [name for name in s.raw["Resources"] if name.startswith("Compaction")], "no schedule, role or workgroup"
     database = {"Database": {"CatalogId": ACCOUNT, "Name": {"Ref": database_id}}}
     granted = sorted(
@@ -571,6 +573,8 @@ def test_lake_formation_grants_firehose_describe_and_each_reader_select_and_desc
             (json.dumps(READER_B), json.dumps(table, sort_keys=True), ["DESCRIBE", "SELECT"]),
             (json.dumps(READER_A), json.dumps(compacted, sort_keys=True), ["DESCRIBE", "SELECT"]),
             (json.dumps(READER_B), json.dumps(compacted, sort_keys=True), ["DESCRIBE", "SELECT"]),
+            (json.dumps(READER_A), json.dumps(sections, sort_keys=True), ["DESCRIBE", "SELECT"]),
+            (json.dumps(READER_B), json.dumps(sections, sort_keys=True), ["DESCRIBE", "SELECT"]),
         ]
     )
     for grant in lake_formation_grants(s).values():

@@ -329,7 +329,9 @@ def test_outputs_are_the_documented_ones_and_reveal_no_secret(dev: Synthesized) 
         "ErasurePolicyArn",
         "CompactionSchedule",  # with lakeCompaction (default true): the schedule `chat-analytics check` reads
     }
-    [schedule] = resources_of(dev.raw, "AWS::Scheduler::Schedule").values()
+    [schedule] = [
+        s for s in resources_of(dev.raw, "AWS::Scheduler::Schedule").values() if s["Properties"]["Name"].endswith("-lake-compaction")
+    ]
     group, name = schedule["Properties"]["GroupName"], schedule["Properties"]["Name"]
     assert (
         dev.raw["Outputs"]["CompactionSchedule"]["Value"] == f"{group}/{name}" == "ChatAnalytics-dev-lake/ChatAnalytics-dev-lake-compaction"
