@@ -500,3 +500,18 @@ def test_an_athena_answer_without_columns_is_refused_and_one_with_columns_but_no
     engine = lake.AthenaEngine(ScriptedAthena(["SUCCEEDED"], nothing), "wg", "db", sleep=lambda _: None)
     with pytest.raises(OpsError, match=r"^athena query q-1 'succeeded' without a result \(no columns"):
         engine.run("SELECT section FROM requests", [])
+
+
+def test_a_duckdb_session_inside_a_session_keeps_the_outer_connection(tmp_path: Path) -> None:
+    """``lake_report`` opens a session of its own; called inside a caller's session (a benchmark timing several
+    reports over one set of views) it must use that one and leave it open, not close it under the caller."""
+    engine = lake.DuckDBEngine(tmp_path)
+    with engine.session():
+        outer = engine._session
+        with engine.session():
+            assert engine._session is outer
+            rows, _ = engine.run("SELECT count(*) AS n FROM requests", [])
+        assert engine._session is outer, "the inner session left the outer one open"
+        rows, _ = engine.run("SELECT count(*) AS n FROM requests", [])
+        assert rows == [{"n": 0}]
+    assert engine._session is None

@@ -382,7 +382,11 @@ class DuckDBEngine:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Run every query of the block over one connection: the views (the files they list) are made once."""
+        """Run every query of the block over one connection: the views (the files they list) are made once. A
+        session inside a session uses the outer one (and leaves it open)."""
+        if self._session is not None:
+            yield
+            return
         self._session = self.connect()
         try:
             yield
