@@ -67,29 +67,18 @@ LAKE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (column["name"], column["type"]) for column in json.loads(LAKE_COLUMNS_FILE.read_text(encoding="utf-8"))["columns"]
 )
 
-COMPACTED_TABLE_NAME = "compacted"
-COMPACTED_PREFIX = "compacted/"
+COMPACTED_TABLE_NAME = contract.COMPACTED_TABLE
+COMPACTED_PREFIX = contract.COMPACTED_PREFIX
 COMPACTION_RESULTS_PREFIX = f"{ATHENA_RESULTS_PREFIX}compaction/"
 COMPACTED_COLUMNS: tuple[tuple[str, str], ...] = (*LAKE_COLUMNS, ("source_rows", "bigint"))
 LATE_KEY = "late"
 SQL_FOLDER = Path(__file__).resolve().parent.parent / "ops" / "src" / "chat_analytics_ops" / "sql"
 COMPACT_SQL_FILE = SQL_FOLDER / "compact.sql"
-# The compacted days' section summaries (ops/src/chat_analytics_ops/sql/sections.sql; the CLI's lake.py names them alike).
-SECTIONS_TABLE_NAME = "compacted_sections"
-SECTIONS_PREFIX = f"{COMPACTED_PREFIX}sections/"
+# The compacted days' section summaries (ops/src/chat_analytics_ops/sql/sections.sql); names and columns from schema/contract.py.
+SECTIONS_TABLE_NAME = contract.SECTIONS_TABLE
+SECTIONS_PREFIX = contract.SECTIONS_PREFIX
 SECTIONS_SQL_FILE = SQL_FOLDER / "sections.sql"
-SECTIONS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("section", "string"),
-    ("day_number", "int"),
-    ("canary", "int"),
-    ("has_query", "int"),
-    ("match_code", "int"),
-    ("score_bin", "int"),
-    ("value", "double"),
-    ("question", "string"),
-    ("n", "bigint"),
-    ("score_sum", "double"),
-)
+SECTIONS_COLUMNS = contract.SECTIONS_COLUMNS
 SUMMARY_WINDOW_DAYS = 3  # each summary run looks at three days: the day due and two missed runs
 UNIVERSAL_TARGET = "aws-sdk:athena:startQueryExecution"
 SETTLE_DAYS = 2  # a day is complete once Firehose's next-day deliveries (and their 24 h of retries) are in
@@ -179,32 +168,48 @@ def scheduled_sections_sql(first_days_ago: int, last_days_ago: int, sql: str | N
     return "\n".join(lines).strip() + "\n"
 
 
-def sections_glue_table(scope: Construct, props: LakeCompactionProps) -> glue.CfnTable:
-    """The Glue table ``compacted_sections`` (construct id ``SectionsTable`` in ``scope``): partition ``dt`` projected."""
+def _parquet_glue_table(
+    scope: Construct,
+    construct_id: str,
+    props: LakeCompactionProps,
+    *,
+    name: str,
+    description: str,
+    columns: tuple[tuple[str, str], ...],
+    prefix: str,
+    late: bool,
+) -> glue.CfnTable:
+    """A Parquet table of the lake bucket under ``prefix``, its ``dt`` partition projected by day (and ``late``,
+    '0' or '1', when ``late``): what the compaction and the summaries write with Athena's INSERT INTO."""
+    parameters = {
+        "classification": "parquet",
+        "EXTERNAL": "TRUE",
+        "parquet.compression": "SNAPPY",
+        "projection.enabled": "true",
+        f"projection.{PARTITION_KEY}.type": "date",
+        f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
+        f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
+        f"projection.{PARTITION_KEY}.interval": "1",
+        f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
+    }
+    partition_keys = [glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string")]
+    if late:
+        parameters |= {f"projection.{LATE_KEY}.type": "enum", f"projection.{LATE_KEY}.values": "0,1"}
+        partition_keys.append(glue.CfnTable.ColumnProperty(name=LATE_KEY, type="string"))
     return glue.CfnTable(
         scope,
-        "SectionsTable",
+        construct_id,
         catalog_id=Stack.of(scope).account,
         database_name=props.database_ref,
         table_input=glue.CfnTable.TableInputProperty(
-            name=SECTIONS_TABLE_NAME,
-            description="Per compacted day, the groups of the report's sections over its first-partition rows (the daily summary)",
+            name=name,
+            description=description,
             table_type="EXTERNAL_TABLE",
-            parameters={
-                "classification": "parquet",
-                "EXTERNAL": "TRUE",
-                "parquet.compression": "SNAPPY",
-                "projection.enabled": "true",
-                f"projection.{PARTITION_KEY}.type": "date",
-                f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
-                f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
-                f"projection.{PARTITION_KEY}.interval": "1",
-                f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
-            },
-            partition_keys=[glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string")],
+            parameters=parameters,
+            partition_keys=partition_keys,
             storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in SECTIONS_COLUMNS],
-                location=f"s3://{props.bucket.bucket_name}/{SECTIONS_PREFIX}",
+                columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in columns],
+                location=f"s3://{props.bucket.bucket_name}/{prefix}",
                 input_format=PARQUET_INPUT_FORMAT,
                 output_format=PARQUET_OUTPUT_FORMAT,
                 serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}),
@@ -215,45 +220,31 @@ def sections_glue_table(scope: Construct, props: LakeCompactionProps) -> glue.Cf
     )
 
 
+def sections_glue_table(scope: Construct, props: LakeCompactionProps) -> glue.CfnTable:
+    """The Glue table ``compacted_sections`` (construct id ``SectionsTable`` in ``scope``): partition ``dt`` projected."""
+    return _parquet_glue_table(
+        scope,
+        "SectionsTable",
+        props,
+        name=SECTIONS_TABLE_NAME,
+        description="Per compacted day, the groups of the report's sections over its first-partition rows (the daily summary)",
+        columns=SECTIONS_COLUMNS,
+        prefix=SECTIONS_PREFIX,
+        late=False,
+    )
+
+
 def compacted_glue_table(scope: Construct, props: LakeCompactionProps) -> glue.CfnTable:
     """The Glue table ``compacted`` (construct id ``Table`` in ``scope``): partitions projected by day and ``late``."""
-    location = f"s3://{props.bucket.bucket_name}/{COMPACTED_PREFIX}"
-    return glue.CfnTable(
+    return _parquet_glue_table(
         scope,
         "Table",
-        catalog_id=Stack.of(scope).account,
-        database_name=props.database_ref,
-        table_input=glue.CfnTable.TableInputProperty(
-            name=COMPACTED_TABLE_NAME,
-            description="One row per request and arrival day, from the raw rows of requests (the daily compaction)",
-            table_type="EXTERNAL_TABLE",
-            parameters={
-                "classification": "parquet",
-                "EXTERNAL": "TRUE",
-                "parquet.compression": "SNAPPY",
-                "projection.enabled": "true",
-                f"projection.{PARTITION_KEY}.type": "date",
-                f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
-                f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
-                f"projection.{PARTITION_KEY}.interval": "1",
-                f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
-                f"projection.{LATE_KEY}.type": "enum",
-                f"projection.{LATE_KEY}.values": "0,1",
-            },
-            partition_keys=[
-                glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string"),
-                glue.CfnTable.ColumnProperty(name=LATE_KEY, type="string"),
-            ],
-            storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in COMPACTED_COLUMNS],
-                location=location,
-                input_format=PARQUET_INPUT_FORMAT,
-                output_format=PARQUET_OUTPUT_FORMAT,
-                serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}),
-                compressed=False,
-                stored_as_sub_directories=False,
-            ),
-        ),
+        props,
+        name=COMPACTED_TABLE_NAME,
+        description="One row per request and arrival day, from the raw rows of requests (the daily compaction)",
+        columns=COMPACTED_COLUMNS,
+        prefix=COMPACTED_PREFIX,
+        late=True,
     )
 
 

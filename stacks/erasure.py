@@ -26,11 +26,12 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-# The folders of the lake bucket the eraser works in: Firehose's rows, the compaction's rows (restated, not
-# imported from stacks/compaction.py: one construct per module; the policy test holds them equal), and its
-# own audit lines.
+from schema import contract
+
+# The folders of the lake bucket the eraser works in: Firehose's rows, the compaction's rows and summaries
+# (schema/contract.py's folder, as stacks/compaction.py's), and its own audit lines.
 REQUESTS_PREFIX = "requests/"
-COMPACTED_PREFIX = "compacted/"
+COMPACTED_PREFIX = contract.COMPACTED_PREFIX
 ROW_PREFIXES = (REQUESTS_PREFIX, COMPACTED_PREFIX)
 AUDIT_PREFIX = "erasure-audit/"
 

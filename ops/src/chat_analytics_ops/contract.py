@@ -80,6 +80,27 @@ REPORT_READER_POLICY_ARN: Final = "ReportReaderPolicyArn"
 ERASURE_POLICY_ARN: Final = "ErasurePolicyArn"
 COMPACTION_SCHEDULE: Final = "CompactionSchedule"  # "<schedule group>/<schedule name>"; only with lakeCompaction
 
+# The event lake's compacted tables (stacks/compaction.py makes them; the CLI's lake.py, compact.py and erase.py
+# and its sql/ read and write them): one row per request and arrival day, and each compacted day's section
+# summary (sql/sections.sql), under the compacted table's folder (its readers, lifecycle rule and erasure
+# reach the summaries too). The summaries' columns, in order: the Glue table's and what sections.sql selects.
+COMPACTED_TABLE: Final = "compacted"
+COMPACTED_PREFIX: Final = "compacted/"
+SECTIONS_TABLE: Final = "compacted_sections"
+SECTIONS_PREFIX: Final = "compacted/sections/"
+SECTIONS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("section", "string"),
+    ("day_number", "int"),
+    ("canary", "int"),
+    ("has_query", "int"),
+    ("match_code", "int"),
+    ("score_bin", "int"),
+    ("value", "double"),
+    ("question", "string"),
+    ("n", "bigint"),
+    ("score_sum", "double"),
+)
+
 # What ``normalize_question`` trims from both ends after folding: spaces, quotes and closing punctuation.
 QUESTION_TRIM: Final = " \"'`“”‘’?!.,;:…"
 

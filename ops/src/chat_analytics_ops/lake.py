@@ -64,26 +64,15 @@ REJECTED_TABLE = "rejected"
 REJECTED_PREFIX = "rejected/"
 # The table compaction writes: the lake's columns, how many raw rows each row merges, and the partitions
 # dt (the raw rows' day) and late ('1': the request also has rows in an earlier partition).
-COMPACTED_TABLE = "compacted"
-COMPACTED_PREFIX = "compacted/"
+COMPACTED_TABLE = contract.COMPACTED_TABLE
+COMPACTED_PREFIX = contract.COMPACTED_PREFIX
 COMPACTED_COLUMNS: tuple[tuple[str, str], ...] = (*COLUMNS, ("source_rows", "bigint"))
 COMPACTED_PARTITIONS = ("dt", "late")
 # The compacted days' section summaries (sql/sections.sql): one row per (section, key) and partition dt, under
 # compacted/sections/ (the compacted table's folder: its readers, its lifecycle rule and erasure reach it).
-SECTIONS_TABLE = "compacted_sections"
-SECTIONS_PREFIX = "compacted/sections/"
-SECTIONS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("section", "string"),
-    ("day_number", "int"),
-    ("canary", "int"),
-    ("has_query", "int"),
-    ("match_code", "int"),
-    ("score_bin", "int"),
-    ("value", "double"),
-    ("question", "string"),
-    ("n", "bigint"),
-    ("score_sum", "double"),
-)
+SECTIONS_TABLE = contract.SECTIONS_TABLE
+SECTIONS_PREFIX = contract.SECTIONS_PREFIX
+SECTIONS_COLUMNS = contract.SECTIONS_COLUMNS
 SECTIONS_PARTITIONS = ("dt",)
 # What the report's SQL holds in place of the lists of compacted and summarized days (lake.py writes them there).
 COMPACTED_DAYS_MARKER = "('compacted days')"
