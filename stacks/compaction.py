@@ -330,85 +330,83 @@ class LakeCompaction(Construct):
         )
 
     def _role(self, props: LakeCompactionProps) -> iam.Role:
+        """The compaction schedule's role: what ``INSERT INTO compacted`` needs (raw rows read, compacted rows written)."""
         bucket = props.bucket
-        tables = [props.requests_table_arn, self.table_arn]
-        return iam.Role(
-            self,
+        return self._insert_role(
+            props,
             "ScheduleRole",
+            "Compaction",
             description="EventBridge Scheduler: start the lake's compaction query in Athena (which runs it as this role)",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}),
-            inline_policies={
-                "Compaction": iam.PolicyDocument(
-                    statements=[
-                        iam.PolicyStatement(sid="StartTheQuery", actions=["athena:StartQueryExecution"], resources=[self.work_group_arn]),
-                        iam.PolicyStatement(
-                            sid="ReadTheCatalog",
-                            actions=["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
-                            resources=[props.glue_catalog_arn, props.glue_database_arn, *tables],
-                        ),
-                        iam.PolicyStatement(
-                            sid="AddCompactedPartitions",
-                            actions=["glue:BatchCreatePartition", "glue:CreatePartition", "glue:GetPartition"],
-                            resources=[props.glue_catalog_arn, props.glue_database_arn, self.table_arn],
-                        ),
-                        iam.PolicyStatement(
-                            sid="ReadRawAndCompactedRows",
-                            actions=["s3:GetObject"],
-                            resources=[bucket.arn_for_objects(f"{REQUESTS_PREFIX}*"), bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")],
-                        ),
-                        iam.PolicyStatement(
-                            sid="WriteCompactedRowsAndResults",
-                            actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
-                            resources=[
-                                bucket.arn_for_objects(f"{COMPACTED_PREFIX}*"),
-                                bucket.arn_for_objects(f"{COMPACTION_RESULTS_PREFIX}*"),
-                            ],
-                        ),
-                        # No s3:prefix condition (as the report reader's policy, stacks/lake.py): it would also deny
-                        # the requests that name no prefix (HeadBucket, a list of the root), which Athena makes. The
-                        # objects stay readable and writable only under the folders above.
-                        iam.PolicyStatement(sid="ListTheseFolders", actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
-                        iam.PolicyStatement(sid="LocateTheBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
-                    ]
-                )
-            },
+            read_tables=[props.requests_table_arn, self.table_arn],
+            target_table=(self.table_arn, "AddCompactedPartitions"),
+            read_objects=(
+                [bucket.arn_for_objects(f"{REQUESTS_PREFIX}*"), bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")],
+                "ReadRawAndCompactedRows",
+            ),
+            written_prefix=(COMPACTED_PREFIX, "WriteCompactedRowsAndResults"),
         )
 
     def _summary_role(self, props: LakeCompactionProps) -> iam.Role:
         """The summary schedule's role: what ``INSERT INTO compacted_sections`` needs, no raw row, no compacted row written."""
+        return self._insert_role(
+            props,
+            "SummaryRole",
+            "Summary",
+            description="EventBridge Scheduler: start the lake's summary query in Athena (which runs it as this role)",
+            read_tables=[self.table_arn, self.sections_table_arn],
+            target_table=(self.sections_table_arn, "AddSummaryPartitions"),
+            read_objects=([props.bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")], "ReadCompactedRowsAndSummaries"),
+            written_prefix=(SECTIONS_PREFIX, "WriteSummariesAndResults"),
+        )
+
+    def _insert_role(
+        self,
+        props: LakeCompactionProps,
+        construct_id: str,
+        policy_name: str,
+        *,
+        description: str,
+        read_tables: list[str],
+        target_table: tuple[str, str],
+        read_objects: tuple[list[str], str],
+        written_prefix: tuple[str, str],
+    ) -> iam.Role:
+        """A lake schedule's role, as Athena runs an ``INSERT INTO`` with it: start the query in the compaction's
+        workgroup, read ``read_tables``' catalog entries, add partitions to the target table (its ARN, the
+        statement's sid), read ``read_objects`` (ARNs, sid), write under the written prefix and the workgroup's
+        results folder (prefix, sid). Assumed by this account's EventBridge Scheduler only."""
         bucket = props.bucket
+        table_arn, partitions_sid = target_table
+        objects, read_sid = read_objects
+        prefix, write_sid = written_prefix
         return iam.Role(
             self,
-            "SummaryRole",
-            description="EventBridge Scheduler: start the lake's summary query in Athena (which runs it as this role)",
+            construct_id,
+            description=description,
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}),
             inline_policies={
-                "Summary": iam.PolicyDocument(
+                policy_name: iam.PolicyDocument(
                     statements=[
                         iam.PolicyStatement(sid="StartTheQuery", actions=["athena:StartQueryExecution"], resources=[self.work_group_arn]),
                         iam.PolicyStatement(
                             sid="ReadTheCatalog",
                             actions=["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
-                            resources=[props.glue_catalog_arn, props.glue_database_arn, self.table_arn, self.sections_table_arn],
+                            resources=[props.glue_catalog_arn, props.glue_database_arn, *read_tables],
                         ),
                         iam.PolicyStatement(
-                            sid="AddSummaryPartitions",
+                            sid=partitions_sid,
                             actions=["glue:BatchCreatePartition", "glue:CreatePartition", "glue:GetPartition"],
-                            resources=[props.glue_catalog_arn, props.glue_database_arn, self.sections_table_arn],
+                            resources=[props.glue_catalog_arn, props.glue_database_arn, table_arn],
                         ),
+                        iam.PolicyStatement(sid=read_sid, actions=["s3:GetObject"], resources=objects),
                         iam.PolicyStatement(
-                            sid="ReadCompactedRowsAndSummaries",
-                            actions=["s3:GetObject"],
-                            resources=[bucket.arn_for_objects(f"{COMPACTED_PREFIX}*")],
-                        ),
-                        iam.PolicyStatement(
-                            sid="WriteSummariesAndResults",
+                            sid=write_sid,
                             actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
-                            resources=[
-                                bucket.arn_for_objects(f"{SECTIONS_PREFIX}*"),
-                                bucket.arn_for_objects(f"{COMPACTION_RESULTS_PREFIX}*"),
-                            ],
+                            resources=[bucket.arn_for_objects(f"{prefix}*"), bucket.arn_for_objects(f"{COMPACTION_RESULTS_PREFIX}*")],
                         ),
+                        # No s3:prefix condition (as the report reader's policy, stacks/lake.py): it would also deny
+                        # the requests that name no prefix (HeadBucket, a list of the root), which Athena makes. The
+                        # objects stay readable and writable only under the folders above.
                         iam.PolicyStatement(sid="ListTheseFolders", actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
                         iam.PolicyStatement(sid="LocateTheBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
                     ]
