@@ -391,6 +391,9 @@ class DuckDBEngine:
         connection = duckdb.connect()
         if self.threads:
             connection.execute(f"SET threads = {int(self.threads)}")
+        # Each view reads every file's footer (union_by_name), and each query binding a view reads them again
+        # without this; the cache is the connection's and a rewritten file (a newer mtime) is read anew.
+        connection.execute("SET parquet_metadata_cache = true")
         for table, columns, partitions in (
             (TABLE, COLUMNS, ("dt",)),
             (REJECTED_TABLE, REJECTED_COLUMNS, ("dt",)),
