@@ -46,8 +46,10 @@ a 90-day report in <= 5 s on DuckDB over local files, and <= 10 GB scanned (<= $
    **column-read floors**: DuckDB reading files and hashing the 11 columns report.sql reads
    (``SELECT sum(hash(...))``): the raw files, the compacted files (the same requests' rows: the honest
    floor of the summarized report too), and the summary files (their 10 columns) plus the compacted files,
-   which is what the summarized report opens. The last line is the summarized report's CPU over the
-   compacted files' floor (target <= 2.5).
+   which is what the summarized report opens. A fourth report reads the lake as the stack's schedules leave
+   it on the day after the data set's last (``<dir>-compacted-steady``, links: that day raw, the three before
+   it compacted only, every older day summarized), over the floor of its compacted files. The last line is
+   the summarized report's CPU over the compacted files' floor (target <= 2.5).
 
 Athena's own wall time (its p95) cannot be measured without AWS; see docs/benchmarks/lake.md.
 """
@@ -640,14 +642,38 @@ def compacted_lake(root: Path, threads: int | None) -> tuple[Path, dict[str, Any
     return target, done
 
 
+def steady_lake(compacted: Path, last_day: str) -> Path:
+    """``<compacted>-steady``: the lake as the stack's schedules leave it on the day after ``last_day`` (links, no
+    copy): ``last_day`` raw (the compaction's newest day is today - 2), the three days before it compacted and not
+    summarized (the summaries' newest is today - 5), every older day summarized."""
+    target = compacted.with_name(compacted.name + "-steady")
+    shutil.rmtree(target, ignore_errors=True)
+    (target / lake.SECTIONS_PREFIX).mkdir(parents=True)
+    os.symlink((compacted / "requests").resolve(), target / "requests")
+    newest = date.fromisoformat(last_day)
+    for folder in (compacted / lake.COMPACTED_PREFIX).glob("dt=*"):
+        if folder.name[3:] < last_day:
+            os.symlink(folder.resolve(), target / lake.COMPACTED_PREFIX / folder.name)
+    for folder in (compacted / lake.SECTIONS_PREFIX).glob("dt=*"):
+        if folder.name[3:] <= (newest - timedelta(days=4)).isoformat():
+            os.symlink(folder.resolve(), target / lake.SECTIONS_PREFIX / folder.name)
+    return target
+
+
+def compacted_files(root: Path, first_dt: str, last_dt: str) -> list[Path]:
+    return sorted(
+        path for path in (root / lake.COMPACTED_PREFIX).glob("dt=*/late=*/*.parquet") if first_dt <= path.parent.parent.name[3:] <= last_dt
+    )
+
+
 def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None) -> dict[str, Any]:
     """The 90-day report's CPU over the column-read floors, raw, compacted and summarized, interleaved."""
     target, stamp = compacted_lake(root, threads)
     first_dt, last_dt = lake.partition_range(days)
     raw_files = parquet_files(root, first_dt, last_dt)
-    compacted_files = sorted(
-        path for path in (target / "compacted").glob("dt=*/late=*/*.parquet") if first_dt <= path.parent.parent.name[3:] <= last_dt
-    )
+    steady = steady_lake(target, days[-1])
+    steady_files = compacted_files(steady, first_dt, last_dt)
+    every_compacted = compacted_files(target, first_dt, last_dt)
     section_files = sorted(
         path for path in (target / lake.SECTIONS_PREFIX).glob("dt=*/*.parquet") if first_dt <= path.parent.name[3:] <= last_dt
     )
@@ -660,6 +686,8 @@ def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None
         "summarized_report": [],
         "summarized_wall": [],
         "sections_floor": [],
+        "steady_report": [],
+        "steady_floor": [],
     }
     requests = {}
     reports = {}
@@ -672,31 +700,37 @@ def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None
         measured["compacted_report"].append(cpu)
         measured["compacted_wall"].append(wall)
         requests["compacted"], reports["compacted"] = report.requests, report.to_json()
-        measured["compacted_floor"].append(floor_cpu(compacted_files, threads))
+        measured["compacted_floor"].append(floor_cpu(every_compacted, threads))
         cpu, wall, report = report_cpu(target, days, threads)
         measured["summarized_report"].append(cpu)
         measured["summarized_wall"].append(wall)
         requests["summarized"], reports["summarized"] = report.requests, report.to_json()
         measured["sections_floor"].append(sections_floor_cpu(section_files, threads))
+        cpu, _, report = report_cpu(steady, days, threads)
+        measured["steady_report"].append(cpu)
+        requests["steady"], reports["steady"] = report.requests, report.to_json()
+        measured["steady_floor"].append(floor_cpu(steady_files, threads))
     for report in reports.values():  # the engine's timing and detail differ; the figures must not
         report.pop("engine", None)
         report.pop("generatedAt", None)
-    if not reports["raw"] == reports["compacted"] == reports["summarized"]:
-        raise SystemExit("the reports over the raw, compacted and summarized days differ: the benchmark's figures would mean nothing")
+    if not reports["raw"] == reports["compacted"] == reports["summarized"] == reports["steady"]:
+        raise SystemExit(
+            "the reports over the raw, compacted, summarized and steady-state days differ: the benchmark's figures would mean nothing"
+        )
     median = {key: statistics.median(values) for key, values in measured.items()}
     opened_floor = median["compacted_floor"] + median["sections_floor"]
     # Athena, as Trino reads (the model above): the compacted report reads the 11 columns of every compacted
     # file; the summarized one the same files (its semi-join takes request_key and the values of each day's
     # first-partition rows, the late rows as before) and the summaries, whole (each is under 3 MiB).
     in_range = requests.get("summarized") or 1
-    compacted_layouts = file_layouts(compacted_files)
+    compacted_layouts = file_layouts(every_compacted)
     compacted_trino = trino_bytes(compacted_layouts, REPORT_COLUMNS)["bytes"]
     sections_trino = trino_bytes(file_layouts(section_files), tuple(name for name, _ in lake.SECTIONS_COLUMNS))["bytes"]
     return {
         "compact_s": stamp.get("compact_s"),
         "summarize_s": stamp.get("summarize_s"),
-        "compacted_objects": len(compacted_files),
-        "compacted_bytes": sum(path.stat().st_size for path in compacted_files),
+        "compacted_objects": len(every_compacted),
+        "compacted_bytes": sum(path.stat().st_size for path in every_compacted),
         "section_objects": len(section_files),
         "section_bytes": sum(path.stat().st_size for path in section_files),
         "section_rows": duckdb.connect().execute(f"SELECT count(*) FROM read_parquet({lake._file_list(section_files)})").fetchall()[0][0]
@@ -711,6 +745,7 @@ def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None
         "summarized_ratio": round(median["summarized_report"] / median["compacted_floor"], 2),
         "summarized_over_opened_floor": round(median["summarized_report"] / opened_floor, 2),
         "summarized_over_raw_floor": round(median["summarized_report"] / median["raw_floor"], 2),
+        "steady_ratio": round(median["steady_report"] / median["steady_floor"], 2),
         "athena_bytes_per_request": {
             "compacted": round(compacted_trino / in_range, 2),
             "summarized": round((compacted_trino + sections_trino) / in_range, 2),
@@ -898,6 +933,10 @@ def print_results(results: dict[str, Any]) -> None:
             f"over their floor {m['compacted_floor']} s ({c['compacted_ratio']} x); summarized {m['summarized_report']} s "
             f"(wall {m['summarized_wall']} s) over the files it opens {round(m['compacted_floor'] + m['sections_floor'], 3)} s "
             f"({c['summarized_over_opened_floor']} x) and over the raw files' floor ({c['summarized_over_raw_floor']} x)"
+        )
+        print(
+            f"steady state (the day after the data set's last: that day raw, the 3 before it compacted only, the rest "
+            f"summarized): {m['steady_report']} s CPU over the floor of its compacted files {m['steady_floor']} s = {c['steady_ratio']} x"
         )
         athena = c["athena_bytes_per_request"]
         print(
