@@ -7,11 +7,46 @@ from typing import Any
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_athena as athena
+from aws_cdk import aws_glue as glue
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.settings import LOG_RETENTION_DAYS
+
+# The lake's Glue tables (stacks/lake.py's and stacks/compaction.py's): Parquet, one ``dt`` folder per day.
+PARTITION_KEY = "dt"
+# The first day partition projection considers; days before it hold no data (the lake starts in 2026).
+PROJECTION_START = "2026-01-01"
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+
+
+def day_projection() -> dict[str, str]:
+    """A Glue table's parameters that let Athena find the ``dt`` day folders by partition projection (no crawler,
+    no ``MSCK REPAIR``): every day from ``PROJECTION_START`` to now."""
+    return {
+        "projection.enabled": "true",
+        f"projection.{PARTITION_KEY}.type": "date",
+        f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
+        f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
+        f"projection.{PARTITION_KEY}.interval": "1",
+        f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
+    }
+
+
+def parquet_storage(columns: tuple[tuple[str, str], ...], location: str) -> glue.CfnTable.StorageDescriptorProperty:
+    """A Glue table's storage: Parquet files of ``columns`` (name, Hive type) under ``location``."""
+    return glue.CfnTable.StorageDescriptorProperty(
+        columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in columns],
+        location=location,
+        input_format=PARQUET_INPUT_FORMAT,
+        output_format=PARQUET_OUTPUT_FORMAT,
+        serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}),
+        compressed=False,
+        stored_as_sub_directories=False,
+    )
 
 
 def log_retention(days: int) -> logs.RetentionDays:

@@ -50,17 +50,12 @@ from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from schema import contract
-from stacks.cdk_helpers import enforced_work_group
+from stacks.cdk_helpers import PARTITION_KEY, day_projection, enforced_work_group, parquet_storage
 
 # What this construct shares with the lake's (stacks/lake.py), restated here: one construct per module, none
 # imports another's (tests/cdk/test_stack_resources.py); tests/cdk/test_compaction.py holds them equal.
 REQUESTS_PREFIX = "requests/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
-PARTITION_KEY = "dt"
-PROJECTION_START = "2026-01-01"
-PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 # The lake's columns: schema/lake-columns.json, as the lake's Glue table (stacks/lake.py) reads it.
 LAKE_COLUMNS_FILE = Path(__file__).resolve().parent.parent / "schema" / "lake-columns.json"
 LAKE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
@@ -185,13 +180,7 @@ def _parquet_glue_table(
         "classification": "parquet",
         "EXTERNAL": "TRUE",
         "parquet.compression": "SNAPPY",
-        "projection.enabled": "true",
-        f"projection.{PARTITION_KEY}.type": "date",
-        f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
-        f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
-        f"projection.{PARTITION_KEY}.interval": "1",
-        f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
-    }
+    } | day_projection()
     partition_keys = [glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string")]
     if late:
         parameters |= {f"projection.{LATE_KEY}.type": "enum", f"projection.{LATE_KEY}.values": "0,1"}
@@ -207,15 +196,7 @@ def _parquet_glue_table(
             table_type="EXTERNAL_TABLE",
             parameters=parameters,
             partition_keys=partition_keys,
-            storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in columns],
-                location=f"s3://{props.bucket.bucket_name}/{prefix}",
-                input_format=PARQUET_INPUT_FORMAT,
-                output_format=PARQUET_OUTPUT_FORMAT,
-                serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}),
-                compressed=False,
-                stored_as_sub_directories=False,
-            ),
+            storage_descriptor=parquet_storage(columns, f"s3://{props.bucket.bucket_name}/{prefix}"),
         ),
     )
 

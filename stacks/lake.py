@@ -51,7 +51,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.cdk_helpers import enforced_work_group, log_group
+from stacks.cdk_helpers import PARTITION_KEY, day_projection, enforced_work_group, log_group, parquet_storage
 
 # Folders of the lake bucket. Firehose writes requests/, rejected/ and errors/; Athena writes athena-results/.
 REQUESTS_PREFIX = "requests/"
@@ -62,9 +62,6 @@ ATHENA_RESULTS_DAYS = 7
 
 TABLE_NAME = "requests"
 REJECTED_TABLE_NAME = "rejected"  # the events the processor rejected (one row per rejected record per receive)
-PARTITION_KEY = "dt"
-# The first day partition projection considers; days before it hold no data (the lake starts in 2026).
-PROJECTION_START = "2026-01-01"
 # Firehose's own prefixes: the arrival day (UTC) names the partition the table projects.
 DATA_PREFIX = f"{REQUESTS_PREFIX}{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
 ERROR_PREFIX = f"{ERRORS_PREFIX}!{{firehose:error-output-type}}/{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
@@ -86,10 +83,6 @@ REJECTED_COLUMNS_FILE = LAKE_COLUMNS_FILE.parent / "rejected-columns.json"
 REJECTED_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (column["name"], column["type"]) for column in json.loads(REJECTED_COLUMNS_FILE.read_text(encoding="utf-8"))["columns"]
 )
-
-PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 
 
 @dataclass(frozen=True)
@@ -239,29 +232,11 @@ class EventLake(Construct):
                 name=name,
                 description=description,
                 table_type="EXTERNAL_TABLE",
-                parameters={
-                    "classification": "parquet",
-                    "EXTERNAL": "TRUE",
-                    "projection.enabled": "true",
-                    f"projection.{PARTITION_KEY}.type": "date",
-                    f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
-                    f"projection.{PARTITION_KEY}.range": f"{PROJECTION_START},NOW",
-                    f"projection.{PARTITION_KEY}.interval": "1",
-                    f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
-                    "storage.location.template": f"{location}{PARTITION_KEY}=${{{PARTITION_KEY}}}/",
-                },
+                parameters={"classification": "parquet", "EXTERNAL": "TRUE"}
+                | day_projection()
+                | {"storage.location.template": f"{location}{PARTITION_KEY}=${{{PARTITION_KEY}}}/"},
                 partition_keys=[glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string")],
-                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    columns=[glue.CfnTable.ColumnProperty(name=column, type=kind) for column, kind in columns],
-                    location=location,
-                    input_format=PARQUET_INPUT_FORMAT,
-                    output_format=PARQUET_OUTPUT_FORMAT,
-                    serde_info=glue.CfnTable.SerdeInfoProperty(
-                        serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
-                    ),
-                    compressed=False,
-                    stored_as_sub_directories=False,
-                ),
+                storage_descriptor=parquet_storage(columns, location),
             ),
         )
 
