@@ -250,7 +250,9 @@ class Receiver:
         self.letters: dict[str, DeadLetter] = {}  # every message seen, in the order first received
         self.handles: dict[str, str] = {}  # the messages held now: MessageId -> latest receipt handle
         self.held_until: dict[str, float] = {}  # MessageId -> when its hold ends, on ``clock()``
-        self.groups: dict[str, list[str]] = {}  # MessageGroupId -> its messages seen, in order
+        self.groups: dict[str, list[str]] = {}  # MessageGroupId -> its messages seen, in the order first received
+        # MessageGroupId -> the distinct runs of its messages single receives returned, each in that receive's order
+        self.runs: dict[str, list[tuple[str, ...]]] = {}
         self.cut: list[str] = []  # groups a full receive may have cut, the last group of each batch first
         self._cuts: dict[str, int] = {}  # how many full receives each of them came in
         self.receives = 0
@@ -260,7 +262,7 @@ class Receiver:
     def receive(self, count: int) -> list[DeadLetter]:
         """One receive of up to ``count`` (at most 10); returns the messages not seen before, in order."""
         requested = max(1, min(10, count))
-        self._extend_holds()
+        self.extend_holds()
         started = clock()
         messages = _receive(self.sqs, self.url, requested)
         self.receives += 1
@@ -278,6 +280,7 @@ class Receiver:
             if letter.group_id is not None:
                 self.groups.setdefault(letter.group_id, []).append(message_id)
             fresh.append(letter)
+        self._record_runs(messages)
         if len(messages) >= requested:
             batch_groups = [message.get("Attributes", {}).get("MessageGroupId") for message in reversed(messages)]
             for group in dict.fromkeys(group for group in batch_groups if group is not None):
@@ -290,6 +293,32 @@ class Receiver:
             self._stale += len(messages)
         return fresh
 
+    def _record_runs(self, messages: list[dict[str, Any]]) -> None:
+        by_group: dict[str, list[str]] = {}
+        for message in messages:
+            group = message.get("Attributes", {}).get("MessageGroupId")
+            if group is not None:
+                by_group.setdefault(group, []).append(message["MessageId"])
+        for group, ids in by_group.items():
+            known = self.runs.setdefault(group, [])
+            if tuple(ids) not in known:
+                known.append(tuple(ids))
+
+    def group_order(self, group: str, message_ids: list[str]) -> list[str] | None:
+        """``message_ids`` (messages of ``group`` seen here) in their order in the group, as one receive returned
+        them all together; None when no single receive returned them all.
+
+        Only a receive that returned them together tells their order for certain: SQS returns a group's
+        messages in order within a receive, and across receives only because it holds a group's later
+        messages back while an earlier one is in flight (FIFO delivery logic, see the class docstring).
+        An endpoint that does not (moto: when a release leaves a message marked in flight, its next receive
+        skips the group's first message and returns the second alone) delivers the second one first."""
+        wanted = set(message_ids)
+        for run in self.runs.get(group, []):
+            if wanted <= set(run):
+                return [message_id for message_id in run if message_id in wanted]
+        return None
+
     def exhausted(self) -> bool:
         """After a receive: nothing more to get. Either it returned nothing (all held, or gone), or every
         held message has come back once since the last new one (holds run out faster than the look moves)."""
@@ -300,7 +329,7 @@ class Receiver:
         self.handles.pop(message_id, None)
         self.held_until.pop(message_id, None)
 
-    def _extend_holds(self) -> None:
+    def extend_holds(self) -> None:
         """Extend the holds that end within ``EXTEND_BEFORE_SECONDS``; a hold SQS says has already ended is
         forgotten (the message is visible again: a later receive returns it and it is held again)."""
         now = clock()
@@ -315,10 +344,19 @@ class Receiver:
             else:
                 self.held_until[message_id] = now + HOLD_SECONDS
 
-    def recover_tails(self, enough: Callable[[], bool], take: Callable[[list[DeadLetter]], None] | None = None) -> None:
+    def look(self, enough: Callable[[], bool]) -> None:
+        """Receive (ten at a time) until nothing new comes, then ``recover_tails`` until ``enough()``."""
+        self._stale = 0
+        while True:
+            self.receive(10)
+            if self.exhausted():
+                break
+        self.recover_tails(enough)
+
+    def recover_tails(self, enough: Callable[[], bool]) -> None:
         """Until ``enough()``: one group at a time, release the messages of a group held here and receive
         until they are back, so that SQS returns that group's messages together, the ones held back
-        included. ``take`` gets each receive's new messages.
+        included.
 
         The groups a full receive may have cut come first (the last group of each full batch first: a
         receive returns a group's messages together), then every other group still held, each once; a
@@ -336,9 +374,7 @@ class Receiver:
                 self.forget(message_id)
             self._stale = 0
             while True:
-                fresh = self.receive(10)
-                if take is not None:
-                    take(fresh)
+                self.receive(10)
                 if enough() or self._held(group) or self.exhausted():
                     break
 
@@ -552,58 +588,111 @@ def _start_move_task(sqs: Any, dlq: QueueState, events: QueueState, *, required:
 
 
 def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dry_run: bool, include_invalid: bool) -> RedriveResult:
-    """Receive, send with the same group and deduplication ids, delete; ten at a time, up to ``limit`` moved.
+    """Look at the queue, judge every message it saw, then send the movable ones with the same group and
+    deduplication ids and delete them; ten at a time, up to ``limit`` moved.
 
-    What is not moved (the invalid messages, and in a dry run everything) stays held until the end, so
-    each receive returns new messages, and is then released at once: a dry run leaves the queue as it
-    found it, and a redrive leaves exactly the invalid messages, the ones behind them in their FIFO
-    group (``held_back``: moved, they would overtake them) and any it could not move. A dry run sees
-    every message, whatever its groups (``Receiver.recover_tails``).
+    The look comes first (every message received and held, as ``inspect`` and ``--dry-run`` do, each
+    FIFO group's held-back messages included: ``Receiver.recover_tails``), and nothing moves before it
+    ends: what the redrive moves is judged from the whole of each group it saw, in the group's order as one
+    receive returned it (``Receiver.group_order``), never from the order the receives happened to return
+    the messages in. A message moves only when every earlier message of its group seen here moves before
+    it. What is not moved (the invalid messages, the ones behind them in their group: ``held_back``,
+    and in a dry run everything) stays held until the end and is then released at once: a dry run leaves
+    the queue as it found it, and a redrive leaves exactly the invalid messages, the ones behind them and
+    any it could not move. When the look could not see every message (a group of more than ten, whose
+    later ones SQS returns only once the earlier ones are gone), the redrive looks again after moving, and
+    the groups that stay keep holding their later messages back.
     """
     result = RedriveResult(method="manual", dry_run=dry_run)
     receiver = Receiver(sqs, dlq.url)
-    # FIFO groups with a message that stays in the DLQ: the group's later messages stay behind it.
-    staying: set[str] = set()
+    staying: set[str] = set()  # FIFO groups with a message that stays: the group's later messages stay behind it
+    capped: set[str] = set()  # FIFO groups with a message beyond ``limit``: the group's later ones are beyond it too
+    judged: set[str] = set()  # MessageIds already judged (moved, left, held back or beyond ``limit``)
 
-    def take(batch: list[DeadLetter]) -> None:
+    def complete() -> bool:
+        return len(receiver.letters) >= dlq.visible
+
+    def judge() -> list[DeadLetter]:
+        """The messages to move, in order; the others go to ``result.left`` / ``held_back`` or stay unlisted."""
         movable: list[DeadLetter] = []
-        for letter in batch:
-            group = letter.group_id
-            valid = include_invalid or letter.error is None
-            if group is not None and group in staying:
-                (result.held_back if valid else result.left).append(letter)
-                continue
-            if valid and len(result.moved) + len(movable) < limit:
-                movable.append(letter)
-                continue
-            if not valid:
-                result.left.append(letter)
-            # else beyond --max: it stays, unlisted
-            if group is not None:
-                staying.add(group)
-        if dry_run:
-            result.moved.extend(movable)
-            return
-        sent, failed = _send(sqs, events_url, movable) if movable else ([], [])
-        result.failed.extend(failed)
-        staying.update(letter.group_id for letter, _ in failed if letter.group_id is not None)
-        deleted = _delete(sqs, dlq.url, sent, result)
-        for letter in deleted:
-            receiver.forget(letter.message_id)
-        result.moved.extend(deleted)
 
-    def enough() -> bool:
-        return bool(result.failed) or len(result.moved) >= limit or len(receiver.letters) >= dlq.visible
+        def stays(letter: DeadLetter, valid: bool) -> None:
+            if letter.group_id in staying:
+                (result.held_back if valid else result.left).append(letter)
+            elif not valid:
+                result.left.append(letter)
+            # else beyond --max (its group, or itself): it stays, unlisted
+
+        def decide(letter: DeadLetter) -> None:
+            group, valid = letter.group_id, include_invalid or letter.error is None
+            if group is not None and (group in staying or group in capped):
+                stays(letter, valid)
+            elif valid and len(result.moved) + len(movable) < limit:
+                movable.append(letter)
+            else:
+                stays(letter, valid)
+                if group is not None:
+                    (capped if valid else staying).add(group)
+
+        fresh = [letter for letter in receiver.letters.values() if letter.message_id not in judged]
+        fresh_ids = {letter.message_id for letter in fresh}
+        judged.update(fresh_ids)
+        groups_done: set[str] = set()
+        for letter in fresh:
+            group = letter.group_id
+            if group is None:
+                decide(letter)
+                continue
+            if group in groups_done:
+                continue
+            groups_done.add(group)
+            ids = [message_id for message_id in receiver.groups[group] if message_id in fresh_ids]
+            ordered = receiver.group_order(group, ids)
+            members = [receiver.letters[message_id] for message_id in (ordered or ids)]
+            if ordered is None and group not in staying and group not in capped:
+                # No receive returned them together, so their order is unknown: the group moves whole or not at all.
+                if any(not include_invalid and member.error for member in members):
+                    staying.add(group)  # the valid ones may be behind an invalid one: they stay too
+                elif len(result.moved) + len(movable) + len(members) <= limit:
+                    movable.extend(members)
+                    continue
+                else:
+                    capped.add(group)
+            for member in members:
+                decide(member)
+        return movable
+
+    def move(movable: list[DeadLetter]) -> None:
+        for start in range(0, len(movable), 10):
+            chunk = movable[start : start + 10]
+            receiver.extend_holds()
+            lost = [letter for letter in chunk if letter.message_id not in receiver.handles]
+            if lost:
+                # Visible again: another consumer may hold it now, and a group's order is kept only while we hold it.
+                result.failed.extend(
+                    (letter, "its hold ran out before it was moved; it stays in the DLQ; rerunning is safe") for letter in lost
+                )
+                return
+            sent, failed = _send(sqs, events_url, chunk)
+            result.failed.extend(failed)
+            deleted = _delete(sqs, dlq.url, sent, result, receiver.handles)
+            for letter in deleted:
+                receiver.forget(letter.message_id)
+            result.moved.extend(deleted)
+            if result.failed:
+                return  # the events queue refuses or the DLQ will not delete: stop moving what we cannot move
 
     answering = True
     try:
-        while len(result.moved) < limit:
-            take(receiver.receive(limit - len(result.moved)))
-            if result.failed:
-                break  # the events queue refuses or the DLQ will not delete: stop pulling messages we cannot move
-            if receiver.exhausted():
+        while True:
+            receiver.look(complete)
+            movable = judge()
+            if dry_run:
+                result.moved.extend(movable)
                 break
-        receiver.recover_tails(enough, take)
+            move(movable)
+            if result.failed or not movable or len(result.moved) >= limit or complete():
+                break
     except UNREACHABLE_ERRORS:
         answering = False  # a release would only wait out the timeouts again; the holds end by themselves
         raise
@@ -635,11 +724,13 @@ def _send(sqs: Any, events_url: str, batch: list[DeadLetter]) -> tuple[list[Dead
     return sent, failed
 
 
-def _delete(sqs: Any, dlq_url: str, sent: list[DeadLetter], result: RedriveResult) -> list[DeadLetter]:
-    """Delete what was sent; a message whose delete fails stays in the DLQ and is reported (a rerun is safe)."""
+def _delete(sqs: Any, dlq_url: str, sent: list[DeadLetter], result: RedriveResult, handles: dict[str, str]) -> list[DeadLetter]:
+    """Delete what was sent, each with its latest receipt handle (``handles``: SQS deletes a message received
+    again only by the handle of its last receive); a message whose delete fails stays in the DLQ and is
+    reported (a rerun is safe)."""
     if not sent:
         return []
-    entries = [{"Id": str(i), "ReceiptHandle": letter.receipt_handle} for i, letter in enumerate(sent)]
+    entries = [{"Id": str(i), "ReceiptHandle": handles.get(letter.message_id, letter.receipt_handle)} for i, letter in enumerate(sent)]
     response = sqs.delete_message_batch(QueueUrl=dlq_url, Entries=entries)
     ok = {item["Id"] for item in response.get("Successful", [])}
     for item in response.get("Failed", []):
