@@ -345,11 +345,11 @@ class Receiver:
                 self.held_until[message_id] = now + HOLD_SECONDS
 
     def look(self, enough: Callable[[], bool]) -> None:
-        """Receive (ten at a time) until nothing new comes, then ``recover_tails`` until ``enough()``."""
+        """Receive (ten at a time) until ``enough()`` or nothing new comes, then ``recover_tails`` until ``enough()``."""
         self._stale = 0
         while True:
             self.receive(10)
-            if self.exhausted():
+            if enough() or self.exhausted():
                 break
         self.recover_tails(enough)
 
