@@ -15,7 +15,11 @@ merges idempotently, so even a late duplicate only rewrites the same item.
 
 ``redrive`` moves only the messages that pass the event contract (``validation.validate_body``, the
 finding ``inspect`` shows): an invalid one would fail the processor three more times and dead-letter
-again. Those stay in the DLQ, listed with their reason; ``include_invalid`` moves them too.
+again. Those stay in the DLQ, listed with their reason; ``include_invalid`` moves them too. A FIFO
+group's later messages stay behind one that stays. The redrive judges that from a look at the whole
+queue before it moves anything, each group in the order one receive returned it, not from the order the
+receives came in: SQS never returns a group's later message before an earlier one, but an endpoint that
+does (moto, see ``Receiver.group_order``) must not make the redrive break a group's order.
 """
 
 from __future__ import annotations
@@ -237,6 +241,9 @@ class Receiver:
     So when a full receive cuts a group (its first message in this batch, its second one left out), the
     second one is never returned while the first is held: ``recover_tails`` makes such a group visible
     again on its own, and the next receive returns its messages together.
+
+    Each receive's messages of each group are remembered in that receive's order (``runs``): the order of
+    a group's messages is known from a receive that returned them together (``group_order``).
 
     A look longer than ``HOLD_SECONDS`` extends the holds it still needs before they run out
     (``ChangeMessageVisibility``, once less than ``EXTEND_BEFORE_SECONDS`` is left), so the messages it
@@ -522,7 +529,8 @@ def redrive(
     order) when the whole queue is to move. A move task moves everything and cannot filter, so
     without ``include_invalid`` it is started only after a look at every message found them all
     valid; otherwise, and for ``--max``, ``--dry-run`` and endpoints without the API (moto), the
-    messages are moved one by one (receive, send, delete) and the invalid ones are left.
+    messages are moved one by one (a look at every message, then send and delete, ``_copy_messages``)
+    and the invalid ones are left, with the later messages of their FIFO groups.
     """
     dlq = queue_state(sqs, dlq_url)
     ensure_not_empty(dlq)
