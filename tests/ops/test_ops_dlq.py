@@ -635,6 +635,7 @@ class ScriptedFifoSqs:
         self.count = count
         self.sent: list[str] = []
         self.deleted: list[str] = []
+        self.deleted_handles: list[str] = []
         self.receipts = 0
 
     def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict:
@@ -663,6 +664,7 @@ class ScriptedFifoSqs:
 
     def delete_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
         self.deleted += [entry["ReceiptHandle"].split("/")[0] for entry in Entries]
+        self.deleted_handles += [entry["ReceiptHandle"] for entry in Entries]
         return {"Successful": [{"Id": entry["Id"]} for entry in Entries]}
 
 
@@ -688,3 +690,25 @@ def test_a_group_whose_order_no_receive_showed_moves_whole_or_not_at_all(dry_run
     assert [letter.message_id for letter in result.held_back] == ["r-bad"]
     assert sorted(sqs.deleted) == ([] if dry_run else ["q-1", "q-2", "r-2"])
     assert second not in sqs.sent
+
+
+def test_a_message_that_did_not_come_back_after_a_release_is_held_again_before_it_moves() -> None:
+    """The look releases a group to receive it again (``Receiver.recover_tails``) and the endpoint returns only
+    its second message (moto does so when the release leaves that one marked in flight). The first one is
+    seen but no longer held: moving it would delete it by a stale receipt handle, and it could be received by
+    someone else meanwhile. The redrive releases the group again and moves both once they are back, in their
+    order, each deleted by its latest receipt handle."""
+    first = json.dumps(query_event("req-1", NOW_MS, "Go?"))
+    second = json.dumps(response_event("req-1", NOW_MS, "none", 5))
+    script = [
+        [("q-1", "req-1", first), ("r-1", "req-1", second)],
+        [],  # all held: the look's first part ends, one message short of the count
+        [("r-1", "req-1", second)],  # the group released and received again: its first message does not come back
+        [("q-1", "req-1", first), ("r-1", "req-1", second)],  # released again: both
+    ]
+    sqs = ScriptedFifoSqs(script, count=3)
+    result = dlq.redrive(sqs, f"{BASE}-dlq.fifo", f"{BASE}-events.fifo", limit=None, dry_run=False, method="manual")
+    assert not result.failed
+    assert [letter.message_id for letter in result.moved] == ["q-1", "r-1"]
+    assert sqs.sent == [first, second]
+    assert sqs.deleted_handles == ["q-1/4", "r-1/5"]  # the handles of the last receive, not of the first

@@ -385,6 +385,27 @@ class Receiver:
                 if enough() or self._held(group) or self.exhausted():
                     break
 
+    def hold_again(self, message_ids: list[str]) -> None:
+        """Hold again those of ``message_ids`` (seen here) that are not held now: a release whose receive did not
+        return them (moto, when a release leaves a later message of the group marked in flight, skips the
+        group's first one), or a hold that ran out. Each of their groups is released whole, so that the
+        receives return it from its first message, up to ``MAX_TRIES_PER_GROUP`` times."""
+        for _ in range(MAX_TRIES_PER_GROUP):
+            missing = [message_id for message_id in message_ids if message_id not in self.handles]
+            if not missing:
+                return
+            groups = dict.fromkeys(group for group in (self.letters[message_id].group_id for message_id in missing) if group is not None)
+            held = [message_id for group in groups for message_id in self._held(group)]
+            if held:
+                release(self.sqs, self.url, [self.handles[message_id] for message_id in held])
+                for message_id in held:
+                    self.forget(message_id)
+            self._stale = 0
+            while True:
+                self.receive(10)
+                if all(message_id in self.handles for message_id in message_ids) or self.exhausted():
+                    break
+
     def _next_group(self, tries: dict[str, int]) -> str | None:
         """The next group to release: one cut since its last try, else one never tried; only groups held here."""
         for group in self.cut:
@@ -595,6 +616,9 @@ def _start_move_task(sqs: Any, dlq: QueueState, events: QueueState, *, required:
     return RedriveResult(method="move-task", dry_run=False, task_handle=response.get("TaskHandle"), approximate_count=dlq.visible)
 
 
+NOT_HELD = "not held any more (its hold ran out, or it did not come back after a release): it stays in the DLQ; rerunning is safe"
+
+
 def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dry_run: bool, include_invalid: bool) -> RedriveResult:
     """Look at the queue, judge every message it saw, then send the movable ones with the same group and
     deduplication ids and delete them; ten at a time, up to ``limit`` moved.
@@ -635,6 +659,11 @@ def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dr
             group, valid = letter.group_id, include_invalid or letter.error is None
             if group is not None and (group in staying or group in capped):
                 stays(letter, valid)
+            elif valid and len(result.moved) + len(movable) < limit and not dry_run and letter.message_id not in receiver.handles:
+                # Seen but not held (it did not come back after a release, or its hold ran out): not moved in order.
+                result.failed.append((letter, NOT_HELD))
+                if group is not None:
+                    staying.add(group)
             elif valid and len(result.moved) + len(movable) < limit:
                 movable.append(letter)
             else:
@@ -643,6 +672,8 @@ def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dr
                     (capped if valid else staying).add(group)
 
         fresh = [letter for letter in receiver.letters.values() if letter.message_id not in judged]
+        if not dry_run:
+            receiver.hold_again([letter.message_id for letter in fresh])
         fresh_ids = {letter.message_id for letter in fresh}
         judged.update(fresh_ids)
         groups_done: set[str] = set()
@@ -661,6 +692,8 @@ def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dr
                 # No receive returned them together, so their order is unknown: the group moves whole or not at all.
                 if any(not include_invalid and member.error for member in members):
                     staying.add(group)  # the valid ones may be behind an invalid one: they stay too
+                elif not dry_run and any(member.message_id not in receiver.handles for member in members):
+                    pass  # one is not held: decided one by one below, so that it and the rest of the group stay
                 elif len(result.moved) + len(movable) + len(members) <= limit:
                     movable.extend(members)
                     continue
@@ -671,15 +704,14 @@ def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dr
         return movable
 
     def move(movable: list[DeadLetter]) -> None:
+        failures = len(result.failed)
         for start in range(0, len(movable), 10):
             chunk = movable[start : start + 10]
             receiver.extend_holds()
             lost = [letter for letter in chunk if letter.message_id not in receiver.handles]
             if lost:
                 # Visible again: another consumer may hold it now, and a group's order is kept only while we hold it.
-                result.failed.extend(
-                    (letter, "its hold ran out before it was moved; it stays in the DLQ; rerunning is safe") for letter in lost
-                )
+                result.failed.extend((letter, NOT_HELD) for letter in lost)
                 return
             sent, failed = _send(sqs, events_url, chunk)
             result.failed.extend(failed)
@@ -687,7 +719,7 @@ def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dr
             for letter in deleted:
                 receiver.forget(letter.message_id)
             result.moved.extend(deleted)
-            if result.failed:
+            if len(result.failed) > failures:
                 return  # the events queue refuses or the DLQ will not delete: stop moving what we cannot move
 
     answering = True
