@@ -693,7 +693,13 @@ def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dr
                 if any(not include_invalid and member.error for member in members):
                     staying.add(group)  # the valid ones may be behind an invalid one: they stay too
                 elif not dry_run and any(member.message_id not in receiver.handles for member in members):
-                    pass  # one is not held: decided one by one below, so that it and the rest of the group stay
+                    staying.add(group)  # one is not held: it cannot move in order, and the others may be behind it
+                    for member in members:
+                        if member.message_id not in receiver.handles and (include_invalid or member.error is None):
+                            result.failed.append((member, NOT_HELD))
+                        else:
+                            decide(member)
+                    continue
                 elif len(result.moved) + len(movable) + len(members) <= limit:
                     movable.extend(members)
                     continue
