@@ -712,3 +712,46 @@ def test_a_message_that_did_not_come_back_after_a_release_is_held_again_before_i
     assert [letter.message_id for letter in result.moved] == ["q-1", "r-1"]
     assert sqs.sent == [first, second]
     assert sqs.deleted_handles == ["q-1/4", "r-1/5"]  # the handles of the last receive, not of the first
+
+
+class RefusesOneSend:
+    """The test stack's SQS client, whose SendMessageBatch refuses the entry of one message (by deduplication
+    id) the first time it is sent, as SQS may refuse one entry of a batch and take the others ("Successful"
+    and "Failed" lists of SendMessageBatch:
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html)."""
+
+    def __init__(self, sqs, refused: str) -> None:
+        self.sqs = sqs
+        self.refused = refused
+        self.batches: list[list[str]] = []  # each batch's deduplication ids, as sent
+
+    def __getattr__(self, name: str):
+        return getattr(self.sqs, name)
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+        self.batches.append([entry["MessageDeduplicationId"] for entry in Entries])
+        taken = [entry for entry in Entries if entry["MessageDeduplicationId"] != self.refused]
+        failed = [
+            {"Id": entry["Id"], "SenderFault": False, "Code": "InternalError", "Message": "try again"}
+            for entry in Entries
+            if entry["MessageDeduplicationId"] == self.refused
+        ]
+        response = self.sqs.send_message_batch(QueueUrl=QueueUrl, Entries=taken) if taken else {"Successful": []}
+        return {"Successful": response.get("Successful", []), "Failed": failed}
+
+
+def test_a_refused_send_is_never_overtaken_by_the_next_message_of_its_group(stack: Stack) -> None:
+    """SendMessageBatch refuses a group's first message and takes the rest of the batch: had the group's second
+    message been in that batch, it would now be in the events queue ahead of the first. The redrive sends at
+    most one message of a group per batch, a group's next only after its previous one was taken, and stops
+    at the refusal: the refused message and everything behind it stay in the DLQ, a rerun moves them in order."""
+    groups = fill_dlq(stack, [["query", "response"], ["query", "response"]])
+    sqs = RefusesOneSend(stack.sqs, refused=f"{groups[0]}:query:0")
+    result = dlq.redrive(sqs, stack.dlq_url, stack.events_url, limit=None, dry_run=False, method="manual")
+    assert all(len({dedup.split(":")[0] for dedup in batch}) == len(batch) for batch in sqs.batches), sqs.batches
+    assert [letter.deduplication_id for letter, _ in result.failed] == [f"{groups[0]}:query:0"]
+    sent = [dedup for batch in sqs.batches for dedup in batch if dedup != sqs.refused]
+    assert f"{groups[0]}:response:1" not in sent, "the group's second message did not overtake its refused first"
+    assert stack.depth(stack.events_url) == len(result.moved) and queue_counts(stack, stack.dlq_url)[0] == 4 - len(result.moved)
+    again = dlq.redrive(stack.sqs, stack.dlq_url, stack.events_url, limit=None, dry_run=False, method="manual")
+    assert len(result.moved) + len(again.moved) == 4 and not again.failed and stack.depth(stack.dlq_url) == 0

@@ -711,8 +711,7 @@ def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dr
 
     def move(movable: list[DeadLetter]) -> None:
         failures = len(result.failed)
-        for start in range(0, len(movable), 10):
-            chunk = movable[start : start + 10]
+        for chunk in _batches(movable):
             receiver.extend_holds()
             lost = [letter for letter in chunk if letter.message_id not in receiver.handles]
             if lost:
@@ -748,6 +747,24 @@ def _copy_messages(sqs: Any, dlq: QueueState, events_url: str, *, limit: int, dr
     if not result.moved and not result.failed and not result.left and not result.held_back:
         _nothing_received(queue_state(sqs, dlq.url))
     return result
+
+
+def _batches(letters: list[DeadLetter], size: int = 10) -> list[list[DeadLetter]]:
+    """``letters`` as SendMessageBatch batches of at most ``size``, each holding at most one message of a FIFO
+    group, a group's messages in successive batches in their order (the n-th message of every group in the
+    n-th layer of batches). SendMessageBatch can refuse one entry and take the next: a later message of the
+    same group in that batch would then overtake the refused one, which the redrive stops behind."""
+    layers: list[list[DeadLetter]] = []
+    depth_of: dict[str, int] = {}
+    for letter in letters:
+        depth = 0
+        if letter.group_id is not None:
+            depth = depth_of.get(letter.group_id, 0)
+            depth_of[letter.group_id] = depth + 1
+        if depth == len(layers):
+            layers.append([])
+        layers[depth].append(letter)
+    return [layer[start : start + size] for layer in layers for start in range(0, len(layer), size)]
 
 
 def _send(sqs: Any, events_url: str, batch: list[DeadLetter]) -> tuple[list[DeadLetter], list[tuple[DeadLetter, str]]]:
