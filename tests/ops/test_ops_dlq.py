@@ -755,3 +755,22 @@ def test_a_refused_send_is_never_overtaken_by_the_next_message_of_its_group(stac
     assert stack.depth(stack.events_url) == len(result.moved) and queue_counts(stack, stack.dlq_url)[0] == 4 - len(result.moved)
     again = dlq.redrive(stack.sqs, stack.dlq_url, stack.events_url, limit=None, dry_run=False, method="manual")
     assert len(result.moved) + len(again.moved) == 4 and not again.failed and stack.depth(stack.dlq_url) == 0
+
+
+def test_the_command_says_where_a_refused_send_stopped_it(stack: Stack, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dlq redrive` when the events queue refuses a message: exit 1, the message and SQS's reason named, and one
+    line saying the rest stays in the DLQ and a rerun is safe; the rerun then moves everything."""
+    from chat_analytics_ops.outputs import AwsContext
+
+    groups = fill_dlq(stack, [["query", "response"]])
+    real_client = AwsContext.client
+    refusing = RefusesOneSend(stack.sqs, refused=f"{groups[0]}:query:0")
+    monkeypatch.setattr(AwsContext, "client", lambda self, service: refusing if service == "sqs" else real_client(self, service))
+    result = cli("dlq", "redrive", "--method", "manual")
+    assert result.code == 1
+    assert "not moved:" in result.err and "InternalError: try again" in result.err
+    assert "stopped there: what was not moved stays in the DLQ in its order; rerunning is safe" in result.err
+    assert stack.depth(stack.events_url) == 0 and queue_counts(stack, stack.dlq_url)[0] == 2, "nothing moved past the refusal"
+    monkeypatch.setattr(AwsContext, "client", real_client)
+    again = cli("dlq", "redrive", "--method", "manual")
+    assert again.code == 0 and "moved 2 messages" in again.out and stack.depth(stack.dlq_url) == 0

@@ -354,6 +354,8 @@ def cmd_dlq_redrive(args: argparse.Namespace, ctx: AwsContext) -> int:
                 print(_redrive_line(letter))
     for letter, reason in result.failed:
         print(f"{PROG}: not moved: {letter.message_id}: {reason}", file=sys.stderr)
+    if result.failed:
+        print(f"{PROG}: stopped there: what was not moved stays in the DLQ in its order; rerunning is safe", file=sys.stderr)
     return 1 if result.failed else 0
 
 
