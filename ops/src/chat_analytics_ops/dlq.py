@@ -353,12 +353,21 @@ class Receiver:
 
     def look(self, enough: Callable[[], bool]) -> None:
         """Receive (ten at a time) until ``enough()`` or nothing new comes, then ``recover_tails`` until ``enough()``."""
+        self._receive_until(enough)
+        self.recover_tails(enough)
+
+    def _receive_until(self, done: Callable[[], bool], releasing: list[str] | None = None) -> None:
+        """Release ``releasing`` (messages held here: SQS then returns their groups from each group's first
+        message), then receive ten at a time until ``done()`` or nothing more comes (``exhausted``)."""
+        if releasing:
+            release(self.sqs, self.url, [self.handles[message_id] for message_id in releasing])
+            for message_id in releasing:
+                self.forget(message_id)
         self._stale = 0
         while True:
             self.receive(10)
-            if enough() or self.exhausted():
+            if done() or self.exhausted():
                 break
-        self.recover_tails(enough)
 
     def recover_tails(self, enough: Callable[[], bool]) -> None:
         """Until ``enough()``: one group at a time, release the messages of a group held here and receive
@@ -375,15 +384,11 @@ class Receiver:
             if group is None:
                 return
             tries[group] = tries.get(group, 0) + 1
-            held = self._held(group)
-            release(self.sqs, self.url, [self.handles[message_id] for message_id in held])
-            for message_id in held:
-                self.forget(message_id)
-            self._stale = 0
-            while True:
-                self.receive(10)
-                if enough() or self._held(group) or self.exhausted():
-                    break
+
+            def back(tried: str = group) -> bool:  # the group came back, or enough
+                return enough() or bool(self._held(tried))
+
+            self._receive_until(back, releasing=self._held(group))
 
     def hold_again(self, message_ids: list[str]) -> None:
         """Hold again those of ``message_ids`` (seen here) that are not held now: a release whose receive did not
@@ -395,16 +400,10 @@ class Receiver:
             if not missing:
                 return
             groups = dict.fromkeys(group for group in (self.letters[message_id].group_id for message_id in missing) if group is not None)
-            held = [message_id for group in groups for message_id in self._held(group)]
-            if held:
-                release(self.sqs, self.url, [self.handles[message_id] for message_id in held])
-                for message_id in held:
-                    self.forget(message_id)
-            self._stale = 0
-            while True:
-                self.receive(10)
-                if all(message_id in self.handles for message_id in message_ids) or self.exhausted():
-                    break
+            self._receive_until(
+                lambda: all(message_id in self.handles for message_id in message_ids),
+                releasing=[message_id for group in groups for message_id in self._held(group)],
+            )
 
     def _next_group(self, tries: dict[str, int]) -> str | None:
         """The next group to release: one cut since its last try, else one never tried; only groups held here."""
