@@ -73,35 +73,18 @@ def complete_days(first: str, last: str, *, today: date) -> None:
 def compact_directory(root: Path, first_dt: str, last_dt: str, *, threads: int | None = None) -> CompactResult:
     """Compact the days ``first_dt``..``last_dt`` of the lake under ``root`` (DuckDB); returns what was written."""
     result = CompactResult(first_dt, last_dt)
-    staging = root / f".compacting-{uuid.uuid4().hex[:8]}"
     select = lake.compact_sql().split("INSERT INTO compacted", 1)[1]
-    connection = lake.DuckDBEngine(root, threads=threads).connect()
-    try:
-        connection.execute(
-            f"COPY ({select}) TO {lake._quoted(str(staging))} "
-            "(FORMAT parquet, COMPRESSION snappy, PARTITION_BY (dt, late), FILENAME_PATTERN 'compacted-{uuid}')",
-            lake.compact_parameters(first_dt, last_dt),
-        )
-    finally:
-        connection.close()
-    try:
-        for path in sorted(staging.glob("dt=*/late=*/*.parquet")):
-            target = root / lake.COMPACTED_TABLE / path.parent.parent.name / path.parent.name / path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            path.replace(target)
-            result.objects.append(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    result.objects.extend(
+        _write_parquet(root, select, lake.compact_parameters(first_dt, last_dt), ("dt", "late"), "compacted", lake.COMPACTED_TABLE, threads)
+    )
     if result.objects:
-        check = lake.DuckDBEngine(root, threads=threads).connect()
-        try:
-            listing = lake._file_list(result.objects)
-            for day, rows, raw in check.execute(
-                f"SELECT dt, count(*), sum(source_rows) FROM read_parquet({listing}, hive_partitioning = true) GROUP BY dt ORDER BY dt"
-            ).fetchall():
-                result.days[str(day)] = (int(rows), int(raw))
-        finally:
-            check.close()
+        listing = lake._file_list(result.objects)
+        for day, rows, raw in _query(
+            root,
+            f"SELECT dt, count(*), sum(source_rows) FROM read_parquet({listing}, hive_partitioning = true) GROUP BY dt ORDER BY dt",
+            threads,
+        ):
+            result.days[str(day)] = (int(rows), int(raw))
     summarize_directory(root, first_dt, last_dt, result, threads=threads)
     return result
 
@@ -109,37 +92,54 @@ def compact_directory(root: Path, first_dt: str, last_dt: str, *, threads: int |
 def summarize_directory(root: Path, first_dt: str, last_dt: str, result: CompactResult, *, threads: int | None = None) -> None:
     """Summarize the compacted days ``first_dt``..``last_dt`` of the lake under ``root`` that have no summary yet
     (``sql/sections.sql``): one object per day under ``compacted/sections/dt=YYYY-MM-DD/``, added to ``result``."""
-    staging = root / f".summarizing-{uuid.uuid4().hex[:8]}"
     select = lake.sections_sql().split(f"\nINSERT INTO {lake.SECTIONS_TABLE}\n", 1)[1]
+    written = _write_parquet(root, select, lake.sections_parameters(first_dt, last_dt), ("dt",), "sections", lake.SECTIONS_PREFIX, threads)
+    if written:
+        for day, rows in _query(
+            root,
+            f"SELECT dt, sum(n) FROM read_parquet({lake._file_list(written)}, hive_partitioning = true)"
+            " WHERE section = 'rows' GROUP BY dt ORDER BY dt",
+            threads,
+        ):
+            result.summarized[str(day)] = int(rows)
+    result.objects.extend(written)
+
+
+def _write_parquet(
+    root: Path, select: str, parameters: list[str | int], partition_by: tuple[str, ...], name: str, into: str, threads: int | None
+) -> list[Path]:
+    """Run ``select`` with DuckDB over the lake under ``root`` and write its rows as Parquet objects named
+    ``name-<uuid>``, partitioned by ``partition_by``, into ``root / into`` (through a staging folder: a failed
+    statement leaves nothing half written there); returns the objects written."""
+    staging = root / f".{name}-{uuid.uuid4().hex[:8]}"
     connection = lake.DuckDBEngine(root, threads=threads).connect()
     try:
         connection.execute(
             f"COPY ({select}) TO {lake._quoted(str(staging))} "
-            "(FORMAT parquet, COMPRESSION snappy, PARTITION_BY (dt), FILENAME_PATTERN 'sections-{uuid}')",
-            lake.sections_parameters(first_dt, last_dt),
+            f"(FORMAT parquet, COMPRESSION snappy, PARTITION_BY ({', '.join(partition_by)}), FILENAME_PATTERN '{name}-{{uuid}}')",
+            parameters,
         )
     finally:
         connection.close()
     written: list[Path] = []
     try:
-        for path in sorted(staging.glob("dt=*/*.parquet")):
-            target = root / lake.SECTIONS_PREFIX / path.parent.name / path.name
+        for path in sorted(staging.rglob("*.parquet")):
+            target = root / into / path.relative_to(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
             path.replace(target)
             written.append(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if written:
-        check = lake.DuckDBEngine(root, threads=threads).connect()
-        try:
-            for day, rows in check.execute(
-                f"SELECT dt, sum(n) FROM read_parquet({lake._file_list(written)}, hive_partitioning = true)"
-                " WHERE section = 'rows' GROUP BY dt ORDER BY dt"
-            ).fetchall():
-                result.summarized[str(day)] = int(rows)
-        finally:
-            check.close()
-    result.objects.extend(written)
+    return written
+
+
+def _query(root: Path, sql: str, threads: int | None) -> list[tuple[Any, ...]]:
+    """``sql``'s rows, on a DuckDB connection over the lake under ``root``."""
+    connection = lake.DuckDBEngine(root, threads=threads).connect()
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
 
 
 def compact_bucket(s3: Any, bucket: str, first_dt: str, last_dt: str, cache: Path) -> CompactResult:
