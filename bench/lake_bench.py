@@ -108,6 +108,8 @@ REPORT_COLUMNS = (
     "response_ingest_lag_ms",
     "complete",
 )
+# The summaries' columns (sql/sections.sql's output), all of which the summarized report reads.
+SECTION_COLUMNS = tuple(name for name, _ in lake.SECTIONS_COLUMNS)
 DAY_MS = 86_400_000
 
 TEMPLATES = [
@@ -583,33 +585,24 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def floor_cpu(files: list[Path], threads: int | None) -> float:
-    """The column-read floor: DuckDB reading ``files`` and hashing the 11 columns report.sql reads (CPU seconds)."""
+def floor_cpu(files: list[Path], threads: int | None, columns: tuple[str, ...] = REPORT_COLUMNS) -> float:
+    """The column-read floor: DuckDB reading ``files`` and hashing ``columns`` (CPU seconds); by default the 11
+    columns report.sql reads."""
     if not files:
         return 0.0
     connection = duckdb.connect()
     if threads:
         connection.execute(f"SET threads = {int(threads)}")
     started = cpu_seconds()
-    connection.execute(f"SELECT sum(hash({', '.join(REPORT_COLUMNS)})) FROM read_parquet({lake._file_list(files)})").fetchall()
+    connection.execute(f"SELECT sum(hash({', '.join(columns)})) FROM read_parquet({lake._file_list(files)})").fetchall()
     spent = cpu_seconds() - started
     connection.close()
     return spent
 
 
 def sections_floor_cpu(files: list[Path], threads: int | None) -> float:
-    """The summary files' column-read floor: DuckDB reading ``files`` and hashing their 10 columns (CPU seconds)."""
-    if not files:
-        return 0.0
-    connection = duckdb.connect()
-    if threads:
-        connection.execute(f"SET threads = {int(threads)}")
-    columns = ", ".join(name for name, _ in lake.SECTIONS_COLUMNS)
-    started = cpu_seconds()
-    connection.execute(f"SELECT sum(hash({columns})) FROM read_parquet({lake._file_list(files)})").fetchall()
-    spent = cpu_seconds() - started
-    connection.close()
-    return spent
+    """The summary files' column-read floor: their 10 columns."""
+    return floor_cpu(files, threads, SECTION_COLUMNS)
 
 
 def report_cpu(root: Path, days: list[str], threads: int | None, *, summaries: bool = True) -> tuple[float, float, Any]:
@@ -668,6 +661,10 @@ def compacted_files(root: Path, first_dt: str, last_dt: str) -> list[Path]:
     )
 
 
+def summary_files(root: Path, first_dt: str, last_dt: str) -> list[Path]:
+    return sorted(path for path in (root / lake.SECTIONS_PREFIX).glob("dt=*/*.parquet") if first_dt <= path.parent.name[3:] <= last_dt)
+
+
 def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None) -> dict[str, Any]:
     """The 90-day report's CPU over the column-read floors, raw, compacted and summarized, interleaved."""
     target, stamp = compacted_lake(root, threads)
@@ -676,15 +673,11 @@ def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None
     steady = steady_lake(target, days[-1])
     steady_files = compacted_files(steady, first_dt, last_dt)
     # what the steady-state report opens besides: its summaries, and the raw files of the days not compacted
-    steady_sections = sorted(
-        path for path in (steady / lake.SECTIONS_PREFIX).glob("dt=*/*.parquet") if first_dt <= path.parent.name[3:] <= last_dt
-    )
+    steady_sections = summary_files(steady, first_dt, last_dt)
     compacted_days = {path.parent.parent.name for path in steady_files}
     steady_raw = [path for path in parquet_files(steady, first_dt, last_dt) if path.parent.name not in compacted_days]
     every_compacted = compacted_files(target, first_dt, last_dt)
-    section_files = sorted(
-        path for path in (target / lake.SECTIONS_PREFIX).glob("dt=*/*.parquet") if first_dt <= path.parent.name[3:] <= last_dt
-    )
+    section_files = summary_files(target, first_dt, last_dt)
     measured: dict[str, list[float]] = {
         "raw_report": [],
         "raw_floor": [],
@@ -737,7 +730,7 @@ def compaction_ratio(root: Path, days: list[str], runs: int, threads: int | None
     in_range = requests.get("summarized") or 1
     compacted_layouts = file_layouts(every_compacted)
     compacted_trino = trino_bytes(compacted_layouts, REPORT_COLUMNS)["bytes"]
-    sections_trino = trino_bytes(file_layouts(section_files), tuple(name for name, _ in lake.SECTIONS_COLUMNS))["bytes"]
+    sections_trino = trino_bytes(file_layouts(section_files), SECTION_COLUMNS)["bytes"]
     return {
         "compact_s": stamp.get("compact_s"),
         "summarize_s": stamp.get("summarize_s"),
