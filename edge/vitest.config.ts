@@ -45,12 +45,18 @@ export default defineConfig(async () => {
         miniflare: {
           compatibilityDate: "2026-04-20",
           compatibilityFlags: ["nodejs_compat"],
+          // The batcher, as wrangler.jsonc binds it; tests that want the direct path leave it out of their env.
+          durableObjects: { ANALYTICS_BATCHER: "AnalyticsBatcher" },
           bindings: {
             AWS_ACCESS_KEY_ID: moto.producerKeyId,
             AWS_SECRET_ACCESS_KEY: moto.producerSecret,
             AWS_SQS_URL: moto.queueUrl,
+            ANALYTICS_LOCAL_ENDPOINT: new URL(moto.queueUrl).origin,
             AWS_REGION: moto.region,
             MOTO: JSON.stringify(moto),
+            // The batcher's window, as the batcher (a Durable Object of this Worker) reads it: the longest
+            // allowed, so that questions asked together are in one batch however busy the machine is.
+            ANALYTICS_BATCH_WINDOW_MS: "1000",
             CONTRACT_SCHEMA: read("analytics-event.schema.json"),
             CONTRACT_EXAMPLES: read("analytics-event.examples.json"),
           },

@@ -31,7 +31,7 @@ mkdirSync(outdir, { recursive: true });
 const script = path.join(outdir, "cost-worker.js");
 // The Worker imports @chat-analytics/worker-logger by name (its built dist/): build it from the current source first.
 execSync("npm run --silent build", { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
-await build({ entryPoints: [path.join(root, "src/index.ts")], bundle: true, format: "esm", platform: "neutral", conditions: ["workerd", "worker", "browser"], outfile: script, logLevel: "error" });
+await build({ entryPoints: [path.join(root, "src/index.ts")], bundle: true, format: "esm", platform: "neutral", conditions: ["workerd", "worker", "browser"], outfile: script, external: ["cloudflare:*"], logLevel: "error" });
 
 const worker = new Miniflare({
   modules: true,

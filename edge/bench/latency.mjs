@@ -113,7 +113,7 @@ function table({ result }) {
 const outdir = path.join(root, ".wrangler", "bench"); // inside the project: workerd refuses module paths above it
 mkdirSync(outdir, { recursive: true });
 const script = path.join(outdir, "worker.js");
-await build({ entryPoints: [path.join(root, "src/index.ts")], bundle: true, format: "esm", platform: "neutral", conditions: ["workerd", "worker", "browser"], outfile: script, logLevel: "error" });
+await build({ entryPoints: [path.join(root, "src/index.ts")], bundle: true, format: "esm", platform: "neutral", conditions: ["workerd", "worker", "browser"], outfile: script, external: ["cloudflare:*"], logLevel: "error" });
 const runs = [await run(script, 0), await run(script, 12)];
 const cpu = (() => {
   try {

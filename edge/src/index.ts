@@ -2,13 +2,19 @@
  * The CV chatbot Worker: answers at once; the query and the answer's match quality are logged to
  * SQS in the background through `ctx.waitUntil`, so analytics never delays or breaks an answer.
  *
- * Per question: ONE SendMessageBatch request holding the query event, then the response event, sent
- * after the answer is returned (@chat-analytics/worker-logger, packages/worker-logger/). When the answer generator throws, the Worker answers
+ * Per question: the query event, then the response event, sent after the answer is returned
+ * (@chat-analytics/worker-logger, packages/worker-logger/): through the batcher (a Durable Object, bound as
+ * ANALYTICS_BATCHER), which puts up to five questions in one SendMessageBatch, or, unbound or failing, in ONE
+ * SendMessageBatch of the question's own. When the answer generator throws, the Worker answers
  * 500 with a JSON error and the query event is still logged (there is no response event). A question
  * is 1 to 4096 code points; the logged copy is made SQS-safe (refused code points become U+FFFD).
  */
 import { type Answer, type AnswerGenerator, CvSkillMatcher, DelayedAnswerer, WorkersAiAnswerer } from "./answer";
 import { type AnalyticsEnv, type AnalyticsEvent, logAnalyticsEvents, toSqsSafe } from "@chat-analytics/worker-logger";
+
+// The batcher's Durable Object class (bound as ANALYTICS_BATCHER in wrangler.jsonc): many questions' events
+// share one SendMessageBatch, and so one receive, one invocation and one Firehose record downstream.
+export { AnalyticsBatcher } from "@chat-analytics/worker-logger";
 
 export interface Env extends AnalyticsEnv {
   AI?: ConstructorParameters<typeof WorkersAiAnswerer>[0];

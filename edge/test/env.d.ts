@@ -5,6 +5,7 @@ declare namespace Cloudflare {
     AWS_SQS_URL: string;
     AWS_REGION: string;
     MOTO: string;
+    ANALYTICS_BATCHER: DurableObjectNamespace<import("@chat-analytics/worker-logger").AnalyticsBatcher>;
     CONTRACT_SCHEMA: string;
     CONTRACT_EXAMPLES: string;
   }

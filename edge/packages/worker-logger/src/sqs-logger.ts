@@ -34,6 +34,7 @@
 import { AwsClient } from "aws4fetch";
 import type { MatchType } from "./contract.generated.js";
 import { SCHEMA_VERSION, validateEvent } from "./event-contract.js";
+import type { AnalyticsBatcher } from "./batcher.js";
 
 export interface AnalyticsEnv {
   AWS_ACCESS_KEY_ID: string;
@@ -42,6 +43,13 @@ export interface AnalyticsEnv {
   AWS_REGION: string;
   /** Development only: the loopback origin of a local SQS (moto), e.g. `http://127.0.0.1:4566`. Unset in production. */
   ANALYTICS_LOCAL_ENDPOINT?: string;
+  /**
+   * The batcher (batcher.ts), a Durable Object binding to the class `AnalyticsBatcher`: when bound, the
+   * events of many questions go to SQS in one request. Unbound, every call sends its own.
+   */
+  ANALYTICS_BATCHER?: DurableObjectNamespace<AnalyticsBatcher>;
+  /** How long the batcher waits for more events after the first of a batch, in ms (default 100, at most 1,000). */
+  ANALYTICS_BATCH_WINDOW_MS?: string;
 }
 
 interface BaseEvent {
@@ -92,7 +100,7 @@ export interface LogResult {
 
 const DEFAULTS = { attemptTimeoutMs: 3_000, maxRetries: 2, backoffMs: 100 };
 const THROTTLING = /Throttl|RequestThrottled|TooManyRequests|ServiceUnavailable|InternalError|KmsThrottled/;
-const MAX_ENTRIES = 10; // SendMessageBatch's limit
+export const MAX_ENTRIES = 10; // SendMessageBatch's limit
 
 // ---------------------------------------------------------------------------------------------
 // Where to send: SQS endpoints only.
@@ -326,34 +334,50 @@ function describe(event: unknown): string {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What one delivery did, event by event (in the order given). */
+export interface Delivery {
+  /** SendMessageBatch requests made. */
+  attempts: number;
+  /** Per event: undefined when SQS accepted it, else why it was not delivered. */
+  reasons: (string | undefined)[];
+  /** The indexes of the undelivered events, in the order they failed (the first is the call's error). */
+  failedOrder: number[];
+}
+
 /**
- * Send `events` (in this order) to the queue in `env.AWS_SQS_URL` in one SendMessageBatch request
- * (one per 10 events). Resolves when every event is delivered or given up; never rejects.
+ * Send `events` (in this order) in one SendMessageBatch per 10 events, with the retries above, and say what
+ * became of each; logs ONE line for whatever was not delivered (a configuration error is reported once
+ * per isolate instead). Never rejects. The batcher (batcher.ts) sends many callers' events through it.
  */
-export async function logAnalyticsEvents(events: readonly AnalyticsEvent[], env: AnalyticsEnv, options: LogOptions = {}): Promise<LogResult> {
+export async function deliverEvents(events: readonly AnalyticsEvent[], env: AnalyticsEnv, options: LogOptions = {}): Promise<Delivery> {
   const { attemptTimeoutMs, maxRetries, backoffMs } = { ...DEFAULTS, ...options };
-  const undelivered: string[] = []; // "<event description>: <reason>"
+  const reasons: (string | undefined)[] = events.map(() => "not sent");
+  const failedOrder: number[] = [];
   let attempts = 0;
-  let delivered = 0;
-  let firstError: string | undefined;
-  const fail = (event: unknown, reason: string) => {
-    firstError ??= reason;
-    undelivered.push(`${describe(event)}: ${reason}`);
+  const fail = (index: number, reason: string) => {
+    reasons[index] = reason;
+    failedOrder.push(index);
+  };
+  const failUnsent = (reason: string) => {
+    for (const [index, value] of reasons.entries()) if (value === "not sent" && !failedOrder.includes(index)) fail(index, reason);
   };
   try {
     const target = targetFor(env);
-    if ("error" in target) return { ok: false, attempts: 0, delivered: 0, error: `configuration: ${target.error}` };
+    if ("error" in target) {
+      failUnsent(`configuration: ${target.error}`);
+      return { attempts: 0, reasons, failedOrder };
+    }
 
-    const entries: { entry: Entry; event: AnalyticsEvent }[] = [];
+    const entries: { entry: Entry; index: number }[] = [];
     for (const [index, event] of events.entries()) {
       const body = { schemaVersion: SCHEMA_VERSION, ...event };
       const invalid = validateEvent(body);
       if (invalid) {
-        fail(event, `invalid event, not sent: ${invalid}`);
+        fail(index, `invalid event, not sent: ${invalid}`);
         continue;
       }
       const entry = { Id: String(index), MessageBody: JSON.stringify(body), MessageGroupId: event.requestId, MessageDeduplicationId: await deduplicationId(event) };
-      entries.push({ entry, event });
+      entries.push({ entry, index });
     }
 
     for (let start = 0; start < entries.length; start += MAX_ENTRIES) {
@@ -368,37 +392,42 @@ export async function logAnalyticsEvents(events: readonly AnalyticsEvent[], env:
           const reason = error instanceof Error ? error.message : String(error);
           if (error instanceof ConfigError) {
             reportConfigError(configKey(env), reason);
-            firstError ??= `configuration: ${reason}`;
-            return { ok: false, attempts: attempts - 1, delivered, error: firstError };
+            failUnsent(`configuration: ${reason}`);
+            return { attempts: attempts - 1, reasons, failedOrder };
           }
           if (error instanceof Retryable && !last) {
             await sleep(Math.random() * backoffMs * 2 ** (attempt - 1));
             continue;
           }
-          for (const p of pending) fail(p.event, reason);
+          for (const p of pending) fail(p.index, reason);
           break;
         }
         const retry: typeof pending = [];
         for (const p of pending) {
           const failed = answer.failed.get(p.entry.Id);
-          if (!failed) delivered += 1;
+          if (!failed) reasons[p.index] = undefined;
           else if (failed.retry && !last) retry.push(p);
-          else fail(p.event, failed.reason);
+          else fail(p.index, failed.reason);
         }
         pending = retry;
         if (pending.length > 0) await sleep(Math.random() * backoffMs * 2 ** (attempt - 1));
       }
     }
   } catch (error) {
-    fail(undefined, `unexpected: ${error instanceof Error ? error.message : String(error)}`);
+    failUnsent(`unexpected: ${error instanceof Error ? error.message : String(error)}`);
   }
-  if (undelivered.length > 0) {
-    console.error(`analytics: ${undelivered.length} of ${events.length} event(s) not delivered after ${attempts} attempt(s): ${undelivered.join("; ")}`);
+  if (failedOrder.length > 0) {
+    const lines = failedOrder.map((index) => `${describe(events[index])}: ${reasons[index]}`);
+    console.error(`analytics: ${failedOrder.length} of ${events.length} event(s) not delivered after ${attempts} attempt(s): ${lines.join("; ")}`);
   }
-  return firstError === undefined ? { ok: true, attempts, delivered } : { ok: false, attempts, delivered, error: firstError };
+  return { attempts, reasons, failedOrder };
 }
 
-/** One event: `logAnalyticsEvents([event], env, options)`. */
-export function logAnalyticsEvent(event: AnalyticsEvent, env: AnalyticsEnv, options: LogOptions = {}): Promise<LogResult> {
-  return logAnalyticsEvents([event], env, options);
+/** The result of the events `from` to `to` (exclusive) of a delivery: one caller's share of it. */
+export function resultOf(delivery: Delivery, from = 0, to = delivery.reasons.length): LogResult {
+  let delivered = 0;
+  for (let index = from; index < to; index += 1) if (delivery.reasons[index] === undefined) delivered += 1;
+  const first = delivery.failedOrder.find((index) => index >= from && index < to);
+  const { attempts } = delivery;
+  return first === undefined ? { ok: true, attempts, delivered } : { ok: false, attempts, delivered, error: delivery.reasons[first] };
 }

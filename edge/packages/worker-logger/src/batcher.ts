@@ -1,0 +1,140 @@
+/**
+ * The batcher: one Durable Object that gathers the events of many questions, from every isolate of the
+ * Worker, into one SendMessageBatch request (at most 10 entries). Why: at the edge each question is its own
+ * request, so without it every question costs SQS a send, and downstream a receive, a delete, a Lambda
+ * invocation and a Firehose record of its own (FIFO event source mappings take no batching window: a receive
+ * carries what was sent together). Through the batcher a send carries up to five questions, and so, in
+ * the same proportion, does everything after it (docs/cost.md).
+ *
+ * - Who waits: only `ctx.waitUntil`. The Worker calls the batcher after the answer is out; the call resolves
+ *   when its own events are delivered or given up (the same `LogResult` as a direct send), so nothing is
+ *   acknowledged before SQS has it.
+ * - When a batch goes: when it holds 10 entries (SendMessageBatch's limit; a question's events are never
+ *   split between batches) or `ANALYTICS_BATCH_WINDOW_MS` after its first event (default 100 ms, at most
+ *   1,000), whichever comes first. Analytics arrive that much later; answers are not touched.
+ * - Order: a question's events are contiguous in its batch and keep their order (one message group).
+ * - Failure: if the batcher throws or does not answer within its window plus a send's worst case
+ *   (`BATCHER_DELIVERY_BOUND_MS`), the Worker sends the events itself, as without a batcher. Had the batcher
+ *   sent them after all, SQS drops the copy: the deduplication ids are the same and FIFO deduplicates
+ *   within 5 minutes, and both sends end well within that.
+ * - Cost on Cloudflare (docs/cost.md): one Durable Object request per question (an RPC call), and the
+ *   object's wall time while it holds events; one object serves the whole Worker (a few hundred calls a
+ *   second is well within what one object handles).
+ */
+import { DurableObject } from "cloudflare:workers";
+import { type AnalyticsEnv, type AnalyticsEvent, type Delivery, type LogResult, MAX_ENTRIES, deliverEvents, resultOf } from "./sqs-logger.js";
+
+export const DEFAULT_BATCH_WINDOW_MS = 100;
+export const MAX_BATCH_WINDOW_MS = 1_000;
+/**
+ * How long a batch's delivery can take at most once it is sent: 3 attempts of at most 3 s each and two
+ * backoffs (100 and 200 ms at most) with defaults, rounded up. The Worker stops waiting for the batcher after
+ * the window plus this, then sends directly (at most as long again): 1 + 10 + 9.3 s < waitUntil's 30 s.
+ */
+export const BATCHER_DELIVERY_BOUND_MS = 10_000;
+/** The one batcher object every isolate of the Worker sends to (by name). */
+export const BATCHER_NAME = "analytics-batcher";
+
+let reportedWindow: string | undefined;
+
+/** `ANALYTICS_BATCH_WINDOW_MS` as a number: an integer 0 to 1,000, else the default (reported once). */
+export function batchWindowMs(env: Pick<AnalyticsEnv, "ANALYTICS_BATCH_WINDOW_MS">): number {
+  const value = env.ANALYTICS_BATCH_WINDOW_MS;
+  if (value === undefined || value === "") return DEFAULT_BATCH_WINDOW_MS;
+  const ms = Number(value);
+  if (/^\d+$/.test(String(value).trim()) && ms <= MAX_BATCH_WINDOW_MS) return ms;
+  if (reportedWindow !== value) {
+    reportedWindow = value;
+    console.error(`analytics: ANALYTICS_BATCH_WINDOW_MS ${JSON.stringify(String(value).slice(0, 40))} is not a whole number of ms from 0 to ${MAX_BATCH_WINDOW_MS}; using ${DEFAULT_BATCH_WINDOW_MS}`);
+  }
+  return DEFAULT_BATCH_WINDOW_MS;
+}
+
+/** How long the Worker waits for the batcher before it sends the events itself. */
+export function batcherTimeoutMs(env: Pick<AnalyticsEnv, "ANALYTICS_BATCH_WINDOW_MS">): number {
+  return batchWindowMs(env) + BATCHER_DELIVERY_BOUND_MS;
+}
+
+interface Waiting {
+  events: AnalyticsEvent[];
+  resolve: (result: LogResult) => void;
+}
+
+/**
+ * The Durable Object class (bind it as `ANALYTICS_BATCHER`, export it from the Worker's main module). Holds
+ * nothing in storage: events wait in memory only while their callers wait for them.
+ */
+export class AnalyticsBatcher extends DurableObject<AnalyticsEnv> {
+  #waiting: Waiting[] = [];
+  #entries = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Batches sent and events in them, since the object started (for tests and `stats()`). */
+  #batches = 0;
+  #events = 0;
+
+  /** RPC: send `events` (one question's, in order) in the next batch; resolves with their own result. */
+  log(events: AnalyticsEvent[]): Promise<LogResult> {
+    if (this.#entries > 0 && this.#entries + events.length > MAX_ENTRIES) this.#flush();
+    const result = new Promise<LogResult>((resolve) => this.#waiting.push({ events, resolve }));
+    this.#entries += events.length;
+    if (this.#entries >= MAX_ENTRIES) this.#flush();
+    else this.#timer ??= setTimeout(() => this.#flush(), batchWindowMs(this.env));
+    return result;
+  }
+
+  /** RPC: batches sent and the events they held, since the object started. */
+  stats(): { batches: number; events: number } {
+    return { batches: this.#batches, events: this.#events };
+  }
+
+  #flush(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const batch = this.#waiting;
+    this.#waiting = [];
+    this.#entries = 0;
+    if (batch.length > 0) void this.#send(batch);
+  }
+
+  async #send(batch: Waiting[]): Promise<void> {
+    const events = batch.flatMap((waiting) => waiting.events);
+    this.#batches += 1;
+    this.#events += events.length;
+    let delivery: Delivery;
+    try {
+      delivery = await deliverEvents(events, this.env);
+    } catch (error) {
+      // deliverEvents never rejects; should it, every caller still gets an answer (and sends directly).
+      const reason = `unexpected: ${error instanceof Error ? error.message : String(error)}`;
+      delivery = { attempts: 0, reasons: events.map(() => reason), failedOrder: events.map((_, index) => index) };
+    }
+    let from = 0;
+    for (const waiting of batch) {
+      waiting.resolve(resultOf(delivery, from, from + waiting.events.length));
+      from += waiting.events.length;
+    }
+  }
+}
+
+/**
+ * The Worker's side: `events` through the batcher, or null when it failed or did not answer in time (the
+ * caller then sends them itself; one line says why).
+ */
+export async function throughBatcher(namespace: DurableObjectNamespace<AnalyticsBatcher>, events: readonly AnalyticsEvent[], env: AnalyticsEnv): Promise<LogResult | null> {
+  const timeoutMs = batcherTimeoutMs(env);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const stub = namespace.get(namespace.idFromName(BATCHER_NAME));
+    const answered = stub.log([...events]) as Promise<LogResult>;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    answered.catch(() => {}); // it may reject after the timeout won
+    return await Promise.race([answered, timeout]);
+  } catch (error) {
+    console.error(`analytics: the batcher failed (${error instanceof Error ? error.message.slice(0, 200) : String(error)}); sending directly`);
+    return null;
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
