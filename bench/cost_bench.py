@@ -7,7 +7,9 @@ rate with bounded concurrency, each a query and then a response ~12 ms later, as
 * **python**: ``local.demo.chatbot.Chatbot`` (the demo chatbot: ``log_query``, a 12 ms answer, ``log_response``)
   with an ``AnalyticsLogger.from_env`` built from the stack's ``worker_env()``;
 * **worker**: the real Worker (``edge/src/index.ts``) in workerd through Miniflare (``edge/bench/cost-driver.mjs``),
-  ``GET /ask?q=...`` with a 12 ms answer, its bindings from ``worker_env()``.
+  ``GET /ask?q=...`` with a 12 ms answer, its bindings from ``worker_env()``, as ``edge/wrangler.jsonc`` deploys
+  it: its batcher (a Durable Object, ``packages/worker-logger/src/batcher.ts``) puts many questions in one send;
+* **worker-direct**: the same Worker without the batcher: each question sends its own batch.
 
 Both producers reach moto through a counting TCP proxy on 127.0.0.1 (SQS requests by ``X-Amz-Target``,
 request bytes). The processor runs in this process, so the rest is counted in-process: every ``UpdateItem``
@@ -80,6 +82,8 @@ class Meter:
         # HTTP attempt counted by the ``before-send`` event both emit.
         store: Any = processor.store  # an EventStore: its client is wrapped
         store.client.update_item = self._counted_update(store.client.update_item)
+        if hasattr(store.client, "start"):  # the lean transport: the store starts its writes there (``EventStore._start``)
+            store.client.start = self._counted_start(store.client.start)
         store.client.meta.events.register("before-send.dynamodb.UpdateItem", self._http_attempt)
         # The lake's sink: each PutRecordBatch's records and their bytes (Firehose bills each record rounded up to 5 KB).
         sink: Any = processor.lake  # a LakeSink, or None
@@ -100,9 +104,23 @@ class Meter:
         self.sqs_calls: collections.Counter[str] = collections.Counter()
         self.lake_puts = 0
         self.lake_records: list[int] = []  # bytes of each Firehose record sent
+        self.started_writes: list[tuple[str, Any]] = []  # (requestId, the transport's call), read at the phase's end
+
+    def _count_started_writes(self) -> None:
+        """The writes the lean transport started this phase, each read by now: per request, and their outcomes."""
+        for request_id, call in self.started_writes:
+            self.writes[request_id] += 1
+            error = call.error
+            code = (error.response.get("Error", {}).get("Code") or "?") if isinstance(error, ClientError) else ("?" if error else None)
+            if code == "ConditionalCheckFailedException":
+                self.failed_conditions[request_id] += 1
+            elif code:
+                self.other_errors += 1
+        self.started_writes = []
 
     def reset(self) -> dict[str, Any]:
         with self.lock:
+            self._count_started_writes()
             snapshot = {
                 "invocations": self.invocations,
                 "writes": self.writes,
@@ -138,6 +156,16 @@ class Meter:
                         self.other_errors += 1
 
         return update_item
+
+    def _counted_start(self, inner: Any) -> Any:
+        def start(operation: str, body: bytes, context: dict[str, Any]) -> Any:
+            call = inner(operation, body, context)
+            if operation == "UpdateItem":
+                with self.lock:
+                    self.started_writes.append((json.loads(body)["Key"]["requestId"]["S"], call))
+            return call
+
+        return start
 
     def _counted_put(self, inner: Any) -> Any:
         def put_record_batch(**arguments: Any) -> Any:
@@ -301,9 +329,12 @@ def run_python(info: StackInfo, origin: str, questions: list[str], offsets: list
     }
 
 
-def run_worker(info: StackInfo, origin: str, questions: list[str], offsets: list[float], concurrency: int) -> dict[str, Any]:
+def run_worker(
+    info: StackInfo, origin: str, questions: list[str], offsets: list[float], concurrency: int, batcher: bool = True
+) -> dict[str, Any]:
     bindings = {**env_via(info, origin), "ANALYTICS_LOCAL_ENDPOINT": origin}
     config = {
+        "batcher": batcher,
         "bindings": bindings,
         "questions": questions,
         "offsetsMs": [round(offset * 1000, 3) for offset in offsets],
@@ -328,6 +359,7 @@ def run_worker(info: StackInfo, origin: str, questions: list[str], offsets: list
         "elapsed_s": out["elapsed_s"],
         "latency_median_ms": out["latency"]["median_ms"],
         "statuses": out["statuses"],
+        "batcher": out.get("batcher"),
     }
 
 
@@ -397,9 +429,15 @@ def summarize(
     # each successful write changes projected attributes, so the index entry is written too (ceil(entry / 1 KB)).
     wru_table = sum(writes[r] * max(1, math.ceil(table_max / 1024)) for r in ids) / n
     wru_index = (update_items - failed) * max(1, math.ceil(index_max / 1024)) / n if projected else 0.0
+    batcher = driven.get("batcher")
+    if batcher and batcher["batches"] > send_requests:  # each batch is at least one request through the proxy
+        raise RuntimeError(f"{name}: the batcher sent {batcher['batches']} batches, the proxy counted {send_requests} requests")
     return {
         "producer": name,
         "questions": n,
+        # the batcher's Durable Object: calls (each a billed request) and the batches it sent, per question
+        "batcher_calls_per_question": round(batcher["calls"] / n, 3) if batcher else 0.0,
+        "batcher_batches_per_question": round(batcher["batches"] / n, 3) if batcher else 0.0,
         "answered": len(ids),
         "stored_complete": complete,
         "drive_s": driven["elapsed_s"],
@@ -490,6 +528,7 @@ def machine() -> dict[str, Any]:
 
 TABLE_ROWS = [
     ("SQS send requests per question (producer)", "sqs_send_requests_per_question"),
+    ("batcher calls / batches per question (the Worker's Durable Object)", None),
     ("SQS receive + delete requests per question (consumer)", "sqs_consumer_requests_per_question"),
     ("SQS requests per question (billed, idle polls excluded)", "sqs_requests_per_question"),
     ("UpdateItem requests per question (failed conditions included)", "update_item_per_question"),
@@ -530,6 +569,8 @@ def format_table(results: list[dict[str, Any]]) -> str:
         if label.startswith("of which"):
             kinds = result.get("log_bytes_per_invocation_by_kind")
             return f"{kinds['metrics']} / {kinds['info']} / {kinds['warnings']}" if kinds else "-"
+        if label.startswith("batcher"):
+            return f"{result.get('batcher_calls_per_question', '-')} / {result.get('batcher_batches_per_question', '-')}"
         if label.startswith("PutRecordBatch"):
             return f"{result.get('lake_put_record_batch_per_question', '-')} / {result.get('lake_records_per_put_mean', '-')}"
         wru = result["wru_per_question"]
@@ -565,6 +606,9 @@ PRICES = {
     "s3_gb_month": 0.023,  # S3 Standard, first 50 TB
     "s3_put_per_1000": 0.005,
     "athena_per_tb": 5.0,  # bytes scanned, at least 10 MB per query
+    # Cloudflare Durable Objects (the Worker's batcher), Workers Paid: 1M requests and 400,000 GB-s a month included
+    "durable_object_requests_per_million": 0.15,  # each RPC call is one request
+    "durable_object_gb_s_per_million": 12.50,  # wall time while active, at 128 MB
 }
 FIREHOSE_RECORD_BYTES = 5 * 1024  # every record is far below 5 KB (a few rows of ~600 bytes): billed as 5 KB
 # From bench/lake_bench.py (docs/benchmarks/lake.md), 10M requests in Firehose's layout: Parquet bytes per
@@ -582,6 +626,10 @@ IDLE_RECEIVES_PER_MONTH = 0.65e6  # the mapping's long polls that return nothing
 PLATFORM_LOG_BYTES = 500  # Lambda's own platform.start and platform.report records per invocation (JSON format; estimated)
 ITEM_OVERHEAD_BYTES = 100  # DynamoDB's per-item storage overhead, in the table and again in the index
 LOG_COMPRESSION = 0.15
+# The batcher's object is active (billed for its wall time) while it holds events: from a batch's first event to
+# its send's answer, the window (100 ms) and ~50 ms; at most the whole month, one object at 128 MB.
+BATCHER_ACTIVE_S_PER_BATCH = 0.15
+DURABLE_OBJECT_GB = 0.128
 # alarms: the stack's twelve with lakeCompaction (default true): the pipeline's ten and the compaction's two
 # (tests/cdk/test_stack_resources.py holds this equal to the synthesized templates' count).
 FIXED = {"metrics": 11, "alarms": 12, "dashboards": 1, "secrets": 1, "kms_keys": 1}
@@ -651,6 +699,9 @@ def monthly_cost(
     # Custom metrics are billed in the hours they are published: an idle stack publishes none.
     metrics = FIXED["metrics"] if questions else 0
     alarms, dashboards = FIXED["alarms"], FIXED["dashboards"]
+    batcher_calls = questions * figures.get("batcher_calls_per_question", 0.0)
+    batcher_gb_s = min(SECONDS_PER_MONTH, questions * figures.get("batcher_batches_per_question", 0.0) * BATCHER_ACTIVE_S_PER_BATCH)
+    batcher_gb_s *= DURABLE_OBJECT_GB
     if free_tier:  # the always-free allowances, if nothing else in the account uses them
         sqs_requests = max(0.0, sqs_requests - 1e6)
         invocations = max(0.0, invocations - 1e6)
@@ -659,6 +710,8 @@ def monthly_cost(
         log_free = 5.0  # 5 GB of logs: ingestion and archived storage together
         log_gb, log_stored_gb = max(0.0, log_gb - log_free), max(0.0, log_stored_gb - max(0.0, log_free - log_gb))
         metrics, alarms, dashboards = max(0, metrics - 10), max(0, alarms - 10), max(0, dashboards - 3)
+        # Workers Paid's included Durable Object use (its $5 a month is the Worker's, not the pipeline's)
+        batcher_calls, batcher_gb_s = max(0.0, batcher_calls - 1e6), max(0.0, batcher_gb_s - 400_000)
     bill = {
         "sqs": sqs_requests / 1e6 * p["sqs_fifo_per_million"],
         "lambda": invocations / 1e6 * p["lambda_per_million"] + gb_s * p["lambda_gb_s"],
@@ -668,6 +721,8 @@ def monthly_cost(
         "logs": log_gb * p["logs_ingest_gb"] + log_stored_gb * p["logs_store_gb_month"],
         "metrics_alarms_dashboard": metrics * p["metric_month"] + alarms * p["alarm_month"] + dashboards * p["dashboard_month"],
         "secret_and_key": FIXED["secrets"] * p["secret_month"] + FIXED["kms_keys"] * p["kms_key_month"],
+        "edge_batcher": batcher_calls / 1e6 * p["durable_object_requests_per_million"]
+        + batcher_gb_s / 1e6 * p["durable_object_gb_s_per_million"],
     }
     lake_rows = questions * figures.get("lake_rows_per_question", figures["update_item_per_question"])
     # Firehose bills records, each rounded up to 5 KB: the records the run sent (rows packed per put), or one per
@@ -768,7 +823,18 @@ LEVER_STEPS = (
         Levers(day_index=False, system_log_level="WARN", processor_log_level="WARNING", table_retention_days=30),
     ),
 )
-BILL_LINES = ("sqs", "lambda", "dynamodb_writes", "dynamodb_storage", "pitr", "logs", "lake", "metrics_alarms_dashboard", "secret_and_key")
+BILL_LINES = (
+    "sqs",
+    "lambda",
+    "dynamodb_writes",
+    "dynamodb_storage",
+    "pitr",
+    "logs",
+    "lake",
+    "metrics_alarms_dashboard",
+    "secret_and_key",
+    "edge_batcher",
+)
 
 
 def format_levers(runs: list[dict[str, Any]], producer: str = "worker", volume: float = 100e6, receives: float | None = None) -> str:
@@ -882,6 +948,13 @@ def format_runs(runs: list[dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
+def aws_receives(figures: dict[str, Any]) -> float:
+    """Receives per question as Lambda's pollers would likely take them: one per send (at ~38 questions/s a poller
+    is nearly always waiting and takes what one send put there, FIFO mappings having no batching window), never
+    fewer than the run measured. One per question without the batcher (the Worker sends once a question)."""
+    return max(figures["invocations_per_question"], figures["sqs_send_requests_per_question"])
+
+
 def report(results: dict[str, Any], out: Any) -> None:
     runs = results["runs"]
     print(format_runs(runs), file=out)
@@ -889,22 +962,26 @@ def report(results: dict[str, Any], out: Any) -> None:
     print(format_costs(runs), file=out)
     print("\nA small stack (the lowest rate's figures; with the free tier: the always-free allowances only):\n", file=out)
     print(format_small(runs), file=out)
-    print("\nProd at 100M, lever by lever:\n", file=out)
-    print(format_levers(runs), file=out)
-    print("\nThe same at one receive (one invocation) per question:\n", file=out)
-    print(format_levers(runs, receives=1.0), file=out)
     run = run_for_volume(runs, 100e6)
-    figures = figures_of(run, "worker")
-    if figures is not None:
-        print("\nProd at 100M with prod's settings, by receives per question (the rest as measured):\n", file=out)
-        print(format_batching(runs), file=out)
+    lowest_run = min(runs, key=lambda r: r["rate"])
+    for producer in ("worker", "worker-direct"):
+        figures = figures_of(run, producer)
+        if figures is None:
+            continue
+        receives = aws_receives(figures)
+        print(f"\nProd at 100M, {producer}, lever by lever:\n", file=out)
+        print(format_levers(runs, producer), file=out)
+        print(f"\nThe same at one receive per send ({receives:g} per question):\n", file=out)
+        print(format_levers(runs, producer, receives=receives), file=out)
+        print(f"\nProd at 100M, {producer}, with prod's settings, by receives per question (the rest as measured):\n", file=out)
+        print(format_batching(runs, producer), file=out)
+        lowest = figures_of(lowest_run, producer)
         bill = monthly_cost(figures, 100e6, "prod")
-        lowest = figures_of(min(runs, key=lambda r: r["rate"]), "worker")
-        bound = monthly_cost(with_receives(figures, 1.0, lowest), 100e6, "prod")
+        bound = monthly_cost(with_receives(figures, receives, lowest if receives >= 0.75 else None), 100e6, "prod")
         print(
-            f"\nprod, Worker, 100M questions a month ({run['rate']:g}/s run): {bill['cents_per_1000']:.3f} cents per 1,000 questions as measured"
-            f" ({figures['invocations_per_question']:g} receives per question), {bound['cents_per_1000']:.3f} at one receive per question"
-            " (target 0.3)",
+            f"\nprod, {producer}, 100M questions a month ({run['rate']:g}/s run): {bill['cents_per_1000']:.3f} cents per 1,000 questions"
+            f" as measured ({figures['invocations_per_question']:g} receives per question), {bound['cents_per_1000']:.3f} at one receive"
+            f" per send ({receives:g} per question) (target 0.3)",
             file=out,
         )
 
@@ -918,7 +995,7 @@ def main() -> int:
     parser.add_argument("--pollers", type=int, default=None, help="the emulator's pollers (default: the template's max concurrency)")
     parser.add_argument("--arrivals", choices=("poisson", "steady"), default="poisson", help="Poisson arrivals at --rate, or a metronome")
     parser.add_argument("--seed", type=int, default=11, help="the Poisson arrivals' seed (both producers get the same arrival times)")
-    parser.add_argument("--producers", default="worker", help="comma-separated: python, worker")
+    parser.add_argument("--producers", default="worker", help="comma-separated: python, worker, worker-direct")
     parser.add_argument("--json", type=Path, help="also write the full results here")
     parser.add_argument(
         "--costs-from", type=Path, help="run nothing: print the tables and the monthly bill from a --json file of an earlier run"
@@ -941,9 +1018,9 @@ def main() -> int:
         return 0
     rates = parse_rates(args.rate)
     producers = [name.strip() for name in args.producers.split(",") if name.strip()]
-    unknown = sorted(set(producers) - {"python", "worker"})
+    unknown = sorted(set(producers) - {"python", "worker", "worker-direct"})
     if unknown:
-        raise SystemExit(f"--producers: {', '.join(unknown)} is not python or worker")
+        raise SystemExit(f"--producers: {', '.join(unknown)} is not python, worker or worker-direct")
     template = template_path()
     projected = index_projection(template)
     log_path = REPO / "cdk.out" / "bench-cost-processor.log"
@@ -967,6 +1044,9 @@ def main() -> int:
                 runners = {
                     "python": functools.partial(run_python, questions=questions, offsets=offsets, concurrency=concurrency),
                     "worker": functools.partial(run_worker, questions=questions, offsets=offsets, concurrency=concurrency),
+                    "worker-direct": functools.partial(
+                        run_worker, questions=questions, offsets=offsets, concurrency=concurrency, batcher=False
+                    ),
                 }
                 run: dict[str, Any] = {"rate": rate, "questions": count, "concurrency": concurrency, "pollers": pollers, "producers": []}
                 for name in producers:

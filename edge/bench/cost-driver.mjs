@@ -7,9 +7,12 @@
 //   { "bindings": {AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SQS_URL, AWS_REGION, ANALYTICS_LOCAL_ENDPOINT},
 //     "questions": ["...", ...], "offsetsMs": [when each question arrives, ms from the start],
 //     "concurrency": at most this many at once (a question arriving when all are busy waits its turn),
-//     "answerMs": the answer time (12, the CV chatbot's), "settleMs": how long to wait for waitUntil sends }
+//     "answerMs": the answer time (12, the CV chatbot's), "settleMs": how long to wait for waitUntil sends,
+//     "batcher": true (default: the Worker as wrangler.jsonc deploys it, its batcher bound) or false (every
+//     question sends its own batch), "batchWindowMs": the batcher's window (default: the batcher's own) }
 // (in the environment, not on the command line: the bindings hold the local producer key).
-// Output: one JSON line {questions, statuses, latency: {median_ms, p95_ms}, elapsed_s, requestIds}.
+// Output: one JSON line {questions, statuses, latency: {median_ms, p95_ms}, elapsed_s, requestIds, batcher}
+// (batcher: the Durable Object's own counts, {calls, batches, events}, or null without it).
 //   node bench/cost-driver.mjs   (run from edge/)
 import { execSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -20,7 +23,7 @@ import { Miniflare } from "miniflare";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const config = JSON.parse(process.env.COST_DRIVER_CONFIG ?? "{}");
-const { bindings, questions, offsetsMs, concurrency = 4, answerMs = 12, settleMs = 2000 } = config;
+const { bindings, questions, offsetsMs, concurrency = 4, answerMs = 12, settleMs = 2000, batcher = true, batchWindowMs } = config;
 if (!bindings || !Array.isArray(questions) || questions.length === 0 || !Array.isArray(offsetsMs) || offsetsMs.length !== questions.length) {
   console.error("COST_DRIVER_CONFIG must hold bindings, a non-empty questions list and one offset per question");
   process.exit(2);
@@ -39,7 +42,9 @@ const worker = new Miniflare({
   modulesRoot: path.dirname(script),
   compatibilityDate: "2026-04-20",
   compatibilityFlags: ["nodejs_compat"],
-  bindings: { ...bindings, ANSWER_DELAY_MS: String(answerMs) },
+  bindings: { ...bindings, ANSWER_DELAY_MS: String(answerMs), ...(batchWindowMs === undefined ? {} : { ANALYTICS_BATCH_WINDOW_MS: String(batchWindowMs) }) },
+  // The batcher as wrangler.jsonc binds it (its name and class), or none: each question sends its own batch.
+  durableObjects: batcher ? { ANALYTICS_BATCHER: "AnalyticsBatcher" } : {},
 });
 
 const latencies = [];
@@ -70,6 +75,7 @@ async function ask(question) {
 }
 
 let elapsed = 0;
+let batcherStats = null;
 try {
   await (await worker.dispatchFetch("http://cv.local/nowhere")).text(); // start workerd (a 404 logs nothing)
   const started = performance.now();
@@ -83,6 +89,11 @@ try {
   await Promise.all(pending);
   elapsed = (performance.now() - started) / 1000;
   await sleep(settleMs); // the last questions' waitUntil sends
+  if (batcher) {
+    const namespace = await worker.getDurableObjectNamespace("ANALYTICS_BATCHER");
+    const stats = await namespace.get(namespace.idFromName("analytics-batcher")).stats();
+    batcherStats = { calls: stats.calls, batches: stats.batches, events: stats.events }; // plain numbers: the stub dies with workerd
+  }
 } finally {
   await worker.dispose();
 }
@@ -95,5 +106,6 @@ console.log(
     latency: { median_ms: Number(at(0.5).toFixed(3)), p95_ms: Number(at(0.95).toFixed(3)) },
     elapsed_s: Number(elapsed.toFixed(2)),
     requestIds,
+    batcher: batcherStats,
   }),
 );
