@@ -8,9 +8,11 @@ import {
   type AnalyticsBatcher,
   type AnalyticsEvent,
   BATCHER_DELIVERY_BOUND_MS,
+  BATCHER_NAME,
   DEFAULT_BATCH_WINDOW_MS,
   MAX_BATCH_WINDOW_MS,
   batchWindowMs,
+  batcherName,
   batcherTimeoutMs,
   logAnalyticsEvents,
 } from "@chat-analytics/worker-logger";
@@ -126,6 +128,18 @@ describe("the batcher's settings", () => {
     expect(batchWindowMs({ ANALYTICS_BATCH_WINDOW_MS: "100ms" })).toBe(100); // the same bad value again: not said twice
     expect(errors.mock.calls.map((call: unknown[]) => String(call[0]))).toEqual(
       ["1001", "-5", "1.5", "abc", "100ms"].map((v) => `analytics: ANALYTICS_BATCH_WINDOW_MS "${v}" is not a whole number of ms from 0 to 1000; using 100`),
+    );
+  });
+
+  it("sends to one object by name, or to one of ANALYTICS_BATCHER_SHARDS (1 to 64) at random", () => {
+    expect(batcherName({})).toBe(BATCHER_NAME);
+    expect(batcherName({ ANALYTICS_BATCHER_SHARDS: "1" }, () => 0.99)).toBe(BATCHER_NAME);
+    const names = (shards: string) => new Set([0, 0.2, 0.5, 0.74, 0.75, 0.999999].map((r) => batcherName({ ANALYTICS_BATCHER_SHARDS: shards }, () => r)));
+    expect(names("4")).toEqual(new Set([BATCHER_NAME, `${BATCHER_NAME}-1`, `${BATCHER_NAME}-2`, `${BATCHER_NAME}-3`]));
+    expect(batcherName({ ANALYTICS_BATCHER_SHARDS: "64" }, () => 0.999999)).toBe(`${BATCHER_NAME}-63`);
+    for (const bad of ["0", "65", "two"]) expect(batcherName({ ANALYTICS_BATCHER_SHARDS: bad }, () => 0.9)).toBe(BATCHER_NAME);
+    expect(errors.mock.calls.map((call: unknown[]) => String(call[0]))).toEqual(
+      ["0", "65", "two"].map((v) => `analytics: ANALYTICS_BATCHER_SHARDS "${v}" is not a whole number from 1 to 64; using 1`),
     );
   });
 

@@ -293,21 +293,26 @@ def speed_up_moto_sqs() -> None:
     and its FIFO validation looks at every message in the queue for each one sent, so a send slows
     down with the queue's length (~0.3 s per 10-message batch with a few hundred waiting). Only the
     clock is replaced, with ``time.time()``, which gives the same epoch seconds without the datetime
-    arithmetic, made strictly increasing: moto releases a message by making it visible from "now" and
-    then clears its in-flight mark only if a second reading of "now" is later; two equal readings
-    (``time.time()`` gave them for ~4% of releases) left it marked, and moto's next receive skipped its
-    FIFO group's first message and returned the second alone, which SQS never does (the flaky redrive
-    test: tests/ops/test_ops_dlq.py).
+    arithmetic, made strictly increasing within each thread: moto releases a message by making it visible
+    from "now" and then clears its in-flight mark only if a second reading of "now", in the same request
+    (thread), is later; two equal readings (``time.time()`` gave them for ~4% of releases) left it marked, and
+    moto's next receive skipped its FIFO group's first message and returned the second alone, which SQS never
+    does (the flaky redrive test: tests/ops/test_ops_dlq.py). Per thread, not behind one lock: moto reads the
+    clock for every message of the queue on every send and receive, from a thread per request, and one lock
+    shared by them all made a queue of a few thousand messages spend its time in the kernel (futex contention:
+    the cost benchmark's 38/s run stalled).
     """
     import moto.sqs.models as sqs_models
 
-    last = [0.0]
-    lock = threading.Lock()
+    local = threading.local()
 
     def now_ms() -> float:
-        with lock:
-            last[0] = max(time.time() * 1000.0, last[0] + 0.001)
-            return last[0]
+        now = time.time() * 1000.0
+        last = getattr(local, "last", 0.0)
+        if now <= last:
+            now = last + 0.001
+        local.last = now
+        return now
 
     sqs_models.unix_time = lambda dt=None: now_ms() / 1000.0 if dt is None else _unix_time(dt)
     sqs_models.unix_time_millis = lambda dt=None: now_ms() if dt is None else _unix_time(dt) * 1000.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -158,3 +159,31 @@ def test_moto_restart_mid_run_blocks_no_caller_and_buffered_events_arrive(pipeli
     assert stats["retried"] > 0
     assert pipeline.esm.wait_until_drained(timeout=60)
     assert len(items_with_prefix(pipeline, prefix)) == 60
+
+
+def test_moto_sqs_clock_is_strictly_increasing_in_every_thread() -> None:
+    """``speed_up_moto_sqs``'s clock: each thread's readings strictly increase (moto releases a message, then reads
+    the clock again in the same request to clear its in-flight mark: an equal reading left it marked), and
+    threads read it side by side. It was behind one lock shared by every request thread: moto reads the clock
+    for every message of a queue on every call, and a few thousand waiting messages made the threads spend
+    their time contending in the kernel (the cost benchmark's 38/s run stalled)."""
+    import moto.sqs.models as sqs_models
+
+    from local.emulator.stack import speed_up_moto_sqs
+
+    speed_up_moto_sqs()
+    readings: dict[int, list[float]] = {}
+    start = threading.Barrier(4)
+
+    def read(index: int) -> None:
+        start.wait()
+        readings[index] = [sqs_models.unix_time_millis() for _ in range(20_000)]
+
+    threads = [threading.Thread(target=read, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for values in readings.values():
+        assert all(later > earlier for earlier, later in itertools.pairwise(values))
+        assert abs(values[-1] - time.time() * 1000) < 60_000  # epoch milliseconds, as moto's own clock

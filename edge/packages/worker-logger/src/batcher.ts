@@ -18,8 +18,11 @@
  *   sent them after all, SQS drops the copy: the deduplication ids are the same and FIFO deduplicates
  *   within 5 minutes, and both sends end well within that.
  * - Cost on Cloudflare (docs/cost.md): one Durable Object request per question (an RPC call), and the
- *   object's wall time while it holds events; one object serves the whole Worker (a few hundred calls a
- *   second is well within what one object handles).
+ *   object's wall time while it holds events.
+ * - Scale: one object serves the whole Worker by default, and an object is single-threaded, in one place
+ *   (far colos add their round trip to it, inside `waitUntil`). Past a few hundred questions a second, set
+ *   `ANALYTICS_BATCHER_SHARDS` (1 to 64): each call picks one of that many objects at random, each batching
+ *   its share.
  */
 import { DurableObject } from "cloudflare:workers";
 import { type AnalyticsEnv, type AnalyticsEvent, type Delivery, type LogResult, MAX_ENTRIES, deliverEvents, resultOf } from "./sqs-logger.js";
@@ -32,22 +35,34 @@ export const MAX_BATCH_WINDOW_MS = 1_000;
  * the window plus this, then sends directly (at most as long again): 1 + 10 + 9.3 s < waitUntil's 30 s.
  */
 export const BATCHER_DELIVERY_BOUND_MS = 10_000;
-/** The one batcher object every isolate of the Worker sends to (by name). */
+/** The batcher object every isolate of the Worker sends to (by name), or the first of its shards. */
 export const BATCHER_NAME = "analytics-batcher";
+export const MAX_BATCHER_SHARDS = 64;
 
-let reportedWindow: string | undefined;
+const reported = new Map<string, string>(); // setting -> the bad value last reported
+
+/** A whole-number setting from `min` to `max`, else `fallback` (a bad value is reported once, one line). */
+function wholeNumber(name: string, value: string | undefined, min: number, max: number, fallback: number, unit: string): number {
+  if (value === undefined || value === "") return fallback;
+  const number = Number(value);
+  if (/^\d+$/.test(String(value).trim()) && number >= min && number <= max) return number;
+  if (reported.get(name) !== value) {
+    reported.set(name, value);
+    console.error(`analytics: ${name} ${JSON.stringify(String(value).slice(0, 40))} is not a whole number ${unit}from ${min} to ${max}; using ${fallback}`);
+  }
+  return fallback;
+}
 
 /** `ANALYTICS_BATCH_WINDOW_MS` as a number: an integer 0 to 1,000, else the default (reported once). */
 export function batchWindowMs(env: Pick<AnalyticsEnv, "ANALYTICS_BATCH_WINDOW_MS">): number {
-  const value = env.ANALYTICS_BATCH_WINDOW_MS;
-  if (value === undefined || value === "") return DEFAULT_BATCH_WINDOW_MS;
-  const ms = Number(value);
-  if (/^\d+$/.test(String(value).trim()) && ms <= MAX_BATCH_WINDOW_MS) return ms;
-  if (reportedWindow !== value) {
-    reportedWindow = value;
-    console.error(`analytics: ANALYTICS_BATCH_WINDOW_MS ${JSON.stringify(String(value).slice(0, 40))} is not a whole number of ms from 0 to ${MAX_BATCH_WINDOW_MS}; using ${DEFAULT_BATCH_WINDOW_MS}`);
-  }
-  return DEFAULT_BATCH_WINDOW_MS;
+  return wholeNumber("ANALYTICS_BATCH_WINDOW_MS", env.ANALYTICS_BATCH_WINDOW_MS, 0, MAX_BATCH_WINDOW_MS, DEFAULT_BATCH_WINDOW_MS, "of ms ");
+}
+
+/** The batcher object a call goes to: the one, or one of `ANALYTICS_BATCHER_SHARDS` at random. */
+export function batcherName(env: Pick<AnalyticsEnv, "ANALYTICS_BATCHER_SHARDS">, random: () => number = Math.random): string {
+  const shards = wholeNumber("ANALYTICS_BATCHER_SHARDS", env.ANALYTICS_BATCHER_SHARDS, 1, MAX_BATCHER_SHARDS, 1, "");
+  const shard = Math.min(shards - 1, Math.floor(random() * shards));
+  return shard === 0 ? BATCHER_NAME : `${BATCHER_NAME}-${shard}`;
 }
 
 /** How long the Worker waits for the batcher before it sends the events itself. */
@@ -126,7 +141,7 @@ export async function throughBatcher(namespace: DurableObjectNamespace<Analytics
   const timeoutMs = batcherTimeoutMs(env);
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const stub = namespace.get(namespace.idFromName(BATCHER_NAME));
+    const stub = namespace.get(namespace.idFromName(batcherName(env)));
     const answered = stub.log([...events]) as Promise<LogResult>;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);

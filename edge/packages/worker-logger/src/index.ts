@@ -15,6 +15,15 @@ export {
   deduplicationId,
 } from "./sqs-logger.js";
 export { logAnalyticsEvent, logAnalyticsEvents } from "./log.js";
-export { AnalyticsBatcher, BATCHER_DELIVERY_BOUND_MS, DEFAULT_BATCH_WINDOW_MS, MAX_BATCH_WINDOW_MS, batchWindowMs, batcherTimeoutMs } from "./batcher.js";
+export {
+  AnalyticsBatcher,
+  BATCHER_DELIVERY_BOUND_MS,
+  BATCHER_NAME,
+  DEFAULT_BATCH_WINDOW_MS,
+  MAX_BATCH_WINDOW_MS,
+  batchWindowMs,
+  batcherName,
+  batcherTimeoutMs,
+} from "./batcher.js";
 export { toSqsSafe, validateEvent } from "./event-contract.js";
 export { CANARY_SOURCE, MATCH_TYPES, type MatchType } from "./contract.generated.js";

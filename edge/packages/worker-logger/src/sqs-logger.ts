@@ -50,6 +50,8 @@ export interface AnalyticsEnv {
   ANALYTICS_BATCHER?: DurableObjectNamespace<AnalyticsBatcher>;
   /** How long the batcher waits for more events after the first of a batch, in ms (default 100, at most 1,000). */
   ANALYTICS_BATCH_WINDOW_MS?: string;
+  /** How many batcher objects share the calls (default 1, at most 64): past a few hundred questions a second. */
+  ANALYTICS_BATCHER_SHARDS?: string;
 }
 
 interface BaseEvent {
