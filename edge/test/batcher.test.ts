@@ -134,7 +134,7 @@ describe("the batcher's settings", () => {
   it("sends to one object by name, or to one of ANALYTICS_BATCHER_SHARDS (1 to 64) at random", () => {
     expect(batcherName({})).toBe(BATCHER_NAME);
     expect(batcherName({ ANALYTICS_BATCHER_SHARDS: "1" }, () => 0.99)).toBe(BATCHER_NAME);
-    const names = (shards: string) => new Set([0, 0.2, 0.5, 0.74, 0.75, 0.999999].map((r) => batcherName({ ANALYTICS_BATCHER_SHARDS: shards }, () => r)));
+    const names = (shards: string) => new Set([0, 0.3, 0.5, 0.74, 0.75, 0.999999].map((r) => batcherName({ ANALYTICS_BATCHER_SHARDS: shards }, () => r)));
     expect(names("4")).toEqual(new Set([BATCHER_NAME, `${BATCHER_NAME}-1`, `${BATCHER_NAME}-2`, `${BATCHER_NAME}-3`]));
     expect(batcherName({ ANALYTICS_BATCHER_SHARDS: "64" }, () => 0.999999)).toBe(`${BATCHER_NAME}-63`);
     for (const bad of ["0", "65", "two"]) expect(batcherName({ ANALYTICS_BATCHER_SHARDS: bad }, () => 0.9)).toBe(BATCHER_NAME);
