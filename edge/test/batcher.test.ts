@@ -101,6 +101,19 @@ describe("the batcher", () => {
     for (const kinds of byGroup(await control<Received[]>("/drain")).values()) expect(kinds).toEqual(["query", "response"]);
   });
 
+  it("answers a call that is not a list of events without touching the batch it is gathering", async () => {
+    const stub = env.ANALYTICS_BATCHER.get(env.ANALYTICS_BATCHER.idFromName(BATCHER_NAME));
+    const [odd, empty, good] = await Promise.all([
+      stub.log("not a list" as unknown as AnalyticsEvent[]),
+      stub.log([]),
+      logAnalyticsEvents([query("batch-after-odd"), response("batch-after-odd")], batched),
+    ]);
+    expect(odd).toEqual({ ok: false, attempts: 0, delivered: 0, error: "the batcher takes an array of events" });
+    expect(empty).toEqual({ ok: true, attempts: 0, delivered: 0 });
+    expect(good).toEqual({ ok: true, attempts: 1, delivered: 2 });
+    expect(await control("/sqs-requests")).toEqual({ send_message_batch: 1 });
+  });
+
   it("is left for the direct path when it fails: the events are sent by the caller, one line says why", async () => {
     const failing = {
       idFromName: (name: string) => name,

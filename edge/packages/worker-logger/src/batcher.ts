@@ -91,6 +91,8 @@ export class AnalyticsBatcher extends DurableObject<AnalyticsEnv> {
   /** RPC: send `events` (one question's, in order) in the next batch; resolves with their own result. */
   log(events: AnalyticsEvent[]): Promise<LogResult> {
     this.#calls += 1;
+    if (!Array.isArray(events)) return Promise.resolve({ ok: false, attempts: 0, delivered: 0, error: "the batcher takes an array of events" });
+    if (events.length === 0) return Promise.resolve({ ok: true, attempts: 0, delivered: 0 });
     if (this.#entries > 0 && this.#entries + events.length > MAX_ENTRIES) this.#flush();
     const result = new Promise<LogResult>((resolve) => this.#waiting.push({ events, resolve }));
     this.#entries += events.length;
