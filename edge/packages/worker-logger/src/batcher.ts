@@ -25,7 +25,7 @@
  *   its share.
  */
 import { DurableObject } from "cloudflare:workers";
-import { type AnalyticsEnv, type AnalyticsEvent, type Delivery, type LogResult, MAX_ENTRIES, deliverEvents, resultOf } from "./sqs-logger.js";
+import { type AnalyticsEnv, type AnalyticsEvent, type LogResult, MAX_ENTRIES, deliverEvents, resultOf, withTimeout } from "./sqs-logger.js";
 
 export const DEFAULT_BATCH_WINDOW_MS = 100;
 export const MAX_BATCH_WINDOW_MS = 1_000;
@@ -119,14 +119,8 @@ export class AnalyticsBatcher extends DurableObject<AnalyticsEnv> {
     const events = batch.flatMap((waiting) => waiting.events);
     this.#batches += 1;
     this.#events += events.length;
-    let delivery: Delivery;
-    try {
-      delivery = await deliverEvents(events, this.env);
-    } catch (error) {
-      // deliverEvents never rejects; should it, every caller still gets an answer (and sends directly).
-      const reason = `unexpected: ${error instanceof Error ? error.message : String(error)}`;
-      delivery = { attempts: 0, reasons: events.map(() => reason), failedOrder: events.map((_, index) => index) };
-    }
+    // deliverEvents never rejects (it catches what it does not expect and reports it per event).
+    const delivery = await deliverEvents(events, this.env);
     let from = 0;
     for (const waiting of batch) {
       waiting.resolve(resultOf(delivery, from, from + waiting.events.length));
@@ -141,19 +135,11 @@ export class AnalyticsBatcher extends DurableObject<AnalyticsEnv> {
  */
 export async function throughBatcher(namespace: DurableObjectNamespace<AnalyticsBatcher>, events: readonly AnalyticsEvent[], env: AnalyticsEnv): Promise<LogResult | null> {
   const timeoutMs = batcherTimeoutMs(env);
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const stub = namespace.get(namespace.idFromName(batcherName(env)));
-    const answered = stub.log([...events]) as Promise<LogResult>;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    answered.catch(() => {}); // it may reject after the timeout won
-    return await Promise.race([answered, timeout]);
+    return await withTimeout(stub.log([...events]) as Promise<LogResult>, timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`));
   } catch (error) {
     console.error(`analytics: the batcher failed (${error instanceof Error ? error.message.slice(0, 200) : String(error)}); sending directly`);
     return null;
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
   }
 }

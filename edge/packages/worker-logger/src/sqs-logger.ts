@@ -308,19 +308,26 @@ async function sendBatch(target: Target, entries: Entry[], timeoutMs: number): P
     throw new ConfigError(`signing failed (${error instanceof Error ? error.name : "error"}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION`);
   }
   const controller = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      controller.abort();
-      reject(new Retryable(`timeout after ${timeoutMs} ms`));
-    }, timeoutMs);
+  return withTimeout(exchange(request, new Set(entries.map((e) => e.Id)), controller.signal, timeoutMs), timeoutMs, () => {
+    controller.abort();
+    return new Retryable(`timeout after ${timeoutMs} ms`);
   });
-  const exchanged = exchange(request, new Set(entries.map((e) => e.Id)), controller.signal, timeoutMs);
-  exchanged.catch(() => {}); // it may reject after the timeout won; that is not an unhandled rejection
+}
+
+/**
+ * `work`'s outcome, or `onTimeout()`'s error if `ms` pass first. `work` may still reject after the timeout won:
+ * that is not an unhandled rejection. The timer is cleared either way.
+ */
+export async function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  work.catch(() => {});
   try {
-    return await Promise.race([exchanged, timeout]);
+    return await Promise.race([work, timeout]);
   } finally {
-    if (timer !== null) clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
   }
 }
 
@@ -335,6 +342,8 @@ function describe(event: unknown): string {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const NOT_SENT = "not sent";
 
 /** What one delivery did, event by event (in the order given). */
 export interface Delivery {
@@ -353,7 +362,7 @@ export interface Delivery {
  */
 export async function deliverEvents(events: readonly AnalyticsEvent[], env: AnalyticsEnv, options: LogOptions = {}): Promise<Delivery> {
   const { attemptTimeoutMs, maxRetries, backoffMs } = { ...DEFAULTS, ...options };
-  const reasons: (string | undefined)[] = events.map(() => "not sent");
+  const reasons: (string | undefined)[] = events.map(() => NOT_SENT); // until delivered (undefined) or failed (why)
   const failedOrder: number[] = [];
   let attempts = 0;
   const fail = (index: number, reason: string) => {
@@ -361,7 +370,7 @@ export async function deliverEvents(events: readonly AnalyticsEvent[], env: Anal
     failedOrder.push(index);
   };
   const failUnsent = (reason: string) => {
-    for (const [index, value] of reasons.entries()) if (value === "not sent" && !failedOrder.includes(index)) fail(index, reason);
+    for (const [index, value] of reasons.entries()) if (value === NOT_SENT) fail(index, reason);
   };
   try {
     const target = targetFor(env);
