@@ -106,16 +106,19 @@ class Meter:
         self.lake_records: list[int] = []  # bytes of each Firehose record sent
         self.started_writes: list[tuple[str, Any]] = []  # (requestId, the transport's call), read at the phase's end
 
+    def _record_write(self, request_id: str, error: BaseException | None) -> None:
+        """One ``UpdateItem`` of ``request_id`` and its outcome (a failed condition, another error, or none). Under the lock."""
+        self.writes[request_id] += 1
+        code = (error.response.get("Error", {}).get("Code") or "?") if isinstance(error, ClientError) else ("?" if error else None)
+        if code == "ConditionalCheckFailedException":
+            self.failed_conditions[request_id] += 1
+        elif code:
+            self.other_errors += 1
+
     def _count_started_writes(self) -> None:
         """The writes the lean transport started this phase, each read by now: per request, and their outcomes."""
         for request_id, call in self.started_writes:
-            self.writes[request_id] += 1
-            error = call.error
-            code = (error.response.get("Error", {}).get("Code") or "?") if isinstance(error, ClientError) else ("?" if error else None)
-            if code == "ConditionalCheckFailedException":
-                self.failed_conditions[request_id] += 1
-            elif code:
-                self.other_errors += 1
+            self._record_write(request_id, call.error)
         self.started_writes = []
 
     def reset(self) -> dict[str, Any]:
@@ -137,23 +140,16 @@ class Meter:
 
     def _counted_update(self, inner: Any) -> Any:
         def update_item(**arguments: Any) -> Any:
-            request_id, started, code = arguments["Key"]["requestId"]["S"], time.perf_counter(), None
+            request_id, started, failure = arguments["Key"]["requestId"]["S"], time.perf_counter(), None
             try:
                 return inner(**arguments)
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code") or "?"
-                raise
-            except Exception:
-                code = "?"
+            except Exception as error:
+                failure = error
                 raise
             finally:
                 with self.lock:
-                    self.writes[request_id] += 1
+                    self._record_write(request_id, failure)
                     self.write_ms.append((time.perf_counter() - started) * 1000)
-                    if code == "ConditionalCheckFailedException":
-                        self.failed_conditions[request_id] += 1
-                    elif code:
-                        self.other_errors += 1
 
         return update_item
 
@@ -856,15 +852,20 @@ def format_levers(runs: list[dict[str, Any]], producer: str = "worker", volume: 
     return "\n".join(lines)
 
 
+# From this many receives per question on, an invocation carries about one question: its log output is taken
+# from the lowest-rate run (whose invocations carry about one), not from the run being repriced.
+ONE_QUESTION_RECEIVES = 0.75
+
+
 def with_receives(figures: dict[str, Any], receives: float, logs_from: dict[str, Any] | None = None) -> dict[str, Any]:
     """``figures`` with ``receives`` non-empty receives per question instead of the run's: each is one
-    ``DeleteMessageBatch``, one invocation (with its log output) and one ``PutRecordBatch`` (with the records per
-    call measured); the handler's milliseconds per question and everything per question (sends, writes, rows)
-    stay as measured."""
+    ``DeleteMessageBatch``, one invocation (with its log output: ``logs_from``'s, the lowest-rate run's, from
+    ``ONE_QUESTION_RECEIVES`` on) and one ``PutRecordBatch`` (with the records per call measured); the handler's
+    milliseconds per question and everything per question (sends, writes, rows) stay as measured."""
     changed = dict(figures)
     changed["sqs_requests_per_question"] = figures["sqs_send_requests_per_question"] + 2 * receives
     changed["invocations_per_question"] = receives
-    if logs_from is not None and "log_bytes_per_invocation_by_kind" in logs_from:  # an invocation's output at that batch size
+    if receives >= ONE_QUESTION_RECEIVES and logs_from is not None and "log_bytes_per_invocation_by_kind" in logs_from:
         changed["log_bytes_per_invocation_by_kind"] = logs_from["log_bytes_per_invocation_by_kind"]
     if figures.get("lake_put_record_batch_per_question"):  # one PutRecordBatch per invocation, its records as measured
         per_put = figures["lake_records_per_question"] / figures["lake_put_record_batch_per_question"]
@@ -884,7 +885,7 @@ def format_batching(runs: list[dict[str, Any]], producer: str = "worker", volume
     lowest = figures_of(min(runs, key=lambda r: r["rate"]), producer)
     for receives in sorted({measured, 0.5, 0.6, 0.75, 1.0}):
         # an invocation's log output as measured at the rate whose receives are nearest (one question each at the lowest)
-        bill = monthly_cost(with_receives(figures, receives, lowest if receives >= 0.75 else None), volume, "prod")
+        bill = monthly_cost(with_receives(figures, receives, lowest), volume, "prod")
         mark = " (measured)" if receives == measured else ""
         lines.append(f"| {receives:g}{mark} | {1 / receives:.2f} | {bill['total']:.2f} | {bill['cents_per_1000']:.3f} |")
     return "\n".join(lines)
@@ -977,7 +978,7 @@ def report(results: dict[str, Any], out: Any) -> None:
         print(format_batching(runs, producer), file=out)
         lowest = figures_of(lowest_run, producer)
         bill = monthly_cost(figures, 100e6, "prod")
-        bound = monthly_cost(with_receives(figures, receives, lowest if receives >= 0.75 else None), 100e6, "prod")
+        bound = monthly_cost(with_receives(figures, receives, lowest), 100e6, "prod")
         print(
             f"\nprod, {producer}, 100M questions a month ({run['rate']:g}/s run): {bill['cents_per_1000']:.3f} cents per 1,000 questions"
             f" as measured ({figures['invocations_per_question']:g} receives per question), {bound['cents_per_1000']:.3f} at one receive"
