@@ -12,7 +12,6 @@ edge/test/moto_launcher.py (the CDK stack's own queue, producer user and policy,
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,9 +26,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-EDGE = REPO / "edge"
-BIN = EDGE / "node_modules" / ".bin"
+from tests.edge.conftest import BIN, EDGE, run
+
 PACKAGE = "@chat-analytics/worker-logger"
 COMPATIBILITY_DATE = "2026-04-20"
 QUESTION = "Does the candidate know Python?\x00"  # \x00: SQS refuses it; toSqsSafe makes it U+FFFD
@@ -47,19 +45,6 @@ console.log(JSON.stringify({ status: response.status, body: await response.json(
 process.stdin.resume();
 process.stdin.on("end", async () => { await mf.dispose(); process.exit(0); });
 """
-
-
-def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "WRANGLER_SEND_METRICS": "false",
-        "npm_config_update_notifier": "false",
-        "npm_config_fund": "false",
-        "npm_config_audit": "false",
-    }
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def ts_block(readme: str, section: str, name: str) -> str:

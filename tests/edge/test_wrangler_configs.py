@@ -11,17 +11,15 @@ plan allows too).
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-EDGE = REPO / "edge"
-WRANGLER = EDGE / "node_modules" / ".bin" / "wrangler"
+from tests.edge.conftest import BIN, EDGE, run
+
+WRANGLER = BIN / "wrangler"
 CONFIGS = ("wrangler.jsonc", "wrangler.local.jsonc")
 SHARED = ("main", "compatibility_date", "compatibility_flags", "durable_objects", "migrations")
 BATCHER = {"name": "ANALYTICS_BATCHER", "class_name": "AnalyticsBatcher"}
@@ -47,15 +45,7 @@ def test_both_configs_run_the_same_worker_with_the_same_batcher() -> None:
 @pytest.mark.parametrize("config", CONFIGS)
 def test_wrangler_accepts_the_config_and_binds_the_batcher(config: str, tmp_path: Path) -> None:
     assert WRANGLER.exists(), "edge/node_modules is not installed: run make install"
-    subprocess.run(["npm", "run", "--silent", "build"], cwd=EDGE, check=True, capture_output=True, timeout=300)
-    result = subprocess.run(
-        [str(WRANGLER), "deploy", "--dry-run", "--config", config, "--outdir", str(tmp_path)],
-        cwd=EDGE,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "WRANGLER_SEND_METRICS": "false", "CI": "true"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run(["npm", "run", "--silent", "build"], EDGE)
+    result = run([str(WRANGLER), "deploy", "--dry-run", "--config", config, "--outdir", str(tmp_path)], EDGE)
     assert re.search(r"env\.ANALYTICS_BATCHER \(AnalyticsBatcher\)\s+Durable Object", result.stdout), result.stdout
     assert re.search(r"export\s*\{[^}]*\bAnalyticsBatcher\b", (tmp_path / "index.js").read_text()), "the bundle does not export the class"
