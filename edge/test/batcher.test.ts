@@ -101,6 +101,33 @@ describe("the batcher", () => {
     for (const kinds of byGroup(await control<Received[]>("/drain")).values()) expect(kinds).toEqual(["query", "response"]);
   });
 
+  it("keeps its largest batch, 10 events of the contract's largest, inside SendMessageBatch's 256 KiB payload", async () => {
+    // AWS: "The maximum allowed individual message size and the maximum total payload size (the sum of the
+    // individual lengths of all of the batched messages) are both 256 KiB" (since raised to 1 MiB; 256 KiB holds
+    // under both), https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html.
+    // moto does not enforce it. Without the batcher a batch held one question's two events; with it, five
+    // questions': the contract's bounds (4,096 code points of text, 4 bytes each at most in UTF-8) keep it inside.
+    const longest = "\u{1F600}".repeat(4096); // 4,096 code points, 16 KiB of UTF-8: the contract's largest text
+    const events = Array.from({ length: 5 }, (_, i): AnalyticsEvent[] => {
+      const requestId = `largest-${i}-${"r".repeat(100)}`;
+      const common = { requestId, timestamp: Date.now(), source: "s".repeat(64), sessionId: "x".repeat(128), latencyMs: 12 };
+      return [
+        { ...common, eventType: "query", query: longest },
+        { ...common, eventType: "response", matchType: "full", matchScore: 100, reasoning: longest, model: "m".repeat(128) },
+      ];
+    }).flat();
+    // The payload as the batcher sends it: each body (deliverEvents: schemaVersion, then the event) and its ids.
+    const payload = events.reduce(
+      (bytes, event) => bytes + new TextEncoder().encode(JSON.stringify({ schemaVersion: 1, ...event })).length + 2 * 128,
+      0,
+    );
+    expect(payload).toBeLessThan(256 * 1024);
+    const results = await Promise.all([0, 2, 4, 6, 8].map((i) => logAnalyticsEvents(events.slice(i, i + 2), batched)));
+    expect(results).toEqual(Array(5).fill({ ok: true, attempts: 1, delivered: 2 }));
+    expect(await control("/sqs-requests")).toEqual({ send_message_batch: 1 });
+    expect(await control<Received[]>("/drain")).toHaveLength(10);
+  });
+
   it("answers a call that is not a list of events without touching the batch it is gathering", async () => {
     const stub = env.ANALYTICS_BATCHER.get(env.ANALYTICS_BATCHER.idFromName(BATCHER_NAME));
     const [odd, empty, good] = await Promise.all([
